@@ -1,0 +1,85 @@
+"""Launcher: `python -m controller [options]` validates the options, then runs the app under
+os-ken or Ryu, listening on 127.0.0.1 unless told otherwise.
+
+It can run Ryu 4.34 on Python 3.10+, which ryu-manager cannot: Ryu needs
+`eventlet.wsgi.ALREADY_HANDLED`, gone from the eventlet releases that run on new Pythons, so
+the launcher provides the sentinel before Ryu is imported.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+
+from controller.policy import POLICIES, make_policy
+from controller.settings import ConfigError, Settings
+from topologies.spec import TopologyError, load_spec
+
+
+_OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
+                  "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_PROBE_INTERVAL_S": "--probe-interval",
+                  "LB_LOG_LEVEL": "--log-level"}
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m controller", description=__doc__.split("\n\n")[0])
+    p.add_argument("--policy", default=Settings.policy, help=f"one of: {', '.join(sorted(POLICIES))}")
+    p.add_argument("--topology", metavar="SPEC", help="topology spec file (JSON); gives link capacities")
+    p.add_argument("--ofp-port", type=int, default=6653, help="OpenFlow listen port (default 6653)")
+    p.add_argument("--listen", default="127.0.0.1", help="OpenFlow listen address (default 127.0.0.1)")
+    p.add_argument("--k-paths", type=int, default=Settings.k_paths, help="candidate paths per host pair")
+    p.add_argument("--idle-timeout", type=int, default=Settings.idle_timeout_s, metavar="S",
+                   help="seconds an unused flow entry lives")
+    p.add_argument("--probe-interval", type=float, default=Settings.probe_interval_s, metavar="S",
+                   help="seconds between LLDP probes")
+    p.add_argument("--log-level", default=Settings.log_level, help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--framework", choices=("auto", "os_ken", "ryu"), default="auto",
+                   help="OpenFlow framework (default: os-ken if installed, else Ryu)")
+    args = p.parse_args(argv)
+    if not 1 <= args.ofp_port <= 65535:
+        p.error(f"--ofp-port: must be in 1..65535, got {args.ofp_port}")
+    return args
+
+
+def settings_env(args: argparse.Namespace) -> dict[str, str]:
+    """Validate the options as the app will, and return them as its LB_* variables."""
+    settings = Settings(policy=args.policy, topology=args.topology, k_paths=args.k_paths,
+                        idle_timeout_s=args.idle_timeout, probe_interval_s=args.probe_interval,
+                        log_level=args.log_level.upper())
+    settings.validate()
+    make_policy(settings.policy)
+    if settings.topology:
+        load_spec(settings.topology)
+    return {var: str(getattr(settings, field)) for field, var in Settings.ENV.items()
+            if getattr(settings, field) is not None}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    try:
+        env = settings_env(args)
+    except (ConfigError, TopologyError) as exc:
+        message = str(exc)
+        for var, option in _OPTION_OF_VAR.items():
+            message = message.replace(var, option)
+        print(f"error: {message}", file=sys.stderr)
+        return 2
+    os.environ.update(env)
+    if args.framework != "auto":
+        os.environ["LB_FRAMEWORK"] = args.framework
+    if args.framework == "ryu" and sys.version_info >= (3, 10):
+        import eventlet.wsgi
+        if not hasattr(eventlet.wsgi, "ALREADY_HANDLED"):
+            eventlet.wsgi.ALREADY_HANDLED = object()
+    from controller import compat
+    framework_level = logging.DEBUG if args.log_level.upper() == "DEBUG" else logging.WARNING
+    compat.manager_main(["--ofp-listen-host", args.listen, "--ofp-tcp-listen-port",
+                         str(args.ofp_port), "--default-log-level", str(framework_level),
+                         "controller.app"])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,165 @@
+"""The OpenFlow 1.3 app: a thin adapter between the framework and the pure Balancer.
+
+It is the only code that touches datapaths. Each handler turns an event into plain data,
+asks the Balancer, and sends what it returns. Run it with any of:
+
+    osken-manager --ofp-listen-host 127.0.0.1 controller/app.py
+    ryu-manager --ofp-listen-host 127.0.0.1 controller/app.py     (where Ryu runs)
+    python -m controller --topology topologies/h1h7.json           (the launcher)
+
+Settings come from LB_* environment variables (see controller/settings.py).
+"""
+
+import functools
+import logging
+import os
+import sys
+import time
+
+if __package__ in (None, ""):   # loaded by file path by a manager: make the package importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from controller import compat  # noqa: E402
+from controller.balancer import Balancer  # noqa: E402
+from controller.messages import FlowDelete, FlowMod, PacketOut  # noqa: E402
+from controller.policy import make_policy  # noqa: E402
+from controller.settings import Settings  # noqa: E402
+from topologies.spec import load_spec  # noqa: E402
+
+ofp_event, set_ev_cls = compat.ofp_event, compat.set_ev_cls
+CONFIG, MAIN, DEAD = compat.CONFIG_DISPATCHER, compat.MAIN_DISPATCHER, compat.DEAD_DISPATCHER
+log = logging.getLogger("lb.app")
+
+
+def _setup_logging(level: str) -> None:
+    """Our own timestamped handler for 'lb.*': the managers' root handler prints bare messages."""
+    lb = logging.getLogger("lb")
+    lb.setLevel(level.upper())
+    if not lb.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        lb.addHandler(handler)
+        lb.propagate = False
+
+
+def survives(handler):
+    """An exception in one event must never stop the app: log it with its traceback, go on."""
+    @functools.wraps(handler)
+    def wrapper(self, ev):
+        try:
+            handler(self, ev)
+        except Exception:  # noqa: BLE001 - the point is to catch everything
+            log.exception("error handling %s", type(ev).__name__)
+    return wrapper
+
+
+class LoadBalancer(compat.AppBase):
+    OFP_VERSIONS = [compat.ofproto_v1_3.OFP_VERSION]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        settings = Settings.from_env()
+        _setup_logging(settings.log_level)
+        spec = load_spec(settings.topology) if settings.topology else None
+        self.balancer = Balancer(settings, make_policy(settings.policy), spec)
+        self.datapaths = {}
+        log.info("load balancer on %s: policy %s, topology %s, %d candidate paths",
+                 compat.FRAMEWORK, settings.policy, settings.topology or "(discovered only)",
+                 settings.k_paths)
+        self._ticker = compat.hub.spawn(self._tick_loop, settings.probe_interval_s)
+
+    def close(self):
+        compat.hub.kill(self._ticker)
+
+    def _tick_loop(self, interval_s):
+        while True:
+            compat.hub.sleep(interval_s)
+            try:
+                self._send(self.balancer.tick(time.monotonic()))
+            except Exception:  # noqa: BLE001
+                log.exception("error in periodic work")
+
+    # -- events ----------------------------------------------------------------------------
+    @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG)
+    @survives
+    def _features(self, ev):
+        dp = ev.msg.datapath
+        self.datapaths[dp.id] = dp
+        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+
+    @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN)
+    @survives
+    def _port_desc(self, ev):
+        dp = ev.msg.datapath
+        ports = {p.port_no for p in ev.msg.body if self._usable(dp, p)}
+        self._send(self.balancer.switch_up(dp.id, ports, time.monotonic()))
+
+    @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN)
+    @survives
+    def _port_status(self, ev):
+        dp, port = ev.msg.datapath, ev.msg.desc
+        if port.port_no > dp.ofproto.OFPP_MAX:
+            return
+        up = ev.msg.reason != dp.ofproto.OFPPR_DELETE and self._usable(dp, port)
+        self._send(self.balancer.port_changed(dp.id, port.port_no, up))
+
+    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD)
+    @survives
+    def _state_change(self, ev):
+        dp = ev.datapath
+        if dp.id is not None and self.datapaths.get(dp.id) is dp:
+            del self.datapaths[dp.id]
+            self._send(self.balancer.switch_down(dp.id))
+
+    @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN)
+    @survives
+    def _packet_in(self, ev):
+        msg = ev.msg
+        in_port = msg.match.get("in_port")
+        if in_port is None:
+            return
+        self._send(self.balancer.packet_in(msg.datapath.id, in_port, bytes(msg.data),
+                                           time.monotonic()))
+
+    @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN)
+    @survives
+    def _flow_removed(self, ev):
+        self.balancer.flow_removed(ev.msg.datapath.id, ev.msg.cookie)
+
+    @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG, MAIN])
+    @survives
+    def _error(self, ev):
+        msg = ev.msg
+        log.error("OpenFlow error from %s: type %d code %d", self.balancer.net.name(msg.datapath.id),
+                  msg.type, msg.code)
+
+    # -- sending ---------------------------------------------------------------------------
+    @staticmethod
+    def _usable(dp, port):
+        ofp = dp.ofproto
+        return (port.port_no <= ofp.OFPP_MAX and not port.state & ofp.OFPPS_LINK_DOWN
+                and not port.config & ofp.OFPPC_PORT_DOWN)
+
+    def _send(self, messages):
+        for m in messages:
+            dp = self.datapaths.get(m.dpid)
+            if dp is None:
+                continue
+            ofp, parser = dp.ofproto, dp.ofproto_parser
+            if isinstance(m, FlowMod):
+                actions = [parser.OFPActionOutput(p, ofp.OFPCML_NO_BUFFER) for p in m.out_ports]
+                inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
+                dp.send_msg(parser.OFPFlowMod(
+                    dp, cookie=m.cookie, command=ofp.OFPFC_ADD, idle_timeout=m.idle_timeout_s,
+                    priority=m.priority, buffer_id=ofp.OFP_NO_BUFFER, flags=m.flags,
+                    match=parser.OFPMatch(**m.match.oxm()), instructions=inst))
+            elif isinstance(m, FlowDelete):
+                dp.send_msg(parser.OFPFlowMod(
+                    dp, cookie=m.cookie, cookie_mask=m.cookie_mask, table_id=ofp.OFPTT_ALL,
+                    command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                    match=parser.OFPMatch()))
+            elif isinstance(m, PacketOut):
+                actions = [parser.OFPActionOutput(p) for p in m.out_ports]
+                dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER,
+                                                in_port=ofp.OFPP_CONTROLLER, actions=actions,
+                                                data=m.data))

@@ -1,0 +1,57 @@
+"""Proxy ARP: the controller answers ARP itself, so no broadcast crosses an inter-switch link.
+
+A request for a known host is answered directly. A request for an unknown one is copied to
+the edge ports only (never to a link, so it cannot loop), at most once a second per
+(asker, target) pair; the target's reply comes back to the controller, which then knows
+it and hands the reply to the asker.
+"""
+
+from __future__ import annotations
+
+from controller.discovery import End
+from controller.messages import PacketOut
+from controller.network import Network
+from controller.packets import ARP_REPLY, ARP_REQUEST, BROADCAST, Arp, arp_frame
+
+FLOOD_HOLDOFF_S = 1.0
+
+
+class ArpProxy:
+    def __init__(self, net: Network) -> None:
+        self.net = net
+        self._flooded: dict[tuple[str, str], float] = {}
+
+    def handle(self, arp: Arp, eth_dst: str, data: bytes, at: End, now: float) -> list[PacketOut]:
+        if arp.sender_ip != "0.0.0.0":
+            self.net.learn_host(arp.sender_mac, arp.sender_ip, at)
+        if arp.op == ARP_REQUEST:
+            if arp.target_ip == arp.sender_ip:     # gratuitous announcement: learning was all
+                return []
+            target = self.net.host_by_ip(arp.target_ip)
+            if target is not None and target.at != at:
+                reply = arp_frame(ARP_REPLY, target.mac, target.ip, arp.sender_mac,
+                                  arp.sender_ip, eth_dst=arp.sender_mac)
+                return [PacketOut(at.dpid, (at.port,), reply)]
+            if target is None:
+                return self._flood(arp, data, at, now)
+            return []
+        # A reply: deliver it to the asker if we know where the asker is.
+        if eth_dst == BROADCAST:
+            return []
+        asker = self.net.hosts.get(eth_dst)
+        if asker is None or asker.at == at:
+            return []
+        return [PacketOut(asker.at.dpid, (asker.at.port,), data)]
+
+    def _flood(self, arp: Arp, data: bytes, at: End, now: float) -> list[PacketOut]:
+        pair = (arp.sender_ip, arp.target_ip)
+        if now - self._flooded.get(pair, float("-inf")) < FLOOD_HOLDOFF_S:
+            return []
+        self._flooded = {p: t for p, t in self._flooded.items() if now - t < FLOOD_HOLDOFF_S}
+        self._flooded[pair] = now
+        outs = []
+        for dpid, ports in self.net.edge_ports(now).items():
+            ports = tuple(p for p in ports if End(dpid, p) != at)
+            if ports:
+                outs.append(PacketOut(dpid, ports, data))
+        return outs

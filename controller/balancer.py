@@ -1,0 +1,180 @@
+"""The controller's logic as a pure object: events in, OpenFlow messages (as data) out.
+
+Like FAUCET's valve, it never touches a socket or a clock: every method takes the time
+explicitly and returns what to send, so all of it is testable without a switch.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from controller import discovery
+from controller.arp import ArpProxy
+from controller.discovery import End
+from controller.flows import FlowKey, plan
+from controller.messages import (CONTROLLER, COOKIE_BASE, FlowDelete, FlowMod, Match, Message,
+                                 PacketOut)
+from controller.network import Network
+from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
+from controller.paths import Path, PathFinder, hops, is_live
+from controller.policy import Policy
+from controller.settings import Settings
+from topologies.spec import Spec
+
+log = logging.getLogger("lb.balancer")
+
+LINK_TIMEOUT_PROBES = 3.5   # a link unconfirmed for this many probe intervals is gone
+ALL_ONES = 2**64 - 1
+
+
+def base_flows(dpid: int) -> list[Message]:
+    """What every switch gets on connect: our old entries removed, then LLDP and ARP to the
+    controller, IPv6 dropped (not routed, and it would only flood the controller), and a
+    table-miss entry that sends the first packet of each new flow up."""
+    to_controller = (CONTROLLER,)
+    return [FlowDelete(dpid),
+            FlowMod(dpid, Match(), to_controller, priority=0),
+            FlowMod(dpid, Match(eth_type=ETH_LLDP), to_controller, priority=1000),
+            FlowMod(dpid, Match(eth_type=ETH_ARP), to_controller, priority=1000),
+            FlowMod(dpid, Match(eth_type=ETH_IPV6), (), priority=1000)]
+
+
+@dataclass(frozen=True)
+class Installed:
+    key: FlowKey
+    path: Path
+    cookie: int
+    installed_at: float
+
+
+class Balancer:
+    def __init__(self, settings: Settings, policy: Policy, spec: Spec | None = None) -> None:
+        self.settings = settings
+        self.policy = policy
+        self.net = Network(spec, settle_s=3 * settings.probe_interval_s)
+        self.paths = PathFinder(settings.k_paths)
+        self.arp = ArpProxy(self.net)
+        self.flows: dict[FlowKey, Installed] = {}
+        self._by_cookie: dict[int, FlowKey] = {}
+        self._next_flow_id = 1
+        self._complete = False
+
+    # -- switches, ports, links ----------------------------------------------------------
+    def switch_up(self, dpid: int, ports: set[int], now: float) -> list[Message]:
+        self.net.switch_up(dpid, ports, now)
+        log.info("switch %s connected with %d ports", self.net.name(dpid), len(ports))
+        return base_flows(dpid) + [PacketOut(dpid, (p,), discovery.probe(dpid, p)) for p in sorted(ports)]
+
+    def switch_down(self, dpid: int) -> list[Message]:
+        if dpid not in self.net.ports:
+            return []
+        log.info("switch %s disconnected", self.net.name(dpid))
+        self.net.switch_down(dpid)
+        return self._after_topology_change()
+
+    def port_changed(self, dpid: int, port: int, up: bool) -> list[Message]:
+        if up:
+            self.net.port_up(dpid, port)
+            return [PacketOut(dpid, (port,), discovery.probe(dpid, port))]
+        if self.net.port_down(dpid, port):
+            log.info("port %s:%d down", self.net.name(dpid), port)
+        return self._after_topology_change()
+
+    def tick(self, now: float) -> list[Message]:
+        """Periodic work: expire silent links and probe every port for links."""
+        self.net.expire_links(now, LINK_TIMEOUT_PROBES * self.settings.probe_interval_s)
+        msgs = self._after_topology_change()
+        for dpid, ports in sorted(self.net.ports.items()):
+            msgs += [PacketOut(dpid, (p,), discovery.probe(dpid, p)) for p in sorted(ports)]
+        return msgs
+
+    def _after_topology_change(self) -> list[Message]:
+        """Forget flows whose path broke and delete their entries, so their next packet is
+        routed again; report when the spec's links are all discovered (or no longer are)."""
+        msgs: list[Message] = []
+        for key, flow in list(self.flows.items()):
+            if not is_live(self.net, flow.path):
+                msgs += self._uninstall(key)
+        missing = self.net.missing_spec_links()
+        if self.net.spec and not missing and not self._complete:
+            log.info("topology complete: all %d switch links of spec '%s' discovered",
+                     len(self.net.spec.switch_links()), self.net.spec.name)
+        elif missing and self._complete:
+            log.warning("topology incomplete: links %s not seen", ", ".join(missing))
+        self._complete = self.net.spec is not None and not missing
+        return msgs
+
+    def _uninstall(self, key: FlowKey) -> list[Message]:
+        flow = self.flows.pop(key)
+        self._by_cookie.pop(flow.cookie, None)
+        log.info("flow %s: path %s broke, entries removed", key, self.net.path_name(flow.path))
+        return [FlowDelete(dpid, flow.cookie, ALL_ONES) for dpid in flow.path if dpid in self.net.ports]
+
+    def flow_removed(self, dpid: int, cookie: int) -> None:
+        """The ingress entry of a flow expired: the flow is over."""
+        key = self._by_cookie.get(cookie)
+        if key is not None and self.flows[key].path[0] == dpid:
+            del self.flows[key], self._by_cookie[cookie]
+
+    # -- packets -------------------------------------------------------------------------
+    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> list[Message]:
+        if dpid not in self.net.ports:
+            return []
+        try:
+            frame = parse(data)
+        except ParseError as exc:
+            log.debug("dropped malformed frame from %s:%d: %s", self.net.name(dpid), in_port, exc)
+            return []
+        at = End(dpid, in_port)
+        if frame.eth_type == ETH_LLDP:
+            src = discovery.parse_probe(frame.payload)
+            if src is not None and self.net.link_seen(src, at, now):
+                log.info("link %s:%d -> %s:%d", self.net.name(src.dpid), src.port,
+                         self.net.name(dpid), in_port)
+                return self._after_topology_change()
+            return []
+        if not is_unicast(frame.eth_src):
+            return []
+        if frame.arp is not None:
+            return self.arp.handle(frame.arp, frame.eth_dst, data, at, now)
+        if frame.ipv4 is not None:
+            self.net.learn_host(frame.eth_src, frame.ipv4.src, at)
+            return self._route(frame, data, now)
+        return []
+
+    def _route(self, frame: Frame, data: bytes, now: float) -> list[Message]:
+        """Install the flow on every switch of its path and release the packet at the
+        egress switch, so it never meets a switch whose entry is not there yet."""
+        src, dst = self.net.hosts.get(frame.eth_src), self.net.hosts.get(frame.eth_dst)
+        if src is None or dst is None:
+            return []   # not (yet) a known host pair: ARP comes first and teaches both
+        key = FlowKey.of(frame.ipv4)
+        flow = self.flows.get(key)
+        if flow is None or not is_live(self.net, flow.path) \
+                or (flow.path[0], flow.path[-1]) != (src.at.dpid, dst.at.dpid):
+            candidates = self.paths.candidates(self.net, src.at.dpid, dst.at.dpid)
+            if not candidates:
+                log.warning("flow %s: no path from %s to %s yet", key,
+                            self.net.name(src.at.dpid), self.net.name(dst.at.dpid))
+                return []
+            path = self.policy.choose(key, candidates, self.net)
+            flow = self._record(key, path, now)
+            log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
+                     self.policy.name, len(candidates))
+        msgs: list[Message] = []
+        if key.installable:
+            msgs += plan(key, hops(self.net, flow.path, src.at, dst.at), flow.cookie,
+                         self.settings.idle_timeout_s)
+        msgs.append(PacketOut(dst.at.dpid, (dst.at.port,), data))
+        return msgs
+
+    def _record(self, key: FlowKey, path: Path, now: float) -> Installed:
+        old = self.flows.get(key)
+        if old is not None:
+            self._by_cookie.pop(old.cookie, None)
+        cookie = COOKIE_BASE | self._next_flow_id
+        self._next_flow_id = self._next_flow_id % 0xFFFFFFFF + 1
+        flow = self.flows[key] = Installed(key, path, cookie, now)
+        self._by_cookie[cookie] = key
+        return flow

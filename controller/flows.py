@@ -1,0 +1,57 @@
+"""Per-flow forwarding entries: what identifies a flow, and the flow-mods that pin it to a path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.messages import SEND_FLOW_REM, FlowMod, Match
+from controller.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, Ipv4
+
+FLOW_PRIORITY = 100
+_PROTO_NAMES = {1: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp"}
+
+
+@dataclass(frozen=True)
+class FlowKey:
+    """The 5-tuple for TCP/UDP; source, destination and protocol for other IPv4."""
+    src_ip: str
+    dst_ip: str
+    proto: int
+    src_port: int | None = None
+    dst_port: int | None = None
+
+    @classmethod
+    def of(cls, ip: Ipv4) -> FlowKey:
+        return cls(ip.src, ip.dst, ip.proto, ip.src_port, ip.dst_port)
+
+    @property
+    def installable(self) -> bool:
+        """False for TCP/UDP without ports (a later fragment): an entry without ports would
+        capture every flow of that protocol between the two hosts."""
+        return self.proto not in (PROTO_TCP, PROTO_UDP) or self.src_port is not None
+
+    def match(self, in_port: int) -> Match:
+        ports = {}
+        if self.proto in (PROTO_TCP, PROTO_UDP) and self.src_port is not None:
+            prefix = "tcp" if self.proto == PROTO_TCP else "udp"
+            ports = {f"{prefix}_src": self.src_port, f"{prefix}_dst": self.dst_port}
+        return Match(in_port=in_port, eth_type=ETH_IPV4, ipv4_src=self.src_ip,
+                     ipv4_dst=self.dst_ip, ip_proto=self.proto, **ports)
+
+    def __str__(self) -> str:
+        name = _PROTO_NAMES.get(self.proto, f"ip{self.proto}")
+        if self.src_port is None:
+            return f"{name} {self.src_ip} > {self.dst_ip}"
+        return f"{name} {self.src_ip}:{self.src_port} > {self.dst_ip}:{self.dst_port}"
+
+
+def plan(key: FlowKey, hops: list[tuple[int, int, int]], cookie: int,
+         idle_timeout_s: int) -> list[FlowMod]:
+    """Flow-mods for every switch of the path, egress first, so that by the time the
+    ingress entry exists the rest of the path is (being) installed. The ingress entry
+    reports its removal, which is how the controller forgets a finished flow."""
+    mods = []
+    for i, (dpid, in_port, out_port) in enumerate(hops):
+        mods.append(FlowMod(dpid, key.match(in_port), (out_port,), FLOW_PRIORITY, cookie,
+                            idle_timeout_s, SEND_FLOW_REM if i == 0 else 0))
+    return mods[::-1]

@@ -1,0 +1,64 @@
+"""OpenFlow 1.3 messages as plain data: what the pure core asks the adapter to send.
+
+Numbers are the protocol's own (OpenFlow 1.3 spec), so the core needs no framework.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+CONTROLLER = 0xFFFFFFFD        # OFPP_CONTROLLER
+COOKIE_BASE = 0x4C42 << 48      # "LB": every flow we install carries it in the top 16 bits
+COOKIE_MASK = 0xFFFF << 48
+SEND_FLOW_REM = 1               # OFPFF_SEND_FLOW_REM
+
+
+@dataclass(frozen=True)
+class Match:
+    """OXM fields by their OpenFlow names; None means wildcard."""
+    in_port: int | None = None
+    eth_type: int | None = None
+    eth_src: str | None = None
+    eth_dst: str | None = None
+    ipv4_src: str | None = None
+    ipv4_dst: str | None = None
+    ip_proto: int | None = None
+    tcp_src: int | None = None
+    tcp_dst: int | None = None
+    udp_src: int | None = None
+    udp_dst: int | None = None
+
+    def oxm(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)
+                if getattr(self, f.name) is not None}
+
+
+@dataclass(frozen=True)
+class FlowMod:
+    """Add (or replace) one flow entry; out_ports empty means drop."""
+    dpid: int
+    match: Match
+    out_ports: tuple[int, ...]
+    priority: int
+    cookie: int = COOKIE_BASE
+    idle_timeout_s: int = 0
+    flags: int = 0
+
+
+@dataclass(frozen=True)
+class FlowDelete:
+    """Delete every flow whose cookie matches ours under COOKIE_MASK (cookie_mask 0: all)."""
+    dpid: int
+    cookie: int = COOKIE_BASE
+    cookie_mask: int = COOKIE_MASK
+
+
+@dataclass(frozen=True)
+class PacketOut:
+    """Send a frame out of the given ports of one switch."""
+    dpid: int
+    out_ports: tuple[int, ...]
+    data: bytes
+
+
+Message = FlowMod | FlowDelete | PacketOut

@@ -1,0 +1,147 @@
+"""The controller's view of the network: switches and their ports, links, and hosts.
+
+Hosts are learned only at edge ports (ports with no discovered link), so a packet in
+transit can never move a host. `version` changes whenever the switch graph does, which is
+what path caches key on.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import networkx as nx
+
+from controller.discovery import End, LinkTable
+from topologies.spec import Spec
+
+
+@dataclass(frozen=True)
+class HostLocation:
+    mac: str
+    ip: str
+    at: End
+
+
+class Network:
+    def __init__(self, spec: Spec | None = None, settle_s: float = 3.0) -> None:
+        self.spec = spec
+        self.settle_s = settle_s  # a new switch's ports are not edge ports until links had time to show
+        self.ports: dict[int, set[int]] = {}
+        self.connected_at: dict[int, float] = {}
+        self.links = LinkTable()
+        self.hosts: dict[str, HostLocation] = {}   # by MAC
+        self.mac_of_ip: dict[str, str] = {}
+        self.version = 0
+        self._graph: nx.DiGraph | None = None
+
+    # -- names -------------------------------------------------------------------------
+    def name(self, dpid: int) -> str:
+        return (self.spec and self.spec.switch_name(dpid)) or f"s{dpid}"
+
+    def path_name(self, path: tuple[int, ...]) -> str:
+        return ">".join(self.name(d) for d in path)
+
+    # -- switches and ports ------------------------------------------------------------
+    def switch_up(self, dpid: int, ports: set[int], now: float) -> None:
+        self.ports[dpid] = set(ports)
+        self.connected_at[dpid] = now
+        self._changed()
+
+    def switch_down(self, dpid: int) -> list[tuple[End, End]]:
+        self.ports.pop(dpid, None)
+        self.connected_at.pop(dpid, None)
+        for mac in [m for m, h in self.hosts.items() if h.at.dpid == dpid]:
+            self._forget_host(mac)
+        gone = self.links.remove_switch(dpid)
+        self._changed()
+        return gone
+
+    def port_up(self, dpid: int, port: int) -> None:
+        if dpid in self.ports:
+            self.ports[dpid].add(port)
+
+    def port_down(self, dpid: int, port: int) -> list[tuple[End, End]]:
+        self.ports.get(dpid, set()).discard(port)
+        gone = self.links.remove_end(End(dpid, port))
+        if gone:
+            self._changed()
+        return gone
+
+    # -- links -------------------------------------------------------------------------
+    def link_seen(self, src: End, dst: End, now: float) -> bool:
+        if src.dpid not in self.ports or dst.dpid not in self.ports:
+            return False
+        if not self.links.seen(src, dst, now):
+            return False
+        for mac in [m for m, h in self.hosts.items() if h.at in (src, dst)]:
+            self._forget_host(mac)   # learned on a port that turned out to be a link
+        self._changed()
+        return True
+
+    def expire_links(self, now: float, timeout_s: float) -> list[tuple[End, End]]:
+        gone = self.links.expire(now, timeout_s)
+        if gone:
+            self._changed()
+        return gone
+
+    def is_edge(self, end: End) -> bool:
+        return end.port in self.ports.get(end.dpid, ()) and not self.links.is_link_port(end)
+
+    def edge_ports(self, now: float) -> dict[int, list[int]]:
+        """Ports where hosts may be: on switches connected long enough for their links to be
+        known, or on all switches once every link of the spec is discovered."""
+        complete = self.spec is not None and not self.missing_spec_links()
+        return {dpid: sorted(p for p in ports if not self.links.is_link_port(End(dpid, p)))
+                for dpid, ports in self.ports.items()
+                if complete or now - self.connected_at[dpid] >= self.settle_s}
+
+    def graph(self) -> nx.DiGraph:
+        """Directed switch graph; nodes and edges sorted so path ties break the same way every run."""
+        if self._graph is None:
+            g = nx.DiGraph()
+            g.add_nodes_from(sorted(self.ports))
+            for src, dst in sorted(self.links.links(), key=lambda link: (link[0].dpid, link[1].dpid, link[0].port)):
+                if not g.has_edge(src.dpid, dst.dpid):
+                    g.add_edge(src.dpid, dst.dpid, out_port=src.port, in_port=dst.port)
+            self._graph = g
+        return self._graph
+
+    def _changed(self) -> None:
+        self.version += 1
+        self._graph = None
+
+    # -- hosts -------------------------------------------------------------------------
+    def learn_host(self, mac: str, ip: str, at: End) -> bool:
+        """Record a host seen at an edge port; True if it is new or has moved."""
+        if not self.is_edge(at):
+            return False
+        old = self.hosts.get(mac)
+        if old == HostLocation(mac, ip, at):
+            return False
+        if old:
+            self._forget_host(mac)
+        stale = self.mac_of_ip.get(ip)
+        if stale and stale != mac:
+            self._forget_host(stale)
+        self.hosts[mac] = HostLocation(mac, ip, at)
+        self.mac_of_ip[ip] = mac
+        return True
+
+    def host_by_ip(self, ip: str) -> HostLocation | None:
+        mac = self.mac_of_ip.get(ip)
+        return self.hosts.get(mac) if mac else None
+
+    def _forget_host(self, mac: str) -> None:
+        host = self.hosts.pop(mac)
+        if self.mac_of_ip.get(host.ip) == mac:
+            del self.mac_of_ip[host.ip]
+
+    # -- spec check --------------------------------------------------------------------
+    def missing_spec_links(self) -> list[str]:
+        """Spec links between switches not yet discovered in both directions."""
+        if self.spec is None:
+            return []
+        g = self.graph()
+        dpid = {s.name: s.dpid for s in self.spec.switches}
+        return [f"{lk.a}-{lk.b}" for lk in self.spec.switch_links()
+                if not (g.has_edge(dpid[lk.a], dpid[lk.b]) and g.has_edge(dpid[lk.b], dpid[lk.a]))]

@@ -1,0 +1,131 @@
+"""Parsing and building the few frames the controller reads or writes: Ethernet, ARP, IPv4.
+
+Hand-written with struct so the pure core needs no framework: packet-ins carry untrusted
+bytes, and every malformed input must end in ParseError, never in another exception.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+ETH_IPV4 = 0x0800
+ETH_ARP = 0x0806
+ETH_VLAN = 0x8100
+ETH_LLDP = 0x88CC
+ETH_IPV6 = 0x86DD
+PROTO_ICMP, PROTO_TCP, PROTO_UDP = 1, 6, 17
+ARP_REQUEST, ARP_REPLY = 1, 2
+BROADCAST = "ff:ff:ff:ff:ff:ff"
+
+
+class ParseError(ValueError):
+    """A frame too short or inconsistent to act on."""
+
+
+@dataclass(frozen=True)
+class Arp:
+    op: int
+    sender_mac: str
+    sender_ip: str
+    target_mac: str
+    target_ip: str
+
+
+@dataclass(frozen=True)
+class Ipv4:
+    src: str
+    dst: str
+    proto: int
+    src_port: int | None = None  # TCP/UDP only
+    dst_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Frame:
+    eth_dst: str
+    eth_src: str
+    eth_type: int
+    payload: bytes
+    arp: Arp | None = None
+    ipv4: Ipv4 | None = None
+
+
+def mac_str(raw: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in raw)
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes(int(part, 16) for part in mac.split(":"))
+
+
+def ip_str(raw: bytes) -> str:
+    return ".".join(str(b) for b in raw)
+
+
+def ip_bytes(ip: str) -> bytes:
+    return bytes(int(part) for part in ip.split("."))
+
+
+def is_unicast(mac: str) -> bool:
+    return not int(mac[:2], 16) & 1
+
+
+def parse(data: bytes) -> Frame:
+    """Decode an Ethernet frame; raise ParseError if it is too short or inconsistent."""
+    if len(data) < 14:
+        raise ParseError(f"frame of {len(data)} bytes is shorter than an Ethernet header")
+    dst, src, eth_type = mac_str(data[0:6]), mac_str(data[6:12]), _u16(data, 12)
+    offset = 14
+    if eth_type == ETH_VLAN:
+        if len(data) < 18:
+            raise ParseError("truncated 802.1Q tag")
+        eth_type, offset = _u16(data, 16), 18
+    payload = data[offset:]
+    if eth_type == ETH_ARP:
+        return Frame(dst, src, eth_type, payload, arp=_parse_arp(payload))
+    if eth_type == ETH_IPV4:
+        return Frame(dst, src, eth_type, payload, ipv4=_parse_ipv4(payload))
+    return Frame(dst, src, eth_type, payload)
+
+
+def _u16(data: bytes, offset: int) -> int:
+    return struct.unpack_from("!H", data, offset)[0]
+
+
+def _parse_arp(p: bytes) -> Arp:
+    if len(p) < 28:
+        raise ParseError(f"ARP payload of {len(p)} bytes, need 28")
+    htype, ptype, hlen, plen, op = struct.unpack_from("!HHBBH", p)
+    if (htype, ptype, hlen, plen) != (1, ETH_IPV4, 6, 4):
+        raise ParseError(f"ARP for hardware {htype}/protocol {ptype:#x} is not Ethernet/IPv4")
+    if op not in (ARP_REQUEST, ARP_REPLY):
+        raise ParseError(f"ARP opcode {op} is neither request nor reply")
+    return Arp(op, mac_str(p[8:14]), ip_str(p[14:18]), mac_str(p[18:24]), ip_str(p[24:28]))
+
+
+def _parse_ipv4(p: bytes) -> Ipv4:
+    if len(p) < 20:
+        raise ParseError(f"IPv4 packet of {len(p)} bytes is shorter than its header")
+    version, ihl = p[0] >> 4, (p[0] & 0x0F) * 4
+    if version != 4 or ihl < 20 or len(p) < ihl:
+        raise ParseError(f"bad IPv4 header (version {version}, header length {ihl})")
+    proto, src, dst = p[9], ip_str(p[12:16]), ip_str(p[16:20])
+    fragment_offset = _u16(p, 6) & 0x1FFF
+    if proto in (PROTO_TCP, PROTO_UDP) and fragment_offset == 0:
+        if len(p) < ihl + 4:
+            raise ParseError("truncated TCP/UDP header")
+        sport, dport = struct.unpack_from("!HH", p, ihl)
+        return Ipv4(src, dst, proto, sport, dport)
+    return Ipv4(src, dst, proto)
+
+
+def ethernet(dst: str, src: str, eth_type: int, payload: bytes) -> bytes:
+    return mac_bytes(dst) + mac_bytes(src) + struct.pack("!H", eth_type) + payload
+
+
+def arp_frame(op: int, sender_mac: str, sender_ip: str, target_mac: str, target_ip: str,
+              eth_dst: str) -> bytes:
+    body = struct.pack("!HHBBH", 1, ETH_IPV4, 6, 4, op) + mac_bytes(sender_mac) + \
+        ip_bytes(sender_ip) + mac_bytes(target_mac) + ip_bytes(target_ip)
+    return ethernet(eth_dst, sender_mac, ETH_ARP, body)

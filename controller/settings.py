@@ -1,0 +1,57 @@
+"""Controller settings, read from LB_* environment variables so that every launcher
+(osken-manager, ryu-manager, python -m controller) configures the app the same way."""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+
+class ConfigError(ValueError):
+    """A setting that cannot be used; the message names the variable or option."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    policy: str = "shortest"
+    topology: str | None = None      # path of a topology spec (recommended: gives capacities)
+    k_paths: int = 4                 # candidate paths considered per host pair
+    idle_timeout_s: int = 10         # a flow entry unused this long is removed by the switch
+    probe_interval_s: float = 1.0    # LLDP probe period; links expire after 3.5 periods
+    log_level: str = "INFO"
+
+    ENV = {"policy": "LB_POLICY", "topology": "LB_TOPOLOGY", "k_paths": "LB_K_PATHS",
+           "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "probe_interval_s": "LB_PROBE_INTERVAL_S",
+           "log_level": "LB_LOG_LEVEL"}
+
+    @classmethod
+    def from_env(cls, env: dict | None = None) -> Settings:
+        env = os.environ if env is None else env
+        values = {}
+        for field, var in cls.ENV.items():
+            if var in env and env[var] != "":
+                values[field] = _convert(var, env[var], type(getattr(cls, field)))
+        settings = cls(**values)
+        settings.validate()
+        return settings
+
+    def validate(self) -> None:
+        if not 1 <= self.k_paths <= 64:
+            raise ConfigError(f"LB_K_PATHS: must be in 1..64, got {self.k_paths}")
+        if not 0 <= self.idle_timeout_s <= 65535:
+            raise ConfigError(f"LB_IDLE_TIMEOUT_S: must be in 0..65535, got {self.idle_timeout_s}")
+        if not 0.1 <= self.probe_interval_s <= 60:
+            raise ConfigError(f"LB_PROBE_INTERVAL_S: must be in 0.1..60, got {self.probe_interval_s}")
+        if not isinstance(logging.getLevelName(self.log_level.upper()), int):
+            raise ConfigError(f"LB_LOG_LEVEL: unknown level '{self.log_level}' "
+                              "(DEBUG, INFO, WARNING, ERROR)")
+
+
+def _convert(var: str, raw: str, kind: type) -> object:
+    if kind is str or kind is type(None):
+        return raw
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ConfigError(f"{var}: expected {kind.__name__}, got '{raw}'") from None

@@ -1,0 +1,129 @@
+"""From a topology spec to a running Mininet network, using what this kernel offers.
+
+Where the Open vSwitch kernel module is missing, switches use the userspace datapath; where
+tc netem is missing, a link's delay and loss cannot be emulated and a warning says so. Host
+interfaces have checksum and segmentation offloads off: the userspace datapath needs it for
+TCP to work at all, and with shaped links it costs nothing.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import subprocess
+from dataclasses import dataclass
+
+from mininet.link import TCIntf, TCLink
+from mininet.node import Host, OVSSwitch
+from mininet.topo import Topo
+
+from topologies.spec import Spec
+
+log = logging.getLogger("lb.topology")
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    ovs_kernel: bool
+    netem: bool
+
+    def describe(self) -> str:
+        return (f"Open vSwitch datapath: {'kernel' if self.ovs_kernel else 'userspace (no openvswitch kernel module)'}; "
+                f"link delay/loss: {'tc netem' if self.netem else 'not available (no tc netem), ignored'}")
+
+
+@functools.cache
+def capabilities() -> Capabilities:
+    return Capabilities(_has_ovs_kernel(), _has_netem())
+
+
+def _run(*cmd: str) -> bool:
+    return subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+
+
+def _has_ovs_kernel() -> bool:
+    _run("modprobe", "-q", "openvswitch")
+    return os.path.isdir("/sys/module/openvswitch")
+
+
+def _has_netem() -> bool:
+    """Try netem on a throwaway veth pair: the only test that cannot be fooled."""
+    _run("modprobe", "-q", "sch_netem")
+    name = f"lbnetem{os.getpid() % 100000}"
+    if not _run("ip", "link", "add", name, "type", "veth", "peer", "name", name + "p"):
+        return False
+    try:
+        return _run("tc", "qdisc", "add", "dev", name, "root", "netem", "delay", "1ms")
+    finally:
+        _run("ip", "link", "del", name)
+
+
+class LBHost(Host):
+    """A host with offloads and IPv6 off (IPv6 is not routed; its chatter only adds noise)."""
+
+    def config(self, **params):
+        result = super().config(**params)
+        for intf in self.intfList():
+            self.cmd(f"ethtool -K {intf} tx off rx off tso off gso off gro off")
+        self.cmd("sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1")
+        return result
+
+
+class LBSwitch(OVSSwitch):
+    """Open vSwitch speaking OpenFlow 1.3, fail-secure, on the datapath this kernel has."""
+
+    def __init__(self, name, **params):
+        params.setdefault("datapath", "kernel" if capabilities().ovs_kernel else "user")
+        params.setdefault("protocols", "OpenFlow13")
+        params.setdefault("failMode", "secure")
+        super().__init__(name, **params)
+
+
+class QuietTCIntf(TCIntf):
+    """HTB shaping with an explicit quantum: with the default r2q, any rate above ~16 Mbit/s
+    makes tc warn 'quantum of class is big' once per interface (harmless, but alarming)."""
+
+    def bwCmds(self, *args, **kwargs):
+        cmds, parent = super().bwCmds(*args, **kwargs)
+        return [c + " quantum 1514" if " htb rate " in c else c for c in cmds], parent
+
+
+class ShapedLink(TCLink):
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("cls1", QuietTCIntf)
+        kwargs.setdefault("cls2", QuietTCIntf)
+        super().__init__(*args, **kwargs)
+
+
+class SpecTopo(Topo):
+    """The Mininet topology of a spec, ports numbered as Spec.link_ports() says."""
+
+    def build(self, spec: Spec) -> None:
+        netem = capabilities().netem
+        for s in spec.switches:
+            self.addSwitch(s.name, cls=LBSwitch, dpid=f"{s.dpid:016x}")
+        for h in spec.hosts:
+            self.addHost(h.name, cls=LBHost, ip=f"{h.ip}/8", mac=h.mac)
+        ignored = []
+        for lk, port_a, port_b in spec.link_ports():
+            shaping = {"bw": lk.capacity_mbps}
+            if lk.delay_ms or lk.loss_pct:
+                if netem:
+                    shaping.update(delay=f"{lk.delay_ms}ms", loss=lk.loss_pct)
+                else:
+                    ignored.append(f"{lk.a}-{lk.b}")
+            self.addLink(lk.a, lk.b, port1=port_a, port2=port_b, cls=ShapedLink, **shaping)
+        if ignored:
+            log.warning("no tc netem on this kernel: delay/loss of links %s not emulated "
+                        "(bandwidth still shaped)", ", ".join(ignored))
+
+
+def remove_stale(spec: Spec) -> None:
+    """Remove bridges and veths a crashed run of this spec left behind (not `mn -c`,
+    which kills every controller on the machine and deletes /tmp/*.log)."""
+    for s in spec.switches:
+        _run("ovs-vsctl", "--if-exists", "del-br", s.name)
+    for lk, port_a, port_b in spec.link_ports():
+        for node, port in ((lk.a, port_a), (lk.b, port_b)):
+            _run("ip", "link", "del", f"{node}-eth{port}")

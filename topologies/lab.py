@@ -1,0 +1,214 @@
+"""A lab: our controller as a child process plus a spec's Mininet network, started together
+and always torn down together. The demo, the experiments and the integration tests use it.
+
+Everything is bounded in time, the controller listens on 127.0.0.1 only, and teardown stops
+only what the lab started, by its process id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mininet.net import Mininet
+from mininet.node import RemoteController
+
+from controller.messages import COOKIE_BASE, COOKIE_MASK
+from topologies.build import SpecTopo, capabilities, remove_stale
+from topologies.spec import Spec, load_spec
+
+log = logging.getLogger("lb.lab")
+ROOT = Path(__file__).resolve().parent.parent
+READY_LINE = "topology complete"
+
+
+def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str = "condition"):
+    """Poll condition() until it returns something truthy; raise TimeoutError naming `what`."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout_s:.0f} s waiting for {what}")
+        time.sleep(interval_s)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Lab:
+    def __init__(self, spec_path: str | Path, workdir: str | Path, policy: str = "shortest",
+                 ofp_port: int | None = None, python: str = sys.executable,
+                 framework: str = "auto", controller_args: tuple[str, ...] = ()) -> None:
+        self.spec_path = Path(spec_path)
+        self.spec: Spec = load_spec(self.spec_path)
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.log_path = self.workdir / "controller.log"
+        self.ofp_port = ofp_port or free_port()
+        self.command = [python, "-m", "controller", "--topology", str(self.spec_path.resolve()),
+                        "--policy", policy, "--ofp-port", str(self.ofp_port),
+                        "--framework", framework, *controller_args]
+        self.controller: subprocess.Popen | None = None
+        self.net: Mininet | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def __enter__(self) -> Lab:
+        try:
+            self.start()
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def start(self, ready_timeout_s: float = 60) -> None:
+        log.info("%s", capabilities().describe())
+        self.start_controller()
+        remove_stale(self.spec)
+        self.net = Mininet(topo=SpecTopo(self.spec), controller=None, build=False,
+                           autoSetMacs=False, waitConnected=False)
+        self.net.addController(RemoteController("c0", ip="127.0.0.1", port=self.ofp_port))
+        self.net.build()
+        self.net.start()
+        wait_until(lambda: READY_LINE in self.log_text(), ready_timeout_s,
+                   what=f"the controller to discover every link of '{self.spec.name}' "
+                        f"(log: {self.log_path})")
+
+    def start_controller(self, timeout_s: float = 30) -> None:
+        with open(self.log_path, "ab") as out:
+            self.controller = subprocess.Popen(self.command, cwd=ROOT, stdout=out,
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+        def listening() -> bool:
+            if self.controller.poll() is not None:
+                raise RuntimeError(f"controller exited with {self.controller.returncode}: "
+                                   f"{self.log_text()[-2000:]}")
+            with socket.socket() as s:
+                return s.connect_ex(("127.0.0.1", self.ofp_port)) == 0
+        wait_until(listening, timeout_s, what=f"the controller to listen on port {self.ofp_port}")
+
+    def stop_controller(self) -> None:
+        proc, self.controller = self.controller, None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+    def stop(self) -> None:
+        # Teardown must finish even if interrupted again (a second Ctrl-C).
+        previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+        try:
+            if self.net is not None:
+                net, self.net = self.net, None
+                net.stop()
+            self.stop_controller()
+        finally:
+            signal.signal(signal.SIGINT, previous)
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    # -- measurements ------------------------------------------------------------------------
+    def pingall(self, timeout_s: float = 1) -> tuple[float, float]:
+        """Ping every ordered host pair once; (loss %, seconds taken)."""
+        start = time.monotonic()
+        loss = self.net.pingAll(timeout=str(timeout_s))
+        return loss, time.monotonic() - start
+
+    def iperf3(self, client: str, server: str, seconds: int = 5, udp_mbps: float | None = None) -> dict:
+        """Run iperf3 between two hosts, bounded in time; the client's JSON report."""
+        src, dst = self.net.get(client), self.net.get(server)
+        port = 5201
+        srv = dst.popen(["iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL,
+                        stderr=subprocess.DEVNULL)
+        try:
+            wait_until(lambda: f":{port}" in dst.cmd("ss -ltn"), 10, what="iperf3 server")
+            args = f"-c {dst.IP()} -p {port} -t {seconds} -J"
+            if udp_mbps is not None:
+                args += f" -u -b {udp_mbps}M"
+            out = src.cmd(f"timeout {seconds + 15} iperf3 {args}")
+        finally:
+            srv.kill()
+            srv.wait()
+        try:
+            return json.loads(out)
+        except json.JSONDecodeError:
+            raise RuntimeError(f"iperf3 {client}->{server} gave no report: {out[-500:]}") from None
+
+    def flows(self, switch: str) -> list[dict]:
+        """Our flow entries on one switch, as parsed by parse_flow()."""
+        out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch],
+                             capture_output=True, text=True, timeout=10, check=True).stdout
+        return [f for f in map(parse_flow, out.splitlines()[1:])
+                if f and f["cookie"] & COOKIE_MASK == COOKIE_BASE]
+
+    def observed_path(self, src_host: str, dst_host: str, **fields: str) -> list[str]:
+        """The switches a flow's entries send it through, read from the switches themselves:
+        start at the source host's switch and follow each entry's output port."""
+        src, dst = self.spec.host(src_host), self.spec.host(dst_host)
+        want = {"nw_src": src.ip, "nw_dst": dst.ip, **fields}
+        neighbours = self.spec.neighbours()
+        path, switch, in_port = [], self.spec.host_switch(src_host), None
+        while switch not in path and switch in {s.name for s in self.spec.switches}:
+            entries = [f for f in self.flows(switch) if all(f["match"].get(k) == v for k, v in want.items())
+                       and (in_port is None or f["match"].get("in_port") == str(in_port))]
+            if not entries:
+                break
+            path.append(switch)
+            out_port = int(entries[0]["output"])
+            nxt = neighbours[(switch, out_port)]
+            in_port = next(p for (n, p), peer in neighbours.items() if n == nxt and peer == switch)
+            switch = nxt
+        return path
+
+
+_FIELD = re.compile(r"([a-z_0-9]+)=([^,\s]+)")
+
+
+def parse_flow(line: str) -> dict | None:
+    """One line of `ovs-ofctl dump-flows` as {cookie, n_packets, priority, match, output}."""
+    line = line.strip()
+    if "actions=" not in line:
+        return None
+    head, actions = line.split("actions=", 1)
+    fields = dict(_FIELD.findall(head))
+    match = {k: v for k, v in fields.items() if k not in
+             ("cookie", "duration", "table", "n_packets", "n_bytes", "idle_timeout",
+              "hard_timeout", "idle_age", "hard_age", "priority", "send_flow_rem", "reset_counts")}
+    for flag in ("arp", "tcp", "udp", "icmp", "ip", "ipv6"):
+        if re.search(rf"(^|[ ,]){flag}(,|\s|$)", head):
+            match[flag] = "1"
+    output = re.search(r"output:(\d+)", actions)
+    return {"cookie": int(fields.get("cookie", "0"), 16), "n_packets": int(fields.get("n_packets", 0)),
+            "priority": int(fields.get("priority", 32768)), "match": match,
+            "output": output.group(1) if output else None, "actions": actions}
+
+
+def default_workdir(name: str) -> Path:
+    """Results go under ./results (never /tmp/*.log, which `mn -c` deletes)."""
+    path = ROOT / "results" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path.parent, 0o755)
+    return path

@@ -1,0 +1,237 @@
+"""Topology specs: the one description of a network that Mininet and the controller both read.
+
+A spec is a JSON file::
+
+    {"name": "h1h7",
+     "switches": [{"name": "s1"}, {"name": "s2", "dpid": 2}],
+     "hosts":    [{"name": "h1", "ip": "10.0.0.1", "mac": "00:00:00:00:00:01"}],
+     "links":    [{"nodes": ["h1", "s1"], "capacity_mbps": 100},
+                  {"nodes": ["s1", "s2"], "capacity_mbps": 10, "delay_ms": 2, "loss_pct": 0}]}
+
+Capacities come from here, never from a port's ``curr_speed`` (veth ports claim 10 Gbit/s
+whatever the shaping). Validation rejects unknown keys, wrong types and inconsistent
+references with a message naming the file and the field, in the spirit of FAUCET's conf.py.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import networkx as nx
+
+
+class TopologyError(ValueError):
+    """A topology spec that cannot be used; the message names the file and the field."""
+
+
+@dataclass(frozen=True)
+class Switch:
+    name: str
+    dpid: int
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    ip: str
+    mac: str
+
+
+@dataclass(frozen=True)
+class Link:
+    a: str
+    b: str
+    capacity_mbps: float
+    delay_ms: float = 0.0
+    loss_pct: float = 0.0
+
+
+@dataclass(frozen=True)
+class Spec:
+    name: str
+    switches: tuple[Switch, ...]
+    hosts: tuple[Host, ...]
+    links: tuple[Link, ...]
+    description: str = ""
+
+    def switch(self, name: str) -> Switch:
+        return next(s for s in self.switches if s.name == name)
+
+    def host(self, name: str) -> Host:
+        return next(h for h in self.hosts if h.name == name)
+
+    def switch_name(self, dpid: int) -> str | None:
+        return next((s.name for s in self.switches if s.dpid == dpid), None)
+
+    def host_switch(self, host: str) -> str:
+        """The switch a host hangs off (validation guarantees exactly one)."""
+        return next(lk.b if lk.a == host else lk.a for lk in self.links if host in (lk.a, lk.b))
+
+    def capacity_mbps(self, a: str, b: str) -> float | None:
+        for lk in self.links:
+            if {lk.a, lk.b} == {a, b}:
+                return lk.capacity_mbps
+        return None
+
+    def switch_links(self) -> tuple[Link, ...]:
+        names = {s.name for s in self.switches}
+        return tuple(lk for lk in self.links if lk.a in names and lk.b in names)
+
+    def link_ports(self) -> list[tuple[Link, int, int]]:
+        """Each link with its port numbers at a and b: every node numbers its ports 1, 2, ...
+        in link order. The Mininet builder wires ports this way, so readers of flow tables
+        can map an output port back to the neighbour it leads to."""
+        used: dict[str, int] = {}
+        out = []
+        for lk in self.links:
+            used[lk.a] = used.get(lk.a, 0) + 1
+            used[lk.b] = used.get(lk.b, 0) + 1
+            out.append((lk, used[lk.a], used[lk.b]))
+        return out
+
+    def neighbours(self) -> dict[tuple[str, int], str]:
+        """(node, port number) -> the node at the other end."""
+        out = {}
+        for lk, port_a, port_b in self.link_ports():
+            out[(lk.a, port_a)], out[(lk.b, port_b)] = lk.b, lk.a
+        return out
+
+    def graph(self) -> nx.Graph:
+        """Switch-level graph with capacities, for computing expected paths."""
+        g = nx.Graph()
+        g.add_nodes_from(s.name for s in self.switches)
+        for lk in self.switch_links():
+            g.add_edge(lk.a, lk.b, capacity_mbps=lk.capacity_mbps)
+        return g
+
+
+_TOP_KEYS = {"name": str, "description": str, "switches": list, "hosts": list, "links": list}
+_SWITCH_KEYS = {"name": str, "dpid": int}
+_HOST_KEYS = {"name": str, "ip": str, "mac": str}
+_LINK_KEYS = {"nodes": list, "capacity_mbps": (int, float), "delay_ms": (int, float),
+              "loss_pct": (int, float)}
+_MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raise TopologyError naming the file and field."""
+    path = Path(path)
+    try:
+        raw = json.loads(path.read_text())
+    except OSError as exc:
+        raise TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise TopologyError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    return parse_spec(raw, source=str(path))
+
+
+def parse_spec(raw: object, source: str = "<spec>") -> Spec:
+    def fail(where: str, what: str) -> TopologyError:
+        return TopologyError(f"{source}: {where}: {what}")
+
+    def check_keys(obj: object, allowed: dict, where: str, required: tuple[str, ...]) -> dict:
+        if not isinstance(obj, dict):
+            raise fail(where, f"expected an object, got {type(obj).__name__}")
+        for key, value in obj.items():
+            if key not in allowed:
+                raise fail(f"{where}.{key}", f"unknown key (allowed: {', '.join(sorted(allowed))})")
+            if isinstance(value, bool) or not isinstance(value, allowed[key]):
+                raise fail(f"{where}.{key}", f"wrong type {type(value).__name__}")
+        for key in required:
+            if key not in obj:
+                raise fail(where, f"missing required key '{key}'")
+        return obj
+
+    top = check_keys(raw, _TOP_KEYS, "spec", ("name", "switches", "hosts", "links"))
+    names: set[str] = set()
+
+    def claim_name(name: str, where: str) -> str:
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,14}", name):
+            raise fail(where, f"name '{name}' must be a letter then up to 14 letters, digits, - or _")
+        if name in names:
+            raise fail(where, f"duplicate name '{name}'")
+        names.add(name)
+        return name
+
+    switches = []
+    for i, item in enumerate(top["switches"]):
+        where = f"switches[{i}]"
+        item = check_keys(item, _SWITCH_KEYS, where, ("name",))
+        name = claim_name(item["name"], f"{where}.name")
+        digits = re.findall(r"\d+", name)
+        dpid = item.get("dpid", int(digits[0]) if digits else 0)
+        if not 0 < dpid < 2**64:
+            raise fail(f"{where}.dpid", f"must be in 1..2^64-1, got {dpid} (give one explicitly "
+                                        "when the name has no digits)")
+        if any(s.dpid == dpid for s in switches):
+            raise fail(f"{where}.dpid", f"duplicate dpid {dpid}")
+        switches.append(Switch(name, dpid))
+
+    hosts = []
+    for i, item in enumerate(top["hosts"]):
+        where = f"hosts[{i}]"
+        item = check_keys(item, _HOST_KEYS, where, ("name",))
+        name = claim_name(item["name"], f"{where}.name")
+        ip = item.get("ip", f"10.0.0.{i + 1}")
+        try:
+            ip = str(ipaddress.IPv4Address(ip))
+        except ValueError:
+            raise fail(f"{where}.ip", f"not an IPv4 address: '{ip}'") from None
+        mac = item.get("mac", "00:00:00:00:%02x:%02x" % divmod(i + 1, 256)).lower()
+        if not _MAC.match(mac):
+            raise fail(f"{where}.mac", f"not a MAC address: '{mac}'")
+        for other in hosts:
+            if other.ip.split(".")[0] != ip.split(".")[0]:
+                raise fail(f"{where}.ip", f"{ip} is not in the /8 of {other.name} ({other.ip}): "
+                                          "hosts share one /8 so that they reach each other by ARP")
+            if other.ip == ip:
+                raise fail(f"{where}.ip", f"duplicate address {ip} (also {other.name})")
+            if other.mac == mac:
+                raise fail(f"{where}.mac", f"duplicate address {mac} (also {other.name})")
+        hosts.append(Host(name, ip, mac))
+
+    switch_names = {s.name for s in switches}
+    host_names = {h.name for h in hosts}
+    links = []
+    for i, item in enumerate(top["links"]):
+        where = f"links[{i}]"
+        item = check_keys(item, _LINK_KEYS, where, ("nodes", "capacity_mbps"))
+        nodes = item["nodes"]
+        if len(nodes) != 2 or not all(isinstance(n, str) for n in nodes):
+            raise fail(f"{where}.nodes", "must be a list of two node names")
+        a, b = nodes
+        for n in nodes:
+            if n not in names:
+                raise fail(f"{where}.nodes", f"unknown node '{n}'")
+        if a == b:
+            raise fail(f"{where}.nodes", f"link from '{a}' to itself")
+        if a in host_names and b in host_names:
+            raise fail(f"{where}.nodes", f"hosts '{a}' and '{b}' must connect through a switch")
+        if any({lk.a, lk.b} == {a, b} for lk in links):
+            raise fail(f"{where}.nodes", f"duplicate link {a}-{b}")
+        capacity = item["capacity_mbps"]
+        if not 0 < capacity <= 100_000:
+            raise fail(f"{where}.capacity_mbps", f"must be in (0, 100000], got {capacity}")
+        delay = item.get("delay_ms", 0)
+        if not 0 <= delay <= 10_000:
+            raise fail(f"{where}.delay_ms", f"must be in [0, 10000], got {delay}")
+        loss = item.get("loss_pct", 0)
+        if not 0 <= loss <= 100:
+            raise fail(f"{where}.loss_pct", f"must be in [0, 100], got {loss}")
+        links.append(Link(a, b, float(capacity), float(delay), float(loss)))
+
+    if not switches:
+        raise fail("switches", "at least one switch is needed")
+    for h in hosts:
+        n = sum(h.name in (lk.a, lk.b) for lk in links)
+        if n != 1:
+            raise fail(f"host '{h.name}'", f"must have exactly one link to a switch, has {n}")
+    spec = Spec(top["name"], tuple(switches), tuple(hosts), tuple(links),
+                top.get("description", ""))
+    if not nx.is_connected(spec.graph()):
+        raise fail("links", "the switches do not form one connected network")
+    return spec
