@@ -17,7 +17,6 @@ from controller.policy import POLICIES, make_policy
 from controller.settings import ConfigError, Settings
 from topologies.spec import TopologyError, load_spec
 
-
 _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
                   "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_PROBE_INTERVAL_S": "--probe-interval",
                   "LB_LOG_LEVEL": "--log-level"}

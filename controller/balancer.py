@@ -13,8 +13,7 @@ from controller import discovery
 from controller.arp import ArpProxy
 from controller.discovery import End
 from controller.flows import FlowKey, plan
-from controller.messages import (CONTROLLER, COOKIE_BASE, FlowDelete, FlowMod, Match, Message,
-                                 PacketOut)
+from controller.messages import CONTROLLER, COOKIE_BASE, FlowDelete, FlowMod, Match, Message, PacketOut
 from controller.network import Network
 from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
 from controller.paths import Path, PathFinder, hops, is_live

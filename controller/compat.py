@@ -41,7 +41,7 @@ def _mod(path: str):
 
 
 _app_manager = _mod("base.app_manager")
-AppBase = getattr(_app_manager, "OSKenApp", None) or getattr(_app_manager, "RyuApp")
+AppBase = getattr(_app_manager, "OSKenApp", None) or _app_manager.RyuApp
 ofp_event = _mod("controller.ofp_event")
 _handler = _mod("controller.handler")
 set_ev_cls = _handler.set_ev_cls

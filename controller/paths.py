@@ -3,7 +3,7 @@ until the switch graph changes."""
 
 from __future__ import annotations
 
-from itertools import islice
+from itertools import islice, pairwise
 
 import networkx as nx
 
@@ -40,12 +40,12 @@ def _k_shortest(g: nx.DiGraph, src: int, dst: int, k: int) -> list[Path]:
 
 def is_live(net: Network, path: Path) -> bool:
     g = net.graph()
-    return all(d in g for d in path) and all(g.has_edge(a, b) for a, b in zip(path, path[1:]))
+    return all(d in g for d in path) and all(g.has_edge(a, b) for a, b in pairwise(path))
 
 
 def hops(net: Network, path: Path, src: End, dst: End) -> list[tuple[int, int, int]]:
     """(dpid, in_port, out_port) for each switch of a live path from host port src to dst."""
     g = net.graph()
-    in_ports = [src.port] + [g.edges[a, b]["in_port"] for a, b in zip(path, path[1:])]
-    out_ports = [g.edges[a, b]["out_port"] for a, b in zip(path, path[1:])] + [dst.port]
+    in_ports = [src.port] + [g.edges[a, b]["in_port"] for a, b in pairwise(path)]
+    out_ports = [g.edges[a, b]["out_port"] for a, b in pairwise(path)] + [dst.port]
     return list(zip(path, in_ports, out_ports))

@@ -11,6 +11,7 @@ import argparse
 import logging
 import signal
 import sys
+from itertools import pairwise
 
 from topologies.lab import Lab, default_workdir
 from topologies.spec import TopologyError
@@ -60,7 +61,7 @@ def main() -> int:
         print(f"\nrate: {rate_mbps:.2f} Mbit/s", end="")
         if forward:
             nodes = [args.src, *forward, args.dst]
-            bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in zip(nodes, nodes[1:]))
+            bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in pairwise(nodes))
             print(f" = {100 * rate_mbps / bottleneck:.0f}% of the path's {bottleneck:g} Mbit/s bottleneck")
         print()
     print("\nnetwork and controller stopped")

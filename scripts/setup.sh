@@ -20,7 +20,7 @@ command -v apt-get >/dev/null || { echo "setup.sh: needs a Debian or Ubuntu mach
 step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
-packages=(mininet openvswitch-switch iperf3 iperf ethtool iputils-ping net-tools iproute2 kmod
+packages=(mininet python3-networkx openvswitch-switch iperf3 iperf ethtool iputils-ping net-tools iproute2 kmod
           python3 python3-venv python3-dev procps)
 missing=()
 for p in "${packages[@]}"; do

@@ -29,8 +29,9 @@ class Capabilities:
     netem: bool
 
     def describe(self) -> str:
-        return (f"Open vSwitch datapath: {'kernel' if self.ovs_kernel else 'userspace (no openvswitch kernel module)'}; "
-                f"link delay/loss: {'tc netem' if self.netem else 'not available (no tc netem), ignored'}")
+        datapath = "kernel" if self.ovs_kernel else "userspace (no openvswitch kernel module)"
+        netem = "tc netem" if self.netem else "not available (no tc netem), ignored"
+        return f"Open vSwitch datapath: {datapath}; link delay/loss: {netem}"
 
 
 @functools.cache

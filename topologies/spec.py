@@ -181,7 +181,7 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
             ip = str(ipaddress.IPv4Address(ip))
         except ValueError:
             raise fail(f"{where}.ip", f"not an IPv4 address: '{ip}'") from None
-        mac = item.get("mac", "00:00:00:00:%02x:%02x" % divmod(i + 1, 256)).lower()
+        mac = item.get("mac", "00:00:00:00:{:02x}:{:02x}".format(*divmod(i + 1, 256))).lower()
         if not _MAC.match(mac):
             raise fail(f"{where}.mac", f"not a MAC address: '{mac}'")
         for other in hosts:
@@ -194,7 +194,6 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
                 raise fail(f"{where}.mac", f"duplicate address {mac} (also {other.name})")
         hosts.append(Host(name, ip, mac))
 
-    switch_names = {s.name for s in switches}
     host_names = {h.name for h in hosts}
     links = []
     for i, item in enumerate(top["links"]):

@@ -1,0 +1,82 @@
+"""The controller routes the looped H1-H7 network end to end, on real OVS and Mininet.
+
+The tests share one running lab and run in file order: pingall is the first traffic.
+"""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from itertools import pairwise
+
+import networkx as nx
+
+from tests.integration.conftest import H1H7, assert_clean_log, require_lab
+from topologies.lab import Lab
+
+
+def arp_packet_ins(lab) -> int:
+    """ARP packets the switches sent to the controller, counted by the switches themselves."""
+    return sum(f["n_packets"] for s in lab.spec.switches for f in lab.flows(s.name)
+               if f["match"].get("arp") and f["priority"] == 1000)
+
+
+def test_pingall_reaches_every_host_without_an_arp_storm(h1h7_lab):
+    loss, seconds = h1h7_lab.pingall()
+    assert loss == 0
+    pairs = len(h1h7_lab.spec.hosts) * (len(h1h7_lab.spec.hosts) - 1)
+    # one request per ordered pair at most, plus the replies to requests that were flooded
+    assert arp_packet_ins(h1h7_lab) <= 2 * pairs
+
+
+def test_flow_entries_are_on_exactly_the_chosen_path(h1h7_lab):
+    lab = h1h7_lab
+    h1, h7 = lab.net.get("h1"), lab.net.get("h7")
+    assert ", 0% packet loss" in h1.cmd(f"ping -c 2 -W 1 {h7.IP()}")
+    expected = nx.shortest_path(lab.spec.graph(), "s1", "s7")
+    logged = re.findall(r"flow icmp 10\.0\.0\.1 > 10\.0\.0\.7 via (\S+)", lab.log_text())
+    holding = [s.name for s in lab.spec.switches
+               if any(f["match"].get("nw_src") == "10.0.0.1" and f["match"].get("nw_dst") == "10.0.0.7"
+                      for f in lab.flows(s.name))]
+    assert logged[-1].split(">") == expected
+    assert sorted(holding) == sorted(expected)
+    assert lab.observed_path("h1", "h7", icmp="1") == expected
+
+
+def test_iperf3_tcp_reaches_80_percent_of_the_path_bottleneck(h1h7_lab):
+    lab = h1h7_lab
+    report = lab.iperf3("h1", "h7", seconds=5)
+    rate_mbps = report["end"]["sum_received"]["bits_per_second"] / 1e6
+    port = str(report["start"]["connected"][0]["local_port"])
+    path = ["h1", *lab.observed_path("h1", "h7", tcp="1", tp_src=port), "h7"]
+    assert len(path) > 2, "the iperf3 flow's entries were not found on the switches"
+    bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in pairwise(path))
+    assert rate_mbps >= 0.8 * bottleneck, f"{rate_mbps:.2f} Mbit/s on {path} (bottleneck {bottleneck})"
+
+
+def test_controller_log_has_no_traceback_or_openflow_error(h1h7_lab):
+    assert_clean_log(h1h7_lab)
+
+
+def test_pingall_under_ryu_4_34(tmp_path, ryu_python):
+    require_lab()
+    with Lab(H1H7, tmp_path, python=str(ryu_python), framework="ryu") as lab:
+        assert "load balancer on ryu" in lab.log_text()
+        loss, _ = lab.pingall()
+        assert loss == 0
+        assert_clean_log(lab)
+
+
+def test_mn_custom_builds_the_same_network(tmp_path):
+    """`mn --custom topologies/h1h7.py --topo h1h7` against our controller: pingall passes."""
+    require_lab()
+    lab = Lab(H1H7, tmp_path)
+    try:
+        lab.start_controller()
+        out = subprocess.run(
+            ["mn", "--custom", "topologies/h1h7.py", "--topo", "h1h7",
+             "--controller", f"remote,ip=127.0.0.1,port={lab.ofp_port}", "--test", "pingall"],
+            cwd=H1H7.parent.parent, capture_output=True, text=True, timeout=120)
+    finally:
+        lab.stop_controller()
+    assert "Results: 0% dropped" in out.stdout + out.stderr, out.stdout + out.stderr

@@ -1,0 +1,31 @@
+"""Launcher and settings: bad options give one clear error naming the option."""
+
+import pytest
+
+from controller.__main__ import main
+from controller.settings import ConfigError, Settings
+from tests.unit.conftest import SPEC
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--policy", "fastest"], "policy: unknown 'fastest'"),
+    (["--k-paths", "0"], "--k-paths: must be in 1..64"),
+    (["--probe-interval", "0"], "--probe-interval: must be in 0.1..60"),
+    (["--log-level", "LOUD"], "--log-level: unknown level 'LOUD'"),
+    (["--topology", "nowhere.json"], "nowhere.json: cannot read"),
+])
+def test_bad_option_is_named(argv, message, capsys):
+    assert main(argv + ["--topology", str(SPEC)] if "--topology" not in argv else argv) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_bad_port_is_rejected_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        main(["--ofp-port", "70000"])
+    assert "--ofp-port" in capsys.readouterr().err
+
+
+def test_settings_from_env_name_the_variable():
+    assert Settings.from_env({"LB_K_PATHS": "8"}).k_paths == 8
+    with pytest.raises(ConfigError, match="LB_IDLE_TIMEOUT_S: expected int"):
+        Settings.from_env({"LB_IDLE_TIMEOUT_S": "soon"})

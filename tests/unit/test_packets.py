@@ -1,0 +1,49 @@
+"""Packet parsing: well-formed frames decode exactly; any bytes at all end in a Frame or a
+ParseError, never another exception (packet-ins are untrusted input)."""
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller import discovery
+from controller.flows import FlowKey
+from controller.packets import ARP_REQUEST, BROADCAST, ParseError, arp_frame, parse
+from tests.frames import ipv4_frame
+
+
+def test_tcp_frame_gives_its_five_tuple():
+    frame = parse(ipv4_frame("00:00:00:00:00:01", "00:00:00:00:00:07", "10.0.0.1", "10.0.0.7",
+                             6, 40000, 5201))
+    assert FlowKey.of(frame.ipv4) == FlowKey("10.0.0.1", "10.0.0.7", 6, 40000, 5201)
+    assert str(FlowKey.of(frame.ipv4)) == "tcp 10.0.0.1:40000 > 10.0.0.7:5201"
+
+
+def test_arp_round_trip():
+    frame = parse(arp_frame(ARP_REQUEST, "00:00:00:00:00:01", "10.0.0.1", "00:00:00:00:00:00",
+                            "10.0.0.7", eth_dst=BROADCAST))
+    assert (frame.eth_dst, frame.arp.sender_ip, frame.arp.target_ip) == (BROADCAST, "10.0.0.1", "10.0.0.7")
+
+
+@given(st.integers(1, 2**64 - 1), st.integers(1, 0xFFFFFF00))
+def test_lldp_probe_round_trip(dpid, port):
+    frame = parse(discovery.probe(dpid, port))
+    assert discovery.parse_probe(frame.payload) == discovery.End(dpid, port)
+
+
+@given(st.binary(max_size=200))
+def test_any_bytes_parse_or_raise_parse_error(data):
+    try:
+        frame = parse(data)
+    except ParseError:
+        return
+    discovery.parse_probe(frame.payload)   # must not raise either
+    if frame.ipv4:
+        FlowKey.of(frame.ipv4).match(1)
+
+
+@given(st.binary(min_size=14, max_size=14), st.sampled_from([b"\x08\x00", b"\x08\x06", b"\x81\x00"]),
+       st.binary(max_size=60))
+def test_truncated_ip_and_arp_raise_parse_error(header, eth_type, body):
+    try:
+        parse(header[:12] + eth_type + body)
+    except ParseError:
+        pass

@@ -1,0 +1,82 @@
+"""Flow planning, checked end to end on fake OpenFlow tables: after the controller handles a
+flow's first packet, the switches alone carry the flow's packets from h1 to h7's port."""
+
+from controller.flows import FlowKey
+from controller.messages import FlowMod, PacketOut
+from controller.packets import parse
+from tests.fakeof import packet_fields
+from tests.frames import ipv4_frame
+
+
+def first_packet(booted, src="h1", dst="h7", proto=6, sport=40000, dport=5201):
+    booted.arp(src, dst)      # the controller learns each host from its own ARP request
+    booted.arp(dst, src)
+    a, b = booted.spec.host(src), booted.spec.host(dst)
+    data = ipv4_frame(a.mac, b.mac, a.ip, b.ip, proto, sport, dport)
+    return data, booted.send(src, data)
+
+
+def test_discovery_finds_every_spec_link(booted):
+    assert booted.balancer.net.missing_spec_links() == []
+    assert len(booted.balancer.net.links) == 2 * len(booted.spec.switch_links())
+
+
+def test_candidates_are_the_three_h1h7_paths_by_hops(booted):
+    net = booted.balancer.net
+    names = [net.path_name(p) for p in booted.balancer.paths.candidates(net, 1, 7)]
+    assert names == ["s1>s2>s7", "s1>s3>s4>s7", "s1>s5>s6>s8>s7"]
+
+
+def test_planned_flow_mods_carry_h1_packets_to_h7_along_the_shortest_path(booted):
+    data, msgs = first_packet(booted)
+    switches, end = booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(parse(data), 0))
+    assert end == "host:h7"
+    assert switches == ["s1", "s2", "s7"]
+    # entries exist on exactly the path's switches
+    key = FlowKey("10.0.0.1", "10.0.0.7", 6, 40000, 5201)
+    with_entry = {booted.of.name(m.dpid) for m in msgs if isinstance(m, FlowMod)
+                  and m.match.ipv4_src == key.src_ip and m.match.tcp_src == key.src_port}
+    assert with_entry == {"s1", "s2", "s7"}
+
+
+def test_first_packet_is_released_at_the_egress_port_after_the_entries(booted):
+    data, msgs = first_packet(booted)
+    assert isinstance(msgs[-1], PacketOut)
+    assert (msgs[-1].dpid, msgs[-1].out_ports, msgs[-1].data) == (7, (booted.host_port("h7")[1],), data)
+    mods = [m for m in msgs if isinstance(m, FlowMod)]
+    assert [booted.of.name(m.dpid) for m in mods] == ["s7", "s2", "s1"]   # egress first
+    assert [m.flags for m in mods] == [0, 0, 1]   # only the ingress entry reports its removal
+
+
+def test_other_tcp_flows_between_the_same_hosts_still_reach_the_controller(booted):
+    first_packet(booted, proto=1)          # a ping installs a host-pair entry for ICMP only
+    a, b = booted.spec.host("h1"), booted.spec.host("h7")
+    tcp = parse(ipv4_frame(a.mac, b.mac, a.ip, b.ip, 6, 1234, 80))
+    _, end = booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(tcp, 0))
+    assert end == "controller"
+
+
+def test_flow_is_rerouted_when_its_link_goes_down(booted):
+    data, _ = first_packet(booted)
+    port_s2_to_s7 = next(p for (n, p), (peer, _) in booted.of.wire.items() if n == "s2" and peer == "s7")
+    msgs = booted.deliver(booted.balancer.port_changed(2, port_s2_to_s7, up=False))
+    assert {booted.of.name(m.dpid) for m in msgs} == {"s1", "s2", "s7"}   # stale entries deleted
+    fields = packet_fields(parse(data), 0)
+    assert booted.of.trace("s1", booted.host_port("h1")[1], fields)[1] == "controller"
+    booted.send("h1", data)
+    switches, end = booted.of.trace("s1", booted.host_port("h1")[1], fields)
+    assert (switches, end) == (["s1", "s3", "s4", "s7"], "host:h7")
+
+
+def test_flow_removed_at_ingress_forgets_the_flow(booted):
+    _, msgs = first_packet(booted)
+    ingress = next(m for m in msgs if isinstance(m, FlowMod) and m.flags)
+    booted.balancer.flow_removed(ingress.dpid, ingress.cookie)
+    assert booted.balancer.flows == {}
+
+
+def test_packet_to_unknown_host_installs_nothing(booted):
+    a = booted.spec.host("h1")
+    booted.arp("h1", "h2")
+    msgs = booted.send("h1", ipv4_frame(a.mac, "00:00:00:00:99:99", a.ip, "10.0.0.99"))
+    assert msgs == []
