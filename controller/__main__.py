@@ -12,6 +12,7 @@ import argparse
 import logging
 import os
 import sys
+import warnings
 
 from controller.policy import POLICIES, make_policy
 from controller.settings import ConfigError, Settings
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.update(env)
     if args.framework != "auto":
         os.environ["LB_FRAMEWORK"] = args.framework
+    # eventlet >= 0.36 warns at import that it is deprecated; os-ken still depends on it.
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
     if args.framework == "ryu" and sys.version_info >= (3, 10):
         import eventlet.wsgi
         if not hasattr(eventlet.wsgi, "ALREADY_HANDLED"):

@@ -42,30 +42,40 @@ def main() -> int:
             return 2
     print(f"Starting the controller ({args.policy}) and the '{lab.spec.name}' network; "
           f"logs in {workdir}")
-    with lab:
-        loss, seconds = lab.pingall()
-        print(f"\npingall: {loss:.0f}% loss, {seconds:.1f} s for "
-              f"{len(lab.spec.hosts) * (len(lab.spec.hosts) - 1)} pings")
-        print(f"iperf3 TCP {args.src} -> {args.dst} for {args.seconds} s ...")
-        report = lab.iperf3(args.src, args.dst, seconds=args.seconds)
-        rate_mbps = report["end"]["sum_received"]["bits_per_second"] / 1e6
-        port = str(report["start"]["connected"][0]["local_port"])
-        forward = lab.observed_path(args.src, args.dst, tcp="1", tp_src=port)
-        reverse = lab.observed_path(args.dst, args.src, tcp="1", tp_dst=port)
-        ping = lab.observed_path(args.src, args.dst, icmp="1")
-        print("\npaths, as the switches' flow tables route them:")
-        for label, a, b, path in (("iperf3 data ", args.src, args.dst, forward),
-                                  ("iperf3 acks ", args.dst, args.src, reverse),
-                                  ("ping request", args.src, args.dst, ping)):
-            print(f"  {label}  {' > '.join([a, *path, b]) if path else '(entries expired)'}")
-        print(f"\nrate: {rate_mbps:.2f} Mbit/s", end="")
-        if forward:
-            nodes = [args.src, *forward, args.dst]
-            bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in pairwise(nodes))
-            print(f" = {100 * rate_mbps / bottleneck:.0f}% of the path's {bottleneck:g} Mbit/s bottleneck")
-        print()
+    try:
+        with lab:
+            loss = run(lab, args)
+    except KeyboardInterrupt:
+        print("\ninterrupted: network and controller stopped")
+        return 130
     print("\nnetwork and controller stopped")
     return 0 if loss == 0 else 1
+
+
+def run(lab: Lab, args: argparse.Namespace) -> float:
+    """Pingall, iperf3 and the paths; returns the pingall loss in %."""
+    loss, seconds = lab.pingall()
+    print(f"\npingall: {loss:.0f}% loss, {seconds:.1f} s for "
+          f"{len(lab.spec.hosts) * (len(lab.spec.hosts) - 1)} pings")
+    print(f"iperf3 TCP {args.src} -> {args.dst} for {args.seconds} s ...")
+    report = lab.iperf3(args.src, args.dst, seconds=args.seconds)
+    rate_mbps = report["end"]["sum_received"]["bits_per_second"] / 1e6
+    port = str(report["start"]["connected"][0]["local_port"])
+    forward = lab.observed_path(args.src, args.dst, tcp="1", tp_src=port)
+    reverse = lab.observed_path(args.dst, args.src, tcp="1", tp_dst=port)
+    ping = lab.observed_path(args.src, args.dst, icmp="1")
+    print("\npaths, as the switches' flow tables route them:")
+    for label, a, b, path in (("iperf3 data ", args.src, args.dst, forward),
+                              ("iperf3 acks ", args.dst, args.src, reverse),
+                              ("ping request", args.src, args.dst, ping)):
+        print(f"  {label}  {' > '.join([a, *path, b]) if path else '(entries expired)'}")
+    print(f"\nrate: {rate_mbps:.2f} Mbit/s", end="")
+    if forward:
+        nodes = [args.src, *forward, args.dst]
+        bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in pairwise(nodes))
+        print(f" = {100 * rate_mbps / bottleneck:.0f}% of the path's {bottleneck:g} Mbit/s bottleneck")
+    print()
+    return loss
 
 
 if __name__ == "__main__":

@@ -44,6 +44,11 @@ else
   echo "started"
 fi
 
+quiet_pip() {  # dir pip-install-args...; with pipefail, a pip failure still fails the script
+  local dir=$1; shift
+  "$dir/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+}
+
 # A venv is rebuilt only when its requirements file changed.
 make_venv() {  # dir requirements-file [pip options...]
   local dir=$1 req=$2; shift 2
@@ -53,9 +58,8 @@ make_venv() {  # dir requirements-file [pip options...]
   fi
   rm -rf "$dir"
   /usr/bin/python3 -m venv "$dir"
-  "$dir/bin/pip" install -q --disable-pip-version-check --upgrade pip "$@"
-  PBR_VERSION=4.34 "$dir/bin/pip" install -q --disable-pip-version-check ${PIP_EXTRA:-} -r "$req" 2>&1 \
-    | grep -v "is ignored: it is neither" || true
+  quiet_pip "$dir" --upgrade pip "$@"
+  PBR_VERSION=4.34 quiet_pip "$dir" ${PIP_EXTRA:-} -r "$req"
   "$dir/bin/pip" check >/dev/null 2>&1 || "$dir/bin/pip" check
   sha256sum "$req" > "$stamp"
   echo "$dir ready"

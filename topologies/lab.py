@@ -91,8 +91,10 @@ class Lab:
 
     def start_controller(self, timeout_s: float = 30) -> None:
         with open(self.log_path, "ab") as out:
+            # Own session: a Ctrl-C in the terminal reaches us, and we stop it after the network.
             self.controller = subprocess.Popen(self.command, cwd=ROOT, stdout=out,
-                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+                                               stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                               start_new_session=True)
 
         def listening() -> bool:
             if self.controller.poll() is not None:
@@ -114,14 +116,21 @@ class Lab:
             proc.wait()
 
     def stop(self) -> None:
-        # Teardown must finish even if interrupted again (a second Ctrl-C).
+        """Tear down the network, then the controller; survives a second Ctrl-C and a host
+        shell left busy by an interrupted command."""
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
-            if self.net is not None:
-                net, self.net = self.net, None
-                net.stop()
-            self.stop_controller()
+            net, self.net = self.net, None
+            if net is not None:
+                try:
+                    for host in net.hosts:
+                        _interrupt(host)
+                    net.stop()
+                except Exception:
+                    remove_stale(self.spec)
+                    raise
         finally:
+            self.stop_controller()
             signal.signal(signal.SIGINT, previous)
 
     def log_text(self) -> str:
@@ -185,6 +194,18 @@ class Lab:
 
 
 _FIELD = re.compile(r"([a-z_0-9]+)=([^,\s]+)")
+
+
+def _interrupt(host) -> None:
+    """Stop a command still running in a host's shell (Ctrl-C hit during host.cmd), so the
+    shell accepts the teardown's commands; give up waiting after 5 s."""
+    if not host.waiting:
+        return
+    host.sendInt()
+    deadline = time.monotonic() + 5
+    while host.waiting and time.monotonic() < deadline:
+        host.monitor(timeoutms=200)
+    host.waiting = False
 
 
 def parse_flow(line: str) -> dict | None:
