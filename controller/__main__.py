@@ -13,6 +13,7 @@ import logging
 import os
 import sys
 import warnings
+from pathlib import Path
 
 from controller.policy import POLICIES, make_policy
 from controller.settings import ConfigError, Settings
@@ -20,7 +21,9 @@ from topologies.spec import TopologyError, load_spec
 
 _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
                   "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_PROBE_INTERVAL_S": "--probe-interval",
-                  "LB_LOG_LEVEL": "--log-level"}
+                  "LB_POLL_INTERVAL_S": "--poll-interval", "LB_DEFAULT_CAPACITY_MBPS": "--default-capacity",
+                  "LB_REST_PORT": "--rest-port", "LB_METRICS_PORT": "--metrics-port",
+                  "LB_CAPTURE": "--capture", "LB_LOG_LEVEL": "--log-level"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -34,6 +37,15 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help="seconds an unused flow entry lives")
     p.add_argument("--probe-interval", type=float, default=Settings.probe_interval_s, metavar="S",
                    help="seconds between LLDP probes")
+    p.add_argument("--poll-interval", type=float, default=Settings.poll_interval_s, metavar="S",
+                   help="seconds between statistics polls")
+    p.add_argument("--default-capacity", type=float, default=Settings.default_capacity_mbps,
+                   metavar="MBPS", help="capacity of links the spec does not describe")
+    p.add_argument("--rest-port", type=int, default=Settings.rest_port,
+                   help=f"JSON API port on 127.0.0.1, 0 to disable (default {Settings.rest_port})")
+    p.add_argument("--metrics-port", type=int, default=Settings.metrics_port,
+                   help=f"Prometheus port on 127.0.0.1, 0 to disable (default {Settings.metrics_port})")
+    p.add_argument("--capture", metavar="DIR", help="append link metrics and path features to DIR/*.csv")
     p.add_argument("--log-level", default=Settings.log_level, help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--framework", choices=("auto", "os_ken", "ryu"), default="auto",
                    help="OpenFlow framework (default: os-ken if installed, else Ryu)")
@@ -47,6 +59,9 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     """Validate the options as the app will, and return them as its LB_* variables."""
     settings = Settings(policy=args.policy, topology=args.topology, k_paths=args.k_paths,
                         idle_timeout_s=args.idle_timeout, probe_interval_s=args.probe_interval,
+                        poll_interval_s=args.poll_interval, default_capacity_mbps=args.default_capacity,
+                        rest_port=args.rest_port, metrics_port=args.metrics_port,
+                        capture=str(Path(args.capture).resolve()) if args.capture else None,
                         log_level=args.log_level.upper())
     settings.validate()
     make_policy(settings.policy)

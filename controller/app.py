@@ -21,8 +21,13 @@ if __package__ in (None, ""):   # loaded by file path by a manager: make the pac
 
 from controller import compat  # noqa: E402
 from controller.balancer import Balancer  # noqa: E402
-from controller.messages import FlowDelete, FlowMod, PacketOut  # noqa: E402
+from controller.capture import Capture, snapshot  # noqa: E402
+from controller.messages import (COOKIE_BASE, COOKIE_MASK, EchoRequest, FlowDelete,  # noqa: E402
+                                 FlowMod, FlowStatsRequest, PacketOut, PortStatsRequest)
+from controller.metrics import Metrics  # noqa: E402
+from controller.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policy import make_policy  # noqa: E402
+from controller.rest import RestApi  # noqa: E402
 from controller.settings import Settings  # noqa: E402
 from topologies.spec import load_spec  # noqa: E402
 
@@ -62,22 +67,49 @@ class LoadBalancer(compat.AppBase):
         _setup_logging(settings.log_level)
         spec = load_spec(settings.topology) if settings.topology else None
         self.balancer = Balancer(settings, make_policy(settings.policy), spec)
+        self.metrics = Metrics(self.balancer)
+        self.capture = Capture(settings.capture) if settings.capture else None
         self.datapaths = {}
         log.info("load balancer on %s: policy %s, topology %s, %d candidate paths",
                  compat.FRAMEWORK, settings.policy, settings.topology or "(discovered only)",
                  settings.k_paths)
-        self._ticker = compat.hub.spawn(self._tick_loop, settings.probe_interval_s)
+        if spec is None:
+            log.warning("no topology spec: link capacities are taken as %g Mbit/s",
+                        settings.default_capacity_mbps)
+        self._threads = [compat.hub.spawn(self._every, settings.probe_interval_s, self._probe),
+                         compat.hub.spawn(self._every, settings.poll_interval_s, self._poll)]
+        for port, app, what in ((settings.rest_port, RestApi(self.balancer), "REST API"),
+                                (settings.metrics_port, self.metrics.wsgi_app(), "metrics")):
+            if port:
+                server = compat.hub.WSGIServer(("127.0.0.1", port), app)
+                self._threads.append(compat.hub.spawn(server.serve_forever))
+                log.info("%s on http://127.0.0.1:%d/", what, port)
+        if self.capture:
+            log.info("capturing link metrics and path features to %s", settings.capture)
 
     def close(self):
-        compat.hub.kill(self._ticker)
+        for thread in self._threads:
+            compat.hub.kill(thread)
+        if self.capture:
+            self.capture.close()
 
-    def _tick_loop(self, interval_s):
+    @staticmethod
+    def _every(interval_s, work):
         while True:
             compat.hub.sleep(interval_s)
             try:
-                self._send(self.balancer.tick(time.monotonic()))
+                work(time.monotonic())
             except Exception:  # noqa: BLE001
-                log.exception("error in periodic work")
+                log.exception("error in periodic %s", work.__name__)
+
+    def _probe(self, now):
+        self._send(self.balancer.tick(now))
+
+    def _poll(self, now):
+        if self.capture:   # the previous poll's replies are in by now
+            for table, rows in snapshot(self.balancer, now, time.time()).items():
+                self.capture.write(table, rows)
+        self._send(self.balancer.poll(now))
 
     # -- events ----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG)
@@ -101,7 +133,7 @@ class LoadBalancer(compat.AppBase):
         if port.port_no > dp.ofproto.OFPP_MAX:
             return
         up = ev.msg.reason != dp.ofproto.OFPPR_DELETE and self._usable(dp, port)
-        self._send(self.balancer.port_changed(dp.id, port.port_no, up))
+        self._send(self.balancer.port_changed(dp.id, port.port_no, up, time.monotonic()))
 
     @set_ev_cls(ofp_event.EventOFPStateChange, DEAD)
     @survives
@@ -118,8 +150,36 @@ class LoadBalancer(compat.AppBase):
         in_port = msg.match.get("in_port")
         if in_port is None:
             return
-        self._send(self.balancer.packet_in(msg.datapath.id, in_port, bytes(msg.data),
-                                           time.monotonic()))
+        with self.metrics.packet_in_seconds.time():
+            messages = self.balancer.packet_in(msg.datapath.id, in_port, bytes(msg.data), time.monotonic())
+        self._send(messages)
+
+    @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN)
+    @survives
+    def _port_stats(self, ev):
+        def seconds(sec, nsec):
+            return None if sec == 0xFFFFFFFF else sec + nsec / 1e9
+        stats = [PortStat(s.port_no, s.rx_packets, s.tx_packets, s.rx_bytes, s.tx_bytes,
+                          s.rx_dropped, s.tx_dropped, seconds(s.duration_sec, s.duration_nsec))
+                 for s in ev.msg.body if s.port_no <= ev.msg.datapath.ofproto.OFPP_MAX]
+        self.balancer.port_stats(ev.msg.datapath.id, stats, time.monotonic())
+
+    @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN)
+    @survives
+    def _flow_stats(self, ev):
+        stats = []
+        for s in ev.msg.body:
+            ports = [a.port for i in s.instructions for a in getattr(i, "actions", [])
+                     if hasattr(a, "port")]
+            if ports:
+                stats.append(FlowStat(s.cookie, ports[0], s.packet_count,
+                                      s.duration_sec + s.duration_nsec / 1e9))
+        self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic())
+
+    @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN)
+    @survives
+    def _echo_reply(self, ev):
+        self.balancer.echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), time.monotonic())
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN)
     @survives
@@ -130,6 +190,7 @@ class LoadBalancer(compat.AppBase):
     @survives
     def _error(self, ev):
         msg = ev.msg
+        self.balancer.counters["poll_errors"] += 1
         log.error("OpenFlow error from %s: type %d code %d", self.balancer.net.name(msg.datapath.id),
                   msg.type, msg.code)
 
@@ -158,6 +219,13 @@ class LoadBalancer(compat.AppBase):
                     dp, cookie=m.cookie, cookie_mask=m.cookie_mask, table_id=ofp.OFPTT_ALL,
                     command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
                     match=parser.OFPMatch()))
+            elif isinstance(m, PortStatsRequest):
+                dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
+            elif isinstance(m, FlowStatsRequest):
+                dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                                       COOKIE_BASE, COOKIE_MASK, parser.OFPMatch()))
+            elif isinstance(m, EchoRequest):
+                dp.send_msg(parser.OFPEchoRequest(dp, data=m.data))
             elif isinstance(m, PacketOut):
                 actions = [parser.OFPActionOutput(p) for p in m.out_ports]
                 dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER,

@@ -7,23 +7,41 @@ explicitly and returns what to send, so all of it is testable without a switch.
 from __future__ import annotations
 
 import logging
+import math
+import struct
+from collections import Counter
 from dataclasses import dataclass
+from itertools import pairwise
 
 from controller import discovery
 from controller.arp import ArpProxy
 from controller.discovery import End
 from controller.flows import FlowKey, plan
-from controller.messages import CONTROLLER, COOKIE_BASE, FlowDelete, FlowMod, Match, Message, PacketOut
+from controller.messages import (
+    CONTROLLER,
+    COOKIE_BASE,
+    EchoRequest,
+    FlowDelete,
+    FlowMod,
+    FlowStatsRequest,
+    Match,
+    Message,
+    PacketOut,
+    PortStatsRequest,
+)
+from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
 from controller.network import Network
 from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
 from controller.paths import Path, PathFinder, hops, is_live
-from controller.policy import Policy
+from controller.policy import Policy, make_policy
 from controller.settings import Settings
 from topologies.spec import Spec
 
 log = logging.getLogger("lb.balancer")
 
-LINK_TIMEOUT_PROBES = 3.5   # a link unconfirmed for this many probe intervals is gone
+# A link unconfirmed for this many probe intervals is gone. Generous, because a congested
+# link drops probes too; a link that really fails is removed at once by its port-status event.
+LINK_TIMEOUT_PROBES = 10
 ALL_ONES = 2**64 - 1
 
 
@@ -58,24 +76,32 @@ class Balancer:
         self._by_cookie: dict[int, FlowKey] = {}
         self._next_flow_id = 1
         self._complete = False
+        self.monitor = Monitor()
+        self.counters: Counter[str] = Counter()
+        self._pending: dict[int, float] = {}    # dpid -> when its port stats were requested
+        self.stats_max_age_s = 3 * settings.poll_interval_s
 
     # -- switches, ports, links ----------------------------------------------------------
     def switch_up(self, dpid: int, ports: set[int], now: float) -> list[Message]:
         self.net.switch_up(dpid, ports, now)
+        self.counters["datapath_connects"] += 1
         log.info("switch %s connected with %d ports", self.net.name(dpid), len(ports))
-        return base_flows(dpid) + [PacketOut(dpid, (p,), discovery.probe(dpid, p)) for p in sorted(ports)]
+        return base_flows(dpid) + self._probes(dpid, ports, now)
 
     def switch_down(self, dpid: int) -> list[Message]:
         if dpid not in self.net.ports:
             return []
+        self.counters["datapath_disconnects"] += 1
         log.info("switch %s disconnected", self.net.name(dpid))
         self.net.switch_down(dpid)
+        self.monitor.forget_switch(dpid)
+        self._pending.pop(dpid, None)
         return self._after_topology_change()
 
-    def port_changed(self, dpid: int, port: int, up: bool) -> list[Message]:
+    def port_changed(self, dpid: int, port: int, up: bool, now: float) -> list[Message]:
         if up:
             self.net.port_up(dpid, port)
-            return [PacketOut(dpid, (port,), discovery.probe(dpid, port))]
+            return self._probes(dpid, {port}, now)
         if self.net.port_down(dpid, port):
             log.info("port %s:%d down", self.net.name(dpid), port)
         return self._after_topology_change()
@@ -85,8 +111,12 @@ class Balancer:
         self.net.expire_links(now, LINK_TIMEOUT_PROBES * self.settings.probe_interval_s)
         msgs = self._after_topology_change()
         for dpid, ports in sorted(self.net.ports.items()):
-            msgs += [PacketOut(dpid, (p,), discovery.probe(dpid, p)) for p in sorted(ports)]
+            msgs += self._probes(dpid, ports, now)
         return msgs
+
+    @staticmethod
+    def _probes(dpid: int, ports: set[int], now: float) -> list[Message]:
+        return [PacketOut(dpid, (p,), discovery.probe(dpid, p, now)) for p in sorted(ports)]
 
     def _after_topology_change(self) -> list[Message]:
         """Forget flows whose path broke and delete their entries, so their next packet is
@@ -116,10 +146,64 @@ class Balancer:
         if key is not None and self.flows[key].path[0] == dpid:
             del self.flows[key], self._by_cookie[cookie]
 
+    def set_policy(self, name: str) -> None:
+        """Use another policy for new flows (installed flows keep their paths)."""
+        self.policy = make_policy(name)
+        log.info("policy is now %s", name)
+
+    # -- statistics ----------------------------------------------------------------------
+    def poll(self, now: float) -> list[Message]:
+        """Ask every switch for port and flow statistics and an echo (for latency). A reply
+        still missing from the previous poll is counted stale; nothing waits for it."""
+        msgs: list[Message] = []
+        for dpid in sorted(self.net.ports):
+            if dpid in self._pending:
+                self.counters["stale_replies"] += 1
+                log.debug("switch %s: no port statistics since the last poll", self.net.name(dpid))
+            self._pending[dpid] = now
+            msgs += [PortStatsRequest(dpid), FlowStatsRequest(dpid),
+                     EchoRequest(dpid, struct.pack("!d", now))]
+        self.monitor.forget_stale_flows(now, self.stats_max_age_s)
+        return msgs
+
+    def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
+        if dpid in self.net.ports:
+            self._pending.pop(dpid, None)
+            self.monitor.port_stats(dpid, stats, now)
+
+    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> None:
+        if dpid in self.net.ports:
+            self.monitor.flow_stats(dpid, stats, now)
+
+    def echo_reply(self, dpid: int, data: bytes, now: float) -> None:
+        if len(data) == 8 and dpid in self.net.ports:
+            self.monitor.echo_rtt(dpid, now - struct.unpack("!d", data)[0])
+
+    def capacity_mbps(self, src: int, dst: int) -> float:
+        spec = self.net.spec
+        capacity = spec and spec.capacity_mbps(self.net.name(src), self.net.name(dst))
+        return capacity or self.settings.default_capacity_mbps
+
+    def link_metrics(self, now: float) -> list[LinkMetrics]:
+        """Metrics of every discovered directed link, in a stable order."""
+        links = sorted(self.net.links.links(), key=lambda lk: (lk[0].dpid, lk[0].port))
+        return [self.monitor.link(src, dst, self.capacity_mbps(src.dpid, dst.dpid), now,
+                                  self.stats_max_age_s) for src, dst in links]
+
+    def features(self, path: Path, now: float) -> PathFeatures:
+        g = self.net.graph()
+        links = []
+        for a, b in pairwise(path):
+            edge = g.edges[a, b]
+            links.append(self.monitor.link(End(a, edge["out_port"]), End(b, edge["in_port"]),
+                                           self.capacity_mbps(a, b), now, self.stats_max_age_s))
+        return path_features(links)
+
     # -- packets -------------------------------------------------------------------------
     def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> list[Message]:
         if dpid not in self.net.ports:
             return []
+        self.counters["packet_in"] += 1
         try:
             frame = parse(data)
         except ParseError as exc:
@@ -127,11 +211,16 @@ class Balancer:
             return []
         at = End(dpid, in_port)
         if frame.eth_type == ETH_LLDP:
-            src = discovery.parse_probe(frame.payload)
-            if src is not None and self.net.link_seen(src, at, now):
+            probe = discovery.parse_probe(frame.payload)
+            if probe is None:
+                return []
+            src, sent_at = probe
+            if self.net.link_seen(src, at, now):
                 log.info("link %s:%d -> %s:%d", self.net.name(src.dpid), src.port,
                          self.net.name(dpid), in_port)
                 return self._after_topology_change()
+            if self.net.links.peer(src) == at and math.isfinite(sent_at):
+                self.monitor.probe_delay(src, at, now - sent_at)
             return []
         if not is_unicast(frame.eth_src):
             return []
@@ -157,7 +246,8 @@ class Balancer:
                 log.warning("flow %s: no path from %s to %s yet", key,
                             self.net.name(src.at.dpid), self.net.name(dst.at.dpid))
                 return []
-            path = self.policy.choose(key, candidates, self.net)
+            features = [self.features(c, now) for c in candidates]
+            path = candidates[self.policy.choose(key, features)]
             flow = self._record(key, path, now)
             log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
                      self.policy.name, len(candidates))
@@ -176,4 +266,5 @@ class Balancer:
         self._next_flow_id = self._next_flow_id % 0xFFFFFFFF + 1
         flow = self.flows[key] = Installed(key, path, cookie, now)
         self._by_cookie[cookie] = key
+        self.counters["flows_installed"] += 1
         return flow

@@ -15,6 +15,7 @@ from controller.packets import ETH_LLDP, ethernet
 LLDP_MULTICAST = "01:80:c2:00:00:0e"
 _CHASSIS_PREFIX = b"dpid:"
 _SYSTEM_NAME = b"sdn-lb"  # marks probes as ours; foreign LLDP (real switches, hosts) is ignored
+_SENT_AT = b"\x00\x00\x00\x01"   # organisationally specific TLV: OUI 00-00-00, subtype 1
 
 
 @dataclass(frozen=True)
@@ -27,19 +28,21 @@ def _tlv(tlv_type: int, value: bytes) -> bytes:
     return struct.pack("!H", tlv_type << 9 | len(value)) + value
 
 
-def probe(dpid: int, port: int) -> bytes:
-    """An LLDP frame that says 'sent by switch dpid on port'."""
+def probe(dpid: int, port: int, sent_at: float = 0.0) -> bytes:
+    """An LLDP frame that says 'sent by switch dpid on port at controller time sent_at'."""
     src_mac = "0e:" + ":".join(f"{b:02x}" for b in struct.pack("!HBH", dpid & 0xFFFF, 0, port & 0xFFFF))
     body = (_tlv(1, b"\x07" + _CHASSIS_PREFIX + b"%016x" % dpid)   # chassis id, locally assigned
             + _tlv(2, b"\x02" + struct.pack("!I", port))           # port id, port component
             + _tlv(3, struct.pack("!H", 120))                      # time to live
             + _tlv(5, _SYSTEM_NAME)                                # system name
+            + _tlv(127, _SENT_AT + struct.pack("!d", sent_at))      # when the controller sent it
             + _tlv(0, b""))
     return ethernet(LLDP_MULTICAST, src_mac, ETH_LLDP, body)
 
 
-def parse_probe(payload: bytes) -> End | None:
-    """The sending end of one of our probes (LLDP payload after the Ethernet header), or None."""
+def parse_probe(payload: bytes) -> tuple[End, float] | None:
+    """(sending end, controller time sent) of one of our probes (LLDP payload after the
+    Ethernet header), or None for anything else."""
     tlvs = {}
     offset = 0
     while offset + 2 <= len(payload):
@@ -50,15 +53,15 @@ def parse_probe(payload: bytes) -> End | None:
             break
         tlvs.setdefault(tlv_type, value)
         offset += 2 + length
-    chassis, port, name = tlvs.get(1, b""), tlvs.get(2, b""), tlvs.get(5)
+    chassis, port, name, sent = tlvs.get(1, b""), tlvs.get(2, b""), tlvs.get(5), tlvs.get(127, b"")
     if name != _SYSTEM_NAME or not chassis.startswith(b"\x07" + _CHASSIS_PREFIX) \
-            or len(port) != 5 or port[0] != 2:
+            or len(port) != 5 or port[0] != 2 or len(sent) != 12 or not sent.startswith(_SENT_AT):
         return None
     try:
         dpid = int(chassis[1 + len(_CHASSIS_PREFIX):], 16)
     except ValueError:
         return None
-    return End(dpid, struct.unpack("!I", port[1:])[0])
+    return End(dpid, struct.unpack("!I", port[1:])[0]), struct.unpack("!d", sent[4:])[0]
 
 
 class LinkTable:

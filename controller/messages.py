@@ -61,4 +61,21 @@ class PacketOut:
     data: bytes
 
 
-Message = FlowMod | FlowDelete | PacketOut
+@dataclass(frozen=True)
+class PortStatsRequest:
+    dpid: int
+
+
+@dataclass(frozen=True)
+class FlowStatsRequest:
+    """Statistics of our flow entries (those whose cookie matches COOKIE_BASE under COOKIE_MASK)."""
+    dpid: int
+
+
+@dataclass(frozen=True)
+class EchoRequest:
+    dpid: int
+    data: bytes
+
+
+Message = FlowMod | FlowDelete | PacketOut | PortStatsRequest | FlowStatsRequest | EchoRequest

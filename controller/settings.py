@@ -18,11 +18,18 @@ class Settings:
     topology: str | None = None      # path of a topology spec (recommended: gives capacities)
     k_paths: int = 4                 # candidate paths considered per host pair
     idle_timeout_s: int = 10         # a flow entry unused this long is removed by the switch
-    probe_interval_s: float = 1.0    # LLDP probe period; links expire after 3.5 periods
+    probe_interval_s: float = 1.0    # LLDP probe period (also the latency sampling period)
+    poll_interval_s: float = 1.0     # port and flow statistics period
+    default_capacity_mbps: float = 1000.0   # for links the topology spec does not describe
+    rest_port: int = 8080            # JSON API on 127.0.0.1; 0 disables it
+    metrics_port: int = 9108         # Prometheus metrics on 127.0.0.1; 0 disables them
+    capture: str | None = None       # folder to append link metrics and path features to
     log_level: str = "INFO"
 
     ENV = {"policy": "LB_POLICY", "topology": "LB_TOPOLOGY", "k_paths": "LB_K_PATHS",
            "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "probe_interval_s": "LB_PROBE_INTERVAL_S",
+           "poll_interval_s": "LB_POLL_INTERVAL_S", "default_capacity_mbps": "LB_DEFAULT_CAPACITY_MBPS",
+           "rest_port": "LB_REST_PORT", "metrics_port": "LB_METRICS_PORT", "capture": "LB_CAPTURE",
            "log_level": "LB_LOG_LEVEL"}
 
     @classmethod
@@ -41,8 +48,15 @@ class Settings:
             raise ConfigError(f"LB_K_PATHS: must be in 1..64, got {self.k_paths}")
         if not 0 <= self.idle_timeout_s <= 65535:
             raise ConfigError(f"LB_IDLE_TIMEOUT_S: must be in 0..65535, got {self.idle_timeout_s}")
-        if not 0.1 <= self.probe_interval_s <= 60:
-            raise ConfigError(f"LB_PROBE_INTERVAL_S: must be in 0.1..60, got {self.probe_interval_s}")
+        for var, value in (("LB_PROBE_INTERVAL_S", self.probe_interval_s),
+                           ("LB_POLL_INTERVAL_S", self.poll_interval_s)):
+            if not 0.1 <= value <= 60:
+                raise ConfigError(f"{var}: must be in 0.1..60, got {value}")
+        if not 0 < self.default_capacity_mbps <= 100_000:
+            raise ConfigError(f"LB_DEFAULT_CAPACITY_MBPS: must be in (0, 100000], got {self.default_capacity_mbps}")
+        for var, port in (("LB_REST_PORT", self.rest_port), ("LB_METRICS_PORT", self.metrics_port)):
+            if not 0 <= port <= 65535:
+                raise ConfigError(f"{var}: must be in 0..65535 (0: off), got {port}")
         if not isinstance(logging.getLevelName(self.log_level.upper()), int):
             raise ConfigError(f"LB_LOG_LEVEL: unknown level '{self.log_level}' "
                               "(DEBUG, INFO, WARNING, ERROR)")

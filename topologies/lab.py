@@ -16,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 
 from mininet.net import Mininet
@@ -58,8 +60,10 @@ class Lab:
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.log_path = self.workdir / "controller.log"
         self.ofp_port = ofp_port or free_port()
+        self.rest_port, self.metrics_port = free_port(), free_port()
         self.command = [python, "-m", "controller", "--topology", str(self.spec_path.resolve()),
                         "--policy", policy, "--ofp-port", str(self.ofp_port),
+                        "--rest-port", str(self.rest_port), "--metrics-port", str(self.metrics_port),
                         "--framework", framework, *controller_args]
         self.controller: subprocess.Popen | None = None
         self.net: Mininet | None = None
@@ -138,6 +142,21 @@ class Lab:
             return self.log_path.read_text(errors="replace")
         except FileNotFoundError:
             return ""
+
+    # -- the controller's view ------------------------------------------------------------------
+    def api(self, resource: str, method: str = "GET", body: dict | None = None):
+        """Call the controller's REST API; (HTTP status, decoded JSON)."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}/api/v1/{resource}",
+                                         method=method, data=json.dumps(body).encode() if body else None)
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as err:
+            return err.code, json.loads(err.read())
+
+    def metrics_text(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
+            return r.read().decode()
 
     # -- measurements ------------------------------------------------------------------------
     def pingall(self, timeout_s: float = 1) -> tuple[float, float]:

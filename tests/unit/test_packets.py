@@ -25,8 +25,8 @@ def test_arp_round_trip():
 
 @given(st.integers(1, 2**64 - 1), st.integers(1, 0xFFFFFF00))
 def test_lldp_probe_round_trip(dpid, port):
-    frame = parse(discovery.probe(dpid, port))
-    assert discovery.parse_probe(frame.payload) == discovery.End(dpid, port)
+    frame = parse(discovery.probe(dpid, port, 12.5))
+    assert discovery.parse_probe(frame.payload) == (discovery.End(dpid, port), 12.5)
 
 
 @given(st.binary(max_size=200))

@@ -59,7 +59,7 @@ def test_other_tcp_flows_between_the_same_hosts_still_reach_the_controller(boote
 def test_flow_is_rerouted_when_its_link_goes_down(booted):
     data, _ = first_packet(booted)
     port_s2_to_s7 = next(p for (n, p), (peer, _) in booted.of.wire.items() if n == "s2" and peer == "s7")
-    msgs = booted.deliver(booted.balancer.port_changed(2, port_s2_to_s7, up=False))
+    msgs = booted.deliver(booted.balancer.port_changed(2, port_s2_to_s7, up=False, now=booted.now))
     assert {booted.of.name(m.dpid) for m in msgs} == {"s1", "s2", "s7"}   # stale entries deleted
     fields = packet_fields(parse(data), 0)
     assert booted.of.trace("s1", booted.host_port("h1")[1], fields)[1] == "controller"

@@ -1,0 +1,65 @@
+"""Capture of link metrics and path features, appended to CSV files after every poll, for
+retraining. Each poll's rows go to disk in a single write on an O_APPEND descriptor, so a
+crash or kill leaves whole rows (at worst a last line without its newline, which readers
+drop), never a file that fails to load."""
+
+from __future__ import annotations
+
+import os
+from itertools import permutations
+from pathlib import Path
+
+from controller.balancer import Balancer
+
+LINK_COLUMNS = ("time_s", "src", "src_port", "dst", "dst_port", "capacity_mbps", "rate_mbps",
+                "utilisation", "loss", "latency_ms", "age_s")
+PATH_COLUMNS = ("time_s", "src", "dst", "path", "utilisation", "loss", "latency_ms", "hops")
+
+
+class Capture:
+    def __init__(self, folder: str | Path) -> None:
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self._fds = {name: self._open(self.folder / f"{name}.csv", columns)
+                     for name, columns in (("links", LINK_COLUMNS), ("paths", PATH_COLUMNS))}
+
+    @staticmethod
+    def _open(path: Path, columns: tuple[str, ...]) -> int:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        if os.fstat(fd).st_size == 0:
+            os.write(fd, (",".join(columns) + "\n").encode())
+        else:   # a killed writer may have left a partial last line: cut it off
+            data = path.read_bytes()
+            if not data.endswith(b"\n"):
+                os.truncate(path, data.rfind(b"\n") + 1)
+        return fd
+
+    def write(self, table: str, rows: list[tuple]) -> None:
+        if rows:
+            os.write(self._fds[table], "".join(",".join(map(_cell, r)) + "\n" for r in rows).encode())
+
+    def close(self) -> None:
+        for fd in self._fds.values():
+            os.close(fd)
+
+
+def snapshot(balancer: Balancer, now: float, wall_s: float) -> dict[str, list[tuple]]:
+    """This moment's rows: every link, and every candidate path between switches with hosts."""
+    name = balancer.net.name
+    links = [(wall_s, name(m.src.dpid), m.src.port, name(m.dst.dpid), m.dst.port, m.capacity_mbps,
+              m.rate_mbps, m.utilisation, m.loss, m.latency_ms, m.age_s)
+             for m in balancer.link_metrics(now)]
+    paths = []
+    edge_switches = sorted({h.at.dpid for h in balancer.net.hosts.values()})
+    for src, dst in permutations(edge_switches, 2):
+        for path in balancer.paths.candidates(balancer.net, src, dst):
+            f = balancer.features(path, now)
+            paths.append((wall_s, name(src), name(dst), ">".join(name(d) for d in path),
+                          f.utilisation, f.loss, f.latency_ms, f.hops))
+    return {"links": links, "paths": paths}
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)

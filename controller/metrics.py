@@ -1,0 +1,58 @@
+"""Prometheus metrics, read from the Balancer at scrape time (so they always agree with the
+REST API, which reads the same state), plus a histogram of packet-in handling time."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from controller.balancer import Balancer
+
+COUNTERS = {
+    "packet_in": "Packet-ins handled",
+    "datapath_connects": "Switch connections",
+    "datapath_disconnects": "Switch disconnections",
+    "poll_errors": "Statistics polls that failed (send errors, OpenFlow errors)",
+    "stale_replies": "Port statistics replies still missing when the next poll was due",
+    "flows_installed": "Flows routed onto a path",
+}
+LINK_GAUGES = {"utilisation": "Link utilisation (0..1) over the last poll interval",
+               "loss": "Link packet loss rate (0..1) over the last poll interval",
+               "latency_ms": "Link latency in ms (LLDP, smoothed)"}
+
+
+class Metrics:
+    def __init__(self, balancer: Balancer, clock: Callable[[], float] = time.monotonic) -> None:
+        self.registry = CollectorRegistry()
+        self.packet_in_seconds = Histogram(
+            "lb_packet_in_seconds", "Time to handle one packet-in", registry=self.registry,
+            buckets=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1))
+        self.registry.register(_BalancerCollector(balancer, clock))
+
+    def wsgi_app(self):
+        return make_wsgi_app(self.registry)
+
+
+class _BalancerCollector:
+    def __init__(self, balancer: Balancer, clock: Callable[[], float]) -> None:
+        self.balancer, self.clock = balancer, clock
+
+    def collect(self):
+        b = self.balancer
+        for name, doc in COUNTERS.items():
+            family = CounterMetricFamily(f"lb_{name}", doc)
+            family.add_metric([], b.counters[name])
+            yield family
+        labels = ["src", "src_port", "dst", "dst_port"]
+        families = {k: GaugeMetricFamily(f"lb_link_{k}", doc, labels=labels) for k, doc in LINK_GAUGES.items()}
+        for m in b.link_metrics(self.clock()):
+            values = [b.net.name(m.src.dpid), str(m.src.port), b.net.name(m.dst.dpid), str(m.dst.port)]
+            for k, family in families.items():
+                family.add_metric(values, getattr(m, k))
+        yield from families.values()
+        flows = GaugeMetricFamily("lb_flows_active", "Flows with installed entries")
+        flows.add_metric([], len(b.flows))
+        yield flows

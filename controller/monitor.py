@@ -1,0 +1,235 @@
+"""From switch counters to link metrics and the paper's four path features.
+
+Per directed link a -> b (a = sending port, b = receiving port):
+
+- utilisation = bytes sent at a per second, over the *measured* interval between two
+  snapshots (the switch's own port duration where it reports one), x 8 / capacity from the
+  spec, clamped to [0, 1].
+- loss = 1 - (packets/s received at b) / (packets/s offered to a), clamped to [0, 1]. "Offered"
+  is the larger of a's transmit counter and the packets our flow entries sent towards a: the
+  userspace datapath drops packets that a shaped link cannot take before the port counts them,
+  so only the flow counters see them. Drop counters at either end raise the estimate if larger.
+  Below MIN_PACKETS offered in a window there is no evidence, and loss is 0.
+- latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
+  of each switch's echo round trip, clamped at 0 and smoothed (EWMA); measured on every probe.
+
+Per path (a list of switches): bottleneck utilisation (max over its links), end-to-end loss
+1 - prod(1 - loss), summed latency, and hop count (inter-switch links). Host access links are
+left out: every candidate of a host pair shares them.
+
+Counters are untrusted: all-ones means "unsupported", a smaller value is a reset (that window
+is unknown) unless the drop is so large it can only be a 64-bit wrap.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from controller.discovery import End
+
+UNSUPPORTED = 2**64 - 1
+MIN_PACKETS = 20
+LATENCY_EWMA = 0.3       # weight of a new latency sample
+RTT_EWMA = 0.3
+
+
+def counter_delta(prev: int | None, cur: int | None) -> int | None:
+    """Increase of a 64-bit counter, or None when it cannot be known (unsupported, reset)."""
+    if prev is None or cur is None or UNSUPPORTED in (prev, cur):
+        return None
+    if cur >= prev:
+        return cur - prev
+    if prev - cur > 2**63:           # wrapped past 2^64
+        return cur + 2**64 - prev
+    return None                      # reset (port re-created, switch restarted)
+
+
+@dataclass(frozen=True)
+class PortStat:
+    """One port's counters as a switch reported them (None where not reported)."""
+    port: int
+    rx_packets: int
+    tx_packets: int
+    rx_bytes: int
+    tx_bytes: int
+    rx_dropped: int = 0
+    tx_dropped: int = 0
+    duration_s: float | None = None   # how long the port has existed, by the switch's clock
+
+
+@dataclass(frozen=True)
+class FlowStat:
+    """One flow entry's counters: where it outputs and how much it sent."""
+    cookie: int
+    out_port: int
+    packets: int
+    duration_s: float
+
+
+@dataclass(frozen=True)
+class PortRate:
+    interval_s: float
+    tx_bps: float
+    rx_bps: float
+    tx_pps: float
+    rx_pps: float
+    tx_packets: int
+    drop_pps: float
+    at: float             # controller time the second snapshot arrived
+
+
+@dataclass(frozen=True)
+class LinkMetrics:
+    src: End
+    dst: End
+    capacity_mbps: float
+    rate_mbps: float
+    utilisation: float
+    loss: float
+    latency_ms: float
+    age_s: float          # since the older of the two ends was last measured
+
+
+@dataclass(frozen=True)
+class PathFeatures:
+    utilisation: float    # bottleneck: the busiest link
+    loss: float           # 1 - prod(1 - loss_i)
+    latency_ms: float     # sum over links
+    hops: int             # inter-switch links
+
+    def as_dict(self) -> dict:
+        return {"utilisation": self.utilisation, "loss": self.loss,
+                "latency_ms": self.latency_ms, "hops": self.hops}
+
+
+def _clamp01(x: float) -> float:
+    return 0.0 if not math.isfinite(x) or x < 0 else min(x, 1.0)
+
+
+class Monitor:
+    def __init__(self) -> None:
+        self._ports: dict[End, tuple[PortStat, float]] = {}
+        self.rates: dict[End, PortRate] = {}
+        self._flows: dict[tuple[int, int], tuple[FlowStat, float]] = {}
+        self._flow_pps: dict[tuple[int, int], tuple[End, float, float, int]] = {}
+        self.latency_ms: dict[tuple[End, End], float] = {}
+        self.rtt_s: dict[int, float] = {}
+
+    # -- inputs ----------------------------------------------------------------------------
+    def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
+        for s in stats:
+            end = End(dpid, s.port)
+            prev = self._ports.get(end)
+            self._ports[end] = (s, now)
+            if prev is None:
+                continue
+            rate = _rate(prev[0], prev[1], s, now)
+            if rate is None:
+                self.rates.pop(end, None)
+            else:
+                self.rates[end] = rate
+
+    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> None:
+        """Packets/s each flow entry sends; a new entry counts from its creation."""
+        for s in stats:
+            key = (dpid, s.cookie)
+            prev = self._flows.get(key)
+            self._flows[key] = (s, now)
+            if prev is None or prev[0].out_port != s.out_port:
+                packets, interval = s.packets, s.duration_s
+            else:
+                packets = counter_delta(prev[0].packets, s.packets)
+                interval = s.duration_s - prev[0].duration_s
+                if packets is None or interval <= 0:    # re-created entry: count from creation
+                    packets, interval = s.packets, s.duration_s
+            if interval > 0:
+                self._flow_pps[key] = (End(dpid, s.out_port), packets / interval, now, packets)
+
+    def forget_stale_flows(self, now: float, max_age_s: float) -> None:
+        for key in [k for k, (_, t) in self._flows.items() if now - t > max_age_s]:
+            del self._flows[key]
+            self._flow_pps.pop(key, None)
+
+    def echo_rtt(self, dpid: int, rtt_s: float) -> None:
+        if math.isfinite(rtt_s) and rtt_s >= 0:
+            old = self.rtt_s.get(dpid)
+            self.rtt_s[dpid] = rtt_s if old is None else old + RTT_EWMA * (rtt_s - old)
+
+    def probe_delay(self, src: End, dst: End, travel_s: float) -> None:
+        """A probe took travel_s from the controller via src to dst and back up."""
+        if not math.isfinite(travel_s):
+            return
+        one_way = travel_s - self.rtt_s.get(src.dpid, 0.0) / 2 - self.rtt_s.get(dst.dpid, 0.0) / 2
+        sample = max(one_way, 0.0) * 1000
+        old = self.latency_ms.get((src, dst))
+        self.latency_ms[(src, dst)] = sample if old is None else old + LATENCY_EWMA * (sample - old)
+
+    def forget_switch(self, dpid: int) -> None:
+        for table in (self._ports, self.rates):
+            for end in [e for e in table if e.dpid == dpid]:
+                del table[end]
+        for key in [k for k in self._flows if k[0] == dpid]:
+            del self._flows[key]
+            self._flow_pps.pop(key, None)
+        for key in [k for k in self.latency_ms if dpid in (k[0].dpid, k[1].dpid)]:
+            del self.latency_ms[key]
+        self.rtt_s.pop(dpid, None)
+
+    # -- outputs ---------------------------------------------------------------------------
+    def offered(self, end: End, now: float, max_age_s: float) -> tuple[float, int]:
+        """(packets/s, packets) our fresh flow entries sent towards this port."""
+        pps = packets = 0
+        for out, rate, at, count in self._flow_pps.values():
+            if out == end and now - at <= max_age_s:
+                pps += rate
+                packets += count
+        return pps, packets
+
+    def link(self, src: End, dst: End, capacity_mbps: float, now: float,
+             max_age_s: float) -> LinkMetrics:
+        tx, rx = self.rates.get(src), self.rates.get(dst)
+        latency = self.latency_ms.get((src, dst), 0.0)
+        if tx is None or rx is None:
+            return LinkMetrics(src, dst, capacity_mbps, 0.0, 0.0, 0.0, latency, math.inf)
+        rate_mbps = tx.tx_bps / 1e6
+        utilisation = _clamp01(rate_mbps / capacity_mbps)
+        flow_pps, flow_packets = self.offered(src, now, max_age_s)
+        offered_pps = max(tx.tx_pps, flow_pps)
+        if max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
+            loss = 0.0
+        else:
+            loss = _clamp01(max(1 - rx.rx_pps / offered_pps,
+                                (tx.drop_pps + rx.drop_pps) / offered_pps))
+        return LinkMetrics(src, dst, capacity_mbps, rate_mbps, utilisation, loss, latency,
+                           now - min(tx.at, rx.at))
+
+
+def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate | None:
+    """Rates between two snapshots of a port; None if a counter reset makes them unknowable."""
+    interval = None
+    if prev.duration_s is not None and cur.duration_s is not None:
+        interval = cur.duration_s - prev.duration_s
+    if interval is None or interval <= 0:
+        interval = now - prev_at
+    if interval <= 0:
+        return None
+    deltas = [counter_delta(getattr(prev, f), getattr(cur, f)) for f in
+              ("tx_bytes", "rx_bytes", "tx_packets", "rx_packets")]
+    if None in deltas:
+        return None
+    tx_bytes, rx_bytes, tx_packets, rx_packets = deltas
+    drops = sum(d for d in (counter_delta(prev.tx_dropped, cur.tx_dropped),
+                            counter_delta(prev.rx_dropped, cur.rx_dropped)) if d is not None)
+    return PortRate(interval, tx_bytes * 8 / interval, rx_bytes * 8 / interval,
+                    tx_packets / interval, rx_packets / interval, tx_packets,
+                    drops / interval, now)
+
+
+def path_features(links: list[LinkMetrics]) -> PathFeatures:
+    """The paper's four features of a path from its links' metrics (no links: a one-switch path)."""
+    survive = 1.0
+    for lk in links:
+        survive *= 1 - lk.loss
+    return PathFeatures(max((lk.utilisation for lk in links), default=0.0),
+                        _clamp01(1 - survive), sum(lk.latency_ms for lk in links), len(links))

@@ -1,0 +1,143 @@
+"""The JSON API (WSGI, served on 127.0.0.1 by the app): what the controller sees and does.
+
+    GET /api/v1/topology            switches, links, hosts, whether the spec is all discovered
+    GET /api/v1/links               per directed link: capacity, rate, utilisation, loss, latency, age
+    GET /api/v1/paths?src=h1&dst=h7 candidate paths with their features and policy scores
+    GET /api/v1/flows               installed flows and their paths
+    GET /api/v1/policy              the policy in use and the ones available
+    PUT /api/v1/policy              {"policy": "<name>"}: switch policy for new flows
+
+Errors are JSON too: {"error": "..."} with a 4xx status that says what was wrong.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections.abc import Callable
+from urllib.parse import parse_qs
+
+from controller.balancer import Balancer
+from controller.monitor import LinkMetrics
+from controller.policy import POLICIES
+from controller.settings import ConfigError
+
+PREFIX = "/api/v1/"
+
+
+class ApiError(Exception):
+    def __init__(self, status: str, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def finite(x: float) -> float | None:
+    """JSON has no infinity: an unknown age or value is null."""
+    return round(x, 6) if math.isfinite(x) else None
+
+
+def link_json(balancer: Balancer, m: LinkMetrics) -> dict:
+    name = balancer.net.name
+    return {"src": name(m.src.dpid), "src_port": m.src.port, "dst": name(m.dst.dpid),
+            "dst_port": m.dst.port, "capacity_mbps": m.capacity_mbps,
+            "rate_mbps": finite(m.rate_mbps), "utilisation": finite(m.utilisation),
+            "loss": finite(m.loss), "latency_ms": finite(m.latency_ms), "age_s": finite(m.age_s)}
+
+
+class RestApi:
+    def __init__(self, balancer: Balancer, clock: Callable[[], float] = time.monotonic) -> None:
+        self.balancer = balancer
+        self.clock = clock
+        self.routes = {("GET", "topology"): self.topology, ("GET", "links"): self.links,
+                       ("GET", "paths"): self.paths, ("GET", "flows"): self.flows,
+                       ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy}
+
+    def __call__(self, environ, start_response):
+        try:
+            path = environ.get("PATH_INFO", "")
+            if not path.startswith(PREFIX):
+                raise ApiError("404 Not Found", f"no such resource '{path}' (the API is under {PREFIX})")
+            name, method = path[len(PREFIX):].strip("/"), environ.get("REQUEST_METHOD", "GET")
+            handler = self.routes.get((method, name))
+            if handler is None:
+                if any(n == name for _, n in self.routes):
+                    raise ApiError("405 Method Not Allowed", f"{method} not allowed on {path}")
+                raise ApiError("404 Not Found", f"no such resource '{path}'")
+            status, body = "200 OK", handler(environ)
+        except ApiError as exc:
+            status, body = exc.status, {"error": str(exc)}
+        data = json.dumps(body, indent=1).encode()
+        start_response(status, [("Content-Type", "application/json"),
+                                ("Content-Length", str(len(data)))])
+        return [data]
+
+    # -- resources ---------------------------------------------------------------------------
+    def topology(self, environ) -> dict:
+        net = self.balancer.net
+        return {
+            "switches": [{"name": net.name(d), "dpid": d, "ports": sorted(p)}
+                         for d, p in sorted(net.ports.items())],
+            "links": [{"src": net.name(a.dpid), "src_port": a.port, "dst": net.name(b.dpid),
+                       "dst_port": b.port} for a, b in sorted(net.links.links(), key=lambda l: (l[0].dpid, l[0].port))],
+            "hosts": [{"mac": h.mac, "ip": h.ip, "switch": net.name(h.at.dpid), "port": h.at.port}
+                      for h in sorted(net.hosts.values(), key=lambda h: h.ip)],
+            "complete": None if net.spec is None else not net.missing_spec_links(),
+        }
+
+    def links(self, environ) -> list[dict]:
+        return [link_json(self.balancer, m) for m in self.balancer.link_metrics(self.clock())]
+
+    def paths(self, environ) -> dict:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        for side in ("src", "dst"):
+            if len(query.get(side, [])) != 1:
+                raise ApiError("400 Bad Request", f"query parameter '{side}' is required once "
+                                                  "(a host name from the spec, or an IP address)")
+        ends = [self._host(query[side][0]) for side in ("src", "dst")]
+        b, now = self.balancer, self.clock()
+        candidates = b.paths.candidates(b.net, ends[0].at.dpid, ends[1].at.dpid)
+        features = [b.features(c, now) for c in candidates]
+        chosen = b.policy.choose(None, features) if candidates else None
+        return {"src": query["src"][0], "dst": query["dst"][0], "policy": b.policy.name,
+                "candidates": [{"path": [b.net.name(d) for d in c], **f.as_dict(),
+                                "score": finite(b.policy.score(f)), "chosen": i == chosen}
+                               for i, (c, f) in enumerate(zip(candidates, features))]}
+
+    def _host(self, name: str):
+        spec, net = self.balancer.net.spec, self.balancer.net
+        ip = name
+        if spec is not None and name in {h.name for h in spec.hosts}:
+            ip = spec.host(name).ip
+        elif name.count(".") != 3:
+            raise ApiError("400 Bad Request", f"unknown host '{name}': not in the topology spec "
+                                              "and not an IPv4 address")
+        host = net.host_by_ip(ip)
+        if host is None:
+            raise ApiError("404 Not Found", f"host '{name}' ({ip}) not seen yet: it must send a packet first")
+        return host
+
+    def flows(self, environ) -> list[dict]:
+        now, net = self.clock(), self.balancer.net
+        return [{"flow": str(f.key), "src_ip": f.key.src_ip, "dst_ip": f.key.dst_ip,
+                 "proto": f.key.proto, "src_port": f.key.src_port, "dst_port": f.key.dst_port,
+                 "path": [net.name(d) for d in f.path], "cookie": hex(f.cookie),
+                 "age_s": round(now - f.installed_at, 3)}
+                for f in self.balancer.flows.values()]
+
+    def policy(self, environ) -> dict:
+        return {"policy": self.balancer.policy.name, "available": sorted(POLICIES)}
+
+    def set_policy(self, environ) -> dict:
+        try:
+            length = int(environ.get("CONTENT_LENGTH") or 0)
+            body = json.loads(environ["wsgi.input"].read(min(length, 10_000)) or b"null")
+        except (ValueError, KeyError):
+            raise ApiError("400 Bad Request", 'body must be JSON: {"policy": "<name>"}') from None
+        if not isinstance(body, dict) or set(body) != {"policy"} or not isinstance(body["policy"], str):
+            raise ApiError("400 Bad Request", 'body must be {"policy": "<name>"}')
+        try:
+            self.balancer.set_policy(body["policy"])
+        except ConfigError as exc:
+            raise ApiError("400 Bad Request", str(exc)) from None
+        return self.policy(environ)

@@ -1,0 +1,129 @@
+"""Rates, loss and latency from counters, on a mock clock: the measured interval is used,
+resets/wraps/unsupported counters never produce nonsense, and every feature stays finite and
+in range whatever the counters do."""
+
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.discovery import End
+from controller.monitor import (UNSUPPORTED, FlowStat, LinkMetrics, Monitor, PortStat,
+                                counter_delta, path_features)
+
+A, B = End(1, 2), End(2, 2)          # link A -> B
+
+
+def port(tx_bytes=0, tx_packets=0, rx_bytes=0, rx_packets=0, duration_s=None, port_no=2, **kw):
+    return PortStat(port_no, rx_packets, tx_packets, rx_bytes, tx_bytes, duration_s=duration_s, **kw)
+
+
+def feed(m, t, a=None, b=None):
+    if a is not None:
+        m.port_stats(1, [a], t)
+    if b is not None:
+        m.port_stats(2, [b], t)
+
+
+def test_counter_delta_handles_unsupported_reset_and_wrap():
+    assert counter_delta(100, 250) == 150
+    assert counter_delta(UNSUPPORTED, 5) is None and counter_delta(5, UNSUPPORTED) is None
+    assert counter_delta(1000, 10) is None                       # reset
+    assert counter_delta(2**64 - 10, 5) == 15                    # wrap
+    assert counter_delta(None, 5) is None
+
+
+def test_utilisation_uses_the_switch_measured_interval_not_the_nominal_one():
+    m = Monitor()
+    feed(m, 0.0, port(duration_s=10.0), port(duration_s=10.0))
+    # the reply arrived 1.0 s later, but the switch says 2.0 s passed between snapshots
+    feed(m, 1.0, port(tx_bytes=2_500_000, tx_packets=2000, duration_s=12.0),
+         port(rx_bytes=2_500_000, rx_packets=2000, duration_s=12.0))
+    link = m.link(A, B, capacity_mbps=20, now=1.0, max_age_s=3)
+    assert link.rate_mbps == pytest.approx(10.0)
+    assert link.utilisation == pytest.approx(0.5)
+    assert link.loss == 0.0
+
+
+def test_receive_time_is_the_interval_when_the_switch_gives_no_duration():
+    m = Monitor()
+    feed(m, 0.0, port(), port())
+    feed(m, 0.5, port(tx_bytes=625_000, tx_packets=500), port(rx_packets=500))
+    assert m.link(A, B, 10, 0.5, 3).rate_mbps == pytest.approx(10.0)
+
+
+def test_loss_compares_far_end_receptions_with_packets_offered():
+    m = Monitor()
+    feed(m, 0.0, port(duration_s=1), port(duration_s=1))
+    feed(m, 1.0, port(tx_packets=600, duration_s=2), port(rx_packets=600, duration_s=2))
+    # our flow entry on switch 1 sent 900 packets towards A in its first second
+    m.flow_stats(1, [FlowStat(cookie=7, out_port=2, packets=900, duration_s=1.0)], 1.0)
+    assert m.link(A, B, 10, 1.0, 3).loss == pytest.approx(1 / 3)
+
+
+def test_too_few_packets_is_no_evidence_of_loss():
+    m = Monitor()
+    feed(m, 0.0, port(), port())
+    feed(m, 1.0, port(tx_packets=3), port(rx_packets=1))
+    assert m.link(A, B, 10, 1.0, 3).loss == 0.0
+
+
+def test_counter_reset_drops_the_window_instead_of_a_negative_rate():
+    m = Monitor()
+    feed(m, 0.0, port(tx_bytes=10**9, tx_packets=10**6), port(rx_packets=10**6))
+    feed(m, 1.0, port(tx_bytes=1000, tx_packets=10), port(rx_packets=10**6 + 10))
+    link = m.link(A, B, 10, 1.0, 3)
+    assert (link.rate_mbps, link.utilisation, link.age_s) == (0.0, 0.0, math.inf)
+
+
+def test_missing_reply_makes_metrics_age():
+    m = Monitor()
+    feed(m, 0.0, port(), port())
+    feed(m, 1.0, port(tx_packets=100, tx_bytes=10**5), port(rx_packets=100))
+    assert m.link(A, B, 10, 4.0, 3).age_s == pytest.approx(3.0)
+
+
+def test_latency_subtracts_half_of_each_echo_rtt_clamps_at_zero_and_smooths():
+    m = Monitor()
+    m.echo_rtt(1, 0.004)
+    m.echo_rtt(2, 0.002)
+    m.probe_delay(A, B, 0.013)                 # 13 ms - 2 ms - 1 ms
+    assert m.latency_ms[(A, B)] == pytest.approx(10.0)
+    m.probe_delay(A, B, 0.001)                 # would be negative: clamped to 0
+    assert m.latency_ms[(A, B)] == pytest.approx(7.0)   # EWMA 0.3 towards 0
+
+
+def test_path_features_combine_links_as_documented():
+    def link(u, loss, lat):
+        return LinkMetrics(A, B, 10, 0, u, loss, lat, 0)
+    f = path_features([link(0.2, 0.1, 1.0), link(0.7, 0.5, 2.0)])
+    assert (f.utilisation, f.loss, f.latency_ms, f.hops) == (0.7, pytest.approx(0.55), 3.0, 2)
+    assert path_features([]).hops == 0
+
+
+counters = st.integers(0, 2**64 - 1) | st.just(UNSUPPORTED)
+samples = st.lists(st.tuples(counters, counters, counters, counters,
+                             st.floats(0, 1e6) | st.none(), st.floats(0.001, 5)),
+                   min_size=1, max_size=6)
+
+
+@given(samples, samples, st.lists(st.tuples(st.integers(0, 2**64 - 1), st.floats(0, 1e6)), max_size=4),
+       st.floats(-1e3, 1e3) | st.sampled_from([math.nan, math.inf, -math.inf]))
+def test_features_stay_finite_and_in_range_for_any_counters(tx_side, rx_side, flows, travel):
+    m = Monitor()
+    t = 0.0
+    for (a, b) in zip(tx_side, rx_side):
+        t += a[5]
+        m.port_stats(1, [PortStat(2, a[0], a[1], a[2], a[3], a[0], a[1], a[4])], t)
+        m.port_stats(2, [PortStat(2, b[0], b[1], b[2], b[3], b[0], b[1], b[4])], t)
+    for packets, duration in flows:
+        m.flow_stats(1, [FlowStat(1, 2, packets, duration)], t)
+    m.echo_rtt(1, travel)
+    m.probe_delay(A, B, travel)
+    link = m.link(A, B, 10, t, 3)
+    f = path_features([link, link])
+    for value in (link.utilisation, link.loss, f.utilisation, f.loss):
+        assert 0.0 <= value <= 1.0
+    for value in (link.rate_mbps, link.latency_ms, f.latency_ms):
+        assert math.isfinite(value) and value >= 0
