@@ -22,8 +22,16 @@ if __package__ in (None, ""):   # loaded by file path by a manager: make the pac
 from controller import compat  # noqa: E402
 from controller.balancer import Balancer  # noqa: E402
 from controller.capture import Capture, snapshot  # noqa: E402
-from controller.messages import (COOKIE_BASE, COOKIE_MASK, EchoRequest, FlowDelete,  # noqa: E402
-                                 FlowMod, FlowStatsRequest, PacketOut, PortStatsRequest)
+from controller.messages import (  # noqa: E402
+    COOKIE_BASE,
+    COOKIE_MASK,
+    EchoRequest,
+    FlowDelete,
+    FlowMod,
+    FlowStatsRequest,
+    PacketOut,
+    PortStatsRequest,
+)
 from controller.metrics import Metrics  # noqa: E402
 from controller.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policy import make_policy  # noqa: E402

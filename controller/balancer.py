@@ -186,9 +186,8 @@ class Balancer:
 
     def link_metrics(self, now: float) -> list[LinkMetrics]:
         """Metrics of every discovered directed link, in a stable order."""
-        links = sorted(self.net.links.links(), key=lambda lk: (lk[0].dpid, lk[0].port))
         return [self.monitor.link(src, dst, self.capacity_mbps(src.dpid, dst.dpid), now,
-                                  self.stats_max_age_s) for src, dst in links]
+                                  self.stats_max_age_s) for src, dst in self.net.links.links()]
 
     def features(self, path: Path, now: float) -> PathFeatures:
         g = self.net.graph()

@@ -92,7 +92,8 @@ class LinkTable:
         return end in self._peer or end in self._back
 
     def links(self) -> list[tuple[End, End]]:
-        return list(self._peer.items())
+        """All directed links, in a stable order (by sending switch and port)."""
+        return sorted(self._peer.items(), key=lambda link: (link[0].dpid, link[0].port))
 
     def _drop(self, srcs: list[End]) -> list[tuple[End, End]]:
         gone = [(src, self._peer.pop(src)) for src in srcs]

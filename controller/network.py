@@ -100,7 +100,7 @@ class Network:
         if self._graph is None:
             g = nx.DiGraph()
             g.add_nodes_from(sorted(self.ports))
-            for src, dst in sorted(self.links.links(), key=lambda link: (link[0].dpid, link[1].dpid, link[0].port)):
+            for src, dst in self.links.links():
                 if not g.has_edge(src.dpid, dst.dpid):
                     g.add_edge(src.dpid, dst.dpid, out_port=src.port, in_port=dst.port)
             self._graph = g

@@ -79,7 +79,7 @@ class RestApi:
             "switches": [{"name": net.name(d), "dpid": d, "ports": sorted(p)}
                          for d, p in sorted(net.ports.items())],
             "links": [{"src": net.name(a.dpid), "src_port": a.port, "dst": net.name(b.dpid),
-                       "dst_port": b.port} for a, b in sorted(net.links.links(), key=lambda l: (l[0].dpid, l[0].port))],
+                       "dst_port": b.port} for a, b in net.links.links()],
             "hosts": [{"mac": h.mac, "ip": h.ip, "switch": net.name(h.at.dpid), "port": h.at.port}
                       for h in sorted(net.hosts.values(), key=lambda h: h.ip)],
             "complete": None if net.spec is None else not net.missing_spec_links(),
