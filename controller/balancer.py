@@ -30,7 +30,7 @@ from controller.messages import (
     PortStatsRequest,
 )
 from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
-from controller.network import Network
+from controller.network import HostLocation, Network
 from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
 from controller.paths import Path, PathFinder, hops, is_live
 from controller.policy import Policy, make_policy
@@ -189,14 +189,21 @@ class Balancer:
         return [self.monitor.link(src, dst, self.capacity_mbps(src.dpid, dst.dpid), now,
                                   self.stats_max_age_s) for src, dst in self.net.links.links()]
 
-    def features(self, path: Path, now: float) -> PathFeatures:
-        g = self.net.graph()
-        links = []
+    def access_capacity_mbps(self, host: HostLocation) -> float:
+        spec = self.net.spec
+        capacity = spec and spec.capacity_mbps(self.net.host_name(host), self.net.name(host.at.dpid))
+        return capacity or self.settings.default_capacity_mbps
+
+    def features(self, path: Path, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures:
+        """The four features of a candidate path from host src to host dst."""
+        g, age = self.net.graph(), self.stats_max_age_s
+        links = [self.monitor.access(src.at, False, self.access_capacity_mbps(src), now, age)]
         for a, b in pairwise(path):
             edge = g.edges[a, b]
             links.append(self.monitor.link(End(a, edge["out_port"]), End(b, edge["in_port"]),
-                                           self.capacity_mbps(a, b), now, self.stats_max_age_s))
-        return path_features(links)
+                                           self.capacity_mbps(a, b), now, age))
+        links.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
+        return path_features(links, hops=len(path) - 1)
 
     # -- packets -------------------------------------------------------------------------
     def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> list[Message]:
@@ -245,7 +252,7 @@ class Balancer:
                 log.warning("flow %s: no path from %s to %s yet", key,
                             self.net.name(src.at.dpid), self.net.name(dst.at.dpid))
                 return []
-            features = [self.features(c, now) for c in candidates]
+            features = [self.features(c, src, dst, now) for c in candidates]
             path = candidates[self.policy.choose(key, features)]
             flow = self._record(key, path, now)
             log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),

@@ -44,18 +44,18 @@ class Capture:
 
 
 def snapshot(balancer: Balancer, now: float, wall_s: float) -> dict[str, list[tuple]]:
-    """This moment's rows: every link, and every candidate path between switches with hosts."""
+    """This moment's rows: every link, and every candidate path between every two known hosts."""
     name = balancer.net.name
     links = [(wall_s, name(m.src.dpid), m.src.port, name(m.dst.dpid), m.dst.port, m.capacity_mbps,
               m.rate_mbps, m.utilisation, m.loss, m.latency_ms, m.age_s)
              for m in balancer.link_metrics(now)]
     paths = []
-    edge_switches = sorted({h.at.dpid for h in balancer.net.hosts.values()})
-    for src, dst in permutations(edge_switches, 2):
-        for path in balancer.paths.candidates(balancer.net, src, dst):
-            f = balancer.features(path, now)
-            paths.append((wall_s, name(src), name(dst), ">".join(name(d) for d in path),
-                          f.utilisation, f.loss, f.latency_ms, f.hops))
+    hosts = sorted(balancer.net.hosts.values(), key=lambda h: h.ip)
+    for src, dst in permutations(hosts, 2):
+        for path in balancer.paths.candidates(balancer.net, src.at.dpid, dst.at.dpid):
+            f = balancer.features(path, src, dst, now)
+            paths.append((wall_s, balancer.net.host_name(src), balancer.net.host_name(dst),
+                          ">".join(name(d) for d in path), f.utilisation, f.loss, f.latency_ms, f.hops))
     return {"links": links, "paths": paths}
 
 

@@ -13,9 +13,11 @@ Per directed link a -> b (a = sending port, b = receiving port):
 - latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
   of each switch's echo round trip, clamped at 0 and smoothed (EWMA); measured on every probe.
 
-Per path (a list of switches): bottleneck utilisation (max over its links), end-to-end loss
-1 - prod(1 - loss), summed latency, and hop count (inter-switch links). Host access links are
-left out: every candidate of a host pair shares them.
+Per path from host to host: bottleneck utilisation (max over its links), end-to-end loss
+1 - prod(1 - loss), summed latency, and hop count (inter-switch links). The two host access
+links count too: the switch facing the destination host shows (by its flow and port counters)
+packets it could not send to the host; the source host's link shows its rate but no loss, and
+access links carry no probes, so their latency is taken as 0.
 
 Counters are untrusted: all-ones means "unsupported", a smaller value is a reset (that window
 is unknown) unless the drop is so large it can only be a 64-bit wrap.
@@ -186,6 +188,21 @@ class Monitor:
                 packets += count
         return pps, packets
 
+    def access(self, end: End, to_host: bool, capacity_mbps: float, now: float,
+               max_age_s: float) -> LinkMetrics:
+        """The link between a switch port and a host. Towards the host, loss is what our entries
+        offered the port but it did not send; from the host, nothing shows loss (taken as 0)."""
+        rate = self.rates.get(end)
+        if rate is None:
+            return LinkMetrics(end, end, capacity_mbps, 0.0, 0.0, 0.0, 0.0, math.inf)
+        bps, loss = (rate.tx_bps, 0.0) if to_host else (rate.rx_bps, 0.0)
+        if to_host:
+            flow_pps, flow_packets = self.offered(end, now, max_age_s)
+            if flow_packets >= MIN_PACKETS and flow_pps > 0:
+                loss = _clamp01(1 - rate.tx_pps / flow_pps)
+        return LinkMetrics(end, end, capacity_mbps, bps / 1e6, _clamp01(bps / 1e6 / capacity_mbps),
+                           loss, 0.0, now - rate.at)
+
     def link(self, src: End, dst: End, capacity_mbps: float, now: float,
              max_age_s: float) -> LinkMetrics:
         tx, rx = self.rates.get(src), self.rates.get(dst)
@@ -226,10 +243,11 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate
                     drops / interval, now)
 
 
-def path_features(links: list[LinkMetrics]) -> PathFeatures:
-    """The paper's four features of a path from its links' metrics (no links: a one-switch path)."""
+def path_features(links: list[LinkMetrics], hops: int) -> PathFeatures:
+    """The paper's four features of a path from the metrics of all its links (access links
+    included) and its number of inter-switch links."""
     survive = 1.0
     for lk in links:
         survive *= 1 - lk.loss
     return PathFeatures(max((lk.utilisation for lk in links), default=0.0),
-                        _clamp01(1 - survive), sum(lk.latency_ms for lk in links), len(links))
+                        _clamp01(1 - survive), sum(lk.latency_ms for lk in links), hops)

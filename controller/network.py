@@ -38,6 +38,11 @@ class Network:
     def name(self, dpid: int) -> str:
         return (self.spec and self.spec.switch_name(dpid)) or f"s{dpid}"
 
+    def host_name(self, host: HostLocation) -> str:
+        """The spec's name for a host, else its IP address."""
+        spec = self.spec
+        return (spec and next((h.name for h in spec.hosts if h.ip == host.ip), None)) or host.ip
+
     def path_name(self, path: tuple[int, ...]) -> str:
         return ">".join(self.name(d) for d in path)
 

@@ -97,7 +97,7 @@ class RestApi:
         ends = [self._host(query[side][0]) for side in ("src", "dst")]
         b, now = self.balancer, self.clock()
         candidates = b.paths.candidates(b.net, ends[0].at.dpid, ends[1].at.dpid)
-        features = [b.features(c, now) for c in candidates]
+        features = [b.features(c, ends[0], ends[1], now) for c in candidates]
         chosen = b.policy.choose(None, features) if candidates else None
         return {"src": query["src"][0], "dst": query["dst"][0], "policy": b.policy.name,
                 "candidates": [{"path": [b.net.name(d) for d in c], **f.as_dict(),

@@ -96,9 +96,18 @@ def test_latency_subtracts_half_of_each_echo_rtt_clamps_at_zero_and_smooths():
 def test_path_features_combine_links_as_documented():
     def link(u, loss, lat):
         return LinkMetrics(A, B, 10, 0, u, loss, lat, 0)
-    f = path_features([link(0.2, 0.1, 1.0), link(0.7, 0.5, 2.0)])
-    assert (f.utilisation, f.loss, f.latency_ms, f.hops) == (0.7, pytest.approx(0.55), 3.0, 2)
-    assert path_features([]).hops == 0
+    f = path_features([link(0.2, 0.1, 1.0), link(0.7, 0.5, 2.0)], hops=1)
+    assert (f.utilisation, f.loss, f.latency_ms, f.hops) == (0.7, pytest.approx(0.55), 3.0, 1)
+
+
+def test_access_link_to_a_host_loses_what_the_port_could_not_send():
+    m = Monitor()
+    m.port_stats(1, [port(port_no=1)], 0.0)
+    m.port_stats(1, [port(port_no=1, tx_packets=800, tx_bytes=10**6)], 1.0)
+    m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000, duration_s=1.0)], 1.0)
+    to_host = m.access(End(1, 1), True, 100, 1.0, 3)
+    assert (to_host.loss, to_host.utilisation) == (pytest.approx(0.2), pytest.approx(0.08))
+    assert m.access(End(1, 1), False, 100, 1.0, 3).loss == 0.0
 
 
 counters = st.integers(0, 2**64 - 1) | st.just(UNSUPPORTED)
@@ -121,7 +130,7 @@ def test_features_stay_finite_and_in_range_for_any_counters(tx_side, rx_side, fl
     m.echo_rtt(1, travel)
     m.probe_delay(A, B, travel)
     link = m.link(A, B, 10, t, 3)
-    f = path_features([link, link])
+    f = path_features([link, m.access(A, True, 10, t, 3), m.access(B, False, 10, t, 3)], hops=1)
     for value in (link.utilisation, link.loss, f.utilisation, f.loss):
         assert 0.0 <= value <= 1.0
     for value in (link.rate_mbps, link.latency_ms, f.latency_ms):
