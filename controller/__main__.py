@@ -23,7 +23,7 @@ _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PA
                   "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_PROBE_INTERVAL_S": "--probe-interval",
                   "LB_POLL_INTERVAL_S": "--poll-interval", "LB_DEFAULT_CAPACITY_MBPS": "--default-capacity",
                   "LB_REST_PORT": "--rest-port", "LB_METRICS_PORT": "--metrics-port",
-                  "LB_CAPTURE": "--capture", "LB_LOG_LEVEL": "--log-level"}
+                  "LB_CAPTURE": "--capture", "LB_MODEL": "--model", "LB_LOG_LEVEL": "--log-level"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -46,6 +46,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--metrics-port", type=int, default=Settings.metrics_port,
                    help=f"Prometheus port on 127.0.0.1, 0 to disable (default {Settings.metrics_port})")
     p.add_argument("--capture", metavar="DIR", help="append link metrics and path features to DIR/*.csv")
+    p.add_argument("--model", metavar="PATH", help="BPANN model for --policy bpann (default: models/bpann)")
     p.add_argument("--log-level", default=Settings.log_level, help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--framework", choices=("auto", "os_ken", "ryu"), default="auto",
                    help="OpenFlow framework (default: os-ken if installed, else Ryu)")
@@ -62,9 +63,10 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
                         poll_interval_s=args.poll_interval, default_capacity_mbps=args.default_capacity,
                         rest_port=args.rest_port, metrics_port=args.metrics_port,
                         capture=str(Path(args.capture).resolve()) if args.capture else None,
+                        model=str(Path(args.model).resolve()) if args.model else None,
                         log_level=args.log_level.upper())
     settings.validate()
-    make_policy(settings.policy)
+    make_policy(settings.policy, settings.model)   # a broken model warns here and falls back
     if settings.topology:
         load_spec(settings.topology)
     return {var: str(getattr(settings, field)) for field, var in Settings.ENV.items()

@@ -13,6 +13,7 @@ Settings come from LB_* environment variables (see controller/settings.py).
 import functools
 import logging
 import os
+import signal
 import sys
 import time
 
@@ -36,7 +37,8 @@ from controller.metrics import Metrics  # noqa: E402
 from controller.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policy import make_policy  # noqa: E402
 from controller.rest import RestApi  # noqa: E402
-from controller.settings import Settings  # noqa: E402
+from controller.settings import ConfigError, Settings  # noqa: E402
+from models.bpann import ModelError  # noqa: E402
 from topologies.spec import load_spec  # noqa: E402
 
 ofp_event, set_ev_cls = compat.ofp_event, compat.set_ev_cls
@@ -74,7 +76,7 @@ class LoadBalancer(compat.AppBase):
         settings = Settings.from_env()
         _setup_logging(settings.log_level)
         spec = load_spec(settings.topology) if settings.topology else None
-        self.balancer = Balancer(settings, make_policy(settings.policy), spec)
+        self.balancer = Balancer(settings, make_policy(settings.policy, settings.model), spec)
         self.metrics = Metrics(self.balancer)
         self.capture = Capture(settings.capture) if settings.capture else None
         self.datapaths = {}
@@ -94,6 +96,14 @@ class LoadBalancer(compat.AppBase):
                 log.info("%s on http://127.0.0.1:%d/", what, port)
         if self.capture:
             log.info("capturing link metrics and path features to %s", settings.capture)
+        signal.signal(signal.SIGHUP, lambda *_: self._reload_model())
+
+    def _reload_model(self):
+        """SIGHUP: reload the BPANN model, as POST /api/v1/model/reload does."""
+        try:
+            self.balancer.reload_model()
+        except (ConfigError, ModelError) as exc:
+            log.warning("SIGHUP: %s", exc)
 
     def close(self):
         for thread in self._threads:

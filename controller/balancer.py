@@ -33,8 +33,8 @@ from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, Por
 from controller.network import HostLocation, Network
 from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
 from controller.paths import Path, PathFinder, hops, is_live
-from controller.policy import Policy, make_policy
-from controller.settings import Settings
+from controller.policy import BpannPolicy, Policy, make_policy
+from controller.settings import ConfigError, Settings
 from topologies.spec import Spec
 
 log = logging.getLogger("lb.balancer")
@@ -148,8 +148,15 @@ class Balancer:
 
     def set_policy(self, name: str) -> None:
         """Use another policy for new flows (installed flows keep their paths)."""
-        self.policy = make_policy(name)
+        self.policy = make_policy(name, self.settings.model)
         log.info("policy is now %s", name)
+
+    def reload_model(self) -> None:
+        """Reload the BPANN model file; installed flows are untouched. Raises ConfigError if
+        the policy is not bpann, ModelError (keeping the old model) if the file is bad."""
+        if not isinstance(self.policy, BpannPolicy):
+            raise ConfigError(f"policy is '{self.policy.name}', not 'bpann': no model to reload")
+        self.policy.reload()
 
     # -- statistics ----------------------------------------------------------------------
     def poll(self, now: float) -> list[Message]:

@@ -1,15 +1,26 @@
 """Path selection policies: one small interface, chosen by name.
 
 A policy scores each candidate path from its features (lower is better) and the lowest
-score wins, ties going to the earlier candidate; policies that are not a score (round robin,
-hashing) override choose() instead.
+score wins, ties going to the earlier candidate (fewer hops); policies that are not a score
+override choose() instead.
 """
 
 from __future__ import annotations
 
+import logging
+import random
+from pathlib import Path
+
+import numpy as np
+
 from controller.flows import FlowKey
 from controller.monitor import PathFeatures
 from controller.settings import ConfigError
+from models import bpann
+
+log = logging.getLogger("lb.policy")
+ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = ROOT / "models" / "bpann"
 
 
 class Policy:
@@ -23,6 +34,9 @@ class Policy:
         scores = [self.score(f) for f in features]
         return min(range(len(scores)), key=scores.__getitem__)
 
+    def describe(self) -> dict:
+        return {"policy": self.name}
+
 
 class ShortestPath(Policy):
     """Fewest hops."""
@@ -32,11 +46,74 @@ class ShortestPath(Policy):
         return features.hops
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ShortestPath,)}
+class LeastLoaded(Policy):
+    """Lowest bottleneck utilisation; differences under 1% are noise, so they tie (and the
+    shorter path wins)."""
+    name = "least-loaded"
+
+    def score(self, features: PathFeatures) -> float:
+        return round(features.utilisation, 2)
 
 
-def make_policy(name: str) -> Policy:
-    try:
-        return POLICIES[name]()
-    except KeyError:
-        raise ConfigError(f"policy: unknown '{name}' (known: {', '.join(sorted(POLICIES))})") from None
+class RandomPath(Policy):
+    """A uniformly random candidate (seeded): exploration, for collecting training data."""
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self._random = random.Random(seed)
+
+    def score(self, features: PathFeatures) -> float:
+        return 0.0
+
+    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+        return self._random.randrange(len(features))
+
+
+class BpannPolicy(Policy):
+    """Lowest load predicted by the BPANN from the four features. Without a usable model it
+    says so and behaves as least-loaded until a good model is reloaded."""
+    name = "bpann"
+
+    def __init__(self, model_path: str | Path = DEFAULT_MODEL) -> None:
+        self.model_path = Path(model_path)
+        self.model: bpann.Bpann | None = None
+        self._fallback = LeastLoaded()
+        try:
+            self.reload()
+        except bpann.ModelError as exc:
+            log.warning("%s; using the least-loaded policy until a model loads", exc)
+
+    def reload(self) -> None:
+        """Load the model file again; on failure keep what was in use and raise ModelError."""
+        self.model = bpann.load(self.model_path)
+        log.info("BPANN model %s loaded (%d hidden neurons, label %s)", self.model_path,
+                 self.model.hidden, self.model.meta.get("label"))
+
+    def score(self, features: PathFeatures) -> float:
+        return self.scores([features])[0]
+
+    def scores(self, features: list[PathFeatures]) -> list[float]:
+        if self.model is None:
+            return [self._fallback.score(f) for f in features]
+        x = np.array([[f.utilisation, f.loss, f.latency_ms, f.hops] for f in features])
+        return self.model.predict(x).tolist()
+
+    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+        return int(np.argmin(self.scores(features)))
+
+    def describe(self) -> dict:
+        if self.model is None:
+            return {"policy": self.name, "model": None, "fallback": self._fallback.name}
+        return {"policy": self.name, "model": str(self.model_path), "hidden": self.model.hidden,
+                "label": self.model.meta.get("label"), "trained_at": self.model.meta.get("trained_at")}
+
+
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ShortestPath, LeastLoaded, RandomPath, BpannPolicy)}
+
+
+def make_policy(name: str, model_path: str | Path | None = None) -> Policy:
+    if name not in POLICIES:
+        raise ConfigError(f"policy: unknown '{name}' (known: {', '.join(sorted(POLICIES))})")
+    if name == BpannPolicy.name:
+        return BpannPolicy(model_path or DEFAULT_MODEL)
+    return POLICIES[name]()

@@ -4,8 +4,9 @@
     GET /api/v1/links               per directed link: capacity, rate, utilisation, loss, latency, age
     GET /api/v1/paths?src=h1&dst=h7 candidate paths with their features and policy scores
     GET /api/v1/flows               installed flows and their paths
-    GET /api/v1/policy              the policy in use and the ones available
+    GET /api/v1/policy              the policy in use (and its model) and the ones available
     PUT /api/v1/policy              {"policy": "<name>"}: switch policy for new flows
+    POST /api/v1/model/reload       reload the BPANN model file (installed flows stay)
 
 Errors are JSON too: {"error": "..."} with a 4xx status that says what was wrong.
 """
@@ -22,6 +23,7 @@ from controller.balancer import Balancer
 from controller.monitor import LinkMetrics
 from controller.policy import POLICIES
 from controller.settings import ConfigError
+from models.bpann import ModelError
 
 PREFIX = "/api/v1/"
 
@@ -51,7 +53,8 @@ class RestApi:
         self.clock = clock
         self.routes = {("GET", "topology"): self.topology, ("GET", "links"): self.links,
                        ("GET", "paths"): self.paths, ("GET", "flows"): self.flows,
-                       ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy}
+                       ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy,
+                       ("POST", "model/reload"): self.reload_model}
 
     def __call__(self, environ, start_response):
         try:
@@ -126,7 +129,16 @@ class RestApi:
                 for f in self.balancer.flows.values()]
 
     def policy(self, environ) -> dict:
-        return {"policy": self.balancer.policy.name, "available": sorted(POLICIES)}
+        return {**self.balancer.policy.describe(), "available": sorted(POLICIES)}
+
+    def reload_model(self, environ) -> dict:
+        try:
+            self.balancer.reload_model()
+        except ConfigError as exc:
+            raise ApiError("409 Conflict", str(exc)) from None
+        except ModelError as exc:
+            raise ApiError("422 Unprocessable Entity", f"{exc}; the previous model stays in use") from None
+        return self.policy(environ)
 
     def set_policy(self, environ) -> dict:
         try:

@@ -24,13 +24,14 @@ class Settings:
     rest_port: int = 8080            # JSON API on 127.0.0.1; 0 disables it
     metrics_port: int = 9108         # Prometheus metrics on 127.0.0.1; 0 disables them
     capture: str | None = None       # folder to append link metrics and path features to
+    model: str | None = None         # BPANN model (.npz + .json); default: the shipped models/bpann
     log_level: str = "INFO"
 
     ENV = {"policy": "LB_POLICY", "topology": "LB_TOPOLOGY", "k_paths": "LB_K_PATHS",
            "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "probe_interval_s": "LB_PROBE_INTERVAL_S",
            "poll_interval_s": "LB_POLL_INTERVAL_S", "default_capacity_mbps": "LB_DEFAULT_CAPACITY_MBPS",
            "rest_port": "LB_REST_PORT", "metrics_port": "LB_METRICS_PORT", "capture": "LB_CAPTURE",
-           "log_level": "LB_LOG_LEVEL"}
+           "model": "LB_MODEL", "log_level": "LB_LOG_LEVEL"}
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:

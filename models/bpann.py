@@ -1,0 +1,103 @@
+"""The BPANN model file and its forward pass: the only part of the model the controller runs.
+
+A model is two files side by side: `<name>.npz` with the arrays and `<name>.json` with what
+they mean (feature order, activation, versions, data hash, metrics). No pickle anywhere: both
+are plain data, checked on load, and a file that does not fit raises ModelError naming the
+file and what is wrong.
+
+    z = (x - x_mean) / x_scale                 x: the four path features, in FEATURES order
+    h = logistic(z @ w1 + b1)                  one hidden layer
+    y = (h @ w2 + b2) * y_scale + y_mean       the predicted path load (label units)
+"""
+
+from __future__ import annotations
+
+import json
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+FEATURES = ("utilisation", "loss", "latency_ms", "hops")
+FORMAT = "sdn-lb-bpann/1"
+ARRAYS = ("x_mean", "x_scale", "w1", "b1", "w2", "b2", "y_mean", "y_scale")
+
+
+class ModelError(ValueError):
+    """A model file that cannot be used; the message names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class Bpann:
+    x_mean: np.ndarray
+    x_scale: np.ndarray
+    w1: np.ndarray
+    b1: np.ndarray
+    w2: np.ndarray
+    b2: np.ndarray
+    y_mean: float
+    y_scale: float
+    meta: dict
+
+    @property
+    def hidden(self) -> int:
+        return self.w1.shape[1]
+
+    def predict(self, x: np.ndarray) -> np.ndarray:
+        """Predicted load for each row of x (n x 4, FEATURES order)."""
+        z = (np.asarray(x, dtype=float) - self.x_mean) / self.x_scale
+        h = 1.0 / (1.0 + np.exp(-(z @ self.w1 + self.b1)))
+        return (h @ self.w2 + self.b2)[:, 0] * self.y_scale + self.y_mean
+
+
+def save(model: Bpann, path: str | Path) -> tuple[Path, Path]:
+    """Write <path>.npz and <path>.json (path given with or without a suffix)."""
+    base = Path(path).with_suffix("")
+    npz, meta = base.with_suffix(".npz"), base.with_suffix(".json")
+    np.savez(npz, **{name: np.asarray(getattr(model, name), dtype=float) for name in ARRAYS})
+    meta.write_text(json.dumps({**model.meta, "format": FORMAT, "features": list(FEATURES),
+                                "activation": "logistic", "hidden": model.hidden}, indent=1) + "\n")
+    return npz, meta
+
+
+def load(path: str | Path) -> Bpann:
+    """Read and check a model; raise ModelError naming the file and what does not fit."""
+    base = Path(path).with_suffix("")
+    npz, meta_path = base.with_suffix(".npz"), base.with_suffix(".json")
+    try:
+        meta = json.loads(meta_path.read_text())
+    except OSError as exc:
+        raise ModelError(f"{meta_path}: cannot read: {exc.strerror}") from exc
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{meta_path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise ModelError(f"{meta_path}: format is not '{FORMAT}'")
+    if meta.get("features") != list(FEATURES):
+        raise ModelError(f"{meta_path}: features {meta.get('features')} != expected {list(FEATURES)}")
+    if meta.get("activation") != "logistic":
+        raise ModelError(f"{meta_path}: activation '{meta.get('activation')}' is not 'logistic'")
+    try:
+        with np.load(npz, allow_pickle=False) as data:
+            missing = [name for name in ARRAYS if name not in data.files]
+            if missing:
+                raise ModelError(f"{npz}: missing array(s) {', '.join(missing)}")
+            arrays = {name: np.array(data[name], dtype=float) for name in ARRAYS}
+    except FileNotFoundError as exc:
+        raise ModelError(f"{npz}: cannot read: no such file") from exc
+    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
+        raise ModelError(f"{npz}: not a readable .npz ({exc})") from exc
+    n, h = len(FEATURES), arrays["w1"].shape[-1] if arrays["w1"].ndim == 2 else -1
+    expected = {"x_mean": (n,), "x_scale": (n,), "w1": (n, h), "b1": (h,), "w2": (h, 1),
+                "b2": (1,), "y_mean": (), "y_scale": ()}
+    for name, shape in expected.items():
+        if arrays[name].shape != shape or h < 1:
+            raise ModelError(f"{npz}: array {name} has shape {arrays[name].shape}, expected {shape}")
+        if not np.all(np.isfinite(arrays[name])):
+            raise ModelError(f"{npz}: array {name} has NaN or infinite values")
+    if np.any(arrays["x_scale"] <= 0) or arrays["y_scale"] <= 0:
+        raise ModelError(f"{npz}: scales must be positive")
+    if meta.get("hidden") != h:
+        raise ModelError(f"{meta_path}: hidden {meta.get('hidden')} does not match the weights ({h})")
+    return Bpann(arrays["x_mean"], arrays["x_scale"], arrays["w1"], arrays["b1"], arrays["w2"],
+                 arrays["b2"], float(arrays["y_mean"]), float(arrays["y_scale"]), meta)

@@ -1,0 +1,90 @@
+"""Training and evaluation of the BPANN with scikit-learn, as the paper does it: a 3-layer
+network (4 inputs, one logistic hidden layer, 1 output), hidden sizes swept over 3..11 with
+k-fold cross-validation, beside two baselines. The chosen network is exported as plain arrays
+(models/bpann.py); serving never needs scikit-learn."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from dataclasses import dataclass
+
+import numpy as np
+import sklearn
+from sklearn.linear_model import LinearRegression
+from sklearn.metrics import mean_absolute_error, r2_score
+from sklearn.model_selection import KFold
+from sklearn.neural_network import MLPRegressor
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from models.bpann import FEATURES, Bpann
+
+SIZES = (3, 5, 7, 9, 11)
+LATENCY = FEATURES.index("latency_ms")
+
+
+def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0) -> Bpann:
+    """Standardise inputs and label, fit the network by backpropagation (L-BFGS), and return
+    it as the arrays the controller runs."""
+    x_mean, x_scale = x.mean(axis=0), x.std(axis=0)
+    x_scale[x_scale == 0] = 1.0
+    y_mean, y_scale = float(y.mean()), float(y.std()) or 1.0
+    mlp = MLPRegressor(hidden_layer_sizes=(hidden,), activation="logistic", solver="lbfgs",
+                       alpha=1e-3, max_iter=3000, random_state=seed)
+    mlp.fit((x - x_mean) / x_scale, (y - y_mean) / y_scale)
+    (w1, w2), (b1, b2) = mlp.coefs_, mlp.intercepts_
+    return Bpann(x_mean, x_scale, w1, b1, w2, b2, y_mean, y_scale, meta={})
+
+
+@dataclass(frozen=True)
+class Score:
+    name: str
+    mae: float
+    mae_std: float
+    r2: float
+    r2_std: float
+
+
+def _score(name: str, maes: list[float], r2s: list[float]) -> Score:
+    return Score(name, float(np.mean(maes)), float(np.std(maes)), float(np.mean(r2s)), float(np.std(r2s)))
+
+
+def sweep(x: np.ndarray, y: np.ndarray, sizes=SIZES, folds: int = 5, seed: int = 0,
+          progress=None) -> list[Score]:
+    """Cross-validated MAE and R^2 of every hidden size, then of the persistence baseline
+    ("the future equals the current latency") and of linear regression, on the same folds."""
+    splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
+    results = {f"bpann-{h}": ([], []) for h in sizes}
+    results.update({"persistence": ([], []), "linear": ([], [])})
+    for train, test in splits:
+        predictions = {f"bpann-{h}": fit_bpann(x[train], y[train], h, seed).predict(x[test]) for h in sizes}
+        predictions["persistence"] = x[test, LATENCY]
+        linear = make_pipeline(StandardScaler(), LinearRegression()).fit(x[train], y[train])
+        predictions["linear"] = linear.predict(x[test])
+        for name, predicted in predictions.items():
+            results[name][0].append(mean_absolute_error(y[test], predicted))
+            results[name][1].append(r2_score(y[test], predicted))
+        if progress:
+            progress()
+    return [_score(name, maes, r2s) for name, (maes, r2s) in results.items()]
+
+
+def choose(scores: list[Score], tolerance: float = 0.02) -> int:
+    """The smallest hidden size whose MAE is within `tolerance` (relative) of the best one:
+    a bigger network must earn its keep."""
+    nets = [(int(s.name.split("-")[1]), s.mae) for s in scores if s.name.startswith("bpann-")]
+    best = min(mae for _, mae in nets)
+    return min(h for h, mae in nets if mae <= best * (1 + tolerance))
+
+
+def metadata(data_bytes: bytes, n: int, hidden: int, scores: list[Score], label: str,
+             seed: int, folds: int) -> dict:
+    return {"label": label, "hidden_sizes_swept": sorted(int(s.name[6:]) for s in scores if s.name[:6] == "bpann-"),
+            "chosen_hidden": hidden, "samples": n, "folds": folds, "seed": seed,
+            "data_sha256": hashlib.sha256(data_bytes).hexdigest(),
+            "cv": {s.name: {"mae": s.mae, "mae_std": s.mae_std, "r2": s.r2, "r2_std": s.r2_std} for s in scores},
+            "versions": {"python": platform.python_version(), "numpy": np.__version__,
+                         "scikit-learn": sklearn.__version__},
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}

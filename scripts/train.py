@@ -1,0 +1,100 @@
+"""Train the BPANN on collected samples: sweep the hidden layer (3, 5, 7, 9, 11 neurons) with
+k-fold cross-validation beside the persistence and linear-regression baselines, write the
+table and a plot, and export the chosen network for the controller.
+
+    .venv/bin/python -m scripts.train --data models/data/h1h7.csv [--model models/bpann]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+from tqdm import tqdm
+
+from models import bpann
+from models.dataset import LABEL, DatasetError, load_dataset
+from models.train import SIZES, choose, fit_bpann, metadata, sweep
+from topologies.lab import default_workdir
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def table(scores) -> str:
+    rows = ["| model | MAE (ms) | R^2 |", "| --- | --- | --- |"]
+    rows += [f"| {s.name} | {s.mae:.3f} ± {s.mae_std:.3f} | {s.r2:.3f} ± {s.r2_std:.3f} |" for s in scores]
+    return "\n".join(rows)
+
+
+def plot(scores, path: Path) -> None:
+    nets = [s for s in scores if s.name.startswith("bpann-")]
+    sizes = [int(s.name.split("-")[1]) for s in nets]
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.errorbar(sizes, [s.mae for s in nets], yerr=[s.mae_std for s in nets], marker="o", label="BPANN")
+    for s, style in zip([s for s in scores if not s.name.startswith("bpann-")], ("--", ":")):
+        ax.axhline(s.mae, linestyle=style, color="grey", label=s.name)
+    ax.set(xlabel="hidden neurons", ylabel=f"MAE of {LABEL} (cross-validated)", xticks=sizes)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--data", required=True, nargs="+", help="samples CSV file(s) from scripts.collect")
+    p.add_argument("--model", default="models/bpann", help="where to export (.npz + .json)")
+    p.add_argument("--out", help="folder for the table and plot (default results/train-<time>)")
+    p.add_argument("--sizes", default=",".join(map(str, SIZES)), help="hidden sizes to sweep")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--seed", type=int, default=0)
+    args = p.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        sizes = tuple(int(s) for s in args.sizes.split(","))
+        if not sizes or min(sizes) < 1:
+            raise ValueError
+    except ValueError:
+        p.error(f"--sizes: expected positive integers separated by commas, got '{args.sizes}'")
+    if args.folds < 2:
+        p.error("--folds: at least 2")
+    try:
+        sets = [load_dataset(d) for d in args.data]
+    except DatasetError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    x, y = np.vstack([s.x for s in sets]), np.concatenate([s.y for s in sets])
+    if len(y) < 2 * args.folds:
+        print(f"error: {len(y)} samples are too few for {args.folds}-fold cross-validation", file=sys.stderr)
+        return 2
+    out = Path(args.out) if args.out else default_workdir("train")
+    out.mkdir(parents=True, exist_ok=True)
+    print(f"{len(y)} samples from {', '.join(args.data)}; sweeping hidden sizes {sizes} "
+          f"with {args.folds}-fold cross-validation")
+    with tqdm(total=args.folds, desc="folds", unit="fold") as bar:
+        scores = sweep(x, y, sizes, args.folds, args.seed, progress=bar.update)
+    hidden = choose(scores)
+    (out / "sweep.md").write_text(table(scores) + "\n")
+    (out / "sweep.csv").write_text("model,mae,mae_std,r2,r2_std\n" + "".join(
+        f"{s.name},{s.mae:.6g},{s.mae_std:.6g},{s.r2:.6g},{s.r2_std:.6g}\n" for s in scores))
+    plot(scores, out / "sweep.png")
+    model = fit_bpann(x, y, hidden, args.seed)
+    data_bytes = b"".join(Path(d).read_bytes() for d in args.data)
+    meta = metadata(data_bytes, len(y), hidden, scores, LABEL, args.seed, args.folds)
+    meta["command"] = "python -m scripts.train " + " ".join(sys.argv[1:])
+    npz, meta_path = bpann.save(dataclasses.replace(model, meta=meta), args.model)
+    bpann.load(npz)   # what we ship must load
+    print("\n" + table(scores))
+    print(f"\nchosen: {hidden} hidden neurons (smallest within 2% of the best MAE)")
+    print(f"model: {npz} + {meta_path.name}; table and plot: {out}/sweep.md, sweep.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""The learning pipeline: training recovers a known nonlinear relation, the exported model
+predicts exactly what was trained, bad model and dataset files are rejected by name, and the
+BPANN policy falls back to least-loaded without a usable model."""
+
+import json
+
+import numpy as np
+import pytest
+
+from controller.monitor import PathFeatures
+from controller.policy import BpannPolicy
+from models import bpann
+from models.bpann import ModelError
+from models.dataset import COLUMNS, DatasetError, load_dataset
+from models.train import choose, fit_bpann, sweep
+
+
+def synthetic(n=600, seed=1):
+    """A delay that explodes as utilisation nears 1 (queueing), plus loss and hops terms."""
+    rng = np.random.default_rng(seed)
+    x = np.column_stack([rng.uniform(0, 0.95, n), rng.uniform(0, 0.2, n),
+                         rng.uniform(0, 50, n), rng.integers(1, 5, n)])
+    y = 2 * x[:, 3] + 5 / (1 - x[:, 0]) + 40 * x[:, 1] + rng.normal(0, 0.3, n)
+    return x, y
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    x, y = synthetic()
+    model = fit_bpann(x, y, hidden=7, seed=0)
+    path = tmp_path_factory.mktemp("model") / "m"
+    bpann.save(model, path)
+    return x, y, model, path
+
+
+def test_training_recovers_a_nonlinear_relation_and_beats_linear_regression():
+    x, y = synthetic()
+    scores = {s.name: s for s in sweep(x, y, sizes=(3, 7), folds=3)}
+    assert scores["bpann-7"].r2 > 0.9
+    assert scores["bpann-7"].mae < scores["linear"].mae
+    assert choose(list(scores.values())) in (3, 7)
+
+
+def test_save_and_load_give_identical_predictions(trained):
+    x, _, model, path = trained
+    loaded = bpann.load(path)
+    assert np.array_equal(loaded.predict(x), model.predict(x))
+
+
+def test_forward_pass_matches_scikit_learn():
+    from sklearn.neural_network import MLPRegressor
+    x, y = synthetic(200)
+    model = fit_bpann(x, y, hidden=5, seed=0)
+    mlp = MLPRegressor(hidden_layer_sizes=(5,), activation="logistic", solver="lbfgs", alpha=1e-3,
+                       max_iter=3000, random_state=0)
+    mlp.fit((x - model.x_mean) / model.x_scale, (y - model.y_mean) / model.y_scale)
+    expected = mlp.predict((x - model.x_mean) / model.x_scale) * model.y_scale + model.y_mean
+    assert np.allclose(model.predict(x), expected)
+
+
+def corrupt(path, what):
+    npz, meta = path.with_suffix(".npz"), path.with_suffix(".json")
+    arrays = dict(np.load(npz))
+    if what == "truncated":
+        npz.write_bytes(npz.read_bytes()[:200])
+    elif what == "nan":
+        arrays["w1"][0, 0] = np.nan
+        np.savez(npz, **arrays)
+    elif what == "shape":
+        arrays["w2"] = np.zeros((3, 1))
+        np.savez(npz, **arrays)
+    elif what == "missing":
+        del arrays["b1"]
+        np.savez(npz, **arrays)
+    elif what == "features":
+        m = json.loads(meta.read_text())
+        m["features"] = ["hops", "loss", "latency_ms", "utilisation"]
+        meta.write_text(json.dumps(m))
+    elif what == "tampered-json":
+        meta.write_text(meta.read_text()[:-20])
+
+
+@pytest.mark.parametrize("what, message", [
+    ("truncated", "not a readable .npz"), ("nan", "array w1 has NaN"),
+    ("shape", "array w2 has shape (3, 1), expected (7, 1)"), ("missing", "missing array(s) b1"),
+    ("features", "features ['hops'"), ("tampered-json", "not valid JSON"),
+])
+def test_bad_model_files_are_rejected_by_name(trained, tmp_path, what, message):
+    _, _, model, _ = trained
+    path = tmp_path / "bad"
+    bpann.save(model, path)
+    corrupt(path, what)
+    with pytest.raises(ModelError, match=message.replace("(", r"\(").replace(")", r"\)").replace("[", r"\[")):
+        bpann.load(path)
+
+
+def test_bpann_policy_picks_the_lowest_prediction_and_falls_back_without_a_model(trained, tmp_path):
+    _, _, _, path = trained
+    busy = PathFeatures(utilisation=0.95, loss=0.1, latency_ms=40.0, hops=2)
+    idle = PathFeatures(utilisation=0.05, loss=0.0, latency_ms=3.0, hops=3)
+    policy = BpannPolicy(path)
+    assert policy.choose(None, [busy, idle]) == 1
+    broken = BpannPolicy(tmp_path / "nothing")
+    assert broken.model is None and broken.describe()["fallback"] == "least-loaded"
+    assert broken.choose(None, [busy, idle]) == 1
+
+
+def write(path, rows, header=COLUMNS, newline=True):
+    text = ",".join(header) + "\n" + "\n".join(",".join(map(str, r)) for r in rows)
+    path.write_text(text + ("\n" if newline else ""))
+
+
+GOOD = (1.7e9, "h1", "h7", "s1>s2>s7", 0.5, 0.0, 3.2, 2, 4.1, 0.0)
+
+
+def test_dataset_loads_and_skips_a_partial_last_line(tmp_path):
+    f = tmp_path / "d.csv"
+    write(f, [GOOD, GOOD[:5]], newline=False)
+    data = load_dataset(f)
+    assert len(data) == 1 and data.x[0].tolist() == [0.5, 0.0, 3.2, 2]
+
+
+def test_dataset_with_a_missing_column_is_rejected(tmp_path):
+    f = tmp_path / "d.csv"
+    write(f, [GOOD[:-1]], header=COLUMNS[:-1])
+    with pytest.raises(DatasetError, match="missing column.*next_loss"):
+        load_dataset(f)
+
+
+def test_dataset_with_a_nan_row_is_rejected_naming_the_row(tmp_path):
+    f = tmp_path / "d.csv"
+    bad = list(GOOD)
+    bad[6] = "nan"
+    write(f, [GOOD, GOOD, bad])
+    with pytest.raises(DatasetError, match="row 4, column latency_ms"):
+        load_dataset(f)
