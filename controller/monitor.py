@@ -11,7 +11,9 @@ Per directed link a -> b (a = sending port, b = receiving port):
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
   Below MIN_PACKETS offered in a window there is no evidence, and loss is 0.
 - latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
-  of each switch's echo round trip, clamped at 0 and smoothed (EWMA); measured on every probe.
+  of each switch's echo round trip, clamped at 0; the minimum of the last LATENCY_WINDOW
+  probes, because delays inside the controller (a busy event loop) only ever add to a sample,
+  while queueing on a loaded link shows in every one.
 
 Per path from host to host: bottleneck utilisation (max over its links), end-to-end loss
 1 - prod(1 - loss), summed latency, and hop count (inter-switch links). The two host access
@@ -26,13 +28,14 @@ is unknown) unless the drop is so large it can only be a 64-bit wrap.
 from __future__ import annotations
 
 import math
+from collections import deque
 from dataclasses import dataclass
 
 from controller.discovery import End
 
 UNSUPPORTED = 2**64 - 1
 MIN_PACKETS = 20
-LATENCY_EWMA = 0.3       # weight of a new latency sample
+LATENCY_WINDOW = 3       # probes
 RTT_EWMA = 0.3
 
 
@@ -115,7 +118,7 @@ class Monitor:
         self.rates: dict[End, PortRate] = {}
         self._flows: dict[tuple[int, int], tuple[FlowStat, float]] = {}
         self._flow_pps: dict[tuple[int, int], tuple[End, float, float, int]] = {}
-        self.latency_ms: dict[tuple[End, End], float] = {}
+        self._latency_ms: dict[tuple[End, End], deque[float]] = {}
         self.rtt_s: dict[int, float] = {}
 
     # -- inputs ----------------------------------------------------------------------------
@@ -163,9 +166,12 @@ class Monitor:
         if not math.isfinite(travel_s):
             return
         one_way = travel_s - self.rtt_s.get(src.dpid, 0.0) / 2 - self.rtt_s.get(dst.dpid, 0.0) / 2
-        sample = max(one_way, 0.0) * 1000
-        old = self.latency_ms.get((src, dst))
-        self.latency_ms[(src, dst)] = sample if old is None else old + LATENCY_EWMA * (sample - old)
+        window = self._latency_ms.setdefault((src, dst), deque(maxlen=LATENCY_WINDOW))
+        window.append(max(one_way, 0.0) * 1000)
+
+    def latency_ms(self, src: End, dst: End) -> float:
+        window = self._latency_ms.get((src, dst))
+        return min(window) if window else 0.0
 
     def forget_switch(self, dpid: int) -> None:
         for table in (self._ports, self.rates):
@@ -174,8 +180,8 @@ class Monitor:
         for key in [k for k in self._flows if k[0] == dpid]:
             del self._flows[key]
             self._flow_pps.pop(key, None)
-        for key in [k for k in self.latency_ms if dpid in (k[0].dpid, k[1].dpid)]:
-            del self.latency_ms[key]
+        for key in [k for k in self._latency_ms if dpid in (k[0].dpid, k[1].dpid)]:
+            del self._latency_ms[key]
         self.rtt_s.pop(dpid, None)
 
     # -- outputs ---------------------------------------------------------------------------
@@ -206,7 +212,7 @@ class Monitor:
     def link(self, src: End, dst: End, capacity_mbps: float, now: float,
              max_age_s: float) -> LinkMetrics:
         tx, rx = self.rates.get(src), self.rates.get(dst)
-        latency = self.latency_ms.get((src, dst), 0.0)
+        latency = self.latency_ms(src, dst)
         if tx is None or rx is None:
             return LinkMetrics(src, dst, capacity_mbps, 0.0, 0.0, 0.0, latency, math.inf)
         rate_mbps = tx.tx_bps / 1e6

@@ -7,7 +7,10 @@ file and what is wrong.
 
     z = (x - x_mean) / x_scale                 x: the four path features, in FEATURES order
     h = logistic(z @ w1 + b1)                  one hidden layer
-    y = (h @ w2 + b2) * y_scale + y_mean       the predicted path load (label units)
+    y = expm1((h @ w2 + b2) * y_scale + y_mean)   the predicted path load (label units)
+
+The network learns log(1 + label): delays are heavy-tailed (a few queues of hundreds of ms
+would otherwise dominate the fit), and what the policy needs is the order of the paths.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 FEATURES = ("utilisation", "loss", "latency_ms", "hops")
-FORMAT = "sdn-lb-bpann/1"
+FORMAT = "sdn-lb-bpann/1"   # label learned as log1p, see above
 ARRAYS = ("x_mean", "x_scale", "w1", "b1", "w2", "b2", "y_mean", "y_scale")
 
 
@@ -48,7 +51,7 @@ class Bpann:
         """Predicted load for each row of x (n x 4, FEATURES order)."""
         z = (np.asarray(x, dtype=float) - self.x_mean) / self.x_scale
         h = 1.0 / (1.0 + np.exp(-(z @ self.w1 + self.b1)))
-        return (h @ self.w2 + self.b2)[:, 0] * self.y_scale + self.y_mean
+        return np.expm1((h @ self.w2 + self.b2)[:, 0] * self.y_scale + self.y_mean)
 
 
 def save(model: Bpann, path: str | Path) -> tuple[Path, Path]:

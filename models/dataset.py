@@ -4,7 +4,7 @@ measured right after.
     time_s, src, dst, path, utilisation, loss, latency_ms, hops, next_delay_ms, next_loss
 
 The features are the controller's (GET /api/v1/paths) just before a probe train is sent; the
-probe flow is placed on one candidate, and `next_delay_ms` is the mean one-way delay its
+probe flow is placed on one candidate, and `next_delay_ms` is the median one-way delay its
 packets then measured from host to host (the hosts share the machine's clock), `next_loss`
 the fraction of them lost. The label is a measurement, never computed from the features.
 """

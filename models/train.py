@@ -8,10 +8,12 @@ from __future__ import annotations
 import hashlib
 import platform
 import time
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
 import sklearn
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, r2_score
 from sklearn.model_selection import KFold
@@ -22,18 +24,23 @@ from sklearn.preprocessing import StandardScaler
 from models.bpann import FEATURES, Bpann
 
 SIZES = (3, 5, 7, 9, 11)
+ALPHA = 0.1          # L2 penalty: a few hundred noisy samples overfit an unpenalised network
+MAX_ITER = 1000
 LATENCY = FEATURES.index("latency_ms")
 
 
 def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0) -> Bpann:
-    """Standardise inputs and label, fit the network by backpropagation (L-BFGS), and return
-    it as the arrays the controller runs."""
+    """Standardise the inputs and log(1 + label), fit the network by backpropagation (L-BFGS,
+    L2 penalty ALPHA), and return it as the arrays the controller runs."""
     x_mean, x_scale = x.mean(axis=0), x.std(axis=0)
     x_scale[x_scale == 0] = 1.0
-    y_mean, y_scale = float(y.mean()), float(y.std()) or 1.0
+    ly = np.log1p(y)
+    y_mean, y_scale = float(ly.mean()), float(ly.std()) or 1.0
     mlp = MLPRegressor(hidden_layer_sizes=(hidden,), activation="logistic", solver="lbfgs",
-                       alpha=1e-3, max_iter=3000, random_state=seed)
-    mlp.fit((x - x_mean) / x_scale, (y - y_mean) / y_scale)
+                       alpha=ALPHA, max_iter=MAX_ITER, random_state=seed)
+    with warnings.catch_warnings():   # an iteration cap reached is fine: the CV scores judge the fit
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        mlp.fit((x - x_mean) / x_scale, (ly - y_mean) / y_scale)
     (w1, w2), (b1, b2) = mlp.coefs_, mlp.intercepts_
     return Bpann(x_mean, x_scale, w1, b1, w2, b2, y_mean, y_scale, meta={})
 

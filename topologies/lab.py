@@ -185,6 +185,28 @@ class Lab:
         except json.JSONDecodeError:
             raise RuntimeError(f"iperf3 {client}->{server} gave no report: {out[-500:]}") from None
 
+    def owd_probe(self, src: str, dst: str, sport: int, port: int = 7000, count: int = 20,
+                  interval_s: float = 0.02) -> dict:
+        """A train of UDP probes from src to dst as one flow (fixed source port); their
+        one-way delays as topologies/owd.py reports them."""
+        timeout_s = count * interval_s + 2
+        receiver = self.net.get(dst).popen(
+            [sys.executable, "-m", "topologies.owd", "recv", "--port", str(port), "--count", str(count),
+             "--timeout", str(timeout_s)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        try:
+            time.sleep(0.2)   # let it bind
+            sender = self.net.get(src).popen(
+                [sys.executable, "-m", "topologies.owd", "send", "--dst", self.net.get(dst).IP(),
+                 "--port", str(port), "--sport", str(sport), "--count", str(count),
+                 "--interval", str(interval_s)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            sender.wait(timeout=timeout_s + 5)
+            out, _ = receiver.communicate(timeout=timeout_s + 5)
+        finally:
+            if receiver.poll() is None:
+                receiver.kill()
+                receiver.wait()
+        return json.loads(out)
+
     def flows(self, switch: str) -> list[dict]:
         """Our flow entries on one switch, as parsed by parse_flow()."""
         out = subprocess.run(["ovs-ofctl", "-O", "OpenFlow13", "dump-flows", switch],

@@ -83,14 +83,19 @@ def test_missing_reply_makes_metrics_age():
     assert m.link(A, B, 10, 4.0, 3).age_s == pytest.approx(3.0)
 
 
-def test_latency_subtracts_half_of_each_echo_rtt_clamps_at_zero_and_smooths():
+def test_latency_subtracts_half_of_each_echo_rtt_and_takes_the_recent_minimum():
     m = Monitor()
     m.echo_rtt(1, 0.004)
     m.echo_rtt(2, 0.002)
     m.probe_delay(A, B, 0.013)                 # 13 ms - 2 ms - 1 ms
-    assert m.latency_ms[(A, B)] == pytest.approx(10.0)
+    assert m.latency_ms(A, B) == pytest.approx(10.0)
+    m.probe_delay(A, B, 0.053)                 # a sample delayed inside the controller
+    assert m.latency_ms(A, B) == pytest.approx(10.0)
     m.probe_delay(A, B, 0.001)                 # would be negative: clamped to 0
-    assert m.latency_ms[(A, B)] == pytest.approx(7.0)   # EWMA 0.3 towards 0
+    assert m.latency_ms(A, B) == 0.0
+    for _ in range(3):                         # sustained queueing shows in every probe
+        m.probe_delay(A, B, 0.043)
+    assert m.latency_ms(A, B) == pytest.approx(40.0)
 
 
 def test_path_features_combine_links_as_documented():

@@ -1,0 +1,69 @@
+"""Benchmarks of the BPANN (printed figures, not tests):
+
+1. decision time: choosing among 8 candidate paths with the shipped model, beside shortest
+   path on the same features (median and p99 per decision, and the ratio);
+2. training time: the full hidden-size sweep (3..11, 5 folds) on N synthetic samples.
+
+    .venv/bin/python -m scripts.bench_bpann [--samples 50000] [--skip-sweep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+
+import numpy as np
+
+from controller.monitor import PathFeatures
+from controller.policy import BpannPolicy, ShortestPath
+from models.train import sweep
+
+
+def decision_times(policy, features, repeats: int) -> list[float]:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        policy.choose(None, features)
+        times.append(time.perf_counter() - start)
+    return times
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.bench_bpann", description=__doc__.split("\n\n")[0])
+    p.add_argument("--samples", type=int, default=50_000)
+    p.add_argument("--repeats", type=int, default=20_000)
+    p.add_argument("--skip-sweep", action="store_true")
+    args = p.parse_args()
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+          f"numpy {np.__version__}")
+    rng = np.random.default_rng(0)
+    features = [PathFeatures(*rng.uniform(0, 1, 2), rng.uniform(0, 50), int(rng.integers(1, 6)))
+                for _ in range(8)]
+    bpann = BpannPolicy()
+    if bpann.model is None:
+        print("no usable model at models/bpann: train one first (README)")
+        return 1
+    results = {}
+    for name, policy in (("shortest", ShortestPath()), ("bpann", bpann)):
+        decision_times(policy, features, 1000)   # warm up
+        t = sorted(decision_times(policy, features, args.repeats))
+        results[name] = (statistics.median(t), t[int(0.99 * len(t))])
+        print(f"decision among 8 candidates, {name:>8}: median {results[name][0] * 1e6:7.1f} us, "
+              f"p99 {results[name][1] * 1e6:7.1f} us")
+    print(f"ratio bpann / shortest (median): {results['bpann'][0] / results['shortest'][0]:.1f}x")
+    if not args.skip_sweep:
+        x = np.column_stack([rng.uniform(0, 0.95, args.samples), rng.uniform(0, 0.2, args.samples),
+                             rng.uniform(0, 50, args.samples), rng.integers(1, 5, args.samples)])
+        y = 2 * x[:, 3] + 5 / (1 - x[:, 0]) + 40 * x[:, 1] + rng.normal(0, 0.3, args.samples)
+        start = time.perf_counter()
+        sweep(x, y)
+        print(f"hidden-size sweep (3, 5, 7, 9, 11 x 5 folds + baselines) on {args.samples} samples: "
+              f"{time.perf_counter() - start:.1f} s wall")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,76 @@
+"""The BPANN in the loop: with the shipped model, a new h1 -> h7 flow avoids the path that
+background traffic saturates; the model reloads (REST, SIGHUP) without dropping flows; and
+the collector produces samples the trainer accepts."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from models.dataset import load_dataset
+from tests.integration.conftest import H1H7, assert_clean_log, require_lab
+from topologies.lab import ROOT, Lab, wait_until
+
+SHORTEST = ["s1", "s2", "s7"]
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require_lab()
+    with Lab(H1H7, tmp_path_factory.mktemp("bpann"), policy="bpann") as lab:
+        assert lab.pingall()[0] == 0
+        yield lab
+
+
+def test_the_shipped_model_is_in_use(lab):
+    policy = lab.api("policy")[1]
+    assert policy["policy"] == "bpann" and policy["model"] and policy["hidden"] >= 1
+
+
+def test_new_flow_avoids_the_saturated_shortest_path(lab):
+    h2, h7 = lab.net.get("h2"), lab.net.get("h7")
+    server = h7.popen(["iperf3", "-s", "-1", "-p", "5999"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    client = h2.popen(["timeout", "30", "iperf3", "-c", h7.IP(), "-p", "5999", "-u", "-b", "20M", "-t", "12"],
+                      stdout=subprocess.DEVNULL)
+    try:
+        # s2 -> s7, the last link of the shortest h1 -> h7 path, is saturated once the stats show it
+        wait_until(lambda: any(lk["src"] == "s2" and lk["dst"] == "s7" and (lk["utilisation"] or 0) > 0.9
+                               for lk in lab.api("links")[1]), 10, what="s2 -> s7 to be saturated")
+        time.sleep(2)
+        paths = lab.api("paths?src=h1&dst=h7")[1]["candidates"]
+        lab.owd_probe("h1", "h7", sport=41234, count=5)
+        flow = next(f for f in lab.api("flows")[1] if f["src_port"] == 41234)
+    finally:
+        client.wait(timeout=40)
+        server.kill()
+        server.wait()
+    print(f"\nscores: {[(c['path'], round(c['score'], 2)) for c in paths]}; chosen {flow['path']}")
+    assert flow["path"] != SHORTEST
+
+
+def test_model_reloads_by_rest_and_sighup_without_dropping_flows(lab):
+    lab.net.get("h1").cmd("ping -c 1 -W 1 10.0.0.7")
+    before = {f["flow"] for f in lab.api("flows")[1]}
+    status, body = lab.api("model/reload", method="POST")
+    assert status == 200 and body["policy"] == "bpann"
+    loads = lab.log_text().count("BPANN model")
+    lab.controller.send_signal(signal.SIGHUP)
+    wait_until(lambda: lab.log_text().count("BPANN model") > loads, 10, what="the SIGHUP reload")
+    assert before <= {f["flow"] for f in lab.api("flows")[1]}
+    assert_clean_log(lab)
+
+
+def test_collector_writes_samples_the_trainer_accepts(tmp_path):
+    require_lab()
+    out = tmp_path / "samples.csv"
+    run = subprocess.run([sys.executable, "-m", "scripts.collect", "--duration", "12", "--out", str(out)],
+                         cwd=ROOT, capture_output=True, text=True, timeout=180)
+    assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
+    data = load_dataset(out)
+    assert len(data) >= 5
+    assert (data.y > 0).all()
