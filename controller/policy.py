@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import random
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -53,6 +54,38 @@ class LeastLoaded(Policy):
 
     def score(self, features: PathFeatures) -> float:
         return round(features.utilisation, 2)
+
+
+class RoundRobin(Policy):
+    """Each new flow of a host pair takes the next candidate in turn."""
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        self._next: dict[tuple[str, str], int] = {}
+
+    def score(self, features: PathFeatures) -> float:
+        return 0.0
+
+    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+        pair = (key.src_ip, key.dst_ip) if key else ("", "")
+        turn = self._next.get(pair, 0)
+        self._next[pair] = turn + 1
+        return turn % len(features)
+
+
+class Ecmp(Policy):
+    """Equal-cost multipath: a hash of the flow's 5-tuple picks among the fewest-hop
+    candidates, so a flow always maps to the same path and flows spread across equals."""
+    name = "ecmp"
+
+    def score(self, features: PathFeatures) -> float:
+        return features.hops
+
+    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+        fewest = min(f.hops for f in features)
+        equal = [i for i, f in enumerate(features) if f.hops == fewest]
+        digest = zlib.crc32(repr(key).encode()) if key else 0
+        return equal[digest % len(equal)]
 
 
 class RandomPath(Policy):
@@ -108,7 +141,8 @@ class BpannPolicy(Policy):
                 "label": self.model.meta.get("label"), "trained_at": self.model.meta.get("trained_at")}
 
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ShortestPath, LeastLoaded, RandomPath, BpannPolicy)}
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ShortestPath, LeastLoaded, RoundRobin, Ecmp,
+                                                          BpannPolicy, RandomPath)}
 
 
 def make_policy(name: str, model_path: str | Path | None = None) -> Policy:

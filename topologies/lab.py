@@ -129,6 +129,7 @@ class Lab:
                 try:
                     for host in net.hosts:
                         _interrupt(host)
+                        _kill_namespace(host)
                     net.stop()
                 except Exception:
                     remove_stale(self.spec)
@@ -247,6 +248,22 @@ def _interrupt(host) -> None:
     while host.waiting and time.monotonic() < deadline:
         host.monitor(timeoutms=200)
     host.waiting = False
+
+
+def _kill_namespace(host) -> None:
+    """Kill every process left in a host's network namespace but its shell: traffic tools
+    started behind wrappers (timeout, mnexec) can outlive the network and spin on dead sockets."""
+    try:
+        ns = os.readlink(f"/proc/{host.pid}/ns/net")
+    except OSError:
+        return
+    for entry in os.listdir("/proc"):
+        if entry.isdigit() and int(entry) != host.pid:
+            try:
+                if os.readlink(f"/proc/{entry}/ns/net") == ns:
+                    os.kill(int(entry), signal.SIGKILL)
+            except OSError:
+                continue
 
 
 def parse_flow(line: str) -> dict | None:

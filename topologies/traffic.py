@@ -79,9 +79,16 @@ class Player:
             self.procs = [p for p in self.procs if p.poll() is None]
 
     def stop(self) -> None:
+        """End every transfer: SIGTERM, which `timeout` passes on to iperf3 (a SIGKILL would
+        orphan it), then SIGKILL whatever is left."""
         self._stop.set()
         self._thread.join(timeout=5)
         for p in self.procs:
             if p.poll() is None:
+                p.terminate()
+        for p in self.procs:
+            try:
+                p.wait(timeout=3)
+            except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
