@@ -289,5 +289,4 @@ def default_workdir(name: str) -> Path:
     """Results go under ./results (never /tmp/*.log, which `mn -c` deletes)."""
     path = ROOT / "results" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path.parent, 0o755)
     return path

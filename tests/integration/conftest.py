@@ -46,6 +46,14 @@ def assert_clean_log(lab: Lab) -> None:
     assert bad == [], f"controller log {lab.log_path} has:\n" + "\n".join(bad[:20])
 
 
+def running_lab(tmp_path_factory, name: str, **kwargs):
+    """Body of a module fixture: a started H1-H7 lab whose hosts have all pinged each other."""
+    require_lab()
+    with Lab(H1H7, tmp_path_factory.mktemp(name), **kwargs) as lab:
+        assert lab.pingall()[0] == 0
+        yield lab
+
+
 @pytest.fixture(scope="module")
 def h1h7_lab(tmp_path_factory):
     require_lab()

@@ -12,18 +12,15 @@ import time
 import pytest
 
 from models.dataset import load_dataset
-from tests.integration.conftest import H1H7, assert_clean_log, require_lab
-from topologies.lab import ROOT, Lab, wait_until
+from tests.integration.conftest import assert_clean_log, require_lab, running_lab
+from topologies.lab import ROOT, wait_until
 
 SHORTEST = ["s1", "s2", "s7"]
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    require_lab()
-    with Lab(H1H7, tmp_path_factory.mktemp("bpann"), policy="bpann") as lab:
-        assert lab.pingall()[0] == 0
-        yield lab
+    yield from running_lab(tmp_path_factory, "bpann", policy="bpann")
 
 
 def test_the_shipped_model_is_in_use(lab):

@@ -8,16 +8,13 @@ import time
 
 import pytest
 
-from tests.integration.conftest import H1H7, assert_clean_log, require_lab
-from topologies.lab import Lab, wait_until
+from tests.integration.conftest import assert_clean_log, running_lab
+from topologies.lab import wait_until
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    require_lab()
-    with Lab(H1H7, tmp_path_factory.mktemp("faults")) as lab:
-        assert lab.pingall()[0] == 0
-        yield lab
+    yield from running_lab(tmp_path_factory, "faults")
 
 
 def longest_gap_s(ping_output: str, interval_s: float) -> float:

@@ -12,16 +12,12 @@ from itertools import pairwise
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import H1H7, require_lab
-from topologies.lab import Lab
+from tests.integration.conftest import running_lab
 
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    require_lab()
-    with Lab(H1H7, tmp_path_factory.mktemp("monitoring")) as lab:
-        assert lab.pingall()[0] == 0
-        yield lab
+    yield from running_lab(tmp_path_factory, "monitoring")
 
 
 def udp(lab, src, dst, mbps, seconds):
