@@ -53,7 +53,7 @@ quiet_pip() {  # dir pip-install-args...; with pipefail, a pip failure still fai
 make_venv() {  # dir requirements-file [pip options...]
   local dir=$1 req=$2; shift 2
   local stamp="$dir/.requirements.sha256"
-  if [ -f "$stamp" ] && sha256sum --quiet -c "$stamp" 2>/dev/null; then
+  if [ -f "$stamp" ] && sha256sum --quiet -c "$stamp" >/dev/null 2>&1; then
     echo "$dir up to date"; return
   fi
   rm -rf "$dir"
