@@ -1,6 +1,8 @@
 """The first experiment: controller and H1-H7 network up, pingall, iperf3 h1 -> h7, the path
 each flow took (read from the switches' flow tables) and the rate against that path's
-bottleneck. Everything is torn down at the end, also on Ctrl-C.
+bottleneck; then a host on the shortest path floods its bottleneck, and a new h1 -> h7 flow
+is placed by each policy in turn, with the one-way delay it measured. Everything is torn down
+at the end, also on Ctrl-C.
 
     sudo .venv/bin/python -m scripts.demo [--topology FILE] [--policy NAME] [--seconds N]
 """
@@ -10,8 +12,12 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
+import subprocess
 import sys
+import time
 from itertools import pairwise
+
+import networkx as nx
 
 from topologies.lab import Lab, default_workdir
 from topologies.spec import TopologyError
@@ -75,7 +81,48 @@ def run(lab: Lab, args: argparse.Namespace) -> float:
         bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in pairwise(nodes))
         print(f" = {100 * rate_mbps / bottleneck:.0f}% of the path's {bottleneck:g} Mbit/s bottleneck")
     print()
+    congested(lab, args)
     return loss
+
+
+def congested(lab: Lab, args: argparse.Namespace, policies=("shortest", "least-loaded", "bpann")) -> None:
+    """Flood the shortest path's bottleneck from a host on it (twice its capacity, UDP), then
+    send a probe flow from src to dst under each policy: its path and one-way delay."""
+    spec = lab.spec
+    path = nx.shortest_path(spec.graph(), spec.host_switch(args.src), spec.host_switch(args.dst))
+    links = list(pairwise(path))
+    loader = next((h.name for h in spec.hosts if h.name not in (args.src, args.dst)
+                   and spec.host_switch(h.name) in path[1:-1]), None)
+    if loader is None:
+        print("\n(no host on the shortest path to load it with: load-balancing step skipped)")
+        return
+    after = path[path.index(spec.host_switch(loader)):]
+    capacity = min(spec.capacity_mbps(a, b) for a, b in pairwise(after))
+    print(f"\nload balancing: {loader} floods {'>'.join(after)} with {2 * capacity:g} Mbit/s of UDP; "
+          f"a new {args.src} -> {args.dst} flow under each policy:")
+    dst = lab.net.get(args.dst)
+    server = dst.popen(["iperf3", "-s", "-1", "-p", "5998"], stdout=subprocess.DEVNULL)
+    time.sleep(0.5)
+    seconds = 4 + 3 * len(policies)
+    client = lab.net.get(loader).popen(["timeout", str(seconds + 10), "iperf3", "-c", dst.IP(), "-p", "5998",
+                                        "-u", "-b", f"{2 * capacity}M", "-t", str(seconds)],
+                                       stdout=subprocess.DEVNULL)
+    try:
+        time.sleep(3)   # two polls: the controller sees the load
+        for i, policy in enumerate(policies):
+            lab.api("policy", method="PUT", body={"policy": policy})
+            sport = 42000 + i
+            probe = lab.owd_probe(args.src, args.dst, sport, count=50, interval_s=0.02)
+            flow = next((f for f in lab.api("flows")[1] if f["src_port"] == sport), None)
+            route = ">".join(flow["path"]) if flow else "?"
+            delay = f"{probe['median_ms']:.1f} ms" if probe["received"] else "all lost"
+            print(f"  {policy:>12}: via {route:<16} median one-way delay {delay}, "
+                  f"{100 * (1 - probe['received'] / probe['sent']):.0f}% lost")
+    finally:
+        client.wait(timeout=seconds + 15)
+        server.kill()
+        server.wait()
+    lab.api("policy", method="PUT", body={"policy": args.policy})
 
 
 if __name__ == "__main__":
