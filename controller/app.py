@@ -91,7 +91,11 @@ class LoadBalancer(compat.AppBase):
         for port, app, what in ((settings.rest_port, RestApi(self.balancer), "REST API"),
                                 (settings.metrics_port, self.metrics.wsgi_app(), "metrics")):
             if port:
-                server = compat.hub.WSGIServer(("127.0.0.1", port), app)
+                try:
+                    server = compat.hub.WSGIServer(("127.0.0.1", port), app)
+                except OSError as exc:   # forwarding matters more: go on without it
+                    log.error("%s off: cannot listen on 127.0.0.1:%d: %s", what, port, exc.strerror)
+                    continue
                 self._threads.append(compat.hub.spawn(server.serve_forever))
                 log.info("%s on http://127.0.0.1:%d/", what, port)
         if self.capture:
