@@ -76,6 +76,7 @@ class Balancer:
         self._by_cookie: dict[int, FlowKey] = {}
         self._next_flow_id = 1
         self._complete = False
+        self._checked_version = -1
         self.monitor = Monitor()
         self.counters: Counter[str] = Counter()
         self._pending: dict[int, float] = {}    # dpid -> when its port stats were requested
@@ -120,7 +121,11 @@ class Balancer:
 
     def _after_topology_change(self) -> list[Message]:
         """Forget flows whose path broke and delete their entries, so their next packet is
-        routed again; report when the spec's links are all discovered (or no longer are)."""
+        routed again; report when the spec's links are all discovered (or no longer are).
+        Nothing to do while the switch graph is unchanged (most ticks)."""
+        if self.net.version == self._checked_version:
+            return []
+        self._checked_version = self.net.version
         msgs: list[Message] = []
         for key, flow in list(self.flows.items()):
             if not is_live(self.net, flow.path):

@@ -116,8 +116,10 @@ class Monitor:
     def __init__(self) -> None:
         self._ports: dict[End, tuple[PortStat, float]] = {}
         self.rates: dict[End, PortRate] = {}
-        self._flows: dict[tuple[int, int], tuple[FlowStat, float]] = {}
-        self._flow_pps: dict[tuple[int, int], tuple[End, float, float, int]] = {}
+        self._flows: dict[tuple[int, int], tuple[FlowStat, float]] = {}   # (dpid, cookie) -> last
+        # port -> (dpid, cookie) -> (packets/s, when, packets): indexed by port, so that a link's
+        # metrics (computed for every candidate of every new flow) read only its own entries
+        self._offered: dict[End, dict[tuple[int, int], tuple[float, float, int]]] = {}
         self._latency_ms: dict[tuple[End, End], deque[float]] = {}
         self.rtt_s: dict[int, float] = {}
 
@@ -140,8 +142,11 @@ class Monitor:
         for s in stats:
             key = (dpid, s.cookie)
             prev = self._flows.get(key)
+            if prev is not None and prev[0].out_port != s.out_port:
+                self._forget_flow(key)
+                prev = None
             self._flows[key] = (s, now)
-            if prev is None or prev[0].out_port != s.out_port:
+            if prev is None:
                 packets, interval = s.packets, s.duration_s
             else:
                 packets = counter_delta(prev[0].packets, s.packets)
@@ -149,12 +154,19 @@ class Monitor:
                 if packets is None or interval <= 0:    # re-created entry: count from creation
                     packets, interval = s.packets, s.duration_s
             if interval > 0:
-                self._flow_pps[key] = (End(dpid, s.out_port), packets / interval, now, packets)
+                self._offered.setdefault(End(dpid, s.out_port), {})[key] = (packets / interval, now, packets)
+
+    def _forget_flow(self, key: tuple[int, int]) -> None:
+        stat, _ = self._flows.pop(key)
+        end = End(key[0], stat.out_port)
+        entries = self._offered.get(end, {})
+        entries.pop(key, None)
+        if not entries:
+            self._offered.pop(end, None)
 
     def forget_stale_flows(self, now: float, max_age_s: float) -> None:
         for key in [k for k, (_, t) in self._flows.items() if now - t > max_age_s]:
-            del self._flows[key]
-            self._flow_pps.pop(key, None)
+            self._forget_flow(key)
 
     def echo_rtt(self, dpid: int, rtt_s: float) -> None:
         if math.isfinite(rtt_s) and rtt_s >= 0:
@@ -178,8 +190,7 @@ class Monitor:
             for end in [e for e in table if e.dpid == dpid]:
                 del table[end]
         for key in [k for k in self._flows if k[0] == dpid]:
-            del self._flows[key]
-            self._flow_pps.pop(key, None)
+            self._forget_flow(key)
         for key in [k for k in self._latency_ms if dpid in (k[0].dpid, k[1].dpid)]:
             del self._latency_ms[key]
         self.rtt_s.pop(dpid, None)
@@ -188,8 +199,8 @@ class Monitor:
     def offered(self, end: End, now: float, max_age_s: float) -> tuple[float, int]:
         """(packets/s, packets) our fresh flow entries sent towards this port."""
         pps = packets = 0
-        for out, rate, at, count in self._flow_pps.values():
-            if out == end and now - at <= max_age_s:
+        for rate, at, count in self._offered.get(end, {}).values():
+            if now - at <= max_age_s:
                 pps += rate
                 packets += count
         return pps, packets

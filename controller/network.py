@@ -40,8 +40,8 @@ class Network:
 
     def host_name(self, host: HostLocation) -> str:
         """The spec's name for a host, else its IP address."""
-        spec = self.spec
-        return (spec and next((h.name for h in spec.hosts if h.ip == host.ip), None)) or host.ip
+        known = self.spec and self.spec.host_by_ip(host.ip)
+        return known.name if known else host.ip
 
     def path_name(self, path: tuple[int, ...]) -> str:
         return ">".join(self.name(d) for d in path)

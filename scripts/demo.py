@@ -12,10 +12,8 @@ from __future__ import annotations
 import argparse
 import logging
 import signal
-import subprocess
 import sys
 import time
-from itertools import pairwise
 
 import networkx as nx
 
@@ -78,7 +76,7 @@ def run(lab: Lab, args: argparse.Namespace) -> float:
     print(f"\nrate: {rate_mbps:.2f} Mbit/s", end="")
     if forward:
         nodes = [args.src, *forward, args.dst]
-        bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in pairwise(nodes))
+        bottleneck = lab.spec.bottleneck_mbps(nodes)
         print(f" = {100 * rate_mbps / bottleneck:.0f}% of the path's {bottleneck:g} Mbit/s bottleneck")
     print()
     congested(lab, args)
@@ -90,24 +88,16 @@ def congested(lab: Lab, args: argparse.Namespace, policies=("shortest", "least-l
     send a probe flow from src to dst under each policy: its path and one-way delay."""
     spec = lab.spec
     path = nx.shortest_path(spec.graph(), spec.host_switch(args.src), spec.host_switch(args.dst))
-    links = list(pairwise(path))
     loader = next((h.name for h in spec.hosts if h.name not in (args.src, args.dst)
                    and spec.host_switch(h.name) in path[1:-1]), None)
     if loader is None:
         print("\n(no host on the shortest path to load it with: load-balancing step skipped)")
         return
     after = path[path.index(spec.host_switch(loader)):]
-    capacity = min(spec.capacity_mbps(a, b) for a, b in pairwise(after))
+    capacity = spec.bottleneck_mbps(after)
     print(f"\nload balancing: {loader} floods {'>'.join(after)} with {2 * capacity:g} Mbit/s of UDP; "
           f"a new {args.src} -> {args.dst} flow under each policy:")
-    dst = lab.net.get(args.dst)
-    server = dst.popen(["iperf3", "-s", "-1", "-p", "5998"], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
-    seconds = 4 + 3 * len(policies)
-    client = lab.net.get(loader).popen(["timeout", str(seconds + 10), "iperf3", "-c", dst.IP(), "-p", "5998",
-                                        "-u", "-b", f"{2 * capacity}M", "-t", str(seconds)],
-                                       stdout=subprocess.DEVNULL)
-    try:
+    with lab.udp_flood(loader, args.dst, 2 * capacity, seconds=4 + 3 * len(policies)):
         time.sleep(3)   # two polls: the controller sees the load
         for i, policy in enumerate(policies):
             lab.api("policy", method="PUT", body={"policy": policy})
@@ -118,10 +108,6 @@ def congested(lab: Lab, args: argparse.Namespace, policies=("shortest", "least-l
             delay = f"{probe['median_ms']:.1f} ms" if probe["received"] else "all lost"
             print(f"  {policy:>12}: via {route:<16} median one-way delay {delay}, "
                   f"{100 * (1 - probe['received'] / probe['sent']):.0f}% lost")
-    finally:
-        client.wait(timeout=seconds + 15)
-        server.kill()
-        server.wait()
     lab.api("policy", method="PUT", body={"policy": args.policy})
 
 

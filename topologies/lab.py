@@ -18,6 +18,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 
 from mininet.net import Mininet
@@ -166,18 +167,15 @@ class Lab:
         loss = self.net.pingAll(timeout=str(timeout_s))
         return loss, time.monotonic() - start
 
-    def iperf3(self, client: str, server: str, seconds: int = 5, udp_mbps: float | None = None) -> dict:
-        """Run iperf3 between two hosts, bounded in time; the client's JSON report."""
+    def iperf3(self, client: str, server: str, seconds: int = 5) -> dict:
+        """Run iperf3 TCP between two hosts, bounded in time; the client's JSON report."""
         src, dst = self.net.get(client), self.net.get(server)
         port = 5201
         srv = dst.popen(["iperf3", "-s", "-1", "-p", str(port)], stdout=subprocess.DEVNULL,
                         stderr=subprocess.DEVNULL)
         try:
             wait_until(lambda: f":{port}" in dst.cmd("ss -ltn"), 10, what="iperf3 server")
-            args = f"-c {dst.IP()} -p {port} -t {seconds} -J"
-            if udp_mbps is not None:
-                args += f" -u -b {udp_mbps}M"
-            out = src.cmd(f"timeout {seconds + 15} iperf3 {args}")
+            out = src.cmd(f"timeout {seconds + 15} iperf3 -c {dst.IP()} -p {port} -t {seconds} -J")
         finally:
             srv.kill()
             srv.wait()
@@ -185,6 +183,28 @@ class Lab:
             return json.loads(out)
         except json.JSONDecodeError:
             raise RuntimeError(f"iperf3 {client}->{server} gave no report: {out[-500:]}") from None
+
+    @contextmanager
+    def udp_flood(self, src: str, dst: str, mbps: float, seconds: int, port: int = 5990):
+        """UDP iperf3 (1400-byte payloads) from src to dst in the background while the block
+        runs; the block's value becomes the receiver's JSON report once the transfer ended."""
+        receiver = self.net.get(dst)
+        server = receiver.popen(["timeout", str(seconds + 30), "iperf3", "-s", "-1", "-J", "-p", str(port)],
+                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        report: dict = {}
+        try:
+            wait_until(lambda: f":{port}" in receiver.cmd("ss -ltn"), 10, what="iperf3 server")
+            client = self.net.get(src).popen(
+                ["timeout", str(seconds + 10), "iperf3", "-c", receiver.IP(), "-p", str(port), "-u",
+                 "-b", f"{mbps}M", "-t", str(seconds), "-l", "1400"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            yield report
+            client.wait(timeout=seconds + 15)
+            report.update(json.loads(server.communicate(timeout=30)[0]))
+        finally:
+            if server.poll() is None:
+                server.terminate()
+                server.wait()
 
     def owd_probe(self, src: str, dst: str, sport: int, port: int = 7000, count: int = 20,
                   interval_s: float = 0.02) -> dict:

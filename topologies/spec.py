@@ -19,6 +19,8 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import pairwise
 from pathlib import Path
 
 import networkx as nx
@@ -58,24 +60,38 @@ class Spec:
     links: tuple[Link, ...]
     description: str = ""
 
-    def switch(self, name: str) -> Switch:
-        return next(s for s in self.switches if s.name == name)
+    # Lookups the controller makes for every candidate path of every new flow: indexed once.
+    @cached_property
+    def _name_of_dpid(self) -> dict[int, str]:
+        return {s.dpid: s.name for s in self.switches}
+
+    @cached_property
+    def _host_of_ip(self) -> dict[str, Host]:
+        return {h.ip: h for h in self.hosts}
+
+    @cached_property
+    def _capacity(self) -> dict[frozenset, float]:
+        return {frozenset((lk.a, lk.b)): lk.capacity_mbps for lk in self.links}
 
     def host(self, name: str) -> Host:
         return next(h for h in self.hosts if h.name == name)
 
+    def host_by_ip(self, ip: str) -> Host | None:
+        return self._host_of_ip.get(ip)
+
     def switch_name(self, dpid: int) -> str | None:
-        return next((s.name for s in self.switches if s.dpid == dpid), None)
+        return self._name_of_dpid.get(dpid)
 
     def host_switch(self, host: str) -> str:
         """The switch a host hangs off (validation guarantees exactly one)."""
         return next(lk.b if lk.a == host else lk.a for lk in self.links if host in (lk.a, lk.b))
 
     def capacity_mbps(self, a: str, b: str) -> float | None:
-        for lk in self.links:
-            if {lk.a, lk.b} == {a, b}:
-                return lk.capacity_mbps
-        return None
+        return self._capacity.get(frozenset((a, b)))
+
+    def bottleneck_mbps(self, nodes: list[str]) -> float:
+        """The smallest capacity along a walk of adjacent nodes (hosts and/or switches)."""
+        return min(self._capacity[frozenset(pair)] for pair in pairwise(nodes))
 
     def switch_links(self) -> tuple[Link, ...]:
         names = {s.name for s in self.switches}

@@ -29,14 +29,9 @@ def test_the_shipped_model_is_in_use(lab):
 
 
 def test_new_flow_avoids_the_saturated_shortest_path(lab):
-    h2, h7 = lab.net.get("h2"), lab.net.get("h7")
     # the flood itself is pinned to s2 -> s7 by shortest path (the model never saw 1-hop paths)
     assert lab.api("policy", method="PUT", body={"policy": "shortest"})[0] == 200
-    server = h7.popen(["iperf3", "-s", "-1", "-p", "5999"], stdout=subprocess.DEVNULL)
-    time.sleep(0.5)
-    client = h2.popen(["timeout", "30", "iperf3", "-c", h7.IP(), "-p", "5999", "-u", "-b", "20M", "-t", "12"],
-                      stdout=subprocess.DEVNULL)
-    try:
+    with lab.udp_flood("h2", "h7", 20, 12):
         # s2 -> s7, the last link of the shortest h1 -> h7 path, is saturated once the stats show it
         wait_until(lambda: any(lk["src"] == "s2" and lk["dst"] == "s7" and (lk["utilisation"] or 0) > 0.9
                                for lk in lab.api("links")[1]), 10, what="s2 -> s7 to be saturated")
@@ -45,10 +40,6 @@ def test_new_flow_avoids_the_saturated_shortest_path(lab):
         paths = lab.api("paths?src=h1&dst=h7")[1]["candidates"]
         lab.owd_probe("h1", "h7", sport=41234, count=5)
         flow = next(f for f in lab.api("flows")[1] if f["src_port"] == 41234)
-    finally:
-        client.wait(timeout=40)
-        server.kill()
-        server.wait()
     print(f"\nscores: {[(c['path'], round(c['score'], 2)) for c in paths]}; chosen {flow['path']}")
     assert flow["path"] != SHORTEST
 

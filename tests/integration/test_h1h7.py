@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from itertools import pairwise
 
 import networkx as nx
 
@@ -50,7 +49,7 @@ def test_iperf3_tcp_reaches_80_percent_of_the_path_bottleneck(h1h7_lab):
     port = str(report["start"]["connected"][0]["local_port"])
     path = ["h1", *lab.observed_path("h1", "h7", tcp="1", tp_src=port), "h7"]
     assert len(path) > 2, "the iperf3 flow's entries were not found on the switches"
-    bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in pairwise(path))
+    bottleneck = lab.spec.bottleneck_mbps(path)
     print(f"\niperf3 TCP h1>h7: {rate_mbps:.2f} Mbit/s on {path}, bottleneck {bottleneck:g} Mbit/s")
     assert rate_mbps >= 0.8 * bottleneck, f"{rate_mbps:.2f} Mbit/s on {path} (bottleneck {bottleneck})"
 

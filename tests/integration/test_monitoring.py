@@ -3,9 +3,7 @@ saturation, loss against what iperf3 measures, and REST agreeing with Prometheus
 
 from __future__ import annotations
 
-import json
 import statistics
-import subprocess
 import time
 from itertools import pairwise
 
@@ -18,22 +16,6 @@ from tests.integration.conftest import running_lab
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
     yield from running_lab(tmp_path_factory, "monitoring")
-
-
-def udp(lab, src, dst, mbps, seconds):
-    """Start a bounded UDP iperf3 from src to dst; returns (server, client) processes."""
-    server = lab.net.get(dst).popen(["iperf3", "-s", "-1", "-J"], stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
-    client = lab.net.get(src).popen(["timeout", str(seconds + 10), "iperf3", "-c", lab.net.get(dst).IP(),
-                                     "-u", "-b", f"{mbps}M", "-t", str(seconds), "-l", "1400"],
-                                    stdout=subprocess.DEVNULL)
-    return server, client
-
-
-def finish(server, client) -> dict:
-    client.wait(timeout=60)
-    out, _ = server.communicate(timeout=30)
-    return json.loads(out)
 
 
 def sample(lab, resource, seconds=4, every_s=1.0):
@@ -49,11 +31,10 @@ def by_link(links):
 
 
 def test_utilisation_of_5_mbps_on_a_10_mbps_path(lab):
-    server, client = udp(lab, "h1", "h7", 5, 8)
-    time.sleep(2.5)
-    samples = [by_link(s) for s in sample(lab, "links")]
-    flows = lab.api("flows")[1]
-    finish(server, client)
+    with lab.udp_flood("h1", "h7", 5, 8):
+        time.sleep(2.5)
+        samples = [by_link(s) for s in sample(lab, "links")]
+        flows = lab.api("flows")[1]
     path = next(f["path"] for f in flows if f["proto"] == 17 and f["dst_ip"] == "10.0.0.7")
     on_path = set(pairwise(path))
     for link in samples[0]:
@@ -67,10 +48,9 @@ def test_utilisation_of_5_mbps_on_a_10_mbps_path(lab):
 
 
 def test_a_saturated_link_shows_far_more_latency_than_an_idle_one(lab):
-    server, client = udp(lab, "h1", "h7", 15, 8)
-    time.sleep(3)
-    samples = [by_link(s) for s in sample(lab, "links")]
-    finish(server, client)
+    with lab.udp_flood("h1", "h7", 15, 8):
+        time.sleep(3)
+        samples = [by_link(s) for s in sample(lab, "links")]
     busy = statistics.mean(s[("s1", "s2")]["latency_ms"] for s in samples)
     idle = statistics.mean(s[("s1", "s3")]["latency_ms"] for s in samples)
     print(f"\nlatency s1>s2 saturated {busy:.1f} ms, s1>s3 idle {idle:.1f} ms")
@@ -78,10 +58,9 @@ def test_a_saturated_link_shows_far_more_latency_than_an_idle_one(lab):
 
 
 def test_loss_estimate_matches_iperf3_at_15_mbps_on_10(lab):
-    server, client = udp(lab, "h2", "h7", 15, 8)
-    time.sleep(3)
-    samples = sample(lab, "paths?src=h2&dst=h7")
-    report = finish(server, client)
+    with lab.udp_flood("h2", "h7", 15, 8) as report:
+        time.sleep(3)
+        samples = sample(lab, "paths?src=h2&dst=h7")
     measured = report["end"]["sum"]["lost_percent"] / 100
     estimates = [next(c for c in s["candidates"] if c["chosen"])["loss"] for s in samples]
     estimate = statistics.mean(estimates)
