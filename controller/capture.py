@@ -44,8 +44,9 @@ class Capture:
 
 
 def snapshot(balancer: Balancer, now: float, wall_s: float) -> dict[str, list[tuple]]:
-    """This moment's rows: every link, and every candidate path between every two known hosts."""
-    name = balancer.net.name
+    """This moment's rows: every link, and every candidate path between every two known hosts.
+    The wall time keeps milliseconds (a float cell keeps only 6 significant digits)."""
+    name, wall_s = balancer.net.name, f"{wall_s:.3f}"
     links = [(wall_s, name(m.src.dpid), m.src.port, name(m.dst.dpid), m.dst.port, m.capacity_mbps,
               m.rate_mbps, m.utilisation, m.loss, m.latency_ms, m.age_s)
              for m in balancer.link_metrics(now)]

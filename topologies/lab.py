@@ -211,21 +211,44 @@ class Lab:
         """A train of UDP probes from src to dst as one flow (fixed source port); their
         one-way delays as topologies/owd.py reports them."""
         timeout_s = count * interval_s + 2
-        receiver = self.net.get(dst).popen(
-            [sys.executable, "-m", "topologies.owd", "recv", "--port", str(port), "--count", str(count),
-             "--timeout", str(timeout_s)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        return self._pair(dst, ["recv", "--port", str(port), "--count", str(count), "--timeout", str(timeout_s)],
+                          src, ["send", "--dst", self.net.get(dst).IP(), "--port", str(port), "--sport", str(sport),
+                                "--count", str(count), "--interval", str(interval_s)], timeout_s)
+
+    def rtt_probe(self, src: str, dst: str, sport: int, port: int = 7001, count: int = 20,
+                  interval_s: float = 0.05) -> dict:
+        """A train of UDP echo probes from src to dst (a new flow each way for a new sport);
+        their round-trip times as topologies/owd.py reports them."""
+        timeout_s = count * interval_s + 2
+        return self._pair(dst, ["echo", "--port", str(port), "--count", str(count), "--timeout", str(timeout_s)],
+                          src, ["rtt", "--dst", self.net.get(dst).IP(), "--port", str(port), "--sport", str(sport),
+                                "--count", str(count), "--interval", str(interval_s)], timeout_s)
+
+    def transfer(self, src: str, dst: str, size_bytes: int, sport: int, timeout_s: float,
+                 port: int = 7002) -> dict:
+        """One TCP transfer of size_bytes from src (port sport) to dst, bounded by timeout_s:
+        {bytes, seconds from connect to the receiver's acknowledgement, complete}."""
+        return self._pair(dst, ["sink", "--port", str(port), "--timeout", str(timeout_s)],
+                          src, ["push", "--dst", self.net.get(dst).IP(), "--port", str(port), "--sport", str(sport),
+                                "--bytes", str(size_bytes), "--timeout", str(timeout_s)], timeout_s)
+
+    def _pair(self, server: str, server_args: list[str], client: str, client_args: list[str],
+              timeout_s: float) -> dict:
+        """topologies.owd's server side on one host, then its client side on another; the
+        JSON that one of them prints."""
+        owd = [sys.executable, "-m", "topologies.owd"]
+        procs = [self.net.get(server).popen([*owd, *server_args], cwd=ROOT, stdout=subprocess.PIPE,
+                                            stderr=subprocess.DEVNULL, text=True)]
         try:
             time.sleep(0.2)   # let it bind
-            sender = self.net.get(src).popen(
-                [sys.executable, "-m", "topologies.owd", "send", "--dst", self.net.get(dst).IP(),
-                 "--port", str(port), "--sport", str(sport), "--count", str(count),
-                 "--interval", str(interval_s)], cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            sender.wait(timeout=timeout_s + 5)
-            out, _ = receiver.communicate(timeout=timeout_s + 5)
+            procs.append(self.net.get(client).popen([*owd, *client_args], cwd=ROOT, stdout=subprocess.PIPE,
+                                                    stderr=subprocess.DEVNULL, text=True))
+            out = "".join(p.communicate(timeout=timeout_s + 5)[0] for p in reversed(procs))
         finally:
-            if receiver.poll() is None:
-                receiver.kill()
-                receiver.wait()
+            for proc in procs:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
         return json.loads(out)
 
     def flows(self, switch: str) -> list[dict]:

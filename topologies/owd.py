@@ -1,10 +1,20 @@
-"""One-way delay probes between two Mininet hosts, which share the machine's clock.
+"""Delay probes between two Mininet hosts: one-way (the hosts share the machine's clock) and
+round-trip (a UDP echo).
 
     python -m topologies.owd recv --port P --count N --timeout S     (prints a JSON summary)
     python -m topologies.owd send --dst IP --port P --sport Q --count N --interval S
+    python -m topologies.owd echo --port P --count N --timeout S     (reflects N probes)
+    python -m topologies.owd rtt --dst IP --port P --sport Q --count N --interval S  (prints JSON)
+    python -m topologies.owd sink --port P --timeout S                (takes one TCP transfer)
+    python -m topologies.owd push --dst IP --port P --sport Q --bytes N --timeout S  (prints JSON)
+
+A push's completion time runs from its connect() to the sink's acknowledgement of the last
+byte: what a user waits. (iperf3's own report stops counting with bytes still in flight.)
 
 Each probe carries its sequence number and send time; the receiver subtracts. The source
-port is fixed so that the whole train is one flow, placed on one path.
+port is fixed so that the whole train is one flow, placed on one path; its echoes are the
+reverse flow. Unlike ICMP ping, whose entries cover a host pair, every train with a new source
+port is a new flow and so a new decision of the load balancer.
 """
 
 from __future__ import annotations
@@ -28,43 +38,113 @@ def send(dst: str, port: int, sport: int, count: int, interval_s: float) -> None
             time.sleep(interval_s)
 
 
-def receive(port: int, count: int, timeout_s: float) -> dict:
-    delays = {}
-    deadline = time.monotonic() + timeout_s
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("0.0.0.0", port))
-        while len(delays) < count and (left := deadline - time.monotonic()) > 0:
-            s.settimeout(left)
-            try:
-                data, _ = s.recvfrom(2048)
-            except TimeoutError:
-                break
-            now = time.time_ns()
-            if len(data) >= _PROBE.size:
-                seq, sent = _PROBE.unpack_from(data)
-                delays.setdefault(seq, (now - sent) / 1e6)
+def _collect(s: socket.socket, count: int, deadline: float, reply: bool = False) -> dict[int, float]:
+    """Read probes until count arrived or the deadline: {seq: ms since its send time};
+    with reply, send each one back to where it came from."""
+    delays: dict[int, float] = {}
+    while len(delays) < count and (left := deadline - time.monotonic()) > 0:
+        s.settimeout(left)
+        try:
+            data, peer = s.recvfrom(2048)
+        except TimeoutError:
+            break
+        now = time.time_ns()
+        if len(data) >= _PROBE.size:
+            seq, sent = _PROBE.unpack_from(data)
+            delays.setdefault(seq, (now - sent) / 1e6)
+            if reply:
+                s.sendto(data, peer)
+    return delays
+
+
+def _summary(count: int, delays: dict[int, float]) -> dict:
     values = sorted(delays.values())
     return {"sent": count, "received": len(values),
             "mean_ms": sum(values) / len(values) if values else None,
             "median_ms": values[len(values) // 2] if values else None, "delays_ms": values}
 
 
+def receive(port: int, count: int, timeout_s: float, reply: bool = False) -> dict:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", port))
+        return _summary(count, _collect(s, count, time.monotonic() + timeout_s, reply))
+
+
+def rtt(dst: str, port: int, sport: int, count: int, interval_s: float, wait_s: float = 1.0) -> dict:
+    """Send the train; echoes arriving meanwhile and up to wait_s after it count."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.bind(("0.0.0.0", sport))
+        s.setblocking(False)
+        delays: dict[int, float] = {}
+        for seq in range(count):
+            s.sendto(_PROBE.pack(seq, time.time_ns()).ljust(PAD, b"\0"), (dst, port))
+            delays.update(_collect(s, count, time.monotonic() + interval_s))
+        delays.update(_collect(s, count - len(delays), time.monotonic() + wait_s))
+        return _summary(count, delays)
+
+
+def sink(port: int, timeout_s: float) -> None:
+    with socket.create_server(("0.0.0.0", port)) as server:
+        server.settimeout(timeout_s)
+        conn, _ = server.accept()
+        with conn:
+            conn.settimeout(timeout_s)
+            while conn.recv(1 << 16):
+                pass
+            conn.sendall(b"k")
+
+
+def push(dst: str, port: int, sport: int, size: int, timeout_s: float) -> dict:
+    block = b"\0" * (1 << 16)
+    start = time.monotonic()
+    try:
+        with socket.create_connection((dst, port), timeout=timeout_s, source_address=("0.0.0.0", sport)) as s:
+            s.settimeout(max(0.1, timeout_s - (time.monotonic() - start)))
+            left = size
+            while left > 0:
+                left -= s.send(block[:min(left, len(block))])
+            s.shutdown(socket.SHUT_WR)
+            done = s.recv(1) == b"k"
+    except OSError:
+        done = False
+    return {"bytes": size, "seconds": time.monotonic() - start, "complete": done}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m topologies.owd")
     sub = p.add_subparsers(dest="mode", required=True)
-    r = sub.add_parser("recv")
-    r.add_argument("--port", type=int, required=True)
-    r.add_argument("--count", type=int, required=True)
-    r.add_argument("--timeout", type=float, required=True)
-    s = sub.add_parser("send")
-    s.add_argument("--dst", required=True)
-    s.add_argument("--port", type=int, required=True)
-    s.add_argument("--sport", type=int, required=True)
-    s.add_argument("--count", type=int, required=True)
-    s.add_argument("--interval", type=float, required=True)
+    for mode in ("recv", "echo"):
+        r = sub.add_parser(mode)
+        r.add_argument("--port", type=int, required=True)
+        r.add_argument("--count", type=int, required=True)
+        r.add_argument("--timeout", type=float, required=True)
+    for mode in ("send", "rtt"):
+        s = sub.add_parser(mode)
+        s.add_argument("--dst", required=True)
+        s.add_argument("--port", type=int, required=True)
+        s.add_argument("--sport", type=int, required=True)
+        s.add_argument("--count", type=int, required=True)
+        s.add_argument("--interval", type=float, required=True)
+    k = sub.add_parser("sink")
+    k.add_argument("--port", type=int, required=True)
+    k.add_argument("--timeout", type=float, required=True)
+    u = sub.add_parser("push")
+    u.add_argument("--dst", required=True)
+    u.add_argument("--port", type=int, required=True)
+    u.add_argument("--sport", type=int, required=True)
+    u.add_argument("--bytes", type=int, required=True)
+    u.add_argument("--timeout", type=float, required=True)
     args = p.parse_args()
-    if args.mode == "recv":
-        print(json.dumps(receive(args.port, args.count, args.timeout)))
+    if args.mode == "sink":
+        sink(args.port, args.timeout)
+    elif args.mode == "push":
+        print(json.dumps(push(args.dst, args.port, args.sport, args.bytes, args.timeout)))
+    elif args.mode in ("recv", "echo"):
+        result = receive(args.port, args.count, args.timeout, reply=args.mode == "echo")
+        if args.mode == "recv":
+            print(json.dumps(result))
+    elif args.mode == "rtt":
+        print(json.dumps(rtt(args.dst, args.port, args.sport, args.count, args.interval)))
     else:
         send(args.dst, args.port, args.sport, args.count, args.interval)
     return 0

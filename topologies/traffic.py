@@ -1,14 +1,20 @@
 """Seeded background traffic: a schedule of iperf3 transfers among hosts, and a player that
 runs it in a lab. The same seed gives the same schedule, so policies can be compared on
-identical traffic. Every transfer is bounded in time."""
+identical traffic. Every transfer is bounded in time.
+
+UDP transfers send at their rate for their duration. TCP transfers carry a fixed size
+(rate x duration) paced at their rate, so a congested path shows as a longer completion time.
+"""
 
 from __future__ import annotations
 
+import json
 import random
 import subprocess
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from pathlib import Path
 
 BASE_PORT = 5300
 
@@ -18,10 +24,19 @@ class Transfer:
     start_s: float
     src: str
     dst: str
-    proto: str          # "udp" or "tcp" (TCP paced at rate_mbps)
+    proto: str          # "udp" or "tcp"
     rate_mbps: float
     duration_s: float
     port: int
+
+    @property
+    def size_bytes(self) -> int:
+        return int(self.rate_mbps * 1e6 / 8 * self.duration_s)
+
+    @property
+    def bound_s(self) -> int:
+        """Hard limit on the transfer's life: a TCP transfer may take three times its pace."""
+        return int(self.duration_s * (3 if self.proto == "tcp" else 1)) + 10
 
 
 def schedule(seed: int, hosts: list[str], duration_s: float, mean_gap_s: float = 2.0,
@@ -44,38 +59,51 @@ def schedule(seed: int, hosts: list[str], duration_s: float, mean_gap_s: float =
 
 class Player:
     """Plays a schedule in a background thread: each transfer's server starts half a second
-    before its client. stop() ends everything it started."""
+    before its client. stop() ends everything it started. With a logdir, each client writes
+    its iperf3 JSON report there and outcomes() reads them back."""
 
-    def __init__(self, net, transfers: list[Transfer]) -> None:
+    def __init__(self, net, transfers: list[Transfer], logdir: str | Path | None = None) -> None:
         self.net = net
         self.transfers = transfers
+        self.logdir = Path(logdir) if logdir else None
         self.procs: list[subprocess.Popen] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
-        self.started = 0
+        self.started: list[int] = []     # indices into transfers, in start order
 
     def start(self) -> Player:
+        if self.logdir:
+            self.logdir.mkdir(parents=True, exist_ok=True)
         self._t0 = time.monotonic()
         self._thread.start()
         return self
 
+    def elapsed(self) -> float:
+        """Seconds since start(): the schedule's clock."""
+        return time.monotonic() - self._t0
+
+    def _report(self, i: int) -> Path:
+        return self.logdir / f"transfer-{i:04d}.json"
+
     def _run(self) -> None:
-        events = sorted([(t.start_s - 0.5, 0, t) for t in self.transfers] +
-                        [(t.start_s, 1, t) for t in self.transfers], key=lambda e: (e[0], e[1]))
-        for at, kind, t in events:
-            if self._stop.wait(max(0.0, at - (time.monotonic() - self._t0))):
+        events = sorted([(t.start_s - 0.5, 0, i) for i, t in enumerate(self.transfers)] +
+                        [(t.start_s, 1, i) for i, t in enumerate(self.transfers)])
+        for at, kind, i in events:
+            if self._stop.wait(max(0.0, at - self.elapsed())):
                 return
+            t = self.transfers[i]
             dst = self.net.get(t.dst)
-            bound = str(int(t.duration_s) + 10)
+            bound = ["timeout", str(t.bound_s)]
             if kind == 0:
-                cmd = ["timeout", bound, "iperf3", "-s", "-1", "-p", str(t.port)]
-                self.procs.append(dst.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+                cmd = [*bound, "iperf3", "-s", "-1", "-p", str(t.port)]
             else:
-                cmd = ["timeout", bound, "iperf3", "-c", dst.IP(), "-p", str(t.port),
-                       "-t", str(t.duration_s), "-b", f"{t.rate_mbps}M"] + (["-u"] if t.proto == "udp" else [])
-                self.procs.append(self.net.get(t.src).popen(cmd, stdout=subprocess.DEVNULL,
-                                                            stderr=subprocess.DEVNULL))
-                self.started += 1
+                amount = ["-u", "-t", str(t.duration_s)] if t.proto == "udp" else ["-n", str(t.size_bytes)]
+                report = ["-J", "--logfile", str(self._report(i))] if self.logdir else []
+                cmd = [*bound, "iperf3", "-c", dst.IP(), "-p", str(t.port), "-b", f"{t.rate_mbps}M",
+                       *amount, *report]
+                self.started.append(i)
+            host = dst if kind == 0 else self.net.get(t.src)
+            self.procs.append(host.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             self.procs = [p for p in self.procs if p.poll() is None]
 
     def stop(self) -> None:
@@ -92,3 +120,18 @@ class Player:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+    def outcomes(self) -> list[dict]:
+        """For every started transfer: its schedule entry and, for TCP, its completion time
+        (None when it did not finish: cut short by stop() or its bound)."""
+        return [{**asdict(self.transfers[i]), "size_bytes": self.transfers[i].size_bytes, "fct_s": completion_s(self._report(i))
+                 if self.transfers[i].proto == "tcp" and self.logdir else None} for i in self.started]
+
+
+def completion_s(report: Path) -> float | None:
+    """A finished iperf3 TCP client's completion time, as its receiver measured it."""
+    try:
+        data = json.loads(report.read_text())
+        return float(data["end"]["sum_received"]["seconds"]) if "error" not in data else None
+    except (OSError, ValueError, KeyError, TypeError):
+        return None

@@ -91,7 +91,7 @@ def test_capture_files_load_after_a_kill_mid_row(booted, tmp_path):
     booted.arp("h1", "h7")
     booted.arp("h7", "h1")
     cap = Capture(tmp_path)
-    for table, rows in snapshot(booted.balancer, booted.now, 1.7e9).items():
+    for table, rows in snapshot(booted.balancer, booted.now, 1_700_000_000.125).items():
         cap.write(table, rows)
     cap.close()
     with open(tmp_path / "paths.csv", "a") as f:
@@ -101,5 +101,6 @@ def test_capture_files_load_after_a_kill_mid_row(booted, tmp_path):
     assert [r["path"] for r in rows] == ["s1>s2>s7", "s1>s3>s4>s7", "s1>s5>s6>s8>s7",
                                          "s7>s2>s1", "s7>s4>s3>s1", "s7>s8>s6>s5>s1"]
     assert float(rows[0]["utilisation"]) == 0.5
+    assert rows[0]["time_s"] == "1700000000.125"
     links = list(csv.DictReader(open(tmp_path / "links.csv")))
     assert len(links) == 18

@@ -1,0 +1,179 @@
+"""The paper's experiment, on any topology: hosts other than --src send seeded random
+background traffic to each other (UDP and paced TCP); once the network is busy, --src sends
+rounds of an RTT probe train and a fixed-size TCP transfer to --dst. The same schedule is
+replayed, on a freshly started controller and network, for every policy and seed; a table,
+a JSON summary and plots compare the policies.
+
+    sudo .venv/bin/python -m scripts.experiment --quick          (1 seed, 3 policies, under 5 min)
+    sudo .venv/bin/python -m scripts.experiment --seeds 5        (every policy; about 40 min)
+
+Every probe train and transfer of --src is a new flow (new source port), so every round is a
+new decision of the policy under test; the background flows are placed by the same policy.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import signal
+import sys
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+from mininet.log import setLogLevel
+from tqdm import tqdm
+
+from controller.policy import POLICIES
+from scripts.report import RUN_COLUMNS, ReportError, write_report
+from topologies.lab import Lab, default_workdir
+from topologies.spec import TopologyError, load_spec
+from topologies.traffic import Player, schedule
+
+DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann")
+QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
+RTT_SPORT, TRANSFER_CPORT = 40000, 45000
+SETUP_S = 15     # start and teardown of a lab, for the ETA
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m scripts.experiment", description=__doc__.split("\n\n")[0])
+    p.add_argument("--topology", default="topologies/h1h7.json")
+    p.add_argument("--src", default="h1")
+    p.add_argument("--dst", default="h7")
+    p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated policy names")
+    p.add_argument("--seeds", type=int, default=5, help="seeds 1..N, each a different schedule")
+    p.add_argument("--duration", type=float, default=60, help="seconds of traffic per run (20..3600)")
+    p.add_argument("--warmup", type=float, default=10, help="seconds of background before the first round")
+    p.add_argument("--round", type=float, default=5, help="seconds between the starts of two rounds")
+    p.add_argument("--probes", type=int, default=20, help="RTT probes per round (50 ms apart)")
+    p.add_argument("--transfer-kb", type=int, default=1000, help="size of each round's TCP transfer")
+    p.add_argument("--quick", action="store_true",
+                   help="; ".join(f"{k}={v}" for k, v in QUICK.items()) + " (options given win)")
+    p.add_argument("--out", type=Path, help="results folder (default results/experiment-<time>)")
+    given = {a.lstrip("-").split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+    args = p.parse_args(argv)
+    if args.quick:
+        for key, value in QUICK.items():
+            if key not in given:
+                setattr(args, key, value)
+    args.policies = [x.strip() for x in args.policies.split(",") if x.strip()]
+    unknown = [x for x in args.policies if x not in POLICIES]
+    if unknown or not args.policies:
+        p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(POLICIES))}")
+    if not 1 <= args.seeds <= 100:
+        p.error("--seeds: must be in 1..100")
+    if not 20 <= args.duration <= 3600:
+        p.error("--duration: must be in 20..3600 seconds")
+    if not 0 <= args.warmup < args.duration:
+        p.error("--warmup: must be at least 0 and less than --duration")
+    if not 2 <= args.round <= args.duration - args.warmup:
+        p.error("--round: must be at least 2 seconds and fit between --warmup and --duration")
+    if not 1 <= args.probes <= 200 or not 1 <= args.transfer_kb <= 100_000:
+        p.error("--probes: 1..200; --transfer-kb: 1..100000")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    setLogLevel("warning")    # Mininet's pingall chatter would break the progress bar
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    try:
+        spec = load_spec(args.topology)
+    except TopologyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    hosts = [h.name for h in spec.hosts]
+    if args.src not in hosts or args.dst not in hosts or args.src == args.dst:
+        print(f"error: --src/--dst: two different hosts of {args.topology} ({', '.join(hosts)})", file=sys.stderr)
+        return 2
+    folder = args.out or default_workdir("experiment")
+    folder.mkdir(parents=True, exist_ok=True)
+    plan = [(seed, policy) for seed in range(1, args.seeds + 1) for policy in args.policies]
+    (folder / "config.json").write_text(json.dumps(
+        {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "plan": plan}, indent=2) + "\n")
+    runs_csv = folder / "runs.csv"
+    with open(runs_csv, "w", newline="") as f:
+        csv.writer(f).writerow(RUN_COLUMNS)
+    print(f"{len(plan)} runs ({len(args.policies)} policies x {args.seeds} seeds) of {args.duration:g} s on "
+          f"'{spec.name}', {args.src} -> {args.dst}; results in {folder}")
+    per_run, interrupted = args.duration + SETUP_S, False
+    try:
+        with tqdm(total=len(plan) * per_run, unit="s", bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s "
+                  "[{elapsed}<{remaining}]") as bar:
+            for k, (seed, policy) in enumerate(plan):
+                bar.set_description(f"{policy} seed {seed}")
+                rows = run_once(args, policy, seed, folder / "runs" / f"{policy}-seed{seed}", bar.update)
+                with open(runs_csv, "a", newline="") as f:
+                    csv.writer(f).writerows(rows)
+                bar.update((k + 1) * per_run - bar.n)
+    except KeyboardInterrupt:
+        print("\ninterrupted: network and controller stopped; summarising the runs that completed")
+        interrupted = True
+    try:
+        write_report(folder)
+    except ReportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print("\n" + (folder / "summary.md").read_text())
+    print(f"plots: {folder}/rtt_cdf.png, throughput.png, utilisation.png")
+    return 130 if interrupted else 0
+
+
+def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, progress) -> list[list]:
+    """One policy on one seed's schedule, on a fresh controller and network: its runs.csv rows."""
+    lab = Lab(args.topology, rundir, policy=policy, controller_args=("--capture", str(rundir / "capture")))
+    background = [h.name for h in lab.spec.hosts if h.name != args.src]
+    transfers = schedule(seed, background, args.duration)
+    rows: list[list] = []
+
+    def row(kind, rnd, seq, start, flow, path="", rtt="", size="", fct="", mbps="", complete=""):
+        rows.append([policy, seed, kind, rnd, seq, round(start, 3), flow, path, rtt, size, fct, mbps, complete])
+
+    with lab:
+        lab.pingall()
+        player = Player(lab.net, transfers, rundir / "transfers").start()
+        try:
+            starts = [args.warmup + i * args.round for i in range(int((args.duration - args.warmup) // args.round))]
+            for i, at in enumerate(starts):
+                time.sleep(max(0.0, at - player.elapsed()))
+                start = player.elapsed()
+                probe = lab.rtt_probe(args.src, args.dst, RTT_SPORT + i, count=args.probes)
+                flow = f"{args.src}>{args.dst} udp {RTT_SPORT + i}"
+                path = flow_path(lab, RTT_SPORT + i)
+                for seq, rtt in enumerate(probe["delays_ms"] + [""] * (probe["sent"] - probe["received"])):
+                    row("rtt", i, seq, start, flow, path, rtt=round(rtt, 4) if rtt != "" else "")
+                start, size = player.elapsed(), args.transfer_kb * 1000
+                bound = max(2.0, args.round - (start - at) - 0.5)
+                done = lab.transfer(args.src, args.dst, size, TRANSFER_CPORT + i, timeout_s=bound)
+                fct = done["seconds"] if done["complete"] else bound   # censored: takes the whole bound
+                row("transfer", i, 0, start, f"{args.src}>{args.dst} tcp {TRANSFER_CPORT + i}",
+                    flow_path(lab, TRANSFER_CPORT + i), size=size, fct=round(fct, 4),
+                    mbps=round(size * 8 / fct / 1e6, 4), complete=int(done["complete"]))
+                progress(args.round)
+            time.sleep(max(0.0, args.duration - player.elapsed()))
+        finally:
+            player.stop()
+        end = player.elapsed()
+    (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
+    for n, t in enumerate(player.outcomes()):
+        if t["proto"] != "tcp" or (t["fct_s"] is None and t["start_s"] + t["duration_s"] > end):
+            continue   # UDP runs for a set time; a TCP transfer not yet due is no measurement
+        fct, complete = (t["fct_s"], 1) if t["fct_s"] is not None else (end - t["start_s"], 0)
+        row("background", n, 0, t["start_s"], f"{t['src']}>{t['dst']} tcp {t['port']}", "",
+            size=t["size_bytes"], fct=round(fct, 4), mbps=round(t["size_bytes"] * 8 / fct / 1e6, 4), complete=complete)
+    return rows
+
+
+def flow_path(lab: Lab, sport: int) -> str:
+    """The switches the controller put a flow from source port `sport` on ('' if unknown)."""
+    status, flows = lab.api("flows")
+    flow = next((f for f in flows if f.get("src_port") == sport), None) if status == 200 else None
+    return ">".join(flow["path"]) if flow else ""
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The experiment's pure parts: the seeded schedule, iperf3 report reading, the statistics
+of runs.csv and the options."""
+
+import json
+import math
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from scripts.experiment import QUICK, parse_args
+from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
+from topologies.traffic import Transfer, completion_s, schedule
+
+HOSTS = ["h2", "h3", "h4", "h5", "h6", "h7"]
+
+
+@given(st.integers(0, 2**32), st.floats(1, 600))
+def test_the_same_seed_gives_the_same_schedule(seed, duration):
+    a, b = schedule(seed, HOSTS, duration), schedule(seed, HOSTS, duration)
+    assert a == b
+    assert all(0 <= t.start_s <= duration and t.src != t.dst and {t.src, t.dst} <= set(HOSTS) for t in a)
+    assert [t.start_s for t in a] == sorted(t.start_s for t in a)
+    assert all(2 <= t.rate_mbps <= 8 and 5 <= t.duration_s <= 15 and t.proto in ("udp", "tcp") for t in a)
+
+
+def test_seeds_give_different_schedules_of_poisson_rate():
+    a, b = schedule(1, HOSTS, 2000), schedule(2, HOSTS, 2000)
+    assert a != b
+    assert 900 < len(a) < 1100        # mean gap 2 s over 2000 s: about 1000 arrivals
+
+
+def test_a_schedule_needs_two_hosts():
+    with pytest.raises(ValueError):
+        schedule(1, ["h2"], 10)
+
+
+def test_tcp_transfers_carry_rate_times_duration_and_may_take_three_times_as_long():
+    t = Transfer(1.0, "h2", "h3", "tcp", 8.0, 10.0, 5300)
+    assert t.size_bytes == 10_000_000
+    assert t.bound_s == 40
+    assert Transfer(1.0, "h2", "h3", "udp", 8.0, 10.0, 5300).bound_s == 20
+
+
+def test_completion_time_comes_from_the_receiver_and_failures_are_none(tmp_path):
+    good, bad, cut = tmp_path / "a.json", tmp_path / "b.json", tmp_path / "c.json"
+    good.write_text(json.dumps({"end": {"sum_received": {"seconds": 2.5}}}))
+    bad.write_text(json.dumps({"error": "unable to connect", "end": {}}))
+    cut.write_text('{"start": {')
+    assert completion_s(good) == 2.5
+    assert completion_s(bad) is None and completion_s(cut) is None
+    assert completion_s(tmp_path / "missing.json") is None
+
+
+def rtt_rows(policy, seed, values):
+    return [dict(zip(RUN_COLUMNS, (policy, str(seed), "rtt", "0", str(i), "0", "f", "p",
+                                   "" if v is None else str(v), "", "", "", ""))) for i, v in enumerate(values)]
+
+
+def transfer_row(policy, seed, fct, mbps, kind="transfer"):
+    return dict(zip(RUN_COLUMNS, (policy, str(seed), kind, "0", "0", "0", "f", "p", "", "1000", str(fct),
+                                  str(mbps), "1")))
+
+
+def test_seed_metrics_by_hand():
+    rows = rtt_rows("shortest", 1, [1, 2, 3, 4, None]) + [transfer_row("shortest", 1, 2.0, 4.0),
+                                                          transfer_row("shortest", 1, 4.0, 2.0),
+                                                          transfer_row("shortest", 1, 6.0, 1.0, "background")]
+    m = seed_metrics(rows)
+    assert m["rtt_mean_ms"] == 2.5 and m["rtt_p50_ms"] == 2.5
+    assert m["rtt_p95_ms"] == pytest.approx(3.85)
+    assert m["loss"] == pytest.approx(0.2)
+    assert m["throughput_mbps"] == 3.0          # transfers only
+    assert m["fct_mean_s"] == 4.0               # every flow with a completion time
+
+
+def test_change_ci_is_a_t_interval_over_seeds():
+    c = change_ci([5, 7], [10, 10])            # -50% and -30%
+    assert c["mean"] == pytest.approx(-0.4)
+    half = 12.7062 * math.sqrt(0.02) / math.sqrt(2)
+    assert c["ci95"] == pytest.approx([-0.4 - half, -0.4 + half], abs=1e-3)
+    assert change_ci([5], [10]) == {"mean": -0.5, "ci95": None}
+
+
+def test_summary_compares_on_the_seeds_both_policies_ran():
+    rows = (rtt_rows("shortest", 1, [10]) + rtt_rows("shortest", 2, [20]) +
+            rtt_rows("bpann", 1, [5]) + rtt_rows("bpann", 2, [10]) + rtt_rows("bpann", 3, [1]))
+    s = summarise(rows)
+    assert s["bpann"]["seeds"] == [1, 2, 3]
+    assert s["bpann"]["vs_shortest"]["rtt_mean_ms"]["mean"] == pytest.approx(-0.5)
+    assert s["shortest"]["vs_shortest"]["rtt_mean_ms"]["mean"] == 0
+    assert s["bpann"]["throughput_mbps"] is None      # nothing measured is None, never NaN
+
+
+def test_runs_file_errors_name_the_file_and_row(tmp_path):
+    path = tmp_path / "runs.csv"
+    path.write_text("policy,seed\nshortest,1\n")
+    with pytest.raises(ReportError, match="runs.csv: header"):
+        read_runs(path)
+    good = ",".join(["shortest", "1", "rtt", "0", "0", "0", "f", "p", "1", "", "", "", ""])
+    path.write_text(",".join(RUN_COLUMNS) + f"\n{good}\nshortest,1,rtt\n{good}\n")
+    with pytest.raises(ReportError, match="row 3"):
+        read_runs(path)
+    path.write_text(",".join(RUN_COLUMNS) + f"\n{good}\nshortest,1,rt")    # interrupted mid-row
+    assert len(read_runs(path)) == 1
+
+
+def test_quick_sets_its_defaults_and_given_options_win():
+    args = parse_args(["--quick", "--seeds", "2"])
+    assert args.seeds == 2 and args.duration == QUICK["duration"]
+    assert args.policies == QUICK["policies"].split(",")
+
+
+@pytest.mark.parametrize("argv, field", [(["--policies", "shortest,nope"], "--policies"),
+                                          (["--duration", "5"], "--duration"),
+                                          (["--warmup", "70"], "--warmup")])
+def test_bad_options_name_the_option(argv, field, capsys):
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert field in capsys.readouterr().err
