@@ -23,7 +23,9 @@ _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PA
                   "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_PROBE_INTERVAL_S": "--probe-interval",
                   "LB_POLL_INTERVAL_S": "--poll-interval", "LB_DEFAULT_CAPACITY_MBPS": "--default-capacity",
                   "LB_REST_PORT": "--rest-port", "LB_METRICS_PORT": "--metrics-port",
-                  "LB_CAPTURE": "--capture", "LB_MODEL": "--model", "LB_LOG_LEVEL": "--log-level"}
+                  "LB_CAPTURE": "--capture", "LB_MODEL": "--model", "LB_Q_TABLE": "--q-table",
+                  "LB_Q_ALPHA": "--q-alpha", "LB_Q_GAMMA": "--q-gamma", "LB_Q_EPSILON": "--q-epsilon",
+                  "LB_LOG_LEVEL": "--log-level"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -47,6 +49,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                    help=f"Prometheus port on 127.0.0.1, 0 to disable (default {Settings.metrics_port})")
     p.add_argument("--capture", metavar="DIR", help="append link metrics and path features to DIR/*.csv")
     p.add_argument("--model", metavar="PATH", help="BPANN model for --policy bpann (default: models/bpann)")
+    p.add_argument("--q-table", metavar="FILE", help="Q-learning table for --policy qlearning: loaded at "
+                   "start, saved as it learns (default: kept in memory only)")
+    p.add_argument("--q-alpha", type=float, default=Settings.q_alpha, help="Q-learning rate")
+    p.add_argument("--q-gamma", type=float, default=Settings.q_gamma, help="Q-learning discount")
+    p.add_argument("--q-epsilon", type=float, default=Settings.q_epsilon, help="initial exploration rate")
     p.add_argument("--log-level", default=Settings.log_level, help="DEBUG, INFO, WARNING or ERROR")
     p.add_argument("--framework", choices=("auto", "os_ken", "ryu"), default="auto",
                    help="OpenFlow framework (default: os-ken if installed, else Ryu)")
@@ -64,9 +71,11 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
                         rest_port=args.rest_port, metrics_port=args.metrics_port,
                         capture=str(Path(args.capture).resolve()) if args.capture else None,
                         model=str(Path(args.model).resolve()) if args.model else None,
+                        q_table=str(Path(args.q_table).resolve()) if args.q_table else None,
+                        q_alpha=args.q_alpha, q_gamma=args.q_gamma, q_epsilon=args.q_epsilon,
                         log_level=args.log_level.upper())
     settings.validate()
-    make_policy(settings.policy, settings.model)   # a broken model warns here and falls back
+    make_policy(settings.policy, settings)   # a broken model warns here and falls back
     if settings.topology:
         load_spec(settings.topology)
     return {var: str(getattr(settings, field)) for field, var in Settings.ENV.items()

@@ -76,7 +76,7 @@ class LoadBalancer(compat.AppBase):
         settings = Settings.from_env()
         _setup_logging(settings.log_level)
         spec = load_spec(settings.topology) if settings.topology else None
-        self.balancer = Balancer(settings, make_policy(settings.policy, settings.model), spec)
+        self.balancer = Balancer(settings, make_policy(settings.policy, settings), spec)
         self.metrics = Metrics(self.balancer)
         self.capture = Capture(settings.capture) if settings.capture else None
         self.datapaths = {}

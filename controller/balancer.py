@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import struct
-from collections import Counter
+from collections import Counter, deque
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -33,7 +33,7 @@ from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, Por
 from controller.network import HostLocation, Network
 from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
 from controller.paths import Path, PathFinder, hops, is_live
-from controller.policy import BpannPolicy, Policy, make_policy
+from controller.policy import BpannPolicy, Policy, QLearningPolicy, make_policy
 from controller.settings import ConfigError, Settings
 from topologies.spec import Spec
 
@@ -43,6 +43,7 @@ log = logging.getLogger("lb.balancer")
 # link drops probes too; a link that really fails is removed at once by its port-status event.
 LINK_TIMEOUT_PROBES = 10
 ALL_ONES = 2**64 - 1
+MAX_DECISIONS = 10_000   # awaiting their outcome; beyond this the oldest are not learnt from
 
 
 def base_flows(dpid: int) -> list[Message]:
@@ -65,6 +66,16 @@ class Installed:
     installed_at: float
 
 
+@dataclass(frozen=True)
+class Decision:
+    at: float
+    candidates: list[Path]
+    src: HostLocation
+    dst: HostLocation
+    before: list[PathFeatures]
+    action: int
+
+
 class Balancer:
     def __init__(self, settings: Settings, policy: Policy, spec: Spec | None = None) -> None:
         self.settings = settings
@@ -80,6 +91,7 @@ class Balancer:
         self.monitor = Monitor()
         self.counters: Counter[str] = Counter()
         self._pending: dict[int, float] = {}    # dpid -> when its port stats were requested
+        self._decisions: deque[Decision] = deque(maxlen=MAX_DECISIONS)   # for a policy that learns
         self.stats_max_age_s = 3 * settings.poll_interval_s
 
     # -- switches, ports, links ----------------------------------------------------------
@@ -153,8 +165,16 @@ class Balancer:
 
     def set_policy(self, name: str) -> None:
         """Use another policy for new flows (installed flows keep their paths)."""
-        self.policy = make_policy(name, self.settings.model)
+        self.policy = make_policy(name, self.settings)
+        self._decisions.clear()
         log.info("policy is now %s", name)
+
+    def reset_learning(self) -> None:
+        """Forget what the Q-learning policy learnt (ConfigError under another policy)."""
+        if not isinstance(self.policy, QLearningPolicy):
+            raise ConfigError(f"policy is '{self.policy.name}', not 'qlearning': no Q-table to reset")
+        self._decisions.clear()
+        self.policy.reset()
 
     def reload_model(self) -> None:
         """Reload the BPANN model file; installed flows are untouched. Raises ConfigError if
@@ -176,7 +196,19 @@ class Balancer:
             msgs += [PortStatsRequest(dpid), FlowStatsRequest(dpid),
                      EchoRequest(dpid, struct.pack("!d", now))]
         self.monitor.forget_stale_flows(now, self.stats_max_age_s)
+        self._learn(now)
         return msgs
+
+    def _learn(self, now: float) -> None:
+        """Give a learning policy the outcome of each decision two polls old: by then one
+        full statistics window after it has been measured."""
+        ripe: list = []
+        while self._decisions and now - self._decisions[0].at >= 2 * self.settings.poll_interval_s:
+            d = self._decisions.popleft()
+            if all(is_live(self.net, c) for c in d.candidates):
+                ripe.append((d.before, d.action, [self.features(c, d.src, d.dst, now) for c in d.candidates]))
+        if ripe:
+            self.policy.learn(ripe)
 
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
         if dpid in self.net.ports:
@@ -265,7 +297,10 @@ class Balancer:
                             self.net.name(src.at.dpid), self.net.name(dst.at.dpid))
                 return []
             features = [self.features(c, src, dst, now) for c in candidates]
-            path = candidates[self.policy.choose(key, features)]
+            action = self.policy.choose(key, features)
+            if self.policy.learns:
+                self._decisions.append(Decision(now, candidates, src, dst, features, action))
+            path = candidates[action]
             flow = self._record(key, path, now)
             log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
                      self.policy.name, len(candidates))

@@ -2,7 +2,8 @@
 
 A policy scores each candidate path from its features (lower is better) and the lowest
 score wins, ties going to the earlier candidate (fewer hops); policies that are not a score
-override choose() instead.
+override choose() instead. A policy that `learns` is told, about two polls after each of its
+decisions, what the candidates' features became (see Balancer.poll).
 """
 
 from __future__ import annotations
@@ -16,24 +17,34 @@ import numpy as np
 
 from controller.flows import FlowKey
 from controller.monitor import PathFeatures
-from controller.settings import ConfigError
-from models import bpann
+from controller.settings import ConfigError, Settings
+from models import bpann, qtable
 
 log = logging.getLogger("lb.policy")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "bpann"
 
 
+Experience = tuple[list[PathFeatures], int, list[PathFeatures]]   # before, chosen index, after
+
+
 class Policy:
     name = ""
+    learns = False
 
     def score(self, features: PathFeatures) -> float:
         raise NotImplementedError
 
+    def scores(self, features: list[PathFeatures]) -> list[float]:
+        return [self.score(f) for f in features]
+
     def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
         """Index of the chosen candidate (never called with an empty list)."""
-        scores = [self.score(f) for f in features]
+        scores = self.scores(features)
         return min(range(len(scores)), key=scores.__getitem__)
+
+    def learn(self, experience: list[Experience]) -> None:
+        """Outcomes of earlier decisions (only called when `learns`)."""
 
     def describe(self) -> dict:
         return {"policy": self.name}
@@ -131,9 +142,6 @@ class BpannPolicy(Policy):
         x = np.array([[f.utilisation, f.loss, f.latency_ms, f.hops] for f in features])
         return self.model.predict(x).tolist()
 
-    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
-        return int(np.argmin(self.scores(features)))
-
     def describe(self) -> dict:
         if self.model is None:
             return {"policy": self.name, "model": None, "fallback": self._fallback.name}
@@ -141,13 +149,80 @@ class BpannPolicy(Policy):
                 "label": self.model.meta.get("label"), "trained_at": self.model.meta.get("trained_at")}
 
 
+class QLearningPolicy(Policy):
+    """Q-learning online (models/qtable.py): epsilon-greedy on the table's values for the
+    current state, updated from the chosen path's measured latency and loss after the
+    decision. With a table file, learning continues across restarts; a bad file warns and
+    an empty table is used (the bad file is only replaced once there is something to save)."""
+    name = "qlearning"
+    learns = True
+
+    def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
+                 gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon, seed: int = 0) -> None:
+        self.table_path = Path(table_path) if table_path else None
+        self._rng = random.Random(seed)
+        self._save_failed = False
+        self.table = qtable.QTable(alpha=alpha, gamma=gamma, epsilon=epsilon)
+        if self.table_path and self.table_path.exists():
+            try:
+                self.table = qtable.load(self.table_path, alpha=alpha, gamma=gamma)
+                log.info("Q-table %s loaded: %d states, %d updates so far", self.table_path,
+                         len(self.table.q), self.table.updates)
+            except qtable.QTableError as exc:
+                log.warning("%s; starting from an empty Q-table", exc)
+
+    def scores(self, features: list[PathFeatures]) -> list[float]:
+        return [-v for v in self.table.values(qtable.state_of(features), len(features))[:len(features)]]
+
+    def score(self, features: PathFeatures) -> float:
+        return self.scores([features])[0]
+
+    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+        if key is None:       # a look (REST), not a decision: no exploration, nothing counted
+            return super().choose(key, features)
+        return self.table.choose(qtable.state_of(features), len(features), self._rng)
+
+    def learn(self, experience: list[Experience]) -> None:
+        for before, action, after in experience:
+            self.table.update(qtable.state_of(before), action, qtable.reward(after[action]),
+                              qtable.state_of(after), len(after))
+        if experience:
+            self.save()
+
+    def reset(self) -> None:
+        self.table.reset()
+        self.save()
+        log.info("Q-table reset")
+
+    def save(self) -> None:
+        if self.table_path is None:
+            return
+        try:
+            self.table.save(self.table_path)
+            self._save_failed = False
+        except OSError as exc:
+            if not self._save_failed:   # say it once, not every poll
+                log.warning("Q-table %s not saved: %s", self.table_path, exc.strerror)
+            self._save_failed = True
+
+    def describe(self) -> dict:
+        t = self.table
+        return {"policy": self.name, "table": str(self.table_path) if self.table_path else None,
+                "states": len(t.q), "decisions": t.decisions, "updates": t.updates,
+                "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4),
+                "mean_reward": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}
+
+
 POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ShortestPath, LeastLoaded, RoundRobin, Ecmp,
-                                                          BpannPolicy, RandomPath)}
+                                                          BpannPolicy, QLearningPolicy, RandomPath)}
 
 
-def make_policy(name: str, model_path: str | Path | None = None) -> Policy:
+def make_policy(name: str, settings: Settings | None = None) -> Policy:
+    settings = settings or Settings()
     if name not in POLICIES:
         raise ConfigError(f"policy: unknown '{name}' (known: {', '.join(sorted(POLICIES))})")
     if name == BpannPolicy.name:
-        return BpannPolicy(model_path or DEFAULT_MODEL)
+        return BpannPolicy(settings.model or DEFAULT_MODEL)
+    if name == QLearningPolicy.name:
+        return QLearningPolicy(settings.q_table, settings.q_alpha, settings.q_gamma, settings.q_epsilon)
     return POLICIES[name]()

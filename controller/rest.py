@@ -7,6 +7,7 @@
     GET /api/v1/policy              the policy in use (and its model) and the ones available
     PUT /api/v1/policy              {"policy": "<name>"}: switch policy for new flows
     POST /api/v1/model/reload       reload the BPANN model file (installed flows stay)
+    POST /api/v1/qtable/reset       empty the Q-learning policy's table (and its file)
 
 Errors are JSON too: {"error": "..."} with a 4xx status that says what was wrong.
 """
@@ -54,7 +55,7 @@ class RestApi:
         self.routes = {("GET", "topology"): self.topology, ("GET", "links"): self.links,
                        ("GET", "paths"): self.paths, ("GET", "flows"): self.flows,
                        ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy,
-                       ("POST", "model/reload"): self.reload_model}
+                       ("POST", "model/reload"): self.reload_model, ("POST", "qtable/reset"): self.reset_qtable}
 
     def __call__(self, environ, start_response):
         try:
@@ -104,8 +105,9 @@ class RestApi:
         chosen = b.policy.choose(None, features) if candidates else None
         return {"src": query["src"][0], "dst": query["dst"][0], "policy": b.policy.name,
                 "candidates": [{"path": [b.net.name(d) for d in c], **f.as_dict(),
-                                "score": finite(b.policy.score(f)), "chosen": i == chosen}
-                               for i, (c, f) in enumerate(zip(candidates, features))]}
+                                "score": finite(score), "chosen": i == chosen}
+                               for i, (c, f, score) in enumerate(zip(candidates, features,
+                                                                     b.policy.scores(features)))]}
 
     def _host(self, name: str):
         spec, net = self.balancer.net.spec, self.balancer.net
@@ -138,6 +140,13 @@ class RestApi:
             raise ApiError("409 Conflict", str(exc)) from None
         except ModelError as exc:
             raise ApiError("422 Unprocessable Entity", f"{exc}; the previous model stays in use") from None
+        return self.policy(environ)
+
+    def reset_qtable(self, environ) -> dict:
+        try:
+            self.balancer.reset_learning()
+        except ConfigError as exc:
+            raise ApiError("409 Conflict", str(exc)) from None
         return self.policy(environ)
 
     def set_policy(self, environ) -> dict:

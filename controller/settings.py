@@ -25,13 +25,18 @@ class Settings:
     metrics_port: int = 9108         # Prometheus metrics on 127.0.0.1; 0 disables them
     capture: str | None = None       # folder to append link metrics and path features to
     model: str | None = None         # BPANN model (.npz + .json); default: the shipped models/bpann
+    q_table: str | None = None       # Q-learning table file: loaded at start, saved after learning
+    q_alpha: float = 0.3             # Q-learning rate
+    q_gamma: float = 0.5             # Q-learning discount
+    q_epsilon: float = 0.2           # initial exploration rate (decays x0.995 per decision to 0.02)
     log_level: str = "INFO"
 
     ENV = {"policy": "LB_POLICY", "topology": "LB_TOPOLOGY", "k_paths": "LB_K_PATHS",
            "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "probe_interval_s": "LB_PROBE_INTERVAL_S",
            "poll_interval_s": "LB_POLL_INTERVAL_S", "default_capacity_mbps": "LB_DEFAULT_CAPACITY_MBPS",
            "rest_port": "LB_REST_PORT", "metrics_port": "LB_METRICS_PORT", "capture": "LB_CAPTURE",
-           "model": "LB_MODEL", "log_level": "LB_LOG_LEVEL"}
+           "model": "LB_MODEL", "q_table": "LB_Q_TABLE", "q_alpha": "LB_Q_ALPHA", "q_gamma": "LB_Q_GAMMA",
+           "q_epsilon": "LB_Q_EPSILON", "log_level": "LB_LOG_LEVEL"}
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -58,6 +63,10 @@ class Settings:
         for var, port in (("LB_REST_PORT", self.rest_port), ("LB_METRICS_PORT", self.metrics_port)):
             if not 0 <= port <= 65535:
                 raise ConfigError(f"{var}: must be in 0..65535 (0: off), got {port}")
+        for var, value, lo, hi in (("LB_Q_ALPHA", self.q_alpha, 0.001, 1), ("LB_Q_GAMMA", self.q_gamma, 0, 0.99),
+                                   ("LB_Q_EPSILON", self.q_epsilon, 0, 1)):
+            if not lo <= value <= hi:
+                raise ConfigError(f"{var}: must be in {lo}..{hi}, got {value}")
         if not isinstance(logging.getLevelName(self.log_level.upper()), int):
             raise ConfigError(f"LB_LOG_LEVEL: unknown level '{self.log_level}' "
                               "(DEBUG, INFO, WARNING, ERROR)")

@@ -9,6 +9,8 @@ a JSON summary and plots compare the policies.
 
 Every probe train and transfer of --src is a new flow (new source port), so every round is a
 new decision of the policy under test; the background flows are placed by the same policy.
+The Q-learning policy keeps one table file (qtable.json in the results) across its runs, so it
+goes on learning from seed to seed, as it would across restarts of a controller.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from topologies.lab import Lab, default_workdir
 from topologies.spec import TopologyError, load_spec
 from topologies.traffic import Player, schedule
 
-DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann")
+DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
 SETUP_S = 15     # start and teardown of a lab, for the ETA
@@ -119,13 +121,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n" + (folder / "summary.md").read_text())
-    print(f"plots: {folder}/rtt_cdf.png, throughput.png, utilisation.png")
+    print(f"plots: {folder}/rtt_cdf.png, throughput.png, utilisation.png, rtt_over_time.png")
     return 130 if interrupted else 0
 
 
 def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, progress) -> list[list]:
     """One policy on one seed's schedule, on a fresh controller and network: its runs.csv rows."""
-    lab = Lab(args.topology, rundir, policy=policy, controller_args=("--capture", str(rundir / "capture")))
+    extra = ("--q-table", str(rundir.parent.parent / "qtable.json")) if policy == "qlearning" else ()
+    lab = Lab(args.topology, rundir, policy=policy, controller_args=("--capture", str(rundir / "capture"), *extra))
     background = [h.name for h in lab.spec.hosts if h.name != args.src]
     transfers = schedule(seed, background, args.duration)
     rows: list[list] = []

@@ -146,12 +146,34 @@ def plot_rtt_cdf(rows: list[dict], out: Path) -> None:
 
 def plot_throughput(summary: dict, out: Path) -> None:
     fig, ax = plt.subplots(figsize=(6, 4))
-    for i, (policy, m) in enumerate(summary.items()):
+    for i, m in enumerate(summary.values()):
         values = [v["throughput_mbps"] for v in m["per_seed"].values() if v["throughput_mbps"] is not None]
         ax.bar(i, m["throughput_mbps"] or 0, color="C0", alpha=0.6)
         ax.scatter([i] * len(values), values, color="k", s=12, zorder=3)
     ax.set_xticks(range(len(summary)), list(summary), rotation=20)
     ax.set(ylabel="transfer throughput (Mbit/s)", title="h1 to h7 transfers: mean over seeds (dots: seeds)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+
+
+def plot_rtt_over_time(rows: list[dict], out: Path) -> None:
+    """Each round's mean RTT in the order the rounds ran (seed after seed): the learning curve
+    of a policy that learns online, beside the flat lines of those that do not."""
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for policy in dict.fromkeys(r["policy"] for r in rows):
+        rounds: dict[tuple[int, int], list[float]] = defaultdict(list)
+        for r in rows:
+            if r["policy"] == policy and r["kind"] == "rtt" and r["rtt_ms"] != "":
+                rounds[int(r["seed"]), int(r["round"])].append(float(r["rtt_ms"]))
+        means = [float(np.mean(v)) for _, v in sorted(rounds.items())]
+        window = max(1, min(10, len(means) // 5))
+        smooth = np.convolve(means, np.ones(window) / window, mode="valid") if means else []
+        ax.plot(range(window, len(means) + 1), smooth, label=policy, lw=2 if policy == "qlearning" else 1)
+    ax.set(yscale="symlog", xlabel="round (in run order, seeds one after another)",
+           ylabel="h1 to h7 RTT, round mean (ms)", title="RTT over the experiment (moving average)")
+    ax.grid(alpha=0.3)
+    ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
@@ -193,6 +215,7 @@ def write_report(folder: Path) -> dict:
     (folder / "summary.md").write_text(markdown(summary))
     plot_rtt_cdf(rows, folder / "rtt_cdf.png")
     plot_throughput(summary, folder / "throughput.png")
+    plot_rtt_over_time(rows, folder / "rtt_over_time.png")
     plot_utilisation(folder / "runs", min(int(r["seed"]) for r in rows), list(summary), folder / "utilisation.png")
     return summary
 

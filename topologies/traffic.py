@@ -124,8 +124,12 @@ class Player:
     def outcomes(self) -> list[dict]:
         """For every started transfer: its schedule entry and, for TCP, its completion time
         (None when it did not finish: cut short by stop() or its bound)."""
-        return [{**asdict(self.transfers[i]), "size_bytes": self.transfers[i].size_bytes, "fct_s": completion_s(self._report(i))
-                 if self.transfers[i].proto == "tcp" and self.logdir else None} for i in self.started]
+        out = []
+        for i in self.started:
+            t = self.transfers[i]
+            fct = completion_s(self._report(i)) if t.proto == "tcp" and self.logdir else None
+            out.append({**asdict(t), "size_bytes": t.size_bytes, "fct_s": fct})
+        return out
 
 
 def completion_s(report: Path) -> float | None:

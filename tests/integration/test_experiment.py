@@ -39,7 +39,7 @@ def test_smoke_run_writes_every_output_and_replays_one_schedule(tmp_path):
         assert m["rtt_p50_ms"] <= m["rtt_p95_ms"] <= m["rtt_p99_ms"]
     md = (out / "summary.md").read_text()
     assert md.count("\n") == 4 and "| least-loaded | 1 |" in md
-    for plot in ("rtt_cdf.png", "throughput.png", "utilisation.png"):
+    for plot in ("rtt_cdf.png", "throughput.png", "utilisation.png", "rtt_over_time.png"):
         assert matplotlib.image.imread(out / plot).shape[0] > 100
 
     played = [json.loads((out / "runs" / f"{p}-seed1" / "schedule.json").read_text())

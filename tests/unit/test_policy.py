@@ -36,4 +36,4 @@ def test_ecmp_hashes_flows_over_equal_cost_paths_only_and_consistently():
 
 
 def test_every_policy_is_registered_under_its_name():
-    assert set(POLICIES) == {"shortest", "least-loaded", "round-robin", "ecmp", "bpann", "random"}
+    assert set(POLICIES) == {"shortest", "least-loaded", "round-robin", "ecmp", "bpann", "qlearning", "random"}

@@ -1,0 +1,42 @@
+"""Q-learning in the loop, deterministically (no exploration): with the shortest h1 -> h7 path
+saturated, new flows go to it only until the measured outcome of that choice comes back;
+after that the policy avoids it. The table is saved as it learns."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import pytest
+
+from tests.integration.conftest import assert_clean_log, running_lab
+from topologies.lab import wait_until
+
+SHORTEST = ["s1", "s2", "s7"]
+TRAINS = 6
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    table = tmp_path_factory.mktemp("qtable") / "q.json"
+    yield from running_lab(tmp_path_factory, "qlearning", policy="shortest",
+                           controller_args=("--q-table", str(table), "--q-epsilon", "0"))
+
+
+def test_learns_to_avoid_the_saturated_path_within_a_few_decisions(lab):
+    with lab.udp_flood("h2", "h7", 20, 8 + 3 * TRAINS):    # pinned to s2 -> s7 by shortest
+        wait_until(lambda: any(lk["src"] == "s2" and lk["dst"] == "s7" and (lk["utilisation"] or 0) > 0.9
+                               for lk in lab.api("links")[1]), 10, what="s2 -> s7 to be saturated")
+        assert lab.api("policy", method="PUT", body={"policy": "qlearning"})[0] == 200
+        paths = []
+        for i in range(TRAINS):
+            lab.owd_probe("h1", "h7", sport=43000 + i, count=5)
+            paths.append(next(f["path"] for f in lab.api("flows")[1] if f["src_port"] == 43000 + i))
+            time.sleep(2.5)    # two polls: the outcome of this decision is learnt before the next
+        policy = lab.api("policy")[1]
+    print(f"\npaths of {TRAINS} successive h1 -> h7 flows: {paths}; {policy}")
+    assert paths[-3:].count(SHORTEST) == 0, paths
+    assert policy["updates"] >= TRAINS - 1 and policy["mean_reward"] < 0
+    saved = json.loads(open(policy["table"]).read())
+    assert saved["updates"] >= policy["updates"] and saved["q"]    # it may have learnt once more since
+    assert_clean_log(lab)
