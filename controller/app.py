@@ -196,7 +196,7 @@ class LoadBalancer(compat.AppBase):
             if ports:
                 stats.append(FlowStat(s.cookie, ports[0], s.packet_count,
                                       s.duration_sec + s.duration_nsec / 1e9))
-        self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic())
+        self._send(self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic()))
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN)
     @survives

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from controller.discovery import End
 from controller.messages import PacketOut
-from controller.network import Network
+from controller.network import HostLocation, Network
 from controller.packets import ARP_REPLY, ARP_REQUEST, BROADCAST, Arp, arp_frame
 
 FLOOD_HOLDOFF_S = 1.0
@@ -33,7 +33,7 @@ class ArpProxy:
                                   arp.sender_ip, eth_dst=arp.sender_mac)
                 return [PacketOut(at.dpid, (at.port,), reply)]
             if target is None:
-                return self._flood(arp, data, at, now)
+                return self._flood((arp.sender_ip, arp.target_ip), data, at, now)
             return []
         # A reply: deliver it to the asker if we know where the asker is.
         if eth_dst == BROADCAST:
@@ -43,8 +43,14 @@ class ArpProxy:
             return []
         return [PacketOut(asker.at.dpid, (asker.at.port,), data)]
 
-    def _flood(self, arp: Arp, data: bytes, at: End, now: float) -> list[PacketOut]:
-        pair = (arp.sender_ip, arp.target_ip)
+    def locate(self, asker: HostLocation, target_ip: str, now: float) -> list[PacketOut]:
+        """An IPv4 packet for a host not seen yet, as after a controller restart while hosts
+        kept their ARP caches: ask for the target as the sender would. Its reply teaches us
+        where it is, and the sender's next packet is routed."""
+        request = arp_frame(ARP_REQUEST, asker.mac, asker.ip, "00:00:00:00:00:00", target_ip, eth_dst=BROADCAST)
+        return self._flood((asker.ip, target_ip), request, asker.at, now)
+
+    def _flood(self, pair: tuple[str, str], data: bytes, at: End, now: float) -> list[PacketOut]:
         if now - self._flooded.get(pair, float("-inf")) < FLOOD_HOLDOFF_S:
             return []
         self._flooded = {p: t for p, t in self._flooded.items() if now - t < FLOOD_HOLDOFF_S}

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import math
+import random
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -20,6 +21,9 @@ from controller.flows import FlowKey, plan
 from controller.messages import (
     CONTROLLER,
     COOKIE_BASE,
+    GENERATION_SHIFT,
+    INSTANCE_MASK,
+    generation_of,
     EchoRequest,
     FlowDelete,
     FlowMod,
@@ -46,16 +50,18 @@ ALL_ONES = 2**64 - 1
 MAX_DECISIONS = 10_000   # awaiting their outcome; beyond this the oldest are not learnt from
 
 
-def base_flows(dpid: int) -> list[Message]:
-    """What every switch gets on connect: our old entries removed, then LLDP and ARP to the
+def base_flows(dpid: int, instance: int) -> list[Message]:
+    """What every switch gets on connect: the entries this controller instance installed
+    before the switch went away removed (it forgot those flows), then LLDP and ARP to the
     controller, IPv6 dropped (not routed, and it would only flood the controller), and a
-    table-miss entry that sends the first packet of each new flow up."""
+    table-miss entry that sends the first packet of each new flow up. Entries of an earlier
+    instance stay and keep forwarding until discovery has settled (see flow_stats)."""
     to_controller = (CONTROLLER,)
-    return [FlowDelete(dpid),
-            FlowMod(dpid, Match(), to_controller, priority=0),
-            FlowMod(dpid, Match(eth_type=ETH_LLDP), to_controller, priority=1000),
-            FlowMod(dpid, Match(eth_type=ETH_ARP), to_controller, priority=1000),
-            FlowMod(dpid, Match(eth_type=ETH_IPV6), (), priority=1000)]
+    return [FlowDelete(dpid, instance, INSTANCE_MASK),
+            FlowMod(dpid, Match(), to_controller, priority=0, cookie=instance),
+            FlowMod(dpid, Match(eth_type=ETH_LLDP), to_controller, priority=1000, cookie=instance),
+            FlowMod(dpid, Match(eth_type=ETH_ARP), to_controller, priority=1000, cookie=instance),
+            FlowMod(dpid, Match(eth_type=ETH_IPV6), (), priority=1000, cookie=instance)]
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,12 @@ class Decision:
 
 
 class Balancer:
-    def __init__(self, settings: Settings, policy: Policy, spec: Spec | None = None) -> None:
+    def __init__(self, settings: Settings, policy: Policy, spec: Spec | None = None,
+                 generation: int | None = None) -> None:
+        """generation tells this instance's entries from a previous one's (random if not given)."""
         self.settings = settings
+        self.generation = random.randrange(1, 0x10000) if generation is None else generation
+        self.instance = COOKIE_BASE | self.generation << GENERATION_SHIFT
         self.policy = policy
         self.net = Network(spec, settle_s=3 * settings.probe_interval_s)
         self.paths = PathFinder(settings.k_paths)
@@ -99,7 +109,7 @@ class Balancer:
         self.net.switch_up(dpid, ports, now)
         self.counters["datapath_connects"] += 1
         log.info("switch %s connected with %d ports", self.net.name(dpid), len(ports))
-        return base_flows(dpid) + self._probes(dpid, ports, now)
+        return base_flows(dpid, self.instance) + self._probes(dpid, ports, now)
 
     def switch_down(self, dpid: int) -> list[Message]:
         if dpid not in self.net.ports:
@@ -215,9 +225,20 @@ class Balancer:
             self._pending.pop(dpid, None)
             self.monitor.port_stats(dpid, stats, now)
 
-    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> None:
-        if dpid in self.net.ports:
-            self.monitor.flow_stats(dpid, stats, now)
+    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> list[Message]:
+        """Feed the monitor; remove entries a previous controller instance left (they kept
+        forwarding while no controller ran) once this switch's links are known, so that
+        their flows are routed again by us. Returns those deletions."""
+        if dpid not in self.net.ports:
+            return []
+        self.monitor.flow_stats(dpid, stats, now)
+        stale = sorted({generation_of(s.cookie) for s in stats} - {self.generation})
+        if not stale or dpid not in self.net.edge_ports(now):
+            return []
+        self.counters["stale_generations_removed"] += len(stale)
+        log.info("switch %s: removing entries of earlier controller instance(s) %s", self.net.name(dpid),
+                 ", ".join(f"{g:#06x}" for g in stale))
+        return [FlowDelete(dpid, COOKIE_BASE | g << GENERATION_SHIFT, INSTANCE_MASK) for g in stale]
 
     def echo_reply(self, dpid: int, data: bytes, now: float) -> None:
         if len(data) == 8 and dpid in self.net.ports:
@@ -285,8 +306,10 @@ class Balancer:
         """Install the flow on every switch of its path and release the packet at the
         egress switch, so it never meets a switch whose entry is not there yet."""
         src, dst = self.net.hosts.get(frame.eth_src), self.net.hosts.get(frame.eth_dst)
-        if src is None or dst is None:
-            return []   # not (yet) a known host pair: ARP comes first and teaches both
+        if src is None:
+            return []
+        if dst is None:   # normally ARP came first and taught us both; not after a restart
+            return self.arp.locate(src, frame.ipv4.dst, now)
         key = FlowKey.of(frame.ipv4)
         flow = self.flows.get(key)
         if flow is None or not is_live(self.net, flow.path) \
@@ -315,7 +338,7 @@ class Balancer:
         old = self.flows.get(key)
         if old is not None:
             self._by_cookie.pop(old.cookie, None)
-        cookie = COOKIE_BASE | self._next_flow_id
+        cookie = self.instance | self._next_flow_id
         self._next_flow_id = self._next_flow_id % 0xFFFFFFFF + 1
         flow = self.flows[key] = Installed(key, path, cookie, now)
         self._by_cookie[cookie] = key

@@ -8,8 +8,14 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 
 CONTROLLER = 0xFFFFFFFD        # OFPP_CONTROLLER
-COOKIE_BASE = 0x4C42 << 48      # "LB": every flow we install carries it in the top 16 bits
-COOKIE_MASK = 0xFFFF << 48
+COOKIE_BASE = 0x4C42 << 48      # "LB": every flow we install carries it in the top 16 bits,
+COOKIE_MASK = 0xFFFF << 48      # then the controller instance's generation (16 bits), then
+GENERATION_SHIFT = 32           # the flow's id (32 bits; 0 for the base entries)
+INSTANCE_MASK = COOKIE_MASK | 0xFFFF << GENERATION_SHIFT
+
+
+def generation_of(cookie: int) -> int:
+    return cookie >> GENERATION_SHIFT & 0xFFFF
 SEND_FLOW_REM = 1               # OFPFF_SEND_FLOW_REM
 
 
@@ -47,7 +53,7 @@ class FlowMod:
 
 @dataclass(frozen=True)
 class FlowDelete:
-    """Delete every flow whose cookie matches ours under COOKIE_MASK (cookie_mask 0: all)."""
+    """Delete every flow whose cookie matches `cookie` under `cookie_mask` (0: all)."""
     dpid: int
     cookie: int = COOKIE_BASE
     cookie_mask: int = COOKIE_MASK

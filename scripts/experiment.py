@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     setLogLevel("warning")    # Mininet's pingall chatter would break the progress bar
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # also when started in the background
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops as Ctrl-C does
     try:
         spec = load_spec(args.topology)
     except TopologyError as exc:

@@ -132,6 +132,10 @@ class Lab:
                         _interrupt(host)
                         _kill_namespace(host)
                     net.stop()
+                    for node in net.controllers:   # Mininet leaves the c0 node's shell running
+                        if node.shell and node.shell.poll() is None:
+                            node.shell.kill()
+                            node.shell.wait()
                 except Exception:
                     remove_stale(self.spec)
                     raise

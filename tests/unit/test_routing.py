@@ -1,9 +1,13 @@
 """Flow planning, checked end to end on fake OpenFlow tables: after the controller handles a
 flow's first packet, the switches alone carry the flow's packets from h1 to h7's port."""
 
+from controller.balancer import Balancer
 from controller.flows import FlowKey
-from controller.messages import FlowMod, PacketOut
+from controller.messages import FlowMod, PacketOut, generation_of
+from controller.monitor import FlowStat
 from controller.packets import parse
+from controller.policy import make_policy
+from controller.settings import Settings
 from tests.fakeof import packet_fields
 from tests.frames import ipv4_frame
 
@@ -75,8 +79,58 @@ def test_flow_removed_at_ingress_forgets_the_flow(booted):
     assert booted.balancer.flows == {}
 
 
-def test_packet_to_unknown_host_installs_nothing(booted):
+def test_packet_to_unknown_host_installs_nothing_and_asks_for_the_host_on_edge_ports(booted):
     a = booted.spec.host("h1")
     booted.arp("h1", "h2")
+    booted.of.packet_outs.clear()
     msgs = booted.send("h1", ipv4_frame(a.mac, "00:00:00:00:99:99", a.ip, "10.0.0.99"))
-    assert msgs == []
+    assert not any(isinstance(m, FlowMod) for m in msgs)
+    asked = [parse(m.data).arp for m in booted.of.packet_outs]
+    assert asked and all((q.sender_ip, q.target_ip) == ("10.0.0.1", "10.0.0.99") for q in asked)
+    edge = {booted.host_port(h.name) for h in booted.spec.hosts} - {booted.host_port("h1")}
+    assert {(m.dpid, p) for m in booted.of.packet_outs for p in m.out_ports} == edge
+    booted.of.packet_outs.clear()
+    booted.send("h1", ipv4_frame(a.mac, "00:00:00:00:99:99", a.ip, "10.0.0.99"))
+    assert booted.of.packet_outs == []      # asked at most once a second
+
+
+def our_stats(booted, switch):
+    """Flow statistics of a switch's entries, as its reply to our poll would list them."""
+    return [FlowStat(e.cookie, e.out_ports[0], 10, 1.0) for e in booted.of.tables[booted.of.dpid[switch]]
+            if e.out_ports]
+
+
+def test_a_restarted_controller_leaves_old_entries_forwarding_until_its_links_are_known(booted):
+    data, _ = first_packet(booted)
+    fields, h1_port = packet_fields(parse(data), 0), booted.host_port("h1")[1]
+    old = booted.balancer
+    booted.balancer = new = Balancer(Settings(), make_policy("shortest"), booted.spec,
+                                     generation=old.generation + 1)
+    booted.deliver(new.switch_up(1, booted.of.ports("s1"), booted.now))
+    assert booted.of.trace("s1", h1_port, fields)[1] == "host:h7"     # old entries still forward
+    assert new.flow_stats(1, our_stats(booted, "s1"), booted.now) == []   # s1's links not known yet
+    for s in booted.spec.switches[1:]:
+        booted.deliver(new.switch_up(s.dpid, booted.of.ports(s.name), booted.now))
+    booted.deliver(new.tick(booted.now))        # probes again, now that every switch is up
+    assert new.net.missing_spec_links() == []
+    for s in ("s1", "s2", "s7"):
+        booted.deliver(new.flow_stats(booted.of.dpid[s], our_stats(booted, s), booted.now))
+    assert booted.of.trace("s1", h1_port, fields)[1] == "controller"   # the old instance's entries are gone
+    assert all(generation_of(e.cookie) == new.generation for t in booted.of.tables.values() for e in t)
+    booted.send("h1", data)                                           # h7 unknown to us: asked for by ARP
+    booted.arp("h7", "h1")
+    booted.send("h1", data)
+    assert booted.of.trace("s1", h1_port, fields) == (["s1", "s2", "s7"], "host:h7")
+
+
+def test_a_reconnecting_switch_loses_the_entries_of_flows_we_forgot(booted):
+    data, _ = first_packet(booted)
+    b = booted.balancer
+    booted.deliver(b.switch_down(2))
+    assert b.flows == {}                                              # its flow crossed s2
+    assert [e for e in booted.of.tables[2] if e.cookie & 0xFFFFFFFF]  # which s2 still holds
+    booted.deliver(b.switch_up(2, booted.of.ports("s2"), booted.now))
+    assert [e for e in booted.of.tables[2] if e.cookie & 0xFFFFFFFF] == []   # only base entries left
+    assert len(booted.of.tables[2]) == 4
+    booted.send("h1", data)
+    assert booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(parse(data), 0))[1] == "host:h7"
