@@ -20,7 +20,7 @@ import time
 if __package__ in (None, ""):   # loaded by file path by a manager: make the package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from controller import compat  # noqa: E402
+from controller import compat, wire  # noqa: E402
 from controller.balancer import Balancer  # noqa: E402
 from controller.capture import Capture, snapshot  # noqa: E402
 from controller.messages import (  # noqa: E402
@@ -229,13 +229,8 @@ class LoadBalancer(compat.AppBase):
             if dp is None:
                 continue
             ofp, parser = dp.ofproto, dp.ofproto_parser
-            if isinstance(m, FlowMod):
-                actions = [parser.OFPActionOutput(p, ofp.OFPCML_NO_BUFFER) for p in m.out_ports]
-                inst = [parser.OFPInstructionActions(ofp.OFPIT_APPLY_ACTIONS, actions)]
-                dp.send_msg(parser.OFPFlowMod(
-                    dp, cookie=m.cookie, command=ofp.OFPFC_ADD, idle_timeout=m.idle_timeout_s,
-                    priority=m.priority, buffer_id=ofp.OFP_NO_BUFFER, flags=m.flags,
-                    match=parser.OFPMatch(**m.match.oxm()), instructions=inst))
+            if isinstance(m, FlowMod):       # the two messages of every new flow: our own encoder
+                dp.send(wire.flow_mod(m))
             elif isinstance(m, FlowDelete):
                 dp.send_msg(parser.OFPFlowMod(
                     dp, cookie=m.cookie, cookie_mask=m.cookie_mask, table_id=ofp.OFPTT_ALL,
@@ -249,7 +244,4 @@ class LoadBalancer(compat.AppBase):
             elif isinstance(m, EchoRequest):
                 dp.send_msg(parser.OFPEchoRequest(dp, data=m.data))
             elif isinstance(m, PacketOut):
-                actions = [parser.OFPActionOutput(p) for p in m.out_ports]
-                dp.send_msg(parser.OFPPacketOut(dp, buffer_id=ofp.OFP_NO_BUFFER,
-                                                in_port=ofp.OFPP_CONTROLLER, actions=actions,
-                                                data=m.data))
+                dp.send(wire.packet_out(m))

@@ -102,6 +102,8 @@ class Balancer:
         self.counters: Counter[str] = Counter()
         self._pending: dict[int, float] = {}    # dpid -> when its port stats were requested
         self._decisions: deque[Decision] = deque(maxlen=MAX_DECISIONS)   # for a policy that learns
+        self._features: dict[tuple[Path, HostLocation, HostLocation], PathFeatures] = {}
+        self._features_stamp, self._features_since = (-1, -1), float("-inf")
         self.stats_max_age_s = 3 * settings.poll_interval_s
 
     # -- switches, ports, links ----------------------------------------------------------
@@ -260,7 +262,20 @@ class Balancer:
         return capacity or self.settings.default_capacity_mbps
 
     def features(self, path: Path, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures:
-        """The four features of a candidate path from host src to host dst."""
+        """The four features of a candidate path from host src to host dst. They change only
+        with new statistics, probes or topology, or as statistics age: cached until one of
+        those happens or a poll interval has passed, since most new flows share paths."""
+        stamp = (self.monitor.version, self.net.version)
+        if stamp != self._features_stamp or now - self._features_since >= self.settings.poll_interval_s:
+            self._features.clear()
+            self._features_stamp, self._features_since = stamp, now
+        key = (path, src, dst)
+        f = self._features.get(key)
+        if f is None:
+            f = self._features[key] = self._compute_features(path, src, dst, now)
+        return f
+
+    def _compute_features(self, path: Path, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures:
         g, age = self.net.graph(), self.stats_max_age_s
         links = [self.monitor.access(src.at, False, self.access_capacity_mbps(src), now, age)]
         for a, b in pairwise(path):

@@ -122,9 +122,11 @@ class Monitor:
         self._offered: dict[End, dict[tuple[int, int], tuple[float, float, int]]] = {}
         self._latency_ms: dict[tuple[End, End], deque[float]] = {}
         self.rtt_s: dict[int, float] = {}
+        self.version = 0     # counts inputs, so that derived values can be cached between them
 
     # -- inputs ----------------------------------------------------------------------------
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
+        self.version += 1
         for s in stats:
             end = End(dpid, s.port)
             prev = self._ports.get(end)
@@ -139,6 +141,7 @@ class Monitor:
 
     def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> None:
         """Packets/s each flow entry sends; a new entry counts from its creation."""
+        self.version += 1
         for s in stats:
             key = (dpid, s.cookie)
             prev = self._flows.get(key)
@@ -157,6 +160,7 @@ class Monitor:
                 self._offered.setdefault(End(dpid, s.out_port), {})[key] = (packets / interval, now, packets)
 
     def _forget_flow(self, key: tuple[int, int]) -> None:
+        self.version += 1
         stat, _ = self._flows.pop(key)
         end = End(key[0], stat.out_port)
         entries = self._offered.get(end, {})
@@ -169,12 +173,14 @@ class Monitor:
             self._forget_flow(key)
 
     def echo_rtt(self, dpid: int, rtt_s: float) -> None:
+        self.version += 1
         if math.isfinite(rtt_s) and rtt_s >= 0:
             old = self.rtt_s.get(dpid)
             self.rtt_s[dpid] = rtt_s if old is None else old + RTT_EWMA * (rtt_s - old)
 
     def probe_delay(self, src: End, dst: End, travel_s: float) -> None:
         """A probe took travel_s from the controller via src to dst and back up."""
+        self.version += 1
         if not math.isfinite(travel_s):
             return
         one_way = travel_s - self.rtt_s.get(src.dpid, 0.0) / 2 - self.rtt_s.get(dst.dpid, 0.0) / 2
@@ -186,6 +192,7 @@ class Monitor:
         return min(window) if window else 0.0
 
     def forget_switch(self, dpid: int) -> None:
+        self.version += 1
         for table in (self._ports, self.rates):
             for end in [e for e in table if e.dpid == dpid]:
                 del table[end]

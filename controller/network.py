@@ -117,9 +117,15 @@ class Network:
 
     # -- hosts -------------------------------------------------------------------------
     def learn_host(self, mac: str, ip: str, at: End) -> bool:
-        """Record a host seen at an edge port; True if it is new or has moved."""
+        """Record a host seen at an edge port; True if it is new or has moved. Where the spec
+        lists hosts, only its (MAC, IP) pairs are learnt: a forged or garbled sender cannot
+        take over another host's address."""
         if not self.is_edge(at):
             return False
+        if self.spec and self.spec.hosts:
+            declared = self.spec.host_by_ip(ip)
+            if declared is None or declared.mac != mac:
+                return False
         old = self.hosts.get(mac)
         if old == HostLocation(mac, ip, at):
             return False

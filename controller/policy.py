@@ -23,6 +23,7 @@ from models import bpann, qtable
 log = logging.getLogger("lb.policy")
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = ROOT / "models" / "bpann"
+MEMO_SIZE = 4096
 
 
 Experience = tuple[list[PathFeatures], int, list[PathFeatures]]   # before, chosen index, after
@@ -121,6 +122,7 @@ class BpannPolicy(Policy):
     def __init__(self, model_path: str | Path = DEFAULT_MODEL) -> None:
         self.model_path = Path(model_path)
         self.model: bpann.Bpann | None = None
+        self._memo: dict[PathFeatures, float] = {}
         self._fallback = LeastLoaded()
         try:
             self.reload()
@@ -130,6 +132,7 @@ class BpannPolicy(Policy):
     def reload(self) -> None:
         """Load the model file again; on failure keep what was in use and raise ModelError."""
         self.model = bpann.load(self.model_path)
+        self._memo: dict[PathFeatures, float] = {}
         log.info("BPANN model %s loaded (%d hidden neurons, label %s)", self.model_path,
                  self.model.hidden, self.model.meta.get("label"))
 
@@ -137,10 +140,17 @@ class BpannPolicy(Policy):
         return self.scores([features])[0]
 
     def scores(self, features: list[PathFeatures]) -> list[float]:
+        """Predictions are remembered per feature vector (features change once per poll, new
+        flows arrive thousands of times a second); forgotten on reload and beyond 4096."""
         if self.model is None:
             return [self._fallback.score(f) for f in features]
-        x = np.array([[f.utilisation, f.loss, f.latency_ms, f.hops] for f in features])
-        return self.model.predict(x).tolist()
+        todo = [f for f in features if f not in self._memo]
+        if todo:
+            if len(self._memo) > MEMO_SIZE:
+                self._memo.clear()
+            x = np.array([[f.utilisation, f.loss, f.latency_ms, f.hops] for f in todo])
+            self._memo.update(zip(todo, self.model.predict(x).tolist(), strict=True))
+        return [self._memo[f] for f in features]
 
     def describe(self) -> dict:
         if self.model is None:

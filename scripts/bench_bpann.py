@@ -1,7 +1,8 @@
 """Benchmarks of the BPANN (printed figures, not tests):
 
 1. decision time: choosing among 8 candidate paths with the shipped model, beside shortest
-   path on the same features (median and p99 per decision, and the ratio);
+   path on the same features (median and p99 per decision, and the ratio); every decision
+   sees new features, so none is answered from the policy's memory of earlier ones;
 2. training time: the full hidden-size sweep (3..11, 5 folds) on N synthetic samples.
 
     .venv/bin/python -m scripts.bench_bpann [--samples 50000] [--skip-sweep]
@@ -22,9 +23,9 @@ from controller.policy import BpannPolicy, ShortestPath
 from models.train import sweep
 
 
-def decision_times(policy, features, repeats: int) -> list[float]:
+def decision_times(policy, feature_sets) -> list[float]:
     times = []
-    for _ in range(repeats):
+    for features in feature_sets:
         start = time.perf_counter()
         policy.choose(None, features)
         times.append(time.perf_counter() - start)
@@ -40,16 +41,16 @@ def main() -> int:
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"numpy {np.__version__}")
     rng = np.random.default_rng(0)
-    features = [PathFeatures(*rng.uniform(0, 1, 2), rng.uniform(0, 50), int(rng.integers(1, 6)))
-                for _ in range(8)]
+    feature_sets = [[PathFeatures(*rng.uniform(0, 1, 2), rng.uniform(0, 50), int(rng.integers(1, 6)))
+                     for _ in range(8)] for _ in range(args.repeats + 1000)]
     bpann = BpannPolicy()
     if bpann.model is None:
         print("no usable model at models/bpann: train one first (README)")
         return 1
     results = {}
     for name, policy in (("shortest", ShortestPath()), ("bpann", bpann)):
-        decision_times(policy, features, 1000)   # warm up
-        t = sorted(decision_times(policy, features, args.repeats))
+        decision_times(policy, feature_sets[:1000])   # warm up
+        t = sorted(decision_times(policy, feature_sets[1000:]))
         results[name] = (statistics.median(t), t[int(0.99 * len(t))])
         print(f"decision among 8 candidates, {name:>8}: median {results[name][0] * 1e6:7.1f} us, "
               f"p99 {results[name][1] * 1e6:7.1f} us")

@@ -4,9 +4,16 @@ FlowDelete messages, wired as a topology spec says, through which a packet can b
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from controller.balancer import Balancer
 from controller.messages import CONTROLLER, FlowDelete, FlowMod, Message, PacketOut
-from controller.packets import Frame
-from topologies.spec import Spec
+from controller.packets import ARP_REQUEST, BROADCAST, Frame, arp_frame
+from controller.policy import make_policy
+from controller.settings import Settings
+from topologies.spec import Spec, load_spec
+
+SPEC = Path(__file__).resolve().parents[1] / "topologies" / "h1h7.json"
 
 
 def packet_fields(frame: Frame, in_port: int) -> dict:
@@ -75,3 +82,44 @@ class FakeOFNetwork:
             if node not in self.dpid:
                 return path, f"host:{node}"
             switch = node
+
+
+class Booted:
+    """A Balancer booted on a spec: switches up, every LLDP probe delivered as the wiring
+    says, so links are discovered exactly as on a real network."""
+
+    def __init__(self, spec: Spec | Path = SPEC, policy: str = "shortest", settings: Settings | None = None) -> None:
+        self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
+        self.of = FakeOFNetwork(self.spec)
+        self.balancer = Balancer(settings or Settings(), make_policy(policy, settings), self.spec)
+        self.now = 100.0
+        for s in self.spec.switches:
+            self.deliver(self.balancer.switch_up(s.dpid, self.of.ports(s.name), self.now))
+        self.deliver(self.balancer.tick(self.now))   # probes again, now that every switch is up
+
+    def deliver(self, messages) -> list:
+        """Apply messages to the fake tables; hand LLDP probes to the neighbouring switch."""
+        self.of.apply(messages)
+        rest = []
+        for m in messages:
+            if isinstance(m, PacketOut) and m.data[12:14] == b"\x88\xcc":
+                node, port = self.of.peer(m.dpid, m.out_ports[0])
+                if node in self.of.dpid:
+                    self.deliver(self.balancer.packet_in(self.of.dpid[node], port, m.data, self.now))
+            else:
+                rest.append(m)
+        return rest
+
+    def host_port(self, host: str) -> tuple[int, int]:
+        """(dpid, port) where a host is attached."""
+        (switch, port), = [(n, p) for (n, p), (peer, _) in self.of.wire.items() if peer == host]
+        return self.of.dpid[switch], port
+
+    def send(self, host: str, data: bytes) -> list:
+        dpid, port = self.host_port(host)
+        return self.deliver(self.balancer.packet_in(dpid, port, data, self.now))
+
+    def arp(self, asker: str, target: str) -> list:
+        a, t = self.spec.host(asker), self.spec.host(target)
+        return self.send(asker, arp_frame(ARP_REQUEST, a.mac, a.ip, "00:00:00:00:00:00", t.ip,
+                                          eth_dst=BROADCAST))

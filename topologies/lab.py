@@ -213,7 +213,7 @@ class Lab:
     def owd_probe(self, src: str, dst: str, sport: int, port: int = 7000, count: int = 20,
                   interval_s: float = 0.02) -> dict:
         """A train of UDP probes from src to dst as one flow (fixed source port); their
-        one-way delays as topologies/owd.py reports them."""
+        one-way delays as topologies/probes.py reports them."""
         timeout_s = count * interval_s + 2
         return self._pair(dst, ["recv", "--port", str(port), "--count", str(count), "--timeout", str(timeout_s)],
                           src, ["send", "--dst", self.net.get(dst).IP(), "--port", str(port), "--sport", str(sport),
@@ -222,7 +222,7 @@ class Lab:
     def rtt_probe(self, src: str, dst: str, sport: int, port: int = 7001, count: int = 20,
                   interval_s: float = 0.05) -> dict:
         """A train of UDP echo probes from src to dst (a new flow each way for a new sport);
-        their round-trip times as topologies/owd.py reports them."""
+        their round-trip times as topologies/probes.py reports them."""
         timeout_s = count * interval_s + 2
         return self._pair(dst, ["echo", "--port", str(port), "--count", str(count), "--timeout", str(timeout_s)],
                           src, ["rtt", "--dst", self.net.get(dst).IP(), "--port", str(port), "--sport", str(sport),
@@ -238,14 +238,14 @@ class Lab:
 
     def _pair(self, server: str, server_args: list[str], client: str, client_args: list[str],
               timeout_s: float) -> dict:
-        """topologies.owd's server side on one host, then its client side on another; the
+        """topologies.probes's server side on one host, then its client side on another; the
         JSON that one of them prints."""
-        owd = [sys.executable, "-m", "topologies.owd"]
-        procs = [self.net.get(server).popen([*owd, *server_args], cwd=ROOT, stdout=subprocess.PIPE,
+        probes = [sys.executable, "-m", "topologies.probes"]
+        procs = [self.net.get(server).popen([*probes, *server_args], cwd=ROOT, stdout=subprocess.PIPE,
                                             stderr=subprocess.DEVNULL, text=True)]
         try:
             time.sleep(0.2)   # let it bind
-            procs.append(self.net.get(client).popen([*owd, *client_args], cwd=ROOT, stdout=subprocess.PIPE,
+            procs.append(self.net.get(client).popen([*probes, *client_args], cwd=ROOT, stdout=subprocess.PIPE,
                                                     stderr=subprocess.DEVNULL, text=True))
             out = "".join(p.communicate(timeout=timeout_s + 5)[0] for p in reversed(procs))
         finally:

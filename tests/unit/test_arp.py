@@ -67,3 +67,14 @@ def test_no_flood_before_links_can_be_known():
     assert b.arp("h1", "h7") == []                   # switches connected just now
     b.now += 5
     assert b.arp("h1", "h7")
+
+
+def test_a_forged_sender_does_not_take_over_a_declared_host(booted):
+    booted.arp("h7", "h1")
+    h7 = booted.balancer.net.host_by_ip("10.0.0.7")
+    forged = arp_frame(1, "00:00:00:00:00:01", "10.0.0.7", "00:00:00:00:00:00", "10.0.0.2", eth_dst=BROADCAST)
+    booted.send("h1", forged)                   # h1's port claims h7's address
+    garbled = arp_frame(1, "0a:bb:cc:dd:ee:ff", "10.9.9.9", "00:00:00:00:00:00", "10.0.0.2", eth_dst=BROADCAST)
+    booted.send("h1", garbled)                  # an address the spec does not list
+    assert booted.balancer.net.host_by_ip("10.0.0.7") == h7
+    assert booted.balancer.net.host_by_ip("10.9.9.9") is None

@@ -104,3 +104,15 @@ def test_capture_files_load_after_a_kill_mid_row(booted, tmp_path):
     assert rows[0]["time_s"] == "1700000000.125"
     links = list(csv.DictReader(open(tmp_path / "links.csv")))
     assert len(links) == 18
+
+
+def test_path_features_follow_new_statistics_at_once(booted):
+    booted.arp("h1", "h7")
+    booted.arp("h7", "h1")
+    b = booted.balancer
+    h1, h7 = b.net.host_by_ip("10.0.0.1"), b.net.host_by_ip("10.0.0.7")
+    path = b.paths.candidates(b.net, 1, 7)[0]
+    assert b.features(path, h1, h7, booted.now).utilisation == 0
+    api = loaded(booted)                     # s1 -> s2 now carries 5 of its 10 Mbit/s
+    assert b.features(path, h1, h7, booted.now).utilisation == 0.5
+    assert call(api, "/api/v1/paths", query="src=h1&dst=h7")[1]["candidates"][0]["utilisation"] == 0.5

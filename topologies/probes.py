@@ -1,12 +1,14 @@
-"""Delay probes between two Mininet hosts: one-way (the hosts share the machine's clock) and
-round-trip (a UDP echo).
+"""Probes between Mininet hosts: one-way delay (the hosts share the machine's clock),
+round-trip time (a UDP echo), timed TCP transfers, and flow churn.
 
-    python -m topologies.owd recv --port P --count N --timeout S     (prints a JSON summary)
-    python -m topologies.owd send --dst IP --port P --sport Q --count N --interval S
-    python -m topologies.owd echo --port P --count N --timeout S     (reflects N probes)
-    python -m topologies.owd rtt --dst IP --port P --sport Q --count N --interval S  (prints JSON)
-    python -m topologies.owd sink --port P --timeout S                (takes one TCP transfer)
-    python -m topologies.owd push --dst IP --port P --sport Q --bytes N --timeout S  (prints JSON)
+    python -m topologies.probes recv --port P --count N --timeout S     (prints a JSON summary)
+    python -m topologies.probes send --dst IP --port P --sport Q --count N --interval S
+    python -m topologies.probes echo --port P --count N --timeout S     (reflects N probes)
+    python -m topologies.probes rtt --dst IP --port P --sport Q --count N --interval S  (prints JSON)
+    python -m topologies.probes sink --port P --timeout S                (takes one TCP transfer)
+    python -m topologies.probes push --dst IP --port P --sport Q --bytes N --timeout S  (prints JSON)
+    python -m topologies.probes churn --dst IP[,IP...] --port P --rate R --seconds S
+        (one datagram from each of R new source ports a second: R new flows a second)
 
 A push's completion time runs from its connect() to the sink's acknowledgement of the last
 byte: what a user waits. (iperf3's own report stops counting with bytes still in flight.)
@@ -110,8 +112,21 @@ def push(dst: str, port: int, sport: int, size: int, timeout_s: float) -> dict:
     return {"bytes": size, "seconds": time.monotonic() - start, "complete": done}
 
 
+def churn(dsts: list[str], port: int, rate: float, seconds: float, first_sport: int = 20000) -> int:
+    """New flows at `rate` per second for `seconds`, round robin over the destinations; the
+    number sent. Source ports cycle through 20000 (a flow's entries are gone long before reuse)."""
+    start, sent = time.monotonic(), 0
+    while time.monotonic() - start < seconds:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("0.0.0.0", first_sport + sent % 20000))
+            s.sendto(b"churn", (dsts[sent % len(dsts)], port))
+        sent += 1
+        time.sleep(max(0.0, start + sent / rate - time.monotonic()))
+    return sent
+
+
 def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m topologies.owd")
+    p = argparse.ArgumentParser(prog="python -m topologies.probes")
     sub = p.add_subparsers(dest="mode", required=True)
     for mode in ("recv", "echo"):
         r = sub.add_parser(mode)
@@ -134,8 +149,15 @@ def main() -> int:
     u.add_argument("--sport", type=int, required=True)
     u.add_argument("--bytes", type=int, required=True)
     u.add_argument("--timeout", type=float, required=True)
+    c = sub.add_parser("churn")
+    c.add_argument("--dst", required=True)
+    c.add_argument("--port", type=int, required=True)
+    c.add_argument("--rate", type=float, required=True)
+    c.add_argument("--seconds", type=float, required=True)
     args = p.parse_args()
-    if args.mode == "sink":
+    if args.mode == "churn":
+        print(json.dumps({"sent": churn(args.dst.split(","), args.port, args.rate, args.seconds)}))
+    elif args.mode == "sink":
         sink(args.port, args.timeout)
     elif args.mode == "push":
         print(json.dumps(push(args.dst, args.port, args.sport, args.bytes, args.timeout)))

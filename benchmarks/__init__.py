@@ -1,0 +1,1 @@
+"""Benchmarks: printed figures with the command that reproduces them (BENCHMARKS.md)."""

@@ -1,0 +1,81 @@
+"""Decision path in process: a new flow's packet-in bytes to the OpenFlow messages that place
+it (parse, learn, candidate paths, features, policy, flow-mods), per policy, on a balancer
+booted against fake switches. Paths are cached per topology version, so after a warm-up
+round over every switch pair the figures are the steady state of new flows.
+
+    .venv/bin/python -m benchmarks.decision [--flows 3000] [--scaling]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+from controller.policy import POLICIES
+from controller.settings import Settings
+from tests.fakeof import SPEC, Booted
+from tests.frames import ipv4_frame
+from topologies.generate import fat_tree, ring
+from topologies.spec import Spec, load_spec, parse_spec
+
+ALL = ("shortest", "least-loaded", "round-robin", "ecmp", "bpann", "qlearning")
+
+
+def decision_times(spec: Spec, policy: str, flows: int, k_paths: int, seed: int = 1) -> dict:
+    """Median and p99 (microseconds) of handling one new flow's first packet; also the mean
+    number of candidates the policy chose among."""
+    booted = Booted(spec, policy, Settings(k_paths=k_paths))
+    hosts = spec.hosts
+    for h in hosts:                                 # every host known, as after its first ARP
+        booted.arp(h.name, hosts[0].name if h != hosts[0] else hosts[1].name)
+    rng = random.Random(seed)
+    pairs = [(a, b) for a in hosts for b in hosts if spec.host_switch(a.name) != spec.host_switch(b.name)]
+    b, now = booted.balancer, booted.now
+    ports = {h.name: booted.host_port(h.name) for h in hosts}
+
+    def one(i: int, src, dst) -> float:
+        data = ipv4_frame(src.mac, dst.mac, src.ip, dst.ip, 17, 1024 + i % 60000, 7000 + i // 60000)
+        dpid, port = ports[src.name]
+        start = time.perf_counter_ns()
+        b.packet_in(dpid, port, data, now)
+        return (time.perf_counter_ns() - start) / 1000
+
+    for i, (src, dst) in enumerate(pairs):          # warm-up: every switch pair's paths computed once
+        one(i, src, dst)
+    times = sorted(one(len(pairs) + i, *rng.choice(pairs)) for i in range(flows))
+    src, dst = pairs[0]
+    candidates = len(b.paths.candidates(b.net, ports[src.name][0], ports[dst.name][0]))
+    return {"median_us": statistics.median(times), "p99_us": times[int(0.99 * len(times))],
+            "candidates": candidates}
+
+
+def table(name: str, spec: Spec, policies, flows: int, k_paths: int) -> dict:
+    print(f"\n{name}: {len(spec.switches)} switches, {len(spec.hosts)} hosts, k={k_paths} candidate paths")
+    out = {p: decision_times(spec, p, flows, k_paths) for p in policies}
+    base = out.get("shortest")
+    for p, r in out.items():
+        ratio = f"  {r['median_us'] / base['median_us']:.2f}x shortest" if base else ""
+        print(f"  {p:>12}: median {r['median_us']:7.1f} us   p99 {r['p99_us']:7.1f} us   "
+              f"({r['candidates']} candidates){ratio}")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks.decision", description=__doc__.split("\n\n")[0])
+    p.add_argument("--flows", type=int, default=3000, help="timed decisions per policy")
+    p.add_argument("--policies", default=",".join(ALL))
+    p.add_argument("--scaling", action="store_true", help="also rings of 10, 50, 100 and 200 switches")
+    args = p.parse_args(argv)
+    policies = [x for x in args.policies.split(",") if x in POLICIES]
+    table("H1-H7", load_spec(SPEC), policies, args.flows, 4)
+    table("fat tree k=4", parse_spec(fat_tree(4)), policies, args.flows, 8)
+    if args.scaling:
+        for n in (10, 50, 100, 200):
+            table(f"ring of {n}", parse_spec(ring(n, 1)), ("shortest", "bpann"), args.flows, 8)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
