@@ -97,6 +97,7 @@ class Balancer:
         self._by_cookie: dict[int, FlowKey] = {}
         self._next_flow_id = 1
         self._complete = False
+        self._hosts_sought = False
         self._checked_version = -1
         self.monitor = Monitor()
         self.counters: Counter[str] = Counter()
@@ -137,7 +138,17 @@ class Balancer:
         msgs = self._after_topology_change()
         for dpid, ports in sorted(self.net.ports.items()):
             msgs += self._probes(dpid, ports, now)
+        if self._complete and not self._hosts_sought:
+            msgs += self._seek_hosts(now)
         return msgs
+
+    def _seek_hosts(self, now: float) -> list[Message]:
+        """Once every link is known, ask (ARP probes, edge ports only) for the spec's hosts we
+        have not seen: after a restart hosts with warm ARP caches stay silent, and their first
+        packets would otherwise wait for an ARP round trip."""
+        self._hosts_sought = True
+        unseen = [h.ip for h in self.net.spec.hosts if self.net.host_by_ip(h.ip) is None]
+        return [m for ip in unseen for m in self.arp.seek(ip, now)]
 
     @staticmethod
     def _probes(dpid: int, ports: set[int], now: float) -> list[Message]:
@@ -161,6 +172,7 @@ class Balancer:
         elif missing and self._complete:
             log.warning("topology incomplete: links %s not seen", ", ".join(missing))
         self._complete = self.net.spec is not None and not missing
+        self._hosts_sought = self._hosts_sought and self._complete
         return msgs
 
     def _uninstall(self, key: FlowKey) -> list[Message]:

@@ -53,10 +53,11 @@ class Network:
         self._changed()
 
     def switch_down(self, dpid: int) -> list[tuple[End, End]]:
+        """Forget the switch's ports and links. Its hosts stay known: unreachable while it is
+        away (no path leads there), reachable at once when it comes back, though hosts with
+        warm ARP caches would not announce themselves again."""
         self.ports.pop(dpid, None)
         self.connected_at.pop(dpid, None)
-        for mac in [m for m, h in self.hosts.items() if h.at.dpid == dpid]:
-            self._forget_host(mac)
         gone = self.links.remove_switch(dpid)
         self._changed()
         return gone

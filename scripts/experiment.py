@@ -145,14 +145,20 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
             for i, at in enumerate(starts):
                 time.sleep(max(0.0, at - player.elapsed()))
                 start = player.elapsed()
-                probe = lab.rtt_probe(args.src, args.dst, RTT_SPORT + i, count=args.probes)
+                try:
+                    probe = lab.rtt_probe(args.src, args.dst, RTT_SPORT + i, count=args.probes)
+                except RuntimeError:      # a stuck probe: every probe of the train counts as lost
+                    probe = {"sent": args.probes, "received": 0, "delays_ms": []}
                 flow = f"{args.src}>{args.dst} udp {RTT_SPORT + i}"
                 path = flow_path(lab, RTT_SPORT + i)
                 for seq, rtt in enumerate(probe["delays_ms"] + [""] * (probe["sent"] - probe["received"])):
                     row("rtt", i, seq, start, flow, path, rtt=round(rtt, 4) if rtt != "" else "")
                 start, size = player.elapsed(), args.transfer_kb * 1000
                 bound = max(2.0, args.round - (start - at) - 0.5)
-                done = lab.transfer(args.src, args.dst, size, TRANSFER_CPORT + i, timeout_s=bound)
+                try:
+                    done = lab.transfer(args.src, args.dst, size, TRANSFER_CPORT + i, timeout_s=bound)
+                except RuntimeError:
+                    done = {"complete": False}
                 fct = done["seconds"] if done["complete"] else bound   # censored: takes the whole bound
                 row("transfer", i, 0, start, f"{args.src}>{args.dst} tcp {TRANSFER_CPORT + i}",
                     flow_path(lab, TRANSFER_CPORT + i), size=size, fct=round(fct, 4),

@@ -248,6 +248,9 @@ class Lab:
             procs.append(self.net.get(client).popen([*probes, *client_args], cwd=ROOT, stdout=subprocess.PIPE,
                                                     stderr=subprocess.DEVNULL, text=True))
             out = "".join(p.communicate(timeout=timeout_s + 5)[0] for p in reversed(procs))
+        except subprocess.TimeoutExpired:
+            raise RuntimeError(f"{' '.join(client_args[:1])} from {client} to {server} outlived its "
+                               f"{timeout_s:g} s bound") from None
         finally:
             for proc in procs:
                 if proc.poll() is None:

@@ -97,17 +97,26 @@ def sink(port: int, timeout_s: float) -> None:
 
 
 def push(dst: str, port: int, sport: int, size: int, timeout_s: float) -> dict:
+    """Bounded as a whole by timeout_s (a socket timeout bounds each call, not their sum)."""
     block = b"\0" * (1 << 16)
     start = time.monotonic()
+    deadline = start + timeout_s
+
+    def left() -> float:
+        if (remaining := deadline - time.monotonic()) <= 0:
+            raise TimeoutError
+        return remaining
+
     try:
         with socket.create_connection((dst, port), timeout=timeout_s, source_address=("0.0.0.0", sport)) as s:
-            s.settimeout(max(0.1, timeout_s - (time.monotonic() - start)))
-            left = size
-            while left > 0:
-                left -= s.send(block[:min(left, len(block))])
+            todo = size
+            while todo > 0:
+                s.settimeout(left())
+                todo -= s.send(block[:min(todo, len(block))])
             s.shutdown(socket.SHUT_WR)
+            s.settimeout(left())
             done = s.recv(1) == b"k"
-    except OSError:
+    except OSError:           # TimeoutError included
         done = False
     return {"bytes": size, "seconds": time.monotonic() - start, "complete": done}
 

@@ -114,7 +114,7 @@ def test_controller_restart_keeps_flows_forwarding_and_resynchronises(lab):
 def test_malformed_frames_and_openflow_garbage_are_survived(lab):
     h1, spec = lab.net.get("h1"), lab.spec
     before = lab.api("flows")[0]
-    out = h1.cmd(f"timeout 120 {sys.executable} -m tests.integration.fuzz_frames --iface h1-eth0 "
+    out = h1.cmd(f"timeout 120 {sys.executable} -m tests.integration.fuzz_frames --iface {h1.defaultIntf().name} "
                  f"--mac {spec.host('h1').mac} --ip {spec.host('h1').ip} "
                  f"--peers {','.join(h.ip for h in spec.hosts if h.name != 'h1')} --count 1200")
     sent = int(out.strip().splitlines()[-1])
