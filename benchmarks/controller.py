@@ -17,7 +17,6 @@ import asyncio
 import json
 import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -29,7 +28,7 @@ from pathlib import Path
 
 from benchmarks.emulator import Emulator
 from topologies.generate import ring
-from topologies.lab import ROOT, free_port
+from topologies.lab import ROOT, free_port, interrupt
 from topologies.spec import Spec, parse_spec
 
 PYTHON = Path(sys.executable)
@@ -76,12 +75,7 @@ async def app(kind: str, raw: dict, *extra: str):
         yield emulator, proc
     finally:
         await emulator.close()
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        interrupt(proc, 10)
         log.close()
 
 

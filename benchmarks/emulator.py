@@ -154,7 +154,7 @@ class Emulator:
             kind, length = struct.unpack_from("!HH", actions, offset)
             if kind == 0:                                 # output
                 peer = self.wire.get((s.dpid, struct.unpack_from("!I", actions, offset + 4)[0]))
-                if peer:
+                if peer and self.switches[peer[0]].writer:     # not yet connected: the next probe finds it
                     self.switches[peer[0]].writer.write(packet_in(peer[1], data))
             offset += max(length, 8)
 

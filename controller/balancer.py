@@ -23,7 +23,6 @@ from controller.messages import (
     COOKIE_BASE,
     GENERATION_SHIFT,
     INSTANCE_MASK,
-    generation_of,
     EchoRequest,
     FlowDelete,
     FlowMod,
@@ -32,6 +31,7 @@ from controller.messages import (
     Message,
     PacketOut,
     PortStatsRequest,
+    generation_of,
 )
 from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
 from controller.network import HostLocation, Network

@@ -150,7 +150,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                 except RuntimeError:      # a stuck probe: every probe of the train counts as lost
                     probe = {"sent": args.probes, "received": 0, "delays_ms": []}
                 flow = f"{args.src}>{args.dst} udp {RTT_SPORT + i}"
-                path = flow_path(lab, RTT_SPORT + i)
+                path = flow_path(lab, args.src, RTT_SPORT + i)
                 for seq, rtt in enumerate(probe["delays_ms"] + [""] * (probe["sent"] - probe["received"])):
                     row("rtt", i, seq, start, flow, path, rtt=round(rtt, 4) if rtt != "" else "")
                 start, size = player.elapsed(), args.transfer_kb * 1000
@@ -161,7 +161,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                     done = {"complete": False}
                 fct = done["seconds"] if done["complete"] else bound   # censored: takes the whole bound
                 row("transfer", i, 0, start, f"{args.src}>{args.dst} tcp {TRANSFER_CPORT + i}",
-                    flow_path(lab, TRANSFER_CPORT + i), size=size, fct=round(fct, 4),
+                    flow_path(lab, args.src, TRANSFER_CPORT + i), size=size, fct=round(fct, 4),
                     mbps=round(size * 8 / fct / 1e6, 4), complete=int(done["complete"]))
                 progress(args.round)
             time.sleep(max(0.0, args.duration - player.elapsed()))
@@ -178,10 +178,11 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
     return rows
 
 
-def flow_path(lab: Lab, sport: int) -> str:
-    """The switches the controller put a flow from source port `sport` on ('' if unknown)."""
+def flow_path(lab: Lab, src: str, sport: int) -> str:
+    """The switches the controller put src's flow from port `sport` on ('' if unknown)."""
     status, flows = lab.api("flows")
-    flow = next((f for f in flows if f.get("src_port") == sport), None) if status == 200 else None
+    ip = lab.spec.host(src).ip
+    flow = next((f for f in flows if (f["src_ip"], f["src_port"]) == (ip, sport)), None) if status == 200 else None
     return ">".join(flow["path"]) if flow else ""
 
 

@@ -45,6 +45,18 @@ def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str =
         time.sleep(interval_s)
 
 
+def interrupt(proc: subprocess.Popen, timeout_s: float = 5) -> None:
+    """Stop a controller process as Ctrl-C would; kill it if it does not go in time."""
+    if proc.poll() is not None:
+        return
+    proc.send_signal(signal.SIGINT)
+    try:
+        proc.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -111,14 +123,8 @@ class Lab:
 
     def stop_controller(self) -> None:
         proc, self.controller = self.controller, None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(timeout=5)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        if proc is not None:
+            interrupt(proc)
 
     def stop(self) -> None:
         """Tear down the network, then the controller; survives a second Ctrl-C and a host

@@ -134,35 +134,21 @@ def churn(dsts: list[str], port: int, rate: float, seconds: float, first_sport: 
     return sent
 
 
+MODES = {"recv": ("port", "count", "timeout"), "echo": ("port", "count", "timeout"),
+         "send": ("dst", "port", "sport", "count", "interval"), "rtt": ("dst", "port", "sport", "count", "interval"),
+         "sink": ("port", "timeout"), "push": ("dst", "port", "sport", "bytes", "timeout"),
+         "churn": ("dst", "port", "rate", "seconds")}
+TYPES = {"dst": str, "port": int, "sport": int, "count": int, "bytes": int, "timeout": float, "interval": float,
+         "rate": float, "seconds": float}
+
+
 def main() -> int:
     p = argparse.ArgumentParser(prog="python -m topologies.probes")
     sub = p.add_subparsers(dest="mode", required=True)
-    for mode in ("recv", "echo"):
-        r = sub.add_parser(mode)
-        r.add_argument("--port", type=int, required=True)
-        r.add_argument("--count", type=int, required=True)
-        r.add_argument("--timeout", type=float, required=True)
-    for mode in ("send", "rtt"):
-        s = sub.add_parser(mode)
-        s.add_argument("--dst", required=True)
-        s.add_argument("--port", type=int, required=True)
-        s.add_argument("--sport", type=int, required=True)
-        s.add_argument("--count", type=int, required=True)
-        s.add_argument("--interval", type=float, required=True)
-    k = sub.add_parser("sink")
-    k.add_argument("--port", type=int, required=True)
-    k.add_argument("--timeout", type=float, required=True)
-    u = sub.add_parser("push")
-    u.add_argument("--dst", required=True)
-    u.add_argument("--port", type=int, required=True)
-    u.add_argument("--sport", type=int, required=True)
-    u.add_argument("--bytes", type=int, required=True)
-    u.add_argument("--timeout", type=float, required=True)
-    c = sub.add_parser("churn")
-    c.add_argument("--dst", required=True)
-    c.add_argument("--port", type=int, required=True)
-    c.add_argument("--rate", type=float, required=True)
-    c.add_argument("--seconds", type=float, required=True)
+    for mode, options in MODES.items():
+        sub_parser = sub.add_parser(mode)
+        for option in options:
+            sub_parser.add_argument(f"--{option}", type=TYPES[option], required=True)
     args = p.parse_args()
     if args.mode == "churn":
         print(json.dumps({"sent": churn(args.dst.split(","), args.port, args.rate, args.seconds)}))
