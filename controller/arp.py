@@ -14,6 +14,7 @@ from controller.network import HostLocation, Network
 from controller.packets import ARP_REPLY, ARP_REQUEST, BROADCAST, Arp, arp_frame
 
 FLOOD_HOLDOFF_S = 1.0
+FLOOD_MEMORY = 4096                      # (asker, target) pairs remembered for the holdoff
 CONTROLLER_MAC = "02:4c:42:00:00:01"     # locally administered: the controller's own ARP probes
 
 
@@ -51,16 +52,20 @@ class ArpProxy:
         request = arp_frame(ARP_REQUEST, asker.mac, asker.ip, "00:00:00:00:00:00", target_ip, eth_dst=BROADCAST)
         return self._flood((asker.ip, target_ip), request, asker.at, now)
 
-    def seek(self, ip: str, now: float) -> list[PacketOut]:
-        """An ARP probe (sender address 0.0.0.0, RFC 5227) for ip on every edge port; the
-        host's reply comes to the controller and teaches where it is."""
-        probe = arp_frame(ARP_REQUEST, CONTROLLER_MAC, "0.0.0.0", "00:00:00:00:00:00", ip, eth_dst=BROADCAST)
-        return self._flood(("0.0.0.0", ip), probe, None, now)
+    def seek(self, hosts: list[tuple[str, int]], now: float) -> list[PacketOut]:
+        """An ARP probe (sender address 0.0.0.0, RFC 5227) for each (ip, dpid), on the edge
+        ports of that switch only: the host's reply comes to the controller and teaches where
+        it is. Flooding each probe to every switch would cost hosts x switches packet-outs."""
+        edge = self.net.edge_ports(now)
+        return [PacketOut(dpid, tuple(edge[dpid]), arp_frame(ARP_REQUEST, CONTROLLER_MAC, "0.0.0.0",
+                                                             "00:00:00:00:00:00", ip, eth_dst=BROADCAST))
+                for ip, dpid in hosts if edge.get(dpid)]
 
-    def _flood(self, pair: tuple[str, str], data: bytes, at: End | None, now: float) -> list[PacketOut]:
+    def _flood(self, pair: tuple[str, str], data: bytes, at: End, now: float) -> list[PacketOut]:
         if now - self._flooded.get(pair, float("-inf")) < FLOOD_HOLDOFF_S:
             return []
-        self._flooded = {p: t for p, t in self._flooded.items() if now - t < FLOOD_HOLDOFF_S}
+        if len(self._flooded) > FLOOD_MEMORY:     # bounded, and pruned in batches, not per call
+            self._flooded = {p: t for p, t in self._flooded.items() if now - t < FLOOD_HOLDOFF_S}
         self._flooded[pair] = now
         outs = []
         for dpid, ports in self.net.edge_ports(now).items():

@@ -80,13 +80,16 @@ def test_a_forged_sender_does_not_take_over_a_declared_host(booted):
     assert booted.balancer.net.host_by_ip("10.9.9.9") is None
 
 
-def test_once_links_are_known_the_spec_hosts_not_seen_are_sought_on_edge_ports(booted):
+def test_once_links_are_known_the_spec_hosts_not_seen_are_sought_at_their_switch(booted):
     booted.arp("h1", "h7")                      # h1 (and only h1) already known
     booted.of.packet_outs.clear()
     booted.deliver(booted.balancer.tick(booted.now))
     probes = [(m, parse(m.data).arp) for m in booted.of.packet_outs if m.data[12:14] == b"\x08\x06"]
-    assert sorted({a.target_ip for _, a in probes}) == [f"10.0.0.{i}" for i in range(2, 8)]
+    assert sorted(a.target_ip for _, a in probes) == [f"10.0.0.{i}" for i in range(2, 8)]   # one each
     assert all(a.sender_ip == "0.0.0.0" for _, a in probes)
+    spec = booted.spec
+    for m, a in probes:                         # at the switch the spec attaches the host to
+        assert booted.of.name(m.dpid) == spec.host_switch(spec.host_by_ip(a.target_ip).name)
     assert not {End(m.dpid, p) for m, _ in probes for p in m.out_ports} & link_ends(booted)
     booted.of.packet_outs.clear()
     booted.deliver(booted.balancer.tick(booted.now + 1))
