@@ -21,6 +21,7 @@ from controller.flows import FlowKey, plan
 from controller.messages import (
     CONTROLLER,
     COOKIE_BASE,
+    FLOW_ID_MASK,
     GENERATION_SHIFT,
     INSTANCE_MASK,
     EchoRequest,
@@ -143,12 +144,14 @@ class Balancer:
         return msgs
 
     def _seek_hosts(self, now: float) -> list[Message]:
-        """Once every link is known, ask (ARP probes, edge ports only) for the spec's hosts we
-        have not seen: after a restart hosts with warm ARP caches stay silent, and their first
-        packets would otherwise wait for an ARP round trip."""
+        """Once every link is known, ask (ARP probes, at the switch the spec attaches each to)
+        for the spec's hosts we have not seen: after a restart hosts with warm ARP caches stay
+        silent, and their first packets would otherwise wait for an ARP round trip."""
         self._hosts_sought = True
-        unseen = [h.ip for h in self.net.spec.hosts if self.net.host_by_ip(h.ip) is None]
-        return [m for ip in unseen for m in self.arp.seek(ip, now)]
+        spec = self.net.spec
+        dpid = {s.name: s.dpid for s in spec.switches}
+        return self.arp.seek([(h.ip, dpid[spec.host_switch(h.name)]) for h in spec.hosts
+                              if self.net.host_by_ip(h.ip) is None], now)
 
     @staticmethod
     def _probes(dpid: int, ports: set[int], now: float) -> list[Message]:
@@ -352,8 +355,9 @@ class Balancer:
                 self._decisions.append(Decision(now, candidates, src, dst, features, action))
             path = candidates[action]
             flow = self._record(key, path, now)
-            log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
-                     self.policy.name, len(candidates))
+            if log.isEnabledFor(logging.INFO):    # naming the path costs more than deciding it
+                log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
+                         self.policy.name, len(candidates))
         msgs: list[Message] = []
         if key.installable:
             msgs += plan(key, hops(self.net, flow.path, src.at, dst.at), flow.cookie,
@@ -366,7 +370,7 @@ class Balancer:
         if old is not None:
             self._by_cookie.pop(old.cookie, None)
         cookie = self.instance | self._next_flow_id
-        self._next_flow_id = self._next_flow_id % 0xFFFFFFFF + 1
+        self._next_flow_id = self._next_flow_id % FLOW_ID_MASK + 1
         flow = self.flows[key] = Installed(key, path, cookie, now)
         self._by_cookie[cookie] = key
         self.counters["flows_installed"] += 1

@@ -5,23 +5,30 @@ Numbers are the protocol's own (OpenFlow 1.3 spec), so the core needs no framewo
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
+from typing import NamedTuple
 
 CONTROLLER = 0xFFFFFFFD        # OFPP_CONTROLLER
 COOKIE_BASE = 0x4C42 << 48      # "LB": every flow we install carries it in the top 16 bits,
 COOKIE_MASK = 0xFFFF << 48      # then the controller instance's generation (16 bits), then
 GENERATION_SHIFT = 32           # the flow's id (32 bits; 0 for the base entries)
 INSTANCE_MASK = COOKIE_MASK | 0xFFFF << GENERATION_SHIFT
+FLOW_ID_MASK = (1 << GENERATION_SHIFT) - 1
+SEND_FLOW_REM = 1               # OFPFF_SEND_FLOW_REM
 
 
 def generation_of(cookie: int) -> int:
     return cookie >> GENERATION_SHIFT & 0xFFFF
-SEND_FLOW_REM = 1               # OFPFF_SEND_FLOW_REM
 
 
-@dataclass(frozen=True)
-class Match:
-    """OXM fields by their OpenFlow names; None means wildcard."""
+def flow_id_of(cookie: int) -> int:
+    """0 for the base entries, which every flow's entries rest on."""
+    return cookie & FLOW_ID_MASK
+
+
+class Match(NamedTuple):
+    """OXM fields by their OpenFlow names, in the order prerequisites need; None means
+    wildcard. A named tuple: every new flow builds one per switch of its path."""
     in_port: int | None = None
     eth_type: int | None = None
     eth_src: str | None = None
@@ -35,8 +42,7 @@ class Match:
     udp_dst: int | None = None
 
     def oxm(self) -> dict:
-        return {f.name: getattr(self, f.name) for f in fields(self)
-                if getattr(self, f.name) is not None}
+        return {name: v for name, v in zip(self._fields, self) if v is not None}
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ from pathlib import Path
 from mininet.log import setLogLevel
 from prometheus_client.parser import text_string_to_metric_families
 
+from controller.messages import flow_id_of
 from topologies.lab import ROOT, Lab, default_workdir, wait_until
 
 IDLE_TIMEOUT_S = 10
@@ -42,7 +43,7 @@ def rss_mb(pid: int) -> float:
 
 def flow_entries(lab: Lab) -> dict[str, int]:
     """Per switch: our entries that carry a flow (flow id non-zero; base entries excluded)."""
-    return {s.name: sum(1 for f in lab.flows(s.name) if f["cookie"] & 0xFFFFFFFF) for s in lab.spec.switches}
+    return {s.name: sum(1 for f in lab.flows(s.name) if flow_id_of(f["cookie"])) for s in lab.spec.switches}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -3,7 +3,7 @@ flow's first packet, the switches alone carry the flow's packets from h1 to h7's
 
 from controller.balancer import Balancer
 from controller.flows import FlowKey
-from controller.messages import FlowMod, PacketOut, generation_of
+from controller.messages import FlowMod, PacketOut, flow_id_of, generation_of
 from controller.monitor import FlowStat
 from controller.packets import parse
 from controller.policy import make_policy
@@ -128,9 +128,9 @@ def test_a_reconnecting_switch_loses_the_entries_of_flows_we_forgot(booted):
     b = booted.balancer
     booted.deliver(b.switch_down(2))
     assert b.flows == {}                                              # its flow crossed s2
-    assert [e for e in booted.of.tables[2] if e.cookie & 0xFFFFFFFF]  # which s2 still holds
+    assert [e for e in booted.of.tables[2] if flow_id_of(e.cookie)]  # which s2 still holds
     booted.deliver(b.switch_up(2, booted.of.ports("s2"), booted.now))
-    assert [e for e in booted.of.tables[2] if e.cookie & 0xFFFFFFFF] == []   # only base entries left
+    assert [e for e in booted.of.tables[2] if flow_id_of(e.cookie)] == []   # only base entries left
     assert len(booted.of.tables[2]) == 4
     booted.send("h1", data)
     assert booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(parse(data), 0))[1] == "host:h7"
