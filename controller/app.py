@@ -244,24 +244,36 @@ class LoadBalancer(compat.AppBase):
                 and not port.config & ofp.OFPPC_PORT_DOWN)
 
     def _send(self, messages):
+        """One write per switch per event, in the order the core gave: a new flow's flow-mod
+        and packet-out for its egress switch go out together."""
+        out = {}
         for m in messages:
             dp = self.datapaths.get(m.dpid)
-            if dp is None:
-                continue
-            ofp, parser = dp.ofproto, dp.ofproto_parser
-            if isinstance(m, FlowMod):       # the two messages of every new flow: our own encoder
-                dp.send(wire.flow_mod(m))
-            elif isinstance(m, FlowDelete):
-                dp.send_msg(parser.OFPFlowMod(
-                    dp, cookie=m.cookie, cookie_mask=m.cookie_mask, table_id=ofp.OFPTT_ALL,
-                    command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
-                    match=parser.OFPMatch()))
-            elif isinstance(m, PortStatsRequest):
-                dp.send_msg(parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY))
-            elif isinstance(m, FlowStatsRequest):
-                dp.send_msg(parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
-                                                       COOKIE_BASE, COOKIE_MASK, parser.OFPMatch()))
-            elif isinstance(m, EchoRequest):
-                dp.send_msg(parser.OFPEchoRequest(dp, data=m.data))
-            elif isinstance(m, PacketOut):
-                dp.send(wire.packet_out(m))
+            if dp is not None:
+                out.setdefault(dp, []).append(self._encode(dp, m))
+        for dp, bufs in out.items():
+            dp.send(b"".join(bufs))
+
+    @staticmethod
+    def _encode(dp, m):
+        if isinstance(m, FlowMod):       # the two messages of every new flow: our own encoder
+            return wire.flow_mod(m)
+        if isinstance(m, PacketOut):
+            return wire.packet_out(m)
+        ofp, parser = dp.ofproto, dp.ofproto_parser
+        if isinstance(m, FlowDelete):
+            msg = parser.OFPFlowMod(dp, cookie=m.cookie, cookie_mask=m.cookie_mask, table_id=ofp.OFPTT_ALL,
+                                    command=ofp.OFPFC_DELETE, out_port=ofp.OFPP_ANY, out_group=ofp.OFPG_ANY,
+                                    match=parser.OFPMatch())
+        elif isinstance(m, PortStatsRequest):
+            msg = parser.OFPPortStatsRequest(dp, 0, ofp.OFPP_ANY)
+        elif isinstance(m, FlowStatsRequest):
+            msg = parser.OFPFlowStatsRequest(dp, 0, ofp.OFPTT_ALL, ofp.OFPP_ANY, ofp.OFPG_ANY,
+                                             COOKIE_BASE, COOKIE_MASK, parser.OFPMatch())
+        elif isinstance(m, EchoRequest):
+            msg = parser.OFPEchoRequest(dp, data=m.data)
+        else:
+            raise TypeError(f"no encoding for {type(m).__name__}")
+        dp.set_xid(msg)                  # what the framework's send_msg does, minus the write
+        msg.serialize()
+        return bytes(msg.buf)

@@ -6,6 +6,7 @@ bytes, and every malformed input must end in ParseError, never in another except
 
 from __future__ import annotations
 
+import socket
 import struct
 from dataclasses import dataclass
 
@@ -52,19 +53,19 @@ class Frame:
 
 
 def mac_str(raw: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in raw)
+    return raw.hex(":")
 
 
 def mac_bytes(mac: str) -> bytes:
-    return bytes(int(part, 16) for part in mac.split(":"))
+    return bytes.fromhex(mac.replace(":", ""))
 
 
 def ip_str(raw: bytes) -> str:
-    return ".".join(str(b) for b in raw)
+    return socket.inet_ntoa(raw)
 
 
 def ip_bytes(ip: str) -> bytes:
-    return bytes(int(part) for part in ip.split("."))
+    return socket.inet_pton(socket.AF_INET, ip)
 
 
 def is_unicast(mac: str) -> bool:

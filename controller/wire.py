@@ -14,25 +14,20 @@ from controller.packets import ip_bytes, mac_bytes
 VERSION, OFPT_PACKET_OUT, OFPT_FLOW_MOD = 4, 13, 14
 OFPFC_ADD, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY = 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF
 OFPIT_APPLY_ACTIONS, OFPCML_NO_BUFFER = 4, 0xFFFF
-# OXM basic class fields: (number, encoder) in the order prerequisites need
-_OXM = {"in_port": (0, lambda v: struct.pack("!I", v)), "eth_dst": (3, mac_bytes), "eth_src": (4, mac_bytes),
-        "eth_type": (5, lambda v: struct.pack("!H", v)), "ip_proto": (10, lambda v: struct.pack("!B", v)),
-        "ipv4_src": (11, ip_bytes), "ipv4_dst": (12, ip_bytes), "tcp_src": (13, lambda v: struct.pack("!H", v)),
-        "tcp_dst": (14, lambda v: struct.pack("!H", v)), "udp_src": (15, lambda v: struct.pack("!H", v)),
-        "udp_dst": (16, lambda v: struct.pack("!H", v))}
-
-
-def _pad8(data: bytes) -> bytes:
-    return data + bytes(-len(data) % 8)
+_U8, _U16, _U32 = (struct.Struct(f).pack for f in ("!B", "!H", "!I"))
+# OXM basic class fields: (number, encoder)
+_OXM = {"in_port": (0, _U32), "eth_dst": (3, mac_bytes), "eth_src": (4, mac_bytes), "eth_type": (5, _U16),
+        "ip_proto": (10, _U8), "ipv4_src": (11, ip_bytes), "ipv4_dst": (12, ip_bytes), "tcp_src": (13, _U16),
+        "tcp_dst": (14, _U16), "udp_src": (15, _U16), "udp_dst": (16, _U16)}
+_SIZE = {_U8: 1, _U16: 2, _U32: 4, mac_bytes: 6, ip_bytes: 4}
+# (OXM header, encoder) of each of Match's fields, in its order, which puts prerequisites first
+_FIELDS = tuple((_U32(0x8000 << 16 | _OXM[name][0] << 9 | _SIZE[_OXM[name][1]]), _OXM[name][1])
+                for name in Match._fields)
 
 
 def match(m: Match) -> bytes:
-    oxms = b""
-    for name, value in m.oxm().items():
-        number, encode = _OXM[name]
-        payload = encode(value)
-        oxms += struct.pack("!I", 0x8000 << 16 | number << 9 | len(payload)) + payload
-    return _pad8(struct.pack("!HH", 1, 4 + len(oxms)) + oxms)
+    oxms = b"".join(head + encode(v) for (head, encode), v in zip(_FIELDS, m) if v is not None)
+    return struct.pack("!HH", 1, 4 + len(oxms)) + oxms + bytes(-(4 + len(oxms)) % 8)
 
 
 def _output(port: int) -> bytes:
