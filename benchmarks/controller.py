@@ -17,6 +17,7 @@ import asyncio
 import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -56,7 +57,7 @@ async def app(kind: str, raw: dict, *extra: str):
                str(port), str(ROOT / "benchmarks" / "l2_learning.py")]
     log = open(folder / "controller.log", "wb")
     proc = subprocess.Popen(cmd, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    emulator = Emulator(spec, port)
+    emulator, ok = Emulator(spec, port), False
     try:
         for _ in range(200):
             try:
@@ -73,10 +74,13 @@ async def app(kind: str, raw: dict, *extra: str):
         else:
             await asyncio.sleep(1)
         yield emulator, proc
+        ok = True
     finally:
         await emulator.close()
         interrupt(proc, 10)
         log.close()
+        if ok:                          # kept, with the controller's log, when something failed
+            shutil.rmtree(folder, ignore_errors=True)
 
 
 async def wait_complete(rest: int, timeout_s: float = 60) -> None:
@@ -99,8 +103,10 @@ def flow_pairs(spec: Spec, emulator: Emulator) -> list[tuple[str, str]]:
 
 
 async def flow_setup(kind: str, raw: dict, seconds: float, window: int, sequential: int) -> dict:
+    """Setup latency one flow at a time, then throughput with `window` flows outstanding; with
+    the controller's CPU time per flow, which the machine's speed moves less than the rate."""
     spec = parse_spec(raw)
-    async with app(kind, raw) as (emu, _):
+    async with app(kind, raw) as (emu, proc):
         for h in spec.hosts:
             emu.announce(h.name) if kind == "sdn-lb" else emu.teach(h.name)
         await asyncio.sleep(1)
@@ -116,16 +122,16 @@ async def flow_setup(kind: str, raw: dict, seconds: float, window: int, sequenti
             await asyncio.wait_for(emu.done.wait(), 10)
         latency = sorted(emu.setup_s)
         emu.setup_s.clear()
-        start = time.monotonic()                      # throughput: `window` flows outstanding
+        cpu, start = cpu_seconds(proc.pid), time.monotonic()    # throughput: `window` flows outstanding
         while time.monotonic() - start < seconds:
             while len(emu.waiting) < window:
                 start_one()
             await asyncio.sleep(0)
             await asyncio.sleep(0.0005)
-        elapsed = time.monotonic() - start
-        return {"flows_per_s": len(emu.setup_s) / elapsed, "p50_ms": 1000 * statistics.median(latency),
+        elapsed, completed = time.monotonic() - start, len(emu.setup_s)
+        return {"flows_per_s": completed / elapsed, "p50_ms": 1000 * statistics.median(latency),
                 "p99_ms": 1000 * latency[int(0.99 * (len(latency) - 1))], "flow_mods": emu.counters.flow_mods,
-                "completed": len(emu.setup_s)}
+                "completed": completed, "cpu_us": 1e6 * (cpu_seconds(proc.pid) - cpu) / completed}
 
 
 async def polling_share(switches: int, seconds: float, probing: bool) -> float:
@@ -141,23 +147,44 @@ async def polling_share(switches: int, seconds: float, probing: bool) -> float:
         return share
 
 
-async def main_async(args) -> int:
+async def flow_setup_section(args) -> None:
     raw = ring(args.switches, 1)
     spec = parse_spec(raw)
     print(f"flow setup: {len(spec.switches)} emulated switches (ring with chords), {len(spec.hosts)} hosts; "
-          f"{args.window} outstanding for {args.seconds:g} s; latency from {args.sequential} flows one at a time")
-    results = {}
-    for kind in ("l2", "sdn-lb"):
-        r = results[kind] = await flow_setup(kind, raw, args.seconds, args.window, args.sequential)
-        print(f"  {kind:>7}: {r['flows_per_s']:8.0f} flows/s   setup p50 {r['p50_ms']:6.2f} ms   "
-              f"p99 {r['p99_ms']:6.2f} ms   ({r['completed']} flows, {r['flow_mods']} flow-mods)")
-    print(f"  ratio sdn-lb / l2: {results['sdn-lb']['flows_per_s'] / results['l2']['flows_per_s']:.2f} of the "
-          f"rate, {results['sdn-lb']['p50_ms'] / results['l2']['p50_ms']:.2f}x the p50 latency")
-    print(f"\npolling cost, {args.poll_seconds:g} s each, ring of N switches with 8 ports (share of one core):")
+          f"{args.window} outstanding for {args.seconds:g} s; latency from {args.sequential} flows one at a time; "
+          f"{args.repeat} runs of each app, alternated so that drift in the machine's speed hits both")
+    runs = {"l2": [], "sdn-lb": []}
+    for i in range(args.repeat):
+        for kind, done in runs.items():
+            r = await flow_setup(kind, raw, args.seconds, args.window, args.sequential)
+            done.append(r)
+            print(f"  {i + 1}. {kind:>6}: {r['flows_per_s']:6.0f} flows/s   {r['cpu_us']:4.0f} us CPU per flow   "
+                  f"setup p50 {r['p50_ms']:5.2f} ms   p99 {r['p99_ms']:5.2f} ms   "
+                  f"({r['completed']} flows, {r['flow_mods']} flow-mods)")
+    med = {kind: {k: statistics.median(r[k] for r in done) for k in ("flows_per_s", "cpu_us", "p50_ms", "p99_ms")}
+           for kind, done in runs.items()}
+    for kind, m in med.items():
+        print(f"  median {kind:>6}: {m['flows_per_s']:6.0f} flows/s   {m['cpu_us']:4.0f} us CPU per flow   "
+              f"setup p50 {m['p50_ms']:5.2f} ms   p99 {m['p99_ms']:5.2f} ms")
+    ours, ref = med["sdn-lb"], med["l2"]
+    print(f"  ratio sdn-lb / l2: {ours['flows_per_s'] / ref['flows_per_s']:.2f} of the rate, "
+          f"{ours['cpu_us'] / ref['cpu_us']:.2f}x the CPU per flow, "
+          f"{ours['p50_ms'] / ref['p50_ms']:.2f}x the p50 latency")
+
+
+async def polling_section(args) -> None:
+    print(f"polling cost, {args.poll_seconds:g} s each, ring of N switches with 8 ports (share of one core):")
     for n in args.scaling:
         polling = await polling_share(n, args.poll_seconds, probing=False)
         both = await polling_share(n, args.poll_seconds, probing=True)
         print(f"  {n:>4} switches: polling {100 * polling:5.1f}%   polling + LLDP probing {100 * both:5.1f}%")
+
+
+async def main_async(args) -> int:
+    if args.repeat:
+        await flow_setup_section(args)
+    if args.scaling:
+        await polling_section(args)
     return 0
 
 
@@ -167,13 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seconds", type=float, default=10, help="throughput window")
     p.add_argument("--window", type=int, default=64, help="packet-ins outstanding")
     p.add_argument("--sequential", type=int, default=500, help="flows timed one at a time")
+    p.add_argument("--repeat", type=int, default=3, help="flow-setup runs of each app, alternated (0: none)")
     p.add_argument("--poll-seconds", type=float, default=20)
-    p.add_argument("--scaling", default="10,50,100,200", help="switch counts for the polling cost")
+    p.add_argument("--scaling", default="10,50,100,200", help="switch counts for the polling cost ('': none)")
     p.add_argument("--quick", action="store_true", help="a few switches, a second or two: a smoke run")
     args = p.parse_args(argv)
     if args.quick:
         args.switches, args.seconds, args.sequential, args.poll_seconds, args.scaling = 4, 1, 20, 3, "5"
-    args.scaling = [int(x) for x in str(args.scaling).split(",")]
+        args.repeat = 1
+    args.scaling = [int(x) for x in str(args.scaling).split(",") if x.strip()]
     return asyncio.run(main_async(args))
 
 

@@ -1,7 +1,7 @@
 """Decision path in process: a new flow's packet-in bytes to the OpenFlow messages that place
 it (parse, learn, candidate paths, features, policy, flow-mods), per policy, on a balancer
 booted against fake switches. Paths are cached per topology version, so after a warm-up
-round over every switch pair the figures are the steady state of new flows.
+round over the sampled host pairs the figures are the steady state of new flows.
 
     .venv/bin/python -m benchmarks.decision [--flows 3000] [--scaling]
 """
@@ -23,37 +23,48 @@ from topologies.spec import Spec, load_spec, parse_spec
 ALL = ("shortest", "least-loaded", "round-robin", "ecmp", "bpann", "qlearning")
 
 
-def decision_times(spec: Spec, policy: str, flows: int, k_paths: int, seed: int = 1) -> dict:
-    """Median and p99 (microseconds) of handling one new flow's first packet; also the mean
-    number of candidates the policy chose among."""
-    booted = Booted(spec, policy, Settings(k_paths=k_paths))
-    hosts = spec.hosts
-    for h in hosts:                                 # every host known, as after its first ARP
-        booted.arp(h.name, hosts[0].name if h != hosts[0] else hosts[1].name)
-    rng = random.Random(seed)
-    pairs = [(a, b) for a in hosts for b in hosts if spec.host_switch(a.name) != spec.host_switch(b.name)]
-    b, now = booted.balancer, booted.now
-    ports = {h.name: booted.host_port(h.name) for h in hosts}
+def decision_times(spec: Spec, policies, flows: int, k_paths: int, seed: int = 1, sample: int = 400) -> dict:
+    """Per policy, median and p99 (microseconds) of handling one new flow's first packet
+    between `sample` sampled host pairs on different switches, and how many candidates it
+    chose among. Each flow is timed on every policy's balancer in turn, so drift in the
+    machine's speed hits every policy alike."""
+    hosts, rng = spec.hosts, random.Random(seed)
+    apart = [(a, b) for a in hosts for b in hosts if spec.host_switch(a.name) != spec.host_switch(b.name)]
+    pairs = rng.sample(apart, min(sample, len(apart)))      # all 39,800 at 200 switches: minutes of paths
+    booted = {p: Booted(spec, p, Settings(k_paths=k_paths)) for p in policies}
+    for b in booted.values():
+        for h in hosts:                             # every host known, as after its first ARP
+            b.arp(h.name, hosts[0].name if h != hosts[0] else hosts[1].name)
+    ports = {h.name: next(iter(booted.values())).host_port(h.name) for h in hosts}
 
-    def one(i: int, src, dst) -> float:
+    def one(b: Booted, i: int, src, dst) -> float:
         data = ipv4_frame(src.mac, dst.mac, src.ip, dst.ip, 17, 1024 + i % 60000, 7000 + i // 60000)
         dpid, port = ports[src.name]
         start = time.perf_counter_ns()
-        b.packet_in(dpid, port, data, now)
+        b.balancer.packet_in(dpid, port, data, b.now)
         return (time.perf_counter_ns() - start) / 1000
 
-    for i, (src, dst) in enumerate(pairs):          # warm-up: every switch pair's paths computed once
-        one(i, src, dst)
-    times = sorted(one(len(pairs) + i, *rng.choice(pairs)) for i in range(flows))
+    for b in booted.values():                       # warm-up: every sampled pair's paths computed once
+        for i, (src, dst) in enumerate(pairs):
+            one(b, i, src, dst)
+    times: dict[str, list[float]] = {p: [] for p in policies}
+    for i in range(flows):
+        src, dst = rng.choice(pairs)
+        for p in policies:
+            times[p].append(one(booted[p], len(pairs) + i, src, dst))
+    out = {}
     src, dst = pairs[0]
-    candidates = len(b.paths.candidates(b.net, ports[src.name][0], ports[dst.name][0]))
-    return {"median_us": statistics.median(times), "p99_us": times[int(0.99 * len(times))],
-            "candidates": candidates}
+    for p, ts in times.items():
+        ts.sort()
+        b = booted[p].balancer
+        out[p] = {"median_us": statistics.median(ts), "p99_us": ts[int(0.99 * len(ts))],
+                  "candidates": len(b.paths.candidates(b.net, ports[src.name][0], ports[dst.name][0]))}
+    return out
 
 
 def table(name: str, spec: Spec, policies, flows: int, k_paths: int) -> dict:
     print(f"\n{name}: {len(spec.switches)} switches, {len(spec.hosts)} hosts, k={k_paths} candidate paths")
-    out = {p: decision_times(spec, p, flows, k_paths) for p in policies}
+    out = decision_times(spec, policies, flows, k_paths)
     base = out.get("shortest")
     for p, r in out.items():
         ratio = f"  {r['median_us'] / base['median_us']:.2f}x shortest" if base else ""

@@ -76,21 +76,31 @@ class Emulator:
         self.waiting: dict[bytes, float] = {}        # frame -> when its packet-in was sent
         self.setup_s: list[float] = []
         self.done = asyncio.Event()
+        self._tasks: list[asyncio.Task] = []
 
     # -- connections -----------------------------------------------------------------------
     async def connect(self) -> None:
-        await asyncio.gather(*(self._connect(s) for s in self.switches.values()))
+        """Connect the switches not connected yet. Raise the first error if any failed; a
+        retry connects only those (a second connection for a switch would cross its replies)."""
+        pending = [s for s in self.switches.values() if s.writer is None]
+        errors = [e for e in await asyncio.gather(*(self._connect(s) for s in pending), return_exceptions=True)
+                  if e is not None]
+        if errors:
+            raise errors[0]
 
     async def _connect(self, switch: Switch) -> None:
         reader, writer = await asyncio.open_connection(*self.address)
         switch.writer = writer
         writer.write(message(HELLO, 0))
-        asyncio.get_running_loop().create_task(self._serve(switch, reader))
+        self._tasks.append(asyncio.get_running_loop().create_task(self._serve(switch, reader)))
 
     async def close(self) -> None:
+        for task in self._tasks:
+            task.cancel()
         for s in self.switches.values():
             if s.writer:
                 s.writer.close()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _serve(self, switch: Switch, reader: asyncio.StreamReader) -> None:
         try:
