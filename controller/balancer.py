@@ -12,6 +12,7 @@ import random
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass
+from typing import NamedTuple
 from itertools import pairwise
 
 from controller import discovery
@@ -65,8 +66,7 @@ def base_flows(dpid: int, instance: int) -> list[Message]:
             FlowMod(dpid, Match(eth_type=ETH_IPV6), (), priority=1000, cookie=instance)]
 
 
-@dataclass(frozen=True)
-class Installed:
+class Installed(NamedTuple):
     key: FlowKey
     path: Path
     cookie: int

@@ -8,7 +8,7 @@ intervals expire, so a silently dead link disappears even without a port-status 
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from controller.packets import ETH_LLDP, ethernet
 
@@ -18,8 +18,7 @@ _SYSTEM_NAME = b"sdn-lb"  # marks probes as ours; foreign LLDP (real switches, h
 _SENT_AT = b"\x00\x00\x00\x01"   # organisationally specific TLV: OUI 00-00-00, subtype 1
 
 
-@dataclass(frozen=True)
-class End:
+class End(NamedTuple):
     dpid: int
     port: int
 

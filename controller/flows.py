@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from controller.messages import SEND_FLOW_REM, FlowMod, Match
 from controller.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, Ipv4
@@ -11,8 +11,7 @@ FLOW_PRIORITY = 100
 _PROTO_NAMES = {1: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp"}
 
 
-@dataclass(frozen=True)
-class FlowKey:
+class FlowKey(NamedTuple):
     """The 5-tuple for TCP/UDP; source, destination and protocol for other IPv4."""
     src_ip: str
     dst_ip: str

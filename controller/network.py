@@ -7,7 +7,7 @@ what path caches key on.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from typing import NamedTuple
 
 import networkx as nx
 
@@ -15,8 +15,7 @@ from controller.discovery import End, LinkTable
 from topologies.spec import Spec
 
 
-@dataclass(frozen=True)
-class HostLocation:
+class HostLocation(NamedTuple):
     mac: str
     ip: str
     at: End

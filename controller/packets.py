@@ -2,13 +2,14 @@
 
 Hand-written with struct so the pure core needs no framework: packet-ins carry untrusted
 bytes, and every malformed input must end in ParseError, never in another exception.
+Frames decode to named tuples, the cheapest immutable records: every packet-in builds a few.
 """
 
 from __future__ import annotations
 
 import socket
 import struct
-from dataclasses import dataclass
+from typing import NamedTuple
 
 ETH_IPV4 = 0x0800
 ETH_ARP = 0x0806
@@ -24,8 +25,7 @@ class ParseError(ValueError):
     """A frame too short or inconsistent to act on."""
 
 
-@dataclass(frozen=True)
-class Arp:
+class Arp(NamedTuple):
     op: int
     sender_mac: str
     sender_ip: str
@@ -33,8 +33,7 @@ class Arp:
     target_ip: str
 
 
-@dataclass(frozen=True)
-class Ipv4:
+class Ipv4(NamedTuple):
     src: str
     dst: str
     proto: int
@@ -42,8 +41,7 @@ class Ipv4:
     dst_port: int | None = None
 
 
-@dataclass(frozen=True)
-class Frame:
+class Frame(NamedTuple):
     eth_dst: str
     eth_src: str
     eth_type: int
