@@ -12,8 +12,8 @@ import random
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass
-from typing import NamedTuple
 from itertools import pairwise
+from typing import NamedTuple
 
 from controller import discovery
 from controller.arp import ArpProxy
@@ -319,7 +319,10 @@ class Balancer:
             if self.net.link_seen(src, at, now):
                 log.info("link %s:%d -> %s:%d", self.net.name(src.dpid), src.port,
                          self.net.name(dpid), in_port)
-                return self._after_topology_change()
+                # probe straight back if the other direction is unknown: a switch that connected
+                # after its neighbour's last probe would otherwise wait a whole probe interval
+                back = [] if self.net.links.peer(at) == src else self._probes(dpid, {in_port}, now)
+                return self._after_topology_change() + back
             if self.net.links.peer(src) == at and math.isfinite(sent_at):
                 self.monitor.probe_delay(src, at, now - sent_at)
             return []

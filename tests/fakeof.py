@@ -88,14 +88,16 @@ class Booted:
     """A Balancer booted on a spec: switches up, every LLDP probe delivered as the wiring
     says, so links are discovered exactly as on a real network."""
 
-    def __init__(self, spec: Spec | Path = SPEC, policy: str = "shortest", settings: Settings | None = None) -> None:
+    def __init__(self, spec: Spec | Path = SPEC, policy: str = "shortest", settings: Settings | None = None,
+                 probe_round: bool = True) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
         self.of = FakeOFNetwork(self.spec)
         self.balancer = Balancer(settings or Settings(), make_policy(policy, settings), self.spec)
         self.now = 100.0
-        for s in self.spec.switches:
+        for s in self.spec.switches:     # each one's probes reach only the switches already up
             self.deliver(self.balancer.switch_up(s.dpid, self.of.ports(s.name), self.now))
-        self.deliver(self.balancer.tick(self.now))   # probes again, now that every switch is up
+        if probe_round:                  # probes again, now that every switch is up
+            self.deliver(self.balancer.tick(self.now))
 
     def deliver(self, messages) -> list:
         """Apply messages to the fake tables; hand LLDP probes to the neighbouring switch."""

@@ -3,6 +3,7 @@
 from controller.discovery import End
 from controller.messages import PacketOut
 from controller.packets import ARP_REPLY, BROADCAST, arp_frame, parse
+from tests.fakeof import Booted
 
 
 def link_ends(booted):
@@ -80,7 +81,8 @@ def test_a_forged_sender_does_not_take_over_a_declared_host(booted):
     assert booted.balancer.net.host_by_ip("10.9.9.9") is None
 
 
-def test_once_links_are_known_the_spec_hosts_not_seen_are_sought_at_their_switch(booted):
+def test_once_links_are_known_the_spec_hosts_not_seen_are_sought_at_their_switch():
+    booted = Booted(probe_round=False)          # every link known, no tick yet
     booted.arp("h1", "h7")                      # h1 (and only h1) already known
     booted.of.packet_outs.clear()
     booted.deliver(booted.balancer.tick(booted.now))

@@ -8,7 +8,7 @@ from controller.monitor import FlowStat
 from controller.packets import parse
 from controller.policy import make_policy
 from controller.settings import Settings
-from tests.fakeof import packet_fields
+from tests.fakeof import Booted, packet_fields
 from tests.frames import ipv4_frame
 
 
@@ -21,6 +21,12 @@ def first_packet(booted, src="h1", dst="h7", proto=6, sport=40000, dport=5201):
 
 
 def test_discovery_finds_every_spec_link(booted):
+    assert booted.balancer.net.missing_spec_links() == []
+    assert len(booted.balancer.net.links) == 2 * len(booted.spec.switch_links())
+
+
+def test_switches_connecting_one_by_one_are_linked_both_ways_without_waiting_for_a_probe_round():
+    booted = Booted(probe_round=False)
     assert booted.balancer.net.missing_spec_links() == []
     assert len(booted.balancer.net.links) == 2 * len(booted.spec.switch_links())
 
