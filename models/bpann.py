@@ -5,12 +5,16 @@ they mean (feature order, activation, versions, data hash, metrics). No pickle a
 are plain data, checked on load, and a file that does not fit raises ModelError naming the
 file and what is wrong.
 
-    z = (x - x_mean) / x_scale                 x: the four path features, in FEATURES order
+    x = clip(x, x_min, x_max)                  x: the four path features, in FEATURES order
+    z = (x - x_mean) / x_scale
     h = logistic(z @ w1 + b1)                  one hidden layer
     y = expm1((h @ w2 + b2) * y_scale + y_mean)   the predicted path load (label units)
 
 The network learns log(1 + label): delays are heavy-tailed (a few queues of hundreds of ms
 would otherwise dominate the fit), and what the policy needs is the order of the paths.
+Inputs are clipped to the range the network was trained on: outside it a logistic layer
+extrapolates arbitrarily (the H1-H7 model, trained on 2-4 hops, scored an idle 1-hop path
+worse than an idle 2-hop one); at the edge of what it has seen, it ties instead.
 """
 
 from __future__ import annotations
@@ -23,8 +27,8 @@ from pathlib import Path
 import numpy as np
 
 FEATURES = ("utilisation", "loss", "latency_ms", "hops")
-FORMAT = "sdn-lb-bpann/1"   # label learned as log1p, see above
-ARRAYS = ("x_mean", "x_scale", "w1", "b1", "w2", "b2", "y_mean", "y_scale")
+FORMAT = "sdn-lb-bpann/2"   # label learned as log1p, inputs clipped to x_min..x_max, see above
+ARRAYS = ("x_min", "x_max", "x_mean", "x_scale", "w1", "b1", "w2", "b2", "y_mean", "y_scale")
 
 
 class ModelError(ValueError):
@@ -33,6 +37,8 @@ class ModelError(ValueError):
 
 @dataclass(frozen=True)
 class Bpann:
+    x_min: np.ndarray       # the training range of each feature
+    x_max: np.ndarray
     x_mean: np.ndarray
     x_scale: np.ndarray
     w1: np.ndarray
@@ -49,7 +55,7 @@ class Bpann:
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         """Predicted load for each row of x (n x 4, FEATURES order)."""
-        z = (np.asarray(x, dtype=float) - self.x_mean) / self.x_scale
+        z = (np.clip(np.asarray(x, dtype=float), self.x_min, self.x_max) - self.x_mean) / self.x_scale
         h = 1.0 / (1.0 + np.exp(-(z @ self.w1 + self.b1)))
         return np.expm1((h @ self.w2 + self.b2)[:, 0] * self.y_scale + self.y_mean)
 
@@ -91,8 +97,8 @@ def load(path: str | Path) -> Bpann:
     except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
         raise ModelError(f"{npz}: not a readable .npz ({exc})") from exc
     n, h = len(FEATURES), arrays["w1"].shape[-1] if arrays["w1"].ndim == 2 else -1
-    expected = {"x_mean": (n,), "x_scale": (n,), "w1": (n, h), "b1": (h,), "w2": (h, 1),
-                "b2": (1,), "y_mean": (), "y_scale": ()}
+    expected = {"x_min": (n,), "x_max": (n,), "x_mean": (n,), "x_scale": (n,), "w1": (n, h), "b1": (h,),
+                "w2": (h, 1), "b2": (1,), "y_mean": (), "y_scale": ()}
     for name, shape in expected.items():
         if arrays[name].shape != shape or h < 1:
             raise ModelError(f"{npz}: array {name} has shape {arrays[name].shape}, expected {shape}")
@@ -100,7 +106,9 @@ def load(path: str | Path) -> Bpann:
             raise ModelError(f"{npz}: array {name} has NaN or infinite values")
     if np.any(arrays["x_scale"] <= 0) or arrays["y_scale"] <= 0:
         raise ModelError(f"{npz}: scales must be positive")
+    if np.any(arrays["x_min"] > arrays["x_max"]):
+        raise ModelError(f"{npz}: x_min is above x_max")
     if meta.get("hidden") != h:
         raise ModelError(f"{meta_path}: hidden {meta.get('hidden')} does not match the weights ({h})")
-    return Bpann(arrays["x_mean"], arrays["x_scale"], arrays["w1"], arrays["b1"], arrays["w2"],
-                 arrays["b2"], float(arrays["y_mean"]), float(arrays["y_scale"]), meta)
+    scalars = {"y_mean": float(arrays.pop("y_mean")), "y_scale": float(arrays.pop("y_scale"))}
+    return Bpann(**arrays, **scalars, meta=meta)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from controller.monitor import PathFeatures
-from controller.policy import BpannPolicy
+from controller.policy import DEFAULT_MODEL, BpannPolicy
 from models import bpann
 from models.bpann import ModelError
 from models.dataset import COLUMNS, DatasetError, load_dataset
@@ -72,6 +72,9 @@ def corrupt(path, what):
     elif what == "missing":
         del arrays["b1"]
         np.savez(npz, **arrays)
+    elif what == "range":
+        arrays["x_min"], arrays["x_max"] = arrays["x_max"], arrays["x_min"]
+        np.savez(npz, **arrays)
     elif what == "features":
         m = json.loads(meta.read_text())
         m["features"] = ["hops", "loss", "latency_ms", "utilisation"]
@@ -83,7 +86,7 @@ def corrupt(path, what):
 @pytest.mark.parametrize("what, message", [
     ("truncated", "not a readable .npz"), ("nan", "array w1 has NaN"),
     ("shape", "array w2 has shape (3, 1), expected (7, 1)"), ("missing", "missing array(s) b1"),
-    ("features", "features ['hops'"), ("tampered-json", "not valid JSON"),
+    ("features", "features ['hops'"), ("tampered-json", "not valid JSON"), ("range", "x_min is above x_max"),
 ])
 def test_bad_model_files_are_rejected_by_name(trained, tmp_path, what, message):
     _, _, model, _ = trained
@@ -103,6 +106,22 @@ def test_bpann_policy_picks_the_lowest_prediction_and_falls_back_without_a_model
     broken = BpannPolicy(tmp_path / "nothing")
     assert broken.model is None and broken.describe()["fallback"] == "least-loaded"
     assert broken.choose(None, [busy, idle]) == 1
+
+
+def test_inputs_beyond_the_training_range_are_scored_as_at_its_edge(trained):
+    _, _, model, _ = trained
+    edge = np.array([model.x_min, model.x_max])
+    beyond = edge + np.array([[-1.0], [1.0]]) * 100      # every feature far below, far above
+    assert np.array_equal(model.predict(beyond), model.predict(edge))
+    assert not np.array_equal(model.predict(edge[:1]), model.predict(edge[1:]))
+
+
+def test_the_shipped_model_never_prefers_a_longer_idle_path():
+    """It was trained on 2-4 hops; unclipped, it scored an idle 1-hop path worse than 2 hops."""
+    policy = BpannPolicy(DEFAULT_MODEL)
+    idle = [PathFeatures(0.0, 0.0, 0.0, hops) for hops in range(1, 9)]
+    scores = policy.scores(idle)
+    assert all(a <= b for a, b in zip(scores, scores[1:])) and policy.choose(None, idle) == 0
 
 
 def write(path, rows, header=COLUMNS, newline=True):
