@@ -1,6 +1,7 @@
 """Q-learning in the loop, deterministically (no exploration): with the shortest h1 -> h7 path
 saturated, new flows go to it only until the measured outcome of that choice comes back
-(once per load state), after that the policy avoids it. The table is saved as it learns."""
+(once per load state), after that the policy avoids it in that state. The table is saved as
+it learns."""
 
 from __future__ import annotations
 
@@ -36,10 +37,12 @@ def test_learns_to_avoid_the_saturated_path_within_a_few_decisions(lab):
         policy = lab.api("policy")[1]
     print(f"\npaths of {TRAINS} successive h1 -> h7 flows: {paths}; {policy}")
     # each state starts at zero for every path, and ties go to the fewest hops: the flooded path
-    # is tried once per state the load puts the candidates in, then avoided there
+    # is tried once per state the load puts the candidates in, then avoided there. (A later flow
+    # may land in a state not seen before, and try it there once: the last path proves nothing.)
     assert paths.count(SHORTEST) <= policy["states"] < TRAINS - 1, (paths, policy)
-    assert paths[-1] != SHORTEST, paths
     assert policy["updates"] >= TRAINS - 1 and policy["mean_reward"] < 0
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"] and saved["q"]    # it may have learnt once more since
+    tried = {state: q for state, q in saved["q"].items() if q[0] != 0}   # index 0: the 2-hop flooded path
+    assert tried and all(q[0] < max(q[1:]) for q in tried.values()), saved["q"]    # avoided there now
     assert_clean_log(lab)
