@@ -149,8 +149,7 @@ class Balancer:
         silent, and their first packets would otherwise wait for an ARP round trip."""
         self._hosts_sought = True
         spec = self.net.spec
-        dpid = {s.name: s.dpid for s in spec.switches}
-        return self.arp.seek([(h.ip, dpid[spec.host_switch(h.name)]) for h in spec.hosts
+        return self.arp.seek([(h.ip, spec.switch_dpid(spec.host_switch(h.name))) for h in spec.hosts
                               if self.net.host_by_ip(h.ip) is None], now)
 
     @staticmethod

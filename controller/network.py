@@ -152,7 +152,6 @@ class Network:
         """Spec links between switches not yet discovered in both directions."""
         if self.spec is None:
             return []
-        g = self.graph()
-        dpid = {s.name: s.dpid for s in self.spec.switches}
+        g, dpid = self.graph(), self.spec.switch_dpid
         return [f"{lk.a}-{lk.b}" for lk in self.spec.switch_links()
-                if not (g.has_edge(dpid[lk.a], dpid[lk.b]) and g.has_edge(dpid[lk.b], dpid[lk.a]))]
+                if not (g.has_edge(dpid(lk.a), dpid(lk.b)) and g.has_edge(dpid(lk.b), dpid(lk.a)))]

@@ -132,7 +132,7 @@ class BpannPolicy(Policy):
     def reload(self) -> None:
         """Load the model file again; on failure keep what was in use and raise ModelError."""
         self.model = bpann.load(self.model_path)
-        self._memo: dict[PathFeatures, float] = {}
+        self._memo = {}
         log.info("BPANN model %s loaded (%d hidden neurons, label %s)", self.model_path,
                  self.model.hidden, self.model.meta.get("label"))
 

@@ -66,6 +66,19 @@ class Spec:
         return {s.dpid: s.name for s in self.switches}
 
     @cached_property
+    def _dpid_of_name(self) -> dict[str, int]:
+        return {s.name: s.dpid for s in self.switches}
+
+    @cached_property
+    def _switch_of_host(self) -> dict[str, str]:
+        names, out = {h.name for h in self.hosts}, {}
+        for lk in self.links:
+            for host, other in ((lk.a, lk.b), (lk.b, lk.a)):
+                if host in names:
+                    out.setdefault(host, other)
+        return out
+
+    @cached_property
     def _host_of_ip(self) -> dict[str, Host]:
         return {h.ip: h for h in self.hosts}
 
@@ -82,9 +95,12 @@ class Spec:
     def switch_name(self, dpid: int) -> str | None:
         return self._name_of_dpid.get(dpid)
 
+    def switch_dpid(self, name: str) -> int:
+        return self._dpid_of_name[name]
+
     def host_switch(self, host: str) -> str:
         """The switch a host hangs off (validation guarantees exactly one)."""
-        return next(lk.b if lk.a == host else lk.a for lk in self.links if host in (lk.a, lk.b))
+        return self._switch_of_host[host]
 
     def capacity_mbps(self, a: str, b: str) -> float | None:
         return self._capacity.get(frozenset((a, b)))
@@ -94,6 +110,10 @@ class Spec:
         return min(self._capacity[frozenset(pair)] for pair in pairwise(nodes))
 
     def switch_links(self) -> tuple[Link, ...]:
+        return self._switch_links
+
+    @cached_property
+    def _switch_links(self) -> tuple[Link, ...]:      # asked on every topology change and ARP flood
         names = {s.name for s in self.switches}
         return tuple(lk for lk in self.links if lk.a in names and lk.b in names)
 

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fakeof import SPEC, Booted
-
-__all__ = ["SPEC", "Booted"]
+from tests.fakeof import Booted
 
 
 @pytest.fixture

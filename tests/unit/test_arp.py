@@ -62,7 +62,6 @@ def test_hosts_are_never_learned_on_link_ports(booted):
 
 def test_no_flood_before_links_can_be_known():
     """Without a complete spec, a new switch's ports are not flooded until links had time to show."""
-    from tests.unit.conftest import Booted
     b = Booted()
     b.balancer.net.spec = None                       # as if no spec was given
     assert b.arp("h1", "h7") == []                   # switches connected just now

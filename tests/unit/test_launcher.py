@@ -4,7 +4,7 @@ import pytest
 
 from controller.__main__ import main
 from controller.settings import ConfigError, Settings
-from tests.unit.conftest import SPEC
+from tests.fakeof import SPEC
 
 
 @pytest.mark.parametrize("argv, message", [

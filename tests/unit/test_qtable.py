@@ -14,8 +14,8 @@ from controller.rest import RestApi
 from controller.settings import ConfigError, Settings
 from models import qtable
 from models.qtable import QTable, QTableError
+from tests.fakeof import Booted
 from tests.frames import ipv4_frame
-from tests.unit.conftest import Booted
 from tests.unit.test_rest import call
 
 IDLE = [PathFeatures(0.0, 0.0, 0.0, 2), PathFeatures(0.0, 0.0, 0.0, 3), PathFeatures(0.0, 0.0, 0.0, 4)]

@@ -5,7 +5,7 @@ import json
 import networkx as nx
 import pytest
 
-from tests.unit.conftest import SPEC
+from tests.fakeof import SPEC
 from topologies.spec import TopologyError, load_spec, parse_spec
 
 
