@@ -25,7 +25,6 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from mininet.log import setLogLevel
 from tqdm import tqdm
 
 from controller.policy import POLICIES
@@ -81,6 +80,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from mininet.log import setLogLevel     # here: the unit tests import this module without Mininet
     setLogLevel("warning")    # Mininet's pingall chatter would break the progress bar
     signal.signal(signal.SIGINT, signal.default_int_handler)   # also when started in the background
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops as Ctrl-C does

@@ -3,6 +3,7 @@
 # Idempotent: run it again at any time; it only does what is missing.
 #   scripts/setup.sh             system packages, Open vSwitch running, .venv (os-ken)
 #   scripts/setup.sh --with-ryu  also .venv-ryu with Ryu 4.34 (the tests use both frameworks)
+# Python packages come from locks/, hash-checked (scripts/make-venv; scripts/lock writes them).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,7 +11,7 @@ with_ryu=0
 for arg in "$@"; do
   case "$arg" in
     --with-ryu) with_ryu=1 ;;
-    -h|--help) sed -n '2,5p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,6p' "$0"; exit 0 ;;
     *) echo "setup.sh: unknown option '$arg' (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -44,35 +45,15 @@ else
   echo "started"
 fi
 
-quiet_pip() {  # dir pip-install-args...; with pipefail, a pip failure still fails the script
-  local dir=$1; shift
-  "$dir/bin/pip" install -q --disable-pip-version-check "$@" 2>&1 | { grep -v "is ignored: it is neither" || true; }
+venv() {  # name description [setup option to retry with]
+  step "Python environment ($2)"
+  scripts/make-venv "$1" || {
+    echo "setup.sh: $2 was not built; any previous one is untouched. Retry: sudo scripts/setup.sh${3:-}" >&2
+    exit 1
+  }
 }
-
-# A venv is rebuilt only when its requirements file changed.
-make_venv() {  # dir requirements-file [pip options...]
-  local dir=$1 req=$2; shift 2
-  local stamp="$dir/.requirements.sha256"
-  if [ -f "$stamp" ] && sha256sum --quiet -c "$stamp" >/dev/null 2>&1; then
-    echo "$dir up to date"; return
-  fi
-  rm -rf "$dir"
-  /usr/bin/python3 -m venv "$dir"
-  quiet_pip "$dir" --upgrade pip "$@"
-  PBR_VERSION=4.34 quiet_pip "$dir" ${PIP_EXTRA:-} -r "$req"
-  "$dir/bin/pip" check >/dev/null 2>&1 || "$dir/bin/pip" check
-  sha256sum "$req" > "$stamp"
-  echo "$dir ready"
-}
-
-step "Python environment (.venv: os-ken, Mininet API, tests)"
-make_venv .venv requirements.txt
-
-if [ $with_ryu = 1 ]; then
-  step "Python environment (.venv-ryu: Ryu 4.34)"
-  # Ryu's sdist needs an old setuptools and no build isolation.
-  PIP_EXTRA="--no-build-isolation" make_venv .venv-ryu requirements-ryu.txt "setuptools<58" wheel
-fi
+venv main ".venv: os-ken, Mininet API, tests"
+[ $with_ryu = 0 ] || venv ryu ".venv-ryu: Ryu 4.34" " --with-ryu"
 
 step "what this kernel offers"
 .venv/bin/python -c 'from topologies.build import capabilities; print(capabilities().describe())'

@@ -21,11 +21,7 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from mininet.net import Mininet
-from mininet.node import RemoteController
-
 from controller.messages import COOKIE_BASE, COOKIE_MASK
-from topologies.build import SpecTopo, capabilities, remove_stale
 from topologies.spec import Spec, load_spec
 
 log = logging.getLogger("lb.lab")
@@ -79,7 +75,7 @@ class Lab:
                         "--rest-port", str(self.rest_port), "--metrics-port", str(self.metrics_port),
                         "--framework", framework, *controller_args]
         self.controller: subprocess.Popen | None = None
-        self.net: Mininet | None = None
+        self.net = None    # a mininet.net.Mininet while started
 
     # -- lifecycle -------------------------------------------------------------------------
     def __enter__(self) -> Lab:
@@ -94,6 +90,12 @@ class Lab:
         self.stop()
 
     def start(self, ready_timeout_s: float = 60) -> None:
+        # Mininet is imported where it is used, so that the unit tests and the reports import
+        # this module on a machine without it.
+        from mininet.net import Mininet
+        from mininet.node import RemoteController
+
+        from topologies.build import SpecTopo, capabilities, remove_stale
         log.info("%s", capabilities().describe())
         self.start_controller()
         remove_stale(self.spec)
@@ -143,6 +145,7 @@ class Lab:
                             node.shell.kill()
                             node.shell.wait()
                 except Exception:
+                    from topologies.build import remove_stale
                     remove_stale(self.spec)
                     raise
         finally:

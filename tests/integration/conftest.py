@@ -1,16 +1,15 @@
 """Integration tests: a real controller process, real Open vSwitch, real Mininet hosts and
-traffic. Missing prerequisites skip a test locally; with CI=true they fail it, because in CI
-a skip would hide a broken install."""
+traffic. They are collected only where their prerequisites exist (tests/conftest.py); under
+CI=true a missing one fails the test, because in CI a skip would hide a broken install."""
 
 from __future__ import annotations
 
 import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
+from tests.prerequisites import lab_missing, venv_problem
 from topologies.lab import ROOT, Lab
 
 H1H7 = ROOT / "topologies" / "h1h7.json"
@@ -23,19 +22,12 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-def require(condition: bool, why: str) -> None:
-    if not condition:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"CI=true and a prerequisite is missing: {why}")
-        pytest.skip(why)
-
-
 def require_lab() -> None:
-    require(os.geteuid() == 0, "needs root (Mininet, Open vSwitch)")
-    for tool in ("mn", "mnexec", "ovs-vsctl", "ovs-ofctl", "iperf3", "ethtool"):
-        require(shutil.which(tool) is not None, f"'{tool}' not installed: run scripts/setup.sh")
-    ovs = subprocess.run(["ovs-vsctl", "--timeout=3", "show"], capture_output=True)
-    require(ovs.returncode == 0, "Open vSwitch is not running: run scripts/setup.sh")
+    missing = lab_missing()
+    if missing and os.environ.get("CI") == "true":
+        pytest.fail(f"CI=true and a prerequisite is missing: {missing}")
+    if missing:
+        pytest.skip(missing)
 
 
 def assert_clean_log(lab: Lab) -> None:
@@ -63,5 +55,8 @@ def h1h7_lab(tmp_path_factory):
 
 @pytest.fixture
 def ryu_python() -> Path:
-    require(RYU_PYTHON.exists(), "no .venv-ryu: run scripts/setup.sh --with-ryu")
+    """.venv-ryu's Python; a missing or broken environment fails the test in one line."""
+    problem = venv_problem("ryu")
+    if problem:
+        pytest.fail(f"{problem}; rebuild it with: sudo scripts/setup.sh --with-ryu", pytrace=False)
     return RYU_PYTHON
