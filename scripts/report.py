@@ -10,6 +10,7 @@ import argparse
 import csv
 import json
 import math
+import re
 import sys
 from collections import defaultdict
 from pathlib import Path
@@ -113,6 +114,9 @@ def _num(value: float | None, scale: float = 1, fmt: str = ".2f", unit: str = ""
     return "n/a" if value is None else f"{value * scale:{fmt}}{unit}"
 
 
+FEW_SEEDS = 5     # below this many seeds a 95% t-interval is too wide to conclude from
+
+
 def markdown(summary: dict) -> str:
     head = ("| policy | seeds | RTT mean (ms) | p50 | p95 | p99 | throughput (Mbit/s) | FCT mean (s) | loss "
             "| RTT mean vs shortest [95% CI] | p95 vs shortest | throughput vs shortest | FCT vs shortest |")
@@ -125,99 +129,192 @@ def markdown(summary: dict) -> str:
                  _num(m["loss"], 100, ".1f", "%"),
                  *(_pct(vs.get(k, {})) for k in ("rtt_mean_ms", "rtt_p95_ms", "throughput_mbps", "fct_mean_s"))]
         lines.append("| " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+    note = few_seeds_note(summary)
+    return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
-def plot_rtt_cdf(rows: list[dict], out: Path) -> None:
+def few_seeds_note(summary: dict) -> str:
+    """Why the intervals of a short experiment say nothing ('' when every policy has enough seeds
+    in common with shortest path): with 2 seeds the t factor alone is 12.7."""
+    base = set(summary.get(BASELINE, {}).get("seeds", ()))
+    counts = [len(base & set(m["seeds"])) for m in summary.values() if m["vs_shortest"]]
+    n = min(counts, default=FEW_SEEDS)
+    if n >= FEW_SEEDS:
+        return ""
+    some = " for some policies" if len(set(counts)) > 1 else ""
+    if n == 1:
+        return (f"Note: the changes against shortest path rest on 1 seed{some}: a single measurement, "
+                f"with no 95% interval; run --seeds {FEW_SEEDS} or more to conclude.")
+    return (f"Note: the changes against shortest path rest on {n} seeds{some}; 95% intervals from fewer "
+            f"than {FEW_SEEDS} seeds are too wide to conclude from; run --seeds {FEW_SEEDS} or more.")
+
+
+def probe_label(rows: list[dict]) -> str:
+    """The probed pair as 'h1 to h7', from the flow column of the rtt and transfer rows (so an
+    old folder re-renders right); 'probe' when the rows name none or disagree."""
+    pairs = {r["flow"].split(" ")[0] for r in rows if r["kind"] in ("rtt", "transfer")}
+    return pairs.pop().replace(">", " to ") if len(pairs) == 1 and ">" in next(iter(pairs)) else "probe"
+
+
+def plot_rtt_cdf(rows: list[dict], probe: str, out: Path) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
     for policy in dict.fromkeys(r["policy"] for r in rows):
         rtts = np.sort([float(r["rtt_ms"]) for r in rows if r["policy"] == policy and r["kind"] == "rtt"
                         and r["rtt_ms"] != ""])
         if rtts.size:
             ax.plot(rtts, np.arange(1, rtts.size + 1) / rtts.size, label=policy)
-    ax.set(xscale="symlog", xlabel="h1 to h7 round-trip time (ms)", ylabel="fraction of probes",
+    ax.set(xscale="symlog", xlabel=f"{probe} round-trip time (ms)", ylabel="fraction of probes",
            title="RTT CDF, all seeds")
     ax.grid(alpha=0.3)
     ax.legend()
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    return _save(fig, out)
 
 
-def plot_throughput(summary: dict, out: Path) -> None:
+def plot_throughput(summary: dict, probe: str, out: Path) -> plt.Figure:
     fig, ax = plt.subplots(figsize=(6, 4))
     for i, m in enumerate(summary.values()):
         values = [v["throughput_mbps"] for v in m["per_seed"].values() if v["throughput_mbps"] is not None]
         ax.bar(i, m["throughput_mbps"] or 0, color="C0", alpha=0.6)
         ax.scatter([i] * len(values), values, color="k", s=12, zorder=3)
     ax.set_xticks(range(len(summary)), list(summary), rotation=20)
-    ax.set(ylabel="transfer throughput (Mbit/s)", title="h1 to h7 transfers: mean over seeds (dots: seeds)")
-    fig.tight_layout()
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
+    ax.set(ylabel="transfer throughput (Mbit/s)", title=f"{probe} transfers: mean over seeds (dots: seeds)")
+    return _save(fig, out)
 
 
-def plot_rtt_over_time(rows: list[dict], out: Path) -> None:
+def plot_rtt_over_time(rows: list[dict], probe: str, out: Path) -> plt.Figure:
     """Each round's mean RTT in the order the rounds ran (seed after seed): the learning curve
-    of a policy that learns online, beside the flat lines of those that do not."""
-    fig, ax = plt.subplots(figsize=(7, 4))
+    of a policy that learns online, beside the flat lines of those that do not. Rounds share
+    one x position across policies; dotted lines show where each seed starts."""
+    rtt = [r for r in rows if r["kind"] == "rtt"]
+    order = {k: i for i, k in enumerate(sorted({(int(r["seed"]), int(r["round"])) for r in rtt}), start=1)}
+    window = max(1, min(10, len(order) // 5))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for policy in dict.fromkeys(r["policy"] for r in rows):
         rounds: dict[tuple[int, int], list[float]] = defaultdict(list)
-        for r in rows:
-            if r["policy"] == policy and r["kind"] == "rtt" and r["rtt_ms"] != "":
+        for r in rtt:
+            if r["policy"] == policy and r["rtt_ms"] != "":
                 rounds[int(r["seed"]), int(r["round"])].append(float(r["rtt_ms"]))
-        means = [float(np.mean(v)) for _, v in sorted(rounds.items())]
-        window = max(1, min(10, len(means) // 5))
-        smooth = np.convolve(means, np.ones(window) / window, mode="valid") if means else []
-        ax.plot(range(window, len(means) + 1), smooth, label=policy, lw=2 if policy == "qlearning" else 1)
-    ax.set(yscale="symlog", xlabel="round (in run order, seeds one after another)",
-           ylabel="h1 to h7 RTT, round mean (ms)", title="RTT over the experiment (moving average)")
+        keys = sorted(rounds)
+        means = [float(np.mean(rounds[k])) for k in keys]
+        if len(means) >= window:
+            ax.plot([order[k] for k in keys[window - 1:]], np.convolve(means, np.ones(window) / window, "valid"),
+                    label=policy, lw=2 if policy == "qlearning" else 1)
+    for seed, start in seed_starts(order).items():
+        if start > 1:
+            ax.axvline(start - 0.5, color="0.4", ls=":", lw=1)
+        ax.text(start - 0.5, 1.01, f" seed {seed}", transform=ax.get_xaxis_transform(), fontsize=8, va="bottom")
+    smoothing = f"moving average over {window} rounds" if window > 1 else "no smoothing"
+    ax.set(xlim=(0.5, max(len(order), 1) + 0.5), yscale="log", xlabel="round (in run order, seeds one after another)",
+           ylabel=f"{probe} RTT, round mean (ms)", title=f"RTT over the experiment ({smoothing})\n")
+    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))   # 20, not 2x10^1
+    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(minor_thresholds=(1, 0.4)))
     ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
+    ax.legend(fontsize=8)
+    return _save(fig, out)
+
+
+def seed_starts(order: dict[tuple[int, int], int]) -> dict[int, int]:
+    """Each seed's first round position in run order."""
+    starts: dict[int, int] = {}
+    for (seed, _), pos in sorted(order.items(), key=lambda kv: kv[1]):
+        starts.setdefault(seed, pos)
+    return starts
+
+
+def read_links(path: Path) -> dict[str, list[tuple[float, float]]]:
+    """Inter-switch link -> (time, utilisation) samples of one run's capture (empty if none)."""
+    series: dict[str, list[tuple[float, float]]] = defaultdict(list)
+    if path.exists():
+        with open(path, newline="") as f:
+            for r in csv.DictReader(f):
+                if None in r.values() or r["src"].startswith("h") or r["dst"].startswith("h"):
+                    continue
+                series[f"{r['src']}>{r['dst']}"].append((float(r["time_s"]), float(r["utilisation"])))
+    return series
+
+
+def path_links(rows: list[dict]) -> list[str]:
+    """The links of the probe's paths, in the order they first appear in runs.csv."""
+    links = []
+    for r in rows:
+        if r["kind"] in ("rtt", "transfer") and r["path"]:
+            hops = r["path"].split(">")
+            links += [f"{a}>{b}" for a, b in zip(hops, hops[1:])]
+    return list(dict.fromkeys(links))
+
+
+def link_order(rows: list[dict], links) -> list[str]:
+    """The links on the probe's paths first, then the rest by name (s2 before s10): the links
+    that decide the probe's RTT sit together at the top."""
+    first = [lk for lk in path_links(rows) if lk in links]
+    natural = lambda name: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", name)]  # noqa: E731
+    return first + sorted(set(links) - set(first), key=natural)
+
+
+def plot_utilisation(rows: list[dict], runs_dir: Path, seed: int, policies: list[str], out: Path) -> plt.Figure:
+    """Heatmap of every inter-switch link (rows) over time (columns), one panel per policy, for
+    one seed: stays readable at 50 links, where one line per link would not."""
+    series = {p: read_links(runs_dir / f"{p}-seed{seed}" / "capture" / "links.csv") for p in policies}
+    links = link_order(rows, {lk for s in series.values() for lk in s})
+    n_path = len(set(path_links(rows)) & set(links))
+    fig, axes = plt.subplots(1, len(policies), figsize=(1.2 + 2.6 * len(policies), max(2.5, 0.16 * len(links) + 1.4)),
+                             sharey=True, squeeze=False, layout="constrained")
+    norm, cmap = matplotlib.colors.Normalize(0, 1), plt.get_cmap("viridis").with_extremes(bad="0.85")
+    for ax, policy in zip(axes[0], policies):
+        ax.set(title=policy if series[policy] else f"{policy} (no capture)", xlabel="seconds since first poll")
+        if series[policy]:
+            data = resample(series[policy], links)
+            ax.imshow(data, aspect="auto", interpolation="nearest", cmap=cmap, norm=norm,
+                      extent=(-0.5, data.shape[1] - 0.5, len(links) - 0.5, -0.5))
+        if 0 < n_path < len(links):
+            ax.axhline(n_path - 0.5, color="w", lw=1.5)
+    axes[0, 0].set_ylim(max(len(links), 1) - 0.5, -0.5)
+    axes[0, 0].set_yticks(range(len(links)), links, fontsize=max(7, min(9, 300 / max(len(links), 1))))
+    axes[0, 0].set_ylabel("link (above the white line: on the probe's paths)" if n_path else "link")
+    fig.colorbar(matplotlib.cm.ScalarMappable(norm, cmap), ax=axes[0], label="utilisation (fraction of capacity)", fraction=0.04, pad=0.02)
+    fig.suptitle(f"Inter-switch link utilisation, seed {seed}")
+    return _save(fig, out)
+
+
+def resample(series: dict[str, list[tuple[float, float]]], links: list[str]) -> np.ndarray:
+    """Links x seconds since the run's first poll: each second shows the last sample taken by
+    then (NaN before a link's first), so a late or early poll leaves no gap."""
+    t0 = min(t for pts in series.values() for t, _ in pts)
+    grid = np.arange(0, max(t - t0 for pts in series.values() for t, _ in pts) + 1)
+    data = np.full((len(links), grid.size), np.nan)
+    for i, lk in enumerate(links):
+        if lk in series:
+            t, u = np.array(sorted(series[lk])).T
+            at = np.searchsorted(t - t0, grid, side="right") - 1
+            data[i, at >= 0] = u[at[at >= 0]]
+    return data
+
+
+def _save(fig: plt.Figure, out: Path) -> plt.Figure:
+    """Write the figure and release it from pyplot; the caller may still read its artists."""
+    if not fig.get_layout_engine():
+        fig.tight_layout()
     fig.savefig(out, dpi=120)
     plt.close(fig)
+    return fig
 
 
-def plot_utilisation(runs_dir: Path, seed: int, policies: list[str], out: Path) -> None:
-    """Each inter-switch link's utilisation over time, one panel per policy, for one seed."""
-    fig, axes = plt.subplots(len(policies), 1, figsize=(7, 2.2 * len(policies)), sharex=True, squeeze=False)
-    colours = plt.get_cmap("tab20").colors    # 18 directed links on H1-H7: no colour twice
-    for ax, policy in zip(axes[:, 0], policies):
-        series: dict[str, list[tuple[float, float]]] = defaultdict(list)
-        path = runs_dir / f"{policy}-seed{seed}" / "capture" / "links.csv"
-        if path.exists():
-            with open(path, newline="") as f:
-                for r in csv.DictReader(f):
-                    if r["src"].startswith("h") or r["dst"].startswith("h") or None in r.values():
-                        continue
-                    series[f"{r['src']}>{r['dst']}"].append((float(r["time_s"]), float(r["utilisation"])))
-        t0 = min((pts[0][0] for pts in series.values()), default=0)
-        for i, (name, pts) in enumerate(sorted(series.items())):
-            ax.plot([t - t0 for t, _ in pts], [u for _, u in pts], lw=0.8, label=name, color=colours[i % 20])
-        ax.set(ylabel="utilisation", ylim=(0, 1.05), title=f"{policy}, seed {seed}")
-    axes[-1, 0].set_xlabel("seconds since the controller's first poll")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    if handles:
-        fig.legend(handles, labels, loc="center right", fontsize=6)
-        fig.subplots_adjust(right=0.8)
-    fig.savefig(out, dpi=120)
-    plt.close(fig)
-
-
-def write_report(folder: Path) -> dict:
-    """Read folder/runs.csv; write summary.json, summary.md and the plots; return the summary."""
+def write_report(folder: Path) -> dict[str, plt.Figure]:
+    """Read folder/runs.csv; write summary.json, summary.md and the plots; return the plots'
+    figures by file name, for a caller to check what they show."""
     rows = read_runs(folder / "runs.csv")
     if not rows:
         raise ReportError(f"{folder / 'runs.csv'}: no completed run")
     summary = summarise(rows)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     (folder / "summary.md").write_text(markdown(summary))
-    plot_rtt_cdf(rows, folder / "rtt_cdf.png")
-    plot_throughput(summary, folder / "throughput.png")
-    plot_rtt_over_time(rows, folder / "rtt_over_time.png")
-    plot_utilisation(folder / "runs", min(int(r["seed"]) for r in rows), list(summary), folder / "utilisation.png")
-    return summary
+    probe = probe_label(rows)
+    seed = min(int(r["seed"]) for r in rows)
+    return {"rtt_cdf.png": plot_rtt_cdf(rows, probe, folder / "rtt_cdf.png"),
+            "throughput.png": plot_throughput(summary, probe, folder / "throughput.png"),
+            "rtt_over_time.png": plot_rtt_over_time(rows, probe, folder / "rtt_over_time.png"),
+            "utilisation.png": plot_utilisation(rows, folder / "runs", seed, list(summary),
+                                                folder / "utilisation.png")}
 
 
 def main() -> int:

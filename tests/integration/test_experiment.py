@@ -38,7 +38,8 @@ def test_smoke_run_writes_every_output_and_replays_one_schedule(tmp_path):
         assert all(m[k] is not None and m[k] >= 0 for k in METRICS), (policy, m)
         assert m["rtt_p50_ms"] <= m["rtt_p95_ms"] <= m["rtt_p99_ms"]
     md = (out / "summary.md").read_text()
-    assert md.count("\n") == 4 and "| least-loaded | 1 |" in md
+    assert len([line for line in md.splitlines() if line.startswith("|")]) == 4 and "| least-loaded | 1 |" in md
+    assert "rest on 1 seed" in md
     for plot in ("rtt_cdf.png", "throughput.png", "utilisation.png", "rtt_over_time.png"):
         assert matplotlib.image.imread(out / plot).shape[0] > 100
 

@@ -1,0 +1,125 @@
+"""The report's plots and summary for an experiment on another topology and probe pair (h2 to h9
+on 11 switches, 30 directed inter-switch links): what a newcomer reads must be about that run."""
+
+import csv
+import random
+
+import matplotlib.text
+import pytest
+
+from scripts.report import RUN_COLUMNS, probe_label, write_report
+
+PATHS = ["s2>s3>s5>s9", "s2>s4>s9"]
+PATH_LINKS = ["s2>s3", "s3>s5", "s5>s9", "s2>s4", "s4>s9"]
+OTHER_PAIRS = [("s1", "s2"), ("s1", "s3"), ("s3", "s4"), ("s5", "s6"), ("s6", "s7"), ("s7", "s8"),
+               ("s8", "s10"), ("s10", "s11"), ("s1", "s11"), ("s6", "s10")]
+LINKS = [f"{a}>{b}" for x, y in [lk.split(">") for lk in PATH_LINKS] + OTHER_PAIRS for a, b in ((x, y), (y, x))]
+
+
+def run_rows(policies, rounds_per_seed):
+    """Probe rows of h2 to h9 (3 RTT probes and a transfer per round) and one background flow."""
+    rnd = random.Random(1)
+    rows = []
+    for seed, rounds in enumerate(rounds_per_seed, start=1):
+        for policy in policies:
+            for i in range(rounds):
+                path = PATHS[i % 2]
+                rows += [[policy, seed, "rtt", i, k, 10 + 5 * i, f"h2>h9 udp {40000 + i}", path,
+                          round(rnd.uniform(1, 50), 3), "", "", "", ""] for k in range(3)]
+                rows.append([policy, seed, "transfer", i, 0, 11 + 5 * i, f"h2>h9 tcp {45000 + i}", path, "",
+                             1000000, 1.5, rnd.uniform(2, 9), 1])
+            rows.append([policy, seed, "background", 0, 0, 1.0, "h3>h5 tcp 5300", "", "", 1000, 2.0, "", 1])
+    return rows
+
+
+def make_folder(folder, policies=("shortest", "least-loaded"), rounds_per_seed=(10, 10), capture=True):
+    folder.mkdir(exist_ok=True)
+    with open(folder / "runs.csv", "w", newline="") as f:
+        csv.writer(f).writerows([RUN_COLUMNS, *run_rows(policies, rounds_per_seed)])
+    if capture:
+        for policy in policies:
+            cap = folder / "runs" / f"{policy}-seed1" / "capture"
+            cap.mkdir(parents=True)
+            with open(cap / "links.csv", "w", newline="") as f:
+                w = csv.writer(f)
+                w.writerow(["time_s", "src", "src_port", "dst", "dst_port", "capacity_mbps", "rate_mbps",
+                            "utilisation", "loss", "latency_ms", "age_s"])
+                for t in range(60):
+                    for n, link in enumerate([*reversed(LINKS), "h2>s2", "s9>h9"]):
+                        src, dst = link.split(">")
+                        u = (n + t) % 20 / 20
+                        w.writerow([1700000000.25 + t, src, 1, dst, 2, 10, 10 * u, u, 0, 1, 0.5])
+    return folder
+
+
+def texts(fig):
+    return [t.get_text() for t in fig.findobj(matplotlib.text.Text)]
+
+
+@pytest.fixture
+def figures(tmp_path):
+    return write_report(make_folder(tmp_path / "exp"))
+
+
+def test_no_plot_says_h1_to_h7_and_the_probe_plots_name_h2_to_h9(figures):
+    assert not any("h1 to h7" in t for fig in figures.values() for t in texts(fig))
+    for name in ("rtt_cdf.png", "throughput.png", "rtt_over_time.png"):
+        assert any("h2 to h9" in t for t in texts(figures[name])), name
+
+
+def test_probe_label_is_generic_when_the_probe_rows_disagree_or_are_missing():
+    rows = [dict(zip(RUN_COLUMNS, r)) for r in run_rows(["shortest"], [2])]
+    assert probe_label(rows) == "h2 to h9"
+    assert probe_label(rows + [{**rows[0], "flow": "h1>h7 udp 40000"}]) == "probe"
+    assert probe_label([r for r in rows if r["kind"] == "background"]) == "probe"
+
+
+def test_utilisation_heatmap_has_one_row_per_switch_link_with_the_probe_path_links_first(figures):
+    for ax in figures["utilisation.png"].axes[:2]:      # the third axes is the colour bar
+        assert ax.images[0].get_array().shape == (30, 60)
+    labels = [t.get_text() for t in figures["utilisation.png"].axes[0].get_yticklabels()]
+    assert labels[:5] == PATH_LINKS
+    assert sorted(labels) == sorted(LINKS)
+
+
+def test_utilisation_colours_share_a_0_to_1_scale_with_a_labelled_colour_bar(figures):
+    fig = figures["utilisation.png"]
+    assert all(ax.images[0].get_clim() == (0, 1) for ax in fig.axes[:2])
+    assert "utilisation (fraction of capacity)" in texts(fig)
+
+
+def test_utilisation_plot_is_written_without_any_capture(tmp_path):
+    folder = make_folder(tmp_path / "exp", capture=False)
+    fig = write_report(folder)["utilisation.png"]
+    assert (folder / "utilisation.png").stat().st_size > 0
+    assert "shortest (no capture)" in texts(fig)
+
+
+def test_seed_boundaries_are_dotted_lines_between_the_last_round_of_a_seed_and_the_next(tmp_path):
+    fig = write_report(make_folder(tmp_path / "exp", rounds_per_seed=(10, 6, 10)))["rtt_over_time.png"]
+    ax = fig.axes[0]
+    assert [line.get_xdata()[0] for line in ax.lines if line.get_linestyle() == ":"] == [10.5, 16.5]
+    assert {t.get_text().strip() for t in ax.texts} == {"seed 1", "seed 2", "seed 3"}
+
+
+def test_rtt_over_time_states_its_moving_average_window_and_starts_at_the_windows_last_round(tmp_path):
+    fig = write_report(make_folder(tmp_path / "exp", rounds_per_seed=(10, 10)))["rtt_over_time.png"]
+    ax = fig.axes[0]
+    assert "moving average over 4 rounds" in ax.get_title()        # 20 rounds / 5
+    curves = [line for line in ax.lines if line.get_label() in ("shortest", "least-loaded")]
+    assert [list(c.get_xdata()) for c in curves] == [list(range(4, 21))] * 2
+
+
+@pytest.mark.parametrize("seeds, note", [(1, "rest on 1 seed: a single measurement, with no 95% interval"),
+                                         (2, "rest on 2 seeds; 95% intervals from fewer than 5 seeds are too wide"),
+                                         (5, None)])
+def test_summary_says_when_too_few_seeds_for_the_intervals_to_mean_anything(tmp_path, seeds, note):
+    folder = make_folder(tmp_path / "exp", rounds_per_seed=[4] * seeds, capture=False)
+    write_report(folder)
+    md = (folder / "summary.md").read_text()
+    table = [line for line in md.splitlines() if line.startswith("|")]
+    assert len(table) == 4
+    if note:
+        assert note in md and "Note" not in "".join(table)
+    else:
+        assert "Note" not in md and "rest on" not in md
