@@ -8,6 +8,16 @@ the launcher provides the sentinel before Ryu is imported.
 
 from __future__ import annotations
 
+if __name__ == "__main__":
+    # The framework's manager monkey-patches threading when it starts; done here, before
+    # anything (logging first) creates a lock, eventlet can green every lock instead of logging
+    # "1 RLock(s) were not greened" at the top of every run. Eventlet >= 0.36 warns that it is
+    # deprecated; os-ken still depends on it.
+    import warnings
+    warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
+    import eventlet
+    eventlet.monkey_patch()
+
 import argparse
 import logging
 import os

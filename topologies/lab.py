@@ -53,6 +53,13 @@ def interrupt(proc: subprocess.Popen, timeout_s: float = 5) -> None:
         proc.wait()
 
 
+def user_env() -> dict[str, str]:
+    """This process's environment less pytest's marker: eventlet keeps quiet about locks it
+    could not patch while PYTEST_CURRENT_TEST is set, so a controller started from a test
+    would hide what a user's shows."""
+    return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -110,8 +117,8 @@ class Lab:
 
     def start_controller(self, timeout_s: float = 30) -> None:
         with open(self.log_path, "ab") as out:
-            # Own session: a Ctrl-C in the terminal reaches us, and we stop it after the network.
-            self.controller = subprocess.Popen(self.command, cwd=ROOT, stdout=out,
+            # Own session: a Ctrl-C in the terminal reaches us, and we stop it in order.
+            self.controller = subprocess.Popen(self.command, cwd=ROOT, stdout=out, env=user_env(),
                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                start_new_session=True)
 
@@ -129,10 +136,12 @@ class Lab:
             interrupt(proc)
 
     def stop(self) -> None:
-        """Tear down the network, then the controller; survives a second Ctrl-C and a host
-        shell left busy by an interrupted command."""
+        """Stop the controller, then tear down the network: in that order the controller's log
+        ends cleanly, where switches leaving one by one would read as a topology fault. Survives
+        a second Ctrl-C and a host shell left busy by an interrupted command."""
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
+            self.stop_controller()
             net, self.net = self.net, None
             if net is not None:
                 try:
@@ -149,7 +158,7 @@ class Lab:
                     remove_stale(self.spec)
                     raise
         finally:
-            self.stop_controller()
+            self.stop_controller()     # already stopped, unless that is what raised
             signal.signal(signal.SIGINT, previous)
 
     def log_text(self) -> str:

@@ -1,5 +1,6 @@
 """Smoke run of the experiment harness, as a user runs it: one seed, two policies, short
-runs on H1-H7. Every output file exists and parses, and both policies saw the same traffic."""
+runs on H1-H7. Every output file exists and parses, both policies saw the same traffic, and
+the controller logs of a clean run hold no warning, from start-up to teardown."""
 
 import csv
 import json
@@ -48,3 +49,9 @@ def test_smoke_run_writes_every_output_and_replays_one_schedule(tmp_path):
     expected = [t.__dict__ for t in schedule(1, ["h2", "h3", "h4", "h5", "h6", "h7"], 20)]
     assert played[0] == played[1] == expected
     assert "Traceback" not in done.stderr
+    for policy in ("shortest", "least-loaded"):
+        log = (out / "runs" / f"{policy}-seed1" / "controller.log").read_text()
+        noise = [line for line in log.splitlines()
+                 if " WARNING " in line or " ERROR " in line or "not greened" in line]
+        assert noise == [], f"{policy}: a clean run's log has:\n" + "\n".join(noise[:10])
+        assert "topology complete" in log

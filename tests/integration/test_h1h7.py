@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import re
 import subprocess
+import sys
 
 import networkx as nx
+import pytest
 
 from tests.integration.conftest import H1H7, assert_clean_log, require_lab
-from topologies.lab import Lab
+from topologies.lab import ROOT, Lab, free_port, interrupt, user_env
 
 
 def arp_packet_ins(lab) -> int:
@@ -80,3 +82,18 @@ def test_mn_custom_builds_the_same_network(tmp_path):
     finally:
         lab.stop_controller()
     assert "Results: 0% dropped" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("framework", ["os_ken", "ryu"])
+def test_the_launcher_starts_without_framework_noise(framework, request):
+    """Our own log line comes first: eventlet's "RLock(s) were not greened" (from patching
+    threading after logging made its locks) and its deprecation notice read as faults."""
+    python = request.getfixturevalue("ryu_python") if framework == "ryu" else sys.executable
+    with subprocess.Popen([str(python), "-m", "controller", "--framework", framework, "--ofp-port", str(free_port()),
+                           "--rest-port", "0", "--metrics-port", "0"], cwd=ROOT, env=user_env(), stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, text=True) as proc:
+        first = proc.stdout.readline()
+        interrupt(proc)
+        rest = proc.stdout.read()
+    assert " INFO lb.app: load balancer on " in first, first + rest
+    assert "greened" not in rest and "deprecated" not in rest, rest
