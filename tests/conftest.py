@@ -1,5 +1,5 @@
 """The integration tests are collected only where a lab can run (root, Mininet, Open vSwitch),
-so `pytest -m "not integration"` works on any machine with .venv; the header says why they
+so `pytest tests/unit` works on any machine with .venv; the header says why they
 were left out. Under CI=true they are always collected, and a missing prerequisite fails them
 (tests/integration/conftest.py), because in CI a skip would hide a broken install."""
 

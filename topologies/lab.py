@@ -137,29 +137,35 @@ class Lab:
 
     def stop(self) -> None:
         """Stop the controller, then tear down the network: in that order the controller's log
-        ends cleanly, where switches leaving one by one would read as a topology fault. Survives
-        a second Ctrl-C and a host shell left busy by an interrupted command."""
+        ends cleanly, where switches leaving one by one would read as a topology fault. The
+        network goes down even if stopping the controller fails; survives a second Ctrl-C
+        and a host shell left busy by an interrupted command."""
         previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
         try:
             self.stop_controller()
-            net, self.net = self.net, None
-            if net is not None:
-                try:
-                    for host in net.hosts:
-                        _interrupt(host)
-                        _kill_namespace(host)
-                    net.stop()
-                    for node in net.controllers:   # Mininet leaves the c0 node's shell running
-                        if node.shell and node.shell.poll() is None:
-                            node.shell.kill()
-                            node.shell.wait()
-                except Exception:
-                    from topologies.build import remove_stale
-                    remove_stale(self.spec)
-                    raise
         finally:
-            self.stop_controller()     # already stopped, unless that is what raised
-            signal.signal(signal.SIGINT, previous)
+            try:
+                self._stop_network()
+            finally:
+                signal.signal(signal.SIGINT, previous)
+
+    def _stop_network(self) -> None:
+        net, self.net = self.net, None
+        if net is None:
+            return
+        try:
+            for host in net.hosts:
+                _interrupt(host)
+                _kill_namespace(host)
+            net.stop()
+            for node in net.controllers:   # Mininet leaves the c0 node's shell running
+                if node.shell and node.shell.poll() is None:
+                    node.shell.kill()
+                    node.shell.wait()
+        except Exception:
+            from topologies.build import remove_stale
+            remove_stale(self.spec)
+            raise
 
     def log_text(self) -> str:
         try:
