@@ -37,6 +37,7 @@ from controller.messages import (  # noqa: E402
 from controller.metrics import Metrics  # noqa: E402
 from controller.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policy import make_policy  # noqa: E402
+from controller.ratelimit import RateLimit  # noqa: E402
 from controller.rest import RestApi  # noqa: E402
 from controller.settings import ConfigError, Settings  # noqa: E402
 from models.bpann import ModelError  # noqa: E402
@@ -54,6 +55,7 @@ def _setup_logging(level: str) -> None:
     if not lb.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+        handler.addFilter(RateLimit())
         lb.addHandler(handler)
         lb.propagate = False
     for handler in logging.getLogger().handlers:     # the framework's records go to the root's

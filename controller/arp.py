@@ -3,7 +3,9 @@
 A request for a known host is answered directly. A request for an unknown one is copied to
 the edge ports only (never to a link, so it cannot loop), at most once a second per
 (asker, target) pair; the target's reply comes back to the controller, which then knows
-it and hands the reply to the asker.
+it and answers the asker itself. Every answer is built from what the controller knows: the
+Balancer admits a sender (bound to its port) before anything here sees its ARP, and no
+host's own bytes are relayed, so no host can tell another where an address is.
 """
 
 from __future__ import annotations
@@ -23,27 +25,28 @@ class ArpProxy:
         self.net = net
         self._flooded: dict[tuple[str, str], float] = {}
 
-    def handle(self, arp: Arp, eth_dst: str, data: bytes, at: End, now: float) -> list[PacketOut]:
-        if arp.sender_ip != "0.0.0.0":
-            self.net.learn_host(arp.sender_mac, arp.sender_ip, at)
+    def handle(self, arp: Arp, eth_dst: str, at: End, now: float) -> list[PacketOut]:
+        """An ARP from an admitted sender at `at` (or an address probe, sender 0.0.0.0)."""
         if arp.op == ARP_REQUEST:
             if arp.target_ip == arp.sender_ip:     # gratuitous announcement: learning was all
                 return []
             target = self.net.host_by_ip(arp.target_ip)
-            if target is not None and target.at != at:
-                reply = arp_frame(ARP_REPLY, target.mac, target.ip, arp.sender_mac,
-                                  arp.sender_ip, eth_dst=arp.sender_mac)
-                return [PacketOut(at.dpid, (at.port,), reply)]
             if target is None:
-                return self._flood((arp.sender_ip, arp.target_ip), data, at, now)
+                request = arp_frame(ARP_REQUEST, arp.sender_mac, arp.sender_ip, "00:00:00:00:00:00",
+                                    arp.target_ip, eth_dst=BROADCAST)
+                return self._flood((arp.sender_ip, arp.target_ip), request, at, now)
+            return [] if target.at == at else [self._answer(target, arp.sender_mac, arp.sender_ip, at)]
+        # A reply from the sender, now known: answer the asker, if we know where it is.
+        sender, asker = self.net.host_by_ip(arp.sender_ip), self.net.hosts.get(eth_dst)
+        if sender is None or asker is None or asker.at == at or asker.ip != arp.target_ip:
             return []
-        # A reply: deliver it to the asker if we know where the asker is.
-        if eth_dst == BROADCAST:
-            return []
-        asker = self.net.hosts.get(eth_dst)
-        if asker is None or asker.at == at:
-            return []
-        return [PacketOut(asker.at.dpid, (asker.at.port,), data)]
+        return [self._answer(sender, asker.mac, asker.ip, asker.at)]
+
+    @staticmethod
+    def _answer(known: HostLocation, to_mac: str, to_ip: str, at: End) -> PacketOut:
+        """An ARP reply 'known.ip is at known.mac', out of port `at` to (to_mac, to_ip)."""
+        return PacketOut(at.dpid, (at.port,), arp_frame(ARP_REPLY, known.mac, known.ip, to_mac, to_ip,
+                                                        eth_dst=to_mac))
 
     def locate(self, asker: HostLocation, target_ip: str, now: float) -> list[PacketOut]:
         """An IPv4 packet for a host not seen yet, as after a controller restart while hosts

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+import secrets
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass
@@ -50,6 +51,10 @@ log = logging.getLogger("lb.balancer")
 LINK_TIMEOUT_PROBES = 10
 ALL_ONES = 2**64 - 1
 MAX_DECISIONS = 10_000   # awaiting their outcome; beyond this the oldest are not learnt from
+# Flows remembered per ingress port: a host starting flows faster than their entries expire
+# (or a switch that never reports FLOW_REMOVED) makes the oldest be forgotten, not memory grow.
+# A forgotten flow's entries keep forwarding until they idle out.
+MAX_FLOWS_PER_PORT = 4096
 
 
 def base_flows(dpid: int, instance: int) -> list[Message]:
@@ -71,6 +76,7 @@ class Installed(NamedTuple):
     path: Path
     cookie: int
     installed_at: float
+    at: End                  # the source host's port
 
 
 @dataclass(frozen=True)
@@ -96,6 +102,8 @@ class Balancer:
         self.arp = ArpProxy(self.net)
         self.flows: dict[FlowKey, Installed] = {}
         self._by_cookie: dict[int, FlowKey] = {}
+        self._flows_at: dict[End, dict[FlowKey, None]] = {}   # per ingress port, oldest first
+        self.probe_key = secrets.token_bytes(16)      # signs this instance's LLDP probes
         self._next_flow_id = 1
         self._complete = False
         self._hosts_sought = False
@@ -152,9 +160,8 @@ class Balancer:
         return self.arp.seek([(h.ip, spec.switch_dpid(spec.host_switch(h.name))) for h in spec.hosts
                               if self.net.host_by_ip(h.ip) is None], now)
 
-    @staticmethod
-    def _probes(dpid: int, ports: set[int], now: float) -> list[Message]:
-        return [PacketOut(dpid, (p,), discovery.probe(dpid, p, now)) for p in sorted(ports)]
+    def _probes(self, dpid: int, ports: set[int], now: float) -> list[Message]:
+        return [PacketOut(dpid, (p,), discovery.probe(dpid, p, now, self.probe_key)) for p in sorted(ports)]
 
     def _after_topology_change(self) -> list[Message]:
         """Forget flows whose path broke and delete their entries, so their next packet is
@@ -177,17 +184,26 @@ class Balancer:
         self._hosts_sought = self._hosts_sought and self._complete
         return msgs
 
-    def _uninstall(self, key: FlowKey) -> list[Message]:
+    def _uninstall(self, key: FlowKey, why: str = "path {path} broke") -> list[Message]:
+        flow = self._forget(key)
+        log.info("flow %s: %s, entries removed", key, why.format(path=self.net.path_name(flow.path)))
+        return [FlowDelete(dpid, flow.cookie, ALL_ONES) for dpid in flow.path if dpid in self.net.ports]
+
+    def _forget(self, key: FlowKey) -> Installed:
         flow = self.flows.pop(key)
         self._by_cookie.pop(flow.cookie, None)
-        log.info("flow %s: path %s broke, entries removed", key, self.net.path_name(flow.path))
-        return [FlowDelete(dpid, flow.cookie, ALL_ONES) for dpid in flow.path if dpid in self.net.ports]
+        at = self._flows_at.get(flow.at)
+        if at is not None:
+            at.pop(key, None)
+            if not at:
+                del self._flows_at[flow.at]
+        return flow
 
     def flow_removed(self, dpid: int, cookie: int) -> None:
         """The ingress entry of a flow expired: the flow is over."""
         key = self._by_cookie.get(cookie)
         if key is not None and self.flows[key].path[0] == dpid:
-            del self.flows[key], self._by_cookie[cookie]
+            self._forget(key)
 
     def set_policy(self, name: str) -> None:
         """Use another policy for new flows (installed flows keep their paths)."""
@@ -311,28 +327,76 @@ class Balancer:
             return []
         at = End(dpid, in_port)
         if frame.eth_type == ETH_LLDP:
-            probe = discovery.parse_probe(frame.payload)
-            if probe is None:
-                return []
-            src, sent_at = probe
-            if self.net.link_seen(src, at, now):
-                log.info("link %s:%d -> %s:%d", self.net.name(src.dpid), src.port,
-                         self.net.name(dpid), in_port)
-                # probe straight back if the other direction is unknown: a switch that connected
-                # after its neighbour's last probe would otherwise wait a whole probe interval
-                back = [] if self.net.links.peer(at) == src else self._probes(dpid, {in_port}, now)
-                return self._after_topology_change() + back
-            if self.net.links.peer(src) == at and math.isfinite(sent_at):
-                self.monitor.probe_delay(src, at, now - sent_at)
-            return []
+            return self._lldp(frame.payload, at, now)
         if not is_unicast(frame.eth_src):
             return []
-        if frame.arp is not None:
-            return self.arp.handle(frame.arp, frame.eth_dst, data, at, now)
-        if frame.ipv4 is not None:
-            self.net.learn_host(frame.eth_src, frame.ipv4.src, at)
-            return self._route(frame, data, now)
+        arp, ipv4 = frame.arp, frame.ipv4
+        if arp is not None and arp.sender_ip == "0.0.0.0":    # an address probe: nobody to learn
+            return self.arp.handle(arp, frame.eth_dst, at, now)
+        if arp is None and ipv4 is None:
+            return []
+        sender = (arp.sender_mac, arp.sender_ip) if arp is not None else (frame.eth_src, ipv4.src)
+        admitted = self._admit(frame.eth_src, *sender, at)
+        if admitted is None:
+            return []
+        return admitted + (self.arp.handle(arp, frame.eth_dst, at, now) if arp is not None
+                           else self._route(frame, data, now))
+
+    def _admit(self, eth_src: str, mac: str, ip: str, at: End) -> list[Message] | None:
+        """Whether a frame whose sender claims (mac, ip) may be acted on (None: no). At an edge
+        port the sender must be the host bound there (Network.admit), else the frame is
+        spoofed: dropped and counted. A host that moved (no spec) has the flows towards its
+        old place removed (the returned messages). At a link port (a flow whose entries
+        expired mid-path) a known host's frame goes on, and nothing is learnt."""
+        if not self.net.is_edge(at):
+            known = self.net.hosts.get(mac)
+            return [] if eth_src == mac and known is not None and known.ip == ip else None
+        admitted, moved = self.net.admit(mac, ip, at) if eth_src == mac else (False, None)
+        if not admitted:
+            self.counters["spoofed_frames"] += 1
+            log.warning("dropped spoofed frame at %s:%d: sender %s %s is not the host bound there",
+                        self.net.name(at.dpid), at.port, mac, ip)
+            return None
+        if moved is None:
+            return []
+        why = f"host {ip} moved from {self.net.name(moved.at.dpid)}:{moved.at.port}"
+        return [m for key in [k for k in self.flows if ip in (k.src_ip, k.dst_ip)] for m in self._uninstall(key, why)]
+
+    def _lldp(self, payload: bytes, at: End, now: float) -> list[Message]:
+        """A probe of ours that came back: a link, or a latency sample of a known one. It must
+        carry this instance's signature, be recent, leave and arrive at ports the switches
+        reported, touch no port where a host was learnt, and join switches the spec links."""
+        probe = discovery.parse_probe(payload, self.probe_key)
+        if probe is None:
+            return []    # someone else's LLDP
+        src, age_s = probe.src, now - probe.sent_at
+        why = ("not signed by this controller" if not probe.authentic
+               else "from a port no switch reported" if src.port not in self.net.ports.get(src.dpid, ())
+               or at.port not in self.net.ports.get(at.dpid, ())
+               else "through a host's port" if src in self.net.host_at or at in self.net.host_at
+               else "between switches the spec does not link" if not self._spec_links(src.dpid, at.dpid)
+               else f"sent {age_s:.1f} s ago" if not 0 <= age_s <= max(2 * self.settings.probe_interval_s, 1.0)
+               else None)
+        if why:
+            self.counters["rejected_probes"] += 1
+            log.warning("rejected LLDP probe at %s:%d claiming %s:%d: %s", self.net.name(at.dpid), at.port,
+                        self.net.name(src.dpid), src.port, why)
+            return []
+        if self.net.link_seen(src, at, now):
+            log.info("link %s:%d -> %s:%d", self.net.name(src.dpid), src.port, self.net.name(at.dpid), at.port)
+            # probe straight back if the other direction is unknown: a switch that connected
+            # after its neighbour's last probe would otherwise wait a whole probe interval
+            back = [] if self.net.links.peer(at) == src else self._probes(at.dpid, {at.port}, now)
+            return self._after_topology_change() + back
+        if self.net.links.peer(src) == at:
+            self.monitor.probe_delay(src, at, age_s)
         return []
+
+    def _spec_links(self, a: int, b: int) -> bool:
+        """True unless the spec names both switches and does not link them."""
+        spec = self.net.spec
+        na, nb = spec and spec.switch_name(a), spec and spec.switch_name(b)
+        return not (na and nb) or spec.capacity_mbps(na, nb) is not None
 
     def _route(self, frame: Frame, data: bytes, now: float) -> list[Message]:
         """Install the flow on every switch of its path and release the packet at the
@@ -356,7 +420,7 @@ class Balancer:
             if self.policy.learns:
                 self._decisions.append(Decision(now, candidates, src, dst, features, action))
             path = candidates[action]
-            flow = self._record(key, path, now)
+            flow = self._record(key, path, src.at, now)
             if log.isEnabledFor(logging.INFO):    # naming the path costs more than deciding it
                 log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
                          self.policy.name, len(candidates))
@@ -367,13 +431,17 @@ class Balancer:
         msgs.append(PacketOut(dst.at.dpid, (dst.at.port,), data))
         return msgs
 
-    def _record(self, key: FlowKey, path: Path, now: float) -> Installed:
-        old = self.flows.get(key)
-        if old is not None:
-            self._by_cookie.pop(old.cookie, None)
+    def _record(self, key: FlowKey, path: Path, at: End, now: float) -> Installed:
+        if key in self.flows:
+            self._forget(key)
+        at_port = self._flows_at.setdefault(at, {})
+        if len(at_port) >= MAX_FLOWS_PER_PORT:
+            self._forget(next(iter(at_port)))
+            self.counters["flows_forgotten"] += 1
         cookie = self.instance | self._next_flow_id
         self._next_flow_id = self._next_flow_id % FLOW_ID_MASK + 1
-        flow = self.flows[key] = Installed(key, path, cookie, now)
+        flow = self.flows[key] = Installed(key, path, cookie, now, at)
         self._by_cookie[cookie] = key
+        at_port[key] = None
         self.counters["flows_installed"] += 1
         return flow

@@ -3,10 +3,16 @@
 Each probe names the sending switch and port; when another switch hands it back in a
 packet-in, the pair of ends is a directed link. Links not re-confirmed within a few probe
 intervals expire, so a silently dead link disappears even without a port-status event.
+
+Probes go out of host ports too, so any host can read them and write its own: each carries
+an HMAC of its switch, port and time under a secret of this controller instance, and a probe
+without a valid one is refused (what else a probe must satisfy is the Balancer's to check).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import struct
 from typing import NamedTuple
 
@@ -16,6 +22,7 @@ LLDP_MULTICAST = "01:80:c2:00:00:0e"
 _CHASSIS_PREFIX = b"dpid:"
 _SYSTEM_NAME = b"sdn-lb"  # marks probes as ours; foreign LLDP (real switches, hosts) is ignored
 _SENT_AT = b"\x00\x00\x00\x01"   # organisationally specific TLV: OUI 00-00-00, subtype 1
+_MAC_BYTES = 16
 
 
 class End(NamedTuple):
@@ -23,25 +30,37 @@ class End(NamedTuple):
     port: int
 
 
+class Probe(NamedTuple):
+    src: End
+    sent_at: float
+    authentic: bool      # False: it looks like ours, but this instance did not send it
+
+
+def _mac(key: bytes, dpid: int, port: int, sent_at: float) -> bytes:
+    return hmac.new(key, struct.pack("!QId", dpid, port, sent_at), hashlib.sha256).digest()[:_MAC_BYTES]
+
+
 def _tlv(tlv_type: int, value: bytes) -> bytes:
     return struct.pack("!H", tlv_type << 9 | len(value)) + value
 
 
-def probe(dpid: int, port: int, sent_at: float = 0.0) -> bytes:
-    """An LLDP frame that says 'sent by switch dpid on port at controller time sent_at'."""
+def probe(dpid: int, port: int, sent_at: float, key: bytes) -> bytes:
+    """An LLDP frame that says 'sent by switch dpid on port at controller time sent_at',
+    signed with key."""
     src_mac = "0e:" + ":".join(f"{b:02x}" for b in struct.pack("!HBH", dpid & 0xFFFF, 0, port & 0xFFFF))
     body = (_tlv(1, b"\x07" + _CHASSIS_PREFIX + b"%016x" % dpid)   # chassis id, locally assigned
             + _tlv(2, b"\x02" + struct.pack("!I", port))           # port id, port component
             + _tlv(3, struct.pack("!H", 120))                      # time to live
             + _tlv(5, _SYSTEM_NAME)                                # system name
-            + _tlv(127, _SENT_AT + struct.pack("!d", sent_at))      # when the controller sent it
+            + _tlv(127, _SENT_AT + struct.pack("!d", sent_at)      # when the controller sent it,
+                   + _mac(key, dpid, port, sent_at))                # and that we sent it
             + _tlv(0, b""))
     return ethernet(LLDP_MULTICAST, src_mac, ETH_LLDP, body)
 
 
-def parse_probe(payload: bytes) -> tuple[End, float] | None:
-    """(sending end, controller time sent) of one of our probes (LLDP payload after the
-    Ethernet header), or None for anything else."""
+def parse_probe(payload: bytes, key: bytes) -> Probe | None:
+    """One of our probes (LLDP payload after the Ethernet header), authentic or not; None for
+    any other LLDP."""
     tlvs = {}
     offset = 0
     while offset + 2 <= len(payload):
@@ -54,13 +73,17 @@ def parse_probe(payload: bytes) -> tuple[End, float] | None:
         offset += 2 + length
     chassis, port, name, sent = tlvs.get(1, b""), tlvs.get(2, b""), tlvs.get(5), tlvs.get(127, b"")
     if name != _SYSTEM_NAME or not chassis.startswith(b"\x07" + _CHASSIS_PREFIX) \
-            or len(port) != 5 or port[0] != 2 or len(sent) != 12 or not sent.startswith(_SENT_AT):
+            or len(port) != 5 or port[0] != 2 or len(sent) != 12 + _MAC_BYTES or not sent.startswith(_SENT_AT):
+        return None
+    hexdpid = chassis[1 + len(_CHASSIS_PREFIX):]
+    if len(hexdpid) != 16:
         return None
     try:
-        dpid = int(chassis[1 + len(_CHASSIS_PREFIX):], 16)
+        dpid = int(hexdpid, 16)
     except ValueError:
         return None
-    return End(dpid, struct.unpack("!I", port[1:])[0]), struct.unpack("!d", sent[4:])[0]
+    src, sent_at = End(dpid, struct.unpack("!I", port[1:])[0]), struct.unpack("!d", sent[4:12])[0]
+    return Probe(src, sent_at, hmac.compare_digest(sent[12:], _mac(key, src.dpid, src.port, sent_at)))
 
 
 class LinkTable:

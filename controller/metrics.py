@@ -18,6 +18,9 @@ COUNTERS = {
     "poll_errors": "Statistics polls that failed (send errors, OpenFlow errors)",
     "stale_replies": "Port statistics replies still missing when the next poll was due",
     "flows_installed": "Flows routed onto a path",
+    "spoofed_frames": "Frames dropped at an edge port whose sender is not the host bound there",
+    "rejected_probes": "LLDP probes in our format refused (unsigned, stale, from a host's or unreported port)",
+    "flows_forgotten": "Flows forgotten to bound the flows remembered per ingress port (entries stay)",
 }
 LINK_GAUGES = {"utilisation": "Link utilisation (0..1) over the last poll interval",
                "loss": "Link packet loss rate (0..1) over the last poll interval",

@@ -1,8 +1,9 @@
 """The controller's view of the network: switches and their ports, links, and hosts.
 
 Hosts are learned only at edge ports (ports with no discovered link), so a packet in
-transit can never move a host. `version` changes whenever the switch graph does, which is
-what path caches key on.
+transit can never move a host. Where the spec lists hosts, each is bound to an edge port of
+its own switch: the first port it is seen at, one host per port, until that port goes down.
+`version` changes whenever the switch graph does, which is what path caches key on.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ class Network:
         self.links = LinkTable()
         self.hosts: dict[str, HostLocation] = {}   # by MAC
         self.mac_of_ip: dict[str, str] = {}
+        self.host_at: dict[End, str] = {}          # edge port -> MAC of the host learned there
         self.version = 0
         self._graph: nx.DiGraph | None = None
 
@@ -67,6 +69,8 @@ class Network:
 
     def port_down(self, dpid: int, port: int) -> list[tuple[End, End]]:
         self.ports.get(dpid, set()).discard(port)
+        if End(dpid, port) in self.host_at:     # unplugged: it may come back on another port
+            self._forget_host(self.host_at[End(dpid, port)])
         gone = self.links.remove_end(End(dpid, port))
         if gone:
             self._changed()
@@ -116,27 +120,31 @@ class Network:
         self._graph = None
 
     # -- hosts -------------------------------------------------------------------------
-    def learn_host(self, mac: str, ip: str, at: End) -> bool:
-        """Record a host seen at an edge port; True if it is new or has moved. Where the spec
-        lists hosts, only its (MAC, IP) pairs are learnt: a forged or garbled sender cannot
-        take over another host's address."""
-        if not self.is_edge(at):
-            return False
+    def admit(self, mac: str, ip: str, at: End) -> tuple[bool, HostLocation | None]:
+        """May a frame from (mac, ip) enter at edge port `at`? Learns the host there if it is
+        new. Returns (admitted, where the host was before if it has just moved).
+
+        Where the spec lists hosts, only its (MAC, IP) pairs are admitted, each at its own
+        switch, at the one port it was first seen at: a forged or garbled sender can neither
+        take over another host's address nor send as one. Without a spec any host is learnt
+        and a host seen at a new port has moved."""
+        here = HostLocation(mac, ip, at)
+        old = self.hosts.get(mac)
+        if old == here:
+            return True, None
         if self.spec and self.spec.hosts:
             declared = self.spec.host_by_ip(ip)
-            if declared is None or declared.mac != mac:
-                return False
-        old = self.hosts.get(mac)
-        if old == HostLocation(mac, ip, at):
-            return False
-        if old:
+            if (declared is None or declared.mac != mac or old is not None or at in self.host_at
+                    or self.spec.host_switch(declared.name) != self.name(at.dpid)):
+                return False, None
+        elif old is not None:
             self._forget_host(mac)
         stale = self.mac_of_ip.get(ip)
         if stale and stale != mac:
             self._forget_host(stale)
-        self.hosts[mac] = HostLocation(mac, ip, at)
-        self.mac_of_ip[ip] = mac
-        return True
+        self.hosts[mac], self.mac_of_ip[ip] = here, mac
+        self.host_at.setdefault(at, mac)
+        return True, (old if old is not None and old.at != at else None)
 
     def host_by_ip(self, ip: str) -> HostLocation | None:
         mac = self.mac_of_ip.get(ip)
@@ -146,6 +154,8 @@ class Network:
         host = self.hosts.pop(mac)
         if self.mac_of_ip.get(host.ip) == mac:
             del self.mac_of_ip[host.ip]
+        if self.host_at.get(host.at) == mac:
+            del self.host_at[host.at]
 
     # -- spec check --------------------------------------------------------------------
     def missing_spec_links(self) -> list[str]:

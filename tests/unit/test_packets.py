@@ -23,10 +23,23 @@ def test_arp_round_trip():
     assert (frame.eth_dst, frame.arp.sender_ip, frame.arp.target_ip) == (BROADCAST, "10.0.0.1", "10.0.0.7")
 
 
-@given(st.integers(1, 2**64 - 1), st.integers(1, 0xFFFFFF00))
-def test_lldp_probe_round_trip(dpid, port):
-    frame = parse(discovery.probe(dpid, port, 12.5))
-    assert discovery.parse_probe(frame.payload) == (discovery.End(dpid, port), 12.5)
+KEY = b"k" * 16
+
+
+@given(st.integers(1, 2**64 - 1), st.integers(1, 0xFFFFFF00), st.floats(allow_nan=False))
+def test_lldp_probe_round_trip_is_authentic_only_under_its_key(dpid, port, sent_at):
+    payload = parse(discovery.probe(dpid, port, sent_at, KEY)).payload
+    assert discovery.parse_probe(payload, KEY) == (discovery.End(dpid, port), sent_at, True)
+    assert discovery.parse_probe(payload, b"x" * 16) == (discovery.End(dpid, port), sent_at, False)
+
+
+@given(st.integers(0, 200), st.integers(0, 255))
+def test_a_probe_changed_anywhere_still_authentic_still_says_what_was_signed(index, xor):
+    """A host that rewrites a probe's switch, port or time (or its signature) gets it refused."""
+    payload = bytearray(parse(discovery.probe(5, 2, 12.5, KEY)).payload)
+    payload[index % len(payload)] ^= xor or 1
+    probe = discovery.parse_probe(bytes(payload), KEY)
+    assert probe is None or not probe.authentic or (probe.src, probe.sent_at) == ((5, 2), 12.5)
 
 
 @given(st.binary(max_size=200))
@@ -35,7 +48,7 @@ def test_any_bytes_parse_or_raise_parse_error(data):
         frame = parse(data)
     except ParseError:
         return
-    discovery.parse_probe(frame.payload)   # must not raise either
+    discovery.parse_probe(frame.payload, KEY)   # must not raise either
     if frame.ipv4:
         FlowKey.of(frame.ipv4).match(1)
 
