@@ -336,19 +336,22 @@ class Balancer:
         if arp is None and ipv4 is None:
             return []
         sender = (arp.sender_mac, arp.sender_ip) if arp is not None else (frame.eth_src, ipv4.src)
-        admitted = self._admit(frame.eth_src, *sender, at)
+        admitted = self._admit(frame.eth_src, *sender, at, now)
         if admitted is None:
             return []
         return admitted + (self.arp.handle(arp, frame.eth_dst, at, now) if arp is not None
                            else self._route(frame, data, now))
 
-    def _admit(self, eth_src: str, mac: str, ip: str, at: End) -> list[Message] | None:
+    def _admit(self, eth_src: str, mac: str, ip: str, at: End, now: float) -> list[Message] | None:
         """Whether a frame whose sender claims (mac, ip) may be acted on (None: no). At an edge
         port the sender must be the host bound there (Network.admit), else the frame is
         spoofed: dropped and counted. A host that moved (no spec) has the flows towards its
         old place removed (the returned messages). At a link port (a flow whose entries
-        expired mid-path) a known host's frame goes on, and nothing is learnt."""
-        if not self.net.is_edge(at):
+        expired mid-path), or a port of a switch too new for its links to be known (which may
+        yet prove to be a link: traffic in transit after a controller restart), a known host's
+        frame goes on, and nothing is learnt."""
+        settled = self._complete or now - self.net.connected_at.get(at.dpid, now) >= self.net.settle_s
+        if not (settled and self.net.is_edge(at)):
             known = self.net.hosts.get(mac)
             return [] if eth_src == mac and known is not None and known.ip == ip else None
         admitted, moved = self.net.admit(mac, ip, at) if eth_src == mac else (False, None)

@@ -127,3 +127,16 @@ def test_flows_remembered_per_port_are_bounded_without_flow_removed(booted):
     assert len(booted.balancer.flows) == MAX_FLOWS_PER_PORT
     assert min(k.src_port for k in booted.balancer.flows) == 101            # the oldest went
     assert booted.balancer.counters["flows_forgotten"] == 100
+
+
+def test_traffic_in_transit_on_a_new_switch_is_neither_learnt_nor_called_spoofed():
+    """Just after a controller restart, before a switch's links are known, frames of flows the
+    earlier instance installed reach it at ports that will prove to be links."""
+    booted = Booted(probe_round=False)
+    b = booted.balancer
+    b.net.spec = None                                   # links cannot be known complete
+    b._complete = False
+    h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+    link_port = next(p for p in booted.of.ports("s2") if End(2, p) != End(*booted.host_port("h2")))
+    assert b.packet_in(2, link_port, ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, 17, 1, 2), booted.now) == []
+    assert b.net.hosts == {} and b.counters["spoofed_frames"] == 0
