@@ -3,12 +3,17 @@ replayed LLDP probes are refused and counted, and the network the controller see
 
 from __future__ import annotations
 
+import pytest
+
 from controller import discovery
-from controller.balancer import MAX_FLOWS_PER_PORT
+from controller.balancer import MAX_FLOWS_PER_PORT, Balancer
 from controller.discovery import End
 from controller.messages import FlowDelete
 from controller.packets import ARP_REPLY, arp_frame, parse
-from tests.fakeof import Booted, packet_fields
+from controller.policy import make_policy
+from controller.settings import Settings
+from tests.fakeof import SPEC, Booted, packet_fields
+from topologies.spec import load_spec
 from tests.frames import ipv4_frame
 
 
@@ -129,14 +134,13 @@ def test_flows_remembered_per_port_are_bounded_without_flow_removed(booted):
     assert booted.balancer.counters["flows_forgotten"] == 100
 
 
-def test_traffic_in_transit_on_a_new_switch_is_neither_learnt_nor_called_spoofed():
+@pytest.mark.parametrize("with_spec", [True, False])
+def test_traffic_in_transit_on_a_new_switch_is_neither_learnt_nor_called_spoofed(with_spec):
     """Just after a controller restart, before a switch's links are known, frames of flows the
     earlier instance installed reach it at ports that will prove to be links."""
-    booted = Booted(probe_round=False)
-    b = booted.balancer
-    b.net.spec = None                                   # links cannot be known complete
-    b._complete = False
-    h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
-    link_port = next(p for p in booted.of.ports("s2") if End(2, p) != End(*booted.host_port("h2")))
-    assert b.packet_in(2, link_port, ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, 17, 1, 2), booted.now) == []
+    spec = load_spec(SPEC)
+    b = Balancer(Settings(), make_policy("shortest", Settings()), spec if with_spec else None)
+    b.switch_up(2, {1, 2, 3}, 100.0)                    # s2: port 1 is h2's, 2 and 3 are links
+    h1, h7 = spec.host("h1"), spec.host("h7")
+    assert b.packet_in(2, 2, ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, 17, 1, 2), 100.5) == []
     assert b.net.hosts == {} and b.counters["spoofed_frames"] == 0
