@@ -16,7 +16,7 @@ from controller.network import HostLocation, Network
 from controller.packets import ARP_REPLY, ARP_REQUEST, BROADCAST, Arp, arp_frame
 
 FLOOD_HOLDOFF_S = 1.0
-FLOOD_MEMORY = 4096                      # (asker, target) pairs remembered for the holdoff
+FLOOD_MEMORY = 4096                      # (asker, target) pairs flooded per holdoff, at most
 CONTROLLER_MAC = "02:4c:42:00:00:01"     # locally administered: the controller's own ARP probes
 
 
@@ -65,10 +65,13 @@ class ArpProxy:
                 for ip, dpid in hosts if edge.get(dpid)]
 
     def _flood(self, pair: tuple[str, str], data: bytes, at: End, now: float) -> list[PacketOut]:
-        if now - self._flooded.get(pair, float("-inf")) < FLOOD_HOLDOFF_S:
+        """Copy a request to every edge port but the asker's, at most once per FLOOD_HOLDOFF_S
+        per (asker, target), and for at most FLOOD_MEMORY pairs per FLOOD_HOLDOFF_S in all: the
+        holdoff table is kept in time order, so forgetting expired pairs costs only them."""
+        while self._flooded and now - next(iter(self._flooded.values())) >= FLOOD_HOLDOFF_S:
+            del self._flooded[next(iter(self._flooded))]
+        if pair in self._flooded or len(self._flooded) >= FLOOD_MEMORY:
             return []
-        if len(self._flooded) > FLOOD_MEMORY:     # bounded, and pruned in batches, not per call
-            self._flooded = {p: t for p, t in self._flooded.items() if now - t < FLOOD_HOLDOFF_S}
         self._flooded[pair] = now
         outs = []
         for dpid, ports in self.net.edge_ports(now).items():

@@ -51,9 +51,8 @@ log = logging.getLogger("lb.balancer")
 LINK_TIMEOUT_PROBES = 10
 ALL_ONES = 2**64 - 1
 MAX_DECISIONS = 10_000   # awaiting their outcome; beyond this the oldest are not learnt from
-# Flows remembered per ingress port: a host starting flows faster than their entries expire
-# (or a switch that never reports FLOW_REMOVED) makes the oldest be forgotten, not memory grow.
-# A forgotten flow's entries keep forwarding until they idle out.
+# Flows per ingress port: a host starting flows faster than their entries expire (or a switch
+# that never reports FLOW_REMOVED) makes the oldest be removed, entries and all, not memory grow.
 MAX_FLOWS_PER_PORT = 4096
 
 
@@ -104,6 +103,8 @@ class Balancer:
         self._by_cookie: dict[int, FlowKey] = {}
         self._flows_at: dict[End, dict[FlowKey, None]] = {}   # per ingress port, oldest first
         self.probe_key = secrets.token_bytes(16)      # signs this instance's LLDP probes
+        self._spec_pairs = Counter(frozenset((spec.switch_dpid(lk.a), spec.switch_dpid(lk.b)))
+                                   for lk in spec.switch_links()) if spec else None
         self._next_flow_id = 1
         self._complete = False
         self._hosts_sought = False
@@ -331,44 +332,61 @@ class Balancer:
         if not is_unicast(frame.eth_src):
             return []
         arp, ipv4 = frame.arp, frame.ipv4
-        if arp is not None and arp.sender_ip == "0.0.0.0":    # an address probe: nobody to learn
-            return self.arp.handle(arp, frame.eth_dst, at, now)
         if arp is None and ipv4 is None:
             return []
+        if not (self._complete or now - self.net.connected_at[dpid] >= self.net.settle_s) or not self.net.is_edge(at):
+            return self._transit(frame, data, at, now)
+        if arp is not None and arp.sender_ip == "0.0.0.0":    # an address probe: nobody to learn
+            if frame.eth_src != arp.sender_mac:
+                self._spoofed(at, arp.sender_mac, arp.sender_ip)
+                return []
+            return self.arp.handle(arp, frame.eth_dst, at, now)
         sender = (arp.sender_mac, arp.sender_ip) if arp is not None else (frame.eth_src, ipv4.src)
-        admitted = self._admit(frame.eth_src, *sender, at, now)
+        admitted = self._admit(frame.eth_src, *sender, at)
         if admitted is None:
             return []
         return admitted + (self.arp.handle(arp, frame.eth_dst, at, now) if arp is not None
                            else self._route(frame, data, now))
 
-    def _admit(self, eth_src: str, mac: str, ip: str, at: End, now: float) -> list[Message] | None:
-        """Whether a frame whose sender claims (mac, ip) may be acted on (None: no). At an edge
-        port the sender must be the host bound there (Network.admit), else the frame is
-        spoofed: dropped and counted. A host that moved (no spec) has the flows towards its
-        old place removed (the returned messages). At a link port (a flow whose entries
-        expired mid-path), or a port of a switch too new for its links to be known (which may
-        yet prove to be a link: traffic in transit after a controller restart), a known host's
-        frame goes on, and nothing is learnt."""
-        settled = self._complete or now - self.net.connected_at.get(at.dpid, now) >= self.net.settle_s
-        if not (settled and self.net.is_edge(at)):
-            known = self.net.hosts.get(mac)
-            return [] if eth_src == mac and known is not None and known.ip == ip else None
-        admitted, moved = self.net.admit(mac, ip, at) if eth_src == mac else (False, None)
-        if not admitted:
-            self.counters["spoofed_frames"] += 1
-            log.warning("dropped spoofed frame at %s:%d: sender %s %s is not the host bound there",
-                        self.net.name(at.dpid), at.port, mac, ip)
-            return None
-        if moved is None:
+    def _transit(self, frame: Frame, data: bytes, at: End, now: float) -> list[Message]:
+        """A frame at a link port, or at a port of a switch too new for its links to be known
+        (which may yet prove to be a link: traffic in transit after a controller restart). Only
+        a flow installed through this switch, from the host it names, is routed again (its
+        entries here expired mid-path); nothing is learnt, nothing else goes anywhere."""
+        ipv4 = frame.ipv4
+        flow = self.flows.get(FlowKey.of(ipv4)) if ipv4 is not None else None
+        known = self.net.hosts.get(frame.eth_src)
+        if flow is None or at.dpid not in flow.path or known is None or known.ip != ipv4.src:
             return []
-        why = f"host {ip} moved from {self.net.name(moved.at.dpid)}:{moved.at.port}"
-        return [m for key in [k for k in self.flows if ip in (k.src_ip, k.dst_ip)] for m in self._uninstall(key, why)]
+        return self._route(frame, data, now)
+
+    def _spoofed(self, at: End, mac: str, ip: str) -> None:
+        self.counters["spoofed_frames"] += 1
+        log.warning("dropped spoofed frame at %s:%d: sender %s %s is not the host bound there",
+                    self.net.name(at.dpid), at.port, mac, ip)
+
+    def _admit(self, eth_src: str, mac: str, ip: str, at: End) -> list[Message] | None:
+        """Whether a frame at a settled edge port whose sender claims (mac, ip) may be acted on
+        (None: no). The sender must be the host bound there (Network.admit), else the frame
+        is spoofed: dropped and counted. A host that displaced another (no spec: it moved, or
+        took over an address) has the flows of that address removed (the returned messages)."""
+        was = self.net.hosts.get(mac)
+        admitted, displaced = self.net.admit(mac, ip, at) if eth_src == mac else (False, None)
+        if not admitted:
+            return self._spoofed(at, mac, ip)
+        if was is None or was.at != at:
+            log.info("host %s %s at %s:%d", mac, ip, self.net.name(at.dpid), at.port)
+        if displaced is None:
+            return []
+        why = f"{displaced.mac} {displaced.ip} left {self.net.name(displaced.at.dpid)}:{displaced.at.port}"
+        return [m for key in [k for k in self.flows if displaced.ip in (k.src_ip, k.dst_ip)]
+                for m in self._uninstall(key, why)]
 
     def _lldp(self, payload: bytes, at: End, now: float) -> list[Message]:
         """A probe of ours that came back: a link, or a latency sample of a known one. It must
-        carry this instance's signature, be recent, leave and arrive at ports the switches
-        reported, touch no port where a host was learnt, and join switches the spec links."""
+        carry this instance's signature, leave and arrive at ports the switches reported on
+        two switches, touch no port where a host was learnt, join switches the spec links
+        and not add a link beyond those it lists between them, and be recent."""
         probe = discovery.parse_probe(payload, self.probe_key)
         if probe is None:
             return []    # someone else's LLDP
@@ -376,10 +394,11 @@ class Balancer:
         why = ("not signed by this controller" if not probe.authentic
                else "from a port no switch reported" if src.port not in self.net.ports.get(src.dpid, ())
                or at.port not in self.net.ports.get(at.dpid, ())
+               else "from the switch it arrived at" if src.dpid == at.dpid
                else "through a host's port" if src in self.net.host_at or at in self.net.host_at
-               else "between switches the spec does not link" if not self._spec_links(src.dpid, at.dpid)
-               else f"sent {age_s:.1f} s ago" if not 0 <= age_s <= max(2 * self.settings.probe_interval_s, 1.0)
-               else None)
+               else self._beyond_spec(src, at)
+               or (f"sent {age_s:.1f} s ago" if not 0 <= age_s <= max(2 * self.settings.probe_interval_s, 1.0)
+                   else None))
         if why:
             self.counters["rejected_probes"] += 1
             log.warning("rejected LLDP probe at %s:%d claiming %s:%d: %s", self.net.name(at.dpid), at.port,
@@ -395,11 +414,21 @@ class Balancer:
             self.monitor.probe_delay(src, at, age_s)
         return []
 
-    def _spec_links(self, a: int, b: int) -> bool:
-        """True unless the spec names both switches and does not link them."""
+    def _beyond_spec(self, src: End, at: End) -> str | None:
+        """Why a link src -> at goes beyond what the spec lists (None if it does not, or the
+        spec does not name both switches): a pair it does not link, or a second link where it
+        lists one (a host at a spare port replaying a probe it received there, say)."""
         spec = self.net.spec
-        na, nb = spec and spec.switch_name(a), spec and spec.switch_name(b)
-        return not (na and nb) or spec.capacity_mbps(na, nb) is not None
+        if spec is None or self._spec_pairs is None or None in (spec.switch_name(src.dpid), spec.switch_name(at.dpid)):
+            return None
+        listed = self._spec_pairs[frozenset((src.dpid, at.dpid))]
+        if not listed:
+            return "between switches the spec does not link"
+        g = self.net.graph()
+        if listed == 1 and g.has_edge(src.dpid, at.dpid) and self.net.links.peer(src) != at:
+            edge = g.edges[src.dpid, at.dpid]
+            return f"a second link where the spec lists one (known: ports {edge['out_port']} -> {edge['in_port']})"
+        return None
 
     def _route(self, frame: Frame, data: bytes, now: float) -> list[Message]:
         """Install the flow on every switch of its path and release the packet at the
@@ -411,6 +440,7 @@ class Balancer:
             return self.arp.locate(src, frame.ipv4.dst, now)
         key = FlowKey.of(frame.ipv4)
         flow = self.flows.get(key)
+        msgs: list[Message] = []
         if flow is None or not is_live(self.net, flow.path) \
                 or (flow.path[0], flow.path[-1]) != (src.at.dpid, dst.at.dpid):
             candidates = self.paths.candidates(self.net, src.at.dpid, dst.at.dpid)
@@ -423,24 +453,30 @@ class Balancer:
             if self.policy.learns:
                 self._decisions.append(Decision(now, candidates, src, dst, features, action))
             path = candidates[action]
+            msgs += self._make_room(src.at)
             flow = self._record(key, path, src.at, now)
             if log.isEnabledFor(logging.INFO):    # naming the path costs more than deciding it
                 log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
                          self.policy.name, len(candidates))
-        msgs: list[Message] = []
         if key.installable:
             msgs += plan(key, hops(self.net, flow.path, src.at, dst.at), flow.cookie,
                          self.settings.idle_timeout_s)
         msgs.append(PacketOut(dst.at.dpid, (dst.at.port,), data))
         return msgs
 
+    def _make_room(self, at: End) -> list[Message]:
+        """Remove the oldest flow from a port that has MAX_FLOWS_PER_PORT (its entries too, so
+        that nothing keeps forwarding that the controller no longer knows of)."""
+        at_port = self._flows_at.get(at, {})
+        if len(at_port) < MAX_FLOWS_PER_PORT:
+            return []
+        self.counters["flows_evicted"] += 1
+        return self._uninstall(next(iter(at_port)), f"over {MAX_FLOWS_PER_PORT} flows from its port")
+
     def _record(self, key: FlowKey, path: Path, at: End, now: float) -> Installed:
         if key in self.flows:
             self._forget(key)
         at_port = self._flows_at.setdefault(at, {})
-        if len(at_port) >= MAX_FLOWS_PER_PORT:
-            self._forget(next(iter(at_port)))
-            self.counters["flows_forgotten"] += 1
         cookie = self.instance | self._next_flow_id
         self._next_flow_id = self._next_flow_id % FLOW_ID_MASK + 1
         flow = self.flows[key] = Installed(key, path, cookie, now, at)

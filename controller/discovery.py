@@ -75,12 +75,11 @@ def parse_probe(payload: bytes, key: bytes) -> Probe | None:
     if name != _SYSTEM_NAME or not chassis.startswith(b"\x07" + _CHASSIS_PREFIX) \
             or len(port) != 5 or port[0] != 2 or len(sent) != 12 + _MAC_BYTES or not sent.startswith(_SENT_AT):
         return None
-    hexdpid = chassis[1 + len(_CHASSIS_PREFIX):]
-    if len(hexdpid) != 16:
+    try:   # fromhex, not int(): int() takes signs, blanks and underscores
+        dpid = int.from_bytes(bytes.fromhex(chassis[1 + len(_CHASSIS_PREFIX):].decode("ascii")), "big")
+    except (UnicodeDecodeError, ValueError):
         return None
-    try:
-        dpid = int(hexdpid, 16)
-    except ValueError:
+    if len(chassis) != 1 + len(_CHASSIS_PREFIX) + 16:
         return None
     src, sent_at = End(dpid, struct.unpack("!I", port[1:])[0]), struct.unpack("!d", sent[4:12])[0]
     return Probe(src, sent_at, hmac.compare_digest(sent[12:], _mac(key, src.dpid, src.port, sent_at)))

@@ -20,7 +20,7 @@ COUNTERS = {
     "flows_installed": "Flows routed onto a path",
     "spoofed_frames": "Frames dropped at an edge port whose sender is not the host bound there",
     "rejected_probes": "LLDP probes in our format refused (unsigned, stale, from a host's or unreported port)",
-    "flows_forgotten": "Flows forgotten to bound the flows remembered per ingress port (entries stay)",
+    "flows_evicted": "Flows removed, entries and all, because their port had the most flows allowed",
 }
 LINK_GAUGES = {"utilisation": "Link utilisation (0..1) over the last poll interval",
                "loss": "Link packet loss rate (0..1) over the last poll interval",

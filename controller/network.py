@@ -3,7 +3,8 @@
 Hosts are learned only at edge ports (ports with no discovered link), so a packet in
 transit can never move a host. Where the spec lists hosts, each is bound to an edge port of
 its own switch: the first port it is seen at, one host per port, until that port goes down.
-`version` changes whenever the switch graph does, which is what path caches key on.
+Without a spec a port holds at most MAX_HOSTS_PER_PORT hosts. `version` changes whenever the
+switch graph does, which is what path caches key on.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import networkx as nx
 
 from controller.discovery import End, LinkTable
 from topologies.spec import Spec
+
+MAX_HOSTS_PER_PORT = 256    # without a spec: a port (a hub, a virtual switch) may hold several
 
 
 class HostLocation(NamedTuple):
@@ -31,7 +34,8 @@ class Network:
         self.links = LinkTable()
         self.hosts: dict[str, HostLocation] = {}   # by MAC
         self.mac_of_ip: dict[str, str] = {}
-        self.host_at: dict[End, str] = {}          # edge port -> MAC of the host learned there
+        self.host_at: dict[End, str] = {}          # edge port -> MAC of the (first) host learned there
+        self.hosts_at: dict[End, int] = {}         # edge port -> how many hosts are learned there
         self.version = 0
         self._graph: nx.DiGraph | None = None
 
@@ -49,8 +53,12 @@ class Network:
 
     # -- switches and ports ------------------------------------------------------------
     def switch_up(self, dpid: int, ports: set[int], now: float) -> None:
+        """A switch (re)connects. Hosts bound to ports it no longer has are forgotten: they
+        may have been moved while it was away."""
         self.ports[dpid] = set(ports)
         self.connected_at[dpid] = now
+        for mac in [m for m, h in self.hosts.items() if h.at.dpid == dpid and h.at.port not in ports]:
+            self._forget_host(mac)
         self._changed()
 
     def switch_down(self, dpid: int) -> list[tuple[End, End]]:
@@ -122,12 +130,13 @@ class Network:
     # -- hosts -------------------------------------------------------------------------
     def admit(self, mac: str, ip: str, at: End) -> tuple[bool, HostLocation | None]:
         """May a frame from (mac, ip) enter at edge port `at`? Learns the host there if it is
-        new. Returns (admitted, where the host was before if it has just moved).
+        new. Returns (admitted, the host it displaced: its own old place if it moved, or the
+        host that had its IP before).
 
         Where the spec lists hosts, only its (MAC, IP) pairs are admitted, each at its own
         switch, at the one port it was first seen at: a forged or garbled sender can neither
         take over another host's address nor send as one. Without a spec any host is learnt
-        and a host seen at a new port has moved."""
+        (up to MAX_HOSTS_PER_PORT at a port), and a host seen at a new port has moved."""
         here = HostLocation(mac, ip, at)
         old = self.hosts.get(mac)
         if old == here:
@@ -137,14 +146,19 @@ class Network:
             if (declared is None or declared.mac != mac or old is not None or at in self.host_at
                     or self.spec.host_switch(declared.name) != self.name(at.dpid)):
                 return False, None
-        elif old is not None:
+        elif self.hosts_at.get(at, 0) >= MAX_HOSTS_PER_PORT and (old is None or old.at != at):
+            return False, None
+        if old is not None:
             self._forget_host(mac)
+        displaced = old if old is not None and old.at != at else None
         stale = self.mac_of_ip.get(ip)
         if stale and stale != mac:
+            displaced = displaced or self.hosts[stale]
             self._forget_host(stale)
         self.hosts[mac], self.mac_of_ip[ip] = here, mac
         self.host_at.setdefault(at, mac)
-        return True, (old if old is not None and old.at != at else None)
+        self.hosts_at[at] = self.hosts_at.get(at, 0) + 1
+        return True, displaced
 
     def host_by_ip(self, ip: str) -> HostLocation | None:
         mac = self.mac_of_ip.get(ip)
@@ -156,6 +170,9 @@ class Network:
             del self.mac_of_ip[host.ip]
         if self.host_at.get(host.at) == mac:
             del self.host_at[host.at]
+        self.hosts_at[host.at] -= 1
+        if not self.hosts_at[host.at]:
+            del self.hosts_at[host.at]
 
     # -- spec check --------------------------------------------------------------------
     def missing_spec_links(self) -> list[str]:

@@ -3,7 +3,7 @@ frames given as hex, or captures frames of one EtherType for a bounded time and 
 as hex, one per line. A raw socket in the host's namespace, not scapy's sendp, which looks
 interfaces up outside it.
 
-    python -m tests.integration.frames_io send --iface h5-eth0 HEX [HEX ...]
+    python -m tests.integration.frames_io send --iface h5-eth0 --file FRAMES   (one hex frame a line)
     python -m tests.integration.frames_io capture --iface h2-eth0 --ethertype 0x88cc --count 1 --seconds 5
 """
 
@@ -23,13 +23,14 @@ def main() -> int:
     p.add_argument("--ethertype", type=lambda v: int(v, 0), default=None)
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--seconds", type=float, default=5)
-    p.add_argument("frames", nargs="*")
-    args = p.parse_intermixed_args()
+    p.add_argument("--file", help="frames to send, one hex string a line")
+    args = p.parse_args()
     with socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL)) as s:
         s.bind((args.iface, 0))
         if args.action == "send":
-            for frame in args.frames:
-                s.send(bytes.fromhex(frame))
+            with open(args.file) as frames:
+                for line in frames:
+                    s.send(bytes.fromhex(line))
             return 0
         deadline, got = time.monotonic() + args.seconds, 0
         while got < args.count and time.monotonic() < deadline:

@@ -8,12 +8,13 @@ import pytest
 from controller import discovery
 from controller.balancer import MAX_FLOWS_PER_PORT, Balancer
 from controller.discovery import End
+from controller.network import MAX_HOSTS_PER_PORT
 from controller.messages import FlowDelete
 from controller.packets import ARP_REPLY, arp_frame, parse
 from controller.policy import make_policy
 from controller.settings import Settings
 from tests.fakeof import SPEC, Booted, packet_fields
-from topologies.spec import load_spec
+from topologies.spec import load_spec, parse_spec
 from tests.frames import ipv4_frame
 
 
@@ -73,40 +74,116 @@ def test_a_frame_with_a_foreign_source_ip_is_not_routed(booted):
     assert booted.balancer.counters["spoofed_frames"] == 1
 
 
-def probe_in(booted, at_host: str, payload_frame: bytes) -> list:
-    dpid, port = booted.host_port(at_host)
-    return booted.deliver(booted.balancer.packet_in(dpid, port, payload_frame, booted.now))
+def probe_in(booted, at: tuple[int, int], frame: bytes) -> None:
+    booted.deliver(booted.balancer.packet_in(*at, frame, booted.now))
 
 
-def test_a_forged_probe_makes_no_link(booted):
-    links = booted.balancer.net.links.links()
-    forged = discovery.probe(5, 99, booted.now, b"guessed key 0123")        # "dpid 5, port 99"
-    probe_in(booted, "h2", forged)
-    assert booted.balancer.net.links.links() == links
-    assert booted.balancer.counters["rejected_probes"] == 1
+def link_port(booted, a: str, b: str) -> tuple[int, int]:
+    """(dpid, port) of switch a's port towards switch b."""
+    return booted.of.dpid[a], next(p for (n, p), (peer, _) in booted.of.wire.items() if n == a and peer == b)
 
 
-def test_a_replayed_probe_from_a_host_port_makes_no_link(booted):
-    """Probes leave through host ports too: a host that hands one to a colluding host at
-    another switch must not create a link between them."""
-    meet(booted, "h2", "h5")
-    links = booted.balancer.net.links.links()
-    dpid, port = booted.host_port("h5")
-    genuine = discovery.probe(dpid, port, booted.now, booted.balancer.probe_key)   # what h5 received
-    probe_in(booted, "h2", genuine)
-    assert booted.balancer.net.links.links() == links
-    assert booted.balancer.counters["rejected_probes"] == 1
+def refused(booted, at: tuple[int, int], frame: bytes, reason: str) -> None:
+    b = booted.balancer
+    links, before = b.net.links.links(), b.counters["rejected_probes"]
+    probe_in(booted, at, frame)
+    assert b.net.links.links() == links and b.counters["rejected_probes"] == before + 1
+    assert reason in booted.last_warning
 
 
-def test_a_probe_for_a_port_no_switch_reported_or_from_long_ago_makes_no_link():
-    booted = Booted()
-    links = booted.balancer.net.links.links()
-    key = booted.balancer.probe_key
-    probe_in(booted, "h2", discovery.probe(5, 99, booted.now, key))
-    probe_in(booted, "h2", discovery.probe(5, 1, -1e6, key))
-    assert booted.balancer.net.links.links() == links
-    assert booted.balancer.counters["rejected_probes"] == 2
-    assert all(m.latency_ms < 1000 for m in booted.balancer.link_metrics(booted.now) if m.latency_ms is not None)
+@pytest.fixture
+def watched(booted, caplog):
+    """booted, with the last warning the balancer logged as .last_warning."""
+    type(booted).last_warning = property(lambda self: caplog.records[-1].getMessage() if caplog.records else "")
+    return booted
+
+
+def test_a_probe_not_signed_by_this_controller_makes_no_link(watched):
+    refused(watched, watched.host_port("h2"), discovery.probe(5, 99, watched.now, b"guessed key 0123"),
+            "not signed by this controller")
+
+
+def test_a_probe_from_a_port_no_switch_reported_makes_no_link(watched):
+    key = watched.balancer.probe_key
+    refused(watched, link_port(watched, "s2", "s1"), discovery.probe(1, 99, watched.now, key),
+            "from a port no switch reported")
+
+
+def test_a_probe_replayed_between_two_host_ports_of_linked_switches_makes_no_link(watched):
+    """Probes leave through host ports too: h1 hands the one it got to h2, one switch over.
+    With the s1-s2 link down, only the host ports tell it apart from a real link."""
+    meet(watched, "h1", "h2")
+    for a, b in (("s1", "s2"), ("s2", "s1")):
+        watched.deliver(watched.balancer.port_changed(*link_port(watched, a, b), up=False, now=watched.now))
+    h1 = watched.host_port("h1")
+    refused(watched, watched.host_port("h2"), discovery.probe(*h1, watched.now, watched.balancer.probe_key),
+            "through a host's port")
+
+
+def test_a_probe_replayed_by_silent_hosts_makes_no_second_link_where_the_spec_lists_one(watched):
+    """A host never heard from (or one that flapped its port) is not known as a host: the
+    spec's one s1-s2 link, already known, is what stops it."""
+    b = watched.balancer
+    b.port_changed(1, 9, up=True, now=watched.now)              # a spare port on s1, a silent host on it
+    b.net.ports[1].add(9)
+    h2 = watched.host_port("h2")
+    refused(watched, (1, 9), discovery.probe(*h2, watched.now, b.probe_key), "a second link where the spec lists one")
+
+
+def test_a_probe_looping_back_to_its_own_switch_makes_no_link(watched):
+    h2 = watched.host_port("h2")
+    refused(watched, h2, discovery.probe(*h2, watched.now, watched.balancer.probe_key), "from the switch it arrived at")
+
+
+def test_a_genuine_probe_delivered_long_after_is_neither_a_link_nor_a_latency(watched):
+    b = watched.balancer
+    s1, s2 = link_port(watched, "s1", "s2"), link_port(watched, "s2", "s1")
+    old = discovery.probe(*s1, watched.now - 1e6, b.probe_key)
+    refused(watched, s2, old, "s ago")
+    assert all((m.latency_ms or 0) < 1000 for m in b.link_metrics(watched.now))
+
+
+def test_a_probe_with_a_signed_looking_negative_switch_id_is_refused_without_an_error(booted):
+    frame = bytearray(discovery.probe(5, 1, booted.now, b"k" * 16))
+    at = frame.index(b"dpid:") + 5
+    frame[at:at + 16] = b"-000000000000005"
+    assert booted.balancer.packet_in(*booted.host_port("h2"), bytes(frame), booted.now) == []
+
+
+def test_a_spec_host_bound_at_one_port_cannot_be_taken_over_from_a_spare_port_of_its_switch(booted):
+    meet(booted, "h2", "h1")
+    b = booted.balancer
+    b.net.ports[2].add(9)                                       # a spare edge port on h2's switch
+    h2, h1 = booted.spec.host("h2"), booted.spec.host("h1")
+    assert b.packet_in(2, 9, ipv4_frame(h2.mac, h1.mac, h2.ip, h1.ip, 17, 1, 2), booted.now) == []
+    assert b.net.host_by_ip(h2.ip).at == End(*booted.host_port("h2"))
+    assert b.counters["spoofed_frames"] == 1
+
+
+def test_a_spec_host_unplugged_may_come_back_at_another_port_of_its_switch(booted):
+    meet(booted, "h2", "h1")
+    b = booted.balancer
+    b.net.ports[2].add(9)
+    b.port_changed(*booted.host_port("h2"), up=False, now=booted.now)   # the cable moved
+    h2, h1 = booted.spec.host("h2"), booted.spec.host("h1")
+    b.packet_in(2, 9, ipv4_frame(h2.mac, h1.mac, h2.ip, h1.ip, 17, 1, 2), booted.now)
+    assert b.net.host_by_ip(h2.ip).at == End(2, 9) and b.counters["spoofed_frames"] == 0
+
+
+def test_a_host_moved_while_its_switch_was_away_is_learnt_at_its_new_port(booted):
+    meet(booted, "h2", "h1")
+    b = booted.balancer
+    port = booted.host_port("h2")[1]
+    b.switch_down(2)
+    b.switch_up(2, (booted.of.ports("s2") - {port}) | {9}, booted.now)    # h2 now on port 9
+    assert b.net.host_by_ip(booted.spec.host("h2").ip) is None
+
+
+def test_an_address_probe_must_come_from_its_sender(booted):
+    h5 = booted.spec.host("h5")
+    probe = arp_frame(1, "00:00:00:00:00:02", "0.0.0.0", "00:00:00:00:00:00", "10.0.0.9", eth_dst="ff:ff:ff:ff:ff:ff")
+    assert booted.send("h5", probe[:6] + bytes.fromhex(h5.mac.replace(":", "")) + probe[12:]) == []
+    assert booted.balancer.counters["spoofed_frames"] == 1
 
 
 def test_without_a_spec_a_host_that_moves_takes_its_flows_with_it():
@@ -123,15 +200,19 @@ def test_without_a_spec_a_host_that_moves_takes_its_flows_with_it():
     assert {m.cookie for m in msgs if isinstance(m, FlowDelete)} == {cookie}
 
 
-def test_flows_remembered_per_port_are_bounded_without_flow_removed(booted):
+def test_flows_per_port_are_bounded_without_flow_removed_and_the_oldest_leave_with_their_entries(booted):
     meet(booted, "h1", "h7")
     h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+    deleted = set()
     for sport in range(1, MAX_FLOWS_PER_PORT + 101):
-        booted.balancer.packet_in(1, booted.host_port("h1")[1],
-                                  ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, 17, sport, 9), booted.now)
-    assert len(booted.balancer.flows) == MAX_FLOWS_PER_PORT
-    assert min(k.src_port for k in booted.balancer.flows) == 101            # the oldest went
-    assert booted.balancer.counters["flows_forgotten"] == 100
+        msgs = booted.balancer.packet_in(1, booted.host_port("h1")[1],
+                                         ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, 17, sport, 9), booted.now)
+        deleted |= {m.cookie for m in msgs if isinstance(m, FlowDelete)}
+    flows = booted.balancer.flows
+    assert len(flows) == MAX_FLOWS_PER_PORT
+    assert min(k.src_port for k in flows) == 101                                   # the oldest went
+    assert len(deleted) == 100 and not deleted & {f.cookie for f in flows.values()}
+    assert booted.balancer.counters["flows_evicted"] == 100
 
 
 @pytest.mark.parametrize("with_spec", [True, False])
@@ -144,3 +225,31 @@ def test_traffic_in_transit_on_a_new_switch_is_neither_learnt_nor_called_spoofed
     h1, h7 = spec.host("h1"), spec.host("h7")
     assert b.packet_in(2, 2, ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, 17, 1, 2), 100.5) == []
     assert b.net.hosts == {} and b.counters["spoofed_frames"] == 0
+
+
+def test_one_spec_host_per_port():
+    spec = parse_spec({"name": "two-on-s1", "switches": [{"name": "s1"}, {"name": "s2"}],
+                       "hosts": [{"name": "ha", "ip": "10.0.0.1", "mac": "00:00:00:00:00:0a"},
+                                 {"name": "hb", "ip": "10.0.0.2", "mac": "00:00:00:00:00:0b"},
+                                 {"name": "hc", "ip": "10.0.0.3", "mac": "00:00:00:00:00:0c"}],
+                       "links": [{"nodes": ["ha", "s1"], "capacity_mbps": 10}, {"nodes": ["hb", "s1"], "capacity_mbps": 10},
+                                 {"nodes": ["hc", "s2"], "capacity_mbps": 10}, {"nodes": ["s1", "s2"], "capacity_mbps": 10}]})
+    booted = Booted(spec)
+    meet(booted, "ha", "hc")
+    hb, hc = spec.host("hb"), spec.host("hc")
+    b = booted.balancer
+    b.packet_in(*booted.host_port("ha"), ipv4_frame(hb.mac, hc.mac, hb.ip, hc.ip, 17, 1, 2), booted.now)
+    assert b.net.host_by_ip(hb.ip) is None and b.counters["spoofed_frames"] == 1     # ha's port is taken
+
+
+def test_without_a_spec_a_port_holds_a_bounded_number_of_hosts():
+    booted = Booted()
+    b = booted.balancer
+    b.net.spec = None
+    booted.now += 5
+    dpid, port = booted.host_port("h1")
+    for i in range(MAX_HOSTS_PER_PORT + 10):
+        mac = f"02:00:00:00:{i >> 8:02x}:{i & 0xFF:02x}"
+        b.packet_in(dpid, port, arp_frame(1, mac, f"10.1.{i >> 8}.{i & 0xFF}", "00:00:00:00:00:00",
+                                          f"10.1.{i >> 8}.{i & 0xFF}", eth_dst="ff:ff:ff:ff:ff:ff"), booted.now)
+    assert len(b.net.hosts) == MAX_HOSTS_PER_PORT and b.counters["spoofed_frames"] == 10
