@@ -37,7 +37,7 @@ from controller.messages import (  # noqa: E402
 from controller.metrics import Metrics  # noqa: E402
 from controller.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policy import make_policy  # noqa: E402
-from controller.rest import RestApi  # noqa: E402
+from controller.rest import RestApi, api_token  # noqa: E402
 from controller.settings import ConfigError, Settings  # noqa: E402
 from models.bpann import ModelError  # noqa: E402
 from topologies.spec import load_spec  # noqa: E402
@@ -108,7 +108,7 @@ class LoadBalancer(compat.AppBase):
                         settings.default_capacity_mbps)
         self._threads = [compat.hub.spawn(self._every, settings.probe_interval_s, self._probe),
                          compat.hub.spawn(self._every, settings.poll_interval_s, self._poll)]
-        for port, app, what in ((settings.rest_port, RestApi(self.balancer), "REST API"),
+        for port, app, what in ((settings.rest_port, RestApi(self.balancer, token=api_token(settings)), "REST API"),
                                 (settings.metrics_port, self.metrics.wsgi_app(), "metrics")):
             if port:
                 try:
