@@ -55,7 +55,9 @@ class HttpServer:
     """One endpoint on 127.0.0.1:port, listening from construction (OSError if it cannot)."""
 
     def __init__(self, port: int, what: str) -> None:
-        self.socket = eventlet.listen(("127.0.0.1", port), backlog=128)
+        # backlog: room for a burst of connections while the loop closes old ones (about 2,500
+        # a second here); the default 50 drops SYNs, and clients wait a second to retry.
+        self.socket = eventlet.listen(("127.0.0.1", port), backlog=256)
         self.port, self.what = port, what
 
     def serve_forever(self, app) -> None:
