@@ -35,7 +35,7 @@ _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PA
                   "LB_REST_PORT": "--rest-port", "LB_METRICS_PORT": "--metrics-port",
                   "LB_CAPTURE": "--capture", "LB_MODEL": "--model", "LB_Q_TABLE": "--q-table",
                   "LB_Q_ALPHA": "--q-alpha", "LB_Q_GAMMA": "--q-gamma", "LB_Q_EPSILON": "--q-epsilon",
-                  "LB_LOG_LEVEL": "--log-level"}
+                  "LB_LOG_LEVEL": "--log-level", "LB_API_TOKEN": "--api-token"}
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -65,6 +65,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--q-gamma", type=float, default=Settings.q_gamma, help="Q-learning discount")
     p.add_argument("--q-epsilon", type=float, default=Settings.q_epsilon, help="initial exploration rate")
     p.add_argument("--log-level", default=Settings.log_level, help="DEBUG, INFO, WARNING or ERROR")
+    p.add_argument("--api-token", default=os.environ.get("LB_API_TOKEN") or None, metavar="TOKEN",
+                   help="token REST PUT and POST need (default: $LB_API_TOKEN, else one is generated "
+                        "and its file named in the log); other users can read a command line")
     p.add_argument("--framework", choices=("auto", "os_ken", "ryu"), default="auto",
                    help="OpenFlow framework (default: os-ken if installed, else Ryu)")
     args = p.parse_args(argv)
@@ -83,7 +86,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
                         model=str(Path(args.model).resolve()) if args.model else None,
                         q_table=str(Path(args.q_table).resolve()) if args.q_table else None,
                         q_alpha=args.q_alpha, q_gamma=args.q_gamma, q_epsilon=args.q_epsilon,
-                        log_level=args.log_level.upper())
+                        log_level=args.log_level.upper(), api_token=args.api_token)
     settings.validate()
     make_policy(settings.policy, settings)   # a broken model warns here and falls back
     if settings.topology:

@@ -34,11 +34,12 @@ from controller.messages import (  # noqa: E402
     PacketOut,
     PortStatsRequest,
 )
+from controller.httpd import HttpServer  # noqa: E402
 from controller.metrics import Metrics  # noqa: E402
 from controller.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policy import make_policy  # noqa: E402
 from controller.ratelimit import RateLimit  # noqa: E402
-from controller.rest import RestApi  # noqa: E402
+from controller.rest import RestApi, api_token  # noqa: E402
 from controller.settings import ConfigError, Settings  # noqa: E402
 from models.bpann import ModelError  # noqa: E402
 from topologies.spec import load_spec  # noqa: E402
@@ -110,15 +111,18 @@ class LoadBalancer(compat.AppBase):
                         settings.default_capacity_mbps)
         self._threads = [compat.hub.spawn(self._every, settings.probe_interval_s, self._probe),
                          compat.hub.spawn(self._every, settings.poll_interval_s, self._poll)]
-        for port, app, what in ((settings.rest_port, RestApi(self.balancer), "REST API"),
-                                (settings.metrics_port, self.metrics.wsgi_app(), "metrics")):
+        # Each app is made once its port is ours: a second controller that cannot listen must
+        # not replace the first one's token file.
+        for port, make_app, what in ((settings.rest_port, lambda: RestApi(self.balancer, token=api_token(settings)),
+                                      "REST API"),
+                                     (settings.metrics_port, self.metrics.wsgi_app, "metrics")):
             if port:
                 try:
-                    server = compat.hub.WSGIServer(("127.0.0.1", port), app)
+                    server = HttpServer(port, what)
                 except OSError as exc:   # forwarding matters more: go on without it
                     log.error("%s off: cannot listen on 127.0.0.1:%d: %s", what, port, exc.strerror)
                     continue
-                self._threads.append(compat.hub.spawn(server.serve_forever))
+                self._threads.append(compat.hub.spawn(server.serve_forever, make_app()))
                 log.info("%s on http://127.0.0.1:%d/", what, port)
         if self.capture:
             log.info("capturing link metrics and path features to %s", settings.capture)

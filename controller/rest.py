@@ -10,29 +10,87 @@
     POST /api/v1/qtable/reset       empty the Q-learning policy's table (and its file)
 
 Errors are JSON too: {"error": "..."} with a 4xx status that says what was wrong.
+
+GET is open (read-only, on 127.0.0.1). PUT and POST change what the controller does, so they
+need `Authorization: Bearer <token>` (the configured token, or one generated at start and
+written to token_path(port), readable by this user only) and `Content-Type: application/json`,
+which a web page cannot make a browser send to another site without asking it first (CORS
+preflight, which this API never grants). Bodies are at most MAX_BODY bytes.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import hmac
 import json
+import logging
 import math
+import os
+import secrets
+import tempfile
 import time
 from collections.abc import Callable
+from pathlib import Path
 from urllib.parse import parse_qs
 
 from controller.balancer import Balancer
 from controller.monitor import LinkMetrics
 from controller.policy import POLICIES
-from controller.settings import ConfigError
+from controller.settings import ConfigError, Settings
 from models.bpann import ModelError
 
 PREFIX = "/api/v1/"
+MAX_BODY = 10_000
+log = logging.getLogger("lb.rest")
 
 
 class ApiError(Exception):
-    def __init__(self, status: str, message: str) -> None:
+    def __init__(self, status: str, message: str, headers: tuple = ()) -> None:
         super().__init__(message)
-        self.status = status
+        self.status, self.headers = status, headers
+
+
+def token_path(port: int) -> Path:
+    """Where a generated token is written: the session's runtime directory (per user, in
+    memory, gone at logout) if there is one, else ~/.config; one file per REST port, so that
+    two controllers on one machine keep their own."""
+    return Path(os.environ.get("XDG_RUNTIME_DIR") or Path.home() / ".config") / "sdn-lb" / f"api-token-{port}"
+
+
+def api_token(settings: Settings) -> str:
+    """The token PUT and POST need: the configured one, else a new one written for the
+    operator's tools to token_path (created 0600 under a new name, then renamed over the old
+    file, so no other user can read it, and no reader sees half of it) until the process exits."""
+    if settings.api_token:
+        log.info("REST API: PUT and POST need the token given by --api-token / LB_API_TOKEN")
+        return settings.api_token
+    token, path = secrets.token_urlsafe(32), token_path(settings.rest_port)
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        try:
+            with os.fdopen(fd, "w") as f:
+                f.write(token + "\n")
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+    except OSError as exc:
+        log.error("REST API: cannot write the token file %s: %s; PUT and POST are refused until "
+                  "the controller is restarted with --api-token", path, exc.strerror or exc)
+    else:
+        log.info("REST API: PUT and POST need the token in %s", path)
+        atexit.register(_forget_token, path, token)
+    return token
+
+
+def _forget_token(path: Path, token: str) -> None:
+    """At exit the file goes (the token is of no use any more), unless a controller started
+    since on the same port has replaced it with its own."""
+    with contextlib.suppress(OSError):
+        if path.read_text() == token + "\n":
+            path.unlink()
 
 
 def finite(x: float) -> float | None:
@@ -49,9 +107,11 @@ def link_json(balancer: Balancer, m: LinkMetrics) -> dict:
 
 
 class RestApi:
-    def __init__(self, balancer: Balancer, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, balancer: Balancer, clock: Callable[[], float] = time.monotonic,
+                 token: str | None = None) -> None:
         self.balancer = balancer
         self.clock = clock
+        self.token = token or secrets.token_urlsafe(32)    # none given: one nobody knows
         self.routes = {("GET", "topology"): self.topology, ("GET", "links"): self.links,
                        ("GET", "paths"): self.paths, ("GET", "flows"): self.flows,
                        ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy,
@@ -68,13 +128,28 @@ class RestApi:
                 if any(n == name for _, n in self.routes):
                     raise ApiError("405 Method Not Allowed", f"{method} not allowed on {path}")
                 raise ApiError("404 Not Found", f"no such resource '{path}'")
-            status, body = "200 OK", handler(environ)
+            if method != "GET":
+                self._check_change(environ)
+            status, body, extra = "200 OK", handler(environ), ()
         except ApiError as exc:
-            status, body = exc.status, {"error": str(exc)}
+            status, body, extra = exc.status, {"error": str(exc)}, exc.headers
         data = json.dumps(body, indent=1).encode()
         start_response(status, [("Content-Type", "application/json"),
-                                ("Content-Length", str(len(data)))])
+                                ("Content-Length", str(len(data))), *extra])
         return [data]
+
+    def _check_change(self, environ) -> None:
+        """A PUT or POST: the token, a JSON content type, a body of bounded size."""
+        scheme, _, given = environ.get("HTTP_AUTHORIZATION", "").partition(" ")
+        if scheme.lower() != "bearer":
+            raise ApiError("401 Unauthorized", "PUT and POST need 'Authorization: Bearer <token>' (the "
+                           "controller's log says where its token is)", (("WWW-Authenticate", "Bearer"),))
+        if not hmac.compare_digest(given.strip().encode(), self.token.encode()):
+            raise ApiError("401 Unauthorized", "wrong token", (("WWW-Authenticate", "Bearer"),))
+        if environ.get("CONTENT_TYPE", "").partition(";")[0].strip().lower() != "application/json":
+            raise ApiError("415 Unsupported Media Type", "PUT and POST need 'Content-Type: application/json'")
+        if int(environ.get("CONTENT_LENGTH") or 0) > MAX_BODY:   # eventlet checked it is a number
+            raise ApiError("413 Content Too Large", f"the body is over {MAX_BODY} bytes")
 
     # -- resources ---------------------------------------------------------------------------
     def topology(self, environ) -> dict:
@@ -151,10 +226,11 @@ class RestApi:
 
     def set_policy(self, environ) -> dict:
         try:
-            length = int(environ.get("CONTENT_LENGTH") or 0)
-            body = json.loads(environ["wsgi.input"].read(min(length, 10_000)) or b"null")
+            body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"null")
         except (ValueError, KeyError):
             raise ApiError("400 Bad Request", 'body must be JSON: {"policy": "<name>"}') from None
+        except RecursionError:   # json has no depth limit of its own: the interpreter's bounds it
+            raise ApiError("400 Bad Request", 'body nested too deeply: must be {"policy": "<name>"}') from None
         if not isinstance(body, dict) or set(body) != {"policy"} or not isinstance(body["policy"], str):
             raise ApiError("400 Bad Request", 'body must be {"policy": "<name>"}')
         try:

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, field
 
 
 class ConfigError(ValueError):
@@ -30,13 +31,14 @@ class Settings:
     q_gamma: float = 0.5             # Q-learning discount
     q_epsilon: float = 0.2           # initial exploration rate (decays x0.995 per decision to 0.02)
     log_level: str = "INFO"
+    api_token: str | None = field(default=None, repr=False)   # for PUT/POST; none: generated at start
 
     ENV = {"policy": "LB_POLICY", "topology": "LB_TOPOLOGY", "k_paths": "LB_K_PATHS",
            "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "probe_interval_s": "LB_PROBE_INTERVAL_S",
            "poll_interval_s": "LB_POLL_INTERVAL_S", "default_capacity_mbps": "LB_DEFAULT_CAPACITY_MBPS",
            "rest_port": "LB_REST_PORT", "metrics_port": "LB_METRICS_PORT", "capture": "LB_CAPTURE",
            "model": "LB_MODEL", "q_table": "LB_Q_TABLE", "q_alpha": "LB_Q_ALPHA", "q_gamma": "LB_Q_GAMMA",
-           "q_epsilon": "LB_Q_EPSILON", "log_level": "LB_LOG_LEVEL"}
+           "q_epsilon": "LB_Q_EPSILON", "log_level": "LB_LOG_LEVEL", "api_token": "LB_API_TOKEN"}
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
@@ -70,6 +72,8 @@ class Settings:
         if not isinstance(logging.getLevelName(self.log_level.upper()), int):
             raise ConfigError(f"LB_LOG_LEVEL: unknown level '{self.log_level}' "
                               "(DEBUG, INFO, WARNING, ERROR)")
+        if self.api_token is not None and not re.fullmatch(r"[!-~]{16,256}", self.api_token):
+            raise ConfigError("LB_API_TOKEN: must be 16 to 256 visible ASCII characters (no spaces)")
 
 
 def _convert(var: str, raw: str, kind: type) -> object:

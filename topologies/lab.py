@@ -11,6 +11,7 @@ import json
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -77,10 +78,11 @@ class Lab:
         self.log_path = self.workdir / "controller.log"
         self.ofp_port = ofp_port or free_port()
         self.rest_port, self.metrics_port = free_port(), free_port()
+        self.api_token = secrets.token_urlsafe(32)    # what api() sends with PUT and POST
         self.command = [python, "-m", "controller", "--topology", str(self.spec_path.resolve()),
                         "--policy", policy, "--ofp-port", str(self.ofp_port),
                         "--rest-port", str(self.rest_port), "--metrics-port", str(self.metrics_port),
-                        "--framework", framework, *controller_args]
+                        "--api-token", self.api_token, "--framework", framework, *controller_args]
         self.controller: subprocess.Popen | None = None
         self.net = None    # a mininet.net.Mininet while started
 
@@ -176,7 +178,9 @@ class Lab:
     # -- the controller's view ------------------------------------------------------------------
     def api(self, resource: str, method: str = "GET", body: dict | None = None):
         """Call the controller's REST API; (HTTP status, decoded JSON)."""
-        request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}/api/v1/{resource}",
+        changes = {} if method == "GET" else {"Authorization": f"Bearer {self.api_token}",
+                                              "Content-Type": "application/json"}
+        request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}/api/v1/{resource}", headers=changes,
                                          method=method, data=json.dumps(body).encode() if body else None)
         try:
             with urllib.request.urlopen(request, timeout=10) as response:

@@ -1,25 +1,41 @@
-"""The REST API on a booted Balancer: resources, errors as JSON 4xx, and metrics that agree."""
+"""The REST API on a booted Balancer: resources, errors as JSON 4xx, what changes need (token,
+JSON), and metrics that agree."""
 
 import csv
 import io
 import json
+import os
+import stat
 
+import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from controller.capture import Capture, snapshot
 from controller.metrics import Metrics
 from controller.monitor import PortStat
-from controller.rest import RestApi
+from controller.__main__ import main
+from controller.rest import RestApi, _forget_token, api_token, token_path
+from controller.settings import ConfigError, Settings
+
+
+def exchange(api, path, method="GET", query="", data=b"", **headers):
+    """(status, headers, decoded JSON) for a request as the server hands it on; PUT and POST
+    carry the token and a JSON content type, as the operator's tools send them, unless
+    `headers` (WSGI names: HTTP_AUTHORIZATION=...) say otherwise."""
+    environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "QUERY_STRING": query,
+               "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data)}
+    if method != "GET":
+        environ.update(HTTP_AUTHORIZATION=f"Bearer {api.token}", CONTENT_TYPE="application/json")
+    environ.update(headers)
+    response = []
+    out = b"".join(api(environ, lambda status, headers: response.extend((status, dict(headers)))))
+    return int(response[0].split()[0]), response[1], json.loads(out)
 
 
 def call(api, path, method="GET", query="", body=None):
-    data = json.dumps(body).encode() if body is not None else b""
-    environ = {"PATH_INFO": path, "REQUEST_METHOD": method, "QUERY_STRING": query,
-               "CONTENT_LENGTH": str(len(data)), "wsgi.input": io.BytesIO(data)}
-    status = []
-    out = b"".join(api(environ, lambda s, headers: status.append(s)))
-    return int(status[0].split()[0]), json.loads(out)
+    status, _, decoded = exchange(api, path, method, query, json.dumps(body).encode() if body is not None else b"")
+    return status, decoded
 
 
 def loaded(booted):
@@ -116,3 +132,65 @@ def test_path_features_follow_new_statistics_at_once(booted):
     api = loaded(booted)                     # s1 -> s2 now carries 5 of its 10 Mbit/s
     assert b.features(path, h1, h7, booted.now).utilisation == 0.5
     assert call(api, "/api/v1/paths", query="src=h1&dst=h7")[1]["candidates"][0]["utilisation"] == 0.5
+
+
+def test_changes_need_the_token_and_change_nothing_without_it(booted):
+    api = RestApi(booted.balancer, token="the-operators-token-0123")
+    for auth in ({"HTTP_AUTHORIZATION": ""}, {"HTTP_AUTHORIZATION": "Bearer not-it"},
+                 {"HTTP_AUTHORIZATION": "the-operators-token-0123"}, {"HTTP_AUTHORIZATION": "Bearer \xe9"}):
+        status, headers, body = exchange(api, "/api/v1/policy", "PUT", data=b'{"policy": "ecmp"}', **auth)
+        assert status == 401 and headers["WWW-Authenticate"] == "Bearer" and "token" in body["error"]
+    assert booted.balancer.policy.name == "shortest"
+    status, _, body = exchange(api, "/api/v1/policy", "PUT", data=b'{"policy": "ecmp"}',
+                               HTTP_AUTHORIZATION="bearer the-operators-token-0123")
+    assert status == 200 and booted.balancer.policy.name == "ecmp"
+    assert exchange(api, "/api/v1/policy")[0] == 200                  # reading needs none
+
+
+def test_changes_need_json_and_a_small_body(booted):
+    api = RestApi(booted.balancer)
+    for content_type in ("text/plain", "application/x-www-form-urlencoded", ""):
+        status, _, body = exchange(api, "/api/v1/model/reload", "POST", CONTENT_TYPE=content_type)
+        assert status == 415 and "application/json" in body["error"]
+    assert exchange(api, "/api/v1/policy", "PUT", data=b'{"policy": "ecmp"}',
+                    CONTENT_TYPE="application/json; charset=utf-8")[0] == 200
+    status, _, body = exchange(api, "/api/v1/policy", "PUT", CONTENT_LENGTH="10001")
+    assert status == 413 and "10000 bytes" in body["error"]
+
+
+def test_deeply_nested_json_is_a_one_line_400(booted):
+    api = RestApi(booted.balancer)
+    status, _, body = exchange(api, "/api/v1/policy", "PUT", data=b"[" * 5000 + b"]" * 5000)
+    assert status == 400 and "nested too deeply" in body["error"] and "\n" not in body["error"]
+
+
+def test_a_generated_token_goes_to_a_file_only_the_user_can_read(tmp_path, monkeypatch, caplog):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    path = token_path(8080)
+    path.parent.mkdir()
+    victim = tmp_path / "victim"
+    victim.write_text("keep me")
+    path.symlink_to(victim)                       # planted where the token goes: replaced, not followed
+    with caplog.at_level("INFO", "lb.rest"):
+        token = api_token(Settings(rest_port=8080))
+    assert path.read_text() == token + "\n" and len(token) >= 32 and victim.read_text() == "keep me"
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600 and not path.is_symlink()
+    assert os.listdir(path.parent) == [path.name]                   # no temporary file left
+    assert str(path) in caplog.text and token not in caplog.text
+    assert api_token(Settings(rest_port=8080)) != token != path.read_text()    # a new one each start
+    _forget_token(path, token)                    # at exit: not the file of a controller started since
+    assert path.exists()
+    _forget_token(path, path.read_text().strip())
+    assert not path.exists()
+
+
+def test_a_configured_token_is_used_and_checked(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))
+    token = "configured-token-0123456789"
+    assert api_token(Settings.from_env({"LB_API_TOKEN": token})) == token
+    assert not token_path(Settings.rest_port).exists()
+    assert token not in repr(Settings(api_token=token))
+    with pytest.raises(ConfigError, match="LB_API_TOKEN: must be 16 to 256 visible ASCII"):
+        Settings.from_env({"LB_API_TOKEN": "short"})
+    assert main(["--api-token", "has spaces in the middle"]) == 2
+    assert "--api-token: must be 16 to 256" in capsys.readouterr().err
