@@ -16,7 +16,6 @@ references with a message naming the file and the field, in the spirit of FAUCET
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 from dataclasses import dataclass
 from functools import cached_property
@@ -24,6 +23,8 @@ from itertools import pairwise
 from pathlib import Path
 
 import networkx as nx
+
+from controller import files
 
 
 class TopologyError(ValueError):
@@ -155,14 +156,7 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; raise TopologyError naming the file and field."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as exc:
-        raise TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise TopologyError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    return parse_spec(raw, source=str(path))
+    return parse_spec(files.read_json(path, TopologyError), source=str(path))
 
 
 def parse_spec(raw: object, source: str = "<spec>") -> Spec:
