@@ -20,6 +20,7 @@ import asyncio
 import json
 import os
 import resource
+import secrets
 import shutil
 import signal
 import subprocess
@@ -57,11 +58,13 @@ class Controller:
     def __init__(self, workdir: Path, *args: str, switches: bool = False) -> None:
         self.ofp_port, self.rest_port = free_port(), free_port()
         self.log_path = workdir / "controller.log"
+        self.token = secrets.token_urlsafe(32)        # for a REST API that wants one on PUT and POST
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
                 [sys.executable, "-m", "controller", "--topology", str(H1H7), "--ofp-port", str(self.ofp_port),
                  "--rest-port", str(self.rest_port), "--metrics-port", "0", *args],
-                cwd=ROOT, env=user_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                cwd=ROOT, env={**user_env(), "LB_API_TOKEN": self.token}, stdout=out, stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=limit_memory)
         self.loop = self.emulator = None
         try:
@@ -93,9 +96,12 @@ class Controller:
     def api(self, resource_: str, method: str = "GET", body: dict | None = None,
             timeout: float = 5) -> tuple[int, object]:
         """(status, the body as strict JSON); for an error status, (status, the raw body)."""
-        data = None if method == "GET" else json.dumps(body or {}).encode()
+        data, headers = None, {}
+        if method != "GET":
+            data = json.dumps(body or {}).encode()
+            headers = {"Content-Type": "application/json", "Authorization": f"Bearer {self.token}"}
         request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}/api/v1/{resource_}",
-                                         method=method, data=data, headers={"Content-Type": "application/json"})
+                                         method=method, data=data, headers=headers)
         try:
             with urllib.request.urlopen(request, timeout=timeout) as response:
                 return response.status, strict_json(response.read())
