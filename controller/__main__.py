@@ -21,12 +21,17 @@ if __name__ == "__main__":
 import argparse
 import logging
 import os
+import socket
 import sys
 import warnings
 from pathlib import Path
 
-from controller.policy import POLICIES, make_policy
+from controller.capture import Capture
+from controller.policy import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy
 from controller.settings import ConfigError, Settings
+from models import bpann, qtable
+from models.bpann import ModelError
+from models.qtable import QTableError
 from topologies.spec import TopologyError, load_spec
 
 _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
@@ -88,18 +93,39 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
                         q_alpha=args.q_alpha, q_gamma=args.q_gamma, q_epsilon=args.q_epsilon,
                         log_level=args.log_level.upper(), api_token=args.api_token)
     settings.validate()
-    make_policy(settings.policy, settings)   # a broken model warns here and falls back
     if settings.topology:
         load_spec(settings.topology)
+    # Files named at launch must load: the app would only warn and fall back (least-loaded,
+    # an empty table), which suits a reload at run time, not a typo at the command line.
+    if settings.model or settings.policy == BpannPolicy.name:
+        bpann.load(settings.model or DEFAULT_MODEL)
+    if settings.q_table and os.path.lexists(settings.q_table):
+        qtable.load(settings.q_table)
+    make_policy(settings.policy, settings)     # the name (its files load: checked above)
+    if settings.capture:
+        Capture(settings.capture).close()
     return {var: str(getattr(settings, field)) for field, var in Settings.ENV.items()
             if getattr(settings, field) is not None}
+
+
+def check_listen(host: str, port: int) -> None:
+    """The OpenFlow address must be one to listen on: the framework would print a traceback
+    from its listener thread and exit 0."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET    # as the framework decides
+    try:
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((host, port))
+    except OSError as exc:   # socket.gaierror too
+        raise ConfigError(f"--listen, --ofp-port: cannot listen on {host}:{port}: {exc.strerror}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     try:
         env = settings_env(args)
-    except (ConfigError, TopologyError) as exc:
+        check_listen(args.listen, args.ofp_port)
+    except (ConfigError, TopologyError, ModelError, QTableError) as exc:
         message = str(exc)
         for var, option in _OPTION_OF_VAR.items():
             message = message.replace(var, option)

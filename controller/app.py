@@ -42,7 +42,7 @@ from controller.ratelimit import RateLimit  # noqa: E402
 from controller.rest import RestApi, api_token  # noqa: E402
 from controller.settings import ConfigError, Settings  # noqa: E402
 from models.bpann import ModelError  # noqa: E402
-from topologies.spec import load_spec  # noqa: E402
+from topologies.spec import TopologyError, load_spec  # noqa: E402
 
 ofp_event, set_ev_cls = compat.ofp_event, compat.set_ev_cls
 CONFIG, MAIN, DEAD = compat.CONFIG_DISPATCHER, compat.MAIN_DISPATCHER, compat.DEAD_DISPATCHER
@@ -96,12 +96,17 @@ class LoadBalancer(compat.AppBase):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        settings = Settings.from_env()
-        _setup_logging(settings.log_level)
-        spec = load_spec(settings.topology) if settings.topology else None
-        self.balancer = Balancer(settings, make_policy(settings.policy, settings), spec)
+        try:
+            settings = Settings.from_env()
+            _setup_logging(settings.log_level)
+            spec = load_spec(settings.topology) if settings.topology else None
+            policy = make_policy(settings.policy, settings)
+            self.capture = Capture(settings.capture) if settings.capture else None
+        except (ConfigError, TopologyError) as exc:   # one line, not the manager's traceback
+            print(f"error: {exc}", file=sys.stderr)
+            raise SystemExit(2) from None
+        self.balancer = Balancer(settings, policy, spec)
         self.metrics = Metrics(self.balancer)
-        self.capture = Capture(settings.capture) if settings.capture else None
         self.datapaths = {}
         log.info("load balancer on %s: policy %s, topology %s, %d candidate paths",
                  compat.FRAMEWORK, settings.policy, settings.topology or "(discovered only)",
@@ -129,11 +134,16 @@ class LoadBalancer(compat.AppBase):
         signal.signal(signal.SIGHUP, lambda *_: self._reload_model())
 
     def _reload_model(self):
-        """SIGHUP: reload the BPANN model, as POST /api/v1/model/reload does."""
+        """SIGHUP: reload the BPANN model, as POST /api/v1/model/reload does. An exception
+        out of a signal handler would end the process: nothing leaves this one."""
         try:
             self.balancer.reload_model()
-        except (ConfigError, ModelError) as exc:
+        except ConfigError as exc:
             log.warning("SIGHUP: %s", exc)
+        except ModelError as exc:
+            log.warning("SIGHUP: %s; the previous model stays in use", exc)
+        except Exception:  # noqa: BLE001 - a bug, not a bad file: its traceback, and go on
+            log.exception("SIGHUP: model reload failed; the previous model stays in use")
 
     def close(self):
         for thread in self._threads:

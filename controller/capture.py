@@ -6,10 +6,12 @@ drop), never a file that fails to load."""
 from __future__ import annotations
 
 import os
+import stat
 from itertools import permutations
 from pathlib import Path
 
 from controller.balancer import Balancer
+from controller.settings import ConfigError
 
 LINK_COLUMNS = ("time_s", "src", "src_port", "dst", "dst_port", "capacity_mbps", "rate_mbps",
                 "utilisation", "loss", "latency_ms", "age_s")
@@ -18,15 +20,24 @@ PATH_COLUMNS = ("time_s", "src", "dst", "path", "utilisation", "loss", "latency_
 
 class Capture:
     def __init__(self, folder: str | Path) -> None:
+        """Raises ConfigError naming the folder when it cannot be written to."""
         self.folder = Path(folder)
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._fds = {name: self._open(self.folder / f"{name}.csv", columns)
-                     for name, columns in (("links", LINK_COLUMNS), ("paths", PATH_COLUMNS))}
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._fds = {name: self._open(self.folder / f"{name}.csv", columns)
+                         for name, columns in (("links", LINK_COLUMNS), ("paths", PATH_COLUMNS))}
+        except OSError as exc:
+            raise ConfigError(f"LB_CAPTURE: cannot write to {exc.filename or folder}: {exc.strerror}") from None
 
     @staticmethod
     def _open(path: Path, columns: tuple[str, ...]) -> int:
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        if os.fstat(fd).st_size == 0:
+        # O_NONBLOCK: a FIFO planted there fails at once (no reader) rather than blocking
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK | os.O_CLOEXEC, 0o644)
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode):
+            os.close(fd)
+            raise ConfigError(f"LB_CAPTURE: cannot write to {path}: not a regular file")
+        if st.st_size == 0:
             os.write(fd, (",".join(columns) + "\n").encode())
         else:   # a killed writer may have left a partial last line: cut it off
             data = path.read_bytes()

@@ -9,8 +9,10 @@ decisions, what the candidates' features became (see Balancer.poll).
 from __future__ import annotations
 
 import logging
+import os
 import random
 import zlib
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -163,7 +165,8 @@ class QLearningPolicy(Policy):
     """Q-learning online (models/qtable.py): epsilon-greedy on the table's values for the
     current state, updated from the chosen path's measured latency and loss after the
     decision. With a table file, learning continues across restarts; a bad file warns and
-    an empty table is used (the bad file is only replaced once there is something to save)."""
+    an empty table is used, kept in memory only: a file that is not a Q-table is never
+    overwritten."""
     name = "qlearning"
     learns = True
 
@@ -173,13 +176,14 @@ class QLearningPolicy(Policy):
         self._rng = random.Random(seed)
         self._save_failed = False
         self.table = qtable.QTable(alpha=alpha, gamma=gamma, epsilon=epsilon)
-        if self.table_path and self.table_path.exists():
+        if self.table_path and os.path.lexists(self.table_path):
             try:
                 self.table = qtable.load(self.table_path, alpha=alpha, gamma=gamma)
                 log.info("Q-table %s loaded: %d states, %d updates so far", self.table_path,
                          len(self.table.q), self.table.updates)
             except qtable.QTableError as exc:
-                log.warning("%s; starting from an empty Q-table", exc)
+                log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
+                self._save_failed = True     # said: saving will fail until the file is moved
 
     def scores(self, features: list[PathFeatures]) -> list[float]:
         return [-v for v in self.table.values(qtable.state_of(features), len(features))[:len(features)]]
@@ -200,8 +204,12 @@ class QLearningPolicy(Policy):
             self.save()
 
     def reset(self) -> None:
-        self.table.reset()
-        self.save()
+        """Empty the table and its file; QTableError if the file cannot be replaced, and
+        then nothing is reset."""
+        empty = replace(self.table, q={}, rewards=[], decisions=0, updates=0)
+        if self.table_path:
+            empty.save(self.table_path)
+        self.table, self._save_failed = empty, False
         log.info("Q-table reset")
 
     def save(self) -> None:
@@ -210,9 +218,9 @@ class QLearningPolicy(Policy):
         try:
             self.table.save(self.table_path)
             self._save_failed = False
-        except OSError as exc:
+        except qtable.QTableError as exc:
             if not self._save_failed:   # say it once, not every poll
-                log.warning("Q-table %s not saved: %s", self.table_path, exc.strerror)
+                log.warning("Q-table not saved: %s", exc)
             self._save_failed = True
 
     def describe(self) -> dict:

@@ -39,6 +39,7 @@ from controller.monitor import LinkMetrics
 from controller.policy import POLICIES
 from controller.settings import ConfigError, Settings
 from models.bpann import ModelError
+from models.qtable import QTableError
 
 PREFIX = "/api/v1/"
 MAX_BODY = 10_000
@@ -133,7 +134,7 @@ class RestApi:
             status, body, extra = "200 OK", handler(environ), ()
         except ApiError as exc:
             status, body, extra = exc.status, {"error": str(exc)}, exc.headers
-        data = json.dumps(body, indent=1).encode()
+        data = json.dumps(body, indent=1, allow_nan=False).encode()    # strict JSON: no NaN, no Infinity
         start_response(status, [("Content-Type", "application/json"),
                                 ("Content-Length", str(len(data))), *extra])
         return [data]
@@ -222,6 +223,8 @@ class RestApi:
             self.balancer.reset_learning()
         except ConfigError as exc:
             raise ApiError("409 Conflict", str(exc)) from None
+        except QTableError as exc:
+            raise ApiError("409 Conflict", f"{exc}; nothing was reset") from None
         return self.policy(environ)
 
     def set_policy(self, environ) -> dict:

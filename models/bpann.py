@@ -19,6 +19,7 @@ worse than an idle 2-hop one); at the edge of what it has seen, it ties instead.
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from dataclasses import dataclass
@@ -26,8 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from controller import files
+
 FEATURES = ("utilisation", "loss", "latency_ms", "hops")
 FORMAT = "sdn-lb-bpann/2"   # label learned as log1p, inputs clipped to x_min..x_max, see above
+MAX_NPZ_BYTES = 16 << 20    # the shipped model is 3 KB
 ARRAYS = ("x_min", "x_max", "x_mean", "x_scale", "w1", "b1", "w2", "b2", "y_mean", "y_scale")
 
 
@@ -74,28 +78,14 @@ def load(path: str | Path) -> Bpann:
     """Read and check a model; raise ModelError naming the file and what does not fit."""
     base = Path(path).with_suffix("")
     npz, meta_path = base.with_suffix(".npz"), base.with_suffix(".json")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except OSError as exc:
-        raise ModelError(f"{meta_path}: cannot read: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise ModelError(f"{meta_path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
+    meta = files.read_json(meta_path, ModelError)
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise ModelError(f"{meta_path}: format is not '{FORMAT}'")
     if meta.get("features") != list(FEATURES):
         raise ModelError(f"{meta_path}: features {meta.get('features')} != expected {list(FEATURES)}")
     if meta.get("activation") != "logistic":
         raise ModelError(f"{meta_path}: activation '{meta.get('activation')}' is not 'logistic'")
-    try:
-        with np.load(npz, allow_pickle=False) as data:
-            missing = [name for name in ARRAYS if name not in data.files]
-            if missing:
-                raise ModelError(f"{npz}: missing array(s) {', '.join(missing)}")
-            arrays = {name: np.array(data[name], dtype=float) for name in ARRAYS}
-    except FileNotFoundError as exc:
-        raise ModelError(f"{npz}: cannot read: no such file") from exc
-    except (ValueError, OSError, zipfile.BadZipFile, EOFError) as exc:
-        raise ModelError(f"{npz}: not a readable .npz ({exc})") from exc
+    arrays = _read_arrays(npz)
     n, h = len(FEATURES), arrays["w1"].shape[-1] if arrays["w1"].ndim == 2 else -1
     expected = {"x_min": (n,), "x_max": (n,), "x_mean": (n,), "x_scale": (n,), "w1": (n, h), "b1": (h,),
                 "w2": (h, 1), "b2": (1,), "y_mean": (), "y_scale": ()}
@@ -111,4 +101,39 @@ def load(path: str | Path) -> Bpann:
     if meta.get("hidden") != h:
         raise ModelError(f"{meta_path}: hidden {meta.get('hidden')} does not match the weights ({h})")
     scalars = {"y_mean": float(arrays.pop("y_mean")), "y_scale": float(arrays.pop("y_scale"))}
-    return Bpann(**arrays, **scalars, meta=meta)
+    model = Bpann(**arrays, **scalars, meta=meta)
+    _probe(model, npz)
+    return model
+
+
+def _read_arrays(npz: Path) -> dict[str, np.ndarray]:
+    """The arrays of a .npz, read as a regular file of bounded size and, uncompressed, no
+    larger than the cap either (a small zip can inflate to gigabytes); never a pickle."""
+    data = files.read_bytes(npz, MAX_NPZ_BYTES, ModelError)
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            size = sum(info.file_size for info in archive.infolist())
+        if size > MAX_NPZ_BYTES:
+            raise ModelError(f"{npz}: arrays of {size} bytes, over the {MAX_NPZ_BYTES} allowed")
+        with np.load(io.BytesIO(data), allow_pickle=False) as archive:
+            missing = [name for name in ARRAYS if name not in archive.files]
+            if missing:
+                raise ModelError(f"{npz}: missing array(s) {', '.join(missing)}")
+            return {name: np.array(archive[name], dtype=float) for name in ARRAYS}
+    except ModelError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - zipfile, zlib and numpy raise a dozen types on bad bytes
+        raise ModelError(f"{npz}: not a readable .npz ({type(exc).__name__}: {exc})") from None
+
+
+def _probe(model: Bpann, npz: Path) -> None:
+    """Finite weights can still overflow (every score of weights near 1e308 is inf): the
+    model must score every point of a grid over its input range (5 values per feature,
+    corners included) finitely, or it is refused."""
+    axes = [np.linspace(lo, hi, 5) for lo, hi in zip(model.x_min, model.x_max, strict=True)]
+    grid = np.stack(np.meshgrid(*axes), axis=-1).reshape(-1, len(FEATURES))
+    with np.errstate(all="ignore"):      # the overflow is reported below, as one line
+        finite = np.isfinite(model.predict(grid))
+    if not finite.all():
+        at = ", ".join(f"{name}={x:g}" for name, x in zip(FEATURES, grid[finite.argmin()], strict=True))
+        raise ModelError(f"{npz}: scores are not finite on the input range (at {at})")

@@ -16,6 +16,7 @@ import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from controller import files
 from controller.monitor import PathFeatures
 
 FORMAT = 1
@@ -88,11 +89,6 @@ class QTable:
         self.rewards = (self.rewards + [r])[-100:]
         return row[action]
 
-    def reset(self) -> None:
-        self.q.clear()
-        self.rewards.clear()
-        self.decisions = self.updates = 0
-
     # -- the file -----------------------------------------------------------------------------
     def to_json(self) -> dict:
         return {"format": FORMAT, "alpha": self.alpha, "gamma": self.gamma, "epsilon": self.epsilon,
@@ -100,22 +96,27 @@ class QTable:
                 "decisions": self.decisions, "updates": self.updates, "rewards": self.rewards, "q": self.q}
 
     def save(self, path: str | Path) -> None:
-        """Write atomically: a crash leaves the old file or the new one, never half of one."""
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_text(json.dumps(self.to_json()) + "\n")
-        os.replace(tmp, path)
+        """Replace the file atomically, and only if it is absent or a Q-table: a path given by
+        mistake, or a file put there since, is never overwritten. Checking costs a read of
+        the file, as much as writing it. Raises QTableError naming the file."""
+        data = (json.dumps(self.to_json(), allow_nan=False) + "\n").encode()
+        if len(data) > files.MAX_JSON_BYTES:
+            raise QTableError(f"{path}: not saved: the table has outgrown the "
+                              f"{files.MAX_JSON_BYTES} bytes a table file may have")
+        if os.path.lexists(path):
+            try:
+                load(path)
+            except QTableError as exc:
+                raise QTableError(f"{exc}; not a Q-table, so not overwritten") from None
+        try:
+            files.write_atomic(path, data)
+        except OSError as exc:
+            raise QTableError(f"{path}: cannot write: {exc.strerror}") from None
 
 
 def load(path: str | Path, **overrides) -> QTable:
     """A saved table, with the given hyper-parameters overriding the saved ones."""
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise QTableError(f"{path}: no such file") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise QTableError(f"{path}: not a Q-table JSON file ({exc})") from None
+    data = files.read_json(path, QTableError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise QTableError(f"{path}: field 'format': expected {FORMAT}")
     q = data.get("q")

@@ -16,14 +16,16 @@ references with a message naming the file and the field, in the spirit of FAUCET
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
+from collections import Counter
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import pairwise
 from pathlib import Path
 
 import networkx as nx
+
+from controller import files
 
 
 class TopologyError(ValueError):
@@ -155,14 +157,7 @@ _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; raise TopologyError naming the file and field."""
-    path = Path(path)
-    try:
-        raw = json.loads(path.read_text())
-    except OSError as exc:
-        raise TopologyError(f"{path}: cannot read: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
-        raise TopologyError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from exc
-    return parse_spec(raw, source=str(path))
+    return parse_spec(files.read_json(path, TopologyError), source=str(path))
 
 
 def parse_spec(raw: object, source: str = "<spec>") -> Spec:
@@ -193,7 +188,9 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
         names.add(name)
         return name
 
-    switches = []
+    # Checks against earlier entries use sets and dicts: a spec of a few MB has tens of
+    # thousands of entries, and comparing each with every other took minutes.
+    switches, dpids = [], set()
     for i, item in enumerate(top["switches"]):
         where = f"switches[{i}]"
         item = check_keys(item, _SWITCH_KEYS, where, ("name",))
@@ -203,11 +200,12 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
         if not 0 < dpid < 2**64:
             raise fail(f"{where}.dpid", f"must be in 1..2^64-1, got {dpid} (give one explicitly "
                                         "when the name has no digits)")
-        if any(s.dpid == dpid for s in switches):
+        if dpid in dpids:
             raise fail(f"{where}.dpid", f"duplicate dpid {dpid}")
+        dpids.add(dpid)
         switches.append(Switch(name, dpid))
 
-    hosts = []
+    hosts, by_ip, by_mac = [], {}, {}
     for i, item in enumerate(top["hosts"]):
         where = f"hosts[{i}]"
         item = check_keys(item, _HOST_KEYS, where, ("name",))
@@ -220,18 +218,18 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
         mac = item.get("mac", "00:00:00:00:{:02x}:{:02x}".format(*divmod(i + 1, 256))).lower()
         if not _MAC.match(mac):
             raise fail(f"{where}.mac", f"not a MAC address: '{mac}'")
-        for other in hosts:
-            if other.ip.split(".")[0] != ip.split(".")[0]:
-                raise fail(f"{where}.ip", f"{ip} is not in the /8 of {other.name} ({other.ip}): "
-                                          "hosts share one /8 so that they reach each other by ARP")
-            if other.ip == ip:
-                raise fail(f"{where}.ip", f"duplicate address {ip} (also {other.name})")
-            if other.mac == mac:
-                raise fail(f"{where}.mac", f"duplicate address {mac} (also {other.name})")
+        if hosts and hosts[0].ip.split(".")[0] != ip.split(".")[0]:
+            raise fail(f"{where}.ip", f"{ip} is not in the /8 of {hosts[0].name} ({hosts[0].ip}): "
+                                      "hosts share one /8 so that they reach each other by ARP")
+        if ip in by_ip:
+            raise fail(f"{where}.ip", f"duplicate address {ip} (also {by_ip[ip]})")
+        if mac in by_mac:
+            raise fail(f"{where}.mac", f"duplicate address {mac} (also {by_mac[mac]})")
+        by_ip[ip] = by_mac[mac] = name
         hosts.append(Host(name, ip, mac))
 
     host_names = {h.name for h in hosts}
-    links = []
+    links, ends, host_links = [], set(), Counter()
     for i, item in enumerate(top["links"]):
         where = f"links[{i}]"
         item = check_keys(item, _LINK_KEYS, where, ("nodes", "capacity_mbps"))
@@ -246,8 +244,10 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
             raise fail(f"{where}.nodes", f"link from '{a}' to itself")
         if a in host_names and b in host_names:
             raise fail(f"{where}.nodes", f"hosts '{a}' and '{b}' must connect through a switch")
-        if any({lk.a, lk.b} == {a, b} for lk in links):
+        if frozenset(nodes) in ends:
             raise fail(f"{where}.nodes", f"duplicate link {a}-{b}")
+        ends.add(frozenset(nodes))
+        host_links.update(n for n in nodes if n in host_names)
         capacity = item["capacity_mbps"]
         if not 0 < capacity <= 100_000:
             raise fail(f"{where}.capacity_mbps", f"must be in (0, 100000], got {capacity}")
@@ -262,7 +262,7 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
     if not switches:
         raise fail("switches", "at least one switch is needed")
     for h in hosts:
-        n = sum(h.name in (lk.a, lk.b) for lk in links)
+        n = host_links[h.name]
         if n != 1:
             raise fail(f"host '{h.name}'", f"must have exactly one link to a switch, has {n}")
     spec = Spec(top["name"], tuple(switches), tuple(hosts), tuple(links),

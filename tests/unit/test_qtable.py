@@ -85,7 +85,7 @@ def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
     assert QLearningPolicy(path).table.updates == 201
 
 
-@pytest.mark.parametrize("text, field", [("{not json", "not a Q-table JSON"), ('{"format": 9}', "'format'"),
+@pytest.mark.parametrize("text, field", [("{not json", "not valid JSON"), ('{"format": 9}', "'format'"),
                                          ('{"format": 1, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
                                           '"q": {"s": ["x"]}}', "'q'"),
                                          ('{"format": 1, "alpha": 7, "gamma": 0.5, "epsilon": 0.1, "q": {}}',
