@@ -18,6 +18,7 @@ COUNTERS = {
     "poll_errors": "Statistics polls that failed (send errors, OpenFlow errors)",
     "stale_replies": "Port statistics replies still missing when the next poll was due",
     "flows_installed": "Flows routed onto a path",
+    "framework_errors": "Errors the framework logged with a traceback (one warning line each, traceback at DEBUG)",
 }
 LINK_GAUGES = {"utilisation": "Link utilisation (0..1) over the last poll interval",
                "loss": "Link packet loss rate (0..1) over the last poll interval",
