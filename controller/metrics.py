@@ -18,6 +18,10 @@ COUNTERS = {
     "poll_errors": "Statistics polls that failed (send errors, OpenFlow errors)",
     "stale_replies": "Port statistics replies still missing when the next poll was due",
     "flows_installed": "Flows routed onto a path",
+    "ofp_bad_messages": "OpenFlow connections closed for a malformed or unexpected message",
+    "ofp_connections_closed": "OpenFlow connections closed for no handshake in time, too many in handshake, "
+                              "no file descriptor free, or a claim to a datapath id whose holder answers",
+    "ofp_accept_errors": "Failed accepts on the OpenFlow port (e.g. no file descriptor free); accepting goes on",
     "framework_errors": "Errors the framework logged with a traceback (one warning line each, traceback at DEBUG)",
 }
 LINK_GAUGES = {"utilisation": "Link utilisation (0..1) over the last poll interval",
