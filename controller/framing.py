@@ -31,9 +31,10 @@ TYPES = ("HELLO", "ERROR", "ECHO_REQUEST", "ECHO_REPLY", "EXPERIMENTER", "FEATUR
 HELLO, FEATURES_REPLY = TYPES.index("HELLO"), TYPES.index("FEATURES_REPLY")
 HEADER = struct.Struct("!BBHI")
 _U16, _U32 = struct.Struct("!H"), struct.Struct("!I")
-# Match fields: only the OpenFlow basic class. The controller installs no other, and the
-# frameworks' parsers of Nicira and experimenter fields raise on sizes they do not expect.
-OXM_BASIC = 0x8000
+# Match fields: the OpenFlow basic class has its sizes checked here; other classes (Nicira,
+# experimenters), which a switch may add to a packet-in, only that they fit, since the
+# frameworks check those sizes themselves (an error there drops the message, in one line).
+OXM_BASIC, OXM_EXPERIMENTER, ONF = 0x8000, 0xFFFF, 0x4F4E4600
 # OpenFlow basic OXM fields 0..39: payload bytes (doubled when masked)
 OXM_SIZES = (4, 4, 8, 6, 6, 2, 2, 1, 1, 1, 1, 4, 4, 2, 2, 2, 2, 2, 2, 1, 1, 2, 4, 4, 6, 6, 16, 16, 4, 1, 1,
              16, 6, 6, 4, 1, 1, 3, 8, 2)
@@ -174,8 +175,7 @@ def _actions(buf: bytes, offset: int, end: int) -> None:
 def _match(buf: bytes, offset: int, end: int, where: str) -> int:
     """Check the OXM match at offset; return where what follows it (after padding) begins."""
     _need(offset + 4 <= end, f"{where} too short for its match")
-    kind, length = struct.unpack_from("!HH", buf, offset)
-    _need(kind == 1, f"{where} with a match of type {kind}, not OXM")
+    length = _U16.unpack_from(buf, offset + 2)[0]
     _need(length >= 4, f"{where} with a match of length {length}")
     padded = offset + (length + 7) // 8 * 8
     _need(padded <= end, f"{where} with a match of length {length} that runs past its end")
@@ -191,10 +191,17 @@ def _oxm(buf: bytes, offset: int, end: int, set_field: bool = False) -> int:
     header = _U32.unpack_from(buf, offset)[0]
     oxm_class, field, masked, length = header >> 16, header >> 9 & 0x7F, header >> 8 & 1, header & 0xFF
     _need(offset + 4 + length <= end, f"OXM field of length {length} at byte {offset} runs past its end")
-    _need(oxm_class == OXM_BASIC, f"OXM field of class {oxm_class:#06x} at byte {offset}")
-    _need(field < len(OXM_SIZES), f"unknown OXM field {field} at byte {offset}")
-    _need(length == OXM_SIZES[field] << masked, f"OXM field {field} of length {length} at byte {offset}")
     _need(not (set_field and masked), f"masked set-field action at byte {offset}")
+    if oxm_class == OXM_BASIC:
+        _need(field < len(OXM_SIZES), f"unknown OXM field {field} at byte {offset}")
+        _need(length == OXM_SIZES[field] << masked, f"OXM field {field} of length {length} at byte {offset}")
+    else:                 # the value (and mask) behind an experimenter's id (and ONF's type)
+        prefix = 0
+        if oxm_class == OXM_EXPERIMENTER:
+            _need(length >= 4, f"experimenter OXM field of length {length} at byte {offset}")
+            prefix = 6 if _U32.unpack_from(buf, offset + 4)[0] == ONF and field == 0 else 4
+        _need((length - prefix) >> masked >= 1, f"OXM field of class {oxm_class:#06x} and length {length} "
+                                                f"at byte {offset}")
     return offset + 4 + length
 
 
