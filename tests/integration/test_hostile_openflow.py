@@ -35,6 +35,7 @@ from topologies.spec import load_spec
 TICK = os.sysconf("SC_CLK_TCK")
 A_FEW_S = 8                      # "within a few seconds": the bound every closing is held to
 HELLO_ZERO_ELEMENT = bytes.fromhex("04 00 00 0c 00 00 00 01 00 01 00 00")
+FRAMEWORKS = ["os_ken", "ryu"]           # the tests on a shared controller run under both
 
 
 class Controller:
@@ -208,7 +209,7 @@ def rig(request):
 
 
 # -- item 1: framing that loops the framework's parsers ---------------------------------------
-@pytest.mark.parametrize("rig", ["os_ken", "ryu"], indirect=True)
+@pytest.mark.parametrize("rig", FRAMEWORKS, indirect=True)
 def test_hello_with_a_zero_length_element_closes_that_connection_only(rig):
     ctl, net = rig
     bad_before = ctl.counters().get("ofp_bad_messages", 0)
@@ -258,7 +259,7 @@ def test_malformed_statistics_reply_closes_that_switch_only(rig, case):
 
 
 # -- item 4: a message of another version on a 1.3 connection -----------------------------------
-@pytest.mark.parametrize("rig", ["os_ken"], indirect=True)
+@pytest.mark.parametrize("rig", FRAMEWORKS, indirect=True)
 def test_openflow_1_0_packet_in_on_a_1_3_connection_gives_one_line(rig):
     ctl, net = rig
     frame = bytes(60)
@@ -270,7 +271,7 @@ def test_openflow_1_0_packet_in_on_a_1_3_connection_gives_one_line(rig):
 
 
 # -- item 2: a second connection claiming a connected datapath id ---------------------------------
-@pytest.mark.parametrize("rig", ["os_ken"], indirect=True)
+@pytest.mark.parametrize("rig", FRAMEWORKS, indirect=True)
 def test_connections_claiming_connected_datapath_ids_take_nothing_over(rig):
     ctl, net = rig
     closed_before = ctl.counters().get("ofp_connections_closed", 0)
@@ -295,7 +296,7 @@ def test_connections_claiming_connected_datapath_ids_take_nothing_over(rig):
     ctl.assert_no_framework_error()
 
 
-@pytest.mark.parametrize("rig", ["os_ken"], indirect=True)
+@pytest.mark.parametrize("rig", FRAMEWORKS, indirect=True)
 def test_one_connection_claiming_two_datapath_ids_is_closed(rig):
     ctl, net = rig
     with socket.create_connection(("127.0.0.1", ctl.ofp_port), timeout=5) as sock:
@@ -308,7 +309,7 @@ def test_one_connection_claiming_two_datapath_ids_is_closed(rig):
     ctl.assert_no_framework_error()
 
 
-@pytest.mark.parametrize("rig", ["os_ken"], indirect=True)
+@pytest.mark.parametrize("rig", FRAMEWORKS, indirect=True)
 def test_a_switch_reconnecting_behind_a_half_open_connection_replaces_it(rig):
     ctl, net = rig
     net.run(net.emulator.reconnect(5))           # the old connection stays open, never answers again
