@@ -209,8 +209,8 @@ class LoadBalancer(compat.AppBase):
         closing the oldest connection still in handshake: the one waiting is accepted next."""
         self.balancer.counters["ofp_accept_errors"] += 1
         if exc.errno in (errno.EMFILE, errno.ENFILE) and self._handshaking:
-            self._refuse(next(iter(self._handshaking)), f"no file descriptor free ({exc.strerror}): "
-                                                         f"closing the oldest connection in handshake")
+            self._refuse(next(iter(self._handshaking)),
+                         "no file descriptor free (%s): closing the oldest connection in handshake", exc.strerror)
         elif time.monotonic() - self._accept_warned >= 10:
             self._accept_warned = time.monotonic()
             log.warning("OpenFlow port: accept failed (%s); connections wait in the backlog until it succeeds",
@@ -220,7 +220,7 @@ class LoadBalancer(compat.AppBase):
         for dp, since in list(self._handshaking.items()):
             if now - since < HANDSHAKE_TIMEOUT_S:
                 break
-            self._refuse(dp, f"no handshake within {HANDSHAKE_TIMEOUT_S:g} s")
+            self._refuse(dp, "no handshake within %g s", HANDSHAKE_TIMEOUT_S)
 
     def _contest(self, holder, rival):
         """A second connection claims a datapath id that is held. As Open vSwitch reconnects
@@ -229,7 +229,7 @@ class LoadBalancer(compat.AppBase):
         dpid = rival.id
         try:
             if self._answers_echo(holder):
-                self._refuse(rival, f"datapath id already held by {self._address(holder)}, which answers")
+                self._refuse(rival, "datapath id already held by %s, which answers", self._address(holder))
                 return
             if rival in self._closing or rival.state == DEAD:
                 return
@@ -259,9 +259,10 @@ class LoadBalancer(compat.AppBase):
         self.datapaths[dp.id] = dp
         dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
 
-    def _refuse(self, dp, reason):
+    def _refuse(self, dp, why, *args):
+        """Close a connection with one line naming the peer and why (a template per reason)."""
         self.balancer.counters["ofp_connections_closed"] += 1
-        log.warning("OpenFlow connection from %s closed: %s", self._peer(dp), reason)
+        log.warning("OpenFlow connection from %s closed: " + why, self._peer(dp), *args)
         self._close(dp)
 
     def _close(self, dp):
@@ -321,8 +322,8 @@ class LoadBalancer(compat.AppBase):
         if ev.state == HANDSHAKE:
             self._handshaking[dp] = time.monotonic()
             if len(self._handshaking) > MAX_HANDSHAKES:
-                self._refuse(next(iter(self._handshaking)), f"more than {MAX_HANDSHAKES} connections in "
-                                                            f"handshake: closing the oldest")
+                self._refuse(next(iter(self._handshaking)),
+                             "more than %d connections in handshake: closing the oldest", MAX_HANDSHAKES)
             return
         self._handshaking.pop(dp, None)
         if ev.state == DEAD and dp.id is not None and self.datapaths.get(dp.id) is dp:
