@@ -34,6 +34,10 @@ def message(kind: int, xid: int, body: bytes = b"") -> bytes:
     return HEADER.pack(VERSION, kind, HEADER.size + len(body), xid) + body
 
 
+def features_reply(dpid: int, xid: int) -> bytes:
+    return message(FEATURES_REPLY, xid, struct.pack("!QIBBxxII", dpid, 0, 254, 0, 0x4F, 0))
+
+
 def packet_in(in_port: int, data: bytes) -> bytes:
     match = struct.pack("!HHIIxxxx", 1, 12, 0x80000004, in_port)     # OXM in_port, padded to 8
     return message(PACKET_IN, 0, struct.pack("!IHBBQ", 0xFFFFFFFF, len(data), 0, 0, 0) + match + b"\0\0" + data)
@@ -52,6 +56,7 @@ class Switch:
     dpid: int
     ports: list[int]
     writer: asyncio.StreamWriter | None = None
+    task: asyncio.Task | None = None
     connected: float = field(default_factory=time.monotonic)
 
 
@@ -77,6 +82,7 @@ class Emulator:
         self.setup_s: list[float] = []
         self.done = asyncio.Event()
         self._tasks: list[asyncio.Task] = []
+        self._abandoned: list[asyncio.StreamWriter] = []
 
     # -- connections -----------------------------------------------------------------------
     async def connect(self) -> None:
@@ -92,17 +98,25 @@ class Emulator:
         reader, writer = await asyncio.open_connection(*self.address)
         switch.writer = writer
         writer.write(message(HELLO, 0))
-        self._tasks.append(asyncio.get_running_loop().create_task(self._serve(switch, reader)))
+        switch.task = asyncio.get_running_loop().create_task(self._serve(switch, reader, writer))
+        self._tasks.append(switch.task)
+
+    async def reconnect(self, dpid: int) -> None:
+        """Connect a switch again, leaving its old connection open but never read or answered
+        again: what a controller sees when a switch restarts behind a half-open connection."""
+        switch = self.switches[dpid]
+        switch.task.cancel()
+        self._abandoned.append(switch.writer)
+        await self._connect(switch)
 
     async def close(self) -> None:
         for task in self._tasks:
             task.cancel()
-        for s in self.switches.values():
-            if s.writer:
-                s.writer.close()
+        for writer in [s.writer for s in self.switches.values() if s.writer] + self._abandoned:
+            writer.close()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _serve(self, switch: Switch, reader: asyncio.StreamReader) -> None:
+    async def _serve(self, switch: Switch, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while True:
                 head = await reader.readexactly(HEADER.size)
@@ -110,7 +124,9 @@ class Emulator:
                 body = await reader.readexactly(length - HEADER.size)
                 self._handle(switch, kind, xid, body)
         except (asyncio.IncompleteReadError, ConnectionError):
-            return
+            writer.close()
+            if switch.writer is writer:        # the controller closed it: connect() connects it again
+                switch.writer = None
 
     def _handle(self, s: Switch, kind: int, xid: int, body: bytes) -> None:
         w = s.writer
@@ -118,7 +134,7 @@ class Emulator:
             self.counters.echo_requests += 1
             w.write(message(ECHO_REPLY, xid, body))
         elif kind == FEATURES_REQUEST:
-            w.write(message(FEATURES_REPLY, xid, struct.pack("!QIBBxxII", s.dpid, 0, 254, 0, 0x4F, 0)))
+            w.write(features_reply(s.dpid, xid))
         elif kind == GET_CONFIG_REQUEST:
             w.write(message(GET_CONFIG_REPLY, xid, struct.pack("!HH", 0, 0xFFFF)))
         elif kind == BARRIER_REQUEST:

@@ -10,18 +10,22 @@ asks the Balancer, and sends what it returns. Run it with any of:
 Settings come from LB_* environment variables (see controller/settings.py).
 """
 
+import contextlib
+import errno
 import functools
 import logging
 import os
 import signal
+import socket
 import sys
 import time
 import traceback
+import weakref
 
 if __package__ in (None, ""):   # loaded by file path by a manager: make the package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from controller import compat, wire  # noqa: E402
+from controller import compat, framing, wire  # noqa: E402
 from controller.balancer import Balancer  # noqa: E402
 from controller.capture import Capture, snapshot  # noqa: E402
 from controller.messages import (  # noqa: E402
@@ -45,7 +49,11 @@ from models.bpann import ModelError  # noqa: E402
 from topologies.spec import TopologyError, load_spec  # noqa: E402
 
 ofp_event, set_ev_cls = compat.ofp_event, compat.set_ev_cls
-CONFIG, MAIN, DEAD = compat.CONFIG_DISPATCHER, compat.MAIN_DISPATCHER, compat.DEAD_DISPATCHER
+HANDSHAKE, CONFIG, MAIN, DEAD = (compat.HANDSHAKE_DISPATCHER, compat.CONFIG_DISPATCHER, compat.MAIN_DISPATCHER,
+                                 compat.DEAD_DISPATCHER)
+HANDSHAKE_TIMEOUT_S = 5.0      # a switch is through the handshake in milliseconds
+MAX_HANDSHAKES = 32            # connections still in handshake; a new one beyond closes the oldest
+ECHO_BOUND_S = 2.0             # how long a datapath id's holder has to answer a rival's echo check
 log = logging.getLogger("lb.app")
 
 
@@ -59,19 +67,25 @@ def _setup_logging(level: str) -> None:
         handler.addFilter(RateLimit())
         lb.addHandler(handler)
         lb.propagate = False
-    for handler in logging.getLogger().handlers:     # the framework's records go to the root's
-        handler.addFilter(OneLineFrameworkErrors())
 
 
 class OneLineFrameworkErrors(logging.Filter):
-    """Garbage on the OpenFlow port or a malformed message from a switch makes the framework
-    close that one connection, and log a full traceback as if it were a crash; it is not (the
-    other switches are unaffected). One warning line says the same."""
+    """An error the framework meets on one connection (the framing checks let through only
+    what it parses, so this should not happen) is logged with a full traceback as if it were
+    a crash; it is not (the other switches are unaffected). One warning line says the same;
+    the traceback goes to DEBUG ('lb.framework') and each one is counted
+    (lb_framework_errors_total), so an operator or a test can tell that none happened."""
+
+    def __init__(self, counters) -> None:
+        super().__init__()
+        self.counters = counters
 
     def filter(self, record: logging.LogRecord) -> bool:
         if record.name.startswith(("os_ken.", "ryu.")):
             text = record.getMessage()
             if record.exc_info or "Traceback (most recent call last)" in text:
+                self.counters["framework_errors"] += 1
+                logging.getLogger("lb.framework").debug("%s", text, exc_info=record.exc_info)
                 cause = (traceback.format_exception_only(*record.exc_info[:2])[-1] if record.exc_info
                          else text.rstrip().splitlines()[-1]).strip()
                 head = text.split("Traceback (most recent call last)")[0].splitlines()[0].strip()
@@ -91,6 +105,17 @@ def survives(handler):
     return wrapper
 
 
+def from_holder(handler):
+    """Only events from the connection that holds its datapath id: a rival connection
+    claiming an id that is held, or one that was replaced, is never listened to."""
+    @functools.wraps(handler)
+    def wrapper(self, ev):
+        dp = ev.msg.datapath
+        if self.datapaths.get(dp.id) is dp:
+            handler(self, ev)
+    return wrapper
+
+
 class LoadBalancer(compat.AppBase):
     OFP_VERSIONS = [compat.ofproto_v1_3.OFP_VERSION]
 
@@ -107,7 +132,15 @@ class LoadBalancer(compat.AppBase):
             raise SystemExit(2) from None
         self.balancer = Balancer(settings, policy, spec)
         self.metrics = Metrics(self.balancer)
-        self.datapaths = {}
+        for handler in logging.getLogger().handlers:     # the framework's records go to the root's
+            handler.addFilter(OneLineFrameworkErrors(self.balancer.counters))
+        self.datapaths = {}           # datapath id -> the connection that holds it
+        self._handshaking = {}        # connection -> when it connected, oldest first
+        self._claims = set()          # datapath ids whose holder a rival is checking
+        self._closing = weakref.WeakSet()
+        self._accept_warned = -float("inf")
+        compat.guard_messages(self._admit)
+        compat.guard_accept(self._accept_failed)
         log.info("load balancer on %s: policy %s, topology %s, %d candidate paths",
                  compat.FRAMEWORK, settings.policy, settings.topology or "(discovered only)",
                  settings.k_paths)
@@ -115,7 +148,8 @@ class LoadBalancer(compat.AppBase):
             log.warning("no topology spec: link capacities are taken as %g Mbit/s",
                         settings.default_capacity_mbps)
         self._threads = [compat.hub.spawn(self._every, settings.probe_interval_s, self._probe),
-                         compat.hub.spawn(self._every, settings.poll_interval_s, self._poll)]
+                         compat.hub.spawn(self._every, settings.poll_interval_s, self._poll),
+                         compat.hub.spawn(self._every, 1.0, self._expire_handshakes)]
         # Each app is made once its port is ours: a second controller that cannot listen must
         # not replace the first one's token file.
         for port, make_app, what in ((settings.rest_port, lambda: RestApi(self.balancer, token=api_token(settings)),
@@ -169,16 +203,119 @@ class LoadBalancer(compat.AppBase):
                 self.capture.write(table, rows)
         self._send(self.balancer.poll(now))
 
+    # -- connections -----------------------------------------------------------------------
+    def _admit(self, dp, msg) -> bool:
+        """Whether the framework may parse this message: one that fails the framing checks,
+        or a second FEATURES_REPLY (a connection's datapath id is set once), closes its
+        connection, and nothing more from that connection is parsed."""
+        if dp in self._closing:
+            return False
+        reason = framing.problem(msg)
+        if reason is None and msg[1] == framing.FEATURES_REPLY and dp.id is not None:
+            reason = f"a second FEATURES_REPLY (the connection is datapath {dp.id:#x})"
+        if reason is None:
+            return True
+        self.balancer.counters["ofp_bad_messages"] += 1
+        log.warning("OpenFlow connection from %s closed: %s", self._peer(dp), reason)
+        self._close(dp)
+        return False
+
+    def _accept_failed(self, exc):
+        """An accept on the OpenFlow port failed. Out of file descriptors, room is made by
+        closing the oldest connection still in handshake: the one waiting is accepted next."""
+        self.balancer.counters["ofp_accept_errors"] += 1
+        if exc.errno in (errno.EMFILE, errno.ENFILE) and self._handshaking:
+            self._refuse(next(iter(self._handshaking)),
+                         "no file descriptor free (%s): closing the oldest connection in handshake", exc.strerror)
+        elif time.monotonic() - self._accept_warned >= 10:
+            self._accept_warned = time.monotonic()
+            log.warning("OpenFlow port: accept failed (%s); connections wait in the backlog until it succeeds",
+                        exc.strerror)
+
+    def _expire_handshakes(self, now):
+        for dp, since in list(self._handshaking.items()):
+            if now - since < HANDSHAKE_TIMEOUT_S:
+                break
+            self._refuse(dp, "no handshake within %g s", HANDSHAKE_TIMEOUT_S)
+
+    def _contest(self, holder, rival):
+        """A second connection claims a datapath id that is held. As Open vSwitch reconnects
+        go, the rival takes over only if the holder is gone: closed, or silent to an echo
+        for ECHO_BOUND_S. Either way the topology follows the connection that holds the id."""
+        dpid = rival.id
+        try:
+            if self._answers_echo(holder):
+                self._refuse(rival, "datapath id already held by %s, which answers", self._address(holder))
+                return
+            if rival in self._closing or rival.state == DEAD:
+                return
+            log.warning("OpenFlow connection from %s replaces %s, which did not answer an echo within %g s",
+                        self._peer(rival), self._address(holder), ECHO_BOUND_S)
+            if self.datapaths.get(dpid) is holder:
+                del self.datapaths[dpid]
+                self._send(self.balancer.switch_down(dpid))
+            self._close(holder)
+            self._hold(rival)
+        finally:
+            self._claims.discard(dpid)
+
+    def _answers_echo(self, dp) -> bool:
+        """Whether the connection answers an echo within ECHO_BOUND_S (the framework's own echo
+        reply handler takes the xid off unreplied_echo_requests)."""
+        deadline = time.monotonic() + ECHO_BOUND_S
+        request = dp.ofproto_parser.OFPEchoRequest(dp)
+        xid = dp.set_xid(request)
+        dp.unreplied_echo_requests.append(xid)
+        dp.send_msg(request)
+        while xid in dp.unreplied_echo_requests and dp.state != DEAD and time.monotonic() < deadline:
+            compat.hub.sleep(0.05)
+        return dp.state != DEAD and dp not in self._closing and xid not in dp.unreplied_echo_requests
+
+    def _hold(self, dp):
+        self.datapaths[dp.id] = dp
+        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+
+    def _refuse(self, dp, why, *args):
+        """Close a connection with one line naming the peer and why (a template per reason)."""
+        self.balancer.counters["ofp_connections_closed"] += 1
+        log.warning("OpenFlow connection from %s closed: " + why, self._peer(dp), *args)
+        self._close(dp)
+
+    def _close(self, dp):
+        """Close a connection now. Shutting its socket ends the framework's receive loop,
+        which then closes the connection as if the peer had gone (the framework's own close()
+        only stops sending and waits for the peer to hang up, which a hostile one never does)."""
+        self._closing.add(dp)
+        self._handshaking.pop(dp, None)
+        with contextlib.suppress(OSError):
+            dp.socket.shutdown(socket.SHUT_RDWR)
+
+    @staticmethod
+    def _address(dp) -> str:
+        return "%s:%s" % dp.address[:2]
+
+    def _peer(self, dp) -> str:
+        if dp.id is None:
+            return self._address(dp)
+        return f"{self._address(dp)} ({self.balancer.net.name(dp.id)}, dpid {dp.id:#x})"
+
     # -- events ----------------------------------------------------------------------------
     @set_ev_cls(ofp_event.EventOFPSwitchFeatures, CONFIG)
     @survives
     def _features(self, ev):
         dp = ev.msg.datapath
-        self.datapaths[dp.id] = dp
-        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+        holder = self.datapaths.get(dp.id)
+        if dp.id in self._claims:
+            self._refuse(dp, "a rival claim to this datapath id is being checked")
+        elif holder is None:
+            self._hold(dp)
+        else:
+            self._claims.add(dp.id)
+            compat.hub.spawn(self._contest, holder, dp)
 
     @set_ev_cls(ofp_event.EventOFPPortDescStatsReply, MAIN)
     @survives
+    @from_holder
     def _port_desc(self, ev):
         dp = ev.msg.datapath
         ports = {p.port_no for p in ev.msg.body if self._usable(dp, p)}
@@ -186,6 +323,7 @@ class LoadBalancer(compat.AppBase):
 
     @set_ev_cls(ofp_event.EventOFPPortStatus, MAIN)
     @survives
+    @from_holder
     def _port_status(self, ev):
         dp, port = ev.msg.datapath, ev.msg.desc
         if port.port_no > dp.ofproto.OFPP_MAX:
@@ -193,16 +331,24 @@ class LoadBalancer(compat.AppBase):
         up = ev.msg.reason != dp.ofproto.OFPPR_DELETE and self._usable(dp, port)
         self._send(self.balancer.port_changed(dp.id, port.port_no, up, time.monotonic()))
 
-    @set_ev_cls(ofp_event.EventOFPStateChange, DEAD)
+    @set_ev_cls(ofp_event.EventOFPStateChange, [HANDSHAKE, MAIN, DEAD])
     @survives
     def _state_change(self, ev):
         dp = ev.datapath
-        if dp.id is not None and self.datapaths.get(dp.id) is dp:
+        if ev.state == HANDSHAKE:
+            self._handshaking[dp] = time.monotonic()
+            if len(self._handshaking) > MAX_HANDSHAKES:
+                self._refuse(next(iter(self._handshaking)),
+                             "more than %d connections in handshake: closing the oldest", MAX_HANDSHAKES)
+            return
+        self._handshaking.pop(dp, None)
+        if ev.state == DEAD and dp.id is not None and self.datapaths.get(dp.id) is dp:
             del self.datapaths[dp.id]
             self._send(self.balancer.switch_down(dp.id))
 
     @set_ev_cls(ofp_event.EventOFPPacketIn, MAIN)
     @survives
+    @from_holder
     def _packet_in(self, ev):
         msg = ev.msg
         in_port = msg.match.get("in_port")
@@ -214,6 +360,7 @@ class LoadBalancer(compat.AppBase):
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN)
     @survives
+    @from_holder
     def _port_stats(self, ev):
         def seconds(sec, nsec):
             return None if sec == 0xFFFFFFFF else sec + nsec / 1e9
@@ -224,6 +371,7 @@ class LoadBalancer(compat.AppBase):
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN)
     @survives
+    @from_holder
     def _flow_stats(self, ev):
         stats = []
         for s in ev.msg.body:
@@ -236,16 +384,19 @@ class LoadBalancer(compat.AppBase):
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN)
     @survives
+    @from_holder
     def _echo_reply(self, ev):
         self.balancer.echo_reply(ev.msg.datapath.id, bytes(ev.msg.data or b""), time.monotonic())
 
     @set_ev_cls(ofp_event.EventOFPFlowRemoved, MAIN)
     @survives
+    @from_holder
     def _flow_removed(self, ev):
         self.balancer.flow_removed(ev.msg.datapath.id, ev.msg.cookie)
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG, MAIN])
     @survives
+    @from_holder
     def _error(self, ev):
         msg = ev.msg
         self.balancer.counters["poll_errors"] += 1

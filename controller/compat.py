@@ -45,11 +45,48 @@ AppBase = getattr(_app_manager, "OSKenApp", None) or _app_manager.RyuApp
 ofp_event = _mod("controller.ofp_event")
 _handler = _mod("controller.handler")
 set_ev_cls = _handler.set_ev_cls
+HANDSHAKE_DISPATCHER = _handler.HANDSHAKE_DISPATCHER
 CONFIG_DISPATCHER = _handler.CONFIG_DISPATCHER
 MAIN_DISPATCHER = _handler.MAIN_DISPATCHER
 DEAD_DISPATCHER = _handler.DEAD_DISPATCHER
 ofproto_v1_3 = _mod("ofproto.ofproto_v1_3")
 hub = _mod("lib.hub")
+_ofproto_parser = _mod("ofproto.ofproto_parser")
+_parse = _ofproto_parser.msg
+ACCEPT_PAUSE_S = 0.02
+
+
+# The two places where the app reaches into the framework, the same in os-ken and Ryu 4.34:
+def guard_messages(admit) -> None:
+    """Have admit(datapath, message) see every whole message from a switch before the
+    framework parses it; the framework parses only those it returns True for.
+
+    The hook is the framework's parse entry point, ofproto_parser.msg(), which each
+    connection's receive loop (Datapath._recv_loop in controller/controller.py) calls with
+    one message, cut from the stream by the length in its header. Returning None from it is
+    what the framework itself does with a message it cannot parse: no event."""
+    def msg(datapath, version, msg_type, msg_len, xid, buf):
+        if not admit(datapath, buf):
+            return None
+        return _parse(datapath, version, msg_type, msg_len, xid, buf)
+    _ofproto_parser.msg = msg
+
+
+def guard_accept(failed) -> None:
+    """Keep the OpenFlow port accepting through accept() errors. The framework's accept loop
+    (hub.StreamServer.serve_forever) ends at the first one, EMFILE when the process is out
+    of file descriptors, and the manager exits with it. Here failed(error) is told, and the
+    loop pauses a moment (pending connections wait in the listen backlog) and goes on."""
+    def serve_forever(server):
+        while True:
+            try:
+                sock, addr = server.server.accept()
+            except OSError as exc:
+                failed(exc)
+                hub.sleep(ACCEPT_PAUSE_S)
+                continue
+            hub.spawn(server.handle, sock, addr)
+    hub.StreamServer.serve_forever = serve_forever
 
 
 def manager_main(argv: list[str]) -> None:

@@ -21,6 +21,11 @@ COUNTERS = {
     "spoofed_frames": "Frames dropped at an edge port whose sender is not the host bound there",
     "rejected_probes": "LLDP probes in our format refused (unsigned, stale, from a host's or unreported port)",
     "flows_evicted": "Flows removed, entries and all, because their port had the most flows allowed",
+    "ofp_bad_messages": "OpenFlow connections closed for a malformed or unexpected message",
+    "ofp_connections_closed": "OpenFlow connections closed for no handshake in time, too many in handshake, "
+                              "no file descriptor free, or a claim to a datapath id whose holder answers",
+    "ofp_accept_errors": "Failed accepts on the OpenFlow port (e.g. no file descriptor free); accepting goes on",
+    "framework_errors": "Errors the framework logged with a traceback (one warning line each, traceback at DEBUG)",
 }
 LINK_GAUGES = {"utilisation": "Link utilisation (0..1) over the last poll interval",
                "loss": "Link packet loss rate (0..1) over the last poll interval",
