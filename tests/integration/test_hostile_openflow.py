@@ -14,6 +14,7 @@ import json
 import os
 import re
 import resource
+import secrets
 import socket
 import struct
 import subprocess
@@ -51,7 +52,9 @@ class Controller:
                 [str(python), "-m", "controller", "--framework", framework, "--topology", str(H1H7),
                  "--ofp-port", str(self.ofp_port), "--rest-port", str(self.rest_port),
                  "--metrics-port", str(self.metrics_port), "--probe-interval", "0.3", "--poll-interval", "0.5"],
-                cwd=ROOT, env=user_env(), stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                # a token given: no generated token file, which SIGTERM would leave behind
+                cwd=ROOT, env={**user_env(), "LB_API_TOKEN": secrets.token_urlsafe(32)},
+                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=limit)
 
         def listening() -> bool:
