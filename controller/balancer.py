@@ -228,16 +228,18 @@ class Balancer:
 
     # -- statistics ----------------------------------------------------------------------
     def poll(self, now: float) -> list[Message]:
-        """Ask every switch for port and flow statistics and an echo (for latency). A reply
-        still missing from the previous poll is counted stale; nothing waits for it."""
+        """Ask every switch for an echo (for latency) and port and flow statistics. The echo
+        goes first: its reply, queued behind the statistics replies of every switch, measured
+        the controller's busy loop, not the channel, and was subtracted from every probe's
+        delay (a saturated link then read near 0 ms). A reply still missing from the previous
+        poll is counted stale; nothing waits for it."""
         msgs: list[Message] = []
         for dpid in sorted(self.net.ports):
             if dpid in self._pending:
                 self.counters["stale_replies"] += 1
                 log.debug("switch %s: no port statistics since the last poll", self.net.name(dpid))
             self._pending[dpid] = now
-            msgs += [PortStatsRequest(dpid), FlowStatsRequest(dpid),
-                     EchoRequest(dpid, struct.pack("!d", now))]
+            msgs += [EchoRequest(dpid, struct.pack("!d", now)), PortStatsRequest(dpid), FlowStatsRequest(dpid)]
         self.monitor.forget_stale_flows(now, self.stats_max_age_s)
         self._learn(now)
         return msgs
