@@ -336,7 +336,7 @@ class Balancer:
         arp, ipv4 = frame.arp, frame.ipv4
         if arp is None and ipv4 is None:
             return []
-        if not (self._complete or now - self.net.connected_at[dpid] >= self.net.settle_s) or not self.net.is_edge(at):
+        if not (self.net.settled(dpid, now, self._complete) and self.net.is_edge(at)):
             return self._transit(frame, data, at, now)
         if arp is not None and arp.sender_ip == "0.0.0.0":    # an address probe: nobody to learn
             if frame.eth_src != arp.sender_mac:

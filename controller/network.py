@@ -110,7 +110,12 @@ class Network:
         complete = self.spec is not None and not self.missing_spec_links()
         return {dpid: sorted(p for p in ports if not self.links.is_link_port(End(dpid, p)))
                 for dpid, ports in self.ports.items()
-                if complete or now - self.connected_at[dpid] >= self.settle_s}
+                if self.settled(dpid, now, complete)}
+
+    def settled(self, dpid: int, now: float, complete: bool) -> bool:
+        """Whether a switch's links can be known: all the spec's are, or it has been connected
+        long enough for its own to show. Before, its ports may yet prove to be links."""
+        return complete or now - self.connected_at[dpid] >= self.settle_s
 
     def graph(self) -> nx.DiGraph:
         """Directed switch graph; nodes and edges sorted so path ties break the same way every run."""
