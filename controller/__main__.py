@@ -35,7 +35,8 @@ from models.qtable import QTableError
 from topologies.spec import TopologyError, load_spec
 
 _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
-                  "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_PROBE_INTERVAL_S": "--probe-interval",
+                  "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_SYMMETRIC": "--symmetric",
+                  "LB_NEW_FLOW_MBPS": "--new-flow-mbps", "LB_PROBE_INTERVAL_S": "--probe-interval",
                   "LB_POLL_INTERVAL_S": "--poll-interval", "LB_DEFAULT_CAPACITY_MBPS": "--default-capacity",
                   "LB_REST_PORT": "--rest-port", "LB_METRICS_PORT": "--metrics-port",
                   "LB_CAPTURE": "--capture", "LB_MODEL": "--model", "LB_Q_TABLE": "--q-table",
@@ -52,6 +53,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--k-paths", type=int, default=Settings.k_paths, help="candidate paths per host pair")
     p.add_argument("--idle-timeout", type=int, default=Settings.idle_timeout_s, metavar="S",
                    help="seconds an unused flow entry lives")
+    p.add_argument("--symmetric", action="store_true",
+                   help="route a connection's reply on the reverse of its forward path (one decision per connection)")
+    p.add_argument("--new-flow-mbps", type=float, default=Settings.new_flow_mbps, metavar="MBPS",
+                   help="load booked for a new flow of a kind not yet measured, until a poll measures it")
     p.add_argument("--probe-interval", type=float, default=Settings.probe_interval_s, metavar="S",
                    help="seconds between LLDP probes")
     p.add_argument("--poll-interval", type=float, default=Settings.poll_interval_s, metavar="S",
@@ -84,7 +89,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
     """Validate the options as the app will, and return them as its LB_* variables."""
     settings = Settings(policy=args.policy, topology=args.topology, k_paths=args.k_paths,
-                        idle_timeout_s=args.idle_timeout, probe_interval_s=args.probe_interval,
+                        idle_timeout_s=args.idle_timeout, symmetric=args.symmetric,
+                        new_flow_mbps=args.new_flow_mbps, probe_interval_s=args.probe_interval,
                         poll_interval_s=args.poll_interval, default_capacity_mbps=args.default_capacity,
                         rest_port=args.rest_port, metrics_port=args.metrics_port,
                         capture=str(Path(args.capture).resolve()) if args.capture else None,

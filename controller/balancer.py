@@ -12,12 +12,13 @@ import random
 import secrets
 import struct
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import NamedTuple
 
 from controller import discovery
 from controller.arp import ArpProxy
+from controller.bookings import Bookings, LinkKey
 from controller.discovery import End
 from controller.flows import FlowKey, plan
 from controller.messages import (
@@ -36,7 +37,7 @@ from controller.messages import (
     PortStatsRequest,
     generation_of,
 )
-from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
+from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, clamp01, path_features
 from controller.network import HostLocation, Network
 from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
 from controller.paths import Path, PathFinder, hops, is_live
@@ -110,11 +111,13 @@ class Balancer:
         self._hosts_sought = False
         self._checked_version = -1
         self.monitor = Monitor()
+        self.bookings = Bookings(settings.new_flow_mbps * 1e6)
         self.counters: Counter[str] = Counter()
         self._pending: dict[int, float] = {}    # dpid -> when its port stats were requested
         self._decisions: deque[Decision] = deque(maxlen=MAX_DECISIONS)   # for a policy that learns
         self._features: dict[tuple[Path, HostLocation, HostLocation], PathFeatures] = {}
-        self._features_stamp, self._features_since = (-1, -1), float("-inf")
+        self._measured: dict[LinkKey, LinkMetrics] = {}
+        self._features_stamp, self._features_since, self._bookings_seen = (-1, -1), float("-inf"), -1
         self.stats_max_age_s = 3 * settings.poll_interval_s
 
     # -- switches, ports, links ----------------------------------------------------------
@@ -140,6 +143,7 @@ class Balancer:
             return self._probes(dpid, {port}, now)
         if self.net.port_down(dpid, port):
             log.info("port %s:%d down", self.net.name(dpid), port)
+        self.monitor.forget_port(End(dpid, port))
         return self._after_topology_change()
 
     def tick(self, now: float) -> list[Message]:
@@ -193,6 +197,7 @@ class Balancer:
     def _forget(self, key: FlowKey) -> Installed:
         flow = self.flows.pop(key)
         self._by_cookie.pop(flow.cookie, None)
+        self.bookings.release(flow.cookie)
         at = self._flows_at.get(flow.at)
         if at is not None:
             at.pop(key, None)
@@ -241,6 +246,7 @@ class Balancer:
             self._pending[dpid] = now
             msgs += [EchoRequest(dpid, struct.pack("!d", now)), PortStatsRequest(dpid), FlowStatsRequest(dpid)]
         self.monitor.forget_stale_flows(now, self.stats_max_age_s)
+        self.bookings.expire(now, self.stats_max_age_s)
         self._learn(now)
         return msgs
 
@@ -261,12 +267,16 @@ class Balancer:
             self.monitor.port_stats(dpid, stats, now)
 
     def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> list[Message]:
-        """Feed the monitor; remove entries a previous controller instance left (they kept
-        forwarding while no controller ran) once this switch's links are known, so that
-        their flows are routed again by us. Returns those deletions."""
+        """Feed the monitor; end the bookings of flows it measured at their ingress; remove
+        entries a previous controller instance left (they kept forwarding while no controller
+        ran) once this switch's links are known, so that their flows are routed again by us.
+        Returns those deletions."""
         if dpid not in self.net.ports:
             return []
-        self.monitor.flow_stats(dpid, stats, now)
+        for cookie, rate in self.monitor.flow_stats(dpid, stats, now).items():
+            key = self._by_cookie.get(cookie)
+            if key is not None and self.flows[key].path[0] == dpid:
+                self.bookings.measured(cookie, key.kind, rate.bps)
         stale = sorted({generation_of(s.cookie) for s in stats} - {self.generation})
         if not stale or dpid not in self.net.edge_ports(now):
             return []
@@ -295,28 +305,48 @@ class Balancer:
         return capacity or self.settings.default_capacity_mbps
 
     def features(self, path: Path, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures:
-        """The four features of a candidate path from host src to host dst. They change only
-        with new statistics, probes or topology, or as statistics age: cached until one of
-        those happens or a poll interval has passed, since most new flows share paths."""
+        """The four features of a candidate path from host src to host dst, bookings included.
+        Measured link metrics change only with new statistics, probes or topology, or as
+        statistics age: cached until one of those happens or a poll interval has passed.
+        Features are cached until then or the next booking, since most new flows share paths."""
         stamp = (self.monitor.version, self.net.version)
         if stamp != self._features_stamp or now - self._features_since >= self.settings.poll_interval_s:
+            self._measured.clear()
             self._features.clear()
             self._features_stamp, self._features_since = stamp, now
+        if self.bookings.version != self._bookings_seen:
+            self._features.clear()
+            self._bookings_seen = self.bookings.version
         key = (path, src, dst)
         f = self._features.get(key)
         if f is None:
-            f = self._features[key] = self._compute_features(path, src, dst, now)
+            f = self._features[key] = path_features([self._booked(link, peer, capacity, now) for link, peer, capacity
+                                                     in self._links_of(path, src, dst)], hops=len(path) - 1)
         return f
 
-    def _compute_features(self, path: Path, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures:
-        g, age = self.net.graph(), self.stats_max_age_s
-        links = [self.monitor.access(src.at, False, self.access_capacity_mbps(src), now, age)]
+    def _links_of(self, path: Path, src: HostLocation, dst: HostLocation) -> list[tuple[LinkKey, End | None, float]]:
+        """Each link of a host-to-host path: (its key, the receiving end of an inter-switch
+        link or None for a host's, its capacity)."""
+        g = self.net.graph()
+        links: list[tuple[LinkKey, End | None, float]] = [((src.at, False), None, self.access_capacity_mbps(src))]
         for a, b in pairwise(path):
             edge = g.edges[a, b]
-            links.append(self.monitor.link(End(a, edge["out_port"]), End(b, edge["in_port"]),
-                                           self.capacity_mbps(a, b), now, age))
-        links.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
-        return path_features(links, hops=len(path) - 1)
+            links.append(((End(a, edge["out_port"]), True), End(b, edge["in_port"]), self.capacity_mbps(a, b)))
+        links.append(((dst.at, True), None, self.access_capacity_mbps(dst)))
+        return links
+
+    def _booked(self, link: LinkKey, peer: End | None, capacity_mbps: float, now: float) -> LinkMetrics:
+        m = self._measured.get(link)
+        if m is None:
+            end, sends = link
+            m = self._measured[link] = (
+                self.monitor.access(end, sends, capacity_mbps, now, self.stats_max_age_s) if peer is None
+                else self.monitor.link(end, peer, capacity_mbps, now, self.stats_max_age_s))
+        booked = self.bookings.on(link)
+        if not booked:
+            return m
+        rate = m.rate_mbps + booked / 1e6
+        return replace(m, rate_mbps=rate, utilisation=clamp01(rate / capacity_mbps))
 
     # -- packets -------------------------------------------------------------------------
     def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> list[Message]:
@@ -348,7 +378,7 @@ class Balancer:
         if admitted is None:
             return []
         return admitted + (self.arp.handle(arp, frame.eth_dst, at, now) if arp is not None
-                           else self._route(frame, data, now))
+                           else self._route(frame, data, at, now))
 
     def _transit(self, frame: Frame, data: bytes, at: End, now: float) -> list[Message]:
         """A frame at a link port, or at a port of a switch too new for its links to be known
@@ -360,7 +390,7 @@ class Balancer:
         known = self.net.hosts.get(frame.eth_src)
         if flow is None or at.dpid not in flow.path or known is None or known.ip != ipv4.src:
             return []
-        return self._route(frame, data, now)
+        return self._route(frame, data, at, now)
 
     def _spoofed(self, at: End, mac: str, ip: str) -> None:
         self.counters["spoofed_frames"] += 1
@@ -432,39 +462,63 @@ class Balancer:
             return f"a second link where the spec lists one (known: ports {edge['out_port']} -> {edge['in_port']})"
         return None
 
-    def _route(self, frame: Frame, data: bytes, now: float) -> list[Message]:
-        """Install the flow on every switch of its path and release the packet at the
-        egress switch, so it never meets a switch whose entry is not there yet."""
+    def _route(self, frame: Frame, data: bytes, at: End, now: float) -> list[Message]:
+        """Install a new flow on every switch of its path and release the packet at the
+        egress switch, so it never meets a switch whose entry is not there yet. A packet of
+        a flow already installed (its entries are still being written: writes to different
+        switches are not ordered; or this switch's expired) gets only this switch's entry:
+        re-sending the others would replace entries that work."""
         src, dst = self.net.hosts.get(frame.eth_src), self.net.hosts.get(frame.eth_dst)
         if src is None:
             return []
         if dst is None:   # normally ARP came first and taught us both; not after a restart
             return self.arp.locate(src, frame.ipv4.dst, now)
+        release = PacketOut(dst.at.dpid, (dst.at.port,), data)
         key = FlowKey.of(frame.ipv4)
+        if not key.installable:     # a later fragment: delivered, nothing decided or recorded
+            return [release]
         flow = self.flows.get(key)
-        msgs: list[Message] = []
-        if flow is None or not is_live(self.net, flow.path) \
-                or (flow.path[0], flow.path[-1]) != (src.at.dpid, dst.at.dpid):
-            candidates = self.paths.candidates(self.net, src.at.dpid, dst.at.dpid)
-            if not candidates:
-                log.warning("flow %s: no path from %s to %s yet", key,
-                            self.net.name(src.at.dpid), self.net.name(dst.at.dpid))
+        if flow is not None and self._usable(flow.path, src, dst):
+            self.counters["entries_repaired"] += 1
+            return [m for m in self._plan(flow, src, dst) if m.dpid == at.dpid] + [release]
+        path, why = self._reverse(key, src, dst), "reverse"
+        if path is None:
+            path, why = self._decide(key, src, dst, now)
+            if path is None:
                 return []
-            features = [self.features(c, src, dst, now) for c in candidates]
-            action = self.policy.choose(key, features)
-            if self.policy.learns:
-                self._decisions.append(Decision(now, candidates, src, dst, features, action))
-            path = candidates[action]
-            msgs += self._make_room(src.at)
-            flow = self._record(key, path, src.at, now)
-            if log.isEnabledFor(logging.INFO):    # naming the path costs more than deciding it
-                log.info("flow %s via %s (%s, %d candidates)", key, self.net.path_name(path),
-                         self.policy.name, len(candidates))
-        if key.installable:
-            msgs += plan(key, hops(self.net, flow.path, src.at, dst.at), flow.cookie,
-                         self.settings.idle_timeout_s)
-        msgs.append(PacketOut(dst.at.dpid, (dst.at.port,), data))
-        return msgs
+        msgs = self._make_room(src.at)
+        flow = self._record(key, path, src.at, now)
+        self.bookings.book(flow.cookie, key.kind, tuple(link for link, _, _ in self._links_of(path, src, dst)), now)
+        if log.isEnabledFor(logging.INFO):    # naming the path costs more than deciding it
+            log.info("flow %s via %s (%s)", key, self.net.path_name(path), why)
+        return msgs + self._plan(flow, src, dst) + [release]
+
+    def _usable(self, path: Path, src: HostLocation, dst: HostLocation) -> bool:
+        return is_live(self.net, path) and (path[0], path[-1]) == (src.at.dpid, dst.at.dpid)
+
+    def _plan(self, flow: Installed, src: HostLocation, dst: HostLocation) -> list[Message]:
+        return plan(flow.key, hops(self.net, flow.path, src.at, dst.at), flow.cookie, self.settings.idle_timeout_s)
+
+    def _reverse(self, key: FlowKey, src: HostLocation, dst: HostLocation) -> Path | None:
+        """With --symmetric, the reverse of the path of the connection's other direction."""
+        if not self.settings.symmetric:
+            return None
+        forward = self.flows.get(key.reverse())
+        if forward is None or not self._usable(forward.path, dst, src):
+            return None
+        return forward.path[::-1]
+
+    def _decide(self, key: FlowKey, src: HostLocation, dst: HostLocation, now: float) -> tuple[Path | None, str]:
+        candidates = self.paths.candidates(self.net, src.at.dpid, dst.at.dpid)
+        if not candidates:
+            log.warning("flow %s: no path from %s to %s yet", key,
+                        self.net.name(src.at.dpid), self.net.name(dst.at.dpid))
+            return None, ""
+        features = [self.features(c, src, dst, now) for c in candidates]
+        action = self.policy.choose(key, features)
+        if self.policy.learns:
+            self._decisions.append(Decision(now, candidates, src, dst, features, action))
+        return candidates[action], f"{self.policy.name}, {len(candidates)} candidates"
 
     def _make_room(self, at: End) -> list[Message]:
         """Remove the oldest flow from a port that has MAX_FLOWS_PER_PORT (its entries too, so

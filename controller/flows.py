@@ -29,6 +29,15 @@ class FlowKey(NamedTuple):
         capture every flow of that protocol between the two hosts."""
         return self.proto not in (PROTO_TCP, PROTO_UDP) or self.src_port is not None
 
+    @property
+    def kind(self) -> tuple[int, int | None]:
+        """What flows of one service share: protocol and destination port."""
+        return self.proto, self.dst_port
+
+    def reverse(self) -> FlowKey:
+        """The key of the connection's other direction."""
+        return FlowKey(self.dst_ip, self.src_ip, self.proto, self.dst_port, self.src_port)
+
     def match(self, in_port: int) -> Match:
         ports = {}
         if self.proto in (PROTO_TCP, PROTO_UDP) and self.src_port is not None:

@@ -18,6 +18,7 @@ COUNTERS = {
     "poll_errors": "Statistics polls that failed (send errors, OpenFlow errors)",
     "stale_replies": "Port statistics replies still missing when the next poll was due",
     "flows_installed": "Flows routed onto a path",
+    "entries_repaired": "Packets of installed flows sent up by a switch lacking its entry (it alone gets it again)",
     "spoofed_frames": "Frames dropped at an edge port whose sender is not the host bound there",
     "rejected_probes": "LLDP probes in our format refused (unsigned, stale, from a host's or unreported port)",
     "flows_evicted": "Flows removed, entries and all, because their port had the most flows allowed",
@@ -27,9 +28,12 @@ COUNTERS = {
     "ofp_accept_errors": "Failed accepts on the OpenFlow port (e.g. no file descriptor free); accepting goes on",
     "framework_errors": "Errors the framework logged with a traceback (one warning line each, traceback at DEBUG)",
 }
-LINK_GAUGES = {"utilisation": "Link utilisation (0..1) over the last poll interval",
-               "loss": "Link packet loss rate (0..1) over the last poll interval",
-               "latency_ms": "Link latency in ms (LLDP, smoothed)"}
+LINK_GAUGES = {"utilisation": ("utilisation", "Link utilisation (0..1) over the last poll interval"),
+               "loss": ("loss", "Link packet loss rate (0..1) over the last poll interval"),
+               "latency_ms": ("latency_ms", "Link latency in ms (LLDP, smoothed)"),
+               "age_seconds": ("age_s", "Age of the link's statistics (+Inf: never measured)"),
+               "known": ("known", "1 if the link's statistics are recent (3 poll intervals), else 0: "
+                                  "its utilisation and loss then read 0 and load-aware policies avoid it")}
 
 
 class Metrics:
@@ -55,12 +59,16 @@ class _BalancerCollector:
             family.add_metric([], b.counters[name])
             yield family
         labels = ["src", "src_port", "dst", "dst_port"]
-        families = {k: GaugeMetricFamily(f"lb_link_{k}", doc, labels=labels) for k, doc in LINK_GAUGES.items()}
+        families = {attr: GaugeMetricFamily(f"lb_link_{k}", doc, labels=labels) for k, (attr, doc) in LINK_GAUGES.items()}
+        booked = GaugeMetricFamily("lb_link_booked_mbps", "Load booked by new flows a poll has not measured yet",
+                                   labels=labels)
         for m in b.link_metrics(self.clock()):
             values = [b.net.name(m.src.dpid), str(m.src.port), b.net.name(m.dst.dpid), str(m.dst.port)]
-            for k, family in families.items():
-                family.add_metric(values, getattr(m, k))
+            for attr, family in families.items():
+                family.add_metric(values, float(getattr(m, attr)))
+            booked.add_metric(values, b.bookings.on((m.src, True)) / 1e6)
         yield from families.values()
+        yield booked
         flows = GaugeMetricFamily("lb_flows_active", "Flows with installed entries")
         flows.add_metric([], len(b.flows))
         yield flows

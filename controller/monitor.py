@@ -9,7 +9,10 @@ Per directed link a -> b (a = sending port, b = receiving port):
   is the larger of a's transmit counter and the packets our flow entries sent towards a: the
   userspace datapath drops packets that a shaped link cannot take before the port counts them,
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
-  Below MIN_PACKETS offered in a window there is no evidence, and loss is 0.
+  Below MIN_PACKETS offered in a window there is no evidence, and loss is 0. A flow entry's
+  rate is the increase of its counters between two replies over the controller's own receive
+  times, never its total over its duration: Open vSwitch resets an entry's duration when an
+  ADD replaces it but keeps its counters, and a loss-free link then read loss 0.997.
 - latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
   of each switch's echo round trip, clamped at 0; the minimum of the last LATENCY_WINDOW
   probes, because delays inside the controller (a busy event loop) only ever add to a sample,
@@ -22,7 +25,9 @@ packets it could not send to the host; the source host's link shows its rate but
 access links carry no probes, so their latency is taken as 0.
 
 Counters are untrusted: all-ones means "unsupported", a smaller value is a reset (that window
-is unknown) unless the drop is so large it can only be a 64-bit wrap.
+is unknown) unless the drop is so large it can only be a 64-bit wrap. A rate older than the
+caller's max_age_s is unknown, not the last value seen (a link last measured saturated must
+not read saturated an hour later); a port that goes down forgets its rates.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from controller.discovery import End
 
@@ -69,7 +75,14 @@ class FlowStat:
     cookie: int
     out_port: int
     packets: int
-    duration_s: float
+    bytes: int = 0
+
+
+class FlowRate(NamedTuple):
+    pps: float
+    bps: float
+    at: float             # controller time the second snapshot arrived
+    packets: int          # in the window
 
 
 @dataclass(frozen=True)
@@ -94,6 +107,7 @@ class LinkMetrics:
     loss: float
     latency_ms: float
     age_s: float          # since the older of the two ends was last measured
+    known: bool = True    # rate, utilisation and loss measured recently (else they read 0)
 
 
 @dataclass(frozen=True)
@@ -102,13 +116,14 @@ class PathFeatures:
     loss: float           # 1 - prod(1 - loss_i)
     latency_ms: float     # sum over links
     hops: int             # inter-switch links
+    unknown: int = 0      # links without recent statistics (their load reads 0)
 
     def as_dict(self) -> dict:
         return {"utilisation": self.utilisation, "loss": self.loss,
-                "latency_ms": self.latency_ms, "hops": self.hops}
+                "latency_ms": self.latency_ms, "hops": self.hops, "unknown": self.unknown}
 
 
-def _clamp01(x: float) -> float:
+def clamp01(x: float) -> float:
     return 0.0 if not math.isfinite(x) or x < 0 else min(x, 1.0)
 
 
@@ -117,9 +132,9 @@ class Monitor:
         self._ports: dict[End, tuple[PortStat, float]] = {}
         self.rates: dict[End, PortRate] = {}
         self._flows: dict[tuple[int, int], tuple[FlowStat, float]] = {}   # (dpid, cookie) -> last
-        # port -> (dpid, cookie) -> (packets/s, when, packets): indexed by port, so that a link's
-        # metrics (computed for every candidate of every new flow) read only its own entries
-        self._offered: dict[End, dict[tuple[int, int], tuple[float, float, int]]] = {}
+        # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
+        # for every candidate of every new flow) read only its own entries
+        self._offered: dict[End, dict[tuple[int, int], FlowRate]] = {}
         self._latency_ms: dict[tuple[End, End], deque[float]] = {}
         self.rtt_s: dict[int, float] = {}
         self.version = 0     # counts inputs, so that derived values can be cached between them
@@ -139,9 +154,11 @@ class Monitor:
             else:
                 self.rates[end] = rate
 
-    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> None:
-        """Packets/s each flow entry sends; a new entry counts from its creation."""
+    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> dict[int, FlowRate]:
+        """Rates of the flow entries between this reply and the previous one (a new entry
+        has none until its second reply); returns those measured now, by cookie."""
         self.version += 1
+        measured = {}
         for s in stats:
             key = (dpid, s.cookie)
             prev = self._flows.get(key)
@@ -150,14 +167,16 @@ class Monitor:
                 prev = None
             self._flows[key] = (s, now)
             if prev is None:
-                packets, interval = s.packets, s.duration_s
-            else:
-                packets = counter_delta(prev[0].packets, s.packets)
-                interval = s.duration_s - prev[0].duration_s
-                if packets is None or interval <= 0:    # re-created entry: count from creation
-                    packets, interval = s.packets, s.duration_s
-            if interval > 0:
-                self._offered.setdefault(End(dpid, s.out_port), {})[key] = (packets / interval, now, packets)
+                continue
+            packets, nbytes = counter_delta(prev[0].packets, s.packets), counter_delta(prev[0].bytes, s.bytes)
+            interval = now - prev[1]
+            entries = self._offered.setdefault(End(dpid, s.out_port), {})
+            if packets is None or nbytes is None or interval <= 0:    # re-created: no rate this window
+                entries.pop(key, None)
+                continue
+            entries[key] = measured[s.cookie] = FlowRate(packets / interval, nbytes * 8 / interval,
+                                                         now, packets)
+        return measured
 
     def _forget_flow(self, key: tuple[int, int]) -> None:
         self.version += 1
@@ -191,6 +210,12 @@ class Monitor:
         window = self._latency_ms.get((src, dst))
         return min(window) if window else 0.0
 
+    def forget_port(self, end: End) -> None:
+        """A port that went down: its rates and last counters describe a link that is gone."""
+        self.version += 1
+        self._ports.pop(end, None)
+        self.rates.pop(end, None)
+
     def forget_switch(self, dpid: int) -> None:
         self.version += 1
         for table in (self._ports, self.rates):
@@ -206,10 +231,10 @@ class Monitor:
     def offered(self, end: End, now: float, max_age_s: float) -> tuple[float, int]:
         """(packets/s, packets) our fresh flow entries sent towards this port."""
         pps = packets = 0
-        for rate, at, count in self._offered.get(end, {}).values():
-            if now - at <= max_age_s:
-                pps += rate
-                packets += count
+        for rate in self._offered.get(end, {}).values():
+            if now - rate.at <= max_age_s:
+                pps += rate.pps
+                packets += rate.packets
         return pps, packets
 
     def access(self, end: End, to_host: bool, capacity_mbps: float, now: float,
@@ -217,33 +242,37 @@ class Monitor:
         """The link between a switch port and a host. Towards the host, loss is what our entries
         offered the port but it did not send; from the host, nothing shows loss (taken as 0)."""
         rate = self.rates.get(end)
-        if rate is None:
-            return LinkMetrics(end, end, capacity_mbps, 0.0, 0.0, 0.0, 0.0, math.inf)
+        if rate is None or now - rate.at > max_age_s:
+            return LinkMetrics(end, end, capacity_mbps, 0.0, 0.0, 0.0, 0.0, _age(rate, now), known=False)
         bps, loss = (rate.tx_bps, 0.0) if to_host else (rate.rx_bps, 0.0)
         if to_host:
             flow_pps, flow_packets = self.offered(end, now, max_age_s)
             if flow_packets >= MIN_PACKETS and flow_pps > 0:
-                loss = _clamp01(1 - rate.tx_pps / flow_pps)
-        return LinkMetrics(end, end, capacity_mbps, bps / 1e6, _clamp01(bps / 1e6 / capacity_mbps),
+                loss = clamp01(1 - rate.tx_pps / flow_pps)
+        return LinkMetrics(end, end, capacity_mbps, bps / 1e6, clamp01(bps / 1e6 / capacity_mbps),
                            loss, 0.0, now - rate.at)
 
     def link(self, src: End, dst: End, capacity_mbps: float, now: float,
              max_age_s: float) -> LinkMetrics:
         tx, rx = self.rates.get(src), self.rates.get(dst)
         latency = self.latency_ms(src, dst)
-        if tx is None or rx is None:
-            return LinkMetrics(src, dst, capacity_mbps, 0.0, 0.0, 0.0, latency, math.inf)
+        age_s = max(_age(tx, now), _age(rx, now))
+        if age_s > max_age_s:
+            return LinkMetrics(src, dst, capacity_mbps, 0.0, 0.0, 0.0, latency, age_s, known=False)
         rate_mbps = tx.tx_bps / 1e6
-        utilisation = _clamp01(rate_mbps / capacity_mbps)
+        utilisation = clamp01(rate_mbps / capacity_mbps)
         flow_pps, flow_packets = self.offered(src, now, max_age_s)
         offered_pps = max(tx.tx_pps, flow_pps)
         if max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
             loss = 0.0
         else:
-            loss = _clamp01(max(1 - rx.rx_pps / offered_pps,
+            loss = clamp01(max(1 - rx.rx_pps / offered_pps,
                                 (tx.drop_pps + rx.drop_pps) / offered_pps))
-        return LinkMetrics(src, dst, capacity_mbps, rate_mbps, utilisation, loss, latency,
-                           now - min(tx.at, rx.at))
+        return LinkMetrics(src, dst, capacity_mbps, rate_mbps, utilisation, loss, latency, age_s)
+
+
+def _age(rate: PortRate | None, now: float) -> float:
+    return math.inf if rate is None else now - rate.at
 
 
 def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate | None:
@@ -274,4 +303,5 @@ def path_features(links: list[LinkMetrics], hops: int) -> PathFeatures:
     for lk in links:
         survive *= 1 - lk.loss
     return PathFeatures(max((lk.utilisation for lk in links), default=0.0),
-                        _clamp01(1 - survive), sum(lk.latency_ms for lk in links), hops)
+                        clamp01(1 - survive), sum(lk.latency_ms for lk in links), hops,
+                        sum(not lk.known for lk in links))

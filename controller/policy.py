@@ -2,7 +2,8 @@
 
 A policy scores each candidate path from its features (lower is better) and the lowest
 score wins, ties going to the earlier candidate (fewer hops); policies that are not a score
-override choose() instead. A policy that `learns` is told, about two polls after each of its
+override choose() instead. A policy that weighs load never prefers a path because its load
+cannot be seen: paths with links lacking recent statistics rank after those measured. A policy that `learns` is told, about two polls after each of its
 decisions, what the candidates' features became (see Balancer.poll).
 """
 
@@ -34,6 +35,7 @@ Experience = tuple[list[PathFeatures], int, list[PathFeatures]]   # before, chos
 class Policy:
     name = ""
     learns = False
+    load_aware = False
 
     def score(self, features: PathFeatures) -> float:
         raise NotImplementedError
@@ -44,6 +46,8 @@ class Policy:
     def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
         """Index of the chosen candidate (never called with an empty list)."""
         scores = self.scores(features)
+        if self.load_aware:
+            return min(range(len(scores)), key=lambda i: (features[i].unknown > 0, scores[i]))
         return min(range(len(scores)), key=scores.__getitem__)
 
     def learn(self, experience: list[Experience]) -> None:
@@ -65,6 +69,7 @@ class LeastLoaded(Policy):
     """Lowest bottleneck utilisation; differences under 1% are noise, so they tie (and the
     shorter path wins)."""
     name = "least-loaded"
+    load_aware = True
 
     def score(self, features: PathFeatures) -> float:
         return round(features.utilisation, 2)
@@ -120,11 +125,13 @@ class BpannPolicy(Policy):
     """Lowest load predicted by the BPANN from the four features. Without a usable model it
     says so and behaves as least-loaded until a good model is reloaded."""
     name = "bpann"
+    load_aware = True
 
     def __init__(self, model_path: str | Path = DEFAULT_MODEL) -> None:
         self.model_path = Path(model_path)
-        self.model: bpann.Bpann | None = None
-        self._memo: dict[PathFeatures, float] = {}
+        # the model and its predictions, swapped as one: a reload (SIGHUP lands between any two
+        # bytecodes) while candidates are scored must not clear the memo under the scoring
+        self._loaded: tuple[bpann.Bpann | None, dict[PathFeatures, float]] = (None, {})
         self._fallback = LeastLoaded()
         try:
             self.reload()
@@ -133,8 +140,7 @@ class BpannPolicy(Policy):
 
     def reload(self) -> None:
         """Load the model file again; on failure keep what was in use and raise ModelError."""
-        self.model = bpann.load(self.model_path)
-        self._memo = {}
+        self._loaded = (bpann.load(self.model_path), {})
         log.info("BPANN model %s loaded (%d hidden neurons, label %s)", self.model_path,
                  self.model.hidden, self.model.meta.get("label"))
 
@@ -144,15 +150,23 @@ class BpannPolicy(Policy):
     def scores(self, features: list[PathFeatures]) -> list[float]:
         """Predictions are remembered per feature vector (features change once per poll, new
         flows arrive thousands of times a second); forgotten on reload and beyond 4096."""
-        if self.model is None:
+        model, memo = self._loaded
+        if model is None:
             return [self._fallback.score(f) for f in features]
-        todo = [f for f in features if f not in self._memo]
-        if todo:
-            if len(self._memo) > MEMO_SIZE:
-                self._memo.clear()
-            x = np.array([[f.utilisation, f.loss, f.latency_ms, f.hops] for f in todo])
-            self._memo.update(zip(todo, self.model.predict(x).tolist(), strict=True))
-        return [self._memo[f] for f in features]
+        scores = [memo.get(f) for f in features]
+        todo = [f for f, score in zip(features, scores) if score is None]
+        if not todo:
+            return scores
+        x = np.array([[f.utilisation, f.loss, f.latency_ms, f.hops] for f in todo])
+        new = dict(zip(todo, model.predict(x).tolist(), strict=True))
+        if len(memo) > MEMO_SIZE:
+            memo.clear()
+        memo.update(new)
+        return [new[f] if score is None else score for f, score in zip(features, scores)]
+
+    @property
+    def model(self) -> bpann.Bpann | None:
+        return self._loaded[0]
 
     def describe(self) -> dict:
         if self.model is None:

@@ -104,7 +104,8 @@ def link_json(balancer: Balancer, m: LinkMetrics) -> dict:
     return {"src": name(m.src.dpid), "src_port": m.src.port, "dst": name(m.dst.dpid),
             "dst_port": m.dst.port, "capacity_mbps": m.capacity_mbps,
             "rate_mbps": finite(m.rate_mbps), "utilisation": finite(m.utilisation),
-            "loss": finite(m.loss), "latency_ms": finite(m.latency_ms), "age_s": finite(m.age_s)}
+            "loss": finite(m.loss), "latency_ms": finite(m.latency_ms), "age_s": finite(m.age_s),
+            "known": m.known, "booked_mbps": finite(balancer.bookings.on((m.src, True)) / 1e6)}
 
 
 class RestApi:
@@ -203,7 +204,8 @@ class RestApi:
         return [{"flow": str(f.key), "src_ip": f.key.src_ip, "dst_ip": f.key.dst_ip,
                  "proto": f.key.proto, "src_port": f.key.src_port, "dst_port": f.key.dst_port,
                  "path": [net.name(d) for d in f.path], "cookie": hex(f.cookie),
-                 "age_s": round(now - f.installed_at, 3)}
+                 "age_s": round(now - f.installed_at, 3),
+                 "booked_mbps": finite(self.balancer.bookings.of(f.cookie) / 1e6)}
                 for f in self.balancer.flows.values()]
 
     def policy(self, environ) -> dict:

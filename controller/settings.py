@@ -19,6 +19,8 @@ class Settings:
     topology: str | None = None      # path of a topology spec (recommended: gives capacities)
     k_paths: int = 4                 # candidate paths considered per host pair
     idle_timeout_s: int = 10         # a flow entry unused this long is removed by the switch
+    symmetric: bool = False          # a connection's reply takes the reverse of its forward path
+    new_flow_mbps: float = 1.0       # booked for a new flow of a kind never measured (see bookings.py)
     probe_interval_s: float = 1.0    # LLDP probe period (also the latency sampling period)
     poll_interval_s: float = 1.0     # port and flow statistics period
     default_capacity_mbps: float = 1000.0   # for links the topology spec does not describe
@@ -34,7 +36,7 @@ class Settings:
     api_token: str | None = field(default=None, repr=False)   # for PUT/POST; none: generated at start
 
     ENV = {"policy": "LB_POLICY", "topology": "LB_TOPOLOGY", "k_paths": "LB_K_PATHS",
-           "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "probe_interval_s": "LB_PROBE_INTERVAL_S",
+           "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "symmetric": "LB_SYMMETRIC", "new_flow_mbps": "LB_NEW_FLOW_MBPS", "probe_interval_s": "LB_PROBE_INTERVAL_S",
            "poll_interval_s": "LB_POLL_INTERVAL_S", "default_capacity_mbps": "LB_DEFAULT_CAPACITY_MBPS",
            "rest_port": "LB_REST_PORT", "metrics_port": "LB_METRICS_PORT", "capture": "LB_CAPTURE",
            "model": "LB_MODEL", "q_table": "LB_Q_TABLE", "q_alpha": "LB_Q_ALPHA", "q_gamma": "LB_Q_GAMMA",
@@ -54,8 +56,10 @@ class Settings:
     def validate(self) -> None:
         if not 1 <= self.k_paths <= 64:
             raise ConfigError(f"LB_K_PATHS: must be in 1..64, got {self.k_paths}")
-        if not 0 <= self.idle_timeout_s <= 65535:
-            raise ConfigError(f"LB_IDLE_TIMEOUT_S: must be in 0..65535, got {self.idle_timeout_s}")
+        if not 1 <= self.idle_timeout_s <= 65535:   # 0 (permanent) would never report a flow's end
+            raise ConfigError(f"LB_IDLE_TIMEOUT_S: must be in 1..65535, got {self.idle_timeout_s}")
+        if not 0 <= self.new_flow_mbps <= 100_000:
+            raise ConfigError(f"LB_NEW_FLOW_MBPS: must be in 0..100000, got {self.new_flow_mbps}")
         for var, value in (("LB_PROBE_INTERVAL_S", self.probe_interval_s),
                            ("LB_POLL_INTERVAL_S", self.poll_interval_s)):
             if not 0.1 <= value <= 60:
@@ -79,6 +83,10 @@ class Settings:
 def _convert(var: str, raw: str, kind: type) -> object:
     if kind is str or kind is type(None):
         return raw
+    if kind is bool:
+        if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
+            raise ConfigError(f"{var}: expected true or false, got '{raw}'")
+        return raw.lower() in ("1", "true", "yes")
     try:
         return kind(raw)
     except ValueError:

@@ -56,9 +56,46 @@ def test_loss_compares_far_end_receptions_with_packets_offered():
     m = Monitor()
     feed(m, 0.0, port(duration_s=1), port(duration_s=1))
     feed(m, 1.0, port(tx_packets=600, duration_s=2), port(rx_packets=600, duration_s=2))
-    # our flow entry on switch 1 sent 900 packets towards A in its first second
-    m.flow_stats(1, [FlowStat(cookie=7, out_port=2, packets=900, duration_s=1.0)], 1.0)
+    # our flow entry on switch 1 sent 900 packets towards A in the same second
+    m.flow_stats(1, [FlowStat(cookie=7, out_port=2, packets=100)], 0.0)
+    m.flow_stats(1, [FlowStat(cookie=7, out_port=2, packets=1000)], 1.0)
     assert m.link(A, B, 10, 1.0, 3).loss == pytest.approx(1 / 3)
+
+
+def test_an_entry_replaced_like_open_vswitch_does_reads_no_loss():
+    """Open vSwitch keeps a replaced entry's counters and resets its duration: the flow's rate
+    comes from counter deltas over the controller's receive times, not total / duration."""
+    m = Monitor()
+    sent = 0
+    for t in range(6):
+        sent += 1000
+        feed(m, float(t), port(tx_packets=sent, tx_bytes=sent * 1000, duration_s=t + 1.0),
+             port(rx_packets=sent, rx_bytes=sent * 1000, duration_s=t + 1.0))
+        # the entry was replaced at t=3: its duration restarted, which FlowStat does not carry
+        m.flow_stats(1, [FlowStat(cookie=7, out_port=2, packets=sent, bytes=sent * 1000)], float(t))
+        assert m.link(A, B, 10, float(t), 3).loss == 0.0
+
+
+def test_a_link_not_measured_for_longer_than_max_age_is_unknown_not_its_last_rate():
+    m = Monitor()
+    feed(m, 0.0, port(), port())
+    feed(m, 1.0, port(tx_packets=1000, tx_bytes=1_250_000), port(rx_packets=1000, rx_bytes=1_250_000))
+    fresh = m.link(A, B, 10, 2.0, 3)
+    assert (fresh.known, fresh.utilisation) == (True, 1.0)
+    stale = m.link(A, B, 10, 3600.0, 3)
+    assert (stale.known, stale.utilisation, stale.rate_mbps, stale.age_s) == (False, 0.0, 0.0, 3599.0)
+    assert not m.access(A, True, 100, 3600.0, 3).known
+    assert path_features([fresh, stale], hops=1).unknown == 1
+
+
+def test_a_port_that_goes_down_forgets_its_rates():
+    m = Monitor()
+    feed(m, 0.0, port(), port())
+    feed(m, 1.0, port(tx_packets=1000, tx_bytes=1_250_000), port(rx_packets=1000, rx_bytes=1_250_000))
+    m.forget_port(A)
+    assert not m.link(A, B, 10, 1.0, 3).known
+    feed(m, 60.0, port(tx_packets=1000, tx_bytes=1_250_000))   # up again: no window across the outage
+    assert not m.link(A, B, 10, 60.0, 3).known
 
 
 def test_too_few_packets_is_no_evidence_of_loss():
@@ -109,7 +146,8 @@ def test_access_link_to_a_host_loses_what_the_port_could_not_send():
     m = Monitor()
     m.port_stats(1, [port(port_no=1)], 0.0)
     m.port_stats(1, [port(port_no=1, tx_packets=800, tx_bytes=10**6)], 1.0)
-    m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000, duration_s=1.0)], 1.0)
+    m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=0)], 0.0)
+    m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000)], 1.0)
     to_host = m.access(End(1, 1), True, 100, 1.0, 3)
     assert (to_host.loss, to_host.utilisation) == (pytest.approx(0.2), pytest.approx(0.08))
     assert m.access(End(1, 1), False, 100, 1.0, 3).loss == 0.0
@@ -121,7 +159,8 @@ samples = st.lists(st.tuples(counters, counters, counters, counters,
                    min_size=1, max_size=6)
 
 
-@given(samples, samples, st.lists(st.tuples(st.integers(0, 2**64 - 1), st.floats(0, 1e6)), max_size=4),
+@given(samples, samples, st.lists(st.tuples(st.integers(0, 2**64 - 1), st.integers(0, 2**64 - 1),
+                                            st.floats(0, 5)), max_size=4),
        st.floats(-1e3, 1e3) | st.sampled_from([math.nan, math.inf, -math.inf]))
 def test_features_stay_finite_and_in_range_for_any_counters(tx_side, rx_side, flows, travel):
     m = Monitor()
@@ -130,8 +169,9 @@ def test_features_stay_finite_and_in_range_for_any_counters(tx_side, rx_side, fl
         t += a[5]
         m.port_stats(1, [PortStat(2, a[0], a[1], a[2], a[3], a[0], a[1], a[4])], t)
         m.port_stats(2, [PortStat(2, b[0], b[1], b[2], b[3], b[0], b[1], b[4])], t)
-    for packets, duration in flows:
-        m.flow_stats(1, [FlowStat(1, 2, packets, duration)], t)
+    for packets, nbytes, gap in flows:
+        t += gap
+        m.flow_stats(1, [FlowStat(1, 2, packets, nbytes)], t)
     m.echo_rtt(1, travel)
     m.probe_delay(A, B, travel)
     link = m.link(A, B, 10, t, 3)
