@@ -296,12 +296,16 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate
                     drops / interval, now)
 
 
-def path_features(links: list[LinkMetrics], hops: int) -> PathFeatures:
+def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:
     """The paper's four features of a path from the metrics of all its links (access links
-    included) and its number of inter-switch links."""
-    survive = 1.0
-    for lk in links:
+    included), its number of inter-switch links, and the load booked on each link (added
+    to its measured rate)."""
+    survive, utilisation, latency, unknown = 1.0, 0.0, 0.0, 0
+    for lk, booked in zip(links, booked_mbps or [0.0] * len(links)):
         survive *= 1 - lk.loss
-    return PathFeatures(max((lk.utilisation for lk in links), default=0.0),
-                        clamp01(1 - survive), sum(lk.latency_ms for lk in links), hops,
-                        sum(not lk.known for lk in links))
+        u = (lk.rate_mbps + booked) / lk.capacity_mbps if booked else lk.utilisation
+        if u > utilisation:
+            utilisation = u
+        latency += lk.latency_ms
+        unknown += not lk.known
+    return PathFeatures(min(utilisation, 1.0), clamp01(1 - survive), latency, hops, unknown)

@@ -2,8 +2,10 @@
 
 A policy scores each candidate path from its features (lower is better) and the lowest
 score wins, ties going to the earlier candidate (fewer hops); policies that are not a score
-override choose() instead. A policy that weighs load never prefers a path because its load
-cannot be seen: paths with links lacking recent statistics rank after those measured. A policy that `learns` is told, about two polls after each of its
+override choose() instead. Only a `load_aware` policy is given measured features (the others
+read hops alone: their utilisation, loss and latency are 0), and it never prefers a path
+because its load cannot be seen: paths with links lacking recent statistics rank after those
+measured. A policy that `learns` is told, about two polls after each of its
 decisions, what the candidates' features became (see Balancer.poll).
 """
 
@@ -183,6 +185,7 @@ class QLearningPolicy(Policy):
     overwritten."""
     name = "qlearning"
     learns = True
+    load_aware = True
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
                  gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon, seed: int = 0) -> None:
