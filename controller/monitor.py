@@ -10,9 +10,12 @@ Per directed link a -> b (a = sending port, b = receiving port):
   userspace datapath drops packets that a shaped link cannot take before the port counts them,
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
   Below MIN_PACKETS offered in a window there is no evidence, and loss is 0. A flow entry's
-  rate is the increase of its counters between two replies over the controller's own receive
-  times, never its total over its duration: Open vSwitch resets an entry's duration when an
-  ADD replaces it but keeps its counters, and a loss-free link then read loss 0.997.
+  rate is the increase of its counters between two replies, never its total over its
+  duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
+  counters, and a loss-free link then read loss 0.997. The window is the switch's own
+  (duration delta) when that agrees with the controller's receive times within a quarter,
+  else the receive times': those carry the controller's event-loop delays (a loss-free link
+  read loss up to 0.06 from them alone), the switch's clock does not, unless it restarted.
 - latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
   of each switch's echo round trip, clamped at 0; the minimum of the last LATENCY_WINDOW
   probes, because delays inside the controller (a busy event loop) only ever add to a sample,
@@ -76,6 +79,7 @@ class FlowStat:
     out_port: int
     packets: int
     bytes: int = 0
+    duration_s: float | None = None   # how long the entry has existed; restarts when replaced
 
 
 class FlowRate(NamedTuple):
@@ -169,7 +173,7 @@ class Monitor:
             if prev is None:
                 continue
             packets, nbytes = counter_delta(prev[0].packets, s.packets), counter_delta(prev[0].bytes, s.bytes)
-            interval = now - prev[1]
+            interval = _window(prev[0].duration_s, s.duration_s, now - prev[1])
             entries = self._offered.setdefault(End(dpid, s.out_port), {})
             if packets is None or nbytes is None or interval <= 0:    # re-created: no rate this window
                 entries.pop(key, None)
@@ -273,6 +277,14 @@ class Monitor:
 
 def _age(rate: PortRate | None, now: float) -> float:
     return math.inf if rate is None else now - rate.at
+
+
+def _window(prev_s: float | None, cur_s: float | None, received_s: float) -> float:
+    """The interval between two snapshots: by the switch's clock where it reports one that
+    agrees with the receive times (within a quarter), else by the receive times."""
+    if prev_s is not None and cur_s is not None and abs(cur_s - prev_s - received_s) <= received_s / 4:
+        return cur_s - prev_s
+    return received_s
 
 
 def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate | None:

@@ -220,23 +220,33 @@ class Lab:
     def udp_flood(self, src: str, dst: str, mbps: float, seconds: int, port: int = 5990):
         """UDP iperf3 (1400-byte payloads) from src to dst in the background while the block
         runs; the block's value becomes the receiver's JSON report once the transfer ended."""
+        with self.udp_floods(src, dst, mbps, seconds, (port,)) as (report,):
+            yield report
+
+    @contextmanager
+    def udp_floods(self, src: str, dst: str, mbps: float, seconds: int, ports: tuple[int, ...]):
+        """One UDP iperf3 flow per port, as udp_flood, their clients started back to back
+        (within milliseconds) once every server listens; one report per port."""
         receiver = self.net.get(dst)
-        server = receiver.popen(["timeout", str(seconds + 30), "iperf3", "-s", "-1", "-J", "-p", str(port)],
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        report: dict = {}
+        servers = [receiver.popen(["timeout", str(seconds + 30), "iperf3", "-s", "-1", "-J", "-p", str(port)],
+                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for port in ports]
+        reports: list[dict] = [{} for _ in ports]
         try:
-            wait_until(lambda: f":{port}" in receiver.cmd("ss -ltn"), 10, what="iperf3 server")
-            client = self.net.get(src).popen(
+            wait_until(lambda: all(f":{port}" in receiver.cmd("ss -ltn") for port in ports), 10,
+                       what="iperf3 servers")
+            clients = [self.net.get(src).popen(
                 ["timeout", str(seconds + 10), "iperf3", "-c", receiver.IP(), "-p", str(port), "-u",
                  "-b", f"{mbps}M", "-t", str(seconds), "-l", "1400"],
-                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-            yield report
-            client.wait(timeout=seconds + 15)
-            report.update(json.loads(server.communicate(timeout=30)[0]))
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
+            yield reports
+            for client, server, report in zip(clients, servers, reports):
+                client.wait(timeout=seconds + 15)
+                report.update(json.loads(server.communicate(timeout=30)[0]))
         finally:
-            if server.poll() is None:
-                server.terminate()
-                server.wait()
+            for server in servers:
+                if server.poll() is None:
+                    server.terminate()
+                    server.wait()
 
     def owd_probe(self, src: str, dst: str, sport: int, port: int = 7000, count: int = 20,
                   interval_s: float = 0.02) -> dict:
