@@ -5,7 +5,7 @@ from controller.balancer import Balancer
 from controller.flows import FlowKey
 from controller.messages import FlowMod, PacketOut, flow_id_of, generation_of
 from controller.monitor import FlowStat
-from controller.packets import parse
+from controller.packets import ARP_REQUEST, BROADCAST, ETH_IPV6, ETH_LLDP, arp_frame, ethernet, parse
 from controller.policy import make_policy
 from controller.settings import Settings
 from tests.fakeof import Booted, packet_fields
@@ -29,6 +29,33 @@ def test_switches_connecting_one_by_one_are_linked_both_ways_without_waiting_for
     booted = Booted(probe_round=False)
     assert booted.balancer.net.missing_spec_links() == []
     assert len(booted.balancer.net.links) == 2 * len(booted.spec.switch_links())
+
+
+def base_behaviour(booted, switch: str) -> dict[str, str]:
+    """Where each kind of frame ends when it enters a switch at each of its ports, taught no flow."""
+    a, b = booted.spec.host("h1"), booted.spec.host("h7")
+    frames = {"lldp": ethernet("01:80:c2:00:00:0e", a.mac, ETH_LLDP, bytes(46)),
+              "arp": arp_frame(ARP_REQUEST, a.mac, a.ip, "00:00:00:00:00:00", b.ip, eth_dst=BROADCAST),
+              "ipv6": ethernet(b.mac, a.mac, ETH_IPV6, bytes(40)),
+              "new ipv4 flow": ipv4_frame(a.mac, b.mac, a.ip, b.ip, 17, 1234, 5678)}
+    ends = {kind: {booted.of.trace(switch, port, packet_fields(parse(data), port))[1]
+                   for port in booted.of.ports(switch)} for kind, data in frames.items()}
+    return {kind: end for kind, (end,) in ends.items()}
+
+
+BASE = {"lldp": "controller", "arp": "controller", "ipv6": "drop", "new ipv4 flow": "controller"}
+
+
+def test_every_switch_sends_lldp_arp_and_new_flows_up_and_drops_ipv6(booted):
+    for s in booted.spec.switches:
+        assert base_behaviour(booted, s.name) == BASE, s.name
+
+
+def test_ipv6_from_a_host_is_dropped_at_its_switch_and_never_reaches_the_controller(booted):
+    first_packet(booted)        # hosts known and a flow installed: IPv6 between them still goes nowhere
+    a, b = booted.spec.host("h1"), booted.spec.host("h7")
+    ipv6 = parse(ethernet(b.mac, a.mac, ETH_IPV6, bytes(40)))
+    assert booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(ipv6, 0)) == (["s1"], "drop")
 
 
 def test_candidates_are_the_three_h1h7_paths_by_hops(booted):
@@ -138,6 +165,6 @@ def test_a_reconnecting_switch_loses_the_entries_of_flows_we_forgot(booted):
     assert [e for e in booted.of.tables[2] if flow_id_of(e.cookie)]  # which s2 still holds
     booted.deliver(b.switch_up(2, booted.of.ports("s2"), booted.now))
     assert [e for e in booted.of.tables[2] if flow_id_of(e.cookie)] == []   # only base entries left
-    assert len(booted.of.tables[2]) == 4
+    assert base_behaviour(booted, "s2") == BASE
     booted.send("h1", data)
     assert booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(parse(data), 0))[1] == "host:h7"
