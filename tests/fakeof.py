@@ -141,6 +141,23 @@ class Booted:
                 rest.append(m)
         return rest
 
+    def probe_round(self, sent_at: float, delay_s: float = 0.0, cut: tuple[str, str] | None = None) -> list:
+        """A probe interval at sent_at (Balancer.tick): each LLDP probe reaches the neighbouring
+        switch delay_s later, except across the link `cut` (two switch names), where probes are
+        lost. Everything else the balancer sends is applied to the fake tables and returned."""
+        rest = []
+        for m in self.balancer.tick(sent_at):
+            if isinstance(m, PacketOut) and m.data[12:14] == b"\x88\xcc":
+                node, port = self.of.peer(m.dpid, m.out_ports[0])
+                if node in self.of.dpid and {self.of.name(m.dpid), node} != set(cut or ()):
+                    self.of.apply(reply := self.balancer.packet_in(self.of.dpid[node], port, m.data,
+                                                                   sent_at + delay_s))
+                    rest += reply
+            else:
+                self.of.apply([m])
+                rest.append(m)
+        return rest
+
     def host_port(self, host: str) -> tuple[int, int]:
         """(dpid, port) where a host is attached."""
         (switch, port), = [(n, p) for (n, p), (peer, _) in self.of.wire.items() if peer == host]

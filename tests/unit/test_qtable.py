@@ -8,7 +8,6 @@ import random
 import pytest
 
 from controller.flows import FlowKey
-from controller.messages import PacketOut
 from controller.monitor import LATENCY_WINDOW, PathFeatures
 from controller.policy import QLearningPolicy
 from controller.rest import RestApi
@@ -104,15 +103,6 @@ def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(
     assert path.read_text() == text          # nothing overwritten before there is something learnt
 
 
-def probe_round(booted: Booted, sent_at: float, delay_s: float) -> None:
-    """Every switch probes its ports at sent_at, and each probe reaches the neighbour delay_s later."""
-    for m in booted.balancer.tick(sent_at):
-        if isinstance(m, PacketOut) and m.data[12:14] == b"\x88\xcc":
-            node, port = booted.of.peer(m.dpid, m.out_ports[0])
-            if node in booted.of.dpid:
-                booted.balancer.packet_in(booted.of.dpid[node], port, m.data, sent_at + delay_s)
-
-
 def test_the_balancer_feeds_back_what_the_next_polls_measured(tmp_path):
     booted = Booted(policy="qlearning")
     b = booted.balancer
@@ -127,7 +117,7 @@ def test_the_balancer_feeds_back_what_the_next_polls_measured(tmp_path):
     b.poll(booted.now + 1.0)
     assert b.policy.table.updates == 0          # one poll: the window after the decision is not measured yet
     for i in range(LATENCY_WINDOW):             # then every link measures 10 ms, loss-free
-        probe_round(booted, booted.now + 1.1 + 0.2 * i, delay_s=0.010)
+        booted.probe_round(booted.now + 1.1 + 0.2 * i, delay_s=0.010)
     b.poll(booted.now + 2.0)
     assert b.policy.table.updates == 1 and json.loads((tmp_path / "q.json").read_text())["updates"] == 1
     # reward: minus the chosen path's measured latency (10 ms a hop) and no loss penalty; the

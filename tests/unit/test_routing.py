@@ -58,6 +58,23 @@ def test_ipv6_from_a_host_is_dropped_at_its_switch_and_never_reaches_the_control
     assert booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(ipv6, 0)) == (["s1"], "drop")
 
 
+def test_a_link_unconfirmed_for_10_probe_intervals_is_gone_and_confirmed_links_stay():
+    """README: a link unconfirmed for 10 probe intervals is gone (here 10 x 0.5 s)."""
+    booted = Booted(settings=Settings(probe_interval_s=0.5))
+    net = booted.balancer.net
+    confirmed_at, every = booted.now, len(net.links)
+
+    def named_links():
+        return {(net.name(a.dpid), net.name(b.dpid)) for a, b in net.links.links()}
+    assert {("s2", "s7"), ("s7", "s2")} <= named_links()
+    for i in range(1, 16):       # a probe round every interval; none gets across s2-s7
+        booted.probe_round(confirmed_at + 0.5 * i, cut=("s2", "s7"))
+        if i < 10:
+            assert {("s2", "s7"), ("s7", "s2")} <= named_links() and len(net.links) == every, i
+        elif i > 10:
+            assert named_links().isdisjoint({("s2", "s7"), ("s7", "s2")}) and len(net.links) == every - 2, i
+
+
 def test_candidates_are_the_three_h1h7_paths_by_hops(booted):
     net = booted.balancer.net
     names = [net.path_name(p) for p in booted.balancer.paths.candidates(net, 1, 7)]
