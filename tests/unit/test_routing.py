@@ -123,6 +123,26 @@ def test_flow_is_rerouted_when_its_link_goes_down(booted):
     assert (switches, end) == (["s1", "s3", "s4", "s7"], "host:h7")
 
 
+def test_installed_flows_keep_their_paths_when_the_policy_changes_and_new_flows_follow_the_new_one():
+    booted = Booted(policy="round-robin")
+    first_packet(booted, proto=17, sport=1)                    # round robin: s1>s2>s7
+    moved, _ = first_packet(booted, proto=17, sport=2)         # then s1>s3>s4>s7
+    h1_port, fields = booted.host_port("h1")[1], packet_fields(parse(moved), 0)
+    assert booted.of.trace("s1", h1_port, fields) == (["s1", "s3", "s4", "s7"], "host:h7")
+    booted.balancer.set_policy("shortest")
+    # its entry at s3 expires mid-path: its next packet comes up from s3, and is routed again
+    s3 = booted.of.dpid["s3"]
+    booted.of.tables[s3][:] = [e for e in booted.of.tables[s3] if e.match.udp_src != 2]
+    assert booted.of.trace("s1", h1_port, fields) == (["s1", "s3"], "controller")
+    s3_in_port = booted.of.peer(1, booted.of.lookup(1, {**fields, "in_port": h1_port}).out_ports[0])[1]
+    booted.deliver(booted.balancer.packet_in(s3, s3_in_port, moved, booted.now))
+    assert booted.of.trace("s1", h1_port, fields) == (["s1", "s3", "s4", "s7"], "host:h7")   # not s1>s2>s7
+    new, _ = first_packet(booted, proto=17, sport=3)
+    assert booted.of.trace("s1", h1_port, packet_fields(parse(new), 0)) == (["s1", "s2", "s7"], "host:h7")
+    assert sorted(booted.balancer.net.path_name(f.path) for f in booted.balancer.flows.values()) == \
+        ["s1>s2>s7", "s1>s2>s7", "s1>s3>s4>s7"]
+
+
 def test_flow_removed_at_ingress_forgets_the_flow(booted):
     _, msgs = first_packet(booted)
     ingress = next(m for m in msgs if isinstance(m, FlowMod) and m.flags)
