@@ -29,6 +29,30 @@ def packet_fields(frame: Frame, in_port: int) -> dict:
     return fields
 
 
+# OXM prerequisites (OpenFlow 1.3, 7.2.3.6): a field implies the fields it can only appear with.
+_IMPLIED = {"ipv4_src": {"eth_type": 0x0800}, "ipv4_dst": {"eth_type": 0x0800}, "ip_proto": {"eth_type": 0x0800},
+            **{f"{proto}_{end}": {"eth_type": 0x0800, "ip_proto": number}
+               for proto, number in (("tcp", 6), ("udp", 17)) for end in ("src", "dst")}}
+
+
+class AmbiguousFlowMod(AssertionError):
+    """An ADD of an entry that some packet would match as well as an existing entry of the same
+    priority: which one a switch applies is undefined (OpenFlow 1.3, 6.4)."""
+
+
+def with_prerequisites(match: Match) -> dict:
+    fields = match.oxm()
+    for name in list(fields):
+        fields.update(_IMPLIED.get(name, {}))
+    return {**fields, **match.oxm()}     # a field set explicitly keeps its value (a conflict stays one)
+
+
+def overlap(a: Match, b: Match) -> bool:
+    """Whether some packet could match both: no field that both constrain to different values."""
+    fa, fb = with_prerequisites(a), with_prerequisites(b)
+    return all(fa[k] == fb[k] for k in fa.keys() & fb.keys())
+
+
 class FakeOFNetwork:
     def __init__(self, spec: Spec) -> None:
         self.spec = spec
@@ -52,6 +76,11 @@ class FakeOFNetwork:
         for m in messages:
             if isinstance(m, FlowMod):
                 table = self.tables[m.dpid]
+                clash = next((e for e in table if e.priority == m.priority and e.match != m.match
+                              and overlap(e.match, m.match)), None)
+                if clash is not None:
+                    raise AmbiguousFlowMod(f"switch {self.name(m.dpid)}: {m.match.oxm()} overlaps "
+                                           f"{clash.match.oxm()} at priority {m.priority}")
                 table[:] = [e for e in table if (e.match, e.priority) != (m.match, m.priority)]
                 table.append(m)
             elif isinstance(m, FlowDelete):
@@ -109,6 +138,23 @@ class Booted:
                 if node in self.of.dpid:
                     self.deliver(self.balancer.packet_in(self.of.dpid[node], port, m.data, self.now))
             else:
+                rest.append(m)
+        return rest
+
+    def probe_round(self, sent_at: float, delay_s: float = 0.0, cut: tuple[str, str] | None = None) -> list:
+        """A probe interval at sent_at (Balancer.tick): each LLDP probe reaches the neighbouring
+        switch delay_s later, except across the link `cut` (two switch names), where probes are
+        lost. Everything else the balancer sends is applied to the fake tables and returned."""
+        rest = []
+        for m in self.balancer.tick(sent_at):
+            if isinstance(m, PacketOut) and m.data[12:14] == b"\x88\xcc":
+                node, port = self.of.peer(m.dpid, m.out_ports[0])
+                if node in self.of.dpid and {self.of.name(m.dpid), node} != set(cut or ()):
+                    self.of.apply(reply := self.balancer.packet_in(self.of.dpid[node], port, m.data,
+                                                                   sent_at + delay_s))
+                    rest += reply
+            else:
+                self.of.apply([m])
                 rest.append(m)
         return rest
 

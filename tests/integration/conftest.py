@@ -8,6 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from tests.prerequisites import lab_missing, venv_problem
 from topologies.lab import ROOT, Lab
@@ -30,12 +31,29 @@ def require_lab() -> None:
         pytest.skip(missing)
 
 
+def counter(lab: Lab, name: str) -> float:
+    """A controller counter (lb_<name>_total) as Prometheus reads it; 0 if not exported."""
+    families = {f.name: f for f in text_string_to_metric_families(lab.metrics_text())}
+    family = families.get(f"lb_{name}")
+    return family.samples[0].value if family else 0.0
+
+
+def assert_no_hidden_errors(lab: Lab) -> None:
+    """No error the log cannot show: the framework's are rewritten to one warning line without
+    their traceback (OneLineFrameworkErrors), so the counter says whether any happened; and no
+    event handler failed into `survives` ('error handling <event>')."""
+    handler_errors = [line for line in lab.log_text().splitlines() if "error handling " in line]
+    assert (counter(lab, "framework_errors"), handler_errors[:20]) == (0, []), lab.log_path
+
+
 def assert_clean_log(lab: Lab) -> None:
-    """No traceback, no OpenFlow error, no error-level line in the controller's log."""
+    """No traceback, no OpenFlow error, no error-level line in the controller's log, and no
+    framework error hidden from it."""
     text = lab.log_text()
     bad = [line for line in text.splitlines()
            if "Traceback" in line or "OpenFlow error" in line or " ERROR " in line]
     assert bad == [], f"controller log {lab.log_path} has:\n" + "\n".join(bad[:20])
+    assert_no_hidden_errors(lab)
 
 
 def running_lab(tmp_path_factory, name: str, **kwargs):

@@ -1,7 +1,7 @@
 """Faults on a running H1-H7 lab, each survived: a link of an active path fails and comes
 back; a switch disconnects and reconnects; the controller restarts while switches keep
-forwarding; malformed frames from a host and garbage on the OpenFlow port; bad configuration
-at launch; and a short soak of flow churn."""
+forwarding; malformed frames from a host and garbage on the OpenFlow port; and a short soak
+of flow churn. (Bad configuration at launch needs no lab: tests/unit/test_launcher.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ import time
 import pytest
 
 from controller.messages import generation_of
-from tests.integration.conftest import H1H7, assert_clean_log, require_lab, running_lab
+from tests.integration.conftest import assert_clean_log, assert_no_hidden_errors, require_lab, running_lab
 from topologies.lab import ROOT, wait_until
 
 
@@ -38,19 +38,29 @@ def icmp_path(lab) -> list[str]:
                 if f["proto"] == 1 and (f["src_ip"], f["dst_ip"]) == ("10.0.0.1", "10.0.0.7"))
 
 
+def pinging(lab, packets: int) -> None:
+    """Wait until h1's ping to h7 is flowing: s1's entry for it has carried `packets` more than
+    pingall's one (a flow left by pingall is in REST before this ping has sent anything)."""
+    def at_s1() -> int:
+        return sum(f["n_packets"] for f in lab.flows("s1") if "icmp" in f["match"]
+                   and (f["match"].get("nw_src"), f["match"].get("nw_dst")) == ("10.0.0.1", "10.0.0.7"))
+    wait_until(lambda: at_s1() > packets, 10, what=f"{packets} packets of h1's ping through s1")
+
+
 def test_failed_link_is_routed_around_within_a_second_and_returns_as_a_candidate(lab):
     h1 = lab.net.get("h1")
     ping = h1.popen(["ping", "-i", "0.01", "-w", "6", "10.0.0.7"], stdout=subprocess.PIPE, text=True)
-    time.sleep(2)
+    pinging(lab, 100)
     assert icmp_path(lab) == ["s1", "s2", "s7"]
     lab.net.configLinkStatus("s2", "s7", "down")
-    out, _ = ping.communicate(timeout=20)
-    outage = longest_gap_s(out, 0.01)
-    print(f"\noutage on link failure: {outage * 1000:.0f} ms; path now {icmp_path(lab)}")
-    assert outage <= 1.0
-    assert icmp_path(lab) == ["s1", "s3", "s4", "s7"]
-
-    lab.net.configLinkStatus("s2", "s7", "up")
+    try:
+        out, _ = ping.communicate(timeout=20)
+        outage = longest_gap_s(out, 0.01)
+        print(f"\noutage on link failure: {outage * 1000:.0f} ms; path now {icmp_path(lab)}")
+        assert outage <= 1.0
+        assert icmp_path(lab) == ["s1", "s3", "s4", "s7"]
+    finally:                                  # a failure here must not leave the other tests a broken lab
+        lab.net.configLinkStatus("s2", "s7", "up")
     wait_until(lambda: ["s1", "s2", "s7"] in [c["path"] for c in lab.api("paths?src=h1&dst=h7")[1]["candidates"]],
                15, what="s2-s7 to be a candidate again")
     assert_clean_log(lab)
@@ -92,7 +102,7 @@ def test_switch_disconnect_cleans_state_and_reconnect_restores_it(lab):
 def test_controller_restart_keeps_flows_forwarding_and_resynchronises(lab):
     h1 = lab.net.get("h1")
     ping = h1.popen(["ping", "-i", "0.01", "-w", "14", "10.0.0.7"], stdout=subprocess.PIPE, text=True)
-    time.sleep(1.5)
+    pinging(lab, 100)
     old = {generation_of(f["cookie"]) for f in lab.flows("s1")}
     lab.stop_controller()
     time.sleep(3)                            # no controller: fail-secure switches keep their entries
@@ -134,24 +144,7 @@ def test_malformed_frames_and_openflow_garbage_are_survived(lab):
     assert lab.controller.poll() is None and before == 200 and lab.api("flows")[0] == 200
     assert complete(lab)
     assert lab.pingall()[0] == 0
-    assert "Traceback" not in lab.log_text()
-
-
-@pytest.mark.parametrize("argv, message", [
-    (["--topology", "BAD"], "links[0].capacity_mbps: must be in"),
-    (["--policy", "nope"], "policy: unknown 'nope'"),
-    (["--q-alpha", "2"], "--q-alpha: must be in"),
-])
-def test_bad_configuration_is_one_clear_error_at_launch(tmp_path, argv, message):
-    require_lab()
-    bad = tmp_path / "bad.json"
-    bad.write_text(H1H7.read_text().replace('"capacity_mbps": 100}', '"capacity_mbps": -1}', 1))
-    argv = [str(bad) if a == "BAD" else a for a in argv]
-    run = subprocess.run([sys.executable, "-m", "controller", *argv], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
-    assert run.returncode == 2
-    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr
-    assert "Traceback" not in run.stderr
+    assert_no_hidden_errors(lab)         # 'Traceback' never shows: the framework's are rewritten
 
 
 def test_short_soak_keeps_flow_tables_and_memory_bounded(tmp_path):

@@ -55,15 +55,24 @@ class Controller:
     """`python -m controller` on free ports, its log in a file; with `switches`, the H1-H7
     switches emulated on an asyncio loop in a thread, the topology discovered and h1, h7 known."""
 
-    def __init__(self, workdir: Path, *args: str, switches: bool = False) -> None:
+    def __init__(self, workdir: Path, *args: str, switches: bool = False, manager: dict | None = None) -> None:
+        """With `manager` (LB_* variables), osken-manager runs the app, configured by those
+        variables alone (the topology and REST port among them), instead of the launcher."""
         self.ofp_port, self.rest_port = free_port(), free_port()
         self.log_path = workdir / "controller.log"
         self.token = secrets.token_urlsafe(32)        # for a REST API that wants one on PUT and POST
+        env = {**user_env(), "LB_API_TOKEN": self.token}
+        if manager is None:
+            command = [sys.executable, "-m", "controller", "--topology", str(H1H7), "--ofp-port", str(self.ofp_port),
+                       "--rest-port", str(self.rest_port), "--metrics-port", "0", *args]
+        else:
+            command = [str(Path(sys.executable).parent / "osken-manager"), "--ofp-listen-host", "127.0.0.1",
+                       "--ofp-tcp-listen-port", str(self.ofp_port), *args, "controller/app.py"]
+            env.update({"LB_TOPOLOGY": str(H1H7), "LB_REST_PORT": str(self.rest_port), "LB_METRICS_PORT": "0",
+                        **manager})
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "controller", "--topology", str(H1H7), "--ofp-port", str(self.ofp_port),
-                 "--rest-port", str(self.rest_port), "--metrics-port", "0", *args],
-                cwd=ROOT, env={**user_env(), "LB_API_TOKEN": self.token}, stdout=out, stderr=subprocess.STDOUT,
+                command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
                 start_new_session=True, preexec_fn=limit_memory)
         self.loop = self.emulator = None
@@ -127,8 +136,8 @@ class Controller:
 def controller(tmp_path):
     started = []
 
-    def start(*args: str, switches: bool = False) -> Controller:
-        started.append(Controller(tmp_path, *args, switches=switches))
+    def start(*args: str, switches: bool = False, manager: dict | None = None) -> Controller:
+        started.append(Controller(tmp_path, *args, switches=switches, manager=manager))
         return started[-1]
     yield start
     for c in started:
@@ -282,6 +291,22 @@ def test_a_nan_q_table_at_launch_is_one_error_line_naming_the_entry(tmp_path):
     table.write_text(q_json({"2:0 3:0": [-1.0, float("nan")]}, []))
     code, stderr = launch(controller_command("--policy", "qlearning", "--q-table", str(table)))
     assert (code, stderr) == (2, [f'error: {table}: q["2:0 3:0"][1]: not a finite number'])
+
+
+def test_osken_manager_runs_the_app_as_its_lb_variables_say(controller):
+    """README's second way to run: `LB_TOPOLOGY=... osken-manager controller/app.py`. Each
+    variable shows: the spec (discovery completes, hosts by name), the REST port, the policy,
+    k paths (2 of H1-H7's 3 h1 -> h7 paths), the token, and the metrics port."""
+    metrics_port = free_port()
+    c = controller(switches=True, manager={"LB_POLICY": "least-loaded", "LB_K_PATHS": "2",
+                                           "LB_METRICS_PORT": str(metrics_port)})
+    assert c.api("policy")[1]["policy"] == "least-loaded"
+    paths = c.api("paths?src=h1&dst=h7")[1]
+    assert (paths["policy"], [p["path"] for p in paths["candidates"]]) == \
+        ("least-loaded", [["s1", "s2", "s7"], ["s1", "s3", "s4", "s7"]])
+    assert c.api("policy", method="PUT", body={"policy": "shortest"})[0] == 200      # LB_API_TOKEN
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as r:
+        assert "lb_datapath_connects_total 8.0" in r.read().decode()
 
 
 @pytest.mark.parametrize("env, named", [({"LB_K_PATHS": "soon"}, "LB_K_PATHS: expected int"),

@@ -10,10 +10,9 @@ import struct
 import sys
 
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 from scapy.all import ARP, IP, UDP, Ether, raw
 
-from tests.integration.conftest import running_lab
+from tests.integration.conftest import counter, running_lab
 from topologies.lab import wait_until
 
 LLDP_MULTICAST = "01:80:c2:00:00:0e"
@@ -47,12 +46,6 @@ def counted(lab, name: str, before: float, more: int = 1) -> bool:
         return bool(wait_until(lambda: counter(lab, name) >= before + more, 5, what=name))
     except TimeoutError:
         return False
-
-
-def counter(lab, name: str) -> float:
-    families = {f.name: f for f in text_string_to_metric_families(lab.metrics_text())}
-    family = families.get(f"lb_{name}")
-    return family.samples[0].value if family else 0.0
 
 
 def where(lab, ip: str) -> tuple[str, int] | None:

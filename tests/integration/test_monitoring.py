@@ -11,6 +11,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from tests.integration.conftest import running_lab
+from topologies.lab import wait_until
 
 
 @pytest.fixture(scope="module")
@@ -30,9 +31,15 @@ def by_link(links):
     return {(lk["src"], lk["dst"]): lk for lk in links}
 
 
+def measured(lab, src: str, dst: str, at_least: float, what: str) -> None:
+    """Wait until some link src -> dst reads utilisation >= at_least: the flood is measured."""
+    wait_until(lambda: any(lk["src"] == src and lk["dst"] == dst and (lk["utilisation"] or 0) >= at_least
+                           for lk in lab.api("links")[1]), 10, what=what)
+
+
 def test_utilisation_of_5_mbps_on_a_10_mbps_path(lab):
     with lab.udp_flood("h1", "h7", 5, 8):
-        time.sleep(2.5)
+        measured(lab, "s1", "s2", 0.25, "h1's 5 Mbit/s to show on s1 -> s2")
         samples = [by_link(s) for s in sample(lab, "links")]
         flows = lab.api("flows")[1]
     path = next(f["path"] for f in flows if f["proto"] == 17 and f["dst_ip"] == "10.0.0.7")
@@ -49,7 +56,9 @@ def test_utilisation_of_5_mbps_on_a_10_mbps_path(lab):
 
 def test_a_saturated_link_shows_far_more_latency_than_an_idle_one(lab):
     with lab.udp_flood("h1", "h7", 15, 8):
-        time.sleep(3)
+        measured(lab, "s1", "s2", 0.9, "s1 -> s2 to be saturated")
+        wait_until(lambda: by_link(lab.api("links")[1])[("s1", "s2")]["latency_ms"] > 5, 10,
+                   what="s1 -> s2's probes to queue")
         samples = [by_link(s) for s in sample(lab, "links")]
     busy = statistics.mean(s[("s1", "s2")]["latency_ms"] for s in samples)
     idle = statistics.mean(s[("s1", "s3")]["latency_ms"] for s in samples)
@@ -59,7 +68,8 @@ def test_a_saturated_link_shows_far_more_latency_than_an_idle_one(lab):
 
 def test_loss_estimate_matches_iperf3_at_15_mbps_on_10(lab):
     with lab.udp_flood("h2", "h7", 15, 8) as report:
-        time.sleep(3)
+        wait_until(lambda: next(c for c in lab.api("paths?src=h2&dst=h7")[1]["candidates"] if c["chosen"])["loss"] > 0,
+                   10, what="loss on h2 -> h7's path")
         samples = sample(lab, "paths?src=h2&dst=h7")
     measured = report["end"]["sum"]["lost_percent"] / 100
     estimates = [next(c for c in s["candidates"] if c["chosen"])["loss"] for s in samples]

@@ -1,10 +1,14 @@
 """Launcher and settings: bad options give one clear error naming the option."""
 
+import subprocess
+import sys
+
 import pytest
 
 from controller.__main__ import main
 from controller.settings import ConfigError, Settings
 from tests.fakeof import SPEC
+from topologies.lab import ROOT
 
 
 @pytest.mark.parametrize("argv, message", [
@@ -29,3 +33,19 @@ def test_settings_from_env_name_the_variable():
     assert Settings.from_env({"LB_K_PATHS": "8"}).k_paths == 8
     with pytest.raises(ConfigError, match="LB_IDLE_TIMEOUT_S: expected int"):
         Settings.from_env({"LB_IDLE_TIMEOUT_S": "soon"})
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--topology", "BAD"], "links[0].capacity_mbps: must be in"),
+    (["--policy", "nope"], "policy: unknown 'nope'"),
+    (["--q-alpha", "2"], "--q-alpha: must be in"),
+])
+def test_bad_configuration_is_one_clear_error_at_launch(tmp_path, argv, message):
+    """The real process (no lab needed): exit status 2 and one line on stderr, nothing else."""
+    bad = tmp_path / "bad.json"
+    bad.write_text(SPEC.read_text().replace('"capacity_mbps": 100}', '"capacity_mbps": -1}', 1))
+    argv = [str(bad) if a == "BAD" else a for a in argv]
+    run = subprocess.run([sys.executable, "-m", "controller", *argv], cwd=ROOT, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 2
+    assert message in run.stderr and len(run.stderr.strip().splitlines()) == 1, run.stderr

@@ -1,6 +1,7 @@
 """Packet parsing: well-formed frames decode exactly; any bytes at all end in a Frame or a
 ParseError, never another exception (packet-ins are untrusted input)."""
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -53,10 +54,32 @@ def test_any_bytes_parse_or_raise_parse_error(data):
         FlowKey.of(frame.ipv4).match(1)
 
 
-@given(st.binary(min_size=14, max_size=14), st.sampled_from([b"\x08\x00", b"\x08\x06", b"\x81\x00"]),
-       st.binary(max_size=60))
-def test_truncated_ip_and_arp_raise_parse_error(header, eth_type, body):
-    try:
-        parse(header[:12] + eth_type + body)
-    except ParseError:
-        pass
+def vlan_tagged(frame: bytes) -> bytes:
+    return frame[:12] + b"\x81\x00\x00\x05" + frame[12:]
+
+
+ARP = arp_frame(ARP_REQUEST, "00:00:00:00:00:01", "10.0.0.1", "00:00:00:00:00:00", "10.0.0.7", eth_dst=BROADCAST)
+ICMP = ipv4_frame("00:00:00:00:00:01", "00:00:00:00:00:07", "10.0.0.1", "10.0.0.7", proto=1)
+# Well-formed frames and where their last header ends: ARP (28 bytes), IPv4 (20), both behind
+# an 802.1Q tag too. Cut anywhere before that, only the length checks stand between the
+# parser and a struct.error or an IndexError.
+WHOLE = [(ARP, 14 + 28), (ICMP, 14 + 20), (vlan_tagged(ARP), 18 + 28), (vlan_tagged(ICMP), 18 + 20)]
+
+
+@given(st.sampled_from(WHOLE).flatmap(lambda w: st.tuples(st.just(w[0]), st.integers(14, w[1] - 1))),
+       st.binary(min_size=12, max_size=12))
+def test_truncated_ip_and_arp_raise_parse_error(whole_and_cut, addresses):
+    """A frame that ends inside its ARP, IPv4 or 802.1Q header is refused, as ParseError."""
+    whole, cut = whole_and_cut
+    assert parse(whole)                      # the frame is well-formed before it is cut
+    with pytest.raises(ParseError):
+        parse(addresses + whole[12:cut])
+
+
+@pytest.mark.parametrize("proto", [6, 17])
+@pytest.mark.parametrize("ports_bytes", [0, 1, 2, 3])
+def test_a_first_fragment_cut_inside_its_ports_raises_parse_error(proto, ports_bytes):
+    """Without both ports there is no 5-tuple to route on."""
+    whole = ipv4_frame("00:00:00:00:00:01", "00:00:00:00:00:07", "10.0.0.1", "10.0.0.7", proto)
+    with pytest.raises(ParseError, match="truncated TCP/UDP header"):
+        parse(whole[:14 + 20 + ports_bytes])

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from controller.flows import FlowKey
-from controller.monitor import PathFeatures
+from controller.monitor import LATENCY_WINDOW, PathFeatures
 from controller.policy import QLearningPolicy
 from controller.rest import RestApi
 from controller.settings import ConfigError, Settings
@@ -112,10 +112,19 @@ def test_the_balancer_feeds_back_what_the_next_polls_measured(tmp_path):
     h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
     booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17))
     assert b.policy.table.decisions == 1 and b.policy.table.updates == 0
+    (flow,) = b.flows.values()
+    hops = len(flow.path) - 1
     b.poll(booted.now + 1.0)
     assert b.policy.table.updates == 0          # one poll: the window after the decision is not measured yet
+    for i in range(LATENCY_WINDOW):             # then every link measures 10 ms, loss-free
+        booted.probe_round(booted.now + 1.1 + 0.2 * i, delay_s=0.010)
     b.poll(booted.now + 2.0)
     assert b.policy.table.updates == 1 and json.loads((tmp_path / "q.json").read_text())["updates"] == 1
+    # reward: minus the chosen path's measured latency (10 ms a hop) and no loss penalty; the
+    # state after (every path queueing) was never valued, so Q = alpha * reward
+    assert b.policy.table.rewards == [pytest.approx(-10.0 * hops)]
+    learnt = [(i, v) for row in b.policy.table.q.values() for i, v in enumerate(row) if v]
+    assert learnt == [(0, pytest.approx(b.policy.table.alpha * -10.0 * hops))]
     api = RestApi(b, clock=lambda: booted.now)
     status, body = call(api, "/api/v1/qtable/reset", method="POST")
     assert status == 200 and body["updates"] == 0 and body["states"] == 0

@@ -102,6 +102,28 @@ def test_metrics_report_the_same_numbers_as_rest(booted):
     assert families["lb_datapath_connects"].samples[0].value == 8
 
 
+def scraped_counters(metrics: Metrics) -> dict[str, float]:
+    """Every counter of a scrape, by its name without _total."""
+    return {f.name: f.samples[0].value for f in text_string_to_metric_families(generate_latest(metrics.registry).decode())
+            if f.type == "counter"}
+
+
+def test_metrics_count_packet_ins_and_stale_statistics_replies(booted):
+    b, metrics = booted.balancer, Metrics(booted.balancer, clock=lambda: booted.now)
+    before = scraped_counters(metrics)
+    booted.arp("h1", "h7")
+    booted.arp("h7", "h1")
+    booted.send("h1", b"\xff" * 9)                # malformed: handled (dropped) all the same
+    assert scraped_counters(metrics)["lb_packet_in"] == before["lb_packet_in"] + 3
+    b.poll(booted.now + 1)                          # nothing was asked before: nothing stale
+    assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"]
+    b.poll(booted.now + 2)                          # no switch answered the first poll
+    assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"] + 8
+    b.port_stats(1, [PortStat(1, 0, 0, 0, 0)], booted.now + 2.1)    # s1 answers the second
+    b.poll(booted.now + 3)
+    assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"] + 8 + 7
+
+
 def test_capture_files_load_after_a_kill_mid_row(booted, tmp_path):
     loaded(booted)
     booted.arp("h1", "h7")

@@ -5,7 +5,7 @@ from controller.balancer import Balancer
 from controller.flows import FlowKey
 from controller.messages import FlowMod, PacketOut, flow_id_of, generation_of
 from controller.monitor import FlowStat
-from controller.packets import parse
+from controller.packets import ARP_REQUEST, BROADCAST, ETH_IPV6, ETH_LLDP, arp_frame, ethernet, parse
 from controller.policy import make_policy
 from controller.settings import Settings
 from tests.fakeof import Booted, packet_fields
@@ -29,6 +29,50 @@ def test_switches_connecting_one_by_one_are_linked_both_ways_without_waiting_for
     booted = Booted(probe_round=False)
     assert booted.balancer.net.missing_spec_links() == []
     assert len(booted.balancer.net.links) == 2 * len(booted.spec.switch_links())
+
+
+def base_behaviour(booted, switch: str) -> dict[str, str]:
+    """Where each kind of frame ends when it enters a switch at each of its ports, taught no flow."""
+    a, b = booted.spec.host("h1"), booted.spec.host("h7")
+    frames = {"lldp": ethernet("01:80:c2:00:00:0e", a.mac, ETH_LLDP, bytes(46)),
+              "arp": arp_frame(ARP_REQUEST, a.mac, a.ip, "00:00:00:00:00:00", b.ip, eth_dst=BROADCAST),
+              "ipv6": ethernet(b.mac, a.mac, ETH_IPV6, bytes(40)),
+              "new ipv4 flow": ipv4_frame(a.mac, b.mac, a.ip, b.ip, 17, 1234, 5678)}
+    ends = {kind: {booted.of.trace(switch, port, packet_fields(parse(data), port))[1]
+                   for port in booted.of.ports(switch)} for kind, data in frames.items()}
+    return {kind: end for kind, (end,) in ends.items()}
+
+
+BASE = {"lldp": "controller", "arp": "controller", "ipv6": "drop", "new ipv4 flow": "controller"}
+
+
+def test_every_switch_sends_lldp_arp_and_new_flows_up_and_drops_ipv6(booted):
+    for s in booted.spec.switches:
+        assert base_behaviour(booted, s.name) == BASE, s.name
+
+
+def test_ipv6_from_a_host_is_dropped_at_its_switch_and_never_reaches_the_controller(booted):
+    first_packet(booted)        # hosts known and a flow installed: IPv6 between them still goes nowhere
+    a, b = booted.spec.host("h1"), booted.spec.host("h7")
+    ipv6 = parse(ethernet(b.mac, a.mac, ETH_IPV6, bytes(40)))
+    assert booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(ipv6, 0)) == (["s1"], "drop")
+
+
+def test_a_link_unconfirmed_for_10_probe_intervals_is_gone_and_confirmed_links_stay():
+    """README: a link unconfirmed for 10 probe intervals is gone (here 10 x 0.5 s)."""
+    booted = Booted(settings=Settings(probe_interval_s=0.5))
+    net = booted.balancer.net
+    confirmed_at, every = booted.now, len(net.links)
+
+    def named_links():
+        return {(net.name(a.dpid), net.name(b.dpid)) for a, b in net.links.links()}
+    assert {("s2", "s7"), ("s7", "s2")} <= named_links()
+    for i in range(1, 16):       # a probe round every interval; none gets across s2-s7
+        booted.probe_round(confirmed_at + 0.5 * i, cut=("s2", "s7"))
+        if i < 10:
+            assert {("s2", "s7"), ("s7", "s2")} <= named_links() and len(net.links) == every, i
+        elif i > 10:
+            assert named_links().isdisjoint({("s2", "s7"), ("s7", "s2")}) and len(net.links) == every - 2, i
 
 
 def test_candidates_are_the_three_h1h7_paths_by_hops(booted):
@@ -77,6 +121,26 @@ def test_flow_is_rerouted_when_its_link_goes_down(booted):
     booted.send("h1", data)
     switches, end = booted.of.trace("s1", booted.host_port("h1")[1], fields)
     assert (switches, end) == (["s1", "s3", "s4", "s7"], "host:h7")
+
+
+def test_installed_flows_keep_their_paths_when_the_policy_changes_and_new_flows_follow_the_new_one():
+    booted = Booted(policy="round-robin")
+    first_packet(booted, proto=17, sport=1)                    # round robin: s1>s2>s7
+    moved, _ = first_packet(booted, proto=17, sport=2)         # then s1>s3>s4>s7
+    h1_port, fields = booted.host_port("h1")[1], packet_fields(parse(moved), 0)
+    assert booted.of.trace("s1", h1_port, fields) == (["s1", "s3", "s4", "s7"], "host:h7")
+    booted.balancer.set_policy("shortest")
+    # its entry at s3 expires mid-path: its next packet comes up from s3, and is routed again
+    s3 = booted.of.dpid["s3"]
+    booted.of.tables[s3][:] = [e for e in booted.of.tables[s3] if e.match.udp_src != 2]
+    assert booted.of.trace("s1", h1_port, fields) == (["s1", "s3"], "controller")
+    s3_in_port = booted.of.peer(1, booted.of.lookup(1, {**fields, "in_port": h1_port}).out_ports[0])[1]
+    booted.deliver(booted.balancer.packet_in(s3, s3_in_port, moved, booted.now))
+    assert booted.of.trace("s1", h1_port, fields) == (["s1", "s3", "s4", "s7"], "host:h7")   # not s1>s2>s7
+    new, _ = first_packet(booted, proto=17, sport=3)
+    assert booted.of.trace("s1", h1_port, packet_fields(parse(new), 0)) == (["s1", "s2", "s7"], "host:h7")
+    assert sorted(booted.balancer.net.path_name(f.path) for f in booted.balancer.flows.values()) == \
+        ["s1>s2>s7", "s1>s2>s7", "s1>s3>s4>s7"]
 
 
 def test_flow_removed_at_ingress_forgets_the_flow(booted):
@@ -138,6 +202,6 @@ def test_a_reconnecting_switch_loses_the_entries_of_flows_we_forgot(booted):
     assert [e for e in booted.of.tables[2] if flow_id_of(e.cookie)]  # which s2 still holds
     booted.deliver(b.switch_up(2, booted.of.ports("s2"), booted.now))
     assert [e for e in booted.of.tables[2] if flow_id_of(e.cookie)] == []   # only base entries left
-    assert len(booted.of.tables[2]) == 4
+    assert base_behaviour(booted, "s2") == BASE
     booted.send("h1", data)
     assert booted.of.trace("s1", booted.host_port("h1")[1], packet_fields(parse(data), 0))[1] == "host:h7"
