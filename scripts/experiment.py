@@ -7,6 +7,10 @@ a JSON summary and plots compare the policies.
     sudo .venv/bin/python -m scripts.experiment --quick          (1 seed, 3 policies, under 5 min)
     sudo .venv/bin/python -m scripts.experiment --seeds 5        (every policy; about 40 min)
 
+A policy name may carry "+symmetric" (e.g. least-loaded+symmetric): the controller then routes
+each reply on the reverse of its request's path (--symmetric), and the run is reported under
+that name, so both modes compare on the same schedules.
+
 Every probe train and transfer of --src is a new flow (new source port), so every round is a
 new decision of the policy under test; the background flows are placed by the same policy.
 The Q-learning policy keeps one table file (qtable.json in the results) across its runs, so it
@@ -34,6 +38,7 @@ from topologies.spec import TopologyError, load_spec
 from topologies.traffic import Player, schedule
 
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
+VARIANTS = {"symmetric": ("--symmetric",)}     # policy+variant: controller options
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
 SETUP_S = 15     # start and teardown of a lab, for the ETA
@@ -44,7 +49,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topology", default="topologies/h1h7.json")
     p.add_argument("--src", default="h1")
     p.add_argument("--dst", default="h7")
-    p.add_argument("--policies", default=",".join(DEFAULT_POLICIES), help="comma-separated policy names")
+    p.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
+                   help=f"comma-separated policy names, each optionally +{'+'.join(VARIANTS)}")
     p.add_argument("--seeds", type=int, default=5, help="seeds 1..N, each a different schedule")
     p.add_argument("--duration", type=float, default=60, help="seconds of traffic per run (20..3600)")
     p.add_argument("--warmup", type=float, default=10, help="seconds of background before the first round")
@@ -61,9 +67,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             if key not in given:
                 setattr(args, key, value)
     args.policies = [x.strip() for x in args.policies.split(",") if x.strip()]
-    unknown = [x for x in args.policies if x not in POLICIES]
+    unknown = [x for x in args.policies if x.split("+")[0] not in POLICIES
+               or not set(x.split("+")[1:]) <= set(VARIANTS)]
     if unknown or not args.policies:
-        p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(POLICIES))}")
+        p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(POLICIES))}"
+                f", each optionally +{'+'.join(VARIANTS)}")
     if not 1 <= args.seeds <= 100:
         p.error("--seeds: must be in 1..100")
     if not 20 <= args.duration <= 3600:
@@ -128,8 +136,11 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, progress) -> list[list]:
     """One policy on one seed's schedule, on a fresh controller and network: its runs.csv rows."""
-    extra = ("--q-table", str(rundir.parent.parent / "qtable.json")) if policy == "qlearning" else ()
-    lab = Lab(args.topology, rundir, policy=policy, controller_args=("--capture", str(rundir / "capture"), *extra))
+    name, *variants = policy.split("+")
+    extra = [option for v in variants for option in VARIANTS[v]]
+    if name == "qlearning":     # one table per variant, learning across its seeds
+        extra += ["--q-table", str(rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json")]
+    lab = Lab(args.topology, rundir, policy=name, controller_args=("--capture", str(rundir / "capture"), *extra))
     background = [h.name for h in lab.spec.hosts if h.name != args.src]
     transfers = schedule(seed, background, args.duration)
     rows: list[list] = []

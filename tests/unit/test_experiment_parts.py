@@ -111,7 +111,13 @@ def test_quick_sets_its_defaults_and_given_options_win():
     assert args.policies == QUICK["policies"].split(",")
 
 
+def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
+    assert parse_args(["--policies", "least-loaded,least-loaded+symmetric"]).policies == \
+        ["least-loaded", "least-loaded+symmetric"]
+
+
 @pytest.mark.parametrize("argv, field", [(["--policies", "shortest,nope"], "--policies"),
+                                          (["--policies", "shortest+sideways"], "--policies"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup")])
 def test_bad_options_name_the_option(argv, field, capsys):
