@@ -489,7 +489,10 @@ class Balancer:
                 return []
         msgs = self._make_room(src.at)
         flow = self._record(key, path, src.at, now)
-        self.bookings.book(flow.cookie, key.kind, tuple(self._measure(path, src, dst, now)[0]), now)
+        links, metrics = self._measure(path, src, dst, now)
+        source = metrics[0]     # what the source host's link has left
+        left = (source.capacity_mbps - source.rate_mbps) * 1e6 - self.bookings.on(links[0])
+        self.bookings.book(flow.cookie, key.kind, tuple(links), now, left)
         if log.isEnabledFor(logging.INFO):    # naming the path costs more than deciding it
             log.info("flow %s via %s (%s)", key, self.net.path_name(path), why)
         return msgs + self._plan(flow, src, dst) + [release]
@@ -505,9 +508,10 @@ class Balancer:
         if not self.settings.symmetric:
             return None
         forward = self.flows.get(key.reverse())
-        if forward is None or not self._usable(forward.path, dst, src):
+        if forward is None:
             return None
-        return forward.path[::-1]
+        path = forward.path[::-1]     # links are known per direction: this one may not be
+        return path if self._usable(path, src, dst) else None
 
     def _decide(self, key: FlowKey, src: HostLocation, dst: HostLocation, now: float) -> tuple[Path | None, str]:
         candidates = self.paths.candidates(self.net, src.at.dpid, dst.at.dpid)

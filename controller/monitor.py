@@ -12,20 +12,24 @@ Per directed link a -> b (a = sending port, b = receiving port):
   Below MIN_PACKETS offered in a window there is no evidence, and loss is 0. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
-  counters, and a loss-free link then read loss 0.997. The window is the switch's own
-  (duration delta) when that agrees with the controller's receive times within a quarter,
-  else the receive times': those carry the controller's event-loop delays (a loss-free link
-  read loss up to 0.06 from them alone), the switch's clock does not, unless it restarted.
+  counters, and a loss-free link then read loss 0.94 to 0.997. The window is timed by the
+  switch's clock as its port replies of the same polls report it (a port's duration is not
+  restarted by flow-mods), not by the controller's receive times, which carry its event-loop
+  delays: by them alone a loss-free link read loss up to 0.06, and a reply handled 950 ms
+  late made a 4 Mbit/s flow read 80.
 - latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
   of each switch's echo round trip, clamped at 0; the minimum of the last LATENCY_WINDOW
   probes, because delays inside the controller (a busy event loop) only ever add to a sample,
   while queueing on a loaded link shows in every one.
 
-Per path from host to host: bottleneck utilisation (max over its links), end-to-end loss
-1 - prod(1 - loss), summed latency, and hop count (inter-switch links). The two host access
-links count too: the switch facing the destination host shows (by its flow and port counters)
-packets it could not send to the host; the source host's link shows its rate but no loss, and
-access links carry no probes, so their latency is taken as 0.
+Per path from host to host: bottleneck utilisation (max over its inter-switch links), end-to-end
+loss 1 - prod(1 - loss), summed latency, and hop count (inter-switch links). The two host access
+links count in loss: the switch facing the destination host shows (by its flow and port
+counters) packets it could not send to the host; the source host's link shows its rate but no
+loss, and access links carry no probes, so their latency is taken as 0. They do not count in
+utilisation: every candidate between two hosts shares them, so where one is the busiest link
+(always, where all links have one capacity) every candidate read the same and flows from a host
+never spread.
 
 Counters are untrusted: all-ones means "unsupported", a smaller value is a reset (that window
 is unknown) unless the drop is so large it can only be a 64-bit wrap. A rate older than the
@@ -79,7 +83,6 @@ class FlowStat:
     out_port: int
     packets: int
     bytes: int = 0
-    duration_s: float | None = None   # how long the entry has existed; restarts when replaced
 
 
 class FlowRate(NamedTuple):
@@ -135,7 +138,9 @@ class Monitor:
     def __init__(self) -> None:
         self._ports: dict[End, tuple[PortStat, float]] = {}
         self.rates: dict[End, PortRate] = {}
-        self._flows: dict[tuple[int, int], tuple[FlowStat, float]] = {}   # (dpid, cookie) -> last
+        # (dpid, cookie) -> last counters, when they arrived, the switch's clock then
+        self._flows: dict[tuple[int, int], tuple[FlowStat, float, float]] = {}
+        self._clock: dict[int, tuple[float, float]] = {}   # dpid -> (switch seconds, received at)
         # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
         # for every candidate of every new flow) read only its own entries
         self._offered: dict[End, dict[tuple[int, int], FlowRate]] = {}
@@ -145,7 +150,10 @@ class Monitor:
 
     # -- inputs ----------------------------------------------------------------------------
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
+        """Each port's rates since its last reply; the switch's clock advances by the window
+        its ports report (the receive times' when none can)."""
         self.version += 1
+        window = None
         for s in stats:
             end = End(dpid, s.port)
             prev = self._ports.get(end)
@@ -157,6 +165,9 @@ class Monitor:
                 self.rates.pop(end, None)
             else:
                 self.rates[end] = rate
+                window = window or rate.interval_s
+        switch_s, at = self._clock.get(dpid, (0.0, now))
+        self._clock[dpid] = (switch_s + (window or now - at), now)
 
     def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> dict[int, FlowRate]:
         """Rates of the flow entries between this reply and the previous one (a new entry
@@ -169,11 +180,12 @@ class Monitor:
             if prev is not None and prev[0].out_port != s.out_port:
                 self._forget_flow(key)
                 prev = None
-            self._flows[key] = (s, now)
+            clock = self._clock.get(dpid, (now, now))[0]
+            self._flows[key] = (s, now, clock)
             if prev is None:
                 continue
             packets, nbytes = counter_delta(prev[0].packets, s.packets), counter_delta(prev[0].bytes, s.bytes)
-            interval = _window(prev[0].duration_s, s.duration_s, now - prev[1])
+            interval = clock - prev[2]
             entries = self._offered.setdefault(End(dpid, s.out_port), {})
             if packets is None or nbytes is None or interval <= 0:    # re-created: no rate this window
                 entries.pop(key, None)
@@ -184,7 +196,7 @@ class Monitor:
 
     def _forget_flow(self, key: tuple[int, int]) -> None:
         self.version += 1
-        stat, _ = self._flows.pop(key)
+        stat = self._flows.pop(key)[0]
         end = End(key[0], stat.out_port)
         entries = self._offered.get(end, {})
         entries.pop(key, None)
@@ -192,7 +204,7 @@ class Monitor:
             self._offered.pop(end, None)
 
     def forget_stale_flows(self, now: float, max_age_s: float) -> None:
-        for key in [k for k, (_, t) in self._flows.items() if now - t > max_age_s]:
+        for key in [k for k, (_, t, _) in self._flows.items() if now - t > max_age_s]:
             self._forget_flow(key)
 
     def echo_rtt(self, dpid: int, rtt_s: float) -> None:
@@ -230,6 +242,7 @@ class Monitor:
         for key in [k for k in self._latency_ms if dpid in (k[0].dpid, k[1].dpid)]:
             del self._latency_ms[key]
         self.rtt_s.pop(dpid, None)
+        self._clock.pop(dpid, None)
 
     # -- outputs ---------------------------------------------------------------------------
     def offered(self, end: End, now: float, max_age_s: float) -> tuple[float, int]:
@@ -279,14 +292,6 @@ def _age(rate: PortRate | None, now: float) -> float:
     return math.inf if rate is None else now - rate.at
 
 
-def _window(prev_s: float | None, cur_s: float | None, received_s: float) -> float:
-    """The interval between two snapshots: by the switch's clock where it reports one that
-    agrees with the receive times (within a quarter), else by the receive times."""
-    if prev_s is not None and cur_s is not None and abs(cur_s - prev_s - received_s) <= received_s / 4:
-        return cur_s - prev_s
-    return received_s
-
-
 def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate | None:
     """Rates between two snapshots of a port; None if a counter reset makes them unknowable."""
     interval = None
@@ -309,14 +314,15 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate
 
 
 def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:
-    """The paper's four features of a path from the metrics of all its links (access links
-    included), its number of inter-switch links, and the load booked on each link (added
-    to its measured rate)."""
+    """The paper's four features of a path from the metrics of its links (the source host's
+    access link, the inter-switch links, the destination's access link), its number of
+    inter-switch links, and the load booked on each link (added to its measured rate)."""
     survive, utilisation, latency, unknown = 1.0, 0.0, 0.0, 0
-    for lk, booked in zip(links, booked_mbps or [0.0] * len(links)):
+    last = len(links) - 1
+    for i, (lk, booked) in enumerate(zip(links, booked_mbps or [0.0] * len(links))):
         survive *= 1 - lk.loss
         u = (lk.rate_mbps + booked) / lk.capacity_mbps if booked else lk.utilisation
-        if u > utilisation:
+        if u > utilisation and 0 < i < last:
             utilisation = u
         latency += lk.latency_ms
         unknown += not lk.known

@@ -3,9 +3,9 @@
 A policy scores each candidate path from its features (lower is better) and the lowest
 score wins, ties going to the earlier candidate (fewer hops); policies that are not a score
 override choose() instead. Only a `load_aware` policy is given measured features (the others
-read hops alone: their utilisation, loss and latency are 0), and it never prefers a path
-because its load cannot be seen: paths with links lacking recent statistics rank after those
-measured. A policy that `learns` is told, about two polls after each of its
+read hops alone: their utilisation, loss and latency are 0), and it does not prefer a path
+because its load cannot be seen: paths with links lacking recent statistics rank after the
+measured ones with headroom, before the measured ones that are full. A policy that `learns` is told, about two polls after each of its
 decisions, what the candidates' features became (see Balancer.poll).
 """
 
@@ -49,7 +49,7 @@ class Policy:
         """Index of the chosen candidate (never called with an empty list)."""
         scores = self.scores(features)
         if self.load_aware:
-            return min(range(len(scores)), key=lambda i: (features[i].unknown > 0, scores[i]))
+            return min(range(len(scores)), key=lambda i: (_standing(features[i]), scores[i]))
         return min(range(len(scores)), key=scores.__getitem__)
 
     def learn(self, experience: list[Experience]) -> None:
@@ -57,6 +57,11 @@ class Policy:
 
     def describe(self) -> dict:
         return {"policy": self.name}
+
+
+def _standing(f: PathFeatures) -> int:
+    """0: measured, with headroom; 1: load unknown; 2: measured and full."""
+    return 1 if f.unknown else 2 * (f.utilisation >= 1.0)
 
 
 class ShortestPath(Policy):

@@ -3,17 +3,20 @@
 what its switch lacks, reloads do not lose packet-ins, fragments leave no bookkeeping, and
 --symmetric routes a reply on its request's path."""
 
+import json
 import struct
 import sys
 
 import pytest
 
+from controller.discovery import End
 from controller.flows import FlowKey
 from controller.messages import FlowMod, PacketOut
 from controller.monitor import FlowStat, PortStat
 from controller.packets import ETH_IPV4, ethernet, ip_bytes
 from controller.settings import Settings
-from tests.fakeof import Booted
+from tests.fakeof import SPEC, Booted
+from topologies.spec import parse_spec
 from tests.frames import ipv4_frame
 
 CAPACITY = {"s1>s2>s7": 10, "s1>s3>s4>s7": 20, "s1>s5>s6>s8>s7": 30}
@@ -81,6 +84,28 @@ def test_a_measured_flow_ends_its_booking_and_teaches_its_kind_the_rate(booted):
     assert b.bookings.of(b.flows[FlowKey("10.0.0.1", "10.0.0.7", 17, 41000, 5001)].cookie) == pytest.approx(4e6)
 
 
+def test_only_a_flows_first_rate_teaches_its_kind(booted):
+    """An idle entry reports 0 until it expires: those polls must not drag the mean down."""
+    b = booted.balancer
+    start(booted, 1)
+    flow, = b.flows.values()
+    for t, packets in ((0, 0), (1, 500)) + tuple((t, 500) for t in range(2, 12)):
+        b.flow_stats(1, [FlowStat(flow.cookie, 2, packets, packets * 1000)], booted.now + t)
+    assert b.bookings.expected_bps(flow.key.kind) == pytest.approx(4e6)
+
+
+def test_a_host_books_no_more_than_its_link_can_send(booted):
+    """A host starting flows to a thousand services (a port scan) books at most its access
+    link's 100 Mbit/s in all, not 1000 x 1 Mbit/s."""
+    booted.arp("h1", "h7")
+    booted.arp("h7", "h1")
+    dpid, port = booted.host_port("h1")
+    for service in range(1000):      # straight to the controller: the fake tables are slow at this size
+        booted.balancer.packet_in(dpid, port, udp(booted, 40000, dport=10000 + service), booted.now)
+    assert len(booted.balancer.flows) == 1000
+    assert sum(booted.balancer.bookings.of(f.cookie) for f in booted.balancer.flows.values()) <= 100e6 + 1
+
+
 def test_bookings_expire_when_statistics_never_measure_the_flow(booted):
     start(booted, 3)
     assert len(booted.balancer.bookings) == 3
@@ -88,13 +113,25 @@ def test_bookings_expire_when_statistics_never_measure_the_flow(booted):
     assert len(booted.balancer.bookings) == 0
 
 
-def test_least_loaded_does_not_prefer_a_path_whose_load_it_cannot_see():
+@pytest.mark.parametrize("busy_mbps, chosen", [(9.0, "s1>s2>s7"), (10.0, "s1>s3>s4>s7")])
+def test_least_loaded_prefers_measured_headroom_then_unknown_then_full(busy_mbps, chosen):
     booted = Booted(policy="least-loaded")
-    measure(booted, {("s1", "s2"): 9.0})                 # the shortest path is busy, the others idle
+    measure(booted, {("s1", "s2"): busy_mbps})          # the shortest path is busy, the others idle
     booted.now += booted.balancer.stats_max_age_s + 1
-    measure(booted, {("s1", "s2"): 9.0}, switches=("s1", "s2", "s7"))   # the others stop answering
+    measure(booted, {("s1", "s2"): busy_mbps}, switches=("s1", "s2", "s7"))   # the others stop answering
     counts = start(booted, 1)
-    assert counts["s1>s2>s7"] == 1, "the idle-looking paths' load is unknown: the measured one wins"
+    assert counts[chosen] == 1, counts
+
+
+def test_flows_spread_where_every_link_has_one_capacity():
+    """Every link 30 Mbit/s, host links too: the source host's link carries every candidate's
+    traffic, and counted as the bottleneck it made them all read the same."""
+    raw = json.loads(SPEC.read_text())
+    for link in raw["links"]:
+        link["capacity_mbps"] = 30
+    booted = Booted(parse_spec(raw), policy="least-loaded", settings=Settings(new_flow_mbps=1.5))
+    counts = start(booted, 20)
+    assert sorted(counts.values()) in ([6, 7, 7], [6, 6, 8]), counts
 
 
 def test_a_packet_in_at_a_mid_path_switch_gets_exactly_that_switchs_entry(booted):
@@ -147,6 +184,21 @@ def test_a_later_fragment_is_delivered_and_leaves_no_flow_or_booking(booted):
     msgs = booted.send("h1", ethernet(b.mac, a.mac, ETH_IPV4, header + ip_bytes(a.ip) + ip_bytes(b.ip) + payload))
     assert [(type(m), m.dpid) for m in msgs] == [(PacketOut, 7)]
     assert booted.balancer.flows == {} and len(booted.balancer.bookings) == 0
+
+
+def test_symmetric_decides_a_reply_whose_reverse_path_lacks_a_link_in_its_direction():
+    """Links are known per direction: with s3>s1 gone (s1>s3 still up) the reply of a flow on
+    s1>s3>s4>s7 cannot take its reverse, and is decided like any flow."""
+    booted = Booted(policy="round-robin", settings=Settings(symmetric=True))
+    start(booted, 2)
+    s3_to_s1 = next(p for (n, p), (peer, _) in booted.of.wire.items() if n == "s3" and peer == "s1")
+    net = booted.balancer.net
+    net.links._drop([End(3, s3_to_s1)])      # as if its probes stopped arriving
+    net._changed()
+    msgs = booted.send("h7", udp(booted, 5001, "h7", "h1", dport=40001))
+    reply = booted.balancer.flows[FlowKey("10.0.0.7", "10.0.0.1", 17, 5001, 40001)]
+    assert booted.balancer.net.path_name(reply.path) != "s7>s4>s3>s1"
+    assert any(isinstance(m, FlowMod) for m in msgs)
 
 
 @pytest.mark.parametrize("symmetric", [False, True])
