@@ -9,7 +9,10 @@ Per directed link a -> b (a = sending port, b = receiving port):
   is the larger of a's transmit counter and the packets our flow entries sent towards a: the
   userspace datapath drops packets that a shaped link cannot take before the port counts them,
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
-  Below MIN_PACKETS offered in a window there is no evidence, and loss is 0. A flow entry's
+  Below MIN_PACKETS offered in a window there is no evidence, and loss is 0; so is a window in
+  which a's rate more than doubled or halved against the one before: the two ends' snapshots
+  are taken moments apart, and when traffic starts or stops between them a loss-free link
+  read loss 0.22 for that window. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
   counters, and a loss-free link then read loss 0.94 to 0.997. The window is timed by the
@@ -102,6 +105,7 @@ class PortRate:
     tx_packets: int
     drop_pps: float
     at: float             # controller time the second snapshot arrived
+    steady: bool = False  # the window before carried traffic at a rate within 2x of this one's
 
 
 @dataclass(frozen=True)
@@ -160,7 +164,7 @@ class Monitor:
             self._ports[end] = (s, now)
             if prev is None:
                 continue
-            rate = _rate(prev[0], prev[1], s, now)
+            rate = _rate(prev[0], prev[1], s, now, self.rates.get(end))
             if rate is None:
                 self.rates.pop(end, None)
             else:
@@ -262,7 +266,7 @@ class Monitor:
         if rate is None or now - rate.at > max_age_s:
             return LinkMetrics(end, end, capacity_mbps, 0.0, 0.0, 0.0, 0.0, _age(rate, now), known=False)
         bps, loss = (rate.tx_bps, 0.0) if to_host else (rate.rx_bps, 0.0)
-        if to_host:
+        if to_host and rate.steady:
             flow_pps, flow_packets = self.offered(end, now, max_age_s)
             if flow_packets >= MIN_PACKETS and flow_pps > 0:
                 loss = clamp01(1 - rate.tx_pps / flow_pps)
@@ -280,7 +284,7 @@ class Monitor:
         utilisation = clamp01(rate_mbps / capacity_mbps)
         flow_pps, flow_packets = self.offered(src, now, max_age_s)
         offered_pps = max(tx.tx_pps, flow_pps)
-        if max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
+        if not tx.steady or max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
             loss = 0.0
         else:
             loss = clamp01(max(1 - rx.rx_pps / offered_pps,
@@ -292,7 +296,7 @@ def _age(rate: PortRate | None, now: float) -> float:
     return math.inf if rate is None else now - rate.at
 
 
-def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate | None:
+def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: PortRate | None) -> PortRate | None:
     """Rates between two snapshots of a port; None if a counter reset makes them unknowable."""
     interval = None
     if prev.duration_s is not None and cur.duration_s is not None:
@@ -308,9 +312,10 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float) -> PortRate
     tx_bytes, rx_bytes, tx_packets, rx_packets = deltas
     drops = sum(d for d in (counter_delta(prev.tx_dropped, cur.tx_dropped),
                             counter_delta(prev.rx_dropped, cur.rx_dropped)) if d is not None)
-    return PortRate(interval, tx_bytes * 8 / interval, rx_bytes * 8 / interval,
-                    tx_packets / interval, rx_packets / interval, tx_packets,
-                    drops / interval, now)
+    tx_pps = tx_packets / interval
+    steady = before is not None and before.tx_packets >= MIN_PACKETS and before.tx_pps / 2 <= tx_pps <= 2 * before.tx_pps
+    return PortRate(interval, tx_bytes * 8 / interval, rx_bytes * 8 / interval, tx_pps,
+                    rx_packets / interval, tx_packets, drops / interval, now, steady)
 
 
 def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:
