@@ -10,9 +10,9 @@ Per directed link a -> b (a = sending port, b = receiving port):
   userspace datapath drops packets that a shaped link cannot take before the port counts them,
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
   Below MIN_PACKETS offered in a window there is no evidence, and loss is 0; so is a window in
-  which a's rate more than doubled or halved against the one before: the two ends' snapshots
-  are taken moments apart, and when traffic starts or stops between them a loss-free link
-  read loss 0.22 for that window. A flow entry's
+  which a's rate, or the rate of one of our entries towards a, started, stopped, or more than
+  doubled or halved: the two ends' snapshots are taken moments apart, and when traffic starts or
+  stops between them a loss-free link read loss 0.2 for that window. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
   counters, and a loss-free link then read loss 0.94 to 0.997. The window is timed by the
@@ -145,6 +145,7 @@ class Monitor:
         # (dpid, cookie) -> last counters, when they arrived, the switch's clock then
         self._flows: dict[tuple[int, int], tuple[FlowStat, float, float]] = {}
         self._clock: dict[int, tuple[float, float]] = {}   # dpid -> (switch seconds, received at)
+        self._churn: dict[End, float] = {}   # port -> when one of our entries towards it changed pace
         # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
         # for every candidate of every new flow) read only its own entries
         self._offered: dict[End, dict[tuple[int, int], FlowRate]] = {}
@@ -186,17 +187,27 @@ class Monitor:
                 prev = None
             clock = self._clock.get(dpid, (now, now))[0]
             self._flows[key] = (s, now, clock)
+            out = End(dpid, s.out_port)
             if prev is None:
+                self._churn[out] = now
                 continue
             packets, nbytes = counter_delta(prev[0].packets, s.packets), counter_delta(prev[0].bytes, s.bytes)
             interval = clock - prev[2]
-            entries = self._offered.setdefault(End(dpid, s.out_port), {})
+            entries = self._offered.setdefault(out, {})
             if packets is None or nbytes is None or interval <= 0:    # re-created: no rate this window
                 entries.pop(key, None)
+                self._churn[out] = now
                 continue
-            entries[key] = measured[s.cookie] = FlowRate(packets / interval, nbytes * 8 / interval,
-                                                         now, packets)
+            rate = FlowRate(packets / interval, nbytes * 8 / interval, now, packets)
+            if not _steady(entries.get(key), rate):
+                self._churn[out] = now
+            entries[key] = measured[s.cookie] = rate
         return measured
+
+    def _evidence(self, rate: PortRate, end: End) -> bool:
+        """Whether a's window can show loss: steady traffic, none of our entries towards it
+        starting, stopping or changing pace in it (their replies follow the port's)."""
+        return rate.steady and self._churn.get(end, -math.inf) <= rate.at - rate.interval_s / 2
 
     def _forget_flow(self, key: tuple[int, int]) -> None:
         self.version += 1
@@ -266,7 +277,7 @@ class Monitor:
         if rate is None or now - rate.at > max_age_s:
             return LinkMetrics(end, end, capacity_mbps, 0.0, 0.0, 0.0, 0.0, _age(rate, now), known=False)
         bps, loss = (rate.tx_bps, 0.0) if to_host else (rate.rx_bps, 0.0)
-        if to_host and rate.steady:
+        if to_host and self._evidence(rate, end):
             flow_pps, flow_packets = self.offered(end, now, max_age_s)
             if flow_packets >= MIN_PACKETS and flow_pps > 0:
                 loss = clamp01(1 - rate.tx_pps / flow_pps)
@@ -284,7 +295,7 @@ class Monitor:
         utilisation = clamp01(rate_mbps / capacity_mbps)
         flow_pps, flow_packets = self.offered(src, now, max_age_s)
         offered_pps = max(tx.tx_pps, flow_pps)
-        if not tx.steady or max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
+        if not self._evidence(tx, src) or max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
             loss = 0.0
         else:
             loss = clamp01(max(1 - rx.rx_pps / offered_pps,
@@ -313,9 +324,18 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: Por
     drops = sum(d for d in (counter_delta(prev.tx_dropped, cur.tx_dropped),
                             counter_delta(prev.rx_dropped, cur.rx_dropped)) if d is not None)
     tx_pps = tx_packets / interval
-    steady = before is not None and before.tx_packets >= MIN_PACKETS and before.tx_pps / 2 <= tx_pps <= 2 * before.tx_pps
     return PortRate(interval, tx_bytes * 8 / interval, rx_bytes * 8 / interval, tx_pps,
-                    rx_packets / interval, tx_packets, drops / interval, now, steady)
+                    rx_packets / interval, tx_packets, drops / interval, now,
+                    before is not None and before.tx_packets >= MIN_PACKETS and 0.5 <= tx_pps / max(before.tx_pps, 1e-9) <= 2)
+
+
+def _steady(before: FlowRate | None, rate: FlowRate) -> bool:
+    """An entry's pace within 2x of its last window's, or too little traffic in both to tell."""
+    if before is None:     # its first rate: a whole window (the window it started in churned)
+        return True
+    if max(before.packets, rate.packets) < MIN_PACKETS:
+        return True
+    return 0.5 <= rate.pps / max(before.pps, 1e-9) <= 2
 
 
 def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:

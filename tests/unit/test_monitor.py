@@ -123,6 +123,21 @@ def test_a_port_that_goes_down_forgets_its_rates():
     assert not m.link(A, B, 10, 60.0, 3).known
 
 
+def test_a_window_in_which_one_of_our_flows_starts_beside_steady_traffic_is_no_evidence():
+    """A's rate stays steady (446 -> 468 packets/s) but a new entry's first 22 packets reached
+    b's snapshot 5 short: no loss that window; the next, every entry steady, is evidence."""
+    m = Monitor()
+    tx = rx = old = 0
+    for t, (new_tx, new_rx, new_flow) in enumerate([(446, 446, None), (446, 446, None), (468, 463, 22), (892, 892, 468)]):
+        tx, rx, old = tx + new_tx, rx + new_rx, old + 446
+        feed(m, t, port(tx_packets=tx, duration_s=t + 1), port(rx_packets=rx, duration_s=t + 1))
+        entries = [FlowStat(1, 2, old)] + ([FlowStat(2, 2, new_flow if t == 2 else 22 + 446)] if new_flow else [])
+        m.flow_stats(1, entries, t)
+        if t == 2:
+            assert m.link(A, B, 10, t, 3).loss == 0.0
+    assert m.link(A, B, 10, 3, 3).loss == 0.0
+
+
 def test_too_few_packets_is_no_evidence_of_loss():
     m = Monitor()
     feed(m, 0.0, port(), port())
