@@ -57,6 +57,7 @@ MAX_HANDSHAKES = 32            # connections still in handshake; a new one beyon
 ECHO_BOUND_S = 2.0             # how long a datapath id's holder has to answer a rival's echo check
 log = logging.getLogger("lb.app")
 ERROR_NAMES = xids.ErrorNames(compat.ofproto_v1_3)
+MAX_XID = xids.MAX_XID
 
 
 def _setup_logging(level: str) -> None:
@@ -141,7 +142,6 @@ class LoadBalancer(compat.AppBase):
         self._handshaking = {}        # connection -> when it connected, oldest first
         self._claims = set()          # datapath ids whose holder a rival is checking
         self._closing = weakref.WeakSet()
-        self._sent = weakref.WeakKeyDictionary()   # connection -> xids.Sent, its last requests
         self._accept_warned = -float("inf")
         compat.guard_messages(self._admit)
         compat.guard_accept(self._accept_failed)
@@ -270,7 +270,7 @@ class LoadBalancer(compat.AppBase):
         deadline = time.monotonic() + ECHO_BOUND_S
         request = dp.ofproto_parser.OFPEchoRequest(dp)
         xid = dp.set_xid(request)
-        self._sent_on(dp).add(xid, xids.KINDS[EchoRequest])
+        dp.lb_sent.add(xid, xids.KINDS[EchoRequest])
         dp.unreplied_echo_requests.append(xid)
         dp.send_msg(request)
         while xid in dp.unreplied_echo_requests and dp.state != DEAD and time.monotonic() < deadline:
@@ -278,6 +278,7 @@ class LoadBalancer(compat.AppBase):
         return dp.state != DEAD and dp not in self._closing and xid not in dp.unreplied_echo_requests
 
     def _hold(self, dp):
+        dp.lb_sent = xids.Sent()      # the requests sent on this connection, by xid
         self.datapaths[dp.id] = dp
         self._send_msg(dp, dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0), xids.PORT_DESC)
 
@@ -407,8 +408,7 @@ class LoadBalancer(compat.AppBase):
         """An OpenFlow error, tied by its xid to the request it answers: one line, and counted
         by the request's kind and the error's type."""
         msg = ev.msg
-        sent = self._sent.get(msg.datapath)
-        request = sent.get(msg.xid) if sent is not None else None
+        request = msg.datapath.lb_sent.get(msg.xid)
         self.ofp_errors[xids.kind(request), ERROR_NAMES.type(msg.type)] += 1
         log.error("OpenFlow error from %s: %s, in answer to %s (xid %d)", self.balancer.net.name(msg.datapath.id),
                   ERROR_NAMES.describe(msg.type, getattr(msg, "code", None)), xids.describe(request), msg.xid)
@@ -422,38 +422,30 @@ class LoadBalancer(compat.AppBase):
 
     def _send(self, messages):
         """One write per switch per event, in the order the core gave: a new flow's flow-mod
-        and packet-out for its egress switch go out together."""
+        and packet-out for its egress switch go out together. Each message takes the
+        connection's next xid (the framework's counter, as its set_xid does) and is remembered
+        under it in the connection's ring of sent requests."""
         out = {}
         for m in messages:
             dp = self.datapaths.get(m.dpid)
             if dp is not None:
-                out.setdefault(dp, []).append(m)
-        for dp, msgs in out.items():
-            sent = self._sent_on(dp)
-            dp.send(b"".join([self._encode(dp, sent, m) for m in msgs]))
+                dp.xid = xid = (dp.xid + 1) & MAX_XID
+                out.setdefault(dp, []).append(self._encode(dp, xid, m))
+                dp.lb_sent.add(xid, m if type(m) is FlowMod else xids.remembered(m))   # flow-mods: no call
+        for dp, bufs in out.items():
+            dp.send(b"".join(bufs))
 
-    def _sent_on(self, dp) -> xids.Sent:
-        sent = self._sent.get(dp)
-        if sent is None:
-            sent = self._sent[dp] = xids.Sent()
-        return sent
-
-    def _send_msg(self, dp, msg, kind: str) -> None:
+    @staticmethod
+    def _send_msg(dp, msg, kind: str) -> None:
         """Send one of the framework's message objects under the next xid, remembered as `kind`."""
-        self._sent_on(dp).add(dp.set_xid(msg), kind)
+        dp.lb_sent.add(dp.set_xid(msg), kind)
         dp.send_msg(msg)
 
     @staticmethod
-    def _encode(dp, sent, m):
-        """m's bytes, under the connection's next xid (the framework's counter, which its own
-        messages take theirs from too), remembered in `sent`."""
+    def _encode(dp, xid, m):
         if isinstance(m, FlowMod):       # the two messages of every new flow: our own encoder
-            dp.xid = xid = (dp.xid + 1) & xids.MAX_XID     # what the framework's set_xid does
-            sent.add(xid, m)
             return wire.flow_mod(m, xid)
         if isinstance(m, PacketOut):
-            dp.xid = xid = (dp.xid + 1) & xids.MAX_XID
-            sent.add(xid, xids.KINDS[PacketOut])
             return wire.packet_out(m, xid)
         ofp, parser = dp.ofproto, dp.ofproto_parser
         if isinstance(m, FlowDelete):
@@ -469,6 +461,6 @@ class LoadBalancer(compat.AppBase):
             msg = parser.OFPEchoRequest(dp, data=m.data)
         else:
             raise TypeError(f"no encoding for {type(m).__name__}")
-        sent.add(dp.set_xid(msg), xids.remembered(m))   # what the framework's send_msg does, minus the write
+        msg.set_xid(xid)
         msg.serialize()
         return bytes(msg.buf)

@@ -8,7 +8,6 @@ from __future__ import annotations
 import logging
 import struct
 import warnings
-import weakref
 from collections import Counter
 from types import SimpleNamespace
 
@@ -75,9 +74,9 @@ def app(booted):
     """The adapter, its handlers driven directly, over a booted balancer (the H1-H7 spec, so
     switches have names) with fake connections to s1 and s2."""
     lb = LoadBalancer.__new__(LoadBalancer)     # no framework start-up: threads, listeners, signals
-    lb.balancer, lb.ofp_errors = booted.balancer, Counter()
-    lb.datapaths = {d: FakeDatapath(d) for d in (1, 2)}
-    lb._sent = weakref.WeakKeyDictionary()
+    lb.balancer, lb.ofp_errors, lb.datapaths = booted.balancer, Counter(), {}
+    for dpid in (1, 2):
+        lb._hold(FakeDatapath(dpid))             # held: its port descriptions asked for, under xid 1
     return lb
 
 
@@ -99,9 +98,17 @@ def test_every_message_gets_the_next_xid_of_its_connection(app):
     framework_echo = ofproto_v1_3_parser.OFPEchoRequest(s1)     # the framework's own sends share the counter
     s1.send_msg(framework_echo)
     app._send([flow_mod(1)])
-    assert [xid for _, xid in s1.sent()] == list(range(1, 9))
-    assert [kind for kind, _ in s1.sent()] == [14, 13, 14, 18, 18, 2, 2, 14]
-    assert s2.sent() == [(14, 1)]          # per connection
+    assert [xid for _, xid in s1.sent()] == list(range(1, 10))
+    assert [kind for kind, _ in s1.sent()] == [18, 14, 13, 14, 18, 18, 2, 2, 14]
+    assert s2.sent() == [(18, 1), (14, 2)]          # per connection
+
+
+def test_xids_wrap_as_the_framework_counter_does(app):
+    s1 = app.datapaths[1]
+    s1.xid = xids.MAX_XID - 1
+    app._send([flow_mod(1), PacketOut(1, (1,), b""), flow_mod(1)])
+    assert [xid for _, xid in s1.sent()][1:] == [xids.MAX_XID, 0, 1] and s1.xid == 1
+    assert xids.kind(s1.lb_sent.get(0)) == "packet_out" and xids.kind(s1.lb_sent.get(1)) == "flow_mod"
 
 
 def test_an_error_is_tied_to_its_request_logged_and_counted_by_kind(app, caplog):
@@ -110,27 +117,30 @@ def test_an_error_is_tied_to_its_request_logged_and_counted_by_kind(app, caplog)
     (_, flow_mod_xid), = [(k, x) for k, x in s1.sent() if k == 14]
     with caplog.at_level(logging.ERROR, logger="lb.app"):
         app._error(error(s1, flow_mod_xid))
-        app._error(error(s1, 3, ofproto_v1_3.OFPET_BAD_REQUEST, ofproto_v1_3.OFPBRC_BAD_MULTIPART))
+        app._error(error(s1, 4, ofproto_v1_3.OFPET_BAD_REQUEST, ofproto_v1_3.OFPBRC_BAD_MULTIPART))
+        app._error(error(s1, 1, ofproto_v1_3.OFPET_BAD_REQUEST, ofproto_v1_3.OFPBRC_BAD_TYPE))
     assert caplog.messages == [
         f"OpenFlow error from s1: OFPET_FLOW_MOD_FAILED OFPFMFC_TABLE_FULL, in answer to flow_mod cookie "
         f"0x4c42000100000007 priority 100 match in_port=1,eth_type=0x800,ipv4_src=10.0.0.1,ipv4_dst=10.0.0.7,"
         f"ip_proto=1 (xid {flow_mod_xid})",
-        "OpenFlow error from s1: OFPET_BAD_REQUEST OFPBRC_BAD_MULTIPART, in answer to port_stats (xid 3)"]
-    assert app.ofp_errors == {("flow_mod", "OFPET_FLOW_MOD_FAILED"): 1, ("port_stats", "OFPET_BAD_REQUEST"): 1}
+        "OpenFlow error from s1: OFPET_BAD_REQUEST OFPBRC_BAD_MULTIPART, in answer to port_stats (xid 4)",
+        "OpenFlow error from s1: OFPET_BAD_REQUEST OFPBRC_BAD_TYPE, in answer to port_desc (xid 1)"]
+    assert app.ofp_errors == {("flow_mod", "OFPET_FLOW_MOD_FAILED"): 1, ("port_stats", "OFPET_BAD_REQUEST"): 1,
+                              ("port_desc", "OFPET_BAD_REQUEST"): 1}
     assert "poll_errors" not in app.balancer.counters
 
 
 def test_replies_to_xids_never_sent_or_forgotten_are_unknown(app, caplog):
     s1 = app.datapaths[1]
     app._send([flow_mod(1)])
-    app._send([PacketOut(1, (1,), b"")] * xids.REMEMBERED)       # the flow-mod (xid 1) is now the 1025th last
+    app._send([PacketOut(1, (1,), b"")] * xids.REMEMBERED)       # the flow-mod (xid 2) is now the 1025th last
     with caplog.at_level(logging.ERROR, logger="lb.app"):
-        for xid in (1, 0, 0xFFFFFFFF, 2000):
+        for xid in (2, 0, 0xFFFFFFFF, 2000):
             app._error(error(s1, xid))
-        app._error(error(s1, 1 + xids.REMEMBERED, ofproto_v1_3.OFPET_BAD_ACTION, ofproto_v1_3.OFPBAC_BAD_OUT_PORT))
+        app._error(error(s1, 2 + xids.REMEMBERED, ofproto_v1_3.OFPET_BAD_ACTION, ofproto_v1_3.OFPBAC_BAD_OUT_PORT))
     assert [m.split("in answer to ")[1] for m in caplog.messages] == [
-        "an unknown request (xid 1)", "an unknown request (xid 0)", "an unknown request (xid 4294967295)",
-        "an unknown request (xid 2000)", f"packet_out (xid {1 + xids.REMEMBERED})"]
+        "an unknown request (xid 2)", "an unknown request (xid 0)", "an unknown request (xid 4294967295)",
+        "an unknown request (xid 2000)", f"packet_out (xid {2 + xids.REMEMBERED})"]
     assert app.ofp_errors == {("unknown", "OFPET_FLOW_MOD_FAILED"): 4, ("packet_out", "OFPET_BAD_ACTION"): 1}
 
 
@@ -139,7 +149,7 @@ def test_what_a_switch_sends_cannot_grow_memory_or_mint_labels(app, caplog):
     experimenter errors (no code) are named; the ring keeps its size."""
     s1 = app.datapaths[1]
     app._send([flow_mod(1)] * (3 * xids.REMEMBERED))
-    sent = app._sent[s1]
+    sent = s1.lb_sent
     with caplog.at_level(logging.ERROR, logger="lb.app"):
         for type_ in range(100, 600):
             app._error(error(s1, type_, type_, 7))
@@ -164,7 +174,7 @@ def test_the_error_line_is_one_template_under_the_rate_limit(app):
     try:
         s1 = app.datapaths[1]
         app._send([flow_mod(1, cookie=c) for c in range(100)])
-        for xid in range(1, 101):
+        for xid in range(2, 102):
             app._error(error(s1, xid))
     finally:
         logger.removeHandler(handler)
