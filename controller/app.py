@@ -21,11 +21,12 @@ import sys
 import time
 import traceback
 import weakref
+from collections import Counter
 
 if __package__ in (None, ""):   # loaded by file path by a manager: make the package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from controller import compat, framing, wire  # noqa: E402
+from controller import compat, framing, wire, xids  # noqa: E402
 from controller.balancer import Balancer  # noqa: E402
 from controller.capture import Capture, snapshot  # noqa: E402
 from controller.messages import (  # noqa: E402
@@ -55,6 +56,8 @@ HANDSHAKE_TIMEOUT_S = 5.0      # a switch is through the handshake in millisecon
 MAX_HANDSHAKES = 32            # connections still in handshake; a new one beyond closes the oldest
 ECHO_BOUND_S = 2.0             # how long a datapath id's holder has to answer a rival's echo check
 log = logging.getLogger("lb.app")
+ERROR_NAMES = xids.ErrorNames(compat.ofproto_v1_3)
+MAX_XID = xids.MAX_XID
 
 
 def _setup_logging(level: str) -> None:
@@ -131,7 +134,8 @@ class LoadBalancer(compat.AppBase):
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
         self.balancer = Balancer(settings, policy, spec)
-        self.metrics = Metrics(self.balancer)
+        self.ofp_errors: Counter[tuple[str, str]] = Counter()   # (request kind, error type) -> errors
+        self.metrics = Metrics(self.balancer, ofp_errors=self.ofp_errors)
         for handler in logging.getLogger().handlers:     # the framework's records go to the root's
             handler.addFilter(OneLineFrameworkErrors(self.balancer.counters))
         self.datapaths = {}           # datapath id -> the connection that holds it
@@ -152,7 +156,8 @@ class LoadBalancer(compat.AppBase):
                          compat.hub.spawn(self._every, 1.0, self._expire_handshakes)]
         # Each app is made once its port is ours: a second controller that cannot listen must
         # not replace the first one's token file.
-        for port, make_app, what in ((settings.rest_port, lambda: RestApi(self.balancer, token=api_token(settings)),
+        for port, make_app, what in ((settings.rest_port, lambda: RestApi(self.balancer, token=api_token(settings),
+                                                                      ofp_errors=self.ofp_errors),
                                       "REST API"),
                                      (settings.metrics_port, self.metrics.wsgi_app, "metrics")):
             if port:
@@ -265,6 +270,7 @@ class LoadBalancer(compat.AppBase):
         deadline = time.monotonic() + ECHO_BOUND_S
         request = dp.ofproto_parser.OFPEchoRequest(dp)
         xid = dp.set_xid(request)
+        dp.lb_sent.add(xid, xids.KINDS[EchoRequest])
         dp.unreplied_echo_requests.append(xid)
         dp.send_msg(request)
         while xid in dp.unreplied_echo_requests and dp.state != DEAD and time.monotonic() < deadline:
@@ -272,8 +278,9 @@ class LoadBalancer(compat.AppBase):
         return dp.state != DEAD and dp not in self._closing and xid not in dp.unreplied_echo_requests
 
     def _hold(self, dp):
+        dp.lb_sent = xids.Sent()      # the requests sent on this connection, by xid
         self.datapaths[dp.id] = dp
-        dp.send_msg(dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0))
+        self._send_msg(dp, dp.ofproto_parser.OFPPortDescStatsRequest(dp, 0), xids.PORT_DESC)
 
     def _refuse(self, dp, why, *args):
         """Close a connection with one line naming the peer and why (a template per reason)."""
@@ -397,10 +404,13 @@ class LoadBalancer(compat.AppBase):
     @survives
     @from_holder
     def _error(self, ev):
+        """An OpenFlow error, tied by its xid to the request it answers: one line, and counted
+        by the request's kind and the error's type."""
         msg = ev.msg
-        self.balancer.counters["poll_errors"] += 1
-        log.error("OpenFlow error from %s: type %d code %d", self.balancer.net.name(msg.datapath.id),
-                  msg.type, msg.code)
+        request = msg.datapath.lb_sent.get(msg.xid)
+        self.ofp_errors[xids.kind(request), ERROR_NAMES.type(msg.type)] += 1
+        log.error("OpenFlow error from %s: %s, in answer to %s (xid %d)", self.balancer.net.name(msg.datapath.id),
+                  ERROR_NAMES.describe(msg.type, getattr(msg, "code", None)), xids.describe(request), msg.xid)
 
     # -- sending ---------------------------------------------------------------------------
     @staticmethod
@@ -411,21 +421,31 @@ class LoadBalancer(compat.AppBase):
 
     def _send(self, messages):
         """One write per switch per event, in the order the core gave: a new flow's flow-mod
-        and packet-out for its egress switch go out together."""
+        and packet-out for its egress switch go out together. Each message takes the
+        connection's next xid (the framework's counter, as its set_xid does) and is remembered
+        under it in the connection's ring of sent requests."""
         out = {}
         for m in messages:
             dp = self.datapaths.get(m.dpid)
             if dp is not None:
-                out.setdefault(dp, []).append(self._encode(dp, m))
+                dp.xid = xid = (dp.xid + 1) & MAX_XID
+                out.setdefault(dp, []).append(self._encode(dp, xid, m))
+                dp.lb_sent.add(xid, m if type(m) is FlowMod else xids.remembered(m))   # flow-mods: no call
         for dp, bufs in out.items():
             dp.send(b"".join(bufs))
 
     @staticmethod
-    def _encode(dp, m):
+    def _send_msg(dp, msg, kind: str) -> None:
+        """Send one of the framework's message objects under the next xid, remembered as `kind`."""
+        dp.lb_sent.add(dp.set_xid(msg), kind)
+        dp.send_msg(msg)
+
+    @staticmethod
+    def _encode(dp, xid, m):
         if isinstance(m, FlowMod):       # the two messages of every new flow: our own encoder
-            return wire.flow_mod(m)
+            return wire.flow_mod(m, xid)
         if isinstance(m, PacketOut):
-            return wire.packet_out(m)
+            return wire.packet_out(m, xid)
         ofp, parser = dp.ofproto, dp.ofproto_parser
         if isinstance(m, FlowDelete):
             msg = parser.OFPFlowMod(dp, cookie=m.cookie, cookie_mask=m.cookie_mask, table_id=ofp.OFPTT_ALL,
@@ -440,6 +460,6 @@ class LoadBalancer(compat.AppBase):
             msg = parser.OFPEchoRequest(dp, data=m.data)
         else:
             raise TypeError(f"no encoding for {type(m).__name__}")
-        dp.set_xid(msg)                  # what the framework's send_msg does, minus the write
+        msg.set_xid(xid)
         msg.serialize()
         return bytes(msg.buf)

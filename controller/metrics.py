@@ -4,18 +4,19 @@ REST API, which reads the same state), plus a histogram of packet-in handling ti
 from __future__ import annotations
 
 import time
+from collections import Counter
 from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from controller.balancer import Balancer
+from controller.xids import REMEMBERED
 
 COUNTERS = {
     "packet_in": "Packet-ins handled",
     "datapath_connects": "Switch connections",
     "datapath_disconnects": "Switch disconnections",
-    "poll_errors": "Statistics polls that failed (send errors, OpenFlow errors)",
     "stale_replies": "Port statistics replies still missing when the next poll was due",
     "flows_installed": "Flows routed onto a path",
     "entries_repaired": "Packets of installed flows sent up by a switch lacking its entry (it alone gets it again)",
@@ -36,21 +37,26 @@ LINK_GAUGES = {"utilisation": ("utilisation", "Link utilisation (0..1) over the 
                                   "its utilisation and loss then read 0 and load-aware policies avoid it")}
 
 
+OFP_ERRORS_DOC = ("OpenFlow errors from switches, by the kind of request each answers (tied by xid; "
+                  f"'unknown' if not among the connection's last {REMEMBERED}) and the error's type")
+
+
 class Metrics:
-    def __init__(self, balancer: Balancer, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, balancer: Balancer, clock: Callable[[], float] = time.monotonic,
+                 ofp_errors: Counter | None = None) -> None:
         self.registry = CollectorRegistry()
         self.packet_in_seconds = Histogram(
             "lb_packet_in_seconds", "Time to handle one packet-in", registry=self.registry,
             buckets=(1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2, 0.1))
-        self.registry.register(_BalancerCollector(balancer, clock))
+        self.registry.register(_BalancerCollector(balancer, clock, Counter() if ofp_errors is None else ofp_errors))
 
     def wsgi_app(self):
         return make_wsgi_app(self.registry)
 
 
 class _BalancerCollector:
-    def __init__(self, balancer: Balancer, clock: Callable[[], float]) -> None:
-        self.balancer, self.clock = balancer, clock
+    def __init__(self, balancer: Balancer, clock: Callable[[], float], ofp_errors: Counter) -> None:
+        self.balancer, self.clock, self.ofp_errors = balancer, clock, ofp_errors
 
     def collect(self):
         b = self.balancer
@@ -58,6 +64,10 @@ class _BalancerCollector:
             family = CounterMetricFamily(f"lb_{name}", doc)
             family.add_metric([], b.counters[name])
             yield family
+        errors = CounterMetricFamily("lb_ofp_errors", OFP_ERRORS_DOC, labels=["request", "type"])
+        for (request, type_), n in sorted(self.ofp_errors.items()):
+            errors.add_metric([request, type_], n)
+        yield errors
         labels = ["src", "src_port", "dst", "dst_port"]
         families = {attr: GaugeMetricFamily(f"lb_link_{k}", doc, labels=labels) for k, (attr, doc) in LINK_GAUGES.items()}
         booked = GaugeMetricFamily("lb_link_booked_mbps", "Load booked by new flows a poll has not measured yet",

@@ -5,6 +5,7 @@
     GET /api/v1/paths?src=h1&dst=h7 candidate paths with their features and policy scores
     GET /api/v1/flows               installed flows and their paths
     GET /api/v1/policy              the policy in use (and its model) and the ones available
+    GET /api/v1/counters            the counters (Prometheus: lb_*_total), OpenFlow errors by request kind
     PUT /api/v1/policy              {"policy": "<name>"}: switch policy for new flows
     POST /api/v1/model/reload       reload the BPANN model file (installed flows stay)
     POST /api/v1/qtable/reset       empty the Q-learning policy's table (and its file)
@@ -30,14 +31,17 @@ import os
 import secrets
 import tempfile
 import time
+from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
 from controller.balancer import Balancer
+from controller.metrics import COUNTERS
 from controller.monitor import LinkMetrics
 from controller.policy import POLICIES
 from controller.settings import ConfigError, Settings
+from controller.xids import label_pairs
 from models.bpann import ModelError
 from models.qtable import QTableError
 
@@ -110,13 +114,15 @@ def link_json(balancer: Balancer, m: LinkMetrics) -> dict:
 
 class RestApi:
     def __init__(self, balancer: Balancer, clock: Callable[[], float] = time.monotonic,
-                 token: str | None = None) -> None:
+                 token: str | None = None, ofp_errors: Counter | None = None) -> None:
         self.balancer = balancer
+        self.ofp_errors = Counter() if ofp_errors is None else ofp_errors   # (request kind, error type) -> n
         self.clock = clock
         self.token = token or secrets.token_urlsafe(32)    # none given: one nobody knows
         self.routes = {("GET", "topology"): self.topology, ("GET", "links"): self.links,
                        ("GET", "paths"): self.paths, ("GET", "flows"): self.flows,
                        ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy,
+                       ("GET", "counters"): self.counters,
                        ("POST", "model/reload"): self.reload_model, ("POST", "qtable/reset"): self.reset_qtable}
 
     def __call__(self, environ, start_response):
@@ -207,6 +213,11 @@ class RestApi:
                  "age_s": round(now - f.installed_at, 3),
                  "booked_mbps": finite(self.balancer.bookings.of(f.cookie) / 1e6)}
                 for f in self.balancer.flows.values()]
+
+    def counters(self, environ) -> dict:
+        counters = self.balancer.counters
+        return {"counters": {name: counters[name] for name in sorted(set(COUNTERS) | set(counters))},
+                "ofp_errors": label_pairs(self.ofp_errors.items())}
 
     def policy(self, environ) -> dict:
         return {**self.balancer.policy.describe(), "available": sorted(POLICIES)}
