@@ -259,7 +259,9 @@ def test_every_handler_drives_the_balancer_and_sends_well_formed_openflow(app):
     handle("_flow_removed", msg_event(parser.OFPFlowRemoved(dps[s1], flow.cookie, 100, ofp.OFPRR_IDLE_TIMEOUT,
                                                             0, 10, 0, 10, 0, 1, 100, parser.OFPMatch())))
     assert b.flows == {}
-    handle("_error", msg_event(parser.OFPErrorMsg(dps[s1], ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_TYPE, b"")))
+    error = parser.OFPErrorMsg(dps[s1], ofp.OFPET_BAD_REQUEST, ofp.OFPBRC_BAD_TYPE, b"")
+    error.xid = 0xFFFF      # as parsed off the wire: every message has one
+    handle("_error", msg_event(error))
     s2 = wiring.dpid["s2"]
     dps[s2].state = compat.DEAD_DISPATCHER
     state(dps[s2], compat.DEAD_DISPATCHER)
@@ -272,7 +274,7 @@ def test_every_handler_drives_the_balancer_and_sends_well_formed_openflow(app):
 
 def test_connection_guards_close_bad_rival_and_slow_connections(app):
     holder = FakeDatapath(1, 40001)
-    app.datapaths[1] = holder
+    app._hold(holder)
     rival = FakeDatapath(1, 40101)
     app._claims.add(1)
     app._contest(holder, rival)                 # the holder answers its echo: the rival is closed
