@@ -385,7 +385,8 @@ class LoadBalancer(compat.AppBase):
             ports = [a.port for i in s.instructions for a in getattr(i, "actions", [])
                      if hasattr(a, "port")]
             if ports:
-                stats.append(FlowStat(s.cookie, ports[0], s.packet_count, s.byte_count))
+                stats.append(FlowStat(s.cookie, ports[0], s.packet_count, s.byte_count,
+                                      s.duration_sec + s.duration_nsec / 1e9))
         self._send(self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic()))
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN)

@@ -10,16 +10,17 @@ Per directed link a -> b (a = sending port, b = receiving port):
   userspace datapath drops packets that a shaped link cannot take before the port counts them,
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
   Below MIN_PACKETS offered in a window there is no evidence, and loss is 0; so is a window in
-  which a's rate, or the rate of one of our entries towards a, started, stopped, or more than
-  doubled or halved: the two ends' snapshots are taken moments apart, and when traffic starts or
-  stops between them a loss-free link read loss 0.2 for that window. A flow entry's
+  which a's rate more than doubled or halved, or one of our entries towards a is new: the two
+  ends' snapshots are taken moments apart, and when traffic starts between them a loss-free link
+  read loss 0.2 for that window. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
-  counters, and a loss-free link then read loss 0.94 to 0.997. The window is timed by the
-  switch's clock as its port replies of the same polls report it (a port's duration is not
-  restarted by flow-mods), not by the controller's receive times, which carry its event-loop
-  delays: by them alone a loss-free link read loss up to 0.06, and a reply handled 950 ms
-  late made a 4 Mbit/s flow read 80.
+  counters, and a loss-free link then read loss 0.94 to 0.997. The window is the entry's own
+  duration's increase; where that disagrees (by over a quarter) with the switch's clock as its
+  port replies of the same polls report it (a port's duration is not restarted by flow-mods),
+  the entry was replaced and that window gives no rate. Timing entries by the ports' clock
+  alone read a loss-free link at up to 0.05 loss on real OVS; by the controller's receive times,
+  which carry its event-loop delays, a reply handled 950 ms late made a 4 Mbit/s flow read 80.
 - latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
   of each switch's echo round trip, clamped at 0; the minimum of the last LATENCY_WINDOW
   probes, because delays inside the controller (a busy event loop) only ever add to a sample,
@@ -86,6 +87,7 @@ class FlowStat:
     out_port: int
     packets: int
     bytes: int = 0
+    duration_s: float | None = None   # how long the entry has existed; restarts when replaced
 
 
 class FlowRate(NamedTuple):
@@ -145,7 +147,7 @@ class Monitor:
         # (dpid, cookie) -> last counters, when they arrived, the switch's clock then
         self._flows: dict[tuple[int, int], tuple[FlowStat, float, float]] = {}
         self._clock: dict[int, tuple[float, float]] = {}   # dpid -> (switch seconds, received at)
-        self._churn: dict[End, float] = {}   # port -> when one of our entries towards it changed pace
+        self._churn: dict[End, float] = {}   # port -> when one of our entries towards it appeared
         # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
         # for every candidate of every new flow) read only its own entries
         self._offered: dict[End, dict[tuple[int, int], FlowRate]] = {}
@@ -193,20 +195,23 @@ class Monitor:
                 continue
             packets, nbytes = counter_delta(prev[0].packets, s.packets), counter_delta(prev[0].bytes, s.bytes)
             interval = clock - prev[2]
+            replaced = False
+            if prev[0].duration_s is not None and s.duration_s is not None:
+                own = s.duration_s - prev[0].duration_s
+                replaced = abs(own - interval) > interval / 4    # its duration restarted
+                interval = own
             entries = self._offered.setdefault(out, {})
-            if packets is None or nbytes is None or interval <= 0:    # re-created: no rate this window
+            # re-created, or replaced (its counts lag: a loss-free link read loss 0.08): no rate
+            if packets is None or nbytes is None or interval <= 0 or replaced:
                 entries.pop(key, None)
                 self._churn[out] = now
                 continue
-            rate = FlowRate(packets / interval, nbytes * 8 / interval, now, packets)
-            if not _steady(entries.get(key), rate):
-                self._churn[out] = now
-            entries[key] = measured[s.cookie] = rate
+            entries[key] = measured[s.cookie] = FlowRate(packets / interval, nbytes * 8 / interval, now, packets)
         return measured
 
     def _evidence(self, rate: PortRate, end: End) -> bool:
         """Whether a's window can show loss: steady traffic, none of our entries towards it
-        starting, stopping or changing pace in it (their replies follow the port's)."""
+        new in it (their replies follow the port's)."""
         return rate.steady and self._churn.get(end, -math.inf) <= rate.at - rate.interval_s / 2
 
     def _forget_flow(self, key: tuple[int, int]) -> None:
@@ -327,15 +332,6 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: Por
     return PortRate(interval, tx_bytes * 8 / interval, rx_bytes * 8 / interval, tx_pps,
                     rx_packets / interval, tx_packets, drops / interval, now,
                     before is not None and before.tx_packets >= MIN_PACKETS and 0.5 <= tx_pps / max(before.tx_pps, 1e-9) <= 2)
-
-
-def _steady(before: FlowRate | None, rate: FlowRate) -> bool:
-    """An entry's pace within 2x of its last window's, or too little traffic in both to tell."""
-    if before is None:     # its first rate: a whole window (the window it started in churned)
-        return True
-    if max(before.packets, rate.packets) < MIN_PACKETS:
-        return True
-    return 0.5 <= rate.pps / max(before.pps, 1e-9) <= 2
 
 
 def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:

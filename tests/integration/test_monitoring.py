@@ -67,13 +67,14 @@ def test_a_saturated_link_shows_far_more_latency_than_an_idle_one(lab):
 
 
 def test_loss_estimate_matches_iperf3_at_15_mbps_on_10(lab):
-    with lab.udp_flood("h2", "h7", 15, 8) as report:
+    with lab.udp_flood("h2", "h7", 15, 10) as report:
         wait_until(lambda: next(c for c in lab.api("paths?src=h2&dst=h7")[1]["candidates"] if c["chosen"])["loss"] > 0,
                    10, what="loss on h2 -> h7's path")
-        samples = sample(lab, "paths?src=h2&dst=h7")
+        samples = sample(lab, "paths?src=h2&dst=h7", seconds=5)
     measured = report["end"]["sum"]["lost_percent"] / 100
     estimates = [next(c for c in s["candidates"] if c["chosen"])["loss"] for s in samples]
-    estimate = statistics.mean(estimates)
+    # the median: a window in which one of the flow's entries first appears gives no evidence (0)
+    estimate = statistics.median(estimates)
     print(f"\nloss h2>h7 at 15 Mbit/s on 10: iperf3 {measured:.3f}, estimated {estimate:.3f} ({estimates})")
     assert abs(estimate - measured) <= 0.1
 
