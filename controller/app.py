@@ -384,7 +384,7 @@ class LoadBalancer(compat.AppBase):
         for s in ev.msg.body:
             ports = [a.port for i in s.instructions for a in getattr(i, "actions", [])
                      if hasattr(a, "port")]
-            if ports:
+            if ports and ports[0] <= ev.msg.datapath.ofproto.OFPP_MAX:    # not the base entries (to the controller)
                 stats.append(FlowStat(s.cookie, ports[0], s.packet_count, s.byte_count,
                                       s.duration_sec + s.duration_nsec / 1e9))
         self._send(self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic()))

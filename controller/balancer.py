@@ -198,6 +198,7 @@ class Balancer:
         flow = self.flows.pop(key)
         self._by_cookie.pop(flow.cookie, None)
         self.bookings.release(flow.cookie)
+        self.monitor.forget_entries(flow.cookie, flow.path)
         at = self._flows_at.get(flow.at)
         if at is not None:
             at.pop(key, None)

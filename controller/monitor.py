@@ -10,15 +10,15 @@ Per directed link a -> b (a = sending port, b = receiving port):
   userspace datapath drops packets that a shaped link cannot take before the port counts them,
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
   Below MIN_PACKETS offered in a window there is no evidence, and loss is 0; so is a window in
-  which a's rate more than doubled or halved, or one of our entries towards a is new: the two
-  ends' snapshots are taken moments apart, and when traffic starts between them a loss-free link
-  read loss 0.2 for that window. A flow entry's
+  which a's rate more than doubled or halved, or our entries towards a that appeared (or were
+  replaced) carried over 5% of its packets: the two ends' snapshots are taken moments apart, and when
+  traffic starts between them a loss-free link read loss 0.2 for that window. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
   counters, and a loss-free link then read loss 0.94 to 0.997. The window is the entry's own
-  duration's increase; where that disagrees (by over a quarter) with the switch's clock as its
-  port replies of the same polls report it (a port's duration is not restarted by flow-mods),
-  the entry was replaced and that window gives no rate. Timing entries by the ports' clock
+  duration's increase; where that disagrees (by over a tenth) with the switch's clock (the
+  duration of its longest-lived port, which flow-mods do not restart), or the entry is younger
+  than the window, it was replaced and that window gives no rate. Timing entries by the ports' clock
   alone read a loss-free link at up to 0.05 loss on real OVS; by the controller's receive times,
   which carry its event-loop delays, a reply handled 950 ms late made a 4 Mbit/s flow read 80.
 - latency = LLDP probe travel time (sent by the controller via a, received from b) minus half
@@ -146,8 +146,9 @@ class Monitor:
         self.rates: dict[End, PortRate] = {}
         # (dpid, cookie) -> last counters, when they arrived, the switch's clock then
         self._flows: dict[tuple[int, int], tuple[FlowStat, float, float]] = {}
-        self._clock: dict[int, tuple[float, float]] = {}   # dpid -> (switch seconds, received at)
-        self._churn: dict[End, float] = {}   # port -> when one of our entries towards it appeared
+        self._clock: dict[int, tuple[int, float]] = {}   # dpid -> (its reference port, that port's duration)
+        # port -> (when our entries towards it last appeared, the packets they carried then)
+        self._churn: dict[End, tuple[float, int]] = {}
         # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
         # for every candidate of every new flow) read only its own entries
         self._offered: dict[End, dict[tuple[int, int], FlowRate]] = {}
@@ -157,10 +158,16 @@ class Monitor:
 
     # -- inputs ----------------------------------------------------------------------------
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
-        """Each port's rates since its last reply; the switch's clock advances by the window
-        its ports report (the receive times' when none can)."""
+        """Each port's rates since its last reply, and the switch's clock: the duration of a
+        reference port, kept while it lives and grows (a reply may come in several parts)."""
         self.version += 1
-        window = None
+        ref = self._clock.get(dpid)
+        durations = {s.port: s.duration_s for s in stats if s.duration_s is not None}
+        if ref is not None and ref[0] in durations and durations[ref[0]] >= ref[1]:
+            self._clock[dpid] = (ref[0], durations[ref[0]])
+        elif durations and (ref is None or ref[0] in durations or End(dpid, ref[0]) not in self._ports):
+            oldest = max(durations, key=durations.__getitem__)
+            self._clock[dpid] = (oldest, durations[oldest])
         for s in stats:
             end = End(dpid, s.port)
             prev = self._ports.get(end)
@@ -172,9 +179,6 @@ class Monitor:
                 self.rates.pop(end, None)
             else:
                 self.rates[end] = rate
-                window = window or rate.interval_s
-        switch_s, at = self._clock.get(dpid, (0.0, now))
-        self._clock[dpid] = (switch_s + (window or now - at), now)
 
     def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> dict[int, FlowRate]:
         """Rates of the flow entries between this reply and the previous one (a new entry
@@ -187,32 +191,39 @@ class Monitor:
             if prev is not None and prev[0].out_port != s.out_port:
                 self._forget_flow(key)
                 prev = None
-            clock = self._clock.get(dpid, (now, now))[0]
+            clock = self._clock.get(dpid)
             self._flows[key] = (s, now, clock)
             out = End(dpid, s.out_port)
             if prev is None:
-                self._churn[out] = now
+                self._churned(out, now, s.packets)
                 continue
             packets, nbytes = counter_delta(prev[0].packets, s.packets), counter_delta(prev[0].bytes, s.bytes)
-            interval = clock - prev[2]
-            replaced = False
+            switch_s = clock[1] - prev[2][1] if clock and prev[2] and clock[0] == prev[2][0] else None
+            interval, replaced = switch_s if switch_s is not None else now - prev[1], False
             if prev[0].duration_s is not None and s.duration_s is not None:
-                own = s.duration_s - prev[0].duration_s
-                replaced = abs(own - interval) > interval / 4    # its duration restarted
+                own = s.duration_s - prev[0].duration_s      # the entry's own clock: exact
+                replaced = switch_s is not None and (abs(own - switch_s) > switch_s / 10 or s.duration_s < switch_s * 0.9)
                 interval = own
-            entries = self._offered.setdefault(out, {})
             # re-created, or replaced (its counts lag: a loss-free link read loss 0.08): no rate
             if packets is None or nbytes is None or interval <= 0 or replaced:
-                entries.pop(key, None)
-                self._churn[out] = now
+                if key in self._offered.get(out, {}):
+                    del self._offered[out][key]
+                self._churned(out, now, packets or s.packets)
                 continue
+            entries = self._offered.setdefault(out, {})
             entries[key] = measured[s.cookie] = FlowRate(packets / interval, nbytes * 8 / interval, now, packets)
         return measured
 
+    def _churned(self, end: End, now: float, packets: int) -> None:
+        """Our entries towards a port appeared or were replaced, carrying packets in this window."""
+        at, before = self._churn.get(end, (-math.inf, 0))
+        self._churn[end] = (now, packets + (before if now - at < 0.5 else 0))
+
     def _evidence(self, rate: PortRate, end: End) -> bool:
-        """Whether a's window can show loss: steady traffic, none of our entries towards it
-        new in it (their replies follow the port's)."""
-        return rate.steady and self._churn.get(end, -math.inf) <= rate.at - rate.interval_s / 2
+        """Whether a's window can show loss: steady traffic, and the entries towards it that
+        appeared in it (their replies follow the port's) carried at most 5% of it."""
+        at, packets = self._churn.get(end, (-math.inf, 0))
+        return rate.steady and (at <= rate.at - rate.interval_s / 2 or packets <= rate.tx_packets / 20)
 
     def _forget_flow(self, key: tuple[int, int]) -> None:
         self.version += 1
@@ -222,6 +233,13 @@ class Monitor:
         entries.pop(key, None)
         if not entries:
             self._offered.pop(end, None)
+
+    def forget_entries(self, cookie: int, dpids) -> None:
+        """A flow's entries were deleted or replaced under another cookie: what they sent is
+        offered no more (it read loss 0.5 on a loss-free link for the 3 polls it lingered)."""
+        for dpid in dpids:
+            if (dpid, cookie) in self._flows:
+                self._forget_flow((dpid, cookie))
 
     def forget_stale_flows(self, now: float, max_age_s: float) -> None:
         for key in [k for k, (_, t, _) in self._flows.items() if now - t > max_age_s]:
@@ -251,6 +269,7 @@ class Monitor:
         self.version += 1
         self._ports.pop(end, None)
         self.rates.pop(end, None)
+        self._churn.pop(end, None)
 
     def forget_switch(self, dpid: int) -> None:
         self.version += 1
@@ -263,6 +282,8 @@ class Monitor:
             del self._latency_ms[key]
         self.rtt_s.pop(dpid, None)
         self._clock.pop(dpid, None)
+        for end in [e for e in self._churn if e.dpid == dpid]:
+            del self._churn[end]
 
     # -- outputs ---------------------------------------------------------------------------
     def offered(self, end: End, now: float, max_age_s: float) -> tuple[float, int]:
