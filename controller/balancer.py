@@ -332,8 +332,7 @@ class Balancer:
     def _measure(self, path: Path, src: HostLocation, dst: HostLocation,
                  now: float) -> tuple[list[LinkKey], list[LinkMetrics]]:
         """The links of a host-to-host path (as bookings name them) and their measured metrics,
-        cached with the features' measured part."""
-        self._refresh(now)
+        cached with the features' measured part (the caller has called _refresh)."""
         measured = self._measured.get((path, src, dst))
         if measured is not None:
             return measured
@@ -490,6 +489,7 @@ class Balancer:
                 return []
         msgs = self._make_room(src.at)
         flow = self._record(key, path, src.at, now)
+        self._refresh(now)
         links, metrics = self._measure(path, src, dst, now)
         source = metrics[0]     # what the source host's link has left
         left = (source.capacity_mbps - source.rate_mbps) * 1e6 - self.bookings.on(links[0])
