@@ -35,6 +35,21 @@ def test_settings_from_env_name_the_variable():
         Settings.from_env({"LB_IDLE_TIMEOUT_S": "soon"})
 
 
+@pytest.mark.parametrize("env, message", [
+    ({"LB_SYMMETRIC": "maybe"}, "LB_SYMMETRIC: expected true or false"),
+    ({"LB_NEW_FLOW_MBPS": "-1"}, "LB_NEW_FLOW_MBPS: must be in"),
+    ({"LB_NEW_FLOW_MBPS": "nan"}, "LB_NEW_FLOW_MBPS: must be in"),
+    ({"LB_NEW_FLOW_MBPS": "inf"}, "LB_NEW_FLOW_MBPS: must be in"),
+    ({"LB_IDLE_TIMEOUT_S": "0"}, "LB_IDLE_TIMEOUT_S: must be in 1..65535"),
+])
+def test_bad_decision_settings_name_the_variable(env, message):
+    """A booking of NaN or infinity would make every path read full or nothing; a permanent
+    entry would never report its flow's end."""
+    with pytest.raises(ConfigError, match=message):
+        Settings.from_env(env)
+    assert Settings.from_env({"LB_SYMMETRIC": "true"}).symmetric is True
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--topology", "BAD"], "links[0].capacity_mbps: must be in"),
     (["--policy", "nope"], "policy: unknown 'nope'"),
