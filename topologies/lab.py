@@ -82,7 +82,7 @@ class Lab:
         self.command = [python, "-m", "controller", "--topology", str(self.spec_path.resolve()),
                         "--policy", policy, "--ofp-port", str(self.ofp_port),
                         "--rest-port", str(self.rest_port), "--metrics-port", str(self.metrics_port),
-                        "--api-token", self.api_token, "--framework", framework, *controller_args]
+                        f"--api-token={self.api_token}", "--framework", framework, *controller_args]
         self.controller: subprocess.Popen | None = None
         self.net = None    # a mininet.net.Mininet while started
 
