@@ -119,6 +119,33 @@ def test_an_entry_is_timed_by_its_own_duration():
         assert m.link(A, B, 10, t, 3).loss < 1e-9, t
 
 
+def test_an_entry_counted_in_steps_reads_no_loss_when_a_window_catches_an_extra_step():
+    """Open vSwitch adds to an entry's counters every 500 ms: a loss-free 446 packets/s flow
+    polled every 1.003 s puts 3 additions (669 packets) in one window now and then, which read
+    loss 0.33 by that window alone; the next window has its usual 2, and no window reads loss."""
+    m = Monitor()
+    for t in range(6):
+        at = t * 1.003
+        sent = int(446 * at)
+        feed(m, at, port(tx_packets=sent, duration_s=at + 1), port(rx_packets=sent, duration_s=at + 1))
+        counted = 223 * (2 * t + (t >= 3))       # one addition early, from the fourth reply on
+        m.flow_stats(1, [FlowStat(7, 2, counted, duration_s=at + 1)], at)
+        assert m.link(A, B, 10, at, 3).loss < 0.01, t
+
+
+def test_drops_before_the_port_show_from_the_second_window_the_entry_offers_them():
+    """The port sends 600 packets/s all along; our entry, first seen at t=1, sent 900 towards it
+    every second: loss 1/3 from the entry's second measured window (t=3) on, not from its first."""
+    m = Monitor()
+    readings = []
+    for t in range(5):
+        feed(m, t, port(tx_packets=600 * t, duration_s=t + 1), port(rx_packets=600 * t, duration_s=t + 1))
+        if t:
+            m.flow_stats(1, [FlowStat(7, 2, 900 * t, duration_s=t - 0.5)], t)
+        readings.append(m.link(A, B, 10, t, 3).loss)
+    assert readings[:3] == [0.0, 0.0, 0.0] and readings[3:] == pytest.approx([1 / 3, 1 / 3])
+
+
 def test_a_link_not_measured_for_longer_than_max_age_is_unknown_not_its_last_rate():
     m = Monitor()
     feed(m, 0.0, port(), port())
