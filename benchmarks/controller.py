@@ -30,7 +30,7 @@ from pathlib import Path
 from benchmarks.emulator import Emulator
 from topologies.generate import ring
 from topologies.lab import ROOT, free_port, interrupt
-from topologies.spec import Spec, parse_spec
+from controller.core.spec import Spec, parse_spec
 
 PYTHON = Path(sys.executable)
 TICK = os.sysconf("SC_CLK_TCK")

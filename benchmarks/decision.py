@@ -13,12 +13,13 @@ import random
 import statistics
 import time
 
-from controller.policy import POLICIES
-from controller.settings import Settings
-from tests.fakeof import SPEC, Booted
-from tests.frames import ipv4_frame
+from controller.policies import POLICIES
+from controller.core.settings import Settings
+from fakes.switches import SPEC, Booted
+from fakes.frames import ipv4_frame
 from topologies.generate import fat_tree, ring
-from topologies.spec import Spec, load_spec, parse_spec
+from controller.core.spec import Spec, parse_spec
+from controller.files import load_spec
 
 ALL = ("shortest", "least-loaded", "round-robin", "ecmp", "bpann", "qlearning")
 

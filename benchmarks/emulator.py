@@ -16,9 +16,9 @@ import struct
 import time
 from dataclasses import dataclass, field
 
-from controller.packets import ARP_REQUEST, BROADCAST, ETH_LLDP, arp_frame
-from tests.frames import ipv4_frame
-from topologies.spec import Spec
+from controller.openflow.packets import ARP_REQUEST, BROADCAST, ETH_LLDP, arp_frame
+from fakes.frames import ipv4_frame
+from controller.core.spec import Spec
 
 VERSION = 4
 HELLO, ERROR, ECHO_REQUEST, ECHO_REPLY = 0, 1, 2, 3

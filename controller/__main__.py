@@ -26,13 +26,15 @@ import sys
 import warnings
 from pathlib import Path
 
-from controller.capture import Capture
-from controller.policy import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy
-from controller.settings import ConfigError, Settings
-from models import bpann, qtable
+from controller.service.capture import Capture
+from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy
+from controller.core.settings import ConfigError, Settings
+from models import bpann
+from controller.policies import qlearning as qtable
 from models.bpann import ModelError
-from models.qtable import QTableError
-from topologies.spec import TopologyError, load_spec
+from controller.policies.qlearning import QTableError
+from controller.core.spec import TopologyError
+from controller.files import load_spec
 
 _OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
                   "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_SYMMETRIC": "--symmetric",
@@ -146,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         import eventlet.wsgi
         if not hasattr(eventlet.wsgi, "ALREADY_HANDLED"):
             eventlet.wsgi.ALREADY_HANDLED = object()
-    from controller import compat
+    from controller.service import compat
     framework_level = logging.DEBUG if args.log_level.upper() == "DEBUG" else logging.WARNING
     compat.manager_main(["--ofp-listen-host", args.listen, "--ofp-tcp-listen-port",
                          str(args.ofp_port), "--default-log-level", str(framework_level),

@@ -7,7 +7,7 @@ asks the Balancer, and sends what it returns. Run it with any of:
     ryu-manager --ofp-listen-host 127.0.0.1 controller/app.py     (where Ryu runs)
     python -m controller --topology topologies/h1h7.json           (the launcher)
 
-Settings come from LB_* environment variables (see controller/settings.py).
+Settings come from LB_* environment variables (see controller/core/settings.py).
 """
 
 import contextlib
@@ -26,10 +26,11 @@ from collections import Counter
 if __package__ in (None, ""):   # loaded by file path by a manager: make the package importable
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from controller import compat, framing, wire, xids  # noqa: E402
-from controller.balancer import Balancer  # noqa: E402
-from controller.capture import Capture, snapshot  # noqa: E402
-from controller.messages import (  # noqa: E402
+from controller.openflow import framing, wire, xids  # noqa: E402
+from controller.service import compat  # noqa: E402
+from controller.core.balancer import Balancer  # noqa: E402
+from controller.service.capture import Capture, snapshot  # noqa: E402
+from controller.openflow.messages import (  # noqa: E402
     COOKIE_BASE,
     COOKIE_MASK,
     EchoRequest,
@@ -39,15 +40,16 @@ from controller.messages import (  # noqa: E402
     PacketOut,
     PortStatsRequest,
 )
-from controller.httpd import HttpServer  # noqa: E402
-from controller.metrics import Metrics  # noqa: E402
-from controller.monitor import FlowStat, PortStat  # noqa: E402
-from controller.policy import make_policy  # noqa: E402
-from controller.ratelimit import RateLimit  # noqa: E402
-from controller.rest import RestApi, api_token  # noqa: E402
-from controller.settings import ConfigError, Settings  # noqa: E402
+from controller.service.httpd import HttpServer  # noqa: E402
+from controller.service.metrics import Metrics  # noqa: E402
+from controller.core.monitor import FlowStat, PortStat  # noqa: E402
+from controller.policies import make_policy  # noqa: E402
+from controller.service.ratelimit import RateLimit  # noqa: E402
+from controller.service.rest import RestApi, api_token  # noqa: E402
+from controller.core.settings import ConfigError, Settings  # noqa: E402
 from models.bpann import ModelError  # noqa: E402
-from topologies.spec import TopologyError, load_spec  # noqa: E402
+from controller.core.spec import TopologyError  # noqa: E402
+from controller.files import load_spec  # noqa: E402
 
 ofp_event, set_ev_cls = compat.ofp_event, compat.set_ev_cls
 HANDSHAKE, CONFIG, MAIN, DEAD = (compat.HANDSHAKE_DISPATCHER, compat.CONFIG_DISPATCHER, compat.MAIN_DISPATCHER,

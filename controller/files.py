@@ -4,7 +4,7 @@ file of garbage) and a reload happens inside a signal handler, so reading must n
 block nor grow without bound, and every way a file can be wrong is one error line naming
 the file (and, inside JSON, the field), raised as the caller's own error class.
 
-Only the standard library: topologies, models and controller all import this module.
+Below everything but the core's pure values: topologies, models, policies and the service read through it.
 """
 
 from __future__ import annotations
@@ -15,6 +15,8 @@ import os
 import stat
 import tempfile
 from pathlib import Path
+
+from controller.core.spec import Spec, TopologyError, parse_spec
 
 MAX_JSON_BYTES = 4 << 20     # our specs, models' metadata and Q-tables are kilobytes
 MAX_DIGITS = 100             # a dpid has 20 digits; Python's int() raises beyond 4300
@@ -109,3 +111,8 @@ def write_atomic(path: str | Path, data: bytes) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
+
+
+def load_spec(path: str | Path) -> Spec:
+    """Read and validate a spec file; raise TopologyError naming the file and field."""
+    return parse_spec(read_json(path, TopologyError), source=str(path))

@@ -18,8 +18,8 @@ import time
 
 import numpy as np
 
-from controller.monitor import PathFeatures
-from controller.policy import BpannPolicy, ShortestPath
+from controller.core.monitor import PathFeatures
+from controller.policies import BpannPolicy, ShortestPath
 from models.train import sweep
 
 

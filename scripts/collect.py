@@ -21,7 +21,7 @@ from tqdm import tqdm
 
 from models.dataset import COLUMNS
 from topologies.lab import Lab, default_workdir
-from topologies.spec import TopologyError
+from controller.core.spec import TopologyError
 from topologies.traffic import Player, schedule
 
 

@@ -18,7 +18,7 @@ import time
 import networkx as nx
 
 from topologies.lab import Lab, default_workdir
-from topologies.spec import TopologyError
+from controller.core.spec import TopologyError
 
 
 def main() -> int:

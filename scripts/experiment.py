@@ -31,10 +31,11 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from controller.policy import POLICIES
+from controller.policies import POLICIES
 from scripts.report import RUN_COLUMNS, ReportError, write_report
 from topologies.lab import Lab, default_workdir
-from topologies.spec import TopologyError, load_spec
+from controller.core.spec import TopologyError
+from controller.files import load_spec
 from topologies.traffic import Player, schedule
 
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")

@@ -26,7 +26,7 @@ from pathlib import Path
 from mininet.log import setLogLevel
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.messages import flow_id_of
+from controller.openflow.messages import flow_id_of
 from topologies.lab import ROOT, Lab, default_workdir, wait_until
 
 IDLE_TIMEOUT_S = 10

@@ -18,7 +18,7 @@ from mininet.link import TCIntf, TCLink
 from mininet.node import Host, OVSSwitch
 from mininet.topo import Topo
 
-from topologies.spec import Spec
+from controller.core.spec import Spec
 
 log = logging.getLogger("lb.topology")
 

@@ -12,6 +12,6 @@ _here = os.path.dirname(os.path.abspath(inspect.currentframe().f_code.co_filenam
 sys.path.insert(0, os.path.dirname(_here))
 
 from topologies.build import SpecTopo  # noqa: E402
-from topologies.spec import load_spec  # noqa: E402
+from controller.files import load_spec  # noqa: E402
 
 topos = {"h1h7": lambda: SpecTopo(load_spec(os.path.join(_here, "h1h7.json")))}

@@ -22,8 +22,9 @@ import urllib.request
 from contextlib import contextmanager
 from pathlib import Path
 
-from controller.messages import COOKIE_BASE, COOKIE_MASK
-from topologies.spec import Spec, load_spec
+from controller.openflow.messages import COOKIE_BASE, COOKIE_MASK
+from controller.core.spec import Spec
+from controller.files import load_spec
 
 log = logging.getLogger("lb.lab")
 ROOT = Path(__file__).resolve().parent.parent

@@ -9,7 +9,7 @@ import pytest
 from benchmarks.controller import flow_setup, polling_share
 from benchmarks.decision import decision_times
 from topologies.generate import fat_tree, ring
-from topologies.spec import parse_spec
+from controller.core.spec import parse_spec
 
 
 def sane(x: float) -> bool:

@@ -16,7 +16,7 @@ import time
 
 import pytest
 
-from controller.messages import generation_of
+from controller.openflow.messages import generation_of
 from tests.integration.conftest import assert_clean_log, assert_no_hidden_errors, require_lab, running_lab
 from topologies.lab import ROOT, wait_until
 

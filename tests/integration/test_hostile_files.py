@@ -34,11 +34,12 @@ import numpy as np
 import pytest
 
 from benchmarks.emulator import Emulator
-from controller.policy import DEFAULT_MODEL
-from models import bpann, qtable
+from controller.policies import DEFAULT_MODEL
+from models import bpann
+from controller.policies import qlearning as qtable
 from tests.integration.conftest import H1H7
 from topologies.lab import ROOT, free_port, interrupt, user_env, wait_until
-from topologies.spec import load_spec
+from controller.files import load_spec
 
 MEMORY_LIMIT = 1 << 30
 

@@ -31,7 +31,7 @@ from benchmarks.emulator import HELLO, MP_PORT_DESC, MP_PORT_STATS, MULTIPART_RE
 from tests.integration.conftest import H1H7, RYU_PYTHON
 from tests.prerequisites import venv_problem
 from topologies.lab import ROOT, free_port, user_env, wait_until
-from topologies.spec import load_spec
+from controller.files import load_spec
 
 TICK = os.sysconf("SC_CLK_TCK")
 A_FEW_S = 8                      # "within a few seconds": the bound every closing is held to

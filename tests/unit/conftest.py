@@ -1,10 +1,10 @@
-"""Unit tests get a Balancer booted on the H1-H7 spec (tests/fakeof.py)."""
+"""Unit tests get a Balancer booted on the H1-H7 spec (fakes/switches.py)."""
 
 from __future__ import annotations
 
 import pytest
 
-from tests.fakeof import Booted
+from fakes.switches import Booted
 
 
 @pytest.fixture

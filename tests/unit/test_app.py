@@ -18,14 +18,14 @@ import pytest
 
 with warnings.catch_warnings():      # eventlet >= 0.36 warns at import that it is deprecated
     warnings.filterwarnings("ignore", message=r"\s*Eventlet is deprecated")
-    from controller import compat
+    from controller.service import compat
     from controller.app import LoadBalancer
 
-from controller.messages import COOKIE_BASE, GENERATION_SHIFT
-from controller.packets import ARP_REQUEST, BROADCAST, ETH_LLDP, arp_frame, parse
-from tests.fakeof import SPEC, FakeOFNetwork
-from tests.frames import ipv4_frame
-from topologies.spec import load_spec
+from controller.openflow.messages import COOKIE_BASE, GENERATION_SHIFT
+from controller.openflow.packets import ARP_REQUEST, BROADCAST, ETH_LLDP, arp_frame, parse
+from fakes.switches import SPEC, FakeOFNetwork
+from fakes.frames import ipv4_frame
+from controller.files import load_spec
 
 ofp = compat.ofproto_v1_3
 parser = importlib.import_module(f"{compat.FRAMEWORK}.ofproto.ofproto_v1_3_parser")

@@ -1,9 +1,9 @@
 """Proxy ARP: the controller answers what it knows, floods only edge ports, never links."""
 
-from controller.discovery import End
-from controller.messages import PacketOut
-from controller.packets import ARP_REPLY, BROADCAST, arp_frame, parse
-from tests.fakeof import Booted
+from controller.core.discovery import End
+from controller.openflow.messages import PacketOut
+from controller.openflow.packets import ARP_REPLY, BROADCAST, arp_frame, parse
+from fakes.switches import Booted
 
 
 def link_ends(booted):

@@ -9,15 +9,15 @@ import sys
 
 import pytest
 
-from controller.discovery import End
-from controller.flows import FlowKey
-from controller.messages import FlowMod, PacketOut
-from controller.monitor import FlowStat, PortStat
-from controller.packets import ETH_IPV4, ethernet, ip_bytes
-from controller.settings import Settings
-from tests.fakeof import SPEC, Booted
-from topologies.spec import parse_spec
-from tests.frames import ipv4_frame
+from controller.core.discovery import End
+from controller.core.flows import FlowKey
+from controller.openflow.messages import FlowMod, PacketOut
+from controller.core.monitor import FlowStat, PortStat
+from controller.openflow.packets import ETH_IPV4, ethernet, ip_bytes
+from controller.core.settings import Settings
+from fakes.switches import SPEC, Booted
+from controller.core.spec import parse_spec
+from fakes.frames import ipv4_frame
 
 CAPACITY = {"s1>s2>s7": 10, "s1>s3>s4>s7": 20, "s1>s5>s6>s8>s7": 30}
 

@@ -1,6 +1,6 @@
 """The link table: both directions of a link coexist; links expire and vanish with their ports."""
 
-from controller.discovery import End, LinkTable
+from controller.core.discovery import End, LinkTable
 
 
 def test_both_directions_of_a_link_coexist_and_refreshing_is_not_a_change():

@@ -4,10 +4,10 @@ so that a plan with such entries fails the unit tests instead of working by inse
 
 import pytest
 
-from controller.messages import CONTROLLER, FlowMod, Match
-from controller.packets import ETH_ARP, ETH_IPV4
-from tests.fakeof import SPEC, AmbiguousFlowMod, FakeOFNetwork
-from topologies.spec import load_spec
+from controller.openflow.messages import CONTROLLER, FlowMod, Match
+from controller.openflow.packets import ETH_ARP, ETH_IPV4
+from fakes.switches import SPEC, AmbiguousFlowMod, FakeOFNetwork
+from controller.files import load_spec
 
 TCP_FLOW = Match(in_port=1, eth_type=ETH_IPV4, ipv4_src="10.0.0.1", ipv4_dst="10.0.0.7", ip_proto=6,
                  tcp_src=40000, tcp_dst=5201)

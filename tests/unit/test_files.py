@@ -15,15 +15,17 @@ import numpy as np
 import pytest
 
 from controller import files
-from controller.capture import Capture
-from controller.policy import DEFAULT_MODEL, BpannPolicy, QLearningPolicy
-from controller.rest import RestApi
-from controller.settings import ConfigError
-from models import bpann, qtable
+from controller.service.capture import Capture
+from controller.policies import DEFAULT_MODEL, BpannPolicy, QLearningPolicy
+from controller.service.rest import RestApi
+from controller.core.settings import ConfigError
+from models import bpann
+from controller.policies import qlearning as qtable
 from models.bpann import ModelError
-from models.qtable import QTable, QTableError
-from tests.fakeof import SPEC, Booted
-from topologies.spec import TopologyError, load_spec, parse_spec
+from controller.policies.qlearning import QTable, QTableError
+from fakes.switches import SPEC, Booted
+from controller.core.spec import TopologyError, parse_spec
+from controller.files import load_spec
 
 READERS = {"spec": (load_spec, TopologyError), "model": (bpann.load, ModelError),
            "q-table": (qtable.load, QTableError)}

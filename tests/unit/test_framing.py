@@ -19,8 +19,8 @@ import os_ken
 from os_ken.ofproto import ofproto_parser, ofproto_v1_3, ofproto_v1_3_parser
 
 from benchmarks.emulator import MP_PORT_DESC, MP_PORT_STATS, packet_in
-from controller import framing, wire
-from controller.messages import FlowMod, Match
+from controller.openflow import framing, wire
+from controller.openflow.messages import FlowMod, Match
 
 
 class Datapath:

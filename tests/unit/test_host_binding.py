@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import pytest
 
-from controller import discovery
-from controller.balancer import MAX_FLOWS_PER_PORT, Balancer
-from controller.discovery import End
-from controller.network import MAX_HOSTS_PER_PORT
-from controller.messages import FlowDelete
-from controller.packets import ARP_REPLY, arp_frame, parse
-from controller.policy import make_policy
-from controller.settings import Settings
-from tests.fakeof import SPEC, Booted, packet_fields
-from topologies.spec import load_spec, parse_spec
-from tests.frames import ipv4_frame
+from controller.core import discovery
+from controller.core.balancer import MAX_FLOWS_PER_PORT, Balancer
+from controller.core.discovery import End
+from controller.core.network import MAX_HOSTS_PER_PORT
+from controller.openflow.messages import FlowDelete
+from controller.openflow.packets import ARP_REPLY, arp_frame, parse
+from controller.policies import make_policy
+from controller.core.settings import Settings
+from fakes.switches import SPEC, Booted, packet_fields
+from controller.core.spec import parse_spec
+from controller.files import load_spec
+from fakes.frames import ipv4_frame
 
 
 def meet(booted, *hosts):

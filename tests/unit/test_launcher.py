@@ -6,8 +6,8 @@ import sys
 import pytest
 
 from controller.__main__ import main
-from controller.settings import ConfigError, Settings
-from tests.fakeof import SPEC
+from controller.core.settings import ConfigError, Settings
+from fakes.switches import SPEC
 from topologies.lab import ROOT
 
 

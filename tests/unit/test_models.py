@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 
-from controller.monitor import PathFeatures
-from controller.policy import DEFAULT_MODEL, BpannPolicy
+from controller.core.monitor import PathFeatures
+from controller.policies import DEFAULT_MODEL, BpannPolicy
 from models import bpann
 from models.bpann import ModelError
 from models.dataset import COLUMNS, DatasetError, load_dataset

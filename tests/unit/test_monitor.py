@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller.discovery import End
-from controller.monitor import UNSUPPORTED, FlowStat, LinkMetrics, Monitor, PortStat, counter_delta, path_features
+from controller.core.discovery import End
+from controller.core.monitor import UNSUPPORTED, FlowStat, LinkMetrics, Monitor, PortStat, counter_delta, path_features
 
 A, B = End(1, 2), End(2, 2)          # link A -> B
 

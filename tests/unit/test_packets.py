@@ -5,10 +5,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from controller import discovery
-from controller.flows import FlowKey
-from controller.packets import ARP_REQUEST, BROADCAST, ParseError, arp_frame, parse
-from tests.frames import ipv4_frame
+from controller.core import discovery
+from controller.core.flows import FlowKey
+from controller.openflow.packets import ARP_REQUEST, BROADCAST, ParseError, arp_frame, parse
+from fakes.frames import ipv4_frame
 
 
 def test_tcp_frame_gives_its_five_tuple():

@@ -3,9 +3,9 @@
 from collections import Counter
 from dataclasses import replace
 
-from controller.flows import FlowKey
-from controller.monitor import PathFeatures
-from controller.policy import POLICIES, make_policy
+from controller.core.flows import FlowKey
+from controller.core.monitor import PathFeatures
+from controller.policies import POLICIES, make_policy
 
 A = PathFeatures(utilisation=0.9, loss=0.0, latency_ms=30.0, hops=2)   # short but busy
 B = PathFeatures(utilisation=0.2, loss=0.0, latency_ms=1.0, hops=3)

@@ -7,15 +7,16 @@ import random
 
 import pytest
 
-from controller.flows import FlowKey
-from controller.monitor import LATENCY_WINDOW, PathFeatures
-from controller.policy import QLearningPolicy
-from controller.rest import RestApi
-from controller.settings import ConfigError, Settings
-from models import qtable
-from models.qtable import QTable, QTableError
-from tests.fakeof import Booted
-from tests.frames import ipv4_frame
+from controller.policies import make_policy
+from controller.core.flows import FlowKey
+from controller.core.monitor import LATENCY_WINDOW, PathFeatures
+from controller.policies import QLearningPolicy
+from controller.service.rest import RestApi
+from controller.core.settings import ConfigError, Settings
+from controller.policies import qlearning as qtable
+from controller.policies.qlearning import QTable, QTableError
+from fakes.switches import Booted
+from fakes.frames import ipv4_frame
 from tests.unit.test_rest import call
 
 IDLE = [PathFeatures(0.0, 0.0, 0.0, 2), PathFeatures(0.0, 0.0, 0.0, 3), PathFeatures(0.0, 0.0, 0.0, 4)]
@@ -128,7 +129,7 @@ def test_the_balancer_feeds_back_what_the_next_polls_measured(tmp_path):
     api = RestApi(b, clock=lambda: booted.now)
     status, body = call(api, "/api/v1/qtable/reset", method="POST")
     assert status == 200 and body["updates"] == 0 and body["states"] == 0
-    b.set_policy("shortest")
+    b.set_policy(make_policy("shortest"))
     assert call(api, "/api/v1/qtable/reset", method="POST")[0] == 409
 
 

@@ -2,7 +2,7 @@
 
 import logging
 
-from controller.ratelimit import MAX_TEMPLATES, RateLimit
+from controller.service.ratelimit import MAX_TEMPLATES, RateLimit
 
 
 class Clock:

@@ -11,12 +11,12 @@ import pytest
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from controller.capture import Capture, snapshot
-from controller.metrics import Metrics
-from controller.monitor import PortStat
+from controller.service.capture import Capture, snapshot
+from controller.service.metrics import Metrics
+from controller.core.monitor import PortStat
 from controller.__main__ import main
-from controller.rest import RestApi, _forget_token, api_token, token_path
-from controller.settings import ConfigError, Settings
+from controller.service.rest import RestApi, _forget_token, api_token, token_path
+from controller.core.settings import ConfigError, Settings
 
 
 def exchange(api, path, method="GET", query="", data=b"", **headers):

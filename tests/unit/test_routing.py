@@ -1,15 +1,15 @@
 """Flow planning, checked end to end on fake OpenFlow tables: after the controller handles a
 flow's first packet, the switches alone carry the flow's packets from h1 to h7's port."""
 
-from controller.balancer import Balancer
-from controller.flows import FlowKey
-from controller.messages import FlowMod, PacketOut, flow_id_of, generation_of
-from controller.monitor import FlowStat
-from controller.packets import ARP_REQUEST, BROADCAST, ETH_IPV6, ETH_LLDP, arp_frame, ethernet, parse
-from controller.policy import make_policy
-from controller.settings import Settings
-from tests.fakeof import Booted, packet_fields
-from tests.frames import ipv4_frame
+from controller.core.balancer import Balancer
+from controller.core.flows import FlowKey
+from controller.openflow.messages import FlowMod, PacketOut, flow_id_of, generation_of
+from controller.core.monitor import FlowStat
+from controller.openflow.packets import ARP_REQUEST, BROADCAST, ETH_IPV6, ETH_LLDP, arp_frame, ethernet, parse
+from controller.policies import make_policy
+from controller.core.settings import Settings
+from fakes.switches import Booted, packet_fields
+from fakes.frames import ipv4_frame
 
 
 def first_packet(booted, src="h1", dst="h7", proto=6, sport=40000, dport=5201):
@@ -129,7 +129,7 @@ def test_installed_flows_keep_their_paths_when_the_policy_changes_and_new_flows_
     moved, _ = first_packet(booted, proto=17, sport=2)         # then s1>s3>s4>s7
     h1_port, fields = booted.host_port("h1")[1], packet_fields(parse(moved), 0)
     assert booted.of.trace("s1", h1_port, fields) == (["s1", "s3", "s4", "s7"], "host:h7")
-    booted.balancer.set_policy("shortest")
+    booted.balancer.set_policy(make_policy("shortest"))
     # its entry at s3 expires mid-path: its next packet comes up from s3, and is routed again
     s3 = booted.of.dpid["s3"]
     booted.of.tables[s3][:] = [e for e in booted.of.tables[s3] if e.match.udp_src != 2]

@@ -5,8 +5,9 @@ import json
 import networkx as nx
 import pytest
 
-from tests.fakeof import SPEC
-from topologies.spec import TopologyError, load_spec, parse_spec
+from fakes.switches import SPEC
+from controller.core.spec import TopologyError, parse_spec
+from controller.files import load_spec
 
 
 def good() -> dict:

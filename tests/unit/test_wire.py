@@ -4,9 +4,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 from os_ken.ofproto import ofproto_parser, ofproto_v1_3, ofproto_v1_3_parser
 
-from controller import wire
-from controller.flows import FlowKey
-from controller.messages import CONTROLLER, FlowMod, Match, PacketOut
+from controller.openflow import wire
+from controller.core.flows import FlowKey
+from controller.openflow.messages import CONTROLLER, FlowMod, Match, PacketOut
 
 
 class Datapath:

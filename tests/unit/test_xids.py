@@ -15,8 +15,8 @@ import pytest
 from os_ken.ofproto import ofproto_v1_3, ofproto_v1_3_parser
 from prometheus_client import generate_latest
 
-from controller import xids
-from controller.messages import (
+from controller.openflow import xids
+from controller.openflow.messages import (
     EchoRequest,
     FlowDelete,
     FlowMod,
@@ -25,9 +25,9 @@ from controller.messages import (
     PacketOut,
     PortStatsRequest,
 )
-from controller.metrics import Metrics
-from controller.ratelimit import RateLimit
-from controller.rest import RestApi
+from controller.service.metrics import Metrics
+from controller.service.ratelimit import RateLimit
+from controller.service.rest import RestApi
 from tests.unit.test_rest import call
 
 with warnings.catch_warnings():      # eventlet >= 0.36 warns at import that it is deprecated

@@ -25,7 +25,6 @@ from pathlib import Path
 
 import networkx as nx
 
-from controller import files
 
 
 class TopologyError(ValueError):
@@ -153,11 +152,6 @@ _HOST_KEYS = {"name": str, "ip": str, "mac": str}
 _LINK_KEYS = {"nodes": list, "capacity_mbps": (int, float), "delay_ms": (int, float),
               "loss_pct": (int, float)}
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
-
-
-def load_spec(path: str | Path) -> Spec:
-    """Read and validate a spec file; raise TopologyError naming the file and field."""
-    return parse_spec(files.read_json(path, TopologyError), source=str(path))
 
 
 def parse_spec(raw: object, source: str = "<spec>") -> Spec:

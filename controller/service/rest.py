@@ -36,14 +36,14 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from controller.balancer import Balancer
-from controller.metrics import COUNTERS
-from controller.monitor import LinkMetrics
-from controller.policy import POLICIES
-from controller.settings import ConfigError, Settings
-from controller.xids import label_pairs
+from controller.core.balancer import Balancer
+from controller.service.metrics import COUNTERS
+from controller.core.monitor import LinkMetrics
+from controller.policies import POLICIES, make_policy
+from controller.core.settings import ConfigError, Settings
+from controller.openflow.xids import label_pairs
 from models.bpann import ModelError
-from models.qtable import QTableError
+from controller.policies.qlearning import QTableError
 
 PREFIX = "/api/v1/"
 MAX_BODY = 10_000
@@ -250,7 +250,7 @@ class RestApi:
         if not isinstance(body, dict) or set(body) != {"policy"} or not isinstance(body["policy"], str):
             raise ApiError("400 Bad Request", 'body must be {"policy": "<name>"}')
         try:
-            self.balancer.set_policy(body["policy"])
+            self.balancer.set_policy(make_policy(body["policy"], self.balancer.settings))
         except ConfigError as exc:
             raise ApiError("400 Bad Request", str(exc)) from None
         return self.policy(environ)

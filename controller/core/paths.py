@@ -7,8 +7,8 @@ from itertools import islice, pairwise
 
 import networkx as nx
 
-from controller.discovery import End
-from controller.network import Network
+from controller.core.discovery import End
+from controller.core.network import Network
 
 Path = tuple[int, ...]   # dpids from the source host's switch to the destination host's
 

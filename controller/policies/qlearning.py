@@ -1,4 +1,4 @@
-"""The Q-learning policy's table: states from a coarse view of the candidate paths, the
+"""The Q-learning policy and its table: states from a coarse view of the candidate paths, the
 Bellman update, decaying epsilon, and a JSON file so that learning survives restarts.
 
 State: for each candidate (in candidate order) its hop count and a load level: 0-3 by
@@ -11,13 +11,19 @@ after the decision.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import random
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from controller import files
-from controller.monitor import PathFeatures
+from controller.core.flows import FlowKey
+from controller.core.monitor import PathFeatures
+from controller.core.policy import Experience, Policy
+from controller.core.settings import Settings
+
+log = logging.getLogger("lb.policy")
 
 FORMAT = 1
 LEVELS = (0.25, 0.5, 0.8)
@@ -142,3 +148,74 @@ def load(path: str | Path, **overrides) -> QTable:
     except QTableError as exc:
         raise QTableError(f"{path}: field {exc}") from None
     return replace(table, **{k: v for k, v in overrides.items() if v is not None})
+
+
+class QLearningPolicy(Policy):
+    """Q-learning online (the table above): epsilon-greedy on the table's values for the
+    current state, updated from the chosen path's measured latency and loss after the
+    decision. With a table file, learning continues across restarts; a bad file warns and
+    an empty table is used, kept in memory only: a file that is not a Q-table is never
+    overwritten."""
+    name = "qlearning"
+    learns = True
+    load_aware = True
+
+    def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
+                 gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon, seed: int = 0) -> None:
+        self.table_path = Path(table_path) if table_path else None
+        self._rng = random.Random(seed)
+        self._save_failed = False
+        self.table = QTable(alpha=alpha, gamma=gamma, epsilon=epsilon)
+        if self.table_path and os.path.lexists(self.table_path):
+            try:
+                self.table = load(self.table_path, alpha=alpha, gamma=gamma)
+                log.info("Q-table %s loaded: %d states, %d updates so far", self.table_path,
+                         len(self.table.q), self.table.updates)
+            except QTableError as exc:
+                log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
+                self._save_failed = True     # said: saving will fail until the file is moved
+
+    def scores(self, features: list[PathFeatures]) -> list[float]:
+        return [-v for v in self.table.values(state_of(features), len(features))[:len(features)]]
+
+    def score(self, features: PathFeatures) -> float:
+        return self.scores([features])[0]
+
+    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+        if key is None:       # a look (REST), not a decision: no exploration, nothing counted
+            return super().choose(key, features)
+        return self.table.choose(state_of(features), len(features), self._rng)
+
+    def learn(self, experience: list[Experience]) -> None:
+        for before, action, after in experience:
+            self.table.update(state_of(before), action, reward(after[action]),
+                              state_of(after), len(after))
+        if experience:
+            self.save()
+
+    def reset(self) -> None:
+        """Empty the table and its file; QTableError if the file cannot be replaced, and
+        then nothing is reset."""
+        empty = replace(self.table, q={}, rewards=[], decisions=0, updates=0)
+        if self.table_path:
+            empty.save(self.table_path)
+        self.table, self._save_failed = empty, False
+        log.info("Q-table reset")
+
+    def save(self) -> None:
+        if self.table_path is None:
+            return
+        try:
+            self.table.save(self.table_path)
+            self._save_failed = False
+        except QTableError as exc:
+            if not self._save_failed:   # say it once, not every poll
+                log.warning("Q-table not saved: %s", exc)
+            self._save_failed = True
+
+    def describe(self) -> dict:
+        t = self.table
+        return {"policy": self.name, "table": str(self.table_path) if self.table_path else None,
+                "states": len(t.q), "decisions": t.decisions, "updates": t.updates,
+                "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4),
+                "mean_reward": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import struct
 
-from controller.messages import CONTROLLER, FlowMod, Match, PacketOut
-from controller.packets import ip_bytes, mac_bytes
+from controller.openflow.messages import CONTROLLER, FlowMod, Match, PacketOut
+from controller.openflow.packets import ip_bytes, mac_bytes
 
 VERSION, OFPT_PACKET_OUT, OFPT_FLOW_MOD = 4, 13, 14
 OFPFC_ADD, OFP_NO_BUFFER, OFPP_ANY, OFPG_ANY = 0, 0xFFFFFFFF, 0xFFFFFFFF, 0xFFFFFFFF

@@ -10,8 +10,8 @@ from collections.abc import Callable
 from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from controller.balancer import Balancer
-from controller.xids import REMEMBERED
+from controller.core.balancer import Balancer
+from controller.openflow.xids import REMEMBERED
 
 COUNTERS = {
     "packet_in": "Packet-ins handled",

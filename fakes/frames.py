@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from controller.packets import ETH_IPV4, ethernet, ip_bytes
+from controller.openflow.packets import ETH_IPV4, ethernet, ip_bytes
 
 
 def ipv4_frame(src_mac: str, dst_mac: str, src_ip: str, dst_ip: str, proto: int = 6,

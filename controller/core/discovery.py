@@ -16,7 +16,7 @@ import hmac
 import struct
 from typing import NamedTuple
 
-from controller.packets import ETH_LLDP, ethernet
+from controller.openflow.packets import ETH_LLDP, ethernet
 
 LLDP_MULTICAST = "01:80:c2:00:00:0e"
 _CHASSIS_PREFIX = b"dpid:"

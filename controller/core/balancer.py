@@ -16,12 +16,12 @@ from dataclasses import dataclass
 from itertools import pairwise
 from typing import NamedTuple
 
-from controller import discovery
-from controller.arp import ArpProxy
-from controller.bookings import Bookings, LinkKey
-from controller.discovery import End
-from controller.flows import FlowKey, plan
-from controller.messages import (
+from controller.core import discovery
+from controller.core.arp import ArpProxy
+from controller.core.bookings import Bookings, LinkKey
+from controller.core.discovery import End
+from controller.core.flows import FlowKey, plan
+from controller.openflow.messages import (
     CONTROLLER,
     COOKIE_BASE,
     FLOW_ID_MASK,
@@ -37,13 +37,13 @@ from controller.messages import (
     PortStatsRequest,
     generation_of,
 )
-from controller.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
-from controller.network import HostLocation, Network
-from controller.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
-from controller.paths import Path, PathFinder, hops, is_live
-from controller.policy import BpannPolicy, Policy, QLearningPolicy, make_policy
-from controller.settings import ConfigError, Settings
-from topologies.spec import Spec
+from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
+from controller.core.network import HostLocation, Network
+from controller.openflow.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
+from controller.core.paths import Path, PathFinder, hops, is_live
+from controller.core.policy import Policy
+from controller.core.settings import ConfigError, Settings
+from controller.core.spec import Spec
 
 log = logging.getLogger("lb.balancer")
 
@@ -212,24 +212,20 @@ class Balancer:
         if key is not None and self.flows[key].path[0] == dpid:
             self._forget(key)
 
-    def set_policy(self, name: str) -> None:
+    def set_policy(self, policy: Policy) -> None:
         """Use another policy for new flows (installed flows keep their paths)."""
-        self.policy = make_policy(name, self.settings)
+        self.policy = policy
         self._decisions.clear()
-        log.info("policy is now %s", name)
+        log.info("policy is now %s", policy.name)
 
     def reset_learning(self) -> None:
-        """Forget what the Q-learning policy learnt (ConfigError under another policy)."""
-        if not isinstance(self.policy, QLearningPolicy):
-            raise ConfigError(f"policy is '{self.policy.name}', not 'qlearning': no Q-table to reset")
-        self._decisions.clear()
+        """Forget what the policy learnt (ConfigError if it learns nothing)."""
         self.policy.reset()
+        self._decisions.clear()
 
     def reload_model(self) -> None:
-        """Reload the BPANN model file; installed flows are untouched. Raises ConfigError if
-        the policy is not bpann, ModelError (keeping the old model) if the file is bad."""
-        if not isinstance(self.policy, BpannPolicy):
-            raise ConfigError(f"policy is '{self.policy.name}', not 'bpann': no model to reload")
+        """Reload the policy's model file; installed flows are untouched. Raises ConfigError if
+        the policy has none, ModelError (keeping the old model) if the file is bad."""
         self.policy.reload()
 
     # -- statistics ----------------------------------------------------------------------

@@ -19,7 +19,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import NamedTuple
 
-from controller.discovery import End
+from controller.core.discovery import End
 
 MAX_KINDS = 1024        # kinds remembered, least recently measured forgotten first
 MEAN_WEIGHT = 0.3       # of the newest measurement in a kind's mean

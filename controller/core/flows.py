@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from controller.messages import SEND_FLOW_REM, FlowMod, Match
-from controller.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, Ipv4
+from controller.openflow.messages import SEND_FLOW_REM, FlowMod, Match
+from controller.openflow.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, Ipv4
 
 FLOW_PRIORITY = 100
 _PROTO_NAMES = {1: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp"}

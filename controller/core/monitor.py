@@ -53,7 +53,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from controller.discovery import End
+from controller.core.discovery import End
 
 UNSUPPORTED = 2**64 - 1
 MIN_PACKETS = 20

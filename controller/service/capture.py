@@ -10,8 +10,8 @@ import stat
 from itertools import permutations
 from pathlib import Path
 
-from controller.balancer import Balancer
-from controller.settings import ConfigError
+from controller.core.balancer import Balancer
+from controller.core.settings import ConfigError
 
 LINK_COLUMNS = ("time_s", "src", "src_port", "dst", "dst_port", "capacity_mbps", "rate_mbps",
                 "utilisation", "loss", "latency_ms", "age_s")

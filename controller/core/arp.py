@@ -10,10 +10,10 @@ host's own bytes are relayed, so no host can tell another where an address is.
 
 from __future__ import annotations
 
-from controller.discovery import End
-from controller.messages import PacketOut
-from controller.network import HostLocation, Network
-from controller.packets import ARP_REPLY, ARP_REQUEST, BROADCAST, Arp, arp_frame
+from controller.core.discovery import End
+from controller.openflow.messages import PacketOut
+from controller.core.network import HostLocation, Network
+from controller.openflow.packets import ARP_REPLY, ARP_REQUEST, BROADCAST, Arp, arp_frame
 
 FLOOD_HOLDOFF_S = 1.0
 FLOOD_MEMORY = 4096                      # (asker, target) pairs flooded per holdoff, at most

@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from controller.balancer import Balancer
-from controller.messages import CONTROLLER, FlowDelete, FlowMod, Message, PacketOut
-from controller.packets import ARP_REQUEST, BROADCAST, Frame, arp_frame
-from controller.policy import make_policy
-from controller.settings import Settings
-from topologies.spec import Spec, load_spec
+from controller.core.balancer import Balancer
+from controller.openflow.messages import CONTROLLER, FlowDelete, FlowMod, Message, PacketOut
+from controller.openflow.packets import ARP_REQUEST, BROADCAST, Frame, arp_frame
+from controller.policies import make_policy
+from controller.core.settings import Settings
+from controller.core.spec import Spec
+from controller.files import load_spec
 
 SPEC = Path(__file__).resolve().parents[1] / "topologies" / "h1h7.json"
 

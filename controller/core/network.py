@@ -13,8 +13,8 @@ from typing import NamedTuple
 
 import networkx as nx
 
-from controller.discovery import End, LinkTable
-from topologies.spec import Spec
+from controller.core.discovery import End, LinkTable
+from controller.core.spec import Spec
 
 MAX_HOSTS_PER_PORT = 256    # without a spec: a port (a hub, a virtual switch) may hold several
 

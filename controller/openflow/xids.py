@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from controller.messages import (
+from controller.openflow.messages import (
     EchoRequest,
     FlowDelete,
     FlowMod,

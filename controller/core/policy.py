@@ -1,0 +1,56 @@
+"""The interface every path policy implements (the policies are in controller/policies/).
+
+A policy scores each candidate path from its features (lower is better) and the lowest
+score wins, ties going to the earlier candidate (fewer hops); policies that are not a score
+override choose() instead. Only a `load_aware` policy is given measured features (the others
+read hops alone: their utilisation, loss and latency are 0), and it does not prefer a path
+because its load cannot be seen: paths with links lacking recent statistics rank after the
+measured ones with headroom, before the measured ones that are full. A policy that `learns` is told, about two polls after each of its
+decisions, what the candidates' features became (see Balancer.poll).
+"""
+
+from __future__ import annotations
+
+from controller.core.flows import FlowKey
+from controller.core.monitor import PathFeatures
+from controller.core.settings import ConfigError
+
+Experience = tuple[list[PathFeatures], int, list[PathFeatures]]   # before, chosen index, after
+
+
+class Policy:
+    name = ""
+    learns = False
+    load_aware = False
+
+    def score(self, features: PathFeatures) -> float:
+        raise NotImplementedError
+
+    def scores(self, features: list[PathFeatures]) -> list[float]:
+        return [self.score(f) for f in features]
+
+    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+        """Index of the chosen candidate (never called with an empty list)."""
+        scores = self.scores(features)
+        if self.load_aware:
+            return min(range(len(scores)), key=lambda i: (_standing(features[i]), scores[i]))
+        return min(range(len(scores)), key=scores.__getitem__)
+
+    def learn(self, experience: list[Experience]) -> None:
+        """Outcomes of earlier decisions (only called when `learns`)."""
+
+    def reload(self) -> None:
+        """Load the policy's model file again (a policy without one refuses)."""
+        raise ConfigError(f"policy is '{self.name}', not 'bpann': no model to reload")
+
+    def reset(self) -> None:
+        """Forget what the policy learnt (a policy that learns nothing refuses)."""
+        raise ConfigError(f"policy is '{self.name}', not 'qlearning': no Q-table to reset")
+
+    def describe(self) -> dict:
+        return {"policy": self.name}
+
+
+def _standing(f: PathFeatures) -> int:
+    """0: measured, with headroom; 1: load unknown; 2: measured and full."""
+    return 1 if f.unknown else 2 * (f.utilisation >= 1.0)

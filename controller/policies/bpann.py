@@ -1,0 +1,72 @@
+"""The BPANN policy: the paper's network predicts each candidate's load; the forward pass and
+its file format are in models/bpann.py."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from controller.core.monitor import PathFeatures
+from controller.core.policy import Policy
+from controller.policies.heuristics import LeastLoaded
+from models import bpann
+
+log = logging.getLogger("lb.policy")
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "models" / "bpann"
+MEMO_SIZE = 4096
+
+
+class BpannPolicy(Policy):
+    """Lowest load predicted by the BPANN from the four features. Without a usable model it
+    says so and behaves as least-loaded until a good model is reloaded."""
+    name = "bpann"
+    load_aware = True
+
+    def __init__(self, model_path: str | Path = DEFAULT_MODEL) -> None:
+        self.model_path = Path(model_path)
+        # the model and its predictions, swapped as one: a reload (SIGHUP lands between any two
+        # bytecodes) while candidates are scored must not clear the memo under the scoring
+        self._loaded: tuple[bpann.Bpann | None, dict[PathFeatures, float]] = (None, {})
+        self._fallback = LeastLoaded()
+        try:
+            self.reload()
+        except bpann.ModelError as exc:
+            log.warning("%s; using the least-loaded policy until a model loads", exc)
+
+    def reload(self) -> None:
+        """Load the model file again; on failure keep what was in use and raise ModelError."""
+        self._loaded = (bpann.load(self.model_path), {})
+        log.info("BPANN model %s loaded (%d hidden neurons, label %s)", self.model_path,
+                 self.model.hidden, self.model.meta.get("label"))
+
+    def score(self, features: PathFeatures) -> float:
+        return self.scores([features])[0]
+
+    def scores(self, features: list[PathFeatures]) -> list[float]:
+        """Predictions are remembered per feature vector (features change once per poll, new
+        flows arrive thousands of times a second); forgotten on reload and beyond 4096."""
+        model, memo = self._loaded
+        if model is None:
+            return [self._fallback.score(f) for f in features]
+        scores = [memo.get(f) for f in features]
+        todo = [f for f, score in zip(features, scores) if score is None]
+        if not todo:
+            return scores
+        x = np.array([[f.utilisation, f.loss, f.latency_ms, f.hops] for f in todo])
+        new = dict(zip(todo, model.predict(x).tolist(), strict=True))
+        if len(memo) > MEMO_SIZE:
+            memo.clear()
+        memo.update(new)
+        return [new[f] if score is None else score for f, score in zip(features, scores)]
+
+    @property
+    def model(self) -> bpann.Bpann | None:
+        return self._loaded[0]
+
+    def describe(self) -> dict:
+        if self.model is None:
+            return {"policy": self.name, "model": None, "fallback": self._fallback.name}
+        return {"policy": self.name, "model": str(self.model_path), "hidden": self.model.hidden,
+                "label": self.model.meta.get("label"), "trained_at": self.model.meta.get("trained_at")}
