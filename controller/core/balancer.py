@@ -12,7 +12,7 @@ import random
 import secrets
 import struct
 from collections import Counter, deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import pairwise
 from typing import NamedTuple
 
@@ -41,7 +41,7 @@ from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures
 from controller.core.network import HostLocation, Network
 from controller.openflow.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
 from controller.core.paths import Path, PathFinder, hops, is_live
-from controller.core.policy import Policy
+from controller.core.policy import Experience, Policy
 from controller.core.settings import ConfigError, Settings
 from controller.core.spec import Spec
 
@@ -52,6 +52,7 @@ log = logging.getLogger("lb.balancer")
 LINK_TIMEOUT_PROBES = 10
 ALL_ONES = 2**64 - 1
 MAX_DECISIONS = 10_000   # awaiting their outcome; beyond this the oldest are not learnt from
+OUTCOME_POLLS = 5        # polls a decision's outcome may take to be measured
 # Flows per ingress port: a host starting flows faster than their entries expire (or a switch
 # that never reports FLOW_REMOVED) makes the oldest be removed, entries and all, not memory grow.
 MAX_FLOWS_PER_PORT = 4096
@@ -248,15 +249,43 @@ class Balancer:
         return msgs
 
     def _learn(self, now: float) -> None:
-        """Give a learning policy the outcome of each decision two polls old: by then one
-        full statistics window after it has been measured."""
-        ripe: list = []
-        while self._decisions and now - self._decisions[0].at >= 2 * self.settings.poll_interval_s:
+        """Give a learning policy the outcome of each decision once it is measured: probes and
+        a statistics window that began after the decision (a window reaching back before it
+        saw the path as the decision did, not what the flow met). A decision not measured
+        within OUTCOME_POLLS polls, or whose path broke, teaches nothing."""
+        ripe: list[Experience] = []
+        waiting: list[Decision] = []
+        while self._decisions and now - self._decisions[0].at >= self.settings.poll_interval_s:
             d = self._decisions.popleft()
-            if all(is_live(self.net, c) for c in d.candidates):
-                ripe.append((d.before, d.action, [self.features(c, d.src, d.dst, now) for c in d.candidates]))
+            chosen = d.candidates[d.action]
+            if not self._usable(chosen, d.src, d.dst):
+                continue
+            after = self.outcome(chosen, d.src, d.dst, d.at, now)
+            if after is not None:
+                ripe.append((d.before, d.action, after))
+            elif now - d.at < OUTCOME_POLLS * self.settings.poll_interval_s:
+                waiting.append(d)
+        self._decisions.extendleft(reversed(waiting))
         if ripe:
             self.policy.learn(ripe)
+
+    def outcome(self, path: Path, src: HostLocation, dst: HostLocation, since: float,
+                now: float) -> PathFeatures | None:
+        """The path's features as measured strictly after `since`, or None until they are."""
+        g, age = self.net.graph(), self.stats_max_age_s
+        metrics = [self.monitor.access(src.at, False, self.access_capacity_mbps(src), now, age)]
+        for a, b in pairwise(path):
+            edge = g.edges[a, b]
+            out, into = End(a, edge["out_port"]), End(b, edge["in_port"])
+            latency = self.monitor.latency_ms(out, into, since)
+            if latency is None or not self.monitor.measured_since(out, since):
+                return None
+            lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
+            metrics.append(replace(lk, latency_ms=latency))
+        if not self.monitor.measured_since(dst.at, since):
+            return None
+        metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
+        return path_features(metrics, len(path) - 1)
 
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
         if dpid in self.net.ports:
@@ -440,7 +469,7 @@ class Balancer:
             back = [] if self.net.links.peer(at) == src else self._probes(at.dpid, {at.port}, now)
             return self._after_topology_change() + back
         if self.net.links.peer(src) == at:
-            self.monitor.probe_delay(src, at, age_s)
+            self.monitor.probe_delay(src, at, age_s, now)
         return []
 
     def _beyond_spec(self, src: End, at: End) -> str | None:

@@ -135,10 +135,12 @@ class PathFeatures:
     latency_ms: float     # sum over links
     hops: int             # inter-switch links
     unknown: int = 0      # links without recent statistics (their load reads 0)
+    headroom_mbps: float = math.inf   # the least capacity left on a link (inf: no inter-switch link)
 
     def as_dict(self) -> dict:
-        return {"utilisation": self.utilisation, "loss": self.loss,
-                "latency_ms": self.latency_ms, "hops": self.hops, "unknown": self.unknown}
+        return {"utilisation": self.utilisation, "loss": self.loss, "latency_ms": self.latency_ms,
+                "hops": self.hops, "unknown": self.unknown,
+                "headroom_mbps": self.headroom_mbps if math.isfinite(self.headroom_mbps) else None}
 
 
 def clamp01(x: float) -> float:
@@ -259,18 +261,28 @@ class Monitor:
             old = self.rtt_s.get(dpid)
             self.rtt_s[dpid] = rtt_s if old is None else old + RTT_EWMA * (rtt_s - old)
 
-    def probe_delay(self, src: End, dst: End, travel_s: float) -> None:
-        """A probe took travel_s from the controller via src to dst and back up."""
+    def probe_delay(self, src: End, dst: End, travel_s: float, now: float) -> None:
+        """A probe took travel_s from the controller via src to dst and back up, arriving now."""
         self.version += 1
         if not math.isfinite(travel_s):
             return
         one_way = travel_s - self.rtt_s.get(src.dpid, 0.0) / 2 - self.rtt_s.get(dst.dpid, 0.0) / 2
         window = self._latency_ms.setdefault((src, dst), deque(maxlen=LATENCY_WINDOW))
-        window.append(max(one_way, 0.0) * 1000)
+        window.append((now - travel_s, max(one_way, 0.0) * 1000))
 
-    def latency_ms(self, src: End, dst: End) -> float:
+    def latency_ms(self, src: End, dst: End, since: float = -math.inf) -> float | None:
+        """The least delay of the recent probes sent after `since`; 0 without probes at all,
+        None if there are probes but none sent after `since`."""
         window = self._latency_ms.get((src, dst))
-        return min(window) if window else 0.0
+        if not window:
+            return 0.0 if since == -math.inf else None
+        later = [ms for sent, ms in window if sent > since]
+        return min(later) if later else None
+
+    def measured_since(self, end: End, since: float) -> bool:
+        """Whether the port's last statistics window began after `since`."""
+        rate = self.rates.get(end)
+        return rate is not None and rate.at - rate.interval_s > since
 
     def forget_port(self, end: End) -> None:
         """A port that went down: its rates and last counters describe a link that is gone."""
@@ -367,13 +379,14 @@ def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] 
     """The paper's four features of a path from the metrics of its links (the source host's
     access link, the inter-switch links, the destination's access link), its number of
     inter-switch links, and the load booked on each link (added to its measured rate)."""
-    survive, utilisation, latency, unknown = 1.0, 0.0, 0.0, 0
+    survive, utilisation, latency, unknown, headroom = 1.0, 0.0, 0.0, 0, math.inf
     last = len(links) - 1
     for i, (lk, booked) in enumerate(zip(links, booked_mbps or [0.0] * len(links))):
         survive *= 1 - lk.loss
         u = (lk.rate_mbps + booked) / lk.capacity_mbps if booked else lk.utilisation
-        if u > utilisation and 0 < i < last:
-            utilisation = u
+        if 0 < i < last:
+            utilisation = max(utilisation, u)
+            headroom = min(headroom, max(lk.capacity_mbps - lk.rate_mbps - booked, 0.0))
         latency += lk.latency_ms
         unknown += not lk.known
-    return PathFeatures(min(utilisation, 1.0), clamp01(1 - survive), latency, hops, unknown)
+    return PathFeatures(min(utilisation, 1.0), clamp01(1 - survive), latency, hops, unknown, headroom)

@@ -5,8 +5,9 @@ score wins, ties going to the earlier candidate (fewer hops); policies that are 
 override choose() instead. Only a `load_aware` policy is given measured features (the others
 read hops alone: their utilisation, loss and latency are 0), and it does not prefer a path
 because its load cannot be seen: paths with links lacking recent statistics rank after the
-measured ones with headroom, before the measured ones that are full. A policy that `learns` is told, about two polls after each of its
-decisions, what the candidates' features became (see Balancer.poll).
+measured ones with headroom, before the measured ones that are full. A policy that `learns` is
+told, once it is measured, what the path it chose showed after each of its decisions (see
+Balancer._learn).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
 from controller.core.settings import ConfigError
 
-Experience = tuple[list[PathFeatures], int, list[PathFeatures]]   # before, chosen index, after
+# the candidates' features at the decision, the chosen index, the chosen path's measured after it
+Experience = tuple[list[PathFeatures], int, PathFeatures]
 
 
 class Policy:

@@ -1,17 +1,28 @@
-"""The Q-learning policy and its table: states from a coarse view of the candidate paths, the
-Bellman update, decaying epsilon, and a JSON file so that learning survives restarts.
+"""Q-learning over paths: the state of one candidate path, the Bellman update, bounded
+exploration, and a JSON file so that learning survives restarts.
 
-State: for each candidate (in candidate order) its hop count and a load level: 0-3 by
-bottleneck utilisation (under 0.25, 0.5, 0.8, above), raised to 3 when the path loses packets
-or queues (latency over 10 ms). Action: the index of the chosen candidate. Reward: minus the
-chosen path's latency in ms, minus 100 ms per unit of loss, measured over the polling window
-after the decision.
+State: one candidate path's own condition, so that what is learnt on one host pair, or one
+network, applies to any other (a state of the whole candidate set was seen a few times at most:
+391 states for 1,161 decisions on H1-H7): its hop count (capped at 8); its headroom class, the
+least capacity left on its links after measured and booked load, on a log2 scale of Mbit/s (0
+under 1 ... 10 at 512 and more); its load level, 0-3 by bottleneck utilisation (under 0.25,
+0.5, 0.8, above), 4 when it loses packets or queues (latency over 10 ms), "u" when a link's load
+is not known. Action: send the new flow along a path in that state; Q(s) is the reward flows
+sent into s met, and the candidate whose state has the highest value is taken (ties: fewer
+hops). Reward: minus the chosen path's latency in ms, minus 100 ms per unit of loss, measured
+strictly after the decision (Balancer._learn). Update: Q(s) <- Q(s) + alpha [r + gamma Q(s') -
+Q(s)], s' the chosen path's state in that measurement; gamma 0 treats each flow as the one-step
+decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon decaying to a
+floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the states it knows
+least instead of random paths. States never valued are worth 0, above any measured reward:
+each is tried once.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import random
 from dataclasses import dataclass, field, replace
@@ -25,24 +36,31 @@ from controller.core.settings import Settings
 
 log = logging.getLogger("lb.policy")
 
-FORMAT = 1
+FORMAT = 2
 LEVELS = (0.25, 0.5, 0.8)
 LOSS_PENALTY_MS = 100.0
 CONGESTED_LATENCY_MS = 10.0
+MAX_HOPS = 8
+MAX_HEADROOM_CLASS = 10
+BONUS_MS = 5.0
+EXPLORATIONS = ("epsilon", "count")
 
 
 class QTableError(ValueError):
     """A Q-table file that cannot be used; the message names the file and what is wrong."""
 
 
-def level(f: PathFeatures) -> int:
+def level(f: PathFeatures) -> int | str:
+    if f.unknown:
+        return "u"
     if f.loss > 0.01 or f.latency_ms > CONGESTED_LATENCY_MS:
-        return len(LEVELS)
+        return len(LEVELS) + 1
     return sum(f.utilisation >= x for x in LEVELS)
 
 
-def state_of(features: list[PathFeatures]) -> str:
-    return " ".join(f"{f.hops}:{level(f)}" for f in features)
+def state_of(f: PathFeatures) -> str:
+    headroom = 0 if f.headroom_mbps < 1 else min(int(math.log2(f.headroom_mbps)) + 1, MAX_HEADROOM_CLASS)
+    return f"h{min(f.hops, MAX_HOPS)} r{headroom} l{level(f)}"
 
 
 def reward(f: PathFeatures) -> float:
@@ -56,7 +74,8 @@ class QTable:
     epsilon: float                # exploration rate now; decays per decision ...
     epsilon_decay: float = 0.995
     epsilon_min: float = 0.02     # ... down to this
-    q: dict[str, list[float]] = field(default_factory=dict)
+    explore: str = "epsilon"      # or "count"
+    q: dict[str, list[float]] = field(default_factory=dict)    # state -> [value, visits]
     decisions: int = 0
     updates: int = 0
     rewards: list[float] = field(default_factory=list)   # the last 100, for the learning curve
@@ -67,38 +86,40 @@ class QTable:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and lo <= value <= hi) or (name == "alpha" and value == 0):
                 raise QTableError(f"{name}: must be in {'(' if name == 'alpha' else '['}{lo}, {hi}], got {value!r}")
+        if self.explore not in EXPLORATIONS:
+            raise QTableError(f"explore: must be one of {', '.join(EXPLORATIONS)}, got {self.explore!r}")
 
-    def values(self, state: str, n: int) -> list[float]:
-        row = self.q.setdefault(state, [0.0] * n)
-        if len(row) < n:
-            row.extend([0.0] * (n - len(row)))
-        return row
+    def value(self, state: str) -> float:
+        """Q(s); a read, which never adds a state to the table."""
+        return self.q.get(state, (0.0, 0))[0]
 
-    def choose(self, state: str, n: int, rng: random.Random) -> int:
-        """Epsilon-greedy; ties go to the earlier candidate (fewer hops). Zero-initialised
-        values with negative rewards make untried actions look best: they get tried."""
+    def choose(self, states: list[str], rng: random.Random) -> int:
+        """The candidate to take, exploring as configured; ties go to the earlier candidate."""
         self.decisions += 1
+        if self.explore == "count":
+            values = [self.value(s) + BONUS_MS / math.sqrt(1 + self.q.get(s, (0.0, 0))[1]) for s in states]
+            return values.index(max(values))
         explore = rng.random() < self.epsilon
         if self.epsilon > self.epsilon_min:     # a rate set below the floor (0: greedy) stays
             self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
         if explore:
-            return rng.randrange(n)
-        row = self.values(state, n)[:n]
-        return row.index(max(row))
+            return rng.randrange(len(states))
+        values = [self.value(s) for s in states]
+        return values.index(max(values))
 
-    def update(self, state: str, action: int, r: float, next_state: str, n_next: int) -> float:
-        """Q(s,a) <- Q(s,a) + alpha [r + gamma max_a' Q(s',a') - Q(s,a)]; the new Q(s,a)."""
-        row = self.values(state, action + 1)
-        best_next = max(self.values(next_state, n_next)[:n_next]) if n_next else 0.0
-        row[action] += self.alpha * (r + self.gamma * best_next - row[action])
+    def update(self, state: str, r: float, next_state: str) -> float:
+        """Q(s) <- Q(s) + alpha [r + gamma Q(s') - Q(s)]; the new Q(s)."""
+        row = self.q.setdefault(state, [0.0, 0])
+        row[0] += self.alpha * (r + self.gamma * self.value(next_state) - row[0])
+        row[1] += 1
         self.updates += 1
         self.rewards = (self.rewards + [r])[-100:]
-        return row[action]
+        return row[0]
 
     # -- the file -----------------------------------------------------------------------------
     def to_json(self) -> dict:
         return {"format": FORMAT, "alpha": self.alpha, "gamma": self.gamma, "epsilon": self.epsilon,
-                "epsilon_decay": self.epsilon_decay, "epsilon_min": self.epsilon_min,
+                "epsilon_decay": self.epsilon_decay, "epsilon_min": self.epsilon_min, "explore": self.explore,
                 "decisions": self.decisions, "updates": self.updates, "rewards": self.rewards, "q": self.q}
 
     def save(self, path: str | Path) -> None:
@@ -124,11 +145,13 @@ def load(path: str | Path, **overrides) -> QTable:
     """A saved table, with the given hyper-parameters overriding the saved ones."""
     data = files.read_json(path, QTableError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise QTableError(f"{path}: field 'format': expected {FORMAT}")
+        raise QTableError(f"{path}: field 'format': expected {FORMAT} (format 1 valued whole candidate "
+                          "sets, not paths: move that file away)")
     q = data.get("q")
-    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and v and
-                                          all(isinstance(x, (int, float)) for x in v) for k, v in q.items()):
-        raise QTableError(f"{path}: field 'q': expected an object of state -> list of numbers")
+    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 and
+                                          all(isinstance(x, (int, float)) for x in v) and v[1] >= 0
+                                          for k, v in q.items()):
+        raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits]")
     rewards = data.get("rewards", [])
     if not isinstance(rewards, list) or not all(isinstance(x, (int, float)) for x in rewards):
         raise QTableError(f"{path}: field 'rewards': expected a list of numbers")
@@ -136,14 +159,14 @@ def load(path: str | Path, **overrides) -> QTable:
     missing = [name for name in ("alpha", "gamma", "epsilon") if name not in data]
     if missing:
         raise QTableError(f"{path}: field '{missing[0]}' is missing")
-    for name in ("alpha", "gamma", "epsilon", "epsilon_decay", "epsilon_min", "decisions", "updates"):
+    for name in ("alpha", "gamma", "epsilon", "epsilon_decay", "epsilon_min", "explore", "decisions", "updates"):
         if name in data:
             fields[name] = data[name]
     for name in ("decisions", "updates"):
         if not isinstance(fields.get(name, 0), int) or fields.get(name, 0) < 0:
             raise QTableError(f"{path}: field '{name}': expected a count")
     try:
-        table = QTable(q={k: [float(x) for x in v] for k, v in q.items()}, rewards=[float(x) for x in rewards],
+        table = QTable(q={k: [float(v[0]), int(v[1])] for k, v in q.items()}, rewards=[float(x) for x in rewards],
                        **fields)
     except QTableError as exc:
         raise QTableError(f"{path}: field {exc}") from None
@@ -151,45 +174,40 @@ def load(path: str | Path, **overrides) -> QTable:
 
 
 class QLearningPolicy(Policy):
-    """Q-learning online (the table above): epsilon-greedy on the table's values for the
-    current state, updated from the chosen path's measured latency and loss after the
-    decision. With a table file, learning continues across restarts; a bad file warns and
-    an empty table is used, kept in memory only: a file that is not a Q-table is never
-    overwritten."""
+    """Q-learning online (the table above), learning from each decision's measured outcome.
+    With a table file, learning continues across restarts; a bad file warns and an empty
+    table is used, kept in memory only: a file that is not a Q-table is never overwritten."""
     name = "qlearning"
     learns = True
     load_aware = True
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
-                 gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon, seed: int = 0) -> None:
+                 gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon,
+                 explore: str = "epsilon", seed: int = 0) -> None:
         self.table_path = Path(table_path) if table_path else None
         self._rng = random.Random(seed)
         self._save_failed = False
-        self.table = QTable(alpha=alpha, gamma=gamma, epsilon=epsilon)
+        self.table = QTable(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
         if self.table_path and os.path.lexists(self.table_path):
             try:
-                self.table = load(self.table_path, alpha=alpha, gamma=gamma)
+                self.table = load(self.table_path, alpha=alpha, gamma=gamma, explore=explore)
                 log.info("Q-table %s loaded: %d states, %d updates so far", self.table_path,
                          len(self.table.q), self.table.updates)
             except QTableError as exc:
                 log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
                 self._save_failed = True     # said: saving will fail until the file is moved
 
-    def scores(self, features: list[PathFeatures]) -> list[float]:
-        return [-v for v in self.table.values(state_of(features), len(features))[:len(features)]]
-
     def score(self, features: PathFeatures) -> float:
-        return self.scores([features])[0]
+        return -self.table.value(state_of(features))
 
     def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
         if key is None:       # a look (REST), not a decision: no exploration, nothing counted
             return super().choose(key, features)
-        return self.table.choose(state_of(features), len(features), self._rng)
+        return self.table.choose([state_of(f) for f in features], self._rng)
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:
-            self.table.update(state_of(before), action, reward(after[action]),
-                              state_of(after), len(after))
+            self.table.update(state_of(before[action]), reward(after), state_of(after))
         if experience:
             self.save()
 
@@ -217,5 +235,5 @@ class QLearningPolicy(Policy):
         t = self.table
         return {"policy": self.name, "table": str(self.table_path) if self.table_path else None,
                 "states": len(t.q), "decisions": t.decisions, "updates": t.updates,
-                "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4),
+                "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4), "explore": t.explore,
                 "mean_reward": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}

@@ -220,26 +220,39 @@ def test_latency_subtracts_half_of_each_echo_rtt_and_takes_the_recent_minimum():
     m = Monitor()
     m.echo_rtt(1, 0.004)
     m.echo_rtt(2, 0.002)
-    m.probe_delay(A, B, 0.013)                 # 13 ms - 2 ms - 1 ms
+    m.probe_delay(A, B, 0.013, 1.0)            # 13 ms - 2 ms - 1 ms
     assert m.latency_ms(A, B) == pytest.approx(10.0)
-    m.probe_delay(A, B, 0.053)                 # a sample delayed inside the controller
+    m.probe_delay(A, B, 0.053, 2.0)            # a sample delayed inside the controller
     assert m.latency_ms(A, B) == pytest.approx(10.0)
-    m.probe_delay(A, B, 0.001)                 # would be negative: clamped to 0
+    m.probe_delay(A, B, 0.001, 3.0)            # would be negative: clamped to 0
     assert m.latency_ms(A, B) == 0.0
-    for _ in range(3):                         # sustained queueing shows in every probe
-        m.probe_delay(A, B, 0.043)
+    for t in range(3):                         # sustained queueing shows in every probe
+        m.probe_delay(A, B, 0.043, 4.0 + t)
     assert m.latency_ms(A, B) == pytest.approx(40.0)
+
+
+def test_latency_since_a_moment_reads_only_probes_sent_after_it():
+    m = Monitor()
+    assert m.latency_ms(A, B) == 0.0 and m.latency_ms(A, B, since=1.0) is None
+    m.probe_delay(A, B, 0.030, 1.0)            # sent at 0.97
+    m.probe_delay(A, B, 0.002, 2.0)            # sent at 1.998
+    assert m.latency_ms(A, B) == pytest.approx(2.0) and m.latency_ms(A, B, since=0.5) == pytest.approx(2.0)
+    assert m.latency_ms(A, B, since=1.5) == pytest.approx(2.0) and m.latency_ms(A, B, since=2.5) is None
+    m.probe_delay(A, B, 0.050, 3.0)
+    assert m.latency_ms(A, B, since=2.5) == pytest.approx(50.0)
 
 
 def test_path_features_combine_links_as_documented():
     def link(u, loss, lat):
-        return LinkMetrics(A, B, 10, 0, u, loss, lat, 0)
+        return LinkMetrics(A, B, 10, 10 * u, u, loss, lat, 0)
     # host access link, two inter-switch links, host access link
     f = path_features([link(0.9, 0.0, 0.0), link(0.2, 0.1, 1.0), link(0.7, 0.5, 2.0), link(0.95, 0.0, 0.0)], hops=2)
     assert (f.utilisation, f.loss, f.latency_ms, f.hops) == (0.7, pytest.approx(0.55), 3.0, 2)
-    booked = path_features([link(0.9, 0.0, 0.0), link(0.2, 0.0, 1.0), link(0.7, 0.0, 2.0), link(0.95, 0.0, 0.0)],
+    assert f.headroom_mbps == pytest.approx(3.0)        # the second inter-switch link's 10 - 7
+    booked = path_features([link(0.9, 0.0, 0.0), link(0.0, 0.0, 1.0), link(0.7, 0.0, 2.0), link(0.95, 0.0, 0.0)],
                            hops=2, booked_mbps=[50.0, 9.0, 0.0, 50.0])
     assert booked.utilisation == 0.9       # the first link's 0 measured + 9 booked, of 10
+    assert booked.headroom_mbps == pytest.approx(1.0)   # access links never count
 
 
 def test_access_link_to_a_host_loses_what_the_port_could_not_send():
@@ -272,7 +285,7 @@ def test_features_stay_finite_and_in_range_for_any_counters(tx_side, rx_side, fl
         t += gap
         m.flow_stats(1, [FlowStat(1, 2, packets, nbytes)], t)
     m.echo_rtt(1, travel)
-    m.probe_delay(A, B, travel)
+    m.probe_delay(A, B, travel, t)
     link = m.link(A, B, 10, t, 3)
     f = path_features([link, m.access(A, True, 10, t, 3), m.access(B, False, 10, t, 3)], hops=1)
     for value in (link.utilisation, link.loss, f.utilisation, f.loss):

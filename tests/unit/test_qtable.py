@@ -4,12 +4,13 @@ a known best path, the table file, and learning inside the balancer from later s
 import json
 import logging
 import random
+from dataclasses import replace
 
 import pytest
 
 from controller.policies import make_policy
 from controller.core.flows import FlowKey
-from controller.core.monitor import LATENCY_WINDOW, PathFeatures
+from controller.core.monitor import LATENCY_WINDOW, PathFeatures, PortStat
 from controller.policies import QLearningPolicy
 from controller.service.rest import RestApi
 from controller.core.settings import ConfigError, Settings
@@ -19,67 +20,104 @@ from fakes.switches import Booted
 from fakes.frames import ipv4_frame
 from tests.unit.test_rest import call
 
-IDLE = [PathFeatures(0.0, 0.0, 0.0, 2), PathFeatures(0.0, 0.0, 0.0, 3), PathFeatures(0.0, 0.0, 0.0, 4)]
+IDLE = [PathFeatures(0.0, 0.0, 0.0, 2, headroom_mbps=10), PathFeatures(0.0, 0.0, 0.0, 3, headroom_mbps=20),
+        PathFeatures(0.0, 0.0, 0.0, 4, headroom_mbps=30)]
 
 
 def test_the_update_is_the_bellman_rule_by_hand():
     t = QTable(alpha=0.5, gamma=0.9, epsilon=0.0)
-    t.q["next"] = [-2.0, -4.0]
-    assert t.update("s", 1, -10.0, "next", 2) == pytest.approx(0.5 * (-10 + 0.9 * -2))   # -5.9
-    assert t.update("s", 1, -10.0, "next", 2) == pytest.approx(-5.9 + 0.5 * (-10 - 1.8 + 5.9))
-    assert t.q["s"] == [0.0, pytest.approx(-8.85)]
+    t.q["next"] = [-2.0, 4]
+    assert t.update("s", -10.0, "next") == pytest.approx(0.5 * (-10 + 0.9 * -2))   # -5.9
+    assert t.update("s", -10.0, "next") == pytest.approx(-5.9 + 0.5 * (-10 - 1.8 + 5.9))
+    assert t.q["s"] == [pytest.approx(-8.85), 2] and t.q["next"] == [-2.0, 4]
     assert t.rewards == [-10.0, -10.0] and t.updates == 2
+    bandit = QTable(alpha=0.5, gamma=0.0, epsilon=0.0, q={"next": [-2.0, 4]})
+    assert bandit.update("s", -10.0, "next") == pytest.approx(-5.0)      # gamma 0: the reward alone
 
 
-def test_states_bucket_load_and_flag_congestion():
-    busy = PathFeatures(0.6, 0.0, 1.0, 2)
-    queued = PathFeatures(0.1, 0.0, 25.0, 3)
-    lossy = PathFeatures(0.1, 0.05, 0.0, 4)
-    assert qtable.state_of([busy, queued, lossy]) == "2:2 3:3 4:3"
-    assert qtable.state_of(IDLE) == "2:0 3:0 4:0"
+def test_a_state_is_one_path_and_means_the_same_on_any_network():
+    busy = PathFeatures(0.6, 0.0, 1.0, 2, headroom_mbps=4.0)
+    queued = PathFeatures(0.1, 0.0, 25.0, 3, headroom_mbps=900.0)
+    lossy = PathFeatures(0.1, 0.05, 0.0, 12, headroom_mbps=0.5)
+    unseen = PathFeatures(0.0, 0.0, 0.0, 2, unknown=1, headroom_mbps=10.0)
+    assert [qtable.state_of(f) for f in (busy, queued, lossy, unseen)] == ["h2 r3 l2", "h3 r10 l4", "h8 r0 l4",
+                                                                        "h2 r4 lu"]
+    # the same path condition on another host pair, or network, is the same state
+    assert qtable.state_of(PathFeatures(0.6, 0.0, 1.0, 2, headroom_mbps=5.9)) == "h2 r3 l2"
     assert qtable.reward(PathFeatures(0.9, 0.1, 40.0, 2)) == -50.0
+
+
+def test_reads_never_change_the_table():
+    t = QTable(alpha=0.3, gamma=0.5, epsilon=0.0)
+    policy = QLearningPolicy(alpha=0.3, gamma=0.5, epsilon=0.0)
+    policy.table = t
+    assert policy.scores(IDLE) == [0.0, 0.0, 0.0] and policy.choose(None, IDLE) == 0
+    assert t.q == {} and t.decisions == 0 and t.value("never seen") == 0.0 and t.q == {}
 
 
 def test_epsilon_decays_to_its_floor():
     t = QTable(alpha=0.3, gamma=0.5, epsilon=0.5, epsilon_decay=0.5, epsilon_min=0.1)
     for _ in range(5):
-        t.choose("s", 3, random.Random(1))
+        t.choose(["a", "b", "c"], random.Random(1))
     assert t.epsilon == 0.1 and t.decisions == 5
     greedy = QTable(alpha=0.3, gamma=0.5, epsilon=0.0)
-    greedy.choose("s", 3, random.Random(1))
+    greedy.choose(["a", "b", "c"], random.Random(1))
     assert greedy.epsilon == 0.0
 
 
-def simulate(policy: QLearningPolicy, decisions: int, seed: int = 7) -> list[int]:
-    """A network whose shortest candidate is saturated whenever a flow is put on it (latency
-    40 ms, 10% loss); the others stay idle, the longest slightly slower."""
+def test_count_based_exploration_tries_the_state_it_knows_least():
+    t = QTable(alpha=0.5, gamma=0.0, epsilon=0.0, explore="count", q={"a": [-1.0, 100], "b": [-3.0, 0]})
+    # b is worse by 2 ms but never visited: a bonus of 5 ms (vs 0.5 for a) makes it worth trying
+    assert t.choose(["a", "b"], random.Random(1)) == 1
+    t.q["b"] = [-3.0, 100]
+    assert t.choose(["a", "b"], random.Random(1)) == 0
+
+
+def simulate(policy: QLearningPolicy, decisions: int, seed: int = 7, switch_at: int | None = None) -> list[int]:
+    """Three candidates h1 -> h7 (2, 3 and 4 hops). Background traffic fills one of them, which
+    shows in its state (utilisation 0.9, 1 Mbit/s left); a flow put there meets a queue (40 ms,
+    10% loss). The others are quick, the longest a little slower. The first path is the loaded
+    one, until decision `switch_at`, from which the background moves to the middle one."""
     rng = random.Random(seed)
-    state = [PathFeatures(0.3, 0.0, 1.0, 2), PathFeatures(0.3, 0.0, 1.0, 3), PathFeatures(0.3, 0.0, 1.0, 4)]
     picks = []
     for i in range(decisions):
+        loaded = 1 if switch_at is not None and i >= switch_at else 0
+        now = [replace(f, utilisation=0.9, headroom_mbps=1.0) if j == loaded else f for j, f in enumerate(IDLE)]
         key = FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000)
-        a = policy.choose(key, state)
-        after = [PathFeatures(0.95, 0.1, 40.0, 2) if a == 0 else PathFeatures(0.3, 0.0, 1.0, 2),
-                 PathFeatures(0.3, 0.0, 1.0 + rng.random(), 3), PathFeatures(0.3, 0.0, 3.0 + rng.random(), 4)]
-        policy.learn([(state, a, after)])
+        a = policy.choose(key, now)
+        after = (replace(now[a], utilisation=1.0, loss=0.1, latency_ms=40.0, headroom_mbps=0.0) if a == loaded else
+                 replace(now[a], latency_ms=1.0 + a + rng.random()))
+        policy.learn([(now, a, after)])
         picks.append(a)
     return picks
 
 
-def test_converges_to_the_best_path_in_a_simulated_network():
-    policy = QLearningPolicy(alpha=0.3, gamma=0.5, epsilon=0.3)
+@pytest.mark.parametrize("explore", ["epsilon", "count"])
+def test_converges_to_the_best_path_in_a_simulated_network(explore):
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, explore=explore)
     picks = simulate(policy, 400)
     assert picks[-100:].count(1) >= 90          # greedy now, bar the 2% exploration
-    assert policy.choose(None, [PathFeatures(0.3, 0.0, 1.0, h) for h in (2, 3, 4)]) == 1
+    assert policy.choose(None, IDLE) == 0 and policy.table.value("h2 r4 l0") == 0    # never tried idle
+
+
+@pytest.mark.parametrize("explore", ["epsilon", "count"])
+def test_follows_when_the_best_path_changes_halfway(explore):
+    """The background moves from the first path to the middle one after 200 decisions: the
+    states show it, so within 10 decisions the policy takes the first path and keeps to it
+    (bar exploration, which starts at 0.3 and has decayed to 0.11 by the switch)."""
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, explore=explore)
+    picks = simulate(policy, 400, switch_at=200)
+    assert picks[150:200].count(1) >= 40, picks[150:200]
+    assert picks[210:].count(0) >= 0.9 * len(picks[210:]), picks[200:260]
 
 
 def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
     path = tmp_path / "q.json"
-    first = QLearningPolicy(path, alpha=0.3, gamma=0.5, epsilon=0.3)
+    first = QLearningPolicy(path, alpha=0.3, gamma=0.0, epsilon=0.3)
     simulate(first, 200)
     saved = json.loads(path.read_text())
     assert saved["updates"] == 200 and saved["q"] == first.table.q
-    again = QLearningPolicy(path, alpha=0.3, gamma=0.5, epsilon=0.3)
+    again = QLearningPolicy(path, alpha=0.3, gamma=0.0, epsilon=0.3)
     assert again.table.q == first.table.q and again.table.epsilon == first.table.epsilon
     assert again.table.updates == 200
     simulate(again, 1)
@@ -87,11 +125,16 @@ def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
 
 
 @pytest.mark.parametrize("text, field", [("{not json", "not valid JSON"), ('{"format": 9}', "'format'"),
-                                         ('{"format": 1, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"s": ["x"]}}', "'q'"),
-                                         ('{"format": 1, "alpha": 7, "gamma": 0.5, "epsilon": 0.1, "q": {}}',
+                                         ('{"format": 1, "q": {"2:0 3:0": [0.0, 0.0]}}', "'format'"),
+                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+                                          '"q": {"s": ["x", 1]}}', "'q'"),
+                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+                                          '"q": {"s": [-1.0, -1]}}', "'q'"),
+                                         ('{"format": 2, "alpha": 7, "gamma": 0.5, "epsilon": 0.1, "q": {}}',
                                           "alpha"),
-                                         ('{"format": 1, "q": {}}', "'alpha' is missing")])
+                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+                                          '"explore": "guess", "q": {}}', "explore"),
+                                         ('{"format": 2, "q": {}}', "'alpha' is missing")])
 def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(tmp_path, caplog, text, field):
     path = tmp_path / "q.json"
     path.write_text(text)
@@ -104,28 +147,54 @@ def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(
     assert path.read_text() == text          # nothing overwritten before there is something learnt
 
 
-def test_the_balancer_feeds_back_what_the_next_polls_measured(tmp_path):
+def steady(b, t: float) -> None:
+    """Every port of every switch reports 1000 packets a second, loss-free, as of time t."""
+    n = int(1000 * t)
+    for dpid, ports in b.net.ports.items():
+        b.port_stats(dpid, [PortStat(p, n, n, n * 1000, n * 1000, duration_s=t) for p in ports], t)
+
+
+def learnt_reward(tmp_path, before_s: float, after_s: float) -> tuple[float, Booted]:
+    """One h1 -> h7 decision; its path's links delay probes by before_s until it, after_s from it."""
     booted = Booted(policy="qlearning")
     b = booted.balancer
-    b.policy = QLearningPolicy(tmp_path / "q.json", epsilon=0.0)
+    b.set_policy(QLearningPolicy(tmp_path / "q.json", epsilon=0.0))
     booted.arp("h1", "h7")
     booted.arp("h7", "h1")
     h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+    t0 = booted.now
+    steady(b, t0 - 2.0)
+    for i in range(LATENCY_WINDOW):
+        booted.probe_round(t0 - 1.5 + 0.2 * i, delay_s=before_s)
+    steady(b, t0 - 0.5)
     booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17))
-    assert b.policy.table.decisions == 1 and b.policy.table.updates == 0
-    (flow,) = b.flows.values()
-    hops = len(flow.path) - 1
-    b.poll(booted.now + 1.0)
-    assert b.policy.table.updates == 0          # one poll: the window after the decision is not measured yet
-    for i in range(LATENCY_WINDOW):             # then every link measures 10 ms, loss-free
-        booted.probe_round(booted.now + 1.1 + 0.2 * i, delay_s=0.010)
-    b.poll(booted.now + 2.0)
+    assert b.policy.table.decisions == 1
+    booted.probe_round(t0 + 0.2, delay_s=after_s)
+    steady(b, t0 + 0.5)                      # this window began before the decision: not its outcome
+    b.poll(t0 + 1.0)
+    assert b.policy.table.updates == 0
+    steady(b, t0 + 1.5)                      # this one began after it
+    b.poll(t0 + 2.0)
     assert b.policy.table.updates == 1 and json.loads((tmp_path / "q.json").read_text())["updates"] == 1
-    # reward: minus the chosen path's measured latency (10 ms a hop) and no loss penalty; the
-    # state after (every path queueing) was never valued, so Q = alpha * reward
-    assert b.policy.table.rewards == [pytest.approx(-10.0 * hops)]
-    learnt = [(i, v) for row in b.policy.table.q.values() for i, v in enumerate(row) if v]
-    assert learnt == [(0, pytest.approx(b.policy.table.alpha * -10.0 * hops))]
+    (flow,) = b.flows.values()
+    return b.policy.table.rewards[0] / (len(flow.path) - 1), booted
+
+
+def test_the_reward_is_what_the_path_showed_after_the_decision_not_before(tmp_path):
+    """Probes 30 ms a link until the decision and 1 ms after it: a good outcome (-1 ms a link);
+    the reverse, a bad one (-30 ms): the window before the decision never counts."""
+    assert learnt_reward(tmp_path, 0.030, 0.001)[0] == pytest.approx(-1.0)
+    (tmp_path / "again").mkdir()
+    assert learnt_reward(tmp_path / "again", 0.001, 0.030)[0] == pytest.approx(-30.0)
+
+
+def test_the_balancer_learns_per_decision_and_reset_empties_the_table(tmp_path):
+    _, booted = learnt_reward(tmp_path, 0.010, 0.010)
+    b = booted.balancer
+    (flow,) = b.flows.values()
+    ((state, (value, visits)),) = b.policy.table.q.items()
+    assert state.startswith(f"h{len(flow.path) - 1} ") and visits == 1
+    assert value == pytest.approx(b.policy.table.alpha * -10.0 * (len(flow.path) - 1))
     api = RestApi(b, clock=lambda: booted.now)
     status, body = call(api, "/api/v1/qtable/reset", method="POST")
     assert status == 200 and body["updates"] == 0 and body["states"] == 0
