@@ -7,9 +7,11 @@ a JSON summary and plots compare the policies.
     sudo .venv/bin/python -m scripts.experiment --quick          (1 seed, 3 policies, under 5 min)
     sudo .venv/bin/python -m scripts.experiment --seeds 5        (every policy; about 40 min)
 
-A policy name may carry "+symmetric" (e.g. least-loaded+symmetric): the controller then routes
-each reply on the reverse of its request's path (--symmetric), and the run is reported under
-that name, so both modes compare on the same schedules.
+A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) routes each reply
+on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
+gamma 0. The run is reported under that name, so the modes compare on the same schedules.
+Each run also records, per round, how many decisions its policy had taken (rounds.json), for
+the learning curve (scripts/learning_curve.py).
 
 Every probe train and transfer of --src is a new flow (new source port), so every round is a
 new decision of the policy under test; the background flows are placed by the same policy.
@@ -39,7 +41,7 @@ from controller.files import load_spec
 from topologies.traffic import Player, schedule
 
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
-VARIANTS = {"symmetric": ("--symmetric",)}     # policy+variant: controller options
+VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0")}     # policy+variant: controller options
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
 SETUP_S = 15     # start and teardown of a lab, for the ETA
@@ -145,6 +147,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
     background = [h.name for h in lab.spec.hosts if h.name != args.src]
     transfers = schedule(seed, background, args.duration)
     rows: list[list] = []
+    decided: list[int | None] = []     # per round: decisions the policy had taken (learning ones count)
 
     def row(kind, rnd, seq, start, flow, path="", rtt="", size="", fct="", mbps="", complete=""):
         rows.append([policy, seed, kind, rnd, seq, round(start, 3), flow, path, rtt, size, fct, mbps, complete])
@@ -175,12 +178,15 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                 row("transfer", i, 0, start, f"{args.src}>{args.dst} tcp {TRANSFER_CPORT + i}",
                     flow_path(lab, args.src, TRANSFER_CPORT + i), size=size, fct=round(fct, 4),
                     mbps=round(size * 8 / fct / 1e6, 4), complete=int(done["complete"]))
+                status, described = lab.api("policy")
+                decided.append(described.get("decisions") if status == 200 else None)
                 progress(args.round)
             time.sleep(max(0.0, args.duration - player.elapsed()))
         finally:
             player.stop()
         end = player.elapsed()
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
+    (rundir / "rounds.json").write_text(json.dumps({"decisions": decided}) + "\n")
     for n, t in enumerate(player.outcomes()):
         if t["proto"] != "tcp" or (t["fct_s"] is None and t["start_s"] + t["duration_s"] > end):
             continue   # UDP runs for a set time; a TCP transfer not yet due is no measurement
