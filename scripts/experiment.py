@@ -34,6 +34,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from controller.policies import POLICIES
+from scripts import learning
 from scripts.report import RUN_COLUMNS, ReportError, write_report
 from topologies.lab import Lab, default_workdir
 from controller.core.spec import TopologyError
@@ -133,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n" + (folder / "summary.md").read_text())
+    if any(p.startswith("qlearning") for p in args.policies) and "least-loaded" in args.policies:
+        print("\n".join(learning.write(folder)))
     print(f"plots: {folder}/rtt_cdf.png, throughput.png, utilisation.png, rtt_over_time.png")
     return 130 if interrupted else 0
 

@@ -1,0 +1,41 @@
+"""The learning curve's catch-up point: paired by seed and round, over moving windows, and only
+where the learner stays close to least-loaded to the end."""
+
+import csv
+import json
+
+from scripts.learning import catch_up
+from scripts.report import RUN_COLUMNS, read_runs
+
+
+def write_runs(folder, rtt_of):
+    """One seed of 40 rounds; rtt_of(policy, round) -> that round's probe RTT in ms."""
+    with open(folder / "runs.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(RUN_COLUMNS)
+        for policy in ("least-loaded", "qlearning"):
+            for rnd in range(40):
+                w.writerow([policy, 1, "rtt", rnd, 0, 8 + 5 * rnd, "h1>h7 udp 1", "s1>s2", rtt_of(policy, rnd),
+                            "", "", "", ""])
+    (folder / "runs" / "qlearning-seed1").mkdir(parents=True)
+    (folder / "runs" / "qlearning-seed1" / "rounds.json").write_text(
+        json.dumps({"decisions": [2 * (r + 1) for r in range(40)]}))
+    return read_runs(folder / "runs.csv")
+
+
+def test_catches_up_from_the_first_window_that_stays_within_10_percent(tmp_path):
+    rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" else (30.0 if r < 20 else 10.5))
+    result = catch_up(rows, tmp_path / "runs", "qlearning")
+    # the window of rounds 20-24 is the first without a 30 ms round: it ends at the 25th round,
+    # after which the policy had decided 50 times
+    assert (result["within_from_round"], result["decisions"]) == (25, 50)
+
+
+def test_a_learner_that_falls_behind_again_has_not_caught_up(tmp_path):
+    rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" or 10 <= r < 30 else 30.0)
+    assert catch_up(rows, tmp_path / "runs", "qlearning")["within_from_round"] is None
+
+
+def test_only_the_last_rounds_within_is_not_catching_up(tmp_path):
+    rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" or r >= 33 else 30.0)
+    assert catch_up(rows, tmp_path / "runs", "qlearning")["within_from_round"] is None
