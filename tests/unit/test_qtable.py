@@ -207,3 +207,13 @@ def test_hyper_parameters_outside_their_range_name_the_variable():
         Settings(q_gamma=1.0).validate()
     with pytest.raises(ConfigError, match="LB_Q_ALPHA"):
         Settings.from_env({"LB_Q_ALPHA": "0"})
+
+
+def test_learning_survives_a_policy_switch_back_and_forth(tmp_path):
+    settings = Settings(q_table=str(tmp_path / "q.json"), q_epsilon=0.0)
+    b = Booted(policy="qlearning", settings=settings).balancer
+    b.policy.learn([(IDLE, 1, replace(IDLE[1], latency_ms=3.0))])
+    learnt = dict(b.policy.table.q)
+    b.set_policy(make_policy("shortest", settings))
+    b.set_policy(make_policy("qlearning", settings))
+    assert b.policy.table.q == learnt and b.policy.table.updates == 1
