@@ -9,7 +9,9 @@ a JSON summary and plots compare the policies.
 
 A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) routes each reply
 on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
-gamma 0. The run is reported under that name, so the modes compare on the same schedules.
+gamma 0; "+fresh" starts every seed from an empty Q-table, "+warm" from a copy of --q-warm's
+(for whether a table learnt elsewhere transfers). The run is reported under that name, so the
+modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
 the learning curve (scripts/learning_curve.py).
 
@@ -25,6 +27,7 @@ import argparse
 import csv
 import json
 import logging
+import shutil
 import signal
 import sys
 import time
@@ -42,7 +45,8 @@ from controller.files import load_spec
 from topologies.traffic import Player, schedule
 
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
-VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0")}     # policy+variant: controller options
+VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"),     # policy+variant: controller options
+            "fresh": (), "warm": ()}    # Q-table starts: empty, or --q-warm's, for each seed
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
 SETUP_S = 15     # start and teardown of a lab, for the ETA
@@ -63,6 +67,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--transfer-kb", type=int, default=1000, help="size of each round's TCP transfer")
     p.add_argument("--quick", action="store_true",
                    help="; ".join(f"{k}={v}" for k, v in QUICK.items()) + " (options given win)")
+    p.add_argument("--q-warm", type=Path, metavar="FILE",
+                   help="Q-table each seed of a qlearning+warm run starts from (a copy: the file is not changed)")
     p.add_argument("--out", type=Path, help="results folder (default results/experiment-<time>)")
     given = {a.lstrip("-").split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
     args = p.parse_args(argv)
@@ -76,6 +82,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not args.policies:
         p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(POLICIES))}"
                 f", each optionally +{'+'.join(VARIANTS)}")
+    if any("warm" in x.split("+") for x in args.policies) and not (args.q_warm and args.q_warm.is_file()):
+        p.error("--q-warm: a +warm policy needs the Q-table file it starts from")
     if not 1 <= args.seeds <= 100:
         p.error("--seeds: must be in 1..100")
     if not 20 <= args.duration <= 3600:
@@ -144,8 +152,14 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
     """One policy on one seed's schedule, on a fresh controller and network: its runs.csv rows."""
     name, *variants = policy.split("+")
     extra = [option for v in variants for option in VARIANTS[v]]
-    if name == "qlearning":     # one table per variant, learning across its seeds
-        extra += ["--q-table", str(rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json")]
+    if name == "qlearning":     # one table per variant, learning across its seeds, unless it starts anew
+        table = rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json"
+        if "fresh" in variants or "warm" in variants:
+            rundir.mkdir(parents=True, exist_ok=True)
+            table = rundir / "qtable.json"
+            if "warm" in variants:
+                shutil.copyfile(args.q_warm, table)
+        extra += ["--q-table", str(table)]
     lab = Lab(args.topology, rundir, policy=name, controller_args=("--capture", str(rundir / "capture"), *extra))
     background = [h.name for h in lab.spec.hosts if h.name != args.src]
     transfers = schedule(seed, background, args.duration)

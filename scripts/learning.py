@@ -1,6 +1,8 @@
 """How fast a learning policy catches up: in run order (seed after seed, its table carried
 across them), the first round from which its RTT stays within 10% of least-loaded's on the same
-rounds of the same seeds, and how many decisions it had taken by then.
+rounds of the same seeds, and how many decisions it had taken by then. And whether a table
+learnt elsewhere helps: a "+warm" run's RTT over its first FIRST decisions against its "+fresh"
+twin's (empty table), seed by seed.
 
     .venv/bin/python -m scripts.learning results/experiment-<time>    (writes learning.json)
 
@@ -19,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 
-from scripts.report import ReportError, read_runs
+from scripts.report import ReportError, change_ci, read_runs
 
 REFERENCE = "least-loaded"
 WITHIN = 1.10
 WINDOW = 5      # rounds
+FIRST = 100     # decisions
 
 
 def round_means(rows: list[dict], policy: str, field: str, kind: str) -> dict[tuple[int, int], float]:
@@ -63,12 +66,39 @@ def catch_up(rows: list[dict], runs_dir: Path, policy: str) -> dict:
     return result
 
 
+def early_rtt(rows: list[dict], runs_dir: Path, policy: str) -> dict[int, float]:
+    """Per seed, the mean probe RTT over the rounds decided within the policy's first FIRST decisions."""
+    out = {}
+    for seed in sorted({int(r["seed"]) for r in rows if r["policy"] == policy}):
+        counts = decisions(runs_dir, policy, seed)
+        early = {rnd for rnd, n in enumerate(counts) if n is not None and n <= FIRST}
+        values = [float(r["rtt_ms"]) for r in rows if r["policy"] == policy and int(r["seed"]) == seed
+                  and r["kind"] == "rtt" and r["rtt_ms"] != "" and int(r["round"]) in early]
+        if values:
+            out[seed] = float(np.mean(values))
+    return out
+
+
+def transfer(rows: list[dict], runs_dir: Path, warm: str) -> dict:
+    """A +warm policy against its +fresh twin, over their first FIRST decisions, paired by seed."""
+    fresh = warm.replace("+warm", "+fresh")
+    a, b = early_rtt(rows, runs_dir, warm), early_rtt(rows, runs_dir, fresh)
+    seeds = sorted(set(a) & set(b))
+    return {"against": fresh, "seeds": seeds, "warm_rtt_ms": [a[s] for s in seeds], "fresh_rtt_ms": [b[s] for s in seeds],
+            "change": change_ci([a[s] for s in seeds], [b[s] for s in seeds])}
+
+
 def learning(folder: Path) -> dict:
     rows = read_runs(folder / "runs.csv")
-    policies = sorted({r["policy"] for r in rows if r["policy"].startswith("qlearning")})
-    if not policies or REFERENCE not in {r["policy"] for r in rows}:
-        raise ReportError(f"{folder}: needs a qlearning policy and {REFERENCE} to compare")
-    return {p: catch_up(rows, folder / "runs", p) for p in policies}
+    names = {r["policy"] for r in rows}
+    policies = sorted(p for p in names if p.startswith("qlearning"))
+    if not policies:
+        raise ReportError(f"{folder}: no qlearning run")
+    out = {p: catch_up(rows, folder / "runs", p) for p in policies if REFERENCE in names}
+    for p in policies:
+        if p.endswith("+warm") and p.replace("+warm", "+fresh") in names:
+            out.setdefault(p, {})["transfer"] = transfer(rows, folder / "runs", p)
+    return out
 
 
 def write(folder: Path) -> list[str]:
@@ -77,9 +107,16 @@ def write(folder: Path) -> list[str]:
     (folder / "learning.json").write_text(json.dumps(result, indent=2) + "\n")
     lines = []
     for policy, r in result.items():
-        when = (f"from round {r['within_from_round']} of {r['rounds']} ({r['decisions']} decisions)"
-                if r["within_from_round"] else f"not within {WITHIN - 1:.0%} by the last of {r['rounds']} rounds")
-        lines.append(f"{policy}: RTT within {WITHIN - 1:.0%} of {REFERENCE} ({WINDOW}-round windows, paired) {when}")
+        if "rounds" in r:
+            when = (f"from round {r['within_from_round']} of {r['rounds']} ({r['decisions']} decisions)"
+                    if r["within_from_round"] else f"not within {WITHIN - 1:.0%} by the last of {r['rounds']} rounds")
+            lines.append(f"{policy}: RTT within {WITHIN - 1:.0%} of {REFERENCE} ({WINDOW}-round windows, paired) {when}")
+        if "transfer" in r:
+            t, change = r["transfer"], r["transfer"]["change"]
+            ci = "[{:+.1%}, {:+.1%}]".format(*change["ci95"]) if change["ci95"] else "(one seed: no interval)"
+            mean = f"{change['mean']:+.1%}" if change["mean"] is not None else "n/a"
+            lines.append(f"{policy}: RTT over the first {FIRST} decisions vs {t['against']}: {mean} {ci}, "
+                         f"{len(t['seeds'])} seeds")
     return lines
 
 

@@ -4,7 +4,7 @@ where the learner stays close to least-loaded to the end."""
 import csv
 import json
 
-from scripts.learning import catch_up
+from scripts.learning import catch_up, learning
 from scripts.report import RUN_COLUMNS, read_runs
 
 
@@ -39,3 +39,19 @@ def test_a_learner_that_falls_behind_again_has_not_caught_up(tmp_path):
 def test_only_the_last_rounds_within_is_not_catching_up(tmp_path):
     rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" or r >= 33 else 30.0)
     assert catch_up(rows, tmp_path / "runs", "qlearning")["within_from_round"] is None
+
+
+def test_a_warm_table_is_compared_with_a_fresh_one_over_the_first_decisions_only(tmp_path):
+    with open(tmp_path / "runs.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(RUN_COLUMNS)
+        for seed in (1, 2):
+            for policy, early, late in (("qlearning+warm", 10.0, 50.0), ("qlearning+fresh", 20.0, 5.0)):
+                for rnd in range(10):
+                    w.writerow([policy, seed, "rtt", rnd, 0, 8 + 5 * rnd, "f", "p", early if rnd < 5 else late,
+                                "", "", "", ""])
+                run = tmp_path / "runs" / f"{policy}-seed{seed}"
+                run.mkdir(parents=True)    # 20 decisions a round: the first 100 are rounds 0-4
+                (run / "rounds.json").write_text(json.dumps({"decisions": [20 * (r + 1) for r in range(10)]}))
+    result = learning(tmp_path)["qlearning+warm"]["transfer"]
+    assert result["seeds"] == [1, 2] and result["change"]["mean"] == -0.5     # 10 ms against 20, later rounds ignored
