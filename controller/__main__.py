@@ -28,23 +28,13 @@ from pathlib import Path
 
 from controller.service.capture import Capture
 from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy
-from controller.core.settings import ConfigError, Settings
+from controller.core.settings import TABLE, ConfigError, Settings
 from models import bpann
 from controller.policies import qlearning as qtable
 from models.bpann import ModelError
 from controller.policies.qlearning import QTableError
 from controller.core.spec import TopologyError
 from controller.files import load_spec
-
-_OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
-                  "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_SYMMETRIC": "--symmetric",
-                  "LB_NEW_FLOW_MBPS": "--new-flow-mbps", "LB_PROBE_INTERVAL_S": "--probe-interval",
-                  "LB_POLL_INTERVAL_S": "--poll-interval", "LB_DEFAULT_CAPACITY_MBPS": "--default-capacity",
-                  "LB_REST_PORT": "--rest-port", "LB_METRICS_PORT": "--metrics-port",
-                  "LB_CAPTURE": "--capture", "LB_MODEL": "--model", "LB_Q_TABLE": "--q-table",
-                  "LB_Q_ALPHA": "--q-alpha", "LB_Q_GAMMA": "--q-gamma", "LB_Q_EPSILON": "--q-epsilon",
-                  "LB_LOG_LEVEL": "--log-level", "LB_API_TOKEN": "--api-token"}
-
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m controller", description=__doc__.split("\n\n")[0])
@@ -112,8 +102,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     make_policy(settings.policy, settings)     # the name (its files load: checked above)
     if settings.capture:
         Capture(settings.capture).close()
-    return {var: str(getattr(settings, field)) for field, var in Settings.ENV.items()
-            if getattr(settings, field) is not None}
+    return settings.env()
 
 
 def check_listen(host: str, port: int) -> None:
@@ -135,8 +124,8 @@ def main(argv: list[str] | None = None) -> int:
         check_listen(args.listen, args.ofp_port)
     except (ConfigError, TopologyError, ModelError, QTableError) as exc:
         message = str(exc)
-        for var, option in _OPTION_OF_VAR.items():
-            message = message.replace(var, option)
+        for row in TABLE:
+            message = message.replace(row.var, row.option)
         print(f"error: {message}", file=sys.stderr)
         return 2
     os.environ.update(env)
