@@ -49,6 +49,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--listen", default="127.0.0.1", help="OpenFlow listen address (default 127.0.0.1)")
     p.add_argument("--framework", choices=("auto", "os_ken", "ryu"), default="auto",
                    help="OpenFlow framework (default: os-ken if installed, else Ryu)")
+    p.add_argument("--settings-markdown", action="store_true",
+                   help="print docs/settings.md, the table of the settings above, and exit")
     args = p.parse_args(argv)
     if not 1 <= args.ofp_port <= 65535:
         p.error(f"--ofp-port: must be in 1..65535, got {args.ofp_port}")
@@ -68,6 +70,20 @@ def _default(row: Setting) -> str:
 
 def _help(row: Setting) -> str:
     return f"{_meaning(row)} (default: {_default(row)})"
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: the settings table as --help says it, for readers of the repository."""
+    rows = "".join(f"| `{row.option}` | `{row.var}` | {_default(row)} | {_meaning(row)} |\n" for row in TABLE)
+    return ("# Settings\n\n"
+            "<!-- Generated from controller/core/settings.py, where a setting is added: "
+            "python -m controller --settings-markdown > docs/settings.md -->\n\n"
+            "Each setting is an option of the launcher (`python -m controller`) and a variable for "
+            "`osken-manager` and `ryu-manager`;\nboth take the same values and are checked alike.\n\n"
+            "| launcher option | variable for the managers | default | meaning |\n"
+            "| --- | --- | --- | --- |\n" + rows +
+            "\nThe launcher's own options (`--ofp-port`, `--listen`, `--framework`: where it listens for "
+            "switches, which\nframework runs the app) are in `python -m controller --help`.\n")
 
 
 def launch_settings(args: argparse.Namespace) -> Settings:
@@ -110,6 +126,9 @@ def check_listen(host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.settings_markdown:
+        print(settings_markdown(), end="")
+        return 0
     try:
         env = settings_env(args)
         check_listen(args.listen, args.ofp_port)

@@ -1,14 +1,16 @@
 """The settings consistency test: the table in controller/core/settings.py is the one source, so
-every field has a row, and the variables, the launcher's options and their checks, all made
-from the rows, agree with each other."""
+every field has a row, and the variables, the launcher's options, their checks and
+docs/settings.md, all made from the rows, agree with each other."""
 
 from dataclasses import fields
+from pathlib import Path
 
 import pytest
 
-from controller.__main__ import launch_settings, main, parse_args
+from controller.__main__ import launch_settings, main, parse_args, settings_markdown
 from controller.core.settings import TABLE, ConfigError, Range, Settings
 
+DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 # Valid values other than the default, for the rows a Range or a bool does not give one.
 SAMPLES = {"policy": "least-loaded", "log_level": "DEBUG", "api_token": "t" * 20}
 # Bad values for the checks that are not a Range.
@@ -79,3 +81,7 @@ def test_a_secret_comes_to_the_launcher_by_its_variable_and_stays_out_of_repr(ro
     assert getattr(parse_args([]), row.name) == SAMPLES[row.name]
     assert SAMPLES[row.name] not in repr(Settings(**{row.name: SAMPLES[row.name]}))
 
+
+def test_docs_list_the_table():
+    assert DOC.read_text() == settings_markdown(), \
+        "docs/settings.md is stale; regenerate it: .venv/bin/python -m controller --settings-markdown > docs/settings.md"
