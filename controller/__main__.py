@@ -28,7 +28,7 @@ from pathlib import Path
 
 from controller.service.capture import Capture
 from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy
-from controller.core.settings import ConfigError, Settings
+from controller.core.settings import TABLE, ConfigError, Range, Setting, Settings
 from models import bpann
 from controller.policies import qlearning as qtable
 from models.bpann import ModelError
@@ -36,70 +36,67 @@ from controller.policies.qlearning import QTableError
 from controller.core.spec import TopologyError
 from controller.files import load_spec
 
-_OPTION_OF_VAR = {"LB_POLICY": "--policy", "LB_TOPOLOGY": "--topology", "LB_K_PATHS": "--k-paths",
-                  "LB_IDLE_TIMEOUT_S": "--idle-timeout", "LB_SYMMETRIC": "--symmetric",
-                  "LB_NEW_FLOW_MBPS": "--new-flow-mbps", "LB_PROBE_INTERVAL_S": "--probe-interval",
-                  "LB_POLL_INTERVAL_S": "--poll-interval", "LB_DEFAULT_CAPACITY_MBPS": "--default-capacity",
-                  "LB_REST_PORT": "--rest-port", "LB_METRICS_PORT": "--metrics-port",
-                  "LB_CAPTURE": "--capture", "LB_MODEL": "--model", "LB_Q_TABLE": "--q-table",
-                  "LB_Q_ALPHA": "--q-alpha", "LB_Q_GAMMA": "--q-gamma", "LB_Q_EPSILON": "--q-epsilon",
-                  "LB_LOG_LEVEL": "--log-level", "LB_API_TOKEN": "--api-token"}
-
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m controller", description=__doc__.split("\n\n")[0])
-    p.add_argument("--policy", default=Settings.policy, help=f"one of: {', '.join(sorted(POLICIES))}")
-    p.add_argument("--topology", metavar="SPEC", help="topology spec file (JSON); gives link capacities")
+    for row in TABLE:
+        if row.kind is bool:
+            p.add_argument(row.option, dest=row.name, action="store_true", help=_help(row))
+        else:
+            p.add_argument(row.option, dest=row.name, type=row.kind, metavar=row.metavar, help=_help(row),
+                           default=os.environ.get(row.var) or None if row.secret else row.default)
     p.add_argument("--ofp-port", type=int, default=6653, help="OpenFlow listen port (default 6653)")
     p.add_argument("--listen", default="127.0.0.1", help="OpenFlow listen address (default 127.0.0.1)")
-    p.add_argument("--k-paths", type=int, default=Settings.k_paths, help="candidate paths per host pair")
-    p.add_argument("--idle-timeout", type=int, default=Settings.idle_timeout_s, metavar="S",
-                   help="seconds an unused flow entry lives")
-    p.add_argument("--symmetric", action="store_true",
-                   help="route a connection's reply on the reverse of its forward path (one decision per connection)")
-    p.add_argument("--new-flow-mbps", type=float, default=Settings.new_flow_mbps, metavar="MBPS",
-                   help="load booked for a new flow of a kind not yet measured, until a poll measures it")
-    p.add_argument("--probe-interval", type=float, default=Settings.probe_interval_s, metavar="S",
-                   help="seconds between LLDP probes")
-    p.add_argument("--poll-interval", type=float, default=Settings.poll_interval_s, metavar="S",
-                   help="seconds between statistics polls")
-    p.add_argument("--default-capacity", type=float, default=Settings.default_capacity_mbps,
-                   metavar="MBPS", help="capacity of links the spec does not describe")
-    p.add_argument("--rest-port", type=int, default=Settings.rest_port,
-                   help=f"JSON API port on 127.0.0.1, 0 to disable (default {Settings.rest_port})")
-    p.add_argument("--metrics-port", type=int, default=Settings.metrics_port,
-                   help=f"Prometheus port on 127.0.0.1, 0 to disable (default {Settings.metrics_port})")
-    p.add_argument("--capture", metavar="DIR", help="append link metrics and path features to DIR/*.csv")
-    p.add_argument("--model", metavar="PATH", help="BPANN model for --policy bpann (default: models/bpann)")
-    p.add_argument("--q-table", metavar="FILE", help="Q-learning table for --policy qlearning: loaded at "
-                   "start, saved as it learns (default: kept in memory only)")
-    p.add_argument("--q-alpha", type=float, default=Settings.q_alpha, help="Q-learning rate")
-    p.add_argument("--q-gamma", type=float, default=Settings.q_gamma, help="Q-learning discount")
-    p.add_argument("--q-epsilon", type=float, default=Settings.q_epsilon, help="initial exploration rate")
-    p.add_argument("--log-level", default=Settings.log_level, help="DEBUG, INFO, WARNING or ERROR")
-    p.add_argument("--api-token", default=os.environ.get("LB_API_TOKEN") or None, metavar="TOKEN",
-                   help="token REST PUT and POST need (default: $LB_API_TOKEN, else one is generated "
-                        "and its file named in the log); other users can read a command line")
     p.add_argument("--framework", choices=("auto", "os_ken", "ryu"), default="auto",
                    help="OpenFlow framework (default: os-ken if installed, else Ryu)")
+    p.add_argument("--settings-markdown", action="store_true",
+                   help="print docs/settings.md, the table of the settings above, and exit")
     args = p.parse_args(argv)
     if not 1 <= args.ofp_port <= 65535:
         p.error(f"--ofp-port: must be in 1..65535, got {args.ofp_port}")
     return args
 
 
+def _meaning(row: Setting) -> str:
+    names = f": {', '.join(sorted(POLICIES))}" if row.name == "policy" else ""   # the core cannot know them
+    return row.meaning + names + (f"; {row.check}" if isinstance(row.check, Range) else "")
+
+
+def _default(row: Setting) -> str:
+    if row.default is None:
+        return f"${row.var}, else {row.unset}" if row.secret else row.unset
+    return "off" if row.default is False else str(row.default)
+
+
+def _help(row: Setting) -> str:
+    return f"{_meaning(row)} (default: {_default(row)})"
+
+
+def settings_markdown() -> str:
+    """docs/settings.md: the settings table as --help says it, for readers of the repository."""
+    rows = "".join(f"| `{row.option}` | `{row.var}` | {_default(row)} | {_meaning(row)} |\n" for row in TABLE)
+    return ("# Settings\n\n"
+            "<!-- Generated from controller/core/settings.py, where a setting is added: "
+            "python -m controller --settings-markdown > docs/settings.md -->\n\n"
+            "Each setting is an option of the launcher (`python -m controller`) and a variable for "
+            "`osken-manager` and `ryu-manager`;\nboth take the same values and are checked alike.\n\n"
+            "| launcher option | variable for the managers | default | meaning |\n"
+            "| --- | --- | --- | --- |\n" + rows +
+            "\nThe launcher's own options (`--ofp-port`, `--listen`, `--framework`: where it listens for "
+            "switches, which\nframework runs the app) are in `python -m controller --help`.\n")
+
+
+def launch_settings(args: argparse.Namespace) -> Settings:
+    """The options as the app's settings: paths it opens again made absolute, the level upper-cased."""
+    values = {row.name: getattr(args, row.name) for row in TABLE}
+    values.update({row.name: str(Path(values[row.name]).resolve()) for row in TABLE
+                   if row.absolute and values[row.name]})
+    return Settings(**values | {"log_level": args.log_level.upper()})
+
+
 def settings_env(args: argparse.Namespace) -> dict[str, str]:
     """Validate the options as the app will, and return them as its LB_* variables."""
-    settings = Settings(policy=args.policy, topology=args.topology, k_paths=args.k_paths,
-                        idle_timeout_s=args.idle_timeout, symmetric=args.symmetric,
-                        new_flow_mbps=args.new_flow_mbps, probe_interval_s=args.probe_interval,
-                        poll_interval_s=args.poll_interval, default_capacity_mbps=args.default_capacity,
-                        rest_port=args.rest_port, metrics_port=args.metrics_port,
-                        capture=str(Path(args.capture).resolve()) if args.capture else None,
-                        model=str(Path(args.model).resolve()) if args.model else None,
-                        q_table=str(Path(args.q_table).resolve()) if args.q_table else None,
-                        q_alpha=args.q_alpha, q_gamma=args.q_gamma, q_epsilon=args.q_epsilon,
-                        log_level=args.log_level.upper(), api_token=args.api_token)
+    settings = launch_settings(args)
     settings.validate()
     if settings.topology:
         load_spec(settings.topology)
@@ -112,8 +109,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     make_policy(settings.policy, settings)     # the name (its files load: checked above)
     if settings.capture:
         Capture(settings.capture).close()
-    return {var: str(getattr(settings, field)) for field, var in Settings.ENV.items()
-            if getattr(settings, field) is not None}
+    return settings.env()
 
 
 def check_listen(host: str, port: int) -> None:
@@ -130,13 +126,16 @@ def check_listen(host: str, port: int) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.settings_markdown:
+        print(settings_markdown(), end="")
+        return 0
     try:
         env = settings_env(args)
         check_listen(args.listen, args.ofp_port)
     except (ConfigError, TopologyError, ModelError, QTableError) as exc:
         message = str(exc)
-        for var, option in _OPTION_OF_VAR.items():
-            message = message.replace(var, option)
+        for row in TABLE:
+            message = message.replace(row.var, row.option)
         print(f"error: {message}", file=sys.stderr)
         return 2
     os.environ.update(env)

@@ -1,12 +1,16 @@
-"""Controller settings, read from LB_* environment variables so that every launcher
-(osken-manager, ryu-manager, python -m controller) configures the app the same way."""
+"""Controller settings, one table: each field of Settings carries its row, and from the rows come
+the LB_* variables every launcher (osken-manager, ryu-manager, python -m controller) configures
+the app with, their checks, the launcher's options and docs/settings.md. A setting is added in
+one place, a field below, so its variable, option, check and documentation cannot disagree."""
 
 from __future__ import annotations
 
 import logging
 import os
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from typing import Any
 
 
 class ConfigError(ValueError):
@@ -14,74 +18,140 @@ class ConfigError(ValueError):
 
 
 @dataclass(frozen=True)
-class Settings:
-    policy: str = "shortest"
-    topology: str | None = None      # path of a topology spec (recommended: gives capacities)
-    k_paths: int = 4                 # candidate paths considered per host pair
-    idle_timeout_s: int = 10         # a flow entry unused this long is removed by the switch
-    symmetric: bool = False          # a connection's reply takes the reverse of its forward path
-    new_flow_mbps: float = 1.0       # booked for a new flow of a kind never measured (see bookings.py)
-    probe_interval_s: float = 1.0    # LLDP probe period (also the latency sampling period)
-    poll_interval_s: float = 1.0     # port and flow statistics period
-    default_capacity_mbps: float = 1000.0   # for links the topology spec does not describe
-    rest_port: int = 8080            # JSON API on 127.0.0.1; 0 disables it
-    metrics_port: int = 9108         # Prometheus metrics on 127.0.0.1; 0 disables them
-    capture: str | None = None       # folder to append link metrics and path features to
-    model: str | None = None         # BPANN model (.npz + .json); default: the shipped models/bpann
-    q_table: str | None = None       # Q-learning table file: loaded at start, saved after learning
-    q_alpha: float = 0.3             # Q-learning rate
-    q_gamma: float = 0.5             # Q-learning discount
-    q_epsilon: float = 0.2           # initial exploration rate (decays x0.995 per decision to 0.02)
-    log_level: str = "INFO"
-    api_token: str | None = field(default=None, repr=False)   # for PUT/POST; none: generated at start
+class Range:
+    """The numbers a setting may take, said the same way in errors, --help and the docs."""
+    lo: float
+    hi: float
+    low_open: bool = False      # lo itself is not allowed
+    note: str = ""
 
-    ENV = {"policy": "LB_POLICY", "topology": "LB_TOPOLOGY", "k_paths": "LB_K_PATHS",
-           "idle_timeout_s": "LB_IDLE_TIMEOUT_S", "symmetric": "LB_SYMMETRIC", "new_flow_mbps": "LB_NEW_FLOW_MBPS", "probe_interval_s": "LB_PROBE_INTERVAL_S",
-           "poll_interval_s": "LB_POLL_INTERVAL_S", "default_capacity_mbps": "LB_DEFAULT_CAPACITY_MBPS",
-           "rest_port": "LB_REST_PORT", "metrics_port": "LB_METRICS_PORT", "capture": "LB_CAPTURE",
-           "model": "LB_MODEL", "q_table": "LB_Q_TABLE", "q_alpha": "LB_Q_ALPHA", "q_gamma": "LB_Q_GAMMA",
-           "q_epsilon": "LB_Q_EPSILON", "log_level": "LB_LOG_LEVEL", "api_token": "LB_API_TOKEN"}
+    def __str__(self) -> str:
+        return (f"({self.lo}, {self.hi}]" if self.low_open else f"{self.lo}..{self.hi}") + self.note
+
+    def __call__(self, value: float) -> str | None:
+        """What is wrong with value, None if nothing (NaN is in no range)."""
+        inside = (self.lo < value if self.low_open else self.lo <= value) and value <= self.hi
+        return None if inside else f"must be in {self}, got {value}"
+
+
+def _log_level(value: str) -> str | None:
+    if isinstance(logging.getLevelName(value.upper()), int):
+        return None
+    return f"unknown level '{value}' (DEBUG, INFO, WARNING, ERROR)"
+
+
+def _token(value: str) -> str | None:
+    if re.fullmatch(r"[!-~]{16,256}", value):
+        return None
+    return "must be 16 to 256 visible ASCII characters (no spaces)"   # not the value: it is a secret
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A row of the table: how a field is named, checked and explained outside the code."""
+    name: str                   # the field's
+    default: Any                # the field's
+    option: str                 # the launcher's
+    meaning: str                # for --help and docs/settings.md
+    check: Callable[[Any], str | None] | None = None   # what is wrong with a value, None if nothing
+    metavar: str | None = None
+    unset: str = "none"         # what None means
+    absolute: bool = False      # a path the app opens again while running: the launcher makes it absolute
+    secret: bool = False        # out of repr; the launcher's default is the variable (command lines are public)
+
+    @property
+    def var(self) -> str:
+        return "LB_" + self.name.upper()
+
+    @property
+    def kind(self) -> type:
+        """What the variable's text converts to: a path or a name where the default is None."""
+        return str if self.default is None else type(self.default)
+
+
+def _setting(default: Any, option: str, meaning: str, check: Callable | None = None, **more: Any) -> Any:
+    """A field of Settings with its row of the table."""
+    return field(default=default, repr=not more.get("secret"),
+                 metadata={"row": dict(option=option, meaning=meaning, check=check, **more)})
+
+
+_PORT = Range(0, 65535, note=" (0: off)")
+_INTERVAL = Range(0.1, 60)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What the app runs with; each field is a row of the table (TABLE)."""
+    policy: str = _setting("shortest", "--policy", "path policy")
+    topology: str | None = _setting(
+        None, "--topology", "topology spec (JSON): names switches, gives link capacities, tells when discovery "
+        "is complete", metavar="SPEC")
+    k_paths: int = _setting(4, "--k-paths", "candidate paths per switch pair", Range(1, 64))
+    idle_timeout_s: int = _setting(
+        10, "--idle-timeout", "seconds an unused flow entry lives (a permanent entry would never report its "
+        "flow's end)", Range(1, 65535), metavar="S")
+    symmetric: bool = _setting(
+        False, "--symmetric", "a connection's reply takes the reverse of its request's path: one decision per "
+        "connection")
+    new_flow_mbps: float = _setting(
+        1.0, "--new-flow-mbps", "load booked for a new flow of a kind (protocol, destination port) not measured "
+        "yet, until a poll measures it (0: none)", Range(0, 100_000), metavar="MBPS")
+    probe_interval_s: float = _setting(
+        1.0, "--probe-interval", "seconds between LLDP probes (links and latency); a link unconfirmed for 10 "
+        "intervals is gone", _INTERVAL, metavar="S")
+    poll_interval_s: float = _setting(
+        1.0, "--poll-interval", "seconds between port and flow statistics polls", _INTERVAL, metavar="S")
+    default_capacity_mbps: float = _setting(
+        1000.0, "--default-capacity", "capacity of links the topology spec does not describe",
+        Range(0, 100_000, low_open=True), metavar="MBPS")
+    rest_port: int = _setting(8080, "--rest-port", "JSON API port on 127.0.0.1", _PORT)
+    metrics_port: int = _setting(9108, "--metrics-port", "Prometheus metrics port on 127.0.0.1", _PORT)
+    capture: str | None = _setting(
+        None, "--capture", "append link metrics and path features to DIR/links.csv and DIR/paths.csv every "
+        "poll (for retraining)", metavar="DIR", unset="off", absolute=True)
+    model: str | None = _setting(
+        None, "--model", "BPANN model (.npz + .json) for --policy bpann; reloaded by REST and SIGHUP",
+        metavar="PATH", unset="the shipped models/bpann", absolute=True)
+    q_table: str | None = _setting(
+        None, "--q-table", "Q-learning table for --policy qlearning: loaded at start, saved after each poll "
+        "that learnt something", metavar="FILE", unset="memory only", absolute=True)
+    q_alpha: float = _setting(0.3, "--q-alpha", "Q-learning rate", Range(0.001, 1))
+    q_gamma: float = _setting(0.5, "--q-gamma", "Q-learning discount", Range(0, 0.99))
+    q_epsilon: float = _setting(
+        0.2, "--q-epsilon", "initial exploration rate (decays x0.995 per decision to 0.02)", Range(0, 1))
+    log_level: str = _setting("INFO", "--log-level", "DEBUG, INFO, WARNING or ERROR", _log_level)
+    api_token: str | None = _setting(
+        None, "--api-token", "token the REST API's PUT and POST need; prefer the variable: other users can "
+        "read a command line", _token, metavar="TOKEN", unset="generated at start, its file named in the log",
+        secret=True)
 
     @classmethod
     def from_env(cls, env: dict | None = None) -> Settings:
         env = os.environ if env is None else env
-        values = {}
-        for field, var in cls.ENV.items():
-            if var in env and env[var] != "":
-                values[field] = _convert(var, env[var], type(getattr(cls, field)))
-        settings = cls(**values)
+        settings = cls(**{row.name: _convert(row.var, env[row.var], row.kind) for row in TABLE
+                          if env.get(row.var, "") != ""})
         settings.validate()
         return settings
 
     def validate(self) -> None:
-        if not 1 <= self.k_paths <= 64:
-            raise ConfigError(f"LB_K_PATHS: must be in 1..64, got {self.k_paths}")
-        if not 1 <= self.idle_timeout_s <= 65535:   # 0 (permanent) would never report a flow's end
-            raise ConfigError(f"LB_IDLE_TIMEOUT_S: must be in 1..65535, got {self.idle_timeout_s}")
-        if not 0 <= self.new_flow_mbps <= 100_000:
-            raise ConfigError(f"LB_NEW_FLOW_MBPS: must be in 0..100000, got {self.new_flow_mbps}")
-        for var, value in (("LB_PROBE_INTERVAL_S", self.probe_interval_s),
-                           ("LB_POLL_INTERVAL_S", self.poll_interval_s)):
-            if not 0.1 <= value <= 60:
-                raise ConfigError(f"{var}: must be in 0.1..60, got {value}")
-        if not 0 < self.default_capacity_mbps <= 100_000:
-            raise ConfigError(f"LB_DEFAULT_CAPACITY_MBPS: must be in (0, 100000], got {self.default_capacity_mbps}")
-        for var, port in (("LB_REST_PORT", self.rest_port), ("LB_METRICS_PORT", self.metrics_port)):
-            if not 0 <= port <= 65535:
-                raise ConfigError(f"{var}: must be in 0..65535 (0: off), got {port}")
-        for var, value, lo, hi in (("LB_Q_ALPHA", self.q_alpha, 0.001, 1), ("LB_Q_GAMMA", self.q_gamma, 0, 0.99),
-                                   ("LB_Q_EPSILON", self.q_epsilon, 0, 1)):
-            if not lo <= value <= hi:
-                raise ConfigError(f"{var}: must be in {lo}..{hi}, got {value}")
-        if not isinstance(logging.getLevelName(self.log_level.upper()), int):
-            raise ConfigError(f"LB_LOG_LEVEL: unknown level '{self.log_level}' "
-                              "(DEBUG, INFO, WARNING, ERROR)")
-        if self.api_token is not None and not re.fullmatch(r"[!-~]{16,256}", self.api_token):
-            raise ConfigError("LB_API_TOKEN: must be 16 to 256 visible ASCII characters (no spaces)")
+        for row in TABLE:
+            value = getattr(self, row.name)
+            problem = row.check(value) if row.check and value is not None else None
+            if problem:
+                raise ConfigError(f"{row.var}: {problem}")
+
+    def env(self) -> dict[str, str]:
+        """The variables that give these settings to from_env (a None is no variable)."""
+        return {row.var: str(getattr(self, row.name)) for row in TABLE if getattr(self, row.name) is not None}
+
+
+# A field without a row is left out here, and the consistency test names it.
+TABLE: tuple[Setting, ...] = tuple(Setting(f.name, f.default, **f.metadata["row"])
+                                   for f in fields(Settings) if "row" in f.metadata)
 
 
 def _convert(var: str, raw: str, kind: type) -> object:
-    if kind is str or kind is type(None):
+    if kind is str:
         return raw
     if kind is bool:
         if raw.lower() not in ("1", "true", "yes", "0", "false", "no"):
