@@ -45,8 +45,8 @@ from controller.files import load_spec
 from topologies.traffic import Player, schedule
 
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
-VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"),     # policy+variant: controller options
-            "fresh": (), "warm": ()}    # Q-table starts: empty, or --q-warm's, for each seed
+VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
+            "fresh": (), "warm": ()}    # policy+variant: controller options; Q-table starts (fresh, warm)
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
 SETUP_S = 15     # start and teardown of a lab, for the ETA

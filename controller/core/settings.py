@@ -40,6 +40,15 @@ def _log_level(value: str) -> str | None:
     return f"unknown level '{value}' (DEBUG, INFO, WARNING, ERROR)"
 
 
+def _one_of(*choices: str) -> Callable[[str], str | None]:
+    def check(value: str) -> str | None:
+        return None if value in choices else f"must be one of {', '.join(choices)}, got '{value}'"
+    return check
+
+
+Q_EXPLORATIONS = ("epsilon", "count")
+
+
 def _token(value: str) -> str | None:
     if re.fullmatch(r"[!-~]{16,256}", value):
         return None
@@ -119,6 +128,9 @@ class Settings:
     q_gamma: float = _setting(0.5, "--q-gamma", "Q-learning discount", Range(0, 0.99))
     q_epsilon: float = _setting(
         0.2, "--q-epsilon", "initial exploration rate (decays x0.995 per decision to 0.02)", Range(0, 1))
+    q_explore: str = _setting(
+        "epsilon", "--q-explore", "Q-learning exploration: epsilon (random paths, at the decaying rate) or count "
+        "(a bonus for the path states visited least)", _one_of(*Q_EXPLORATIONS), metavar="HOW")
     log_level: str = _setting("INFO", "--log-level", "DEBUG, INFO, WARNING or ERROR", _log_level)
     api_token: str | None = _setting(
         None, "--api-token", "token the REST API's PUT and POST need; prefer the variable: other users can "

@@ -20,5 +20,6 @@ def make_policy(name: str, settings: Settings | None = None) -> Policy:
     if name == BpannPolicy.name:
         return BpannPolicy(settings.model or DEFAULT_MODEL)
     if name == QLearningPolicy.name:
-        return QLearningPolicy(settings.q_table, settings.q_alpha, settings.q_gamma, settings.q_epsilon)
+        return QLearningPolicy(settings.q_table, settings.q_alpha, settings.q_gamma, settings.q_epsilon,
+                               settings.q_explore)
     return POLICIES[name]()

@@ -32,7 +32,7 @@ from controller import files
 from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
 from controller.core.policy import Experience, Policy
-from controller.core.settings import Settings
+from controller.core.settings import Q_EXPLORATIONS, Settings
 
 log = logging.getLogger("lb.policy")
 
@@ -43,7 +43,6 @@ CONGESTED_LATENCY_MS = 10.0
 MAX_HOPS = 8
 MAX_HEADROOM_CLASS = 10
 BONUS_MS = 5.0
-EXPLORATIONS = ("epsilon", "count")
 
 
 class QTableError(ValueError):
@@ -86,8 +85,8 @@ class QTable:
             value = getattr(self, name)
             if not (isinstance(value, (int, float)) and lo <= value <= hi) or (name == "alpha" and value == 0):
                 raise QTableError(f"{name}: must be in {'(' if name == 'alpha' else '['}{lo}, {hi}], got {value!r}")
-        if self.explore not in EXPLORATIONS:
-            raise QTableError(f"explore: must be one of {', '.join(EXPLORATIONS)}, got {self.explore!r}")
+        if self.explore not in Q_EXPLORATIONS:
+            raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
 
     def value(self, state: str) -> float:
         """Q(s); a read, which never adds a state to the table."""
@@ -183,7 +182,7 @@ class QLearningPolicy(Policy):
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
                  gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon,
-                 explore: str = "epsilon", seed: int = 0) -> None:
+                 explore: str = Settings.q_explore, seed: int = 0) -> None:
         self.table_path = Path(table_path) if table_path else None
         self._rng = random.Random(seed)
         self._save_failed = False

@@ -18,7 +18,10 @@ from topologies.lab import ROOT
     (["--log-level", "LOUD"], "--log-level: unknown level 'LOUD'"),
     (["--topology", "nowhere.json"], "nowhere.json: cannot read"),
 ])
-def test_bad_option_is_named(argv, message, capsys):
+def test_bad_option_is_named(argv, message, capsys, monkeypatch):
+    def launched(*_):
+        raise AssertionError("the launcher took a bad value and went on to listen")
+    monkeypatch.setattr("controller.__main__.check_listen", launched)      # were it let through
     assert main(argv + ["--topology", str(SPEC)] if "--topology" not in argv else argv) == 2
     assert message in capsys.readouterr().err
 
