@@ -3,6 +3,7 @@
 
     python -m topologies.generate fattree --k 4          (20 switches, 16 hosts)
     python -m topologies.generate ring --switches 100 --hosts-per-switch 5
+    python -m topologies.generate ring --switches 8 --capacity 20
 """
 
 from __future__ import annotations
@@ -70,9 +71,12 @@ def main() -> int:
     r = sub.add_parser("ring")
     r.add_argument("--switches", type=int, required=True)
     r.add_argument("--hosts-per-switch", type=int, default=1)
+    for parser in (f, r):
+        parser.add_argument("--capacity", type=float, default=100, metavar="MBPS", help="of every link (default 100)")
     args = p.parse_args()
     try:
-        spec = fat_tree(args.k) if args.kind == "fattree" else ring(args.switches, args.hosts_per_switch)
+        spec = (fat_tree(args.k, args.capacity) if args.kind == "fattree"
+                else ring(args.switches, args.hosts_per_switch, args.capacity))
     except ValueError as exc:
         p.error(str(exc))
     json.dump(spec, sys.stdout, indent=1)
