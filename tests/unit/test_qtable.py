@@ -55,6 +55,16 @@ def test_reads_never_change_the_table():
     assert t.q == {} and t.decisions == 0 and t.value("never seen") == 0.0 and t.q == {}
 
 
+def test_a_state_never_met_is_worth_what_its_load_level_taught():
+    t = QTable(alpha=0.5, gamma=0.0, epsilon=0.0)
+    t.update("h2 r0 l3", -40.0, "h2 r0 l3")
+    assert t.q == {"h2 r0 l3": [-20.0, 1], "l3": [-20.0, 1]}
+    assert t.value("h5 r1 l3") == -20.0 and t.value("h5 r1 l0") == 0.0      # the level, or nothing yet
+    assert t.q == {"h2 r0 l3": [-20.0, 1], "l3": [-20.0, 1]}                  # reads add nothing
+    t.update("h5 r1 l3", -10.0, "h5 r1 l3")
+    assert t.value("h5 r1 l3") == -5.0 and t.q["l3"] == [-15.0, 2]
+
+
 def test_epsilon_decays_to_its_floor():
     t = QTable(alpha=0.3, gamma=0.5, epsilon=0.5, epsilon_decay=0.5, epsilon_min=0.1)
     for _ in range(5):
@@ -97,7 +107,8 @@ def test_converges_to_the_best_path_in_a_simulated_network(explore):
     policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, explore=explore)
     picks = simulate(policy, 400)
     assert picks[-100:].count(1) >= 90          # greedy now, bar the 2% exploration
-    assert policy.choose(None, IDLE) == 0 and policy.table.value("h2 r4 l0") == 0    # never tried idle
+    loaded = [replace(IDLE[0], utilisation=0.9, headroom_mbps=1.0), *IDLE[1:]]
+    assert policy.choose(None, loaded) == 1 and "h2 r4 l0" not in policy.table.q     # never tried idle
 
 
 @pytest.mark.parametrize("explore", ["epsilon", "count"])
@@ -192,9 +203,10 @@ def test_the_balancer_learns_per_decision_and_reset_empties_the_table(tmp_path):
     _, booted = learnt_reward(tmp_path, 0.010, 0.010)
     b = booted.balancer
     (flow,) = b.flows.values()
-    ((state, (value, visits)),) = b.policy.table.q.items()
-    assert state.startswith(f"h{len(flow.path) - 1} ") and visits == 1
-    assert value == pytest.approx(b.policy.table.alpha * -10.0 * (len(flow.path) - 1))
+    ((state, (value, visits)), (level, (level_value, _))) = sorted(b.policy.table.q.items(), key=lambda kv: len(kv[0]),
+                                                                   reverse=True)
+    assert state.startswith(f"h{len(flow.path) - 1} ") and state.endswith(" " + level) and visits == 1
+    assert value == level_value == pytest.approx(b.policy.table.alpha * -10.0 * (len(flow.path) - 1))
     api = RestApi(b, clock=lambda: booted.now)
     status, body = call(api, "/api/v1/qtable/reset", method="POST")
     assert status == 200 and body["updates"] == 0 and body["states"] == 0
