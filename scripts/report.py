@@ -149,6 +149,29 @@ def few_seeds_note(summary: dict) -> str:
             f"than {FEW_SEEDS} seeds are too wide to conclude from; run --seeds {FEW_SEEDS} or more.")
 
 
+def provenance_of(record: dict) -> dict | None:
+    """The commit and command that produced a results folder, from its config.json (or a
+    benchmark's results.json): as recorded by the run itself (`commit`, `command`), or added
+    afterwards to a folder older than that recording (a `provenance` object, whose `note` says
+    so); None when neither is there."""
+    given = record.get("provenance")
+    if isinstance(given, dict) and {"commit", "command"} <= given.keys():
+        return given
+    if {"commit", "command"} <= record.keys():
+        return {"commit": record["commit"], "command": record["command"]}
+    return None
+
+
+def provenance_line(prov: dict) -> str:
+    """'Measured at commit `abc1234` by `command`.', and the note of a provenance added by hand."""
+    commit = str(prov["commit"])
+    head, dirty = commit.removesuffix("-dirty"), commit.endswith("-dirty")
+    at = (f"commit `{head[:7]}{'-dirty' if dirty else ''}`" if re.fullmatch(r"[0-9a-f]{7,40}", head)
+          else "an unknown commit")
+    note = f" {prov['note']}" if prov.get("note") else ""
+    return f"Measured at {at} by `{prov['command']}`.{note}"
+
+
 def probe_label(rows: list[dict]) -> str:
     """The probed pair as 'h1 to h7', from the flow column of the rtt and transfer rows (so an
     old folder re-renders right); 'probe' when the rows name none or disagree."""
@@ -307,7 +330,8 @@ def write_report(folder: Path) -> dict[str, plt.Figure]:
         raise ReportError(f"{folder / 'runs.csv'}: no completed run")
     summary = summarise(rows)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    (folder / "summary.md").write_text(markdown(summary))
+    prov = provenance_of(_read_config(folder))
+    (folder / "summary.md").write_text(markdown(summary) + (f"\n{provenance_line(prov)}\n" if prov else ""))
     probe = probe_label(rows)
     seed = min(int(r["seed"]) for r in rows)
     return {"rtt_cdf.png": plot_rtt_cdf(rows, probe, folder / "rtt_cdf.png"),
@@ -315,6 +339,15 @@ def write_report(folder: Path) -> dict[str, plt.Figure]:
             "rtt_over_time.png": plot_rtt_over_time(rows, probe, folder / "rtt_over_time.png"),
             "utilisation.png": plot_utilisation(rows, folder / "runs", seed, list(summary),
                                                 folder / "utilisation.png")}
+
+
+def _read_config(folder: Path) -> dict:
+    """The experiment's config.json ({} if absent or unreadable: a summary does not need it)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def main() -> int:

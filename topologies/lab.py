@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -379,3 +380,29 @@ def default_workdir(name: str) -> Path:
     path = ROOT / "results" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def provenance(module: str, argv: list[str] | None = None, root: Path = ROOT) -> dict[str, str]:
+    """What produced a result, for its folder: the commit of this tree (with "-dirty" when a
+    tracked file has changes; "unknown" where git or the repository is missing) and the
+    command line, shell-quoted, as `<python> -m <module> <args>` (the interpreter relative to
+    the tree when it is inside it, e.g. .venv/bin/python)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    python = Path(sys.executable)
+    try:
+        python = python.relative_to(root)
+    except ValueError:
+        python = Path("python")
+    return {"commit": tree_commit(root), "command": shlex.join([str(python), "-m", module, *args])}
+
+
+def tree_commit(root: Path = ROOT) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    try:
+        head = git("rev-parse", "--verify", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("-dirty" if changed else "")
