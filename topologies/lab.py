@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import re
 import secrets
 import shlex
@@ -406,3 +407,25 @@ def tree_commit(root: Path = ROOT) -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return head + ("-dirty" if changed else "")
+
+
+def machine() -> dict:
+    """Where a benchmark ran, for its results: cores, Python, the date, and the load average
+    when it started (other work on the machine moves timings)."""
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "system": platform.system(),
+            "date": time.strftime("%Y-%m-%d", time.gmtime()), "load_1min": round(os.getloadavg()[0], 2)}
+
+
+def started(module: str, argv: list[str] | None = None) -> dict:
+    """A benchmark's provenance and machine, taken as it starts (the load average then is
+    the machine's other work, not the benchmark's own)."""
+    return {**provenance(module, argv), "machine": machine()}
+
+
+def write_results(path: str | Path, kind: str, start: dict, figures: dict) -> Path:
+    """A benchmark's figures as JSON, with what produced them and where (`start`, from
+    started()): what scripts/tables.py renders into the docs (docs/benchmarks.md)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"kind": kind, **start, **figures}, indent=1, allow_nan=False) + "\n")
+    return path
