@@ -133,6 +133,19 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
+def headline(summary: dict) -> str:
+    """The four figures a newcomer reads first (README): RTT mean and p95, throughput, and the
+    RTT mean's change against shortest path with its interval."""
+    lines = ["| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean vs shortest [95% CI] |",
+             "| --- | --- | --- | --- | --- |"]
+    for policy, m in summary.items():
+        change = "(baseline)" if policy == BASELINE else _pct(m["vs_shortest"].get("rtt_mean_ms", {}))
+        lines.append(f"| {policy} | {_num(m['rtt_mean_ms'])} | {_num(m['rtt_p95_ms'])} | "
+                     f"{_num(m['throughput_mbps'])} | {change} |")
+    note = few_seeds_note(summary)
+    return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
+
+
 def few_seeds_note(summary: dict) -> str:
     """Why the intervals of a short experiment say nothing ('' when every policy has enough seeds
     in common with shortest path): with 2 seeds the t factor alone is 12.7."""
