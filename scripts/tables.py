@@ -202,9 +202,9 @@ def _controller(record: dict, options: dict) -> str:
 
 def _placement(record: dict, options: dict) -> str:
     paths = list(dict.fromkeys(path for r in record["results"] for path in sorted(r["per_path"], key=len)))
-    return _table(["policy", "flows started within", *paths],
-                  [[r["policy"], f"{1000 * r['started_within_s']:.0f} ms", *(r["per_path"].get(p, 0) for p in paths)]
-                   for r in record["results"]])
+    return _table(["policy", "flows started within", *paths, "loss read on a loss-free path, before / after re-ADD"],
+                  [[r["policy"], f"{1000 * r['started_within_s']:.0f} ms", *(r["per_path"].get(p, 0) for p in paths),
+                    f"{r['max_loss_before_replace']:.3f} / {r['max_loss_after_replace']:.3f}"] for r in record["results"]])
 
 
 BENCHMARKS = {"decision": _decision, "bpann": _bpann, "controller": _controller, "placement": _placement}
