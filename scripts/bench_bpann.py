@@ -51,7 +51,7 @@ def main(argv: list[str] | None = None) -> int:
                      for _ in range(8)] for _ in range(args.repeats + 1000)]
     bpann = BpannPolicy()
     if bpann.model is None:
-        print("no usable model at models/bpann: train one first (README)")
+        print("no usable model at models/bpann: train one first (docs/models.md)")
         return 1
     results = {}
     for name, policy in (("shortest", ShortestPath()), ("bpann", bpann)):
