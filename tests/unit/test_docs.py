@@ -137,8 +137,8 @@ def not_root(tmp_path_factory) -> dict:
 
 @pytest.mark.parametrize("command", README_COMMANDS)
 def test_each_readme_command_runs(command, not_root, booted):
-    """Each command with --help added (argparse reads the options before it, so their names
-    are checked too); a curl command by a request to the endpoint it names, on a controller
+    """Each command with --help added: it must exit 0 (argparse converts the values before it,
+    so a bad number fails) and its help must list every option the command gives; a curl command by a request to the endpoint it names, on a controller
     booted against fake switches. The Ryu interpreter, where this machine has none, is checked
     with this one (the launcher's --help does not load a framework). Paths must exist."""
     words = program(command)
@@ -159,7 +159,10 @@ def test_each_readme_command_runs(command, not_root, booted):
         pytest.fail(f"{command}: the README shows a command this test has no check for")
     done = subprocess.run([*argv, "--help"], cwd=ROOT, env=not_root, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0, f"{command} --help: exit {done.returncode}: {done.stderr[-800:]}"
-    assert "usage" in (done.stdout + done.stderr).lower() or prog.startswith("scripts/")
+    shown = done.stdout + done.stderr
+    assert "usage" in shown.lower() or prog.startswith("scripts/")
+    unknown = [w.split("=")[0] for w in words[1:] if w.startswith("--") and w.split("=")[0] not in shown]
+    assert unknown == [], f"{command}: its --help lists no {', '.join(unknown)}"
 
 
 def check_endpoint(command: str, words: list[str], booted) -> None:
