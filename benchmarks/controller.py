@@ -7,7 +7,10 @@
    switches of 8 ports every second, with and without its LLDP probing;
 3. scaling: the polling share for 10, 50, 100 and 200 switches.
 
-    .venv/bin/python -m benchmarks.controller [--quick]
+    .venv/bin/python -m benchmarks.controller [--quick] [--json FILE]
+
+With --json, the figures go to FILE with the commit and command (docs/benchmarks.md is
+generated from it by scripts/tables.py).
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ from pathlib import Path
 
 from benchmarks.emulator import Emulator
 from topologies.generate import ring
-from topologies.lab import ROOT, free_port, interrupt
+from topologies.lab import ROOT, free_port, interrupt, started, write_results
 from controller.core.spec import Spec, parse_spec
 
 PYTHON = Path(sys.executable)
@@ -147,7 +150,7 @@ async def polling_share(switches: int, seconds: float, probing: bool) -> float:
         return share
 
 
-async def flow_setup_section(args) -> None:
+async def flow_setup_section(args) -> dict:
     raw = ring(args.switches, 1)
     spec = parse_spec(raw)
     print(f"flow setup: {len(spec.switches)} emulated switches (ring with chords), {len(spec.hosts)} hosts; "
@@ -170,22 +173,29 @@ async def flow_setup_section(args) -> None:
     print(f"  ratio sdn-lb / l2: {ours['flows_per_s'] / ref['flows_per_s']:.2f} of the rate, "
           f"{ours['cpu_us'] / ref['cpu_us']:.2f}x the CPU per flow, "
           f"{ours['p50_ms'] / ref['p50_ms']:.2f}x the p50 latency")
+    return {"switches": len(spec.switches), "hosts": len(spec.hosts), "window": args.window, "seconds": args.seconds,
+            "sequential": args.sequential, "runs": runs, "median": med}
 
 
-async def polling_section(args) -> None:
+async def polling_section(args) -> dict:
     print(f"polling cost, {args.poll_seconds:g} s each, ring of N switches with 8 ports (share of one core):")
+    rows = []
     for n in args.scaling:
         polling = await polling_share(n, args.poll_seconds, probing=False)
         both = await polling_share(n, args.poll_seconds, probing=True)
+        rows.append({"switches": n, "polling": polling, "probing": both})
         print(f"  {n:>4} switches: polling {100 * polling:5.1f}%   polling + LLDP probing {100 * both:5.1f}%")
+    return {"seconds": args.poll_seconds, "rows": rows}
 
 
-async def main_async(args) -> int:
+async def main_async(args) -> dict:
+    """The figures of each section run, by section."""
+    figures = {}
     if args.repeat:
-        await flow_setup_section(args)
+        figures["flow_setup"] = await flow_setup_section(args)
     if args.scaling:
-        await polling_section(args)
-    return 0
+        figures["polling"] = await polling_section(args)
+    return figures
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -198,12 +208,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--poll-seconds", type=float, default=20)
     p.add_argument("--scaling", default="10,50,100,200", help="switch counts for the polling cost ('': none)")
     p.add_argument("--quick", action="store_true", help="a few switches, a second or two: a smoke run")
+    p.add_argument("--json", help="also write the figures, commit and command to this file")
     args = p.parse_args(argv)
+    run = started("benchmarks.controller", argv)
     if args.quick:
         args.switches, args.seconds, args.sequential, args.poll_seconds, args.scaling = 4, 1, 20, 3, "5"
         args.repeat = 1
     args.scaling = [int(x) for x in str(args.scaling).split(",") if x.strip()]
-    return asyncio.run(main_async(args))
+    figures = asyncio.run(main_async(args))
+    if args.json:
+        print(f"figures: {write_results(args.json, 'controller', run, figures)}")
+    return 0
 
 
 if __name__ == "__main__":

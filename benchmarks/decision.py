@@ -3,7 +3,10 @@ it (parse, learn, candidate paths, features, policy, flow-mods), per policy, on 
 booted against fake switches. Paths are cached per topology version, so after a warm-up
 round over the sampled host pairs the figures are the steady state of new flows.
 
-    .venv/bin/python -m benchmarks.decision [--flows 3000] [--scaling]
+    .venv/bin/python -m benchmarks.decision [--flows 3000] [--scaling] [--json FILE]
+
+With --json, the figures go to FILE with the commit and command (docs/benchmarks.md is
+generated from it by scripts/tables.py).
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from controller.core.settings import Settings
 from fakes.switches import SPEC, Booted
 from fakes.frames import ipv4_frame
 from topologies.generate import fat_tree, ring
+from topologies.lab import started, write_results
 from controller.core.spec import Spec, parse_spec
 from controller.files import load_spec
 
 ALL = ("shortest", "least-loaded", "round-robin", "ecmp", "bpann", "qlearning")
+# on the rings: hops alone, load (features), and load scored by the model (features + the network)
+SCALING = ("shortest", "least-loaded", "bpann")
 
 
 def decision_times(spec: Spec, policies, flows: int, k_paths: int, seed: int = 1, sample: int = 400) -> dict:
@@ -79,13 +85,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--flows", type=int, default=3000, help="timed decisions per policy")
     p.add_argument("--policies", default=",".join(ALL))
     p.add_argument("--scaling", action="store_true", help="also rings of 10, 50, 100 and 200 switches")
+    p.add_argument("--json", help="also write the figures, commit and command to this file")
     args = p.parse_args(argv)
+    run = started("benchmarks.decision", argv)
     policies = [x for x in args.policies.split(",") if x in POLICIES]
-    table("H1-H7", load_spec(SPEC), policies, args.flows, 4)
-    table("fat tree k=4", parse_spec(fat_tree(4)), policies, args.flows, 8)
+    runs = [("H1-H7", load_spec(SPEC), policies, 4), ("fat tree k=4", parse_spec(fat_tree(4)), policies, 8)]
     if args.scaling:
-        for n in (10, 50, 100, 200):
-            table(f"ring of {n}", parse_spec(ring(n, 1)), ("shortest", "bpann"), args.flows, 8)
+        runs += [(f"ring of {n}", parse_spec(ring(n, 1)), [x for x in SCALING if x in policies], 8)
+                 for n in (10, 50, 100, 200)]
+    results = [{"topology": name, "switches": len(spec.switches), "k_paths": k,
+                "policies": table(name, spec, chosen, args.flows, k)} for name, spec, chosen, k in runs]
+    if args.json:
+        print(f"\nfigures: {write_results(args.json, 'decision', run, {'flows': args.flows, 'results': results})}")
     return 0
 
 

@@ -6,7 +6,10 @@
    4 polls, then for 5 polls after each of its entries was ADDed again as the switch holds it
    (Open vSwitch restarts a replaced entry's duration and keeps its counters).
 
-    sudo .venv/bin/python -m benchmarks.placement --policy least-loaded
+    sudo .venv/bin/python -m benchmarks.placement --policy least-loaded,bpann [--json FILE]
+
+Each policy runs on a fresh lab. With --json, the results of all go to FILE with the commit and
+command (docs/forwarding.md's table is generated from it by scripts/tables.py).
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import time
 from collections import Counter
 from pathlib import Path
 
-from topologies.lab import ROOT, Lab, default_workdir, wait_until
+from topologies.lab import ROOT, Lab, default_workdir, started, wait_until, write_results
 
 FLOWS, FLOW_MBPS = 20, 0.5
 
@@ -73,17 +76,24 @@ def false_loss(lab: Lab) -> dict:
     return {"path": ">".join(path), "max_loss_before_replace": max(before), "max_loss_after_replace": max(after)}
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     p = argparse.ArgumentParser(prog="python -m benchmarks.placement", description=__doc__.split("\n\n")[0])
-    p.add_argument("--policy", default="least-loaded")
+    p.add_argument("--policy", default="least-loaded", help="a policy, or several separated by commas")
     p.add_argument("--out", type=Path, help="results folder (default results/placement-<time>)")
-    args = p.parse_args()
+    p.add_argument("--json", help="also write every policy's result, the commit and the command to this file")
+    args = p.parse_args(argv)
+    run = started("benchmarks.placement", argv)
     out = args.out or default_workdir("placement")
-    with Lab(ROOT / "topologies" / "h1h7.json", out, policy=args.policy) as lab:
-        lab.pingall()
-        result = {"policy": args.policy, **herding(lab), **false_loss(lab)}
-    print(json.dumps(result))
-    (out / "result.json").write_text(json.dumps(result) + "\n")
+    results = []
+    for policy in args.policy.split(","):
+        with Lab(ROOT / "topologies" / "h1h7.json", out / policy, policy=policy) as lab:
+            lab.pingall()
+            result = {"policy": policy, **herding(lab), **false_loss(lab)}
+        print(json.dumps(result))
+        (out / policy / "result.json").write_text(json.dumps(result) + "\n")
+        results.append(result)
+    if args.json:
+        print(f"figures: {write_results(args.json, 'placement', run, {'flows': FLOWS, 'flow_mbps': FLOW_MBPS, 'results': results})}")
 
 
 if __name__ == "__main__":

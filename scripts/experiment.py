@@ -39,7 +39,7 @@ from tqdm import tqdm
 from controller.policies import POLICIES
 from scripts import learning
 from scripts.report import RUN_COLUMNS, ReportError, write_report
-from topologies.lab import Lab, default_workdir
+from topologies.lab import Lab, default_workdir, provenance
 from controller.core.spec import TopologyError
 from controller.files import load_spec
 from topologies.traffic import Player, schedule
@@ -116,8 +116,9 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.out or default_workdir("experiment")
     folder.mkdir(parents=True, exist_ok=True)
     plan = [(seed, policy) for seed in range(1, args.seeds + 1) for policy in args.policies]
-    (folder / "config.json").write_text(json.dumps(
-        {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "plan": plan}, indent=2) + "\n")
+    (folder / "config.json").write_text(json.dumps(     # what ran, and from which tree (summary.md says it)
+        {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "plan": plan,
+         **provenance("scripts.experiment", argv)}, indent=2) + "\n")
     runs_csv = folder / "runs.csv"
     with open(runs_csv, "w", newline="") as f:
         csv.writer(f).writerow(RUN_COLUMNS)

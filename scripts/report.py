@@ -133,6 +133,19 @@ def markdown(summary: dict) -> str:
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
+def headline(summary: dict) -> str:
+    """The four figures a newcomer reads first (README): RTT mean and p95, throughput, and the
+    RTT mean's change against shortest path with its interval."""
+    lines = ["| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean vs shortest [95% CI] |",
+             "| --- | --- | --- | --- | --- |"]
+    for policy, m in summary.items():
+        change = "(baseline)" if policy == BASELINE else _pct(m["vs_shortest"].get("rtt_mean_ms", {}))
+        lines.append(f"| {policy} | {_num(m['rtt_mean_ms'])} | {_num(m['rtt_p95_ms'])} | "
+                     f"{_num(m['throughput_mbps'])} | {change} |")
+    note = few_seeds_note(summary)
+    return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
+
+
 def few_seeds_note(summary: dict) -> str:
     """Why the intervals of a short experiment say nothing ('' when every policy has enough seeds
     in common with shortest path): with 2 seeds the t factor alone is 12.7."""
@@ -147,6 +160,29 @@ def few_seeds_note(summary: dict) -> str:
                 f"with no 95% interval; run --seeds {FEW_SEEDS} or more to conclude.")
     return (f"Note: the changes against shortest path rest on {n} seeds{some}; 95% intervals from fewer "
             f"than {FEW_SEEDS} seeds are too wide to conclude from; run --seeds {FEW_SEEDS} or more.")
+
+
+def provenance_of(record: dict) -> dict | None:
+    """The commit and command that produced a results folder, from its config.json (or a
+    benchmark's results.json): as recorded by the run itself (`commit`, `command`), or added
+    afterwards to a folder older than that recording (a `provenance` object, whose `note` says
+    so); None when neither is there."""
+    given = record.get("provenance")
+    if isinstance(given, dict) and {"commit", "command"} <= given.keys():
+        return given
+    if {"commit", "command"} <= record.keys():
+        return {"commit": record["commit"], "command": record["command"]}
+    return None
+
+
+def provenance_line(prov: dict) -> str:
+    """'Measured at commit `abc1234` by `command`.', and the note of a provenance added by hand."""
+    commit = str(prov["commit"])
+    head, dirty = commit.removesuffix("-dirty"), commit.endswith("-dirty")
+    at = (f"commit `{head[:7]}{'-dirty' if dirty else ''}`" if re.fullmatch(r"[0-9a-f]{7,40}", head)
+          else "an unknown commit")
+    note = f" {prov['note']}" if prov.get("note") else ""
+    return f"Measured at {at} by `{prov['command']}`.{note}"
 
 
 def probe_label(rows: list[dict]) -> str:
@@ -307,7 +343,8 @@ def write_report(folder: Path) -> dict[str, plt.Figure]:
         raise ReportError(f"{folder / 'runs.csv'}: no completed run")
     summary = summarise(rows)
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
-    (folder / "summary.md").write_text(markdown(summary))
+    prov = provenance_of(_read_config(folder))
+    (folder / "summary.md").write_text(markdown(summary) + (f"\n{provenance_line(prov)}\n" if prov else ""))
     probe = probe_label(rows)
     seed = min(int(r["seed"]) for r in rows)
     return {"rtt_cdf.png": plot_rtt_cdf(rows, probe, folder / "rtt_cdf.png"),
@@ -315,6 +352,15 @@ def write_report(folder: Path) -> dict[str, plt.Figure]:
             "rtt_over_time.png": plot_rtt_over_time(rows, probe, folder / "rtt_over_time.png"),
             "utilisation.png": plot_utilisation(rows, folder / "runs", seed, list(summary),
                                                 folder / "utilisation.png")}
+
+
+def _read_config(folder: Path) -> dict:
+    """The experiment's config.json ({} if absent or unreadable: a summary does not need it)."""
+    try:
+        config = json.loads((folder / "config.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return config if isinstance(config, dict) else {}
 
 
 def main() -> int:

@@ -20,7 +20,7 @@ from tqdm import tqdm
 from models import bpann
 from models.dataset import LABEL, DatasetError, load_dataset
 from models.train import SIZES, choose, fit_bpann, metadata, sweep
-from topologies.lab import default_workdir
+from topologies.lab import default_workdir, provenance
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -87,7 +87,7 @@ def main() -> int:
     model = fit_bpann(x, y, hidden, args.seed)
     data_bytes = b"".join(Path(d).read_bytes() for d in args.data)
     meta = metadata(data_bytes, len(y), hidden, scores, LABEL, args.seed, args.folds)
-    meta["command"] = "python -m scripts.train " + " ".join(sys.argv[1:])
+    meta.update(provenance("scripts.train"))      # the commit and command that made it (docs/models.md)
     npz, meta_path = bpann.save(dataclasses.replace(model, meta=meta), args.model)
     bpann.load(npz)   # what we ship must load
     print("\n" + table(scores))

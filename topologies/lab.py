@@ -10,8 +10,10 @@ from __future__ import annotations
 import json
 import logging
 import os
+import platform
 import re
 import secrets
+import shlex
 import signal
 import socket
 import subprocess
@@ -378,4 +380,52 @@ def default_workdir(name: str) -> Path:
     """Results go under ./results (never /tmp/*.log, which `mn -c` deletes)."""
     path = ROOT / "results" / f"{name}-{time.strftime('%Y%m%d-%H%M%S')}"
     path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def provenance(module: str, argv: list[str] | None = None, root: Path = ROOT) -> dict[str, str]:
+    """What produced a result, for its folder: the commit of this tree (with "-dirty" when a
+    tracked file has changes; "unknown" where git or the repository is missing) and the
+    command line, shell-quoted, as `<python> -m <module> <args>` (the interpreter relative to
+    the tree when it is inside it, e.g. .venv/bin/python)."""
+    args = sys.argv[1:] if argv is None else list(argv)
+    python = Path(sys.executable)
+    try:
+        python = python.relative_to(root)
+    except ValueError:
+        python = Path("python")
+    return {"commit": tree_commit(root), "command": shlex.join([str(python), "-m", module, *args])}
+
+
+def tree_commit(root: Path = ROOT) -> str:
+    def git(*args: str) -> str:
+        return subprocess.run(["git", "-C", str(root), *args], capture_output=True, text=True,
+                              check=True, timeout=10).stdout.strip()
+    try:
+        head = git("rev-parse", "--verify", "HEAD")
+        changed = git("status", "--porcelain", "--untracked-files=no")
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return head + ("-dirty" if changed else "")
+
+
+def machine() -> dict:
+    """Where a benchmark ran, for its results: cores, Python, the date, and the load average
+    when it started (other work on the machine moves timings)."""
+    return {"cores": os.cpu_count(), "python": platform.python_version(), "system": platform.system(),
+            "date": time.strftime("%Y-%m-%d", time.gmtime()), "load_1min": round(os.getloadavg()[0], 2)}
+
+
+def started(module: str, argv: list[str] | None = None) -> dict:
+    """A benchmark's provenance and machine, taken as it starts (the load average then is
+    the machine's other work, not the benchmark's own)."""
+    return {**provenance(module, argv), "machine": machine()}
+
+
+def write_results(path: str | Path, kind: str, start: dict, figures: dict) -> Path:
+    """A benchmark's figures as JSON, with what produced them and where (`start`, from
+    started()): what scripts/tables.py renders into the docs (docs/benchmarks.md)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"kind": kind, **start, **figures}, indent=1, allow_nan=False) + "\n")
     return path

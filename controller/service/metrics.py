@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram, make_wsgi_app
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from controller.core.balancer import Balancer
+from controller.core.monitor import LATENCY_WINDOW
 from controller.openflow.xids import REMEMBERED
 
 COUNTERS = {
@@ -31,7 +32,8 @@ COUNTERS = {
 }
 LINK_GAUGES = {"utilisation": ("utilisation", "Link utilisation (0..1) over the last poll interval"),
                "loss": ("loss", "Link packet loss rate (0..1) over the last poll interval"),
-               "latency_ms": ("latency_ms", "Link latency in ms (LLDP, smoothed)"),
+               "latency_ms": ("latency_ms", f"Link latency in ms: the least of its last {LATENCY_WINDOW} LLDP probes' "
+                                            "one-way delays (travel time less half of each switch's echo round trip)"),
                "age_seconds": ("age_s", "Age of the link's statistics (+Inf: never measured)"),
                "known": ("known", "1 if the link's statistics are recent (3 poll intervals), else 0: "
                                   "its utilisation and loss then read 0 and load-aware policies avoid it")}

@@ -3,6 +3,9 @@ of runs.csv and the options."""
 
 import json
 import math
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 from hypothesis import given
@@ -10,6 +13,7 @@ from hypothesis import strategies as st
 
 from scripts.experiment import QUICK, parse_args
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
+from topologies.lab import ROOT, provenance
 from topologies.traffic import Transfer, completion_s, schedule
 
 HOSTS = ["h2", "h3", "h4", "h5", "h6", "h7"]
@@ -124,3 +128,26 @@ def test_bad_options_name_the_option(argv, field, capsys):
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert field in capsys.readouterr().err
+
+
+def test_provenance_is_the_commit_dirty_or_not_and_the_shell_quoted_command(tmp_path):
+    assert provenance("scripts.experiment", ["--out", "my results"], tmp_path) == {
+        "commit": "unknown", "command": "python -m scripts.experiment --out 'my results'"}   # python: not in tmp_path
+    assert provenance("scripts.report", ["x"])["command"] == f"{python_name()} -m scripts.report x"
+    git = ["git", "-C", str(tmp_path), "-c", "user.name=t", "-c", "user.email=t@t"]
+    subprocess.run([*git, "init", "-q"], check=True)
+    (tmp_path / "a").write_text("1")
+    subprocess.run([*git, "add", "a"], check=True)
+    subprocess.run([*git, "commit", "-qm", "a"], check=True)
+    head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True, check=True).stdout.strip()
+    (tmp_path / "untracked").write_text("results")            # new files do not make a tree dirty
+    assert provenance("m", [], tmp_path)["commit"] == head
+    (tmp_path / "a").write_text("2")
+    assert provenance("m", [], tmp_path)["commit"] == head + "-dirty"
+
+
+def python_name() -> str:
+    try:
+        return str(Path(sys.executable).relative_to(ROOT))
+    except ValueError:
+        return "python"

@@ -2,12 +2,13 @@
 on 11 switches, 30 directed inter-switch links): what a newcomer reads must be about that run."""
 
 import csv
+import json
 import random
 
 import matplotlib.text
 import pytest
 
-from scripts.report import RUN_COLUMNS, probe_label, write_report
+from scripts.report import RUN_COLUMNS, probe_label, provenance_line, write_report
 
 PATHS = ["s2>s3>s5>s9", "s2>s4>s9"]
 PATH_LINKS = ["s2>s3", "s3>s5", "s5>s9", "s2>s4", "s4>s9"]
@@ -123,3 +124,26 @@ def test_summary_says_when_too_few_seeds_for_the_intervals_to_mean_anything(tmp_
         assert note in md and "Note" not in "".join(table)
     else:
         assert "Note" not in md and "rest on" not in md
+
+
+def test_summary_names_the_commit_and_command_its_config_records(tmp_path):
+    folder = make_folder(tmp_path / "exp", capture=False)
+    (folder / "config.json").write_text(json.dumps(
+        {"seeds": 2, "commit": "0123456789abcdef0123456789abcdef01234567-dirty",
+         "command": ".venv/bin/python -m scripts.experiment --seeds 2 --out 'my results'"}))
+    write_report(folder)
+    assert (folder / "summary.md").read_text().splitlines()[-1] == (
+        "Measured at commit `0123456-dirty` by `.venv/bin/python -m scripts.experiment --seeds 2 "
+        "--out 'my results'`.")
+
+
+def test_an_older_folder_says_where_its_provenance_came_from_or_nothing(tmp_path):
+    folder = make_folder(tmp_path / "exp", capture=False)
+    write_report(folder)                                      # no config.json: no line
+    assert "Measured at" not in (folder / "summary.md").read_text()
+    (folder / "config.json").write_text(json.dumps({"provenance": {
+        "commit": "e9b0de0", "command": "python -m scripts.experiment", "note": "Recorded by hand."}}))
+    write_report(folder)
+    assert (folder / "summary.md").read_text().splitlines()[-1] == (
+        "Measured at commit `e9b0de0` by `python -m scripts.experiment`. Recorded by hand.")
+    assert provenance_line({"commit": "unknown", "command": "x"}) == "Measured at an unknown commit by `x`."

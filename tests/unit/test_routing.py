@@ -59,7 +59,7 @@ def test_ipv6_from_a_host_is_dropped_at_its_switch_and_never_reaches_the_control
 
 
 def test_a_link_unconfirmed_for_10_probe_intervals_is_gone_and_confirmed_links_stay():
-    """README: a link unconfirmed for 10 probe intervals is gone (here 10 x 0.5 s)."""
+    """docs/forwarding.md: a link unconfirmed for 10 probe intervals is gone (here 10 x 0.5 s)."""
     booted = Booted(settings=Settings(probe_interval_s=0.5))
     net = booted.balancer.net
     confirmed_at, every = booted.now, len(net.links)

@@ -1,0 +1,274 @@
+"""Result tables in the docs, generated from results folders, so that none can go stale unseen.
+
+A page marks each generated table with a region:
+
+    <!-- table: docs/results/<name> [option=value ...] -->
+    (generated: the table, then the commit and command that measured it)
+    <!-- end table -->
+
+This script rewrites every region of README.md and docs/*.md from its folder. With --check it
+changes nothing and exits 1, naming each region that differs from what its folder renders
+(and 2 for a region it cannot render: a missing folder, an unknown option, no provenance).
+
+    .venv/bin/python -m scripts.tables [--check]
+
+What a folder holds decides how it renders:
+- summary.json and config.json: an experiment (scripts/experiment.py, or a copy of the files
+  the table needs); options `view=headline` (five columns) and `policies=a,b,...` (rows);
+- results.json: a benchmark's figures (its --json), by their `kind`: `decision`,
+  `bpann`, `controller` (option `view=flow-setup` or `view=polling`), `placement`;
+- config.json naming a `model`: that BPANN model's cross-validated sweep.
+Each needs the commit and command that produced it: recorded by the run, or, in a folder older
+than that recording, a `provenance` object whose `note` says how it was recovered.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts.report import headline, markdown, provenance_line, provenance_of
+
+ROOT = Path(__file__).resolve().parent.parent
+START = re.compile(r"^<!-- table: (?P<folder>\S+)(?P<options>(?: \S+=\S+)*) -->$")
+END = "<!-- end table -->"
+
+
+class TablesError(ValueError):
+    """A region that cannot be rendered; the message names the page, line and reason."""
+
+
+@dataclass(frozen=True)
+class Region:
+    page: Path
+    line: int             # of the start marker, from 1
+    folder: str
+    options: dict[str, str]
+    body: str             # what stands between the markers now
+
+    def where(self) -> str:
+        """page:line, the page relative to the tree it is in (the folder holding docs/)."""
+        root = self.page.parent.parent if self.page.parent.name == "docs" else self.page.parent
+        return f"{self.page.relative_to(root)}:{self.line}"
+
+
+def pages(root: Path = ROOT) -> list[Path]:
+    return [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+
+
+def regions(page: Path) -> list[Region]:
+    lines, found, start = page.read_text().split("\n"), [], None
+    for n, line in enumerate(lines):
+        if line.startswith("<!-- table:"):
+            match = START.match(line)
+            if match is None or start is not None:
+                raise TablesError(f"{page}:{n + 1}: {'a region inside a region' if match else 'bad marker'}: {line}")
+            start = (n, match)
+        elif line == END:
+            if start is None:
+                raise TablesError(f"{page}:{n + 1}: '{END}' without a start")
+            (at, match), start = start, None
+            options = dict(o.split("=", 1) for o in match["options"].split())
+            found.append(Region(page, at + 1, match["folder"], options, "\n".join(lines[at + 1:n])))
+    if start is not None:
+        raise TablesError(f"{page}:{start[0] + 1}: no '{END}' after it")
+    return found
+
+
+def render(region: Region, root: Path = ROOT) -> str:
+    """The region's body as its folder renders it: the table, a blank line, the provenance."""
+    folder = root / region.folder
+    options = dict(region.options)
+    try:
+        if (folder / "summary.json").is_file():
+            table, record = _experiment(folder, options)
+        elif (folder / "results.json").is_file():
+            record = _json(folder / "results.json")
+            renderer = BENCHMARKS.get(record.get("kind"))
+            if renderer is None:
+                raise TablesError(f"results.json: unknown kind {record.get('kind')!r}")
+            table = renderer(record, options)
+        elif (folder / "config.json").is_file() and "model" in _json(folder / "config.json"):
+            table, record = _model(root, folder)
+        else:
+            raise TablesError("no summary.json, results.json or config.json naming a model")
+        if options:
+            raise TablesError(f"unknown option(s) {', '.join(options)}")
+        prov = provenance_of(record)
+        if prov is None:
+            raise TablesError("no commit and command recorded (nor a provenance object)")
+    except (TablesError, OSError, ValueError, KeyError) as exc:
+        raise TablesError(f"{region.where()}: {region.folder}: {exc}") from None
+    machine = record.get("machine")
+    where = (f" On {machine['cores']} cores, Python {machine['python']}, {machine['date']}; load average "
+             f"{machine['load_1min']} as it started." if isinstance(machine, dict) else "")
+    return f"{table.rstrip()}\n\n{provenance_line(prov)}{where}"
+
+
+def _json(path: Path) -> dict:
+    data = json.loads(path.read_text())
+    if not isinstance(data, dict):
+        raise TablesError(f"{path.name}: not a JSON object")
+    return data
+
+
+def _experiment(folder: Path, options: dict) -> tuple[str, dict]:
+    summary, config = _json(folder / "summary.json"), _json(folder / "config.json")
+    view = options.pop("view", "full")
+    policies = options.pop("policies", None)
+    if policies:
+        missing = [p for p in policies.split(",") if p not in summary]
+        if missing:
+            raise TablesError(f"no policy {', '.join(missing)} in summary.json")
+        summary = {p: summary[p] for p in policies.split(",")}
+    if view not in ("full", "headline"):
+        raise TablesError(f"view={view}: expected full or headline")
+    return (markdown(summary) if view == "full" else headline(summary)), config
+
+
+def _row(cells) -> str:
+    return "| " + " | ".join(str(c) for c in cells) + " |"
+
+
+def _table(head: list[str], rows: list[list]) -> str:
+    return "\n".join([_row(head), _row(["---"] * len(head)), *(_row(r) for r in rows)])
+
+
+def _decision(record: dict, options: dict) -> str:
+    """view=scaling (default): each topology's shortest, least-loaded and bpann, and the
+    ratios; view=policies: every policy timed on each topology that timed them all."""
+    view, results = options.pop("view", "scaling"), record["results"]
+
+    def cell(r: dict, policy: str) -> str:
+        t = r["policies"].get(policy)
+        return f"{t['median_us']:.1f} / {t['p99_us']:.1f}" if t else "n/a"
+
+    def ratio(r: dict, a: str, b: str) -> str:
+        p = r["policies"]
+        return f"{p[a]['median_us'] / p[b]['median_us']:.2f}x" if a in p and b in p else "n/a"
+
+    if view == "scaling":
+        return _table(["topology", "candidates", "shortest median / p99 (us)", "least-loaded", "bpann",
+                       "bpann / least-loaded", "bpann / shortest"],
+                      [[r["topology"], max(t["candidates"] for t in r["policies"].values()), cell(r, "shortest"),
+                        cell(r, "least-loaded"), cell(r, "bpann"), ratio(r, "bpann", "least-loaded"),
+                        ratio(r, "bpann", "shortest")] for r in results])
+    if view == "policies":
+        full = [r for r in results if len(r["policies"]) == max(len(x["policies"]) for x in results)]
+        return _table(["policy", *(f"{r['topology']} median / p99 (us)" for r in full)],
+                      [[p, *(cell(r, p) for r in full)] for p in full[0]["policies"]])
+    raise TablesError(f"view={view}: expected scaling or policies")
+
+
+def _bpann(record: dict, options: dict) -> str:
+    us = record["decision_us"]
+    table = _table([f"choosing among {record['candidates']} candidates", "median (us)", "p99 (us)"],
+                   [[p, f"{t['median']:.1f}", f"{t['p99']:.1f}"] for p, t in us.items()])
+    ratio = us["bpann"]["median"] / us["shortest"]["median"]
+    sweep = (f" The hidden-size sweep (3, 5, 7, 9, 11 neurons x 5 folds, and the baselines) on "
+             f"{record['sweep_samples']:,} synthetic samples took {record['sweep_s']:.1f} s of wall time."
+             if record.get("sweep_s") is not None else " (The sweep was not timed.)")
+    return f"{table}\n\nThe BPANN's median is {ratio:.1f}x shortest path's ({record['decisions']:,} decisions " \
+           f"each, every one on new features).{sweep}"
+
+
+def _controller(record: dict, options: dict) -> str:
+    view = options.pop("view", None)
+    if view == "flow-setup":
+        f = record["flow_setup"]
+        names = {"l2": "L2 learning (reference)", "sdn-lb": "sdn-lb, shortest"}
+        rows = [[names.get(app, app), " / ".join(f"{r['flows_per_s']:,.0f}" for r in runs),
+                 f"**{f['median'][app]['flows_per_s']:,.0f}**", f"{f['median'][app]['cpu_us']:.0f} us",
+                 f"{f['median'][app]['p50_ms']:.2f} ms", f"{f['median'][app]['p99_ms']:.2f} ms",
+                 f"{statistics.median(r['flow_mods'] / r['completed'] for r in runs):.2f}"]
+                for app, runs in f["runs"].items()]
+        ours, ref = f["median"]["sdn-lb"], f["median"]["l2"]
+        return (_table([f"app ({f['switches']} switches, {f['hosts']} hosts)", f"new flows/s ({len(f['runs']['l2'])} runs)",
+                        "median", "CPU per flow", "setup p50", "setup p99", "flow-mods per flow"], rows)
+                + f"\n\nRatio of the medians: **{ours['flows_per_s'] / ref['flows_per_s']:.2f}x the reference's rate**, "
+                  f"{ours['cpu_us'] / ref['cpu_us']:.2f}x its CPU per flow, {ours['p50_ms'] / ref['p50_ms']:.2f}x "
+                  f"its p50 setup latency.")
+    if view == "polling":
+        p = record["polling"]
+        return _table(["switches", "polling", "polling + LLDP probing"],
+                      [[r["switches"], f"{100 * r['polling']:.1f}%", f"{100 * r['probing']:.1f}%"] for r in p["rows"]])
+    raise TablesError(f"view={view}: expected flow-setup or polling")
+
+
+def _placement(record: dict, options: dict) -> str:
+    paths = list(dict.fromkeys(path for r in record["results"] for path in sorted(r["per_path"], key=len)))
+    return _table(["policy", "flows started within", *paths, "loss read on a loss-free path, before / after re-ADD"],
+                  [[r["policy"], f"{1000 * r['started_within_s']:.0f} ms", *(r["per_path"].get(p, 0) for p in paths),
+                    f"{r['max_loss_before_replace']:.3f} / {r['max_loss_after_replace']:.3f}"] for r in record["results"]])
+
+
+BENCHMARKS = {"decision": _decision, "bpann": _bpann, "controller": _controller, "placement": _placement}
+
+
+def _model(root: Path, folder: Path) -> tuple[str, dict]:
+    """The model's own metadata holds its sweep; a model older than recorded provenance takes
+    the folder's, which names the training it belongs to (a retrained model must not inherit it)."""
+    from scripts.train import table        # here: it imports scikit-learn, which the others do not need
+    config = _json(folder / "config.json")
+    meta = _json(root / config["model"])
+    scores = [_Score(name, **s) for name, s in meta["cv"].items()]
+    record = meta if provenance_of(meta) else config
+    if record is config and config.get("trained_at") != meta.get("trained_at"):
+        raise TablesError(f"{config['model']} was trained at {meta.get('trained_at')}, the provenance here is of "
+                          f"the model trained at {config.get('trained_at')}")
+    return table(scores), record
+
+
+@dataclass(frozen=True)
+class _Score:
+    name: str
+    mae: float
+    mae_std: float
+    r2: float
+    r2_std: float
+
+
+def rewrite(page: Path, root: Path = ROOT) -> bool:
+    """Render every region of a page in place; True if it changed."""
+    text = page.read_text()
+    lines = text.split("\n")
+    for region in reversed(regions(page)):         # from the end, so earlier line numbers hold
+        end = lines.index(END, region.line)
+        lines[region.line:end] = render(region, root).split("\n")
+    new = "\n".join(lines)
+    if new != text:
+        page.write_text(new)
+    return new != text
+
+
+def stale(root: Path = ROOT) -> list[str]:
+    """One line per region that differs from what its folder renders."""
+    return [f"{r.where()}: the table from {r.folder} is stale (python -m scripts.tables rewrites it)"
+            for page in pages(root) for r in regions(page) if r.body != render(r, root)]
+
+
+def main(argv: list[str] | None = None, root: Path = ROOT) -> int:
+    p = argparse.ArgumentParser(prog="python -m scripts.tables", description=__doc__.split("\n\n")[0])
+    p.add_argument("--check", action="store_true", help="change nothing; exit 1 naming each stale region")
+    args = p.parse_args(argv)
+    try:
+        if args.check:
+            problems = stale(root)
+            print("\n".join(problems) or f"every table is current ({sum(len(regions(x)) for x in pages(root))} regions)")
+            return 1 if problems else 0
+        for page in pages(root):
+            if rewrite(page, root):
+                print(f"rewrote {page.relative_to(root)}")
+    except TablesError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""scripts/tables.py on a tree of its own: regions rewritten from their folders, stale ones
+named by --check, and every region it cannot render (no folder, no provenance, an unknown
+option, a model retrained since its provenance) one error naming the page and line."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from scripts import tables
+
+ROOT = Path(__file__).resolve().parents[2]
+RESULTS = ROOT / "docs" / "results" / "experiment-h1h7"
+
+
+@pytest.fixture
+def tree(tmp_path):
+    """A README with one headline region and a docs page with the full table, both empty."""
+    shutil.copytree(RESULTS, tmp_path / "docs" / "results" / "exp")
+    (tmp_path / "README.md").write_text("# x\n\n<!-- table: docs/results/exp view=headline policies=shortest,bpann -->\n"
+                                        "<!-- end table -->\n\ntext\n")
+    (tmp_path / "docs" / "experiments.md").write_text("# y\n<!-- table: docs/results/exp -->\nold\n<!-- end table -->\n")
+    return tmp_path
+
+
+def test_rewrite_fills_each_region_with_the_table_and_its_provenance(tree):
+    assert [tables.rewrite(page, tree) for page in tables.pages(tree)] == [True, True]
+    readme = (tree / "README.md").read_text()
+    assert readme.startswith("# x\n\n<!-- table: docs/results/exp view=headline policies=shortest,bpann -->\n"
+                             "| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean vs shortest [95% CI] |\n")
+    assert "| shortest | 19.76 | 47.27 | 6.34 | (baseline) |\n" in readme
+    assert "| bpann | 3.54 | 13.73 | 14.12 | -75.2% [-93.3, -57.1] |\n" in readme
+    assert "| least-loaded |" not in readme and readme.endswith("<!-- end table -->\n\ntext\n")
+    assert "\nMeasured at commit `e9b0de0` by `.venv/bin/python -m scripts.experiment --seeds 5 " in readme
+    full = (tree / "docs" / "experiments.md").read_text()
+    assert "| least-loaded | 5 | 3.48 | 1.62 | 12.18 | 24.67 | 17.18 | 6.22 | 0.8% | -76.0% [-91.5, -60.4] |" in full
+    assert "old" not in full
+    assert tables.stale(tree) == [] and [tables.rewrite(page, tree) for page in tables.pages(tree)] == [False, False]
+
+
+def test_check_names_each_stale_region_and_exits_1(tree, capsys):
+    for page in tables.pages(tree):
+        tables.rewrite(page, tree)
+    page = tree / "docs" / "experiments.md"
+    page.write_text(page.read_text().replace("| 3.48 |", "| 3.47 |"))
+    assert tables.stale(tree) == ["docs/experiments.md:2: the table from docs/results/exp is stale "
+                                  "(python -m scripts.tables rewrites it)"]
+    assert tables.main(["--check"], root=tree) == 1
+    assert "docs/experiments.md:2: the table from docs/results/exp is stale" in capsys.readouterr().out
+    assert tables.main([], root=tree) == 0 and tables.main(["--check"], root=tree) == 0
+    assert "every table is current (2 regions)" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("marker, folder_change, error", [
+    ("<!-- table: docs/results/nothing -->", None, "docs/results/nothing: no summary.json"),
+    ("<!-- table: docs/results/exp colour=red -->", None, "unknown option(s) colour"),
+    ("<!-- table: docs/results/exp policies=shortest,psychic -->", None, "no policy psychic"),
+    ("<!-- table: docs/results/exp -->", {"seeds": 5}, "no commit and command recorded"),
+])
+def test_a_region_that_cannot_be_rendered_is_one_error_naming_page_and_line(tree, marker, folder_change, error):
+    if folder_change is not None:
+        (tree / "docs" / "results" / "exp" / "config.json").write_text(json.dumps(folder_change))
+    (tree / "README.md").write_text(f"# x\n{marker}\n<!-- end table -->\n")
+    with pytest.raises(tables.TablesError, match=r"README.md:2: ") as exc:
+        tables.rewrite(tree / "README.md", tree)
+    assert error in str(exc.value)
+
+
+@pytest.mark.parametrize("text, error", [("<!-- table: docs/results/exp -->\n", "no '<!-- end table -->' after it"),
+                                         ("<!-- end table -->\n", "without a start"),
+                                         ("<!-- table: a -->\n<!-- table: b -->\n", "a region inside a region")])
+def test_broken_markers_are_refused(tree, text, error):
+    (tree / "README.md").write_text(text)
+    with pytest.raises(tables.TablesError, match=error):
+        tables.regions(tree / "README.md")
+
+
+def test_a_model_retrained_since_its_recorded_provenance_does_not_inherit_it(tree):
+    (tree / "models").mkdir()
+    meta = json.loads((ROOT / "models" / "bpann.json").read_text())
+    shutil.copytree(ROOT / "docs" / "results" / "bpann-model", tree / "docs" / "results" / "model")
+    (tree / "models" / "bpann.json").write_text(json.dumps(meta))
+    (tree / "README.md").write_text("<!-- table: docs/results/model -->\n<!-- end table -->\n")
+    tables.rewrite(tree / "README.md", tree)
+    assert "| bpann-3 | 2.716 ± 0.409 | 0.444 ± 0.076 |" in (tree / "README.md").read_text()
+    (tree / "models" / "bpann.json").write_text(json.dumps({**meta, "trained_at": "2030-01-01T00:00:00Z"}))
+    with pytest.raises(tables.TablesError, match="trained at 2030-01-01T00:00:00Z, the provenance here is of"):
+        tables.rewrite(tree / "README.md", tree)
+    (tree / "models" / "bpann.json").write_text(json.dumps({**meta, "commit": "a" * 40, "command": "python -m scripts.train"}))
+    tables.rewrite(tree / "README.md", tree)     # a model that records its own provenance needs no other
+    assert "Measured at commit `aaaaaaa` by `python -m scripts.train`." in (tree / "README.md").read_text()
+
+
+def test_a_benchmark_folder_renders_by_its_kind_and_names_its_machine(tree):
+    run = {"switches": 8, "hosts": 8, "window": 64, "seconds": 10, "sequential": 500,
+           "runs": {app: [{"flows_per_s": rate, "cpu_us": 200, "p50_ms": 0.4, "p99_ms": 0.9, "flow_mods": 3 * 1000,
+                           "completed": 1000} for rate in rates] for app, rates in (("l2", (4000, 5000)),
+                                                                                    ("sdn-lb", (6000, 7000)))},
+           "median": {"l2": {"flows_per_s": 4500, "cpu_us": 200, "p50_ms": 0.4, "p99_ms": 0.9},
+                      "sdn-lb": {"flows_per_s": 6500, "cpu_us": 150, "p50_ms": 0.3, "p99_ms": 0.8}}}
+    (tree / "docs" / "results" / "bench").mkdir()
+    (tree / "docs" / "results" / "bench" / "results.json").write_text(json.dumps(
+        {"kind": "controller", "commit": "b" * 40, "command": ".venv/bin/python -m benchmarks.controller --json x",
+         "machine": {"cores": 2, "python": "3.11.2", "date": "2026-11-30", "load_1min": 0.5},
+         "flow_setup": run, "polling": {"seconds": 20, "rows": [{"switches": 10, "polling": 0.004, "probing": 0.009}]}}))
+    (tree / "README.md").write_text("<!-- table: docs/results/bench view=flow-setup -->\n<!-- end table -->\n"
+                                    "<!-- table: docs/results/bench view=polling -->\n<!-- end table -->\n")
+    tables.rewrite(tree / "README.md", tree)
+    text = (tree / "README.md").read_text()
+    assert "| sdn-lb, shortest | 6,000 / 7,000 | **6,500** | 150 us | 0.30 ms | 0.80 ms | 3.00 |" in text
+    assert "**1.44x the reference's rate**" in text and "| 10 | 0.4% | 0.9% |" in text
+    assert text.count("Measured at commit `bbbbbbb` by `.venv/bin/python -m benchmarks.controller --json x`. "
+                      "On 2 cores, Python 3.11.2, 2026-11-30; load average 0.5 as it started.") == 2
