@@ -13,7 +13,7 @@ gamma 0; "+fresh" starts every seed from an empty Q-table, "+warm" from a copy o
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
-the learning curve (scripts/learning_curve.py).
+the learning curve (scripts/learning.py).
 
 Every probe train and transfer of --src is a new flow (new source port), so every round is a
 new decision of the policy under test; the background flows are placed by the same policy.
@@ -36,6 +36,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from controller.core.settings import Settings
 from controller.policies import POLICIES
 from scripts import learning
 from scripts.report import RUN_COLUMNS, ReportError, write_report
@@ -82,6 +83,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if unknown or not args.policies:
         p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(POLICIES))}"
                 f", each optionally +{'+'.join(VARIANTS)}")
+    learner_only = [x for x in args.policies if x.split("+")[0] != "qlearning"
+                    and set(x.split("+")[1:]) & {"bandit", "count", "fresh", "warm"}]
+    if learner_only:
+        p.error(f"--policies: {', '.join(learner_only)}: +bandit, +count, +fresh and +warm are for qlearning")
     if any("warm" in x.split("+") for x in args.policies) and not (args.q_warm and args.q_warm.is_file()):
         p.error("--q-warm: a +warm policy needs the Q-table file it starts from")
     if not 1 <= args.seeds <= 100:
@@ -143,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print("\n" + (folder / "summary.md").read_text())
-    if any(p.startswith("qlearning") for p in args.policies) and "least-loaded" in args.policies:
+    if any(p.startswith("qlearning") for p in args.policies):
         print("\n".join(learning.write(folder)))
     print(f"plots: {folder}/rtt_cdf.png, throughput.png, utilisation.png, rtt_over_time.png")
     return 130 if interrupted else 0
@@ -158,20 +163,24 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
         if "fresh" in variants or "warm" in variants:
             rundir.mkdir(parents=True, exist_ok=True)
             table = rundir / "qtable.json"
-            if "warm" in variants:
-                shutil.copyfile(args.q_warm, table)
+            if "warm" in variants:      # what it learnt, not how far its exploration had decayed
+                warm = json.loads(args.q_warm.read_text())
+                table.write_text(json.dumps({**warm, "epsilon": Settings.q_epsilon, "decisions": 0}) + "\n")
         extra += ["--q-table", str(table)]
     lab = Lab(args.topology, rundir, policy=name, controller_args=("--capture", str(rundir / "capture"), *extra))
     background = [h.name for h in lab.spec.hosts if h.name != args.src]
     transfers = schedule(seed, background, args.duration)
     rows: list[list] = []
     decided: list[int | None] = []     # per round: decisions the policy had taken (learning ones count)
+    started: int | None = None         # ... before the first round
 
     def row(kind, rnd, seq, start, flow, path="", rtt="", size="", fct="", mbps="", complete=""):
         rows.append([policy, seed, kind, rnd, seq, round(start, 3), flow, path, rtt, size, fct, mbps, complete])
 
     with lab:
         lab.pingall()
+        status, described = lab.api("policy")
+        started = described.get("decisions") if status == 200 else None
         player = Player(lab.net, transfers, rundir / "transfers").start()
         try:
             starts = [args.warmup + i * args.round for i in range(int((args.duration - args.warmup) // args.round))]
@@ -204,7 +213,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
             player.stop()
         end = player.elapsed()
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
-    (rundir / "rounds.json").write_text(json.dumps({"decisions": decided}) + "\n")
+    (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided}) + "\n")
     for n, t in enumerate(player.outcomes()):
         if t["proto"] != "tcp" or (t["fct_s"] is None and t["start_s"] + t["duration_s"] > end):
             continue   # UDP runs for a set time; a TCP transfer not yet due is no measurement

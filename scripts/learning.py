@@ -38,11 +38,14 @@ def round_means(rows: list[dict], policy: str, field: str, kind: str) -> dict[tu
     return {k: float(np.mean(v)) for k, v in values.items()}
 
 
-def decisions(runs_dir: Path, policy: str, seed: int) -> list[int | None]:
-    """The policy's decision count after each round of a seed's run ([] if not recorded)."""
+def decisions(runs_dir: Path, policy: str, seed: int, since_start: bool = False) -> list[int | None]:
+    """The policy's decision count after each round of a seed's run ([] if not recorded): its
+    table's count, which goes on across seeds, or with since_start those of this run alone."""
     try:
-        return json.loads((runs_dir / f"{policy}-seed{seed}" / "rounds.json").read_text())["decisions"]
-    except (OSError, ValueError, KeyError, TypeError):
+        rounds = json.loads((runs_dir / f"{policy}-seed{seed}" / "rounds.json").read_text())
+        start = rounds.get("start") or 0 if since_start else 0
+        return [None if n is None else n - start for n in rounds["decisions"]]
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return []
 
 
@@ -70,7 +73,7 @@ def early_rtt(rows: list[dict], runs_dir: Path, policy: str) -> dict[int, float]
     """Per seed, the mean probe RTT over the rounds decided within the policy's first FIRST decisions."""
     out = {}
     for seed in sorted({int(r["seed"]) for r in rows if r["policy"] == policy}):
-        counts = decisions(runs_dir, policy, seed)
+        counts = decisions(runs_dir, policy, seed, since_start=True)
         early = {rnd for rnd, n in enumerate(counts) if n is not None and n <= FIRST}
         values = [float(r["rtt_ms"]) for r in rows if r["policy"] == policy and int(r["seed"]) == seed
                   and r["kind"] == "rtt" and r["rtt_ms"] != "" and int(r["round"]) in early]

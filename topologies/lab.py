@@ -85,7 +85,7 @@ class Lab:
         self.command = [python, "-m", "controller", "--topology", str(self.spec_path.resolve()),
                         "--policy", policy, "--ofp-port", str(self.ofp_port),
                         "--rest-port", str(self.rest_port), "--metrics-port", str(self.metrics_port),
-                        f"--api-token={self.api_token}", "--framework", framework, *controller_args]
+                        "--framework", framework, *controller_args]
         self.controller: subprocess.Popen | None = None
         self.net = None    # a mininet.net.Mininet while started
 
@@ -123,7 +123,9 @@ class Lab:
     def start_controller(self, timeout_s: float = 30) -> None:
         with open(self.log_path, "ab") as out:
             # Own session: a Ctrl-C in the terminal reaches us, and we stop it in order.
-            self.controller = subprocess.Popen(self.command, cwd=ROOT, stdout=out, env=user_env(),
+            # the token in the environment, not the command line, which other users can read
+            self.controller = subprocess.Popen(self.command, cwd=ROOT, stdout=out,
+                                               env={**user_env(), "LB_API_TOKEN": self.api_token},
                                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                                start_new_session=True)
 

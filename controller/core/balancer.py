@@ -252,9 +252,13 @@ class Balancer:
         """Give a learning policy the outcome of each decision once it is measured: probes and
         a statistics window that began after the decision (a window reaching back before it
         saw the path as the decision did, not what the flow met). A decision not measured
-        within OUTCOME_POLLS polls, or whose path broke, teaches nothing."""
+        within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is counted in
+        outcomes_unmeasured; one whose path broke teaches nothing."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
+        # a probe must be sent after the decision, and a statistics window begin and end after it
+        deadline = max(OUTCOME_POLLS * self.settings.poll_interval_s,
+                       self.settings.probe_interval_s + 2 * self.settings.poll_interval_s)
         while self._decisions and now - self._decisions[0].at >= self.settings.poll_interval_s:
             d = self._decisions.popleft()
             chosen = d.candidates[d.action]
@@ -263,8 +267,10 @@ class Balancer:
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
             if after is not None:
                 ripe.append((d.before, d.action, after))
-            elif now - d.at < OUTCOME_POLLS * self.settings.poll_interval_s:
+            elif now - d.at < deadline:
                 waiting.append(d)
+            else:
+                self.counters["outcomes_unmeasured"] += 1
         self._decisions.extendleft(reversed(waiting))
         if ripe:
             self.policy.learn(ripe)
@@ -278,7 +284,8 @@ class Balancer:
             edge = g.edges[a, b]
             out, into = End(a, edge["out_port"]), End(b, edge["in_port"])
             latency = self.monitor.latency_ms(out, into, since)
-            if latency is None or not self.monitor.measured_since(out, since):
+            if latency is None or not (self.monitor.measured_since(out, since) and
+                                       self.monitor.measured_since(into, since)):
                 return None
             lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
             metrics.append(replace(lk, latency_ms=latency))

@@ -153,8 +153,9 @@ class Settings:
                 raise ConfigError(f"{row.var}: {problem}")
 
     def env(self) -> dict[str, str]:
-        """The variables that give these settings to from_env (a None is no variable)."""
-        return {row.var: str(getattr(self, row.name)) for row in TABLE if getattr(self, row.name) is not None}
+        """The variables that give these settings to from_env, every one of them: a None is an
+        empty variable, so that one already in the environment cannot stand in for it."""
+        return {row.var: "" if getattr(self, row.name) is None else str(getattr(self, row.name)) for row in TABLE}
 
 
 # A field without a row is left out here, and the consistency test names it.

@@ -61,7 +61,9 @@ def level(f: PathFeatures) -> int | str:
 
 
 def state_of(f: PathFeatures) -> str:
-    headroom = 0 if f.headroom_mbps < 1 else min(int(math.log2(f.headroom_mbps)) + 1, MAX_HEADROOM_CLASS)
+    h = f.headroom_mbps     # inf: no inter-switch link (both hosts on one switch)
+    headroom = 0 if not h >= 1 else MAX_HEADROOM_CLASS if h == math.inf else min(int(math.log2(h)) + 1,
+                                                                                    MAX_HEADROOM_CLASS)
     return f"h{min(f.hops, MAX_HOPS)} r{headroom} l{level(f)}"
 
 
@@ -200,6 +202,7 @@ class QLearningPolicy(Policy):
         self._rng = random.Random(seed)
         self._save_failed = False
         self.table = QTable(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
+        self._epsilon = epsilon     # a reset starts exploring again from here
         if self.table_path and os.path.lexists(self.table_path):
             try:
                 self.table = load(self.table_path, alpha=alpha, gamma=gamma, explore=explore)
@@ -226,7 +229,7 @@ class QLearningPolicy(Policy):
     def reset(self) -> None:
         """Empty the table and its file; QTableError if the file cannot be replaced, and
         then nothing is reset."""
-        empty = replace(self.table, q={}, rewards=[], decisions=0, updates=0)
+        empty = replace(self.table, q={}, rewards=[], decisions=0, updates=0, epsilon=self._epsilon)
         if self.table_path:
             empty.save(self.table_path)
         self.table, self._save_failed = empty, False

@@ -1,7 +1,8 @@
 """Q-learning in the loop, deterministically (no exploration): with the shortest h1 -> h7 path
-flooded, a new flow tries it only while the flooded path's state has no value yet (states are
-worth 0 until measured, and ties go to the fewest hops); once the outcome of that choice is
-learnt, the policy avoids the flooded path. The table is saved as it learns."""
+flooded, the first flow takes it (nothing is valued yet, and ties go to the fewest hops); once
+the outcome of that choice is learnt, the flooded path's state, and any state at its load level
+not met before, is worth less than the others, and the policy avoids it. The table is saved as
+it learns."""
 
 from __future__ import annotations
 

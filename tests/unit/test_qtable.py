@@ -229,3 +229,49 @@ def test_learning_survives_a_policy_switch_back_and_forth(tmp_path):
     b.set_policy(make_policy("shortest", settings))
     b.set_policy(make_policy("qlearning", settings))
     assert b.policy.table.q == learnt and b.policy.table.updates == 1
+
+
+def test_a_path_without_inter_switch_links_has_a_state():
+    """Both hosts on one switch: no link limits the path (headroom inf); NaN is no headroom."""
+    assert qtable.state_of(PathFeatures(0.0, 0.0, 0.0, 0)) == "h0 r10 l0"
+    assert qtable.state_of(PathFeatures(0.0, 0.0, 0.0, 1, headroom_mbps=float("nan"))) == "h1 r0 l0"
+
+
+def test_reset_explores_again_from_the_starting_rate():
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3)
+    simulate(policy, 300)
+    assert policy.table.epsilon < 0.1
+    policy.reset()
+    assert policy.table.epsilon == 0.3 and policy.table.decisions == 0
+
+
+@pytest.mark.parametrize("probe_after_s, learnt", [(7.0, 1), (None, 0)])
+def test_an_outcome_waits_for_a_probe_sent_after_the_decision(tmp_path, probe_after_s, learnt):
+    """Probes every 10 s: a decision 7 s before the next probe is learnt from it; with no probe
+    at all it is dropped once the deadline passes, and counted."""
+    booted = Booted(policy="qlearning", settings=Settings(probe_interval_s=10.0))
+    b = booted.balancer
+    booted.arp("h1", "h7")
+    booted.arp("h7", "h1")
+    h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+    t0 = booted.now
+    steady(b, t0 - 1.0)
+    booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17))
+    for t in range(1, 16):
+        steady(b, t0 + t - 0.5)
+        if probe_after_s is not None and t == probe_after_s:
+            booted.probe_round(t0 + t - 0.2, delay_s=0.002)
+        b.poll(t0 + t)
+    assert b.policy.table.updates == learnt and b.counters["outcomes_unmeasured"] == 1 - learnt
+    assert not b._decisions
+
+
+def test_a_switch_of_policy_forgets_the_decisions_awaiting_their_outcome():
+    booted = Booted(policy="qlearning")
+    booted.arp("h1", "h7")
+    booted.arp("h7", "h1")
+    h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+    booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17))
+    assert booted.balancer._decisions
+    booted.balancer.set_policy(make_policy("qlearning"))
+    assert not booted.balancer._decisions

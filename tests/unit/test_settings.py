@@ -2,12 +2,13 @@
 every field has a row, and the variables, the launcher's options, their checks and
 docs/settings.md, all made from the rows, agree with each other."""
 
+import os
 from dataclasses import fields
 from pathlib import Path
 
 import pytest
 
-from controller.__main__ import launch_settings, main, parse_args, settings_markdown
+from controller.__main__ import launch_settings, main, parse_args, settings_env, settings_markdown
 from controller.core.settings import TABLE, ConfigError, Range, Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
@@ -85,3 +86,14 @@ def test_a_secret_comes_to_the_launcher_by_its_variable_and_stays_out_of_repr(ro
 def test_docs_list_the_table():
     assert DOC.read_text() == settings_markdown(), \
         "docs/settings.md is stale; regenerate it: .venv/bin/python -m controller --settings-markdown > docs/settings.md"
+
+
+def test_a_setting_left_unset_at_the_launcher_is_not_taken_from_the_shell(monkeypatch):
+    """The launcher hands the app every variable; one the options leave unset is empty, so a
+    stale LB_TOPOLOGY or LB_Q_TABLE in the user's shell cannot reach the app unchecked."""
+    monkeypatch.setenv("LB_TOPOLOGY", "/nonexistent.json")
+    monkeypatch.setenv("LB_Q_TABLE", "relative.json")
+    env = settings_env(parse_args([]))
+    monkeypatch.setattr(os, "environ", {**os.environ, **env})
+    settings = Settings.from_env()
+    assert (settings.topology, settings.q_table) == (None, None)
