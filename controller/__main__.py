@@ -26,15 +26,13 @@ import sys
 import warnings
 from pathlib import Path
 
-from controller.service.capture import Capture
-from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy
 from controller.core.settings import TABLE, ConfigError, Range, Setting, Settings
-from models import bpann
-from controller.policies import qlearning as qtable
-from models.bpann import ModelError
-from controller.policies.qlearning import QTableError
 from controller.core.spec import TopologyError
 from controller.files import load_spec
+from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy, qlearning
+from controller.service.capture import Capture
+from models import bpann
+from models.bpann import ModelError
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -105,7 +103,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     if settings.model or settings.policy == BpannPolicy.name:
         bpann.load(settings.model or DEFAULT_MODEL)
     if settings.q_table and os.path.lexists(settings.q_table):
-        qtable.load(settings.q_table)
+        qlearning.load(settings.q_table)
     make_policy(settings.policy, settings)     # the name (its files load: checked above)
     if settings.capture:
         Capture(settings.capture).close()
@@ -132,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         env = settings_env(args)
         check_listen(args.listen, args.ofp_port)
-    except (ConfigError, TopologyError, ModelError, QTableError) as exc:
+    except (ConfigError, TopologyError, ModelError, qlearning.QTableError) as exc:
         message = str(exc)
         for row in TABLE:
             message = message.replace(row.var, row.option)

@@ -163,8 +163,8 @@ def load(path: str | Path, **overrides) -> QTable:
                           "sets, not paths: move that file away)")
     q = data.get("q")
     if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 and
-                                          all(isinstance(x, (int, float)) for x in v) and v[1] >= 0
-                                          for k, v in q.items()):
+                                          isinstance(v[0], (int, float)) and not isinstance(v[0], bool) and
+                                          type(v[1]) is int and v[1] >= 0 for k, v in q.items()):
         raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits]")
     rewards = data.get("rewards", [])
     if not isinstance(rewards, list) or not all(isinstance(x, (int, float)) for x in rewards):

@@ -141,6 +141,10 @@ def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
                                           '"q": {"s": ["x", 1]}}', "'q'"),
                                          ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
                                           '"q": {"s": [-1.0, -1]}}', "'q'"),
+                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+                                          '"q": {"s": [-1.0, 0.5]}}', "'q'"),
+                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+                                          '"q": {"s": [true, 1]}}', "'q'"),
                                          ('{"format": 2, "alpha": 7, "gamma": 0.5, "epsilon": 0.1, "q": {}}',
                                           "alpha"),
                                          ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
