@@ -103,31 +103,31 @@ def retag_model(ctl: Controller, trained_at: str) -> None:
 
 
 def test_requests_without_the_token_change_nothing(controller):
-    before = controller.policies()
+    before = controller.policy()
     retag_model(controller, "retrained")
     for auth in ({}, {"Authorization": "Bearer not-the-token"}, {"Authorization": controller.token}):
         for method, path, body in (("POST", "/api/v1/model/reload", b""), ("POST", "/api/v1/qtable/reset", b""),
                                    ("PUT", "/api/v1/policy", b'{"policy": "shortest"}')):
-            status, headers, data = controller.service.rest(method, path, {**JSON, **auth}, body)
+            status, headers, data = controller.rest(method, path, {**JSON, **auth}, body)
             assert status == 401 and "token" in json.loads(data)["error"], (method, path, auth, data)
             assert headers.get("WWW-Authenticate") == "Bearer"
-    assert controller.policies() == before                      # not reloaded, policy not switched
+    assert controller.policy() == before                      # not reloaded, policy not switched
     assert "refused POST /api/v1/model/reload from 127.0.0.1:" in controller.log()
     # the operator, with the token, can
-    status, _, data = controller.service.rest("POST", "/api/v1/model/reload", JSON, token=True)
+    status, _, data = controller.rest("POST", "/api/v1/model/reload", JSON, token=True)
     assert status == 200 and json.loads(data)["trained_at"] == "retrained" != before["trained_at"]
 
 
 def test_a_cross_site_simple_post_changes_nothing(controller):
     """What a web page can make a browser send without a preflight: text/plain, foreign Origin."""
-    before = controller.policies()
+    before = controller.policy()
     simple = {"Content-Type": "text/plain", "Origin": "http://attacker.example"}
-    assert controller.service.rest("PUT", "/api/v1/policy", simple, b'{"policy": "shortest"}')[0] == 401
-    assert controller.service.rest("POST", "/api/v1/model/reload", simple, b"x")[0] == 401
+    assert controller.rest("PUT", "/api/v1/policy", simple, b'{"policy": "shortest"}')[0] == 401
+    assert controller.rest("POST", "/api/v1/model/reload", simple, b"x")[0] == 401
     # even with the token, only JSON is accepted
-    status, _, data = controller.service.rest("PUT", "/api/v1/policy", simple, b'{"policy": "shortest"}', token=True)
+    status, _, data = controller.rest("PUT", "/api/v1/policy", simple, b'{"policy": "shortest"}', token=True)
     assert status == 415 and "application/json" in json.loads(data)["error"]
-    assert controller.policies() == before
+    assert controller.policy() == before
 
 
 def test_a_request_naming_another_host_is_refused(controller):
@@ -142,19 +142,19 @@ def test_a_request_naming_another_host_is_refused(controller):
 
 def test_an_oversized_body_is_refused(controller):
     big = json.dumps({"policy": "shortest", "pad": "x" * 20_000}).encode()
-    status, _, data = controller.service.rest("PUT", "/api/v1/policy", JSON, big, token=True)
+    status, _, data = controller.rest("PUT", "/api/v1/policy", JSON, big, token=True)
     assert status == 413 and "10000 bytes" in json.loads(data)["error"]
-    assert controller.policies()["policy"] == "bpann"
+    assert controller.policy()["policy"] == "bpann"
 
 
 def test_deeply_nested_json_is_a_one_line_400(controller):
     deep = b"[" * 4000 + b"]" * 4000
-    status, headers, data = controller.service.rest("PUT", "/api/v1/policy", JSON, deep, token=True)
+    status, headers, data = controller.rest("PUT", "/api/v1/policy", JSON, deep, token=True)
     assert status == 400 and headers["Content-Type"] == "application/json", data[:300]
     error = json.loads(data)["error"]
     assert "\n" not in error and "nested" in error
     assert TRACEBACK not in controller.log()
-    assert controller.policies()["policy"] == "bpann"
+    assert controller.policy()["policy"] == "bpann"
 
 
 def test_silent_and_half_sent_connections_are_closed_within_seconds(controller):
