@@ -6,6 +6,7 @@
     GET /api/v1/flows               installed flows and their paths
     GET /api/v1/decisions?flow=&limit=  recent decisions, newest first: each one's candidates,
                                     their features and scores as the policy saw them, the choice
+    GET /api/v1/layout              where the web page draws each switch and host (service/layout.py)
     GET /api/v1/policy              the policy in use (and its model) and the ones available
     GET /api/v1/counters            the counters (Prometheus: lb_*_total), OpenFlow errors by request kind
     PUT /api/v1/policy              {"policy": "<name>"}: switch policy for new flows
@@ -41,6 +42,7 @@ from urllib.parse import parse_qs
 from controller.core.balancer import MAX_EXPLAINED, Balancer, Explained
 from controller.service.metrics import COUNTERS
 from controller.core.monitor import LinkMetrics, PathFeatures
+from controller.service.layout import Layout
 from controller.policies import POLICIES, make_policy
 from controller.core.settings import ConfigError, Settings
 from controller.openflow.xids import label_pairs
@@ -141,10 +143,12 @@ class RestApi:
         self.ofp_errors = Counter() if ofp_errors is None else ofp_errors   # (request kind, error type) -> n
         self.clock = clock
         self.token = token or secrets.token_urlsafe(32)    # none given: one nobody knows
+        self.layout = Layout()
         self.routes = {("GET", "topology"): self.topology, ("GET", "links"): self.links,
                        ("GET", "paths"): self.paths, ("GET", "flows"): self.flows,
                        ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy,
                        ("GET", "counters"): self.counters, ("GET", "decisions"): self.decisions,
+                       ("GET", "layout"): lambda environ: self.layout(self.balancer),
                        ("POST", "model/reload"): self.reload_model, ("POST", "qtable/reset"): self.reset_qtable}
 
     def __call__(self, environ, start_response):
