@@ -3,6 +3,7 @@ on 11 switches, 30 directed inter-switch links): what a newcomer reads must be a
 
 import csv
 import random
+import re
 
 import matplotlib.text
 import pytest
@@ -123,3 +124,13 @@ def test_summary_says_when_too_few_seeds_for_the_intervals_to_mean_anything(tmp_
         assert note in md and "Note" not in "".join(table)
     else:
         assert "Note" not in md and "rest on" not in md
+
+
+def test_index_html_shows_the_summary_table_and_every_plot_with_nothing_from_elsewhere(tmp_path):
+    folder = make_folder(tmp_path / "exp", rounds_per_seed=(10,))
+    plots = write_report(folder)
+    page = (folder / "index.html").read_text()
+    assert page.count("<tr>") == 3 and "<td>shortest</td>" in page and "<td>least-loaded</td>" in page
+    assert "rest on 1 seed" in page                       # the few-seeds note, as in summary.md
+    assert re.findall(r'src="([^"]+)"', page) == list(plots) and all((folder / p).exists() for p in plots)
+    assert "http" not in page.replace("<!doctype html>", "")
