@@ -48,8 +48,8 @@ async function get(resource) {
   return body;
 }
 
-function say(text, isError) {
-  const s = $("status");
+function say(text, isError, where = "status") {
+  const s = $(where);
   s.textContent = text;
   s.classList.toggle("error", !!isError);
 }
@@ -344,9 +344,9 @@ async function switchPolicy() {
   const body = await response.json();
   if (response.ok) {
     showPolicy(body);
-    say(`policy is now ${body.policy}`);
+    say(`switched to ${body.policy}`, false, "action");
   } else {
-    say(`policy not switched: ${body.error}`, true);
+    say(`not switched: ${body.error}`, true, "action");
   }
 }
 
@@ -383,7 +383,7 @@ async function loop() {
 document.addEventListener("DOMContentLoaded", () => {
   $("token").value = sessionStorage.getItem(TOKEN_KEY) || "";
   $("token").addEventListener("change", () => sessionStorage.setItem(TOKEN_KEY, $("token").value.trim()));
-  $("policy-apply").addEventListener("click", () => switchPolicy().catch((err) => say(err.message, true)));
+  $("policy-apply").addEventListener("click", () => switchPolicy().catch((err) => say(err.message, true, "action")));
   $("src").addEventListener("change", showPaths);
   $("dst").addEventListener("change", showPaths);
   loop();
