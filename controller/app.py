@@ -42,6 +42,7 @@ from controller.openflow.messages import (  # noqa: E402
 )
 from controller.service.httpd import HttpServer  # noqa: E402
 from controller.service.metrics import Metrics  # noqa: E402
+from controller.service import pages  # noqa: E402
 from controller.core.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policies import make_policy  # noqa: E402
 from controller.service.ratelimit import RateLimit  # noqa: E402
@@ -158,9 +159,7 @@ class LoadBalancer(compat.AppBase):
                          compat.hub.spawn(self._every, 1.0, self._expire_handshakes)]
         # Each app is made once its port is ours: a second controller that cannot listen must
         # not replace the first one's token file.
-        for port, make_app, what in ((settings.rest_port, lambda: RestApi(self.balancer, token=api_token(settings),
-                                                                      ofp_errors=self.ofp_errors),
-                                      "REST API"),
+        for port, make_app, what in ((settings.rest_port, lambda: self._rest_site(settings), "REST API"),
                                      (settings.metrics_port, self.metrics.wsgi_app, "metrics")):
             if port:
                 try:
@@ -173,6 +172,11 @@ class LoadBalancer(compat.AppBase):
         if self.capture:
             log.info("capturing link metrics and path features to %s", settings.capture)
         signal.signal(signal.SIGHUP, lambda *_: self._reload_model())
+
+    def _rest_site(self, settings):
+        """The REST port's application: the API, and the web page at / (controller/service/web)."""
+        return pages.Site(RestApi(self.balancer, token=api_token(settings), ofp_errors=self.ofp_errors),
+                          pages.load())
 
     def _reload_model(self):
         """SIGHUP: reload the BPANN model, as POST /api/v1/model/reload does. An exception

@@ -1,13 +1,15 @@
 """Summaries of an experiment's runs.csv: per-policy metrics, their change against shortest
-path with a 95% confidence interval across seeds, a Markdown table and the plots.
+path with a 95% confidence interval across seeds, a Markdown table and the plots, and
+index.html, which shows the table and the plots on one page.
 
-    .venv/bin/python -m scripts.report results/experiment-<time>    (rewrites summary.*, *.png)
+    .venv/bin/python -m scripts.report results/experiment-<time>    (rewrites summary.*, *.png, index.html)
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
+import html
 import json
 import math
 import re
@@ -335,9 +337,27 @@ def _save(fig: plt.Figure, out: Path) -> plt.Figure:
     return fig
 
 
+def index_html(folder: Path, summary: dict, plots: list[str]) -> str:
+    """One page, nothing from elsewhere: the summary table (summary.md's rows) and the plots."""
+    rows = [[html.escape(c.strip()) for c in line.strip().strip("|").split("|")]
+            for line in markdown(summary).splitlines() if line.startswith("|")]
+    note = few_seeds_note(summary)
+    return "\n".join([
+        "<!doctype html>", '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>Experiment {html.escape(folder.name)}</title>",
+        "<style>body{font:14px system-ui,sans-serif;margin:1em}table{border-collapse:collapse}"
+        "th,td{border:1px solid #ccc;padding:3px 6px;text-align:right}td:first-child{text-align:left}"
+        "img{max-width:100%;display:block;margin:1em 0}</style></head><body>",
+        f"<h1>Experiment {html.escape(folder.name)}</h1>", "<table>",
+        "<tr>" + "".join(f"<th>{c}</th>" for c in rows[0]) + "</tr>",
+        *("<tr>" + "".join(f"<td>{c}</td>" for c in row) + "</tr>" for row in rows[2:]), "</table>",
+        f"<p>{html.escape(note)}</p>" if note else "",
+        *(f'<img src="{html.escape(p)}" alt="{html.escape(p)}">' for p in plots), "</body></html>", ""])
+
+
 def write_report(folder: Path) -> dict[str, plt.Figure]:
-    """Read folder/runs.csv; write summary.json, summary.md and the plots; return the plots'
-    figures by file name, for a caller to check what they show."""
+    """Read folder/runs.csv; write summary.json, summary.md, the plots and index.html; return
+    the plots' figures by file name, for a caller to check what they show."""
     rows = read_runs(folder / "runs.csv")
     if not rows:
         raise ReportError(f"{folder / 'runs.csv'}: no completed run")
@@ -347,11 +367,13 @@ def write_report(folder: Path) -> dict[str, plt.Figure]:
     (folder / "summary.md").write_text(markdown(summary) + (f"\n{provenance_line(prov)}\n" if prov else ""))
     probe = probe_label(rows)
     seed = min(int(r["seed"]) for r in rows)
-    return {"rtt_cdf.png": plot_rtt_cdf(rows, probe, folder / "rtt_cdf.png"),
-            "throughput.png": plot_throughput(summary, probe, folder / "throughput.png"),
-            "rtt_over_time.png": plot_rtt_over_time(rows, probe, folder / "rtt_over_time.png"),
-            "utilisation.png": plot_utilisation(rows, folder / "runs", seed, list(summary),
-                                                folder / "utilisation.png")}
+    figures = {"rtt_cdf.png": plot_rtt_cdf(rows, probe, folder / "rtt_cdf.png"),
+               "throughput.png": plot_throughput(summary, probe, folder / "throughput.png"),
+               "rtt_over_time.png": plot_rtt_over_time(rows, probe, folder / "rtt_over_time.png"),
+               "utilisation.png": plot_utilisation(rows, folder / "runs", seed, list(summary),
+                                                   folder / "utilisation.png")}
+    (folder / "index.html").write_text(index_html(folder, summary, list(figures)))
+    return figures
 
 
 def _read_config(folder: Path) -> dict:

@@ -21,8 +21,9 @@ command -v apt-get >/dev/null || { echo "setup.sh: needs a Debian or Ubuntu mach
 step() { printf '\n== %s\n' "$*"; }
 
 step "system packages"
+# chromium and chromium-driver: the web page's test drives a real (headless) browser
 packages=(mininet python3-networkx openvswitch-switch iperf3 iperf ethtool iputils-ping net-tools iproute2 kmod
-          python3 python3-venv python3-dev procps)
+          python3 python3-venv python3-dev procps chromium chromium-driver)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

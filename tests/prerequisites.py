@@ -26,6 +26,17 @@ def lab_missing() -> str | None:
     return None
 
 
+def browser_missing() -> str | None:
+    """Why the web page cannot be tested in a real browser here (Selenium driving Debian's
+    headless Chromium), or None."""
+    if importlib.util.find_spec("selenium") is None:
+        return "no selenium in .venv: run scripts/setup.sh"
+    for tool, package in (("chromium", "chromium"), ("chromedriver", "chromium-driver")):
+        if shutil.which(tool) is None:
+            return f"'{tool}' not installed (Debian package {package}): run scripts/setup.sh"
+    return None
+
+
 def venv_problem(name: str) -> str | None:
     """Why an environment (main: .venv, ryu: .venv-ryu) is missing, stale or broken, or None:
     scripts/make-venv's own check, so the test and the set-up agree on what complete means."""

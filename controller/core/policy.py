@@ -2,7 +2,8 @@
 
 A policy scores each candidate path from its features (lower is better) and the lowest
 score wins, ties going to the earlier candidate (fewer hops); policies that are not a score
-override choose() instead. Only a `load_aware` policy is given measured features (the others
+override rank() instead. rank() gives the choice with the scores it was made by, from one
+scoring, so that a decision can be explained (GET /api/v1/decisions) at no extra cost. Only a `load_aware` policy is given measured features (the others
 read hops alone: their utilisation, loss and latency are 0), and it does not prefer a path
 because its load cannot be seen: paths with links lacking recent statistics rank after the
 measured ones with headroom, before the measured ones that are full. A policy that `learns` is
@@ -33,10 +34,15 @@ class Policy:
 
     def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
         """Index of the chosen candidate (never called with an empty list)."""
+        return self.rank(key, features)[0]
+
+    def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float] | None]:
+        """The chosen candidate's index and every candidate's score as the choice saw them;
+        None for the scores of a policy that does not choose by score (round robin, a hash, chance)."""
         scores = self.scores(features)
         if self.load_aware:
-            return min(range(len(scores)), key=lambda i: (_standing(features[i]), scores[i]))
-        return min(range(len(scores)), key=scores.__getitem__)
+            return min(range(len(scores)), key=lambda i: (_standing(features[i]), scores[i])), scores
+        return min(range(len(scores)), key=scores.__getitem__), scores
 
     def learn(self, experience: list[Experience]) -> None:
         """Outcomes of earlier decisions (only called when `learns`)."""

@@ -38,11 +38,11 @@ class RoundRobin(Policy):
     def score(self, features: PathFeatures) -> float:
         return 0.0
 
-    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+    def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, None]:
         pair = (key.src_ip, key.dst_ip) if key else ("", "")
         turn = self._next.get(pair, 0)
         self._next[pair] = turn + 1
-        return turn % len(features)
+        return turn % len(features), None
 
 
 class Ecmp(Policy):
@@ -53,11 +53,11 @@ class Ecmp(Policy):
     def score(self, features: PathFeatures) -> float:
         return features.hops
 
-    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
+    def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, None]:
         fewest = min(f.hops for f in features)
         equal = [i for i, f in enumerate(features) if f.hops == fewest]
         digest = zlib.crc32(repr(key).encode()) if key else 0
-        return equal[digest % len(equal)]
+        return equal[digest % len(equal)], None
 
 
 class RandomPath(Policy):
@@ -70,5 +70,5 @@ class RandomPath(Policy):
     def score(self, features: PathFeatures) -> float:
         return 0.0
 
-    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
-        return self._random.randrange(len(features))
+    def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, None]:
+        return self._random.randrange(len(features)), None

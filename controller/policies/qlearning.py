@@ -215,10 +215,13 @@ class QLearningPolicy(Policy):
     def score(self, features: PathFeatures) -> float:
         return -self.table.value(state_of(features))
 
-    def choose(self, key: FlowKey | None, features: list[PathFeatures]) -> int:
-        if key is None:       # a look (REST), not a decision: no exploration, nothing counted
-            return super().choose(key, features)
-        return self.table.choose([state_of(f) for f in features], self._rng)
+    def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
+        """A decision explores as configured (its scores are still -Q of each candidate's state);
+        a look (REST, key None) does not explore and counts nothing."""
+        if key is None:
+            return super().rank(key, features)
+        states = [state_of(f) for f in features]
+        return self.table.choose(states, self._rng), [-self.table.value(s) for s in states]
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:

@@ -4,6 +4,9 @@
     GET /api/v1/links               per directed link: capacity, rate, utilisation, loss, latency, age
     GET /api/v1/paths?src=h1&dst=h7 candidate paths with their features and policy scores
     GET /api/v1/flows               installed flows and their paths
+    GET /api/v1/decisions?flow=&limit=  recent decisions, newest first: each one's candidates,
+                                    their features and scores as the policy saw them, the choice
+    GET /api/v1/layout              where the web page draws each switch and host (service/layout.py)
     GET /api/v1/policy              the policy in use (and its model) and the ones available
     GET /api/v1/counters            the counters (Prometheus: lb_*_total), OpenFlow errors by request kind
     PUT /api/v1/policy              {"policy": "<name>"}: switch policy for new flows
@@ -36,9 +39,10 @@ from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import parse_qs
 
-from controller.core.balancer import Balancer
+from controller.core.balancer import MAX_EXPLAINED, Balancer, Explained
 from controller.service.metrics import COUNTERS
-from controller.core.monitor import LinkMetrics
+from controller.core.monitor import LinkMetrics, PathFeatures
+from controller.service.layout import Layout
 from controller.policies import POLICIES, make_policy
 from controller.core.settings import ConfigError, Settings
 from controller.openflow.xids import label_pairs
@@ -47,6 +51,7 @@ from controller.policies.qlearning import QTableError
 
 PREFIX = "/api/v1/"
 MAX_BODY = 10_000
+DECISIONS_LIMIT = 100      # decisions a GET returns unless it asks for up to MAX_EXPLAINED
 log = logging.getLogger("lb.rest")
 
 
@@ -103,6 +108,25 @@ def finite(x: float) -> float | None:
     return round(x, 6) if math.isfinite(x) else None
 
 
+def features_json(f: PathFeatures) -> dict:
+    return {k: finite(v) if isinstance(v, float) else v for k, v in f.as_dict().items()}
+
+
+def decision_json(balancer: Balancer, e: Explained, now: float) -> dict:
+    """A decision as taken: a policy that is not load-aware was given hops alone (its other
+    features read 0, unmeasured), so only hops are shown for it; score null: not chosen by score."""
+    name, measured = balancer.net.name, e.features is not None
+    scores = e.scores or [None] * len(e.candidates)
+    features = e.features or [None] * len(e.candidates)
+    return {"id": e.id, "age_s": round(now - e.at, 3), "flow": str(e.key),
+            "src": balancer.net.host_name(e.src), "dst": balancer.net.host_name(e.dst),
+            "policy": e.policy.name, "measured": measured, "chosen": e.action,
+            "candidates": [{"path": [name(d) for d in c],
+                            **(features_json(f) if measured else {"hops": len(c) - 1}),
+                            "score": None if score is None else finite(score), "chosen": i == e.action}
+                           for i, (c, f, score) in enumerate(zip(e.candidates, features, scores))]}
+
+
 def link_json(balancer: Balancer, m: LinkMetrics) -> dict:
     name = balancer.net.name
     return {"src": name(m.src.dpid), "src_port": m.src.port, "dst": name(m.dst.dpid),
@@ -119,10 +143,12 @@ class RestApi:
         self.ofp_errors = Counter() if ofp_errors is None else ofp_errors   # (request kind, error type) -> n
         self.clock = clock
         self.token = token or secrets.token_urlsafe(32)    # none given: one nobody knows
+        self.layout = Layout()
         self.routes = {("GET", "topology"): self.topology, ("GET", "links"): self.links,
                        ("GET", "paths"): self.paths, ("GET", "flows"): self.flows,
                        ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy,
-                       ("GET", "counters"): self.counters,
+                       ("GET", "counters"): self.counters, ("GET", "decisions"): self.decisions,
+                       ("GET", "layout"): lambda environ: self.layout(self.balancer),
                        ("POST", "model/reload"): self.reload_model, ("POST", "qtable/reset"): self.reset_qtable}
 
     def __call__(self, environ, start_response):
@@ -187,7 +213,7 @@ class RestApi:
         features = [b.features(c, ends[0], ends[1], now) for c in candidates]
         chosen = b.policy.choose(None, features) if candidates else None
         return {"src": query["src"][0], "dst": query["dst"][0], "policy": b.policy.name,
-                "candidates": [{"path": [b.net.name(d) for d in c], **f.as_dict(),
+                "candidates": [{"path": [b.net.name(d) for d in c], **features_json(f),
                                 "score": finite(score), "chosen": i == chosen}
                                for i, (c, f, score) in enumerate(zip(candidates, features,
                                                                      b.policy.scores(features)))]}
@@ -213,6 +239,19 @@ class RestApi:
                  "age_s": round(now - f.installed_at, 3),
                  "booked_mbps": finite(self.balancer.bookings.of(f.cookie) / 1e6)}
                 for f in self.balancer.flows.values()]
+
+    def decisions(self, environ) -> dict:
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        for name in ("flow", "limit"):
+            if len(query.get(name, [])) > 1:
+                raise ApiError("400 Bad Request", f"query parameter '{name}' given more than once")
+        limit = query.get("limit", [str(DECISIONS_LIMIT)])[0]
+        if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_EXPLAINED):
+            raise ApiError("400 Bad Request", f"query parameter 'limit': a whole number from 1 to {MAX_EXPLAINED}")
+        flow, now, ring = query.get("flow", [None])[0], self.clock(), self.balancer.explained
+        chosen = [e for e in map(Explained._make, reversed(ring)) if flow is None or str(e.key) == flow]
+        return {"kept": len(ring), "max_kept": ring.maxlen,
+                "decisions": [decision_json(self.balancer, e, now) for e in chosen[:int(limit)]]}
 
     def counters(self, environ) -> dict:
         counters = self.balancer.counters

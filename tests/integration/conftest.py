@@ -23,12 +23,16 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.integration)
 
 
-def require_lab() -> None:
-    missing = lab_missing()
+def require(missing: str | None) -> None:
+    """Skip a test whose prerequisite is missing, saying which; under CI=true fail it instead."""
     if missing and os.environ.get("CI") == "true":
         pytest.fail(f"CI=true and a prerequisite is missing: {missing}")
     if missing:
         pytest.skip(missing)
+
+
+def require_lab() -> None:
+    require(lab_missing())
 
 
 def counter(lab: Lab, name: str) -> float:

@@ -4,6 +4,7 @@ on 11 switches, 30 directed inter-switch links): what a newcomer reads must be a
 import csv
 import json
 import random
+import re
 
 import matplotlib.text
 import pytest
@@ -147,3 +148,13 @@ def test_an_older_folder_says_where_its_provenance_came_from_or_nothing(tmp_path
     assert (folder / "summary.md").read_text().splitlines()[-1] == (
         "Measured at commit `e9b0de0` by `python -m scripts.experiment`. Recorded by hand.")
     assert provenance_line({"commit": "unknown", "command": "x"}) == "Measured at an unknown commit by `x`."
+
+
+def test_index_html_shows_the_summary_table_and_every_plot_with_nothing_from_elsewhere(tmp_path):
+    folder = make_folder(tmp_path / "exp", rounds_per_seed=(10,))
+    plots = write_report(folder)
+    page = (folder / "index.html").read_text()
+    assert page.count("<tr>") == 3 and "<td>shortest</td>" in page and "<td>least-loaded</td>" in page
+    assert "rest on 1 seed" in page                       # the few-seeds note, as in summary.md
+    assert re.findall(r'src="([^"]+)"', page) == list(plots) and all((folder / p).exists() for p in plots)
+    assert "http" not in page.replace("<!doctype html>", "")
