@@ -580,7 +580,7 @@ class Balancer:
         if self.policy.learns:
             self._decisions.append(Decision(now, candidates, src, dst, features, action))
         self.explained.append((next(self._explained_ids), now, key, src, dst, candidates, measured, scores,
-                               action, self.policy))
+                               action, self.policy.name))
         return candidates[action], f"{self.policy.name}, {len(candidates)} candidates"
 
     def _make_room(self, at: End) -> list[Message]:

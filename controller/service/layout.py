@@ -2,12 +2,16 @@
 spec's network and whatever was discovered beyond it, in the unit square.
 
 Positions stay put while the network changes: they are computed again only when a node or
-link appears that was never placed (a link going down must not move the picture). Computing
-blocks the controller's loop, so the method is bounded by size: Kamada-Kawai (the clearest,
-0.2 s at 100 nodes), then a seeded spring layout (0.3 s at 400), then a circle.
+link appears that was never placed (a link going down must not move the picture), and at most
+once every RELAYOUT_S: computing blocks the controller's loop (Kamada-Kawai took 0.59 s at 100
+nodes, a seeded spring layout 0.32 s at 400; beyond, a circle), and without a spec any host that
+sends from a new address is a new node. Until the next layout a new node is drawn beside a
+placed neighbour. Only the nodes and links there are now are laid out.
 """
 
 from __future__ import annotations
+
+import time
 
 import networkx as nx
 
@@ -15,8 +19,9 @@ from controller.core.balancer import Balancer
 
 KAMADA_KAWAI_NODES = 100
 SPRING_NODES = 400
-MAX_PLACED = 4096       # nodes ever placed, beyond which the picture starts again from what is there
+RELAYOUT_S = 30.0
 MARGIN = 0.05
+NUDGE = 0.03            # how far beside its neighbour a node placed between layouts goes
 
 
 def picture(balancer: Balancer) -> tuple[dict[str, dict], dict[tuple[str, str], dict]]:
@@ -67,20 +72,33 @@ def positions(g: nx.Graph) -> dict[str, tuple[float, float]]:
 class Layout:
     """GET /api/v1/layout: the picture with a position for every node, kept across calls."""
 
-    def __init__(self) -> None:
-        self._placed = nx.Graph()
+    def __init__(self, clock=time.monotonic) -> None:
+        self._clock = clock
+        self._edges: set[tuple[str, str]] = set()
         self._positions: dict[str, tuple[float, float]] = {}
+        self._laid_out = -float("inf")
 
     def __call__(self, balancer: Balancer) -> dict:
         nodes, links = picture(balancer)
-        if not (nodes.keys() <= self._positions.keys() and all(self._placed.has_edge(*p) for p in links)):
-            if len(self._placed) + len(nodes) > MAX_PLACED:
-                self._placed = nx.Graph()
-            self._placed.add_nodes_from(nodes)
-            self._placed.add_edges_from(links)
-            self._positions = positions(self._placed)
+        new = [n for n in sorted(nodes) if n not in self._positions]
+        if new or not links.keys() <= self._edges:
+            if self._clock() - self._laid_out >= RELAYOUT_S:
+                g = nx.Graph()
+                g.add_nodes_from(nodes)
+                g.add_edges_from(links)
+                self._positions, self._edges, self._laid_out = positions(g), set(links), self._clock()
+            else:
+                for n in new:
+                    self._positions[n] = self._beside(n, links)
         spec = balancer.net.spec
         return {"spec": spec.name if spec is not None else None,
                 "nodes": [{"name": n, **attrs, "x": self._positions[n][0], "y": self._positions[n][1]}
                           for n, attrs in sorted(nodes.items())],
                 "links": [{"a": a, "b": b, **attrs} for (a, b), attrs in sorted(links.items())]}
+
+    def _beside(self, node: str, links) -> tuple[float, float]:
+        """Near a placed neighbour (the middle of the square if it has none)."""
+        placed = [self._positions[m] for pair in links if node in pair for m in pair
+                  if m != node and m in self._positions]
+        x, y = placed[0] if placed else (0.5, 0.5)
+        return (round(min(max(x + NUDGE, 0.0), 1.0), 4), round(min(max(y + NUDGE, 0.0), 1.0), 4))

@@ -34,6 +34,7 @@ import os
 import secrets
 import tempfile
 import time
+from itertools import islice
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -120,7 +121,7 @@ def decision_json(balancer: Balancer, e: Explained, now: float) -> dict:
     features = e.features or [None] * len(e.candidates)
     return {"id": e.id, "age_s": round(now - e.at, 3), "flow": str(e.key),
             "src": balancer.net.host_name(e.src), "dst": balancer.net.host_name(e.dst),
-            "policy": e.policy.name, "measured": measured, "chosen": e.action,
+            "policy": e.policy, "measured": measured, "chosen": e.action,
             "candidates": [{"path": [name(d) for d in c],
                             **(features_json(f) if measured else {"hops": len(c) - 1}),
                             "score": None if score is None else finite(score), "chosen": i == e.action}
@@ -246,12 +247,13 @@ class RestApi:
             if len(query.get(name, [])) > 1:
                 raise ApiError("400 Bad Request", f"query parameter '{name}' given more than once")
         limit = query.get("limit", [str(DECISIONS_LIMIT)])[0]
-        if not (limit.isascii() and limit.isdigit() and 1 <= int(limit) <= MAX_EXPLAINED):
+        if not (limit.isascii() and limit.isdigit() and len(limit) <= 4 and 1 <= int(limit) <= MAX_EXPLAINED):
             raise ApiError("400 Bad Request", f"query parameter 'limit': a whole number from 1 to {MAX_EXPLAINED}")
         flow, now, ring = query.get("flow", [None])[0], self.clock(), self.balancer.explained
-        chosen = [e for e in map(Explained._make, reversed(ring)) if flow is None or str(e.key) == flow]
+        chosen = islice((e for e in map(Explained._make, reversed(ring)) if flow is None or str(e.key) == flow),
+                        int(limit))    # built for what is returned, not for the whole ring
         return {"kept": len(ring), "max_kept": ring.maxlen,
-                "decisions": [decision_json(self.balancer, e, now) for e in chosen[:int(limit)]]}
+                "decisions": [decision_json(self.balancer, e, now) for e in chosen]}
 
     def counters(self, environ) -> dict:
         counters = self.balancer.counters

@@ -41,3 +41,21 @@ def test_the_layout_of_a_network_without_a_spec_is_what_was_discovered():
     assert call(RestApi(b), "/api/v1/layout")[1] == {"spec": None, "nodes": [], "links": []}
     b.switch_up(1, {1}, 0.0)
     assert call(RestApi(b), "/api/v1/layout")[1]["nodes"] == [{"name": "s1", "kind": "switch", "x": 0.5, "y": 0.5}]
+
+
+def test_the_layout_is_computed_at_most_once_every_relayout_s():
+    """Computing blocks the controller: nodes that appear in between are drawn beside a placed
+    neighbour without moving the others, and the next layout comes RELAYOUT_S later."""
+    from controller.service.layout import RELAYOUT_S, Layout
+    now = [0.0]
+    booted = Booted()
+    layout = Layout(clock=lambda: now[0])
+    first = {n["name"]: (n["x"], n["y"]) for n in layout(booted.balancer)["nodes"]}
+    booted.balancer.switch_up(99, {1, 2}, booted.now)
+    now[0] = RELAYOUT_S / 2
+    between = {n["name"]: (n["x"], n["y"]) for n in layout(booted.balancer)["nodes"]}
+    assert {k: v for k, v in between.items() if k != "s99"} == first and "s99" in between
+    now[0] = RELAYOUT_S
+    booted.balancer.switch_up(98, {1}, booted.now)
+    again = {n["name"]: (n["x"], n["y"]) for n in layout(booted.balancer)["nodes"]}
+    assert again.keys() == first.keys() | {"s98", "s99"} and again != {**between, "s98": again["s98"]}

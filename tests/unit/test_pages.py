@@ -35,7 +35,11 @@ def fetch(site, path, method="GET", **environ):
 def test_each_file_is_served_with_the_type_of_its_extension_and_protective_headers(site, path, kind):
     status, headers, body = fetch(site, path)
     assert status == 200 and headers["Content-Type"] == kind and int(headers["Content-Length"]) == len(body) > 0
-    assert headers["X-Content-Type-Options"] == "nosniff" and "frame-ancestors 'none'" in headers["Content-Security-Policy"]
+    assert {k: headers[k] for k in ("X-Content-Type-Options", "Referrer-Policy", "X-Frame-Options",
+                                    "Content-Security-Policy")} == {
+        "X-Content-Type-Options": "nosniff", "Referrer-Policy": "no-referrer", "X-Frame-Options": "DENY",
+        "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; object-src 'none'; "
+                                   "base-uri 'none'; form-action 'none'; frame-ancestors 'none'"}
     assert body == (pages.WEB / ("index.html" if path == "/" else path[1:])).read_bytes()
 
 
