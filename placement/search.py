@@ -12,6 +12,7 @@ looking once the bound cannot beat the best swap found.
 from __future__ import annotations
 
 import time
+from itertools import combinations
 
 import numpy as np
 
@@ -115,24 +116,29 @@ def _improve(problem: Problem, sub: np.ndarray, choice: np.ndarray, room: np.nda
     return choice
 
 
-def local_search(problem: Problem, start, method: str = "search", max_rounds: int = 100,
+def local_search(problem: Problem, start, method: str = "search", candidates=(), max_rounds: int = 100,
                  polish: bool = True) -> Placement:
     """Swap one site for another while that lowers the (penalised) cost, best swap first, from
-    the sites `start`. Returns a feasible placement, or an infeasible result (assign None) if
-    no feasible set was reached: never an infeasible assignment. When capacity forced the
-    greedy assignment, the final sites get their exact best assignment (`polish`)."""
+    the sites `start`; when no single swap helps, try two sites out for two of `candidates`
+    (a model's next-best sites), then single swaps again. Returns a feasible placement, or an
+    infeasible result (assign None) if no feasible set was reached: never an infeasible
+    assignment. When capacity forced the greedy assignment, the final sites get their exact
+    best assignment (`polish`)."""
     t0 = time.perf_counter()
     latency = masked_latency(problem)
     n, k = problem.n, problem.k
     current = add_greedily(list(dict.fromkeys(int(s) for s in start))[:k], k, latency, problem)
     best = evaluate(problem, current, latency)
-    rounds = 0
+    rounds = doubles = 0
     for rounds in range(1, max_rounds + 1):
         swap = _best_swap(problem, best, latency)
+        if swap is None and len(candidates) >= 2 and k >= 2:
+            swap = _best_double_swap(problem, best, latency, candidates)
+            doubles += swap is not None
         if swap is None:
             break
         best = swap
-    notes = {"rounds": rounds, "start": sorted(int(s) for s in start)}
+    notes = {"rounds": rounds, "double_swaps": doubles, "start": sorted(int(s) for s in start)}
     if not best.feasible:
         return infeasible(method, time.perf_counter() - t0, tuple(int(s) for s in best.sites), **notes)
     placement = Placement(method, tuple(int(s) for s in best.sites), best.assign, best.objective,
@@ -183,6 +189,34 @@ def _best_swap(problem: Problem, current: Evaluation, latency: np.ndarray) -> Ev
             break
         keep, new = moves[flat // len(rest)], int(rest[flat % len(rest)])
         trial = evaluate(problem, keep + [new], latency)
+        if trial.cost < best.cost - 1e-9:
+            best = trial
+    return None if best is current else best
+
+
+def _best_double_swap(problem: Problem, current: Evaluation, latency: np.ndarray,
+                      candidates) -> Evaluation | None:
+    """The best improving move of two sites out for two of `candidates`, or None."""
+    sites = [int(s) for s in current.sites]
+    pool = np.array([int(c) for c in candidates if int(c) not in sites])
+    if len(pool) < 2:
+        return None
+    pairs = np.array(list(combinations(range(len(pool)), 2)))
+    bounds, moves = [], []
+    for out in combinations(sites, 2):
+        keep = [s for s in sites if s not in out]
+        near = latency[:, keep].min(axis=1) if keep else np.full(problem.n, np.inf)
+        first = np.minimum(near[:, None], latency[:, pool])                     # (n, m)
+        both = np.minimum(first[:, pairs[:, 0]], latency[:, pool[pairs[:, 1]]])  # (n, pairs)
+        bounds.append(_bounded_costs(problem, both))
+        moves.append(keep)
+    bounds = np.concatenate(bounds)
+    best = current
+    for flat in np.argsort(bounds, kind="stable"):
+        if bounds[flat] >= best.cost - 1e-9:
+            break
+        keep, pair = moves[flat // len(pairs)], pairs[flat % len(pairs)]
+        trial = evaluate(problem, keep + [int(pool[pair[0]]), int(pool[pair[1]])], latency)
         if trial.cost < best.cost - 1e-9:
             best = trial
     return None if best is current else best

@@ -108,10 +108,11 @@ def test_an_impossible_problem_is_reported_infeasible_not_violated():
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(seed=st.integers(0, 10_000), k=st.integers(1, 4), tight=st.floats(0.3, 1.0),
-       bound=st.floats(1.0, 2.5), start=st.lists(st.integers(0, 7), min_size=1, max_size=4))
-def test_local_search_never_returns_an_infeasible_placement(seed, k, tight, bound, start):
+       bound=st.floats(1.0, 2.5), start=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+       candidates=st.lists(st.integers(0, 7), max_size=8, unique=True))
+def test_local_search_never_returns_an_infeasible_placement(seed, k, tight, bound, start, candidates):
     problem = small_problem(seed, k, n=8, tight=tight, bound=bound)
-    placed = local_search(problem, start)
+    placed = local_search(problem, start, candidates=candidates)
     if placed.feasible:
         assert len(placed.controllers) == k
         assert problem.violations(placed.controllers, placed.assign) == []
