@@ -182,16 +182,8 @@ def _best_swap(problem: Problem, current: Evaluation, latency: np.ndarray) -> Ev
         near = latency[:, keep].min(axis=1) if keep else np.full(problem.n, np.inf)
         bounds.append(_bounded_costs(problem, np.minimum(near[:, None], latency[:, rest])))
         moves.append(keep)
-    bounds = np.concatenate(bounds)
-    best = current
-    for flat in np.argsort(bounds, kind="stable"):
-        if bounds[flat] >= best.cost - 1e-9:
-            break
-        keep, new = moves[flat // len(rest)], int(rest[flat % len(rest)])
-        trial = evaluate(problem, keep + [new], latency)
-        if trial.cost < best.cost - 1e-9:
-            best = trial
-    return None if best is current else best
+    return _best_of(problem, current, latency, np.concatenate(bounds),
+                    lambda flat: moves[flat // len(rest)] + [int(rest[flat % len(rest)])])
 
 
 def _best_double_swap(problem: Problem, current: Evaluation, latency: np.ndarray,
@@ -210,13 +202,19 @@ def _best_double_swap(problem: Problem, current: Evaluation, latency: np.ndarray
         both = np.minimum(first[:, pairs[:, 0]], latency[:, pool[pairs[:, 1]]])  # (n, pairs)
         bounds.append(_bounded_costs(problem, both))
         moves.append(keep)
-    bounds = np.concatenate(bounds)
+    return _best_of(problem, current, latency, np.concatenate(bounds),
+                    lambda flat: moves[flat // len(pairs)] + pool[pairs[flat % len(pairs)]].tolist())
+
+
+def _best_of(problem: Problem, current: Evaluation, latency: np.ndarray, bounds: np.ndarray,
+             sites_of) -> Evaluation | None:
+    """The best improving move among those whose lower bounds are given (move m makes the
+    sites `sites_of(m)`), evaluating them in order of bound until none can improve; or None."""
     best = current
     for flat in np.argsort(bounds, kind="stable"):
         if bounds[flat] >= best.cost - 1e-9:
             break
-        keep, pair = moves[flat // len(pairs)], pairs[flat % len(pairs)]
-        trial = evaluate(problem, keep + [int(pool[pair[0]]), int(pool[pair[1]])], latency)
+        trial = evaluate(problem, sites_of(flat), latency)
         if trial.cost < best.cost - 1e-9:
             best = trial
     return None if best is current else best
