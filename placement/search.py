@@ -92,38 +92,57 @@ def _greedy(problem: Problem, sites: np.ndarray, sub: np.ndarray) -> Evaluation:
         choice[i] = j
     choice = _improve(problem, sub, choice, room)
     assign = sites[choice]
-    shortfall = overload / problem.capacity_flows_s if np.isfinite(problem.capacity_flows_s) else 0.0
+    excess = np.clip(-room, 0.0, None).sum() if overload else 0.0
+    shortfall = excess / problem.capacity_flows_s if np.isfinite(problem.capacity_flows_s) else 0.0
     return Evaluation(sites, assign, problem.objective(assign), shortfall, False)
 
 
 def _improve(problem: Problem, sub: np.ndarray, choice: np.ndarray, room: np.ndarray,
-             rounds: int = 3) -> np.ndarray:
-    """Shift single switches to a nearer site that has room, while any does."""
-    rates = problem.rates
+             rounds: int = 30) -> np.ndarray:
+    """Shift single switches to a nearer site that has room, and exchange two switches
+    between their sites where both stay within capacity and the cost falls, while any such
+    move helps (at most `rounds` rounds)."""
+    rates, w = problem.rates, problem.weights
+    n = len(choice)
+    finite = np.where(np.isfinite(sub), sub, 1e9)
     for _ in range(rounds):
         moved = False
         for i in np.argsort(-rates):
             here = choice[i]
-            better = np.flatnonzero((sub[i] < sub[i, here] - 1e-12) & (room >= rates[i] - 1e-9))
+            better = np.flatnonzero((finite[i] < finite[i, here] - 1e-12) & (room >= rates[i] - 1e-9))
             if better.size:
-                j = better[np.argmin(sub[i, better])]
+                j = better[np.argmin(finite[i, better])]
                 room[here] += rates[i]
                 room[j] -= rates[i]
                 choice[i] = j
                 moved = True
+        # exchanges: i goes to j's site and j to i's; delta[i, j] is the change in cost
+        own = finite[np.arange(n), choice]
+        cross = finite[:, choice]                                   # cross[i, j]: i at j's site
+        delta = w[:, None] * (cross - own[:, None]) + w[None, :] * (cross.T - own[None, :])
+        net = rates[None, :] - rates[:, None]                       # j's rate in, i's out, at i's site
+        fits = (room[choice][:, None] - net >= -1e-9) & (room[choice][None, :] + net >= -1e-9)
+        delta = np.where(fits & (choice[:, None] != choice[None, :]), delta, 0.0)
+        i, j = np.unravel_index(np.argmin(delta), delta.shape)
+        if delta[i, j] < -1e-12:
+            a, b = choice[i], choice[j]
+            room[a] += rates[i] - rates[j]
+            room[b] += rates[j] - rates[i]
+            choice[i], choice[j] = b, a
+            moved = True
         if not moved:
             break
     return choice
 
 
 def local_search(problem: Problem, start, method: str = "search", candidates=(), max_rounds: int = 100,
-                 polish: bool = True) -> Placement:
+                 polish: int = 6) -> Placement:
     """Swap one site for another while that lowers the (penalised) cost, best swap first, from
     the sites `start`; when no single swap helps, try two sites out for two of `candidates`
     (a model's next-best sites), then single swaps again. Returns a feasible placement, or an
     infeasible result (assign None) if no feasible set was reached: never an infeasible
-    assignment. When capacity forced the greedy assignment, the final sites get their exact
-    best assignment (`polish`)."""
+    assignment. Where capacity binds, up to `polish` exact assignment programs then check the
+    result and the moves the fast assignment may have misjudged (`_exact_phase`)."""
     t0 = time.perf_counter()
     latency = masked_latency(problem)
     n, k = problem.n, problem.k
@@ -131,9 +150,10 @@ def local_search(problem: Problem, start, method: str = "search", candidates=(),
     best = evaluate(problem, current, latency)
     rounds = doubles = 0
     for rounds in range(1, max_rounds + 1):
-        swap = _best_swap(problem, best, latency)
-        if swap is None and len(candidates) >= 2 and k >= 2:
-            swap = _best_double_swap(problem, best, latency, candidates)
+        swap = _best_of(problem, best, latency, *_single_moves(problem, list(best.sites), latency))
+        if swap is None:
+            double = _double_moves(problem, list(best.sites), latency, candidates)
+            swap = _best_of(problem, best, latency, *double) if double else None
             doubles += swap is not None
         if swap is None:
             break
@@ -141,14 +161,41 @@ def local_search(problem: Problem, start, method: str = "search", candidates=(),
     notes = {"rounds": rounds, "double_swaps": doubles, "start": sorted(int(s) for s in start)}
     if not best.feasible:
         return infeasible(method, time.perf_counter() - t0, tuple(int(s) for s in best.sites), **notes)
-    placement = Placement(method, tuple(int(s) for s in best.sites), best.assign, best.objective,
-                          0.0, notes=notes)
-    if polish and not best.nearest:
-        exact = assign_exactly(problem, best.sites, method)
-        if exact.feasible and exact.objective_ms < placement.objective_ms:
-            placement = exact
+    placement = Placement(method, tuple(int(s) for s in best.sites), best.assign, best.objective, 0.0)
+    if polish:
+        placement = _exact_phase(problem, placement, best.nearest, latency, candidates, polish, notes)
     return Placement(method, placement.controllers, placement.assign, placement.objective_ms,
                      time.perf_counter() - t0, notes=notes)
+
+
+def _exact_phase(problem: Problem, placement: Placement, nearest: bool, latency: np.ndarray,
+                 candidates, budget: int, notes: dict) -> Placement:
+    """Where capacity binds, the fast assignment can misjudge a set of sites. Once the search
+    has converged, give the final sites their exact assignment, then try the moves whose lower
+    bound still beats it (only sets whose nearest assignment overloads a controller can), in
+    order of bound, each with its exact assignment: at most `budget` programs in all."""
+    used = 0
+    if not nearest:
+        exact = assign_exactly(problem, placement.controllers, placement.method)
+        used += 1
+        if exact.feasible and exact.objective_ms < placement.objective_ms:
+            placement = exact
+    improved = True
+    while improved and used < budget:
+        improved = False
+        sites = list(placement.controllers)
+        found = [_single_moves(problem, sites, latency), _double_moves(problem, sites, latency, candidates)]
+        moves = [(b, m, of) for bounds, of in filter(None, found) for m, b in enumerate(bounds)]
+        for bound, move, sites_of in sorted(moves, key=lambda x: x[0]):
+            if bound >= placement.objective_ms - 1e-9 or used >= budget:
+                break
+            trial = assign_exactly(problem, sites_of(move), placement.method)
+            used += 1
+            if trial.feasible and trial.objective_ms < placement.objective_ms - 1e-9:
+                placement, improved = trial, True
+                break
+    notes["exact_assignments"] = used
+    return placement
 
 
 def add_greedily(sites: list[int], k: int, latency: np.ndarray, problem: Problem) -> list[int]:
@@ -172,9 +219,8 @@ def _bounded_costs(problem: Problem, nearest: np.ndarray) -> np.ndarray:
     return objective + PENALTY * (~finite).sum(axis=0)
 
 
-def _best_swap(problem: Problem, current: Evaluation, latency: np.ndarray) -> Evaluation | None:
-    """The best improving swap (one site out, one in), or None."""
-    sites = list(current.sites)
+def _single_moves(problem: Problem, sites: list[int], latency: np.ndarray):
+    """Every swap of one site out and one in: (lower bounds, move index -> its sites)."""
     rest = np.setdiff1d(np.arange(problem.n), sites)
     bounds, moves = [], []
     for out in sites:
@@ -182,16 +228,13 @@ def _best_swap(problem: Problem, current: Evaluation, latency: np.ndarray) -> Ev
         near = latency[:, keep].min(axis=1) if keep else np.full(problem.n, np.inf)
         bounds.append(_bounded_costs(problem, np.minimum(near[:, None], latency[:, rest])))
         moves.append(keep)
-    return _best_of(problem, current, latency, np.concatenate(bounds),
-                    lambda flat: moves[flat // len(rest)] + [int(rest[flat % len(rest)])])
+    return np.concatenate(bounds), lambda flat: moves[flat // len(rest)] + [int(rest[flat % len(rest)])]
 
 
-def _best_double_swap(problem: Problem, current: Evaluation, latency: np.ndarray,
-                      candidates) -> Evaluation | None:
-    """The best improving move of two sites out for two of `candidates`, or None."""
-    sites = [int(s) for s in current.sites]
+def _double_moves(problem: Problem, sites: list[int], latency: np.ndarray, candidates):
+    """Every move of two sites out for two of `candidates` (None if there are none)."""
     pool = np.array([int(c) for c in candidates if int(c) not in sites])
-    if len(pool) < 2:
+    if len(pool) < 2 or len(sites) < 2:
         return None
     pairs = np.array(list(combinations(range(len(pool)), 2)))
     bounds, moves = [], []
@@ -202,8 +245,7 @@ def _best_double_swap(problem: Problem, current: Evaluation, latency: np.ndarray
         both = np.minimum(first[:, pairs[:, 0]], latency[:, pool[pairs[:, 1]]])  # (n, pairs)
         bounds.append(_bounded_costs(problem, both))
         moves.append(keep)
-    return _best_of(problem, current, latency, np.concatenate(bounds),
-                    lambda flat: moves[flat // len(pairs)] + pool[pairs[flat % len(pairs)]].tolist())
+    return np.concatenate(bounds), lambda flat: moves[flat // len(pairs)] + pool[pairs[flat % len(pairs)]].tolist()
 
 
 def _best_of(problem: Problem, current: Evaluation, latency: np.ndarray, bounds: np.ndarray,
