@@ -26,7 +26,6 @@ from .search import local_search
 
 MODELS = ("tree", "logistic", "network")
 HIDDEN = (64,)
-POOL = 16               # the local search may bring in two of the model's top max(16, 3k) sites at once
 
 
 def features(rates: np.ndarray) -> np.ndarray:
@@ -93,7 +92,7 @@ def place_with_model(problem: Problem, model: PlacementModel, search: bool = Fal
     """The model's proposal for this traffic, assigned as well as those sites allow, or
     (`search`) refined by local search to a feasible, near-optimal placement."""
     start = time.perf_counter()
-    ranked = model.propose(features(problem.rates), min(problem.n, max(POOL, 3 * problem.k)))[0]
+    ranked = model.propose(features(problem.rates), problem.n)[0]       # every switch, best first
     sites = ranked[:problem.k]
     method = model.kind + ("+ls" if search else "")
     placed = local_search(problem, sites, method, candidates=ranked) if search \

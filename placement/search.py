@@ -19,6 +19,7 @@ import numpy as np
 from .exact import assign_exactly
 from .problem import Placement, Problem, infeasible
 
+DOUBLE_SCAN = 2_000_000  # latency entries one scan of double swaps may read (~40 ms on 143 switches)
 PENALTY = 1e3           # ms per switch out of reach, and per controller capacity of overload
 
 
@@ -184,12 +185,15 @@ def _exact_phase(problem: Problem, placement: Placement, nearest: bool, latency:
     while improved and used < budget:
         improved = False
         sites = list(placement.controllers)
-        found = [_single_moves(problem, sites, latency), _double_moves(problem, sites, latency, candidates)]
-        moves = [(b, m, of) for bounds, of in filter(None, found) for m, b in enumerate(bounds)]
-        for bound, move, sites_of in sorted(moves, key=lambda x: x[0]):
-            if bound >= placement.objective_ms - 1e-9 or used >= budget:
+        found = [m for m in (_single_moves(problem, sites, latency),
+                             _double_moves(problem, sites, latency, candidates)) if m]
+        bounds = np.concatenate([b for b, _ in found])
+        starts = np.cumsum([0] + [len(b) for b, _ in found])
+        for flat in np.argsort(bounds, kind="stable"):
+            if bounds[flat] >= placement.objective_ms - 1e-9 or used >= budget:
                 break
-            trial = assign_exactly(problem, sites_of(move), placement.method)
+            part = int(np.searchsorted(starts, flat, side="right") - 1)
+            trial = assign_exactly(problem, found[part][1](int(flat - starts[part])), placement.method)
             used += 1
             if trial.feasible and trial.objective_ms < placement.objective_ms - 1e-9:
                 placement, improved = trial, True
@@ -232,8 +236,14 @@ def _single_moves(problem: Problem, sites: list[int], latency: np.ndarray):
 
 
 def _double_moves(problem: Problem, sites: list[int], latency: np.ndarray, candidates):
-    """Every move of two sites out for two of `candidates` (None if there are none)."""
+    """Every move of two sites out for two of the first `candidates` (None if there are none):
+    as many as keep the scan within DOUBLE_SCAN latency entries."""
     pool = np.array([int(c) for c in candidates if int(c) not in sites])
+    outs = len(sites) * (len(sites) - 1) // 2
+    m = len(pool)
+    while m > 2 and m * (m - 1) // 2 * outs * problem.n > DOUBLE_SCAN:
+        m -= 1
+    pool = pool[:m]
     if len(pool) < 2 or len(sites) < 2:
         return None
     pairs = np.array(list(combinations(range(len(pool)), 2)))
