@@ -1,0 +1,1 @@
+"""Controller placement from traffic (docs/placement.md)."""

@@ -1,0 +1,254 @@
+"""Controller placement (placement/): the exact program agrees with enumeration on small
+graphs, every method honours capacity and the latency bound, the local search never returns an
+infeasible placement, the learned models have the documented shapes, the Topology Zoo import
+gives connected networks with coordinates, and the assignment file survives a round trip and
+names the field of a corrupt one."""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import networkx as nx
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from placement.__main__ import main
+from placement.assignment import PlacementFileError, read_assignment, to_document, write_assignment
+from placement.exact import assign_exactly, k_center_radius, place_exactly
+from placement.heuristics import greedy_k_median, k_center
+from placement.learned import MODELS, PlacementModel, features, labels, place_with_model
+from placement.network import Network, from_spec, from_zoo, great_circle_km
+from placement.problem import Problem
+from placement.search import local_search
+from placement.traffic import TrafficError, gravity, read_traffic
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def small_network(seed: int, n: int = 6) -> Network:
+    """A random connected graph with random link latencies."""
+    rng = np.random.default_rng(seed)
+    graph = nx.connected_watts_strogatz_graph(n, 3, 0.5, seed=seed)
+    for a, b in graph.edges():
+        graph.edges[a, b]["latency_ms"] = float(rng.uniform(0.5, 5.0))
+    latency = np.zeros((n, n))
+    for src, lengths in nx.all_pairs_dijkstra_path_length(graph, weight="latency_ms"):
+        for dst, value in lengths.items():
+            latency[src, dst] = value
+    return Network(f"small{seed}", tuple(f"s{i + 1}" for i in range(n)), graph, latency)
+
+
+def enumerate_optimum(problem: Problem) -> float:
+    """The best objective over every set of k sites and every assignment to them (inf: none)."""
+    n, best = problem.n, np.inf
+    choices = np.array(list(itertools.product(range(problem.k), repeat=n)))     # (k^n, n)
+    for sites in itertools.combinations(range(n), problem.k):
+        assign = np.array(sites)[choices]                                       # every assignment
+        ok = problem.allowed[np.arange(n), assign].all(axis=1)
+        ok &= (np.stack([(assign == s) @ problem.rates for s in sites], axis=1)
+               <= problem.capacity_flows_s * (1 + 1e-9)).all(axis=1)
+        if ok.any():
+            cost = (problem.latency_ms[np.arange(n), assign] @ problem.weights)[ok]
+            best = min(best, float(cost.min()))
+    return best
+
+
+def small_problem(seed: int, k: int, n: int = 6, tight: float = 0.6, bound: float = 1.3) -> Problem:
+    """Capacity at `tight` of the load per controller over k-1 controllers' worth, bound at a
+    multiple of the k-center radius: both constraints can bind."""
+    net = small_network(seed, n)
+    rates = np.random.default_rng(seed + 100).lognormal(0, 1, n) * 100
+    capacity = max(rates.max(), rates.sum() / k / tight) if tight else np.inf
+    return Problem(net.latency_ms, rates, k, capacity, bound * k_center_radius(net.latency_ms, k))
+
+
+@pytest.mark.parametrize("seed,k", [(s, k) for s in range(4) for k in (1, 2, 3)])
+def test_the_exact_program_finds_the_optimum_that_enumeration_finds(seed, k):
+    problem = small_problem(seed, k)
+    best = enumerate_optimum(problem)
+    placed = place_exactly(problem)
+    if np.isinf(best):
+        assert not placed.feasible
+    else:
+        assert placed.proven_optimal and placed.objective_ms == pytest.approx(best, rel=1e-6, abs=1e-9)
+        assert problem.violations(placed.controllers, placed.assign) == []
+
+
+def test_capacity_and_the_latency_bound_bind_and_every_method_honours_them():
+    """Here the unconstrained optimum overloads a controller and reaches too far; every
+    method's answer stays within both (or says it found none)."""
+    net = from_zoo("Bics")
+    rates = gravity(net, np.random.default_rng(3), 8008.0)
+    free = place_exactly(Problem(net.latency_ms, rates, 2, np.inf))
+    bound = 1.2 * k_center_radius(net.latency_ms, 2)
+    problem = Problem(net.latency_ms, rates, 2, 5005.0, bound)
+    assert free.feasible and (problem.loads(free.assign).max() > 5005 or problem.worst_latency(free.assign) > bound)
+    placements = [place_exactly(problem), greedy_k_median(problem), k_center(problem),
+                  local_search(problem, [0, 1])]
+    assert placements[0].feasible and placements[0].objective_ms > free.objective_ms
+    for placed in placements:
+        if placed.feasible:
+            assert problem.loads(placed.assign).max() <= 5005 * (1 + 1e-6), placed.method
+            assert problem.worst_latency(placed.assign) <= bound * (1 + 1e-6), placed.method
+            assert placed.objective_ms >= placements[0].objective_ms - 1e-9, placed.method
+
+
+def test_an_impossible_problem_is_reported_infeasible_not_violated():
+    net = small_network(1)
+    rates = np.full(net.n, 100.0)
+    problem = Problem(net.latency_ms, rates, 2, 250.0)          # 600 flows/s, 500 of capacity
+    assert not place_exactly(problem).feasible
+    assert not assign_exactly(problem, [0, 1]).feasible
+    assert not local_search(problem, [0, 1]).feasible
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 10_000), k=st.integers(1, 4), tight=st.floats(0.3, 1.0),
+       bound=st.floats(1.0, 2.5), start=st.lists(st.integers(0, 7), min_size=1, max_size=4),
+       candidates=st.lists(st.integers(0, 7), max_size=8, unique=True))
+def test_local_search_never_returns_an_infeasible_placement(seed, k, tight, bound, start, candidates):
+    problem = small_problem(seed, k, n=8, tight=tight, bound=bound)
+    placed = local_search(problem, start, candidates=candidates)
+    if placed.feasible:
+        assert len(placed.controllers) == k
+        assert problem.violations(placed.controllers, placed.assign) == []
+        assert placed.objective_ms == pytest.approx(problem.objective(placed.assign))
+
+
+def test_local_search_reaches_the_optimum_of_a_small_problem_from_a_poor_start():
+    problem = small_problem(2, 2, n=8, tight=0)
+    best = place_exactly(problem)
+    far = np.argsort(-problem.latency_ms[best.controllers[0]])[:2]
+    assert local_search(problem, far).objective_ms == pytest.approx(best.objective_ms)
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_each_learned_model_scores_every_switch_and_proposes_k_sites(kind):
+    net = small_network(5, 8)
+    rng = np.random.default_rng(0)
+    rates = rng.lognormal(0, 1, (12, net.n))
+    placements = [place_exactly(Problem(net.latency_ms, r, 2, np.inf)).controllers for r in rates]
+    x, y = features(rates), labels(net.n, placements)
+    assert x.shape == y.shape == (12, net.n) and (y.sum(axis=1) == 2).all()
+    model = PlacementModel(kind, seed=1).fit(x[:10], y[:10])
+    assert model.scores(x[10:]).shape == (2, net.n)
+    proposal = model.propose(x[10:], 2)
+    assert proposal.shape == (2, 2) and all(len(set(row)) == 2 for row in proposal)
+    placed = place_with_model(Problem(net.latency_ms, rates[11], 2, np.inf), model, search=True)
+    assert placed.feasible and placed.method == f"{kind}+ls"
+    again = PlacementModel(kind, seed=1).fit(x[:10], y[:10]).scores(x[10:])
+    assert np.array_equal(again, model.scores(x[10:]))                  # seeded: reproducible
+
+
+@pytest.mark.parametrize("name,n", [("Bics", 33), ("TataNld", 143), ("Abilene", 11)])
+def test_a_topology_zoo_network_is_connected_with_coordinates_and_finite_latency(name, n):
+    net = from_zoo(name)
+    assert net.n == n and nx.is_connected(net.graph)
+    assert net.coordinates.shape == (n, 2) and np.isfinite(net.coordinates).all()
+    assert np.isfinite(net.latency_ms).all() and np.allclose(net.latency_ms, net.latency_ms.T)
+    assert (np.diag(net.latency_ms) == 0).all() and (net.latency_ms >= 0).all()   # TataNld has co-located PoPs
+
+
+def test_latency_is_five_microseconds_per_great_circle_km():
+    vienna_bratislava = great_circle_km(np.array([[16.37, 48.21], [17.11, 48.15]]))[0, 1]
+    assert vienna_bratislava == pytest.approx(55.3, abs=0.5)         # the Zoo's own 'dist' is 54.9 km
+    net = from_zoo("Bics")
+    a, b = net.switches.index("Vienna"), net.switches.index("Bratislava")
+    assert net.latency_ms[a, b] == pytest.approx(vienna_bratislava * 0.005, rel=1e-6)
+
+
+def test_an_unknown_zoo_network_is_an_error_naming_it():
+    with pytest.raises(Exception, match="topozoo/Nowhere"):
+        from_zoo("Nowhere")
+
+
+def test_a_spec_becomes_a_network_with_hop_latency_where_no_delay_is_given():
+    net = from_spec(ROOT / "topologies/h1h7.json", hop_ms=2.0)
+    assert net.n == 8 and net.coordinates is None
+    assert net.latency_ms[net.switches.index("s1"), net.switches.index("s2")] == 2.0
+
+
+def placed_document(tmp_path: Path) -> tuple[Network, Problem, Path]:
+    net = from_zoo("Bics")
+    problem = Problem(net.latency_ms, gravity(net, np.random.default_rng(1), 8008.0), 3, 5005.0,
+                      1.5 * k_center_radius(net.latency_ms, 3))
+    path = tmp_path / "assignment.json"
+    write_assignment(path, to_document(net, problem, place_exactly(problem)))
+    return net, problem, path
+
+
+def test_the_assignment_file_round_trips(tmp_path):
+    net, problem, path = placed_document(tmp_path)
+    doc = read_assignment(path, net)
+    assert [s["switch"] for s in doc["switches"]] == list(net.switches) and doc["k"] == 3
+    sites = np.array([net.switches.index(c["switch"]) for c in doc["controllers"]])
+    assign = sites[[s["controller"] for s in doc["switches"]]]
+    assert problem.violations(tuple(sites), assign) == []
+    assert problem.objective(assign) == pytest.approx(doc["mean_latency_ms"], abs=1e-6)
+    for s in doc["switches"]:
+        assert s["controller"] not in [b["controller"] for b in s["backups"]]
+        assert not s["backups"] or sum(b["weight"] for b in s["backups"]) == pytest.approx(1.0, abs=1e-5)
+    assert any(s["backups"] for s in doc["switches"])
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda d: d["switches"][3].update(controller=7), "switches[3].controller"),
+    (lambda d: d["switches"][4].update(controller="0"), "switches[4].controller"),
+    (lambda d: d["switches"][5]["backups"][0].update(weight=0.9), "switches[5].backups"),
+    (lambda d: d["switches"][6].update(latency_ms=99.0), "switches[6].latency_ms"),
+    (lambda d: d["switches"][2].pop("rate_flows_s"), "switches[2]: missing key 'rate_flows_s'"),
+    (lambda d: d["switches"][1].update(colour="red"), "switches[1].colour"),
+    (lambda d: d.update(format="other/1"), "format"),
+    (lambda d: d.update(k=4), "k"),
+    (lambda d: d.update(capacity_flows_s=100), "controllers[0]"),
+    (lambda d: d["switches"].append(dict(d["switches"][0])), "switches[33].switch"),
+])
+def test_a_corrupt_assignment_file_is_rejected_naming_the_file_and_field(tmp_path, edit, field):
+    _, _, path = placed_document(tmp_path)
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PlacementFileError) as caught:
+        read_assignment(path)
+    assert str(caught.value).startswith(f"{path}: {field}")
+
+
+def test_an_assignment_for_another_network_is_rejected(tmp_path):
+    _, _, path = placed_document(tmp_path)
+    with pytest.raises(PlacementFileError, match="network"):
+        read_assignment(path, from_zoo("Abilene"))
+
+
+@pytest.mark.parametrize("content,field", [
+    ({"rates_flows_s": {"s1": -1}}, "rates_flows_s.s1"),
+    ({"rates_flows_s": {"s99": 1}}, "rates_flows_s.s99"),
+    ({"rates": {}}, "rates_flows_s"),
+])
+def test_a_bad_traffic_file_is_rejected_naming_the_field(tmp_path, content, field):
+    path = tmp_path / "traffic.json"
+    path.write_text(json.dumps(content))
+    with pytest.raises(TrafficError, match=field.replace(".", r"\.")):
+        read_traffic(path, from_spec(ROOT / "topologies/h1h7.json"))
+
+
+def test_the_command_places_writes_checks_and_reports(tmp_path, capsys):
+    traffic = tmp_path / "traffic.json"
+    traffic.write_text(json.dumps({"rates_flows_s": {"s1": 3000, "s7": 3000, "s4": 500}}))
+    out = tmp_path / "a.json"
+    assert main(["place", str(ROOT / "topologies/h1h7.json"), "--k", "2", "--traffic", str(traffic),
+                 "--out", str(out), "--map", str(tmp_path / "a.png")]) == 0
+    assert main(["check", str(out), "--network", str(ROOT / "topologies/h1h7.json")]) == 0
+    assert (tmp_path / "a.png").stat().st_size > 1000
+    folder = tmp_path / "report"
+    assert main(["report", "--networks", f"{ROOT / 'topologies/h1h7.json'}:8:2", "--k", "2",
+                 "--out", str(folder)]) == 0
+    document = json.loads((folder / "table.json").read_text())
+    methods = {t["method"] for t in document["table"]}
+    assert methods == {"exact", "greedy", "kcenter", "tree", "logistic", "network", "tree+ls", "network+ls"}
+    assert json.loads((folder / "config.json").read_text())["command"].startswith("python -m placement report")
+    assert main(["place", "Bics", "--k", "40"]) == 2
+    assert "--k" in capsys.readouterr().err
