@@ -105,18 +105,19 @@ class QTable:
         row = self.q.get(state) or self.q.get(_level_key(state))
         return row[0] if row else 0.0
 
-    def choose(self, states: list[str], rng: random.Random) -> int:
-        """The candidate to take, exploring as configured; ties go to the earlier candidate."""
+    def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None) -> int:
+        """The candidate to take, exploring as configured; ties go to the earlier candidate.
+        `values`, the states' values if the caller has them already."""
         self.decisions += 1
+        values = [self.value(s) for s in states] if values is None else values
         if self.explore == "count":
-            values = [self.value(s) + BONUS_MS / math.sqrt(1 + self.q.get(s, (0.0, 0))[1]) for s in states]
-            return values.index(max(values))
+            bonus = [v + BONUS_MS / math.sqrt(1 + self.q.get(s, (0.0, 0))[1]) for s, v in zip(states, values)]
+            return bonus.index(max(bonus))
         explore = rng.random() < self.epsilon
         if self.epsilon > self.epsilon_min:     # a rate set below the floor (0: greedy) stays
             self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
         if explore:
             return rng.randrange(len(states))
-        values = [self.value(s) for s in states]
         return values.index(max(values))
 
     def update(self, state: str, r: float, next_state: str) -> float:
@@ -221,7 +222,8 @@ class QLearningPolicy(Policy):
         if key is None:
             return super().rank(key, features)
         states = [state_of(f) for f in features]
-        return self.table.choose(states, self._rng), [-self.table.value(s) for s in states]
+        values = [self.table.value(s) for s in states]
+        return self.table.choose(states, self._rng, values), [-v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:
