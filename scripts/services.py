@@ -226,14 +226,16 @@ def wait_healthy(lab: Lab, service: str, count: int, timeout_s: float = 15) -> N
 
 
 def read_jsonl(path: Path) -> list[dict]:
-    """The JSON lines of a log; a line cut by a kill is dropped."""
+    """The JSON objects of a log, one a line; a line cut by a kill is dropped."""
     out = []
     try:
         for line in path.read_text().splitlines():
             try:
-                out.append(json.loads(line))
+                entry = json.loads(line)
             except ValueError:
                 continue
+            if isinstance(entry, dict):
+                out.append(entry)
     except FileNotFoundError:
         pass
     return out
