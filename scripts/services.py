@@ -156,6 +156,8 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
     logs and run.json in rundir (and kill.json for a kill run)."""
     rundir.mkdir(parents=True, exist_ok=True)
     topology, options = args.topology, ("--service-policy", policy)
+    if policy == "qlearning":     # one table, learning across its runs, as across restarts of a controller
+        options += ("--service-q-table", str(rundir.parent.parent / "service-qtable.json"))
     if args.direct:     # the controller balances paths only
         raw = json.loads(args.topology.read_text())
         raw.pop("services", None)
