@@ -48,7 +48,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}")
     p.add_argument("--loads", default="0.5,0.8,0.95", help="fractions of the pool's capacity (0.05..1.5)")
     p.add_argument("--seeds", type=int, default=5, help="seeds 1..N, each a different schedule")
-    p.add_argument("--duration", type=float, default=25, help="seconds of arrivals per run (5..600)")
+    p.add_argument("--duration", type=float, default=20, help="seconds of arrivals per run (5..600)")
     p.add_argument("--drain", type=float, default=10,
                    help="seconds after the arrivals at which unfinished requests are cut (1..120)")
     p.add_argument("--base-speed", type=float, default=150, help="tokens a second per slot of a weight-1 member")
