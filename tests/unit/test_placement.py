@@ -23,6 +23,7 @@ from placement.heuristics import greedy_k_median, k_center
 from placement.learned import MODELS, PlacementModel, features, labels, place_with_model
 from placement.network import Network, from_spec, from_zoo, great_circle_km
 from placement.problem import Problem
+from placement.report import render
 from placement.search import local_search
 from placement.traffic import TrafficError, gravity, read_traffic
 
@@ -246,9 +247,10 @@ def test_the_command_places_writes_checks_and_reports(tmp_path, capsys):
     folder = tmp_path / "report"
     assert main(["report", "--networks", f"{ROOT / 'topologies/h1h7.json'}:8:2", "--k", "2",
                  "--out", str(folder)]) == 0
-    document = json.loads((folder / "table.json").read_text())
+    document = json.loads((folder / "results.json").read_text())
     methods = {t["method"] for t in document["table"]}
     assert methods == {"exact", "greedy", "kcenter", "tree", "logistic", "network", "tree+ls", "network+ls"}
-    assert json.loads((folder / "config.json").read_text())["command"].startswith("python -m placement report")
+    assert document["command"].startswith("python -m placement report") and document["kind"] == "controller-placement"
+    assert (folder / "table.md").read_text() == render(document["table"])
     assert main(["place", "Bics", "--k", "40"]) == 2
     assert "--k" in capsys.readouterr().err
