@@ -85,7 +85,10 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("check", help="validate an assignment file")
     q.add_argument("file", type=Path)
-    q.add_argument("--network", help="the network it must cover exactly (Zoo name or spec .json)")
+    q.add_argument("--network", help="the network it must cover exactly and whose shortest paths must give "
+                                     "every latency it states (Zoo name or spec .json)")
+    q.add_argument("--hop-ms", type=_positive, default=1.0,
+                   help="latency of a spec link without delay_ms, as it was placed with (default 1 ms)")
 
     q = sub.add_parser("report", help="compare every method against the exact program on held-out traffic")
     q.add_argument("--networks", type=parse_plans, default=parse_plans(DEFAULT_NETWORKS),
@@ -108,10 +111,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}\t{load_network(name).n}")
             return 0
         if args.command == "check":
-            network = load_network(args.network) if args.network else None
+            network = load_network(args.network, args.hop_ms) if args.network else None
             doc = read_assignment(args.file, network)
             print(f"{args.file}: valid: {doc['network']}, k={doc['k']}, {len(doc['switches'])} switches, "
-                  f"mean {doc['mean_latency_ms']:.3f} ms, worst {doc['worst_latency_ms']:.3f} ms")
+                  f"mean {doc['mean_latency_ms']:.3f} ms, worst {doc['worst_latency_ms']:.3f} ms; loads and "
+                  + (f"latencies recomputed from {network.name}" if network else
+                     "mean and worst recomputed from its switches (--network recomputes latencies too)"))
             return 0
         if args.command == "place":
             return place(args)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -239,6 +240,49 @@ def test_a_corrupt_assignment_file_is_rejected_naming_the_file_and_field(tmp_pat
     with pytest.raises(PlacementFileError) as caught:
         read_assignment(path)
     assert str(caught.value).startswith(f"{path}: {field}")
+
+
+@pytest.mark.parametrize("edit,field", [
+    (lambda d: d["controllers"][1].update(load_flows_s=d["controllers"][1]["load_flows_s"] + 50), "controllers[1].load_flows_s"),
+    (lambda d: d.update(mean_latency_ms=d["mean_latency_ms"] * 0.9), "mean_latency_ms"),
+    (lambda d: d.update(worst_latency_ms=d["worst_latency_ms"] - 0.5), "worst_latency_ms"),
+])
+def test_a_claim_its_own_switches_contradict_is_rejected(tmp_path, edit, field):
+    _, _, path = placed_document(tmp_path)
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PlacementFileError) as caught:
+        read_assignment(path)
+    assert str(caught.value).startswith(f"{path}: {field}: says ")
+
+
+def _shorter_switch_latency(doc: dict) -> None:
+    """Claim 0.4 ms less for the farthest-from-its-controller switch, with mean and worst
+    claims that agree with the edited switches (so only the network can tell)."""
+    i = max(range(len(doc["switches"])), key=lambda j: doc["switches"][j]["latency_ms"])
+    doc["switches"][i]["latency_ms"] = round(doc["switches"][i]["latency_ms"] - 0.4, 6)
+    rates = np.array([s["rate_flows_s"] for s in doc["switches"]])
+    latency = np.array([s["latency_ms"] for s in doc["switches"]])
+    doc.update(mean_latency_ms=float(rates @ latency / rates.sum()), worst_latency_ms=float(latency.max()))
+
+
+@pytest.mark.parametrize("edit,field", [
+    (_shorter_switch_latency, r"switches\[\d+\]\.latency_ms"),
+    (lambda d: d["switches"][5]["backups"][0].update(latency_ms=d["switches"][5]["backups"][0]["latency_ms"] + 1),
+     r"switches\[5\]\.backups\[0\]\.latency_ms"),
+])
+def test_check_recomputes_latencies_from_the_network_and_rejects_a_file_they_contradict(tmp_path, capsys, edit, field):
+    _, _, path = placed_document(tmp_path)
+    assert main(["check", str(path), "--network", "Bics"]) == 0
+    assert "latencies recomputed from Bics" in capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    read_assignment(path)                           # consistent in itself: only the network can tell
+    assert main(["check", str(path), "--network", "Bics"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(rf"error: {re.escape(str(path))}: {field}: says [\d.]+, Bics gives [\d.]+$", err)
 
 
 def test_an_assignment_for_another_network_is_rejected(tmp_path):
