@@ -23,8 +23,9 @@ from placement.exact import assign_exactly, k_center_radius, place_exactly
 from placement.heuristics import greedy_k_median, k_center
 from placement.learned import MODELS, PlacementModel, features, labels, place_with_model
 from placement.network import Network, from_spec, from_zoo, great_circle_km
-from placement.problem import Problem
-from placement.report import render
+from placement.problem import Placement, Problem
+from placement.report import Plan, render, sample_row, summarise, targets, traffic_split
+from placement.traffic import samples
 from placement.search import local_search, masked_latency
 from placement.traffic import TrafficError, gravity, read_traffic
 
@@ -108,9 +109,20 @@ def test_an_impossible_problem_is_reported_infeasible_not_violated():
     net = small_network(1)
     rates = np.full(net.n, 100.0)
     problem = Problem(net.latency_ms, rates, 2, 250.0)          # 600 flows/s, 500 of capacity
-    assert not place_exactly(problem).feasible
-    assert not assign_exactly(problem, [0, 1]).feasible
-    assert not local_search(problem, [0, 1]).feasible
+    assert place_exactly(problem).status == "infeasible"            # proven, not timed out
+    assert assign_exactly(problem, [0, 1]).status == "infeasible"
+    placed = local_search(problem, [0, 1])
+    assert not placed.feasible and placed.status == "infeasible"
+
+
+def test_a_time_out_is_reported_as_a_time_out_not_as_infeasible(capsys):
+    net = from_zoo("TataNld")
+    problem = Problem(net.latency_ms, gravity(net, np.random.default_rng(11), 8008.0), 3, 5005.0,
+                      1.5 * k_center_radius(net.latency_ms, 3))
+    stopped = place_exactly(problem, time_limit_s=0.001)
+    assert stopped.status == "time-out" and not stopped.feasible and not stopped.proven_optimal
+    assert main(["place", "TataNld", "--k", "3", "--time-limit", "0.001", "--seed", "11"]) == 1
+    assert "exact timed out after 0.001 s without a placement (nor a proof that none exists)" in capsys.readouterr().err
 
 
 def test_local_search_places_feasibly_exactly_when_a_feasible_placement_exists():
@@ -321,3 +333,84 @@ def test_the_command_places_writes_checks_and_reports(tmp_path, capsys):
     assert (folder / "table.md").read_text() == render(document["table"])
     assert main(["place", "Bics", "--k", "40"]) == 2
     assert "--k" in capsys.readouterr().err
+
+
+def _rows(k: int, outcomes: dict, exact_statuses: list[str], exact_s: list[float], method_s: float = 0.1) -> list[dict]:
+    """Report rows for hand-made outcomes: per method, per sample, a gap (None: placed
+    nothing), against an exact optimum of 2 ms (or, after a time-out, a lower bound of 2 ms
+    under the program's best placement, 2.1 ms)."""
+    problem = Problem(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1.0, 1.0]), 1, 10.0)
+    rows = []
+    for sample, (status, seconds) in enumerate(zip(exact_statuses, exact_s)):
+        feasible = status in ("optimal", "time-out")
+        exact = Placement("exact", (0,) if feasible else (), np.zeros(2, int) if feasible else None,
+                          {"optimal": 2.0, "time-out": 2.1}.get(status, np.inf), seconds, proven_optimal=feasible, status=status,
+                          notes={"bound_ms": 2.0 if status == "time-out" else np.nan})
+        rows.append(sample_row("N", k, sample, problem, exact, exact))
+        for method, gaps in outcomes.items():
+            gap = gaps[sample]
+            placed = Placement(method, (0,), np.zeros(2, int), 2.0 * (1 + gap), method_s) if gap is not None \
+                else Placement(method, (), None, np.inf, method_s)
+            rows.append(sample_row("N", k, sample, problem, placed, exact))
+    return rows
+
+
+def test_the_summary_counts_every_held_out_sample_and_a_method_that_placed_nothing_as_a_miss():
+    rows = _rows(2, {"network+ls": [0.0, 0.005, None, None], "tree+ls": [0.02, 0.0, 0.0, None]},
+                 ["optimal", "optimal", "optimal", "infeasible"], [0.5, 0.4, 0.6, 0.3])
+    line = {t["method"]: t for t in summarise(rows)}
+    nn = line["network+ls"]
+    # sample 3 has no placement (proven): not counted; sample 2 placed nothing: a miss
+    assert (nn["samples"], nn["solvable"], nn["within"]) == (4, 3, 2) and nn["within_1pct"] == pytest.approx(2 / 3)
+    assert nn["feasible"] == 0.5 and nn["gap_samples"] == 2
+    assert nn["gap_mean"] == pytest.approx(0.0025) and nn["gap_max"] == pytest.approx(0.005)
+    assert nn["runtime_vs_exact"] == pytest.approx(0.1 / 0.45) and nn["runtime_ms"] == pytest.approx(100)
+    assert line["exact"]["exact"] == {"optimal": 3, "time-out": 0, "infeasible": 1}
+    assert line["exact"]["within"] == 3 and line["exact"]["feasible"] == 0.75
+    tree = line["tree+ls"]
+    assert (tree["within"], tree["feasible"], tree["gap_mean"]) == (2, 0.75, pytest.approx(0.02 / 3))
+    assert "| N | 2 | network+ls | 2/3 (67%) | 50% | 0.25% / 0.50% | 100.0 / 100.0 | 0.222 |  |" in render(summarise(rows))
+
+
+def test_a_time_out_is_no_proof_and_its_gap_is_against_the_lower_bound():
+    rows = _rows(3, {"network+ls": [0.0, 0.05]}, ["time-out", "optimal"], [60.0, 1.0])
+    first = [r for r in rows if r["sample"] == 0]
+    assert {r["exact_status"] for r in first} == {"time-out"} and all(r["within_1pct"] is not None for r in first)
+    exact, nn = first
+    assert exact["reference_ms"] == nn["reference_ms"] == 2.0
+    assert exact["gap"] == pytest.approx(0.05) and not exact["within_1pct"]     # unproven: 5% above the bound
+    assert nn["gap"] == pytest.approx(0.0) and nn["within_1pct"]
+    line = {t["method"]: t for t in summarise(rows)}
+    assert line["exact"]["exact"] == {"optimal": 1, "time-out": 1, "infeasible": 0}
+    assert line["exact"]["within"] == 1 and line["network+ls"]["within"] == 1 and line["network+ls"]["solvable"] == 2
+
+
+def test_the_targets_are_judged_over_all_samples_and_every_k():
+    rows = _rows(2, {"network+ls": [0.0] * 19 + [None], "tree+ls": [0.0] * 20, "network": [0.0] * 20,
+                     "tree": [0.2] * 20}, ["optimal"] * 20, [1.0] * 20, method_s=0.2)
+    rows += _rows(3, {"network+ls": [0.0] * 20, "tree+ls": [0.0] * 20, "network": [None] * 20,
+                      "tree": [0.5] * 20}, ["optimal"] * 20, [1.0] * 20, method_s=0.4)
+    got = targets(rows, summarise(rows))["N"]
+    assert got["nn_ls_within"] == "39/40" and got["nn_ls_within_1pct"] == pytest.approx(0.975)
+    assert got["nn_ls_none_found"] == 1
+    assert got["nn_ls_runtime_vs_exact"] == pytest.approx(0.3)
+    assert got["nn_ls_runtime_vs_exact_by_k"] == {2: pytest.approx(0.2), 3: pytest.approx(0.4)}
+    assert got["met"] == {"nn_ls_within_1pct_on_95pct": True, "nn_ls_third_of_exact_runtime_every_k": False,
+                          "exact_proven_within_1_min_every_k": True}
+    better = {(v["k"], v["versus"]): v["better"] for v in got["tree_vs_network"]}
+    # k=2: tree+ls 20 within against 19; the models alone: network 20 against 0
+    # k=3: the network alone placed nothing (0 within) and the tree was 50% off (0): a tie
+    assert better == {(2, "with local search"): "tree", (3, "with local search"): "tie",
+                      (2, "models alone"): "network", (3, "models alone"): "tie"}
+    slow = _rows(2, {"network+ls": [0.0]}, ["optimal"], [61.0]) + _rows(3, {"network+ls": [0.0]}, ["time-out"], [1.0])
+    assert not targets(slow, summarise(slow))["N"]["met"]["exact_proven_within_1_min_every_k"]
+
+
+def test_no_held_out_traffic_sample_is_a_training_sample():
+    net = from_zoo("Bics")
+    train, test = traffic_split(net, Plan("Bics", 30, 10), 7, 8008.0)
+    assert train.shape == (30, net.n) and test.shape == (10, net.n)
+    assert np.array_equal(np.concatenate([train, test]), samples(net, 40, 7, 8008.0))
+    distance = np.abs(test[:, None, :] - train[None, :, :]).sum(axis=2)        # (test, train)
+    assert distance.min() > 1.0                                                # flows/s, over 33 switches
+    assert not np.array_equal(traffic_split(net, Plan("Bics", 30, 10), 8, 8008.0)[1], test)   # the seed matters
