@@ -414,3 +414,17 @@ def test_no_held_out_traffic_sample_is_a_training_sample():
     distance = np.abs(test[:, None, :] - train[None, :, :]).sum(axis=2)        # (test, train)
     assert distance.min() > 1.0                                                # flows/s, over 33 switches
     assert not np.array_equal(traffic_split(net, Plan("Bics", 30, 10), 8, 8008.0)[1], test)   # the seed matters
+
+
+def test_the_report_with_no_arguments_is_the_documented_run():
+    """docs/placement.md's tables come from docs/results/controller-placement: a report run
+    with the defaults, only --out given, so `python -m placement report` reproduces them; the
+    page shows the command as it was run."""
+    from placement.__main__ import parser
+    results = json.loads((ROOT / "docs/results/controller-placement/results.json").read_text())
+    config, args = results["config"], parser().parse_args(["report"])
+    assert config["command"].split(" --out ")[0] == "python -m placement report"
+    assert config["networks"] == [vars(p) for p in args.networks] and config["seed"] == args.seed == 7
+    assert (config["k"], config["capacity_flows_s"], config["load_factor"], config["bound_factor"],
+            config["time_limit_s"]) == (args.k, args.capacity, args.load_factor, args.bound_factor, args.time_limit)
+    assert config["command"] in (ROOT / "docs/placement.md").read_text()
