@@ -4,7 +4,7 @@ assignment file, or compare every method against the exact program (docs/placeme
     python -m placement place Bics --k 3 --out assignment.json --map bics.png
     python -m placement place topologies/h1h7.json --k 2 --traffic rates.json --method greedy
     python -m placement check assignment.json --network Bics
-    python -m placement report --out docs/results/controller-placement     # the documented comparison
+    python -m placement report        # the comparison in docs/placement.md (its defaults)
     python -m placement networks
 """
 
