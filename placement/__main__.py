@@ -200,13 +200,13 @@ def report(args, argv) -> int:
     config = {"command": command, "commit": _commit(), "seed": args.seed, "k": args.k,
               "networks": [vars(p) for p in args.networks], "capacity_flows_s": args.capacity,
               "load_factor": args.load_factor, "bound_factor": args.bound_factor,
-              "time_limit_s": args.time_limit, "environment": environment()}
+              "time_limit_s": args.time_limit, "hop_ms": args.hop_ms, "environment": environment()}
     rows, training, keep = [], [], {}
     start = time.process_time()
     for plan in args.networks:
         r, t = run_network(plan, args.k, args.seed, args.capacity, args.load_factor, args.bound_factor,
                            args.time_limit, progress=lambda text: print(text, file=sys.stderr, flush=True),
-                           keep=keep)
+                           keep=keep, hop_ms=args.hop_ms)
         rows += r
         training += t
     config["cpu_s"] = round(time.process_time() - start, 1)

@@ -99,11 +99,11 @@ def sample_row(network: str, k: int, sample: int, problem: Problem, placed: Plac
 def run_network(plan: Plan, ks: list[int], seed: int, capacity: float = CAPACITY_FLOWS_S,
                 load_factor: float = LOAD_FACTOR, bound_factor: float = BOUND_FACTOR,
                 time_limit_s: float = 60.0, progress=lambda text: None,
-                keep: dict | None = None) -> tuple[list[dict], list[dict]]:
+                keep: dict | None = None, hop_ms: float = 1.0) -> tuple[list[dict], list[dict]]:
     """Per-sample rows and per-k training facts for one network. `keep` collects
     (network, k) -> (network, problem, placements) of the first held-out sample, for maps.
     The models learn from the proven optima of the training samples only."""
-    network = load_network(plan.network)
+    network = load_network(plan.network, hop_ms)
     train, test = traffic_split(network, plan, seed, load_factor * capacity)
     rows, training = [], []
     for k in ks:
