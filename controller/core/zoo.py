@@ -49,16 +49,19 @@ def parse_zoo(raw: object, name: str) -> ZooNetwork:
     where = ZOO_PREFIX + name
     try:
         nodes, edges = raw["nodes"], raw["edges"]
-        ids = [node["id"] for node in nodes]
-        coords = np.array([node["pos"] for node in nodes], dtype=float)
-    except (TypeError, KeyError, ValueError) as exc:
-        raise TopologyError(f"{where}: not a node-link network ({exc!r})") from None
+        ids = [str(node["id"]) for node in nodes]
+    except (TypeError, KeyError) as exc:
+        raise TopologyError(f"{where}: not a node-link network (missing {exc})") from None
     if len(set(ids)) != len(ids):
         raise TopologyError(f"{where}: duplicate node ids")
+    try:
+        coords = np.array([node.get("pos") for node in nodes], dtype=float)
+    except (TypeError, ValueError):
+        coords = np.empty(0)
     if coords.shape != (len(ids), 2) or not np.isfinite(coords).all():
         raise TopologyError(f"{where}: a node without coordinates")
     # names may repeat in the Zoo (two PoPs in one city): suffix the id to keep them apart
-    labels = [node.get("name") or f"n{node['id']}" for node in nodes]
+    labels = [str(node.get("name") or f"n{node_id}") for node, node_id in zip(nodes, ids)]
     counts = Counter(labels)
     labels = [f"{label}#{node_id}" if counts[label] > 1 else label for label, node_id in zip(labels, ids)]
     index = {node_id: i for i, node_id in enumerate(ids)}
@@ -67,7 +70,7 @@ def parse_zoo(raw: object, name: str) -> ZooNetwork:
     graph.add_nodes_from(range(len(ids)))
     for edge in edges:
         try:
-            a, b = index[edge["source"]], index[edge["target"]]
+            a, b = index[str(edge["source"])], index[str(edge["target"])]
         except (TypeError, KeyError):
             raise TopologyError(f"{where}: a link to an unknown node ({edge!r:.80})") from None
         if a != b:
