@@ -100,7 +100,7 @@ def main() -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept} samples kept in {out}; network and controller stopped")
         return 130
-    print(f"{kept} samples written to {out} ({skipped} probe trains skipped: path unknown or all lost)")
+    print(f"{kept} samples written to {out} ({skipped} flows skipped: path unknown or nothing measured)")
     return 0 if kept else 1
 
 
