@@ -19,12 +19,13 @@ from pathlib import Path
 import numpy as np
 
 from controller.core.spec import TopologyError
+from controller.files import zoo_names
 
 from .assignment import PlacementFileError, read_assignment, to_document, write_assignment
 from .exact import k_center_radius, place_exactly
 from .heuristics import greedy_k_median, k_center
 from .learned import MODELS, PlacementModel, features, labels, place_with_model
-from .network import load_network, zoo_names
+from .network import load_network
 from .problem import Problem
 from .report import (BOUND_FACTOR, DEFAULT_NETWORKS, DEFAULT_SEED, environment, parse_plans, render, run_network,
                      write_results)
