@@ -45,6 +45,8 @@ from controller.service.metrics import Metrics  # noqa: E402
 from controller.service import pages  # noqa: E402
 from controller.core.monitor import FlowStat, PortStat  # noqa: E402
 from controller.policies import make_policy  # noqa: E402
+from controller.policies.members import member_policy_factory  # noqa: E402
+from controller.core.services import HEALTH_INTERVAL_S  # noqa: E402
 from controller.service.ratelimit import RateLimit  # noqa: E402
 from controller.service.rest import RestApi, api_token  # noqa: E402
 from controller.core.settings import ConfigError, Settings  # noqa: E402
@@ -132,11 +134,12 @@ class LoadBalancer(compat.AppBase):
             _setup_logging(settings.log_level)
             spec = load_spec(settings.topology) if settings.topology else None
             policy = make_policy(settings.policy, settings)
+            member_policy = member_policy_factory(settings.service_policy, settings)
             self.capture = Capture(settings.capture) if settings.capture else None
         except (ConfigError, TopologyError) as exc:   # one line, not the manager's traceback
             print(f"error: {exc}", file=sys.stderr)
             raise SystemExit(2) from None
-        self.balancer = Balancer(settings, policy, spec)
+        self.balancer = Balancer(settings, policy, spec, member_policy=member_policy)
         self.ofp_errors: Counter[tuple[str, str]] = Counter()   # (request kind, error type) -> errors
         self.metrics = Metrics(self.balancer, ofp_errors=self.ofp_errors)
         for handler in logging.getLogger().handlers:     # the framework's records go to the root's
@@ -157,6 +160,8 @@ class LoadBalancer(compat.AppBase):
         self._threads = [compat.hub.spawn(self._every, settings.probe_interval_s, self._probe),
                          compat.hub.spawn(self._every, settings.poll_interval_s, self._poll),
                          compat.hub.spawn(self._every, 1.0, self._expire_handshakes)]
+        if self.balancer.services:
+            self._threads.append(compat.hub.spawn(self._every, HEALTH_INTERVAL_S, self._health))
         # Each app is made once its port is ours: a second controller that cannot listen must
         # not replace the first one's token file.
         for port, make_app, what in ((settings.rest_port, lambda: self._rest_site(settings), "REST API"),
@@ -207,6 +212,9 @@ class LoadBalancer(compat.AppBase):
 
     def _probe(self, now):
         self._send(self.balancer.tick(now))
+
+    def _health(self, now):
+        self._send(self.balancer.health(now))
 
     def _poll(self, now):
         if self.capture:   # the previous poll's replies are in by now
@@ -368,7 +376,8 @@ class LoadBalancer(compat.AppBase):
         if in_port is None:
             return
         with self.metrics.packet_in_seconds.time():
-            messages = self.balancer.packet_in(msg.datapath.id, in_port, bytes(msg.data), time.monotonic())
+            messages = self.balancer.packet_in(msg.datapath.id, in_port, bytes(msg.data), time.monotonic(),
+                                               msg.cookie)
         self._send(messages)
 
     @set_ev_cls(ofp_event.EventOFPPortStatsReply, MAIN)
@@ -405,7 +414,7 @@ class LoadBalancer(compat.AppBase):
     @survives
     @from_holder
     def _flow_removed(self, ev):
-        self.balancer.flow_removed(ev.msg.datapath.id, ev.msg.cookie)
+        self._send(self.balancer.flow_removed(ev.msg.datapath.id, ev.msg.cookie))
 
     @set_ev_cls(ofp_event.EventOFPErrorMsg, [CONFIG, MAIN])
     @survives

@@ -1,5 +1,5 @@
 """Reading and writing the files the controller trusts least: the topology spec, the model
-and the Q-table. An operator may point the controller at anything (a FIFO, /dev/zero, a
+and the Q-table (and, for offline tools, the Topology Zoo networks the `topohub` package ships). An operator may point the controller at anything (a FIFO, /dev/zero, a
 file of garbage) and a reload happens inside a signal handler, so reading must neither
 block nor grow without bound, and every way a file can be wrong is one error line naming
 the file (and, inside JSON, the field), raised as the caller's own error class.
@@ -17,6 +17,7 @@ import tempfile
 from pathlib import Path
 
 from controller.core.spec import Spec, TopologyError, parse_spec
+from controller.core.zoo import ZOO_PREFIX, ZooNetwork, parse_zoo
 
 MAX_JSON_BYTES = 4 << 20     # our specs, models' metadata and Q-tables are kilobytes
 MAX_DIGITS = 100             # a dpid has 20 digits; Python's int() raises beyond 4300
@@ -116,3 +117,24 @@ def write_atomic(path: str | Path, data: bytes) -> None:
 def load_spec(path: str | Path) -> Spec:
     """Read and validate a spec file; raise TopologyError naming the file and field."""
     return parse_spec(read_json(path, TopologyError), source=str(path))
+
+
+def zoo_names() -> list[str]:
+    """The Topology Zoo networks topohub ships, by file name (e.g. Bics, TataNld)."""
+    import importlib.resources
+
+    import topohub
+    folder = importlib.resources.files(topohub) / "data" / "topozoo"
+    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
+
+
+def load_zoo(name: str) -> ZooNetwork:
+    """A Topology Zoo network by its topohub name, case-insensitive (bics, Bics, topozoo/Bics).
+    topohub is imported here, late: the controller itself never needs it."""
+    import topohub
+    known = {n.lower(): n for n in zoo_names()}
+    key = known.get(name.removeprefix(ZOO_PREFIX).lower())
+    if key is None:
+        raise TopologyError(f"{ZOO_PREFIX}{name}: not a Topology Zoo network topohub ships "
+                            f"(try one of {', '.join(sorted(known.values())[:8])}, ...)")
+    return parse_zoo(topohub.get(ZOO_PREFIX + key), key)

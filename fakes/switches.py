@@ -10,6 +10,7 @@ from controller.core.balancer import Balancer
 from controller.openflow.messages import CONTROLLER, FlowDelete, FlowMod, Message, PacketOut
 from controller.openflow.packets import ARP_REQUEST, BROADCAST, Frame, arp_frame
 from controller.policies import make_policy
+from controller.policies.members import member_policy_factory
 from controller.core.settings import Settings
 from controller.core.spec import Spec
 from controller.files import load_spec
@@ -97,7 +98,7 @@ class FakeOFNetwork:
 
     def trace(self, switch: str, in_port: int, fields: dict) -> tuple[list[str], str]:
         """Follow a packet from (switch, in_port): the switches it crosses and where it ends:
-        'host:<name>', 'controller', 'drop' or 'loop'."""
+        'host:<name>', 'controller', 'drop' or 'loop'. Entries' rewrites change `fields`."""
         path: list[str] = []
         while True:
             if switch in path:
@@ -106,6 +107,7 @@ class FakeOFNetwork:
             entry = self.lookup(self.dpid[switch], {**fields, "in_port": in_port})
             if entry is None or not entry.out_ports:
                 return path, "drop"
+            fields.update(entry.set_fields)
             if entry.out_ports == (CONTROLLER,):
                 return path, "controller"
             node, in_port = self.wire[(switch, entry.out_ports[0])]
@@ -122,7 +124,9 @@ class Booted:
                  probe_round: bool = True) -> None:
         self.spec = spec if isinstance(spec, Spec) else load_spec(spec)
         self.of = FakeOFNetwork(self.spec)
-        self.balancer = Balancer(settings or Settings(), make_policy(policy, settings), self.spec)
+        settings = settings or Settings()
+        self.balancer = Balancer(settings, make_policy(policy, settings), self.spec,
+                                 member_policy=member_policy_factory(settings.service_policy, settings))
         self.now = 100.0
         for s in self.spec.switches:     # each one's probes reach only the switches already up
             self.deliver(self.balancer.switch_up(s.dpid, self.of.ports(s.name), self.now))

@@ -1,12 +1,16 @@
-"""Training samples: a candidate path's four features at time t, and what using that path
-measured right after.
+"""Training samples: a candidate path's features at time t, and what the new flow placed on that
+path measured right after (models/labels.py). Two kinds of file, told apart by their header:
 
     time_s, src, dst, path, utilisation, loss, latency_ms, hops, next_delay_ms, next_loss
+    time_s, network, src, dst, path, utilisation, loss, latency_ms, hops, bottleneck_mbps,
+        headroom_mbps, transfer_bytes, fct_s, censored
 
-The features are the controller's (GET /api/v1/paths) just before a probe train is sent; the
-probe flow is placed on one candidate, and `next_delay_ms` is the median one-way delay its
-packets then measured from host to host (the hosts share the machine's clock), `next_loss`
-the fraction of them lost. The label is a measurement, never computed from the features.
+The first is the paper's: a probe train's median one-way delay and loss (`next_delay_ms`,
+`next_loss`). The second labels a transfer of known size by its completion time `fct_s`
+(`censored` 1: cut at its bound, so a lower bound) and adds the path's bottleneck capacity
+and headroom, so that capacity can be learnt. The features are the controller's
+(GET /api/v1/paths) just before the flow starts; the label is a measurement, never computed
+from the features. A file without a `network` column is the network its name says (h1h7.csv: h1h7).
 """
 
 from __future__ import annotations
@@ -23,8 +27,14 @@ from models.bpann import FEATURES
 
 LABEL = "next_delay_ms"
 COLUMNS = ("time_s", "src", "dst", "path", *FEATURES, LABEL, "next_loss")
-RANGES = {"utilisation": (0, 1), "loss": (0, 1), "latency_ms": (0, math.inf), "hops": (0, 1000),
-          LABEL: (0, math.inf), "next_loss": (0, 1), "time_s": (0, math.inf)}
+TRANSFER_LABEL = "fct_s"
+TRANSFER_COLUMNS = ("time_s", "network", "src", "dst", "path", *FEATURES, "bottleneck_mbps", "headroom_mbps",
+                    "transfer_bytes", TRANSFER_LABEL, "censored")
+_COMMON = {"utilisation": (0, 1), "loss": (0, 1), "latency_ms": (0, math.inf), "hops": (0, 1000),
+           "time_s": (0, math.inf)}
+RANGES = {**_COMMON, LABEL: (0, math.inf), "next_loss": (0, 1)}
+TRANSFER_RANGES = {**_COMMON, "bottleneck_mbps": (0, 100_000), "headroom_mbps": (0, 100_000),
+                   "transfer_bytes": (1, 1 << 40), TRANSFER_LABEL: (0, math.inf), "censored": (0, 1)}
 log = logging.getLogger("lb.dataset")
 
 
@@ -35,8 +45,12 @@ class DatasetError(ValueError):
 @dataclass(frozen=True)
 class Dataset:
     x: np.ndarray          # n x 4, FEATURES order
-    y: np.ndarray          # n, LABEL
+    y: np.ndarray          # n, the label
     paths: list[str]
+    times: np.ndarray      # n, seconds since the epoch: what time-blocked folds split by
+    networks: list[str]    # n, the network each sample was measured on
+    persistence: np.ndarray  # n, the baseline "the label equals its current measurement"
+    label: str = LABEL
 
     def __len__(self) -> int:
         return len(self.y)
@@ -55,13 +69,17 @@ def load_dataset(path: str | Path) -> Dataset:
         log.warning("%s: last line %d is incomplete (interrupted write): skipped", path, len(lines))
         lines = lines[:-1]
     reader = csv.DictReader(lines)
-    missing = [c for c in COLUMNS if c not in (reader.fieldnames or [])]
+    header = reader.fieldnames or []
+    transfer = TRANSFER_LABEL in header
+    columns, ranges, label = ((TRANSFER_COLUMNS, TRANSFER_RANGES, TRANSFER_LABEL) if transfer
+                              else (COLUMNS, RANGES, LABEL))
+    missing = [c for c in columns if c not in header]
     if missing:
-        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(COLUMNS)})")
-    x, y, paths = [], [], []
+        raise DatasetError(f"{path}: missing column(s) {', '.join(missing)} (expected {', '.join(columns)})")
+    rows = []
     for line_no, row in enumerate(reader, start=2):
         values = {}
-        for column, (low, high) in RANGES.items():
+        for column, (low, high) in ranges.items():
             try:
                 value = float(row[column])
             except (TypeError, ValueError):
@@ -71,9 +89,37 @@ def load_dataset(path: str | Path) -> Dataset:
                 raise DatasetError(f"{path}: row {line_no}, column {column}: {value} is not "
                                    f"a finite value in [{low}, {high}]")
             values[column] = value
-        x.append([values[f] for f in FEATURES])
-        y.append(values[LABEL])
-        paths.append(row["path"])
-    if not y:
+        rows.append((values, row["path"], row.get("network") or path.stem))
+    if not rows:
         raise DatasetError(f"{path}: no samples")
-    return Dataset(np.array(x), np.array(y), paths)
+    x = np.array([[v[f] for f in FEATURES] for v, _, _ in rows])
+    y = np.array([v[label] for v, _, _ in rows])
+    times = np.array([v["time_s"] for v, _, _ in rows])
+    paths, networks = [p for _, p, _ in rows], [n for _, _, n in rows]
+    persistence = (_last_on_path(times, networks, paths, y, [v for v, _, _ in rows]) if transfer
+                   else x[:, FEATURES.index("latency_ms")])
+    return Dataset(x, y, paths, times, networks, persistence, label)
+
+
+def _last_on_path(times, networks, paths, fct, values) -> np.ndarray:
+    """The transfer label's persistence baseline: the completion time of the last transfer on
+    the same path before this one; a path's first, the transfer's idle time (size over the
+    bottleneck capacity), all the baseline can know of it."""
+    last: dict[tuple[str, str], float] = {}
+    out = np.empty(len(fct))
+    for i in np.argsort(times, kind="stable"):
+        key = (networks[i], paths[i])
+        out[i] = last.get(key, values[i]["transfer_bytes"] * 8 / values[i]["bottleneck_mbps"] / 1e6)
+        last[key] = fct[i]
+    return out
+
+
+def concat(sets: list[Dataset]) -> Dataset:
+    """Samples of several files, as one; they must share a label."""
+    labels = {s.label for s in sets}
+    if len(labels) != 1:
+        raise DatasetError(f"files with different labels ({', '.join(sorted(labels))}) cannot be trained on together")
+    return Dataset(np.vstack([s.x for s in sets]), np.concatenate([s.y for s in sets]),
+                   [p for s in sets for p in s.paths], np.concatenate([s.times for s in sets]),
+                   [n for s in sets for n in s.networks], np.concatenate([s.persistence for s in sets]),
+                   labels.pop())

@@ -1,6 +1,6 @@
 """Training and evaluation of the BPANN with scikit-learn, as the paper does it: a 3-layer
 network (4 inputs, one logistic hidden layer, 1 output), hidden sizes swept over 3..11 with
-k-fold cross-validation, beside two baselines. The chosen network is exported as plain arrays
+cross-validation (time-blocked by default, models/evaluation.py), beside two baselines. The chosen network is exported as plain arrays
 (models/bpann.py); serving never needs scikit-learn."""
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ import sklearn
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LinearRegression
 from sklearn.metrics import mean_absolute_error, r2_score
-from sklearn.model_selection import KFold
 from sklearn.neural_network import MLPRegressor
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -58,24 +57,28 @@ def _score(name: str, maes: list[float], r2s: list[float]) -> Score:
     return Score(name, float(np.mean(maes)), float(np.std(maes)), float(np.mean(r2s)), float(np.std(r2s)))
 
 
-def sweep(x: np.ndarray, y: np.ndarray, sizes=SIZES, folds: int = 5, seed: int = 0,
-          progress=None) -> list[Score]:
-    """Cross-validated MAE and R^2 of every hidden size, then of the persistence baseline
-    ("the future equals the current latency") and of linear regression, on the same folds."""
-    splits = list(KFold(folds, shuffle=True, random_state=seed).split(x))
+def sweep(x: np.ndarray, y: np.ndarray, splits, sizes=SIZES, seed: int = 0, persistence: np.ndarray | None = None,
+          progress=None) -> tuple[list[Score], dict[str, np.ndarray]]:
+    """Every hidden size, then the persistence baseline ("the label equals its current
+    measurement", by default the path's latency feature) and linear regression, on the same
+    (train, test) splits (models/evaluation.py makes them): the MAE and R^2 of each over the
+    folds, and each sample's prediction by the model of the fold that tested it."""
+    persistence = x[:, LATENCY] if persistence is None else persistence
     results = {f"bpann-{h}": ([], []) for h in sizes}
     results.update({"persistence": ([], []), "linear": ([], [])})
+    out_of_fold = {name: np.full(len(y), np.nan) for name in results}
     for train, test in splits:
         predictions = {f"bpann-{h}": fit_bpann(x[train], y[train], h, seed).predict(x[test]) for h in sizes}
-        predictions["persistence"] = x[test, LATENCY]
+        predictions["persistence"] = persistence[test]
         linear = make_pipeline(StandardScaler(), LinearRegression()).fit(x[train], y[train])
         predictions["linear"] = linear.predict(x[test])
         for name, predicted in predictions.items():
             results[name][0].append(mean_absolute_error(y[test], predicted))
             results[name][1].append(r2_score(y[test], predicted))
+            out_of_fold[name][test] = predicted
         if progress:
             progress()
-    return [_score(name, maes, r2s) for name, (maes, r2s) in results.items()]
+    return [_score(name, maes, r2s) for name, (maes, r2s) in results.items()], out_of_fold
 
 
 def choose(scores: list[Score], tolerance: float = 0.02) -> int:
@@ -87,8 +90,8 @@ def choose(scores: list[Score], tolerance: float = 0.02) -> int:
 
 
 def metadata(data_bytes: bytes, n: int, hidden: int, scores: list[Score], label: str,
-             seed: int, folds: int) -> dict:
-    return {"label": label, "hidden_sizes_swept": sorted(int(s.name[6:]) for s in scores if s.name[:6] == "bpann-"),
+             seed: int, folds: int, cv: str = "time-blocked") -> dict:
+    return {"label": label, "cv_method": cv, "hidden_sizes_swept": sorted(int(s.name[6:]) for s in scores if s.name[:6] == "bpann-"),
             "chosen_hidden": hidden, "samples": n, "folds": folds, "seed": seed,
             "data_sha256": hashlib.sha256(data_bytes).hexdigest(),
             "cv": {s.name: {"mae": s.mae, "mae_std": s.mae_std, "r2": s.r2, "r2_std": s.r2_std} for s in scores},

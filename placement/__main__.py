@@ -4,7 +4,7 @@ assignment file, or compare every method against the exact program (docs/placeme
     python -m placement place Bics --k 3 --out assignment.json --map bics.png
     python -m placement place topologies/h1h7.json --k 2 --traffic rates.json --method greedy
     python -m placement check assignment.json --network Bics
-    python -m placement report --networks Bics:200:40,TataNld:30:15 --k 2-6
+    python -m placement report        # the comparison in docs/placement.md (its defaults)
     python -m placement networks
 """
 
@@ -19,14 +19,16 @@ from pathlib import Path
 import numpy as np
 
 from controller.core.spec import TopologyError
+from controller.files import zoo_names
 
 from .assignment import PlacementFileError, read_assignment, to_document, write_assignment
 from .exact import k_center_radius, place_exactly
 from .heuristics import greedy_k_median, k_center
 from .learned import MODELS, PlacementModel, features, labels, place_with_model
-from .network import load_network, zoo_names
+from .network import load_network
 from .problem import Problem
-from .report import BOUND_FACTOR, Plan, environment, parse_plans, render, run_network, write_results
+from .report import (BOUND_FACTOR, DEFAULT_NETWORKS, DEFAULT_SEED, environment, parse_plans, render, run_network,
+                     write_results)
 from .search import local_search
 from .traffic import CAPACITY_FLOWS_S, LOAD_FACTOR, TrafficError, gravity, read_traffic, samples
 
@@ -54,7 +56,7 @@ def parser() -> argparse.ArgumentParser:
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
 
-    def common(q):
+    def common(q, seed=1):
         q.add_argument("--capacity", type=_positive, default=CAPACITY_FLOWS_S,
                        help=f"flow setups/s one controller sustains (default {CAPACITY_FLOWS_S:.0f}: "
                             "BENCHMARKS.md, section 2, after issue 15)")
@@ -63,7 +65,7 @@ def parser() -> argparse.ArgumentParser:
         q.add_argument("--bound-factor", type=_positive, default=BOUND_FACTOR,
                        help="worst-case latency allowed, as a multiple of the best worst case k "
                             f"controllers achieve (optimal k-center; default {BOUND_FACTOR})")
-        q.add_argument("--seed", type=int, default=1, help="seed of the traffic and the models (default 1)")
+        q.add_argument("--seed", type=int, default=seed, help=f"seed of the traffic and the models (default {seed})")
         q.add_argument("--hop-ms", type=_positive, default=1.0,
                        help="latency of a spec link without delay_ms (default 1 ms)")
 
@@ -84,16 +86,19 @@ def parser() -> argparse.ArgumentParser:
 
     q = sub.add_parser("check", help="validate an assignment file")
     q.add_argument("file", type=Path)
-    q.add_argument("--network", help="the network it must cover exactly (Zoo name or spec .json)")
+    q.add_argument("--network", help="the network it must cover exactly and whose shortest paths must give "
+                                     "every latency it states (Zoo name or spec .json)")
+    q.add_argument("--hop-ms", type=_positive, default=1.0,
+                   help="latency of a spec link without delay_ms, as it was placed with (default 1 ms)")
 
     q = sub.add_parser("report", help="compare every method against the exact program on held-out traffic")
-    q.add_argument("--networks", type=parse_plans, default=parse_plans("Bics:200:40,TataNld:30:15"),
+    q.add_argument("--networks", type=parse_plans, default=parse_plans(DEFAULT_NETWORKS),
                    help="NAME:TRAIN:TEST,... traffic samples to train on and to hold out per network "
-                        "(default Bics:200:40,TataNld:30:15)")
+                        f"(default {DEFAULT_NETWORKS})")
     q.add_argument("--k", type=_ks, default=_ks("2-6"), help="k or a range LOW-HIGH (default 2-6)")
     q.add_argument("--time-limit", type=_positive, default=60.0, help="exact program's limit per problem, s (default 60)")
     q.add_argument("--out", type=Path, help="results folder (default results/placement-<time>/)")
-    common(q)
+    common(q, seed=DEFAULT_SEED)
 
     sub.add_parser("networks", help="list the Topology Zoo networks topohub ships, with their sizes")
     return p
@@ -107,10 +112,12 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name}\t{load_network(name).n}")
             return 0
         if args.command == "check":
-            network = load_network(args.network) if args.network else None
+            network = load_network(args.network, args.hop_ms) if args.network else None
             doc = read_assignment(args.file, network)
             print(f"{args.file}: valid: {doc['network']}, k={doc['k']}, {len(doc['switches'])} switches, "
-                  f"mean {doc['mean_latency_ms']:.3f} ms, worst {doc['worst_latency_ms']:.3f} ms")
+                  f"mean {doc['mean_latency_ms']:.3f} ms, worst {doc['worst_latency_ms']:.3f} ms; loads and "
+                  + (f"latencies recomputed from {network.name}" if network else
+                     "mean and worst recomputed from its switches (--network recomputes latencies too)"))
             return 0
         if args.command == "place":
             return place(args)
@@ -145,15 +152,18 @@ def place(args) -> int:
         train = samples(network, args.train, args.seed + 1, float(rates.sum()))
         exact = [place_exactly(Problem(network.latency_ms, r, args.k, args.capacity, bound), args.time_limit)
                  for r in train]
-        ok = [i for i, e in enumerate(exact) if e.feasible]
+        ok = [i for i, e in enumerate(exact) if e.status == "optimal"]
         if not ok:
-            print("error: no training sample has a feasible placement", file=sys.stderr)
+            print("error: no training sample has a proven optimal placement", file=sys.stderr)
             return 1
         model = PlacementModel(kind, args.seed).fit(features(train[ok]),
                                                     labels(network.n, [exact[i].controllers for i in ok]))
         placed = place_with_model(problem, model, search=method.endswith("+ls"))
     if not placed.feasible:
-        print(f"{network.name}, k={args.k}: {method} found no feasible placement (capacity "
+        what = {"infeasible": "proved that no placement meets capacity and bound",
+                "time-out": f"timed out after {args.time_limit:g} s without a placement (nor a proof that none exists)"
+                }.get(placed.status, "found no feasible placement")
+        print(f"{network.name}, k={args.k}: {method} {what} (capacity "
               f"{args.capacity:.0f} flows/s, bound {bound:.3f} ms, traffic {rates.sum():.0f} flows/s)",
               file=sys.stderr)
         return 1
@@ -161,7 +171,8 @@ def place(args) -> int:
     print(f"{network.name}, k={args.k}, {method}: controllers at {names}; mean {placed.objective_ms:.3f} ms, "
           f"worst {problem.worst_latency(placed.assign):.3f} ms (bound {bound:.3f}), max load "
           f"{problem.loads(placed.assign).max():.0f}/{args.capacity:.0f} flows/s"
-          + (", proven optimal" if placed.proven_optimal else "") + f", {placed.runtime_s * 1000:.1f} ms")
+          + (", proven optimal" if placed.proven_optimal else ", time-out: not proven optimal"
+             if placed.status == "time-out" else "") + f", {placed.runtime_s * 1000:.1f} ms")
     if args.out:
         write_assignment(args.out, to_document(network, problem, placed))
         read_assignment(args.out, network)
@@ -190,19 +201,20 @@ def report(args, argv) -> int:
     config = {"command": command, "commit": _commit(), "seed": args.seed, "k": args.k,
               "networks": [vars(p) for p in args.networks], "capacity_flows_s": args.capacity,
               "load_factor": args.load_factor, "bound_factor": args.bound_factor,
-              "time_limit_s": args.time_limit, "environment": environment()}
+              "time_limit_s": args.time_limit, "hop_ms": args.hop_ms, "environment": environment()}
     rows, training, keep = [], [], {}
     start = time.process_time()
     for plan in args.networks:
         r, t = run_network(plan, args.k, args.seed, args.capacity, args.load_factor, args.bound_factor,
                            args.time_limit, progress=lambda text: print(text, file=sys.stderr, flush=True),
-                           keep=keep)
+                           keep=keep, hop_ms=args.hop_ms)
         rows += r
         training += t
     config["cpu_s"] = round(time.process_time() - start, 1)
     document = write_results(folder, config, rows, training, keep)
     print(render(document["table"]))
-    print(f"targets: {document['targets']}")
+    for network, met in document["targets"].items():
+        print(f"targets, {network}: NN-LS within 1% on {met['nn_ls_within']}; {met['met']}")
     print(f"results: {folder} ({config['cpu_s']} s of CPU)")
     return 0
 

@@ -1,7 +1,9 @@
 """The per-switch assignment file a multi-controller deployment reads (docs/placement.md):
 which controller each switch uses, and its backup controllers by weight. Written atomically;
 read back through controller.files (regular, small, strict JSON) and validated field by field,
-every error naming the file and the field."""
+every error naming the file and the field. What the file claims is recomputed, not trusted: the
+loads and the mean and worst latency from its own switches, and, given the network, every
+latency from the network's shortest paths."""
 
 from __future__ import annotations
 
@@ -18,6 +20,11 @@ from .problem import Placement, Problem
 
 FORMAT = "sdn-lb-placement/1"
 BACKUP_EPSILON_MS = 0.1     # keeps a backup's weight finite when it sits at the switch itself
+# How far a claim may be from its recomputation: the file rounds latencies to 6 decimals and
+# rates and loads to 3 (a load sums one rounding per switch)
+LATENCY_TOLERANCE_MS = 2e-6
+MEAN_TOLERANCE_MS = 1e-4
+RATE_TOLERANCE = 1e-3
 
 
 class PlacementFileError(ValueError):
@@ -96,9 +103,14 @@ _BACKUP = {"controller": int, "weight": (int, float), "latency_ms": (int, float)
 
 def read_assignment(path: str | Path, network: Network | None = None) -> dict:
     """Read and validate an assignment file; with `network`, its switches must be exactly
-    the network's. Raises PlacementFileError naming the file and the field."""
+    the network's and every latency it states must be the network's. Raises
+    PlacementFileError naming the file and the field."""
     def fail(where: str, what: str) -> PlacementFileError:
         return PlacementFileError(f"{path}: {where}: {what}")
+
+    def agree(claim: float, actual: float, where: str, tolerance: float, source: str = "its switches give") -> None:
+        if not math.isclose(claim, actual, rel_tol=1e-9, abs_tol=tolerance):
+            raise fail(where, f"says {claim}, {source} {actual:.6f}")
 
     doc = _keys(read_json(path, PlacementFileError), "", fail, _TOP)
     if doc["format"] != FORMAT:
@@ -141,11 +153,20 @@ def read_assignment(path: str | Path, network: Network | None = None) -> dict:
             _number(b["latency_ms"], f"{bw}.latency_ms", fail)
         if s["backups"] and abs(total - 1.0) > 1e-3:
             raise fail(f"{where}.backups", f"weights sum to {total:.6f}, not 1")
+    switches = doc["switches"]
     for j, c in enumerate(doc["controllers"]):
         if c["switch"] not in seen:
             raise fail(f"controllers[{j}].switch", f"{c['switch']} is not one of the switches")
         if loads[j] > capacity * (1 + 1e-6) + 1e-6:
             raise fail(f"controllers[{j}]", f"serves {loads[j]:.1f} flows/s, over capacity_flows_s {capacity}")
+        served = sum(s["controller"] == j for s in switches)
+        agree(c["load_flows_s"], loads[j], f"controllers[{j}].load_flows_s", RATE_TOLERANCE * (served + 1))
+    rates = np.array([s["rate_flows_s"] for s in switches], dtype=float)
+    latency = np.array([s["latency_ms"] for s in switches], dtype=float)
+    if switches:
+        if rates.sum() > 0:
+            agree(doc["mean_latency_ms"], float(rates @ latency / rates.sum()), "mean_latency_ms", MEAN_TOLERANCE_MS)
+        agree(doc["worst_latency_ms"], float(latency.max()), "worst_latency_ms", LATENCY_TOLERANCE_MS)
     if network is not None:
         if doc["network"] != network.name:
             raise fail("network", f"is {doc['network']!r}, expected {network.name!r}")
@@ -153,4 +174,18 @@ def read_assignment(path: str | Path, network: Network | None = None) -> dict:
         extra = sorted(seen - set(network.switches))
         if missing or extra:
             raise fail("switches", f"missing {missing[:3]} / unknown {extra[:3]} for {network.name}")
+        _agree_with_network(doc, network, agree)
     return doc
+
+
+def _agree_with_network(doc: dict, network: Network, agree) -> None:
+    """Every latency the file states, recomputed from the network's shortest paths."""
+    index = {name: i for i, name in enumerate(network.switches)}
+    sites = [index[c["switch"]] for c in doc["controllers"]]
+    for i, s in enumerate(doc["switches"]):
+        here = index[s["switch"]]
+        agree(s["latency_ms"], float(network.latency_ms[here, sites[s["controller"]]]),
+              f"switches[{i}].latency_ms", LATENCY_TOLERANCE_MS, f"{network.name} gives")
+        for j, b in enumerate(s["backups"]):
+            agree(b["latency_ms"], float(network.latency_ms[here, sites[b["controller"]]]),
+                  f"switches[{i}].backups[{j}].latency_ms", LATENCY_TOLERANCE_MS, f"{network.name} gives")

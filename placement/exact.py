@@ -25,6 +25,7 @@ from scipy.sparse import coo_matrix
 from .problem import Placement, Problem, infeasible
 
 MIP_REL_GAP = 1e-6      # proven within a millionth of the optimum: "optimal" in the tables
+OPTIMAL, TIME_LIMIT, INFEASIBLE = 0, 1, 2   # scipy.optimize.milp's status codes
 
 
 def _solve(problem: Problem, sites: np.ndarray, fixed: bool, time_limit_s: float):
@@ -85,23 +86,37 @@ def _solve(problem: Problem, sites: np.ndarray, fixed: bool, time_limit_s: float
     return pi, pj, result
 
 
+def _status(result) -> str:
+    """What HiGHS proved: optimal, infeasible, or (time or iteration limit) nothing."""
+    if result is None or result.status == INFEASIBLE:
+        return "infeasible"
+    if result.status == OPTIMAL:
+        return "optimal"
+    return "time-out"
+
+
 def place_exactly(problem: Problem, time_limit_s: float = 600.0) -> Placement:
-    """The optimum, proven (`proven_optimal`) unless the time limit stops HiGHS first, in
-    which case the best placement found is returned with proven_optimal False."""
+    """The optimum, proven (status "optimal") unless the time limit stops HiGHS first: then
+    status "time-out", with the best placement found (or none) and HiGHS's lower bound on the
+    optimum (`notes["bound_ms"]`), which proves nothing about feasibility. Status "infeasible"
+    only where HiGHS proved that no placement meets capacity and bound."""
     start = time.perf_counter()
     sites = np.arange(problem.n)
     pi, pj, result = _solve(problem, sites, fixed=False, time_limit_s=time_limit_s)
     elapsed = time.perf_counter() - start
+    status = _status(result)
+    dual = getattr(result, "mip_dual_bound", None)
+    bound = np.nan if dual is None else float(dual)
     if result is None or result.x is None:
-        return infeasible("exact", elapsed, status=getattr(result, "message", "a switch out of reach"))
+        return infeasible("exact", elapsed, status=status, bound_ms=bound,
+                          message=getattr(result, "message", "a switch out of reach of every site"))
     x = result.x[:len(pi)] > 0.5
     assign = np.empty(problem.n, dtype=int)
     assign[pi[x]] = sites[pj[x]]
     controllers = tuple(int(j) for j in np.flatnonzero(result.x[len(pi):] > 0.5))
     return Placement("exact", controllers, assign, problem.objective(assign), elapsed,
-                     proven_optimal=result.status == 0,
-                     notes={"mip_gap": float(getattr(result, "mip_gap", np.nan) or 0.0),
-                            "bound_ms": float(getattr(result, "mip_dual_bound", np.nan))})
+                     proven_optimal=status == "optimal", status=status,
+                     notes={"mip_gap": float(getattr(result, "mip_gap", np.nan) or 0.0), "bound_ms": bound})
 
 
 def k_center_radius(latency_ms: np.ndarray, k: int, time_limit_s: float = 60.0) -> float:
@@ -134,9 +149,9 @@ def assign_exactly(problem: Problem, controllers, method: str = "assign",
     elapsed = time.perf_counter() - start
     controllers = tuple(int(s) for s in sites)
     if result is None or result.x is None:
-        return infeasible(method, elapsed, controllers)
+        return infeasible(method, elapsed, controllers, status=_status(result))
     x = result.x > 0.5
     assign = np.empty(problem.n, dtype=int)
     assign[pi[x]] = sites[pj[x]]
     return Placement(method, controllers, assign, problem.objective(assign), elapsed,
-                     proven_optimal=result.status == 0)
+                     proven_optimal=result.status == OPTIMAL, status=_status(result))

@@ -18,11 +18,10 @@ import networkx as nx
 import numpy as np
 
 from controller.core.spec import TopologyError
-from controller.files import load_spec
+from controller.core.zoo import great_circle_km
+from controller.files import load_spec, load_zoo
 
 US_PER_KM = 5.0             # light in fibre: about 2/3 of c, so 5 us per km
-EARTH_RADIUS_KM = 6371.0
-ZOO_PREFIX = "topozoo/"
 
 
 @dataclass(frozen=True)
@@ -45,15 +44,6 @@ class Network:
         return great_circle_km(self.coordinates)
 
 
-def great_circle_km(lon_lat: np.ndarray) -> np.ndarray:
-    """Haversine distance between every two (longitude, latitude) points, in km."""
-    lon, lat = np.radians(lon_lat[:, 0]), np.radians(lon_lat[:, 1])
-    dlat = lat[:, None] - lat[None, :]
-    dlon = lon[:, None] - lon[None, :]
-    h = np.sin(dlat / 2) ** 2 + np.cos(lat[:, None]) * np.cos(lat[None, :]) * np.sin(dlon / 2) ** 2
-    return 2 * EARTH_RADIUS_KM * np.arcsin(np.sqrt(np.clip(h, 0.0, 1.0)))
-
-
 def _all_pairs(graph: nx.Graph, n: int) -> np.ndarray:
     out = np.full((n, n), np.inf)
     for src, lengths in nx.all_pairs_dijkstra_path_length(graph, weight="latency_ms"):
@@ -62,49 +52,15 @@ def _all_pairs(graph: nx.Graph, n: int) -> np.ndarray:
     return out
 
 
-def zoo_names() -> list[str]:
-    """The Topology Zoo networks topohub ships, by file name (e.g. Bics, TataNld)."""
-    import importlib.resources
-
-    import topohub
-    folder = importlib.resources.files(topohub) / "data" / "topozoo"
-    return sorted(p.name.removesuffix(".json") for p in folder.iterdir() if p.name.endswith(".json"))
-
-
 def from_zoo(name: str) -> Network:
-    """A Topology Zoo network by its topohub name (case-insensitive: bics, Bics, TataNld)."""
-    import topohub
-    known = {n.lower(): n for n in zoo_names()}
-    key = known.get(name.removeprefix(ZOO_PREFIX).lower())
-    if key is None:
-        raise TopologyError(f"{ZOO_PREFIX}{name}: not a Topology Zoo network topohub ships "
-                            f"(try one of {', '.join(sorted(known.values())[:8])}, ...)")
-    raw = topohub.get(ZOO_PREFIX + key)
-    ids = [node["id"] for node in raw["nodes"]]
-    index = {node_id: i for i, node_id in enumerate(ids)}
-    coords = np.array([node["pos"] for node in raw["nodes"]], dtype=float)
-    if coords.shape != (len(ids), 2) or not np.isfinite(coords).all():
-        raise TopologyError(f"{ZOO_PREFIX}{key}: a node without coordinates")
-    # names may repeat in the Zoo (two PoPs in one city): suffix the id to keep them apart
-    names = [node.get("name") or f"n{node['id']}" for node in raw["nodes"]]
-    seen: dict[str, int] = {}
-    for name_ in names:
-        seen[name_] = seen.get(name_, 0) + 1
-    names = [f"{nm}#{node_id}" if seen[nm] > 1 else nm for nm, node_id in zip(names, ids)]
-    km = great_circle_km(coords)
+    """A Topology Zoo network by its topohub name (case-insensitive: bics, Bics, TataNld), its
+    largest connected part (controller/core/zoo.py); a link's latency is its length in fibre."""
+    zoo = load_zoo(name)
     graph = nx.Graph()
-    graph.add_nodes_from(range(len(ids)))
-    for edge in raw["edges"]:
-        a, b = index[edge["source"]], index[edge["target"]]
-        if a != b:
-            graph.add_edge(a, b, latency_ms=km[a, b] * US_PER_KM / 1000.0)
-    if not nx.is_connected(graph):
-        # a few Zoo networks have islands; placement over one network needs the largest part
-        keep = sorted(max(nx.connected_components(graph), key=len))
-        graph = nx.convert_node_labels_to_integers(graph.subgraph(keep).copy(), ordering="sorted")
-        names, coords = [names[i] for i in keep], coords[keep]
-    return Network(key, tuple(names), graph, _all_pairs(graph, len(names)), coords,
-                   source=f"{ZOO_PREFIX}{key}")
+    graph.add_nodes_from(zoo.graph.nodes)
+    graph.add_edges_from((a, b, {"latency_ms": km * US_PER_KM / 1000.0}) for a, b, km in zoo.graph.edges(data="km"))
+    return Network(zoo.name, zoo.labels, graph, _all_pairs(graph, len(zoo.labels)), zoo.coordinates,
+                   source=zoo.source)
 
 
 def from_spec(path: str | Path, hop_ms: float = 1.0) -> Network:

@@ -66,10 +66,17 @@ class Problem:
         return out
 
 
+# What a method's answer proves. Only the exact program proves anything: "optimal" and
+# "infeasible" (no placement meets capacity and bound) are HiGHS's proofs; "time-out" is its
+# time limit, with the best placement found so far or none, which proves nothing either way.
+# A heuristic's answer is "feasible" or "none found" (which is not a proof that none exists).
+STATUSES = ("optimal", "feasible", "time-out", "infeasible", "none found")
+
+
 @dataclass(frozen=True, eq=False)
 class Placement:
     """A method's answer: controller sites and each switch's site; `assign` is None when the
-    method found no feasible placement."""
+    method found no feasible placement, and `status` says whether that is proven (STATUSES)."""
     method: str
     controllers: tuple[int, ...]
     assign: np.ndarray | None
@@ -77,11 +84,20 @@ class Placement:
     runtime_s: float
     proven_optimal: bool = False
     notes: dict = field(default_factory=dict)
+    status: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.status:
+            status = "optimal" if self.proven_optimal else "feasible" if self.feasible else "none found"
+            object.__setattr__(self, "status", status)
+        if self.status not in STATUSES:
+            raise ValueError(f"status: expected one of {STATUSES}, got {self.status!r}")
 
     @property
     def feasible(self) -> bool:
         return self.assign is not None
 
 
-def infeasible(method: str, runtime_s: float, controllers: tuple[int, ...] = (), **notes) -> Placement:
-    return Placement(method, controllers, None, float("inf"), runtime_s, notes=notes)
+def infeasible(method: str, runtime_s: float, controllers: tuple[int, ...] = (), status: str = "none found",
+               **notes) -> Placement:
+    return Placement(method, controllers, None, float("inf"), runtime_s, notes=notes, status=status)

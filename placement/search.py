@@ -16,8 +16,8 @@ from itertools import combinations
 
 import numpy as np
 
-from .exact import assign_exactly
-from .problem import Placement, Problem, infeasible
+from .exact import assign_exactly, place_exactly
+from .problem import Placement, Problem
 
 DOUBLE_SCAN = 2_000_000  # latency entries one scan of double swaps may read (~40 ms on 143 switches)
 PENALTY = 1e3           # ms per switch out of reach, and per controller capacity of overload
@@ -137,13 +137,14 @@ def _improve(problem: Problem, sub: np.ndarray, choice: np.ndarray, room: np.nda
 
 
 def local_search(problem: Problem, start, method: str = "search", candidates=(), max_rounds: int = 100,
-                 polish: int = 6) -> Placement:
+                 polish: int = 6, time_limit_s: float = 60.0) -> Placement:
     """Swap one site for another while that lowers the (penalised) cost, best swap first, from
     the sites `start`; when no single swap helps, try two sites out for two of `candidates`
-    (a model's next-best sites), then single swaps again. Returns a feasible placement, or an
-    infeasible result (assign None) if no feasible set was reached: never an infeasible
-    assignment. Where capacity binds, up to `polish` exact assignment programs then check the
-    result and the moves the fast assignment may have misjudged (`_exact_phase`)."""
+    (a model's next-best sites), then single swaps again. Where capacity binds, up to `polish`
+    exact assignment programs then check the result and the moves the fast assignment may have
+    misjudged (`_exact_phase`). Returns a feasible placement whenever one exists (`_rescue`),
+    never an infeasible assignment; none only where the exact program proves there is none or
+    times out (`time_limit_s`)."""
     t0 = time.perf_counter()
     latency = masked_latency(problem)
     n, k = problem.n, problem.k
@@ -161,12 +162,30 @@ def local_search(problem: Problem, start, method: str = "search", candidates=(),
         best = swap
     notes = {"rounds": rounds, "double_swaps": doubles, "start": sorted(int(s) for s in start)}
     if not best.feasible:
-        return infeasible(method, time.perf_counter() - t0, tuple(int(s) for s in best.sites), **notes)
+        placement = _rescue(problem, best.sites, method, time_limit_s, notes)
+        return Placement(method, placement.controllers, placement.assign, placement.objective_ms,
+                         time.perf_counter() - t0, notes=notes, status=placement.status)
     placement = Placement(method, tuple(int(s) for s in best.sites), best.assign, best.objective, 0.0)
     if polish:
         placement = _exact_phase(problem, placement, best.nearest, latency, candidates, polish, notes)
     return Placement(method, placement.controllers, placement.assign, placement.objective_ms,
                      time.perf_counter() - t0, notes=notes)
+
+
+def _rescue(problem: Problem, sites, method: str, time_limit_s: float, notes: dict) -> Placement:
+    """The search converged on sites the fast assignment cannot fit (its greedy packing fails
+    where capacity is tight: 2% of small random problems with a feasible placement). The exact
+    assignment of those sites may fit; if not, the exact program decides, so that the search
+    gives up only where no placement exists (proven) or the program times out. Rare, and
+    timed with the search."""
+    exact = assign_exactly(problem, sites, method, time_limit_s)
+    notes["rescue"] = "exact assignment"
+    if exact.feasible:
+        return exact
+    notes["rescue"] = "exact program"
+    whole = place_exactly(problem, time_limit_s)
+    return Placement(method, whole.controllers, whole.assign, whole.objective_ms, whole.runtime_s,
+                     status="feasible" if whole.feasible else whole.status)
 
 
 def _exact_phase(problem: Problem, placement: Placement, nearest: bool, latency: np.ndarray,

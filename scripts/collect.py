@@ -1,10 +1,12 @@
 """Collect BPANN training samples on a live network: seeded random background traffic among
-the other hosts, and trains of one-way-delay probes from --src to --dst, each placed by the
-controller's `random` policy on one of the candidate paths (exploration). A sample is that
-path's four features just before the train, and the train's measured median one-way delay and
-loss (see models/dataset.py). Bounded by --duration.
+the other hosts, and new flows from --src to --dst, each placed by the controller's `random`
+policy on one of the candidate paths (exploration). A sample is that path's features just
+before the flow, and what the flow measured (models/labels.py, models/dataset.py): with
+`--label probe` (the paper's) a train of one-way-delay probes, its median delay and loss; with
+`--label transfer` a TCP transfer of --transfer-bytes, its completion time. Bounded by --duration.
 
     sudo .venv/bin/python -m scripts.collect --duration 600 --out models/data/h1h7.csv
+    sudo .venv/bin/python -m scripts.collect --label transfer --transfer-bytes 1000000 --out t.csv
 """
 
 from __future__ import annotations
@@ -19,7 +21,8 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from models.dataset import COLUMNS
+from models.dataset import COLUMNS, TRANSFER_COLUMNS
+from models.labels import probe_label, transfer_label
 from topologies.lab import Lab, default_workdir
 from controller.core.spec import TopologyError
 from topologies.traffic import Player, schedule
@@ -35,9 +38,16 @@ def main() -> int:
     p.add_argument("--out", help="samples CSV to append to (default results/collect-<time>/samples.csv)")
     p.add_argument("--probe-count", type=int, default=20, help="probes per train")
     p.add_argument("--probe-interval", type=float, default=0.02, help="seconds between probes")
+    p.add_argument("--label", choices=("probe", "transfer"), default="probe",
+                   help="what labels a sample: a probe train's delay (the paper's) or a transfer's completion time")
+    p.add_argument("--transfer-bytes", type=int, default=1_000_000, help="size of each labelled transfer")
+    p.add_argument("--transfer-timeout", type=float, default=20, metavar="S",
+                   help="bound of each transfer: one cut there is kept, censored, at it")
     args = p.parse_args()
     if not 10 <= args.duration <= 7200:
         p.error("--duration: must be in 10..7200 seconds")
+    if not 1000 <= args.transfer_bytes <= 1 << 30 or not 1 <= args.transfer_timeout <= 300:
+        p.error("--transfer-bytes: 1000..2^30; --transfer-timeout: 1..300 s")
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     workdir = default_workdir("collect")
@@ -56,13 +66,20 @@ def main() -> int:
     rng = random.Random(args.seed)
     out.parent.mkdir(parents=True, exist_ok=True)
     new_file = not out.exists() or out.stat().st_size == 0
+    if not new_file:
+        with open(out) as existing:
+            header = existing.readline().strip()
+        if header != ",".join(COLUMNS if args.label == "probe" else TRANSFER_COLUMNS):
+            print(f"error: {out}: its header is not that of --label {args.label} samples", file=sys.stderr)
+            return 2
     kept = skipped = 0
     print(f"collecting {args.src} -> {args.dst} samples for {args.duration:.0f} s into {out} "
           f"({len(transfers)} background transfers among {', '.join(background)}; log in {workdir})")
     try:
         with lab, open(out, "a") as f:
             if new_file:
-                f.write(",".join(COLUMNS) + "\n")
+                f.write(",".join(COLUMNS if args.label == "probe" else TRANSFER_COLUMNS) + "\n")
+
             lab.pingall()
             player = Player(lab.net, transfers).start()
             start = time.monotonic()
@@ -83,23 +100,38 @@ def main() -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: {kept} samples kept in {out}; network and controller stopped")
         return 130
-    print(f"{kept} samples written to {out} ({skipped} probe trains skipped: path unknown or all lost)")
+    print(f"{kept} samples written to {out} ({skipped} flows skipped: path unknown or nothing measured)")
     return 0 if kept else 1
 
 
 def sample(lab: Lab, args, rng: random.Random) -> tuple | None:
+    """One new flow from --src to --dst on the path the controller picks, and its row; None
+    when its path is unknown or it measured nothing."""
     status, paths = lab.api(f"paths?src={args.src}&dst={args.dst}")
     if status != 200:
         return None
     sport = rng.randrange(20000, 60000)
-    result = lab.owd_probe(args.src, args.dst, sport, count=args.probe_count, interval_s=args.probe_interval)
-    flow = next((f for f in lab.api("flows")[1] if f["proto"] == 17 and f["src_port"] == sport), None)
+    if args.label == "probe":
+        result = lab.owd_probe(args.src, args.dst, sport, count=args.probe_count, interval_s=args.probe_interval)
+        label = probe_label(result["delays_ms"], result["sent"])
+        proto = 17
+    else:
+        result = lab.transfer(args.src, args.dst, args.transfer_bytes, sport, args.transfer_timeout)
+        label = transfer_label(result["bytes"], result["seconds"], result["complete"], args.transfer_timeout)
+        proto = 6
+    flow = next((f for f in lab.api("flows")[1] if f["proto"] == proto and f["src_port"] == sport), None)
     candidate = flow and next((c for c in paths["candidates"] if c["path"] == flow["path"]), None)
-    if candidate is None or not result["received"]:
+    if candidate is None or label is None:
         return None
-    return (round(time.time(), 3), args.src, args.dst, ">".join(candidate["path"]),
-            candidate["utilisation"], candidate["loss"], candidate["latency_ms"], candidate["hops"],
-            round(result["median_ms"], 4), round(1 - result["received"] / result["sent"], 4))
+    features = (candidate["utilisation"], candidate["loss"], candidate["latency_ms"], candidate["hops"])
+    path = ">".join(candidate["path"])
+    if args.label == "probe":
+        return (round(time.time(), 3), args.src, args.dst, path, *features, round(label.delay_ms, 4),
+                round(label.loss, 4))
+    bottleneck = lab.spec.bottleneck_mbps([args.src, *candidate["path"], args.dst])
+    headroom = candidate["headroom_mbps"] if candidate["headroom_mbps"] is not None else bottleneck
+    return (round(time.time(), 3), lab.spec.name, args.src, args.dst, path, *features, bottleneck,
+            round(headroom, 4), args.transfer_bytes, round(label.fct_s, 5), int(label.censored))
 
 
 if __name__ == "__main__":

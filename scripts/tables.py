@@ -16,7 +16,9 @@ What a folder holds decides how it renders:
 - summary.json and config.json: an experiment (scripts/experiment.py, or a copy of the files
   the table needs); options `view=headline` (five columns) and `policies=a,b,...` (rows);
 - results.json: a benchmark's figures (its --json), by their `kind`: `decision`,
-  `bpann`, `controller` (option `view=flow-setup` or `view=polling`), `placement`;
+  `bpann`, `controller` (option `view=flow-setup` or `view=polling`), `placement`,
+  `controller-placement` (python -m placement report; option `view=targets`,
+  `view=tree-vs-network`, or `methods=a,b,...` for the rows of those methods);
 - config.json naming a `model`: that BPANN model's cross-validated sweep.
 Each needs the commit and command that produced it: recorded by the run, or, in a folder older
 than that recording, a `provenance` object whose `note` says how it was recovered.
@@ -207,7 +209,43 @@ def _placement(record: dict, options: dict) -> str:
                     f"{r['max_loss_before_replace']:.3f} / {r['max_loss_after_replace']:.3f}"] for r in record["results"]])
 
 
-BENCHMARKS = {"decision": _decision, "bpann": _bpann, "controller": _controller, "placement": _placement}
+def _controller_placement(record: dict, options: dict) -> str:
+    """view=table (default; `methods=` picks rows), targets, or tree-vs-network."""
+    from placement.report import render            # here: it imports scikit-learn
+    view, methods = options.pop("view", "table"), options.pop("methods", None)
+
+    def pct(value) -> str:
+        return "-" if value is None else f"{100 * value:.2f}%"
+
+    if view == "table":
+        table = record["table"]
+        if methods:
+            table = [t for t in table if t["method"] in methods.split(",")]
+        return render(table)
+    if view == "targets":
+        def yes(ok: bool) -> str:
+            return "**met**" if ok else "**missed**"
+        return _table(["network", "NN-LS within 1%", ">= 95%", "NN-LS / exact runtime, k = " + ", ".join(
+                           str(k) for k in record["config"]["k"]), "<= 1/3 at every k",
+                       "exact: proven / time-out / infeasible", "slowest exact", "all proven within 1 min"],
+                      [[net, f"{t['nn_ls_within']} ({pct(t['nn_ls_within_1pct'])})", yes(t["met"]["nn_ls_within_1pct_on_95pct"]),
+                        " / ".join(f"{v:.3f}" for v in t["nn_ls_runtime_vs_exact_by_k"].values()),
+                        yes(t["met"]["nn_ls_third_of_exact_runtime_every_k"]),
+                        " / ".join(str(t["exact"][s]) for s in ("optimal", "time-out", "infeasible")),
+                        f"{t['exact_runtime_max_s']:.1f} s", yes(t["met"]["exact_proven_within_1_min_every_k"])]
+                       for net, t in record["targets"].items()])
+    if view == "tree-vs-network":
+        def side(v: dict) -> str:
+            return f"{v['within']}/{v['solvable']}, {100 * v['feasible']:.0f}%, {pct(v['gap_mean'])}"
+        return _table(["network", "k", "compared", "tree: within 1%, feasible, gap (feasible)",
+                       "network: within 1%, feasible, gap (feasible)", "better"],
+                      [[net, v["k"], v["versus"], side(v["tree"]), side(v["network"]), v["better"]]
+                       for net, t in record["targets"].items() for v in t["tree_vs_network"]])
+    raise TablesError(f"view={view}: expected table, targets or tree-vs-network")
+
+
+BENCHMARKS = {"decision": _decision, "bpann": _bpann, "controller": _controller, "placement": _placement,
+              "controller-placement": _controller_placement}
 
 
 def _model(root: Path, folder: Path) -> tuple[str, dict]:

@@ -92,19 +92,25 @@ class Player:
             if self._stop.wait(max(0.0, at - self.elapsed())):
                 return
             t = self.transfers[i]
-            dst = self.net.get(t.dst)
             bound = ["timeout", str(t.bound_s)]
             if kind == 0:
-                cmd = [*bound, "iperf3", "-s", "-1", "-p", str(t.port)]
+                self.procs.append(self._popen(self.net.get(t.dst), [*bound, *self._server(t)], None))
             else:
-                amount = ["-u", "-t", str(t.duration_s)] if t.proto == "udp" else ["-n", str(t.size_bytes)]
-                report = ["-J", "--logfile", str(self._report(i))] if self.logdir else []
-                cmd = [*bound, "iperf3", "-c", dst.IP(), "-p", str(t.port), "-b", f"{t.rate_mbps}M",
-                       *amount, *report]
+                self.procs.append(self._popen(self.net.get(t.src), [*bound, *self._client(i, t)], i))
                 self.started.append(i)
-            host = dst if kind == 0 else self.net.get(t.src)
-            self.procs.append(host.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
             self.procs = [p for p in self.procs if p.poll() is None]
+
+    def _server(self, t: Transfer) -> list[str]:
+        return ["iperf3", "-s", "-1", "-p", str(t.port)]
+
+    def _client(self, i: int, t: Transfer) -> list[str]:
+        amount = ["-u", "-t", str(t.duration_s)] if t.proto == "udp" else ["-n", str(t.size_bytes)]
+        report = ["-J", "--logfile", str(self._report(i))] if self.logdir else []
+        return ["iperf3", "-c", self.net.get(t.dst).IP(), "-p", str(t.port), "-b", f"{t.rate_mbps}M", *amount, *report]
+
+    def _popen(self, host, cmd: list[str], client: int | None) -> subprocess.Popen:
+        """Start a server (client None) or the client of transfer `client` on a host."""
+        return host.popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
     def stop(self) -> None:
         """End every transfer: SIGTERM, which `timeout` passes on to iperf3 (a SIGKILL would

@@ -44,9 +44,12 @@ class ArpProxy:
 
     @staticmethod
     def _answer(known: HostLocation, to_mac: str, to_ip: str, at: End) -> PacketOut:
-        """An ARP reply 'known.ip is at known.mac', out of port `at` to (to_mac, to_ip)."""
-        return PacketOut(at.dpid, (at.port,), arp_frame(ARP_REPLY, known.mac, known.ip, to_mac, to_ip,
-                                                        eth_dst=to_mac))
+        return ArpProxy.answer(known.mac, known.ip, to_mac, to_ip, at)
+
+    @staticmethod
+    def answer(mac: str, ip: str, to_mac: str, to_ip: str, at: End) -> PacketOut:
+        """An ARP reply 'ip is at mac', out of port `at` to (to_mac, to_ip)."""
+        return PacketOut(at.dpid, (at.port,), arp_frame(ARP_REPLY, mac, ip, to_mac, to_ip, eth_dst=to_mac))
 
     def locate(self, asker: HostLocation, target_ip: str, now: float) -> list[PacketOut]:
         """An IPv4 packet for a host not seen yet, as after a controller restart while hosts

@@ -14,6 +14,7 @@ import struct
 from collections import Counter, deque
 from dataclasses import dataclass, replace
 from itertools import count, pairwise
+from collections.abc import Callable
 from typing import NamedTuple
 
 from controller.core import discovery
@@ -35,11 +36,14 @@ from controller.openflow.messages import (
     Message,
     PacketOut,
     PortStatsRequest,
+    SetFields,
     generation_of,
 )
 from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
 from controller.core.network import HostLocation, Network
-from controller.openflow.packets import ETH_ARP, ETH_IPV6, ETH_LLDP, Frame, ParseError, is_unicast, parse
+from controller.core.services import VIP_MAC, Connection, MemberPolicy, Services
+from controller.openflow.packets import (ARP_REQUEST, ETH_ARP, ETH_IPV6, ETH_LLDP, PROTO_TCP, TCP_ACK, TCP_SYN, Frame,
+                                         ParseError, is_unicast, parse, tcp_of)
 from controller.core.paths import Path, PathFinder, hops, is_live
 from controller.core.policy import Experience, Policy
 from controller.core.settings import ConfigError, Settings
@@ -57,6 +61,9 @@ OUTCOME_POLLS = 5        # polls a decision's outcome may take to be measured
 # Flows per ingress port: a host starting flows faster than their entries expire (or a switch
 # that never reports FLOW_REMOVED) makes the oldest be removed, entries and all, not memory grow.
 MAX_FLOWS_PER_PORT = 4096
+# A service's connection may be silent both ways for long (a request queued at a busy member):
+# its entries live at least this long unused, where the others live --idle-timeout.
+SERVICE_IDLE_S = 60
 
 
 def base_flows(dpid: int, instance: int) -> list[Message]:
@@ -79,6 +86,7 @@ class Installed(NamedTuple):
     cookie: int
     installed_at: float
     at: End                  # the source host's port
+    rewrite: SetFields = ()  # at the egress switch: a service connection's address translation
 
 
 class Explained(NamedTuple):
@@ -109,8 +117,9 @@ class Decision:
 
 class Balancer:
     def __init__(self, settings: Settings, policy: Policy, spec: Spec | None = None,
-                 generation: int | None = None) -> None:
-        """generation tells this instance's entries from a previous one's (random if not given)."""
+                 generation: int | None = None, member_policy: Callable[[], MemberPolicy] | None = None) -> None:
+        """generation tells this instance's entries from a previous one's (random if not given);
+        member_policy makes the policy each of the spec's services picks members with."""
         self.settings = settings
         self.generation = random.randrange(1, 0x10000) if generation is None else generation
         self.instance = COOKIE_BASE | self.generation << GENERATION_SHIFT
@@ -118,6 +127,7 @@ class Balancer:
         self.net = Network(spec, settle_s=3 * settings.probe_interval_s)
         self.paths = PathFinder(settings.k_paths)
         self.arp = ArpProxy(self.net)
+        self.services = Services(spec, member_policy)
         self.flows: dict[FlowKey, Installed] = {}
         self._by_cookie: dict[int, FlowKey] = {}
         self._flows_at: dict[End, dict[FlowKey, None]] = {}   # per ingress port, oldest first
@@ -212,7 +222,23 @@ class Balancer:
     def _uninstall(self, key: FlowKey, why: str = "path {path} broke") -> list[Message]:
         flow = self._forget(key)
         log.info("flow %s: %s, entries removed", key, why.format(path=self.net.path_name(flow.path)))
+        return self._delete(flow) + self._end_connection(key, delete=True)
+
+    def _delete(self, flow: Installed) -> list[Message]:
         return [FlowDelete(dpid, flow.cookie, ALL_ONES) for dpid in flow.path if dpid in self.net.ports]
+
+    def _end_connection(self, key: FlowKey, delete: bool) -> list[Message]:
+        """A service connection ends with either of its flows: the other is forgotten too (its
+        entries deleted if `delete`, else left to expire) and its FIN watch, if still there, deleted."""
+        conn = self.services.forget(key)
+        if conn is None:
+            return []
+        msgs: list[Message] = [] if conn.finished else [FlowDelete(conn.fin_dpid, conn.fin_cookie, ALL_ONES)]
+        partner = conn.reverse if key == conn.forward else conn.forward
+        if partner in self.flows:
+            flow = self._forget(partner)
+            msgs += self._delete(flow) if delete else []
+        return msgs
 
     def _forget(self, key: FlowKey) -> Installed:
         flow = self.flows.pop(key)
@@ -226,11 +252,22 @@ class Balancer:
                 del self._flows_at[flow.at]
         return flow
 
-    def flow_removed(self, dpid: int, cookie: int) -> None:
-        """The ingress entry of a flow expired: the flow is over."""
+    def flow_removed(self, dpid: int, cookie: int) -> list[Message]:
+        """The ingress entry of a flow expired: the flow is over (and a service connection,
+        whose FIN watch may be left to delete)."""
         key = self._by_cookie.get(cookie)
-        if key is not None and self.flows[key].path[0] == dpid:
-            self._forget(key)
+        if key is None or self.flows[key].path[0] != dpid:
+            return []
+        self._forget(key)
+        return self._end_connection(key, delete=False)
+
+    def health(self, now: float) -> list[Message]:
+        """Probe the services' members (the app calls this every services.HEALTH_INTERVAL_S)."""
+        return self.services.health(now, self.net.host_by_ip)
+
+    def set_member_policy(self, make: Callable[[], MemberPolicy], service: str | None = None) -> None:
+        """Pick members with another policy for new connections (of one service, or all)."""
+        self.services.set_policy(make, service)
 
     def set_policy(self, policy: Policy) -> None:
         """Use another policy for new flows (installed flows keep their paths)."""
@@ -265,6 +302,7 @@ class Balancer:
         self.monitor.forget_stale_flows(now, self.stats_max_age_s)
         self.bookings.expire(now, self.stats_max_age_s)
         self._learn(now)
+        self.services.save()
         return msgs
 
     def _learn(self, now: float) -> None:
@@ -401,10 +439,17 @@ class Balancer:
         return measured
 
     # -- packets -------------------------------------------------------------------------
-    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float) -> list[Message]:
+    def packet_in(self, dpid: int, in_port: int, data: bytes, now: float,
+                  cookie: int | None = None) -> list[Message]:
+        """A packet a switch sent up; `cookie`, the entry's that sent it (a FIN watch's, or
+        None when not known: then it is taken for a table miss)."""
         if dpid not in self.net.ports:
             return []
         self.counters["packet_in"] += 1
+        watched = self.services.watched(cookie) if cookie is not None else None
+        if watched is not None:     # forwarded by the entry already: only the time was wanted
+            self.services.finished(watched, now)
+            return [FlowDelete(watched.fin_dpid, watched.fin_cookie, ALL_ONES)]
         try:
             frame = parse(data)
         except ParseError as exc:
@@ -429,6 +474,8 @@ class Balancer:
         admitted = self._admit(frame.eth_src, *sender, at)
         if admitted is None:
             return []
+        if arp is not None and arp.op == ARP_REQUEST and arp.target_ip in self.services.vips:
+            return admitted + [self.arp.answer(VIP_MAC, arp.target_ip, arp.sender_mac, arp.sender_ip, at)]
         return admitted + (self.arp.handle(arp, frame.eth_dst, at, now) if arp is not None
                            else self._route(frame, data, at, now))
 
@@ -523,6 +570,8 @@ class Balancer:
         src, dst = self.net.hosts.get(frame.eth_src), self.net.hosts.get(frame.eth_dst)
         if src is None:
             return []
+        if self.services and self.services.concerns(frame.ipv4):
+            return self._serve(frame, data, src, at, now)
         if dst is None:   # normally ARP came first and taught us both; not after a restart
             return self.arp.locate(src, frame.ipv4.dst, now)
         release = PacketOut(dst.at.dpid, (dst.at.port,), data)
@@ -539,21 +588,95 @@ class Balancer:
             if path is None:
                 return []
         msgs = self._make_room(src.at)
-        flow = self._record(key, path, src.at, now)
+        flow = self._install(key, path, src, dst, now, why)
+        return msgs + self._plan(flow, src, dst) + [release]
+
+    def _install(self, key: FlowKey, path: Path, src: HostLocation, dst: HostLocation, now: float, why: str,
+                 rewrite: SetFields = (), kind: tuple[int, int | None] | None = None) -> Installed:
+        """Record a flow and book its expected load (as of `kind`, its own by default) on its path."""
+        flow = self._record(key, path, src.at, now, rewrite)
         self._refresh(now)
         links, metrics = self._measure(path, src, dst, now)
         source = metrics[0]     # what the source host's link has left
         left = (source.capacity_mbps - source.rate_mbps) * 1e6 - self.bookings.on(links[0])
-        self.bookings.book(flow.cookie, key.kind, tuple(links), now, left)
+        self.bookings.book(flow.cookie, kind or key.kind, tuple(links), now, left)
         if log.isEnabledFor(logging.INFO):    # naming the path costs more than deciding it
             log.info("flow %s via %s (%s)", key, self.net.path_name(path), why)
-        return msgs + self._plan(flow, src, dst) + [release]
+        return flow
+
+    def _serve(self, frame: Frame, data: bytes, src: HostLocation, at: End, now: float) -> list[Message]:
+        """A packet to a virtual IP, or from a member's service port (services.py): a probe's
+        answer, a packet of a known connection whose entry is missing here, or a client's SYN,
+        which opens a connection. Anything else is dropped and counted: a member's packet is
+        never routed with its own address to a client that spoke to the VIP."""
+        ip = frame.ipv4
+        key = FlowKey.of(ip)
+        try:
+            tcp = tcp_of(frame)
+        except ParseError:
+            tcp = None
+        if tcp is not None and self.services.is_health_answer(ip):
+            return self.services.health_answer(ip, tcp, src, now)
+        conn, flow = self.services.connection(key), self.flows.get(key)
+        if conn is not None and flow is not None:
+            dst = self.net.host_by_ip(conn.member.ip if key == conn.forward else key.dst_ip)
+            if dst is None or not self._usable(flow.path, src, dst):
+                return []
+            self.counters["entries_repaired"] += 1
+            return ([m for m in self._plan(flow, src, dst) if m.dpid == at.dpid]
+                    + [PacketOut(dst.at.dpid, (dst.at.port,), data, flow.rewrite)])
+        service = self.services.at(ip.dst, ip.dst_port)
+        if service is None or tcp is None or tcp.flags & (TCP_SYN | TCP_ACK) != TCP_SYN:
+            self.counters["service_strays"] += 1
+            return []
+        located = [(m, h) for m in self.services.candidates(service, src.ip)
+                   if (h := self.net.host_by_ip(m.ip)) is not None]
+        if not located:
+            self.counters["service_unavailable"] += 1
+            log.warning("service %s: no healthy member for %s", service.spec.name, key)
+            return []
+        policy = service.policy
+        loads = [m.load(self._path_look(src, h, now) if policy.load_aware else None) for m, h in located]
+        choice = policy.choose(service.spec.name, loads, key)
+        member, dst = located[choice]
+        path, why = self._decide(key, src, dst, now)
+        if path is None:
+            return []
+        back = FlowKey(dst.ip, src.ip, PROTO_TCP, service.spec.port, key.src_port)
+        back_path = path[::-1] if self._usable(path[::-1], dst, src) else self._decide(back, dst, src, now)[0]
+        if back_path is None:
+            return []
+        msgs = self._make_room(src.at) + self._make_room(dst.at)
+        to_member = (("eth_dst", dst.mac), ("ipv4_dst", dst.ip))
+        forward = self._install(key, path, src, dst, now, f"{why}; service {service.spec.name}: {member.host} "
+                                f"by {policy.name}", to_member)
+        reverse = self._install(back, back_path, dst, src, now, f"reply of {key}",
+                                (("eth_src", VIP_MAC), ("ipv4_src", ip.dst)), kind=key.kind)
+        self.services.add(Connection(service.spec.name, key, back, member, now, self._new_cookie(),
+                                      dst.at.dpid, loads[choice]))
+        return (msgs + self._plan(reverse, dst, src) + self._plan(forward, src, dst)
+                + [PacketOut(dst.at.dpid, (dst.at.port,), data, to_member)])
+
+    def _path_look(self, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures | None:
+        """The measured features of the candidate path the path policy would take from src to
+        dst now (a look: nothing is decided or counted), for a member policy that weighs them."""
+        candidates = self.paths.candidates(self.net, src.at.dpid, dst.at.dpid)
+        if not candidates:
+            return None
+        measured = [self.features(c, src, dst, now) for c in candidates]
+        looked = measured if self.policy.load_aware else [PathFeatures(0.0, 0.0, 0.0, len(c) - 1) for c in candidates]
+        return measured[self.policy.choose(None, looked)]
 
     def _usable(self, path: Path, src: HostLocation, dst: HostLocation) -> bool:
         return is_live(self.net, path) and (path[0], path[-1]) == (src.at.dpid, dst.at.dpid)
 
     def _plan(self, flow: Installed, src: HostLocation, dst: HostLocation) -> list[Message]:
-        return plan(flow.key, hops(self.net, flow.path, src.at, dst.at), flow.cookie, self.settings.idle_timeout_s)
+        if not flow.rewrite:
+            return plan(flow.key, hops(self.net, flow.path, src.at, dst.at), flow.cookie, self.settings.idle_timeout_s)
+        conn = self.services.connection(flow.key)
+        fin = conn.fin_cookie if conn is not None and flow.key == conn.reverse and not conn.finished else None
+        return plan(flow.key, hops(self.net, flow.path, src.at, dst.at), flow.cookie,
+                    max(self.settings.idle_timeout_s, SERVICE_IDLE_S), flow.rewrite, fin)
 
     def _reverse(self, key: FlowKey, src: HostLocation, dst: HostLocation) -> Path | None:
         """With --symmetric, the reverse of the path of the connection's other direction."""
@@ -592,13 +715,17 @@ class Balancer:
         self.counters["flows_evicted"] += 1
         return self._uninstall(next(iter(at_port)), f"over {MAX_FLOWS_PER_PORT} flows from its port")
 
-    def _record(self, key: FlowKey, path: Path, at: End, now: float) -> Installed:
+    def _new_cookie(self) -> int:
+        cookie = self.instance | self._next_flow_id
+        self._next_flow_id = self._next_flow_id % FLOW_ID_MASK + 1
+        return cookie
+
+    def _record(self, key: FlowKey, path: Path, at: End, now: float, rewrite: SetFields = ()) -> Installed:
         if key in self.flows:
             self._forget(key)
         at_port = self._flows_at.setdefault(at, {})
-        cookie = self.instance | self._next_flow_id
-        self._next_flow_id = self._next_flow_id % FLOW_ID_MASK + 1
-        flow = self.flows[key] = Installed(key, path, cookie, now, at)
+        cookie = self._new_cookie()
+        flow = self.flows[key] = Installed(key, path, cookie, now, at, rewrite)
         self._by_cookie[cookie] = key
         at_port[key] = None
         self.counters["flows_installed"] += 1

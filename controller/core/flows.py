@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from controller.openflow.messages import SEND_FLOW_REM, FlowMod, Match
-from controller.openflow.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, Ipv4
+from controller.openflow.messages import CONTROLLER, SEND_FLOW_REM, FlowMod, Match, SetFields
+from controller.openflow.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, TCP_FIN, Ipv4
 
 FLOW_PRIORITY = 100
+FIN_WATCH_IDLE_S = 3600   # a FIN watch matches once, at the end: deleted then, or with its connection
 _PROTO_NAMES = {1: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp"}
 
 
@@ -53,13 +54,20 @@ class FlowKey(NamedTuple):
         return f"{name} {self.src_ip}:{self.src_port} > {self.dst_ip}:{self.dst_port}"
 
 
-def plan(key: FlowKey, hops: list[tuple[int, int, int]], cookie: int,
-         idle_timeout_s: int) -> list[FlowMod]:
+def plan(key: FlowKey, hops: list[tuple[int, int, int]], cookie: int, idle_timeout_s: int,
+         rewrite: SetFields = (), fin_cookie: int | None = None) -> list[FlowMod]:
     """Flow-mods for every switch of the path, egress first, so that by the time the
     ingress entry exists the rest of the path is (being) installed. The ingress entry
-    reports its removal, which is how the controller forgets a finished flow."""
+    reports its removal, which is how the controller forgets a finished flow. `rewrite` is
+    applied at the egress switch (a service's address translation); with `fin_cookie`, the
+    ingress switch also copies the flow's TCP FIN to the controller (a response's end)."""
     mods = []
+    last = len(hops) - 1
     for i, (dpid, in_port, out_port) in enumerate(hops):
+        set_fields = rewrite if i == last else ()
         mods.append(FlowMod(dpid, key.match(in_port), (out_port,), FLOW_PRIORITY, cookie,
-                            idle_timeout_s, SEND_FLOW_REM if i == 0 else 0))
+                            idle_timeout_s, SEND_FLOW_REM if i == 0 else 0, set_fields))
+        if i == 0 and fin_cookie is not None:
+            mods.append(FlowMod(dpid, key.match(in_port)._replace(tcp_flags=TCP_FIN), (out_port, CONTROLLER),
+                                FLOW_PRIORITY + 1, fin_cookie, FIN_WATCH_IDLE_S, 0, set_fields))
     return mods[::-1]

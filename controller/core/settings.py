@@ -47,6 +47,7 @@ def _one_of(*choices: str) -> Callable[[str], str | None]:
 
 
 Q_EXPLORATIONS = ("epsilon", "count")
+SERVICE_POLICIES = ("round-robin", "least-connections", "weighted", "random", "qlearning")   # policies/members.py
 
 
 def _token(value: str) -> str | None:
@@ -131,6 +132,13 @@ class Settings:
     q_explore: str = _setting(
         "epsilon", "--q-explore", "Q-learning exploration: epsilon (random paths, at the decaying rate) or count "
         "(a bonus for the path states visited least)", _one_of(*Q_EXPLORATIONS), metavar="HOW")
+    service_policy: str = _setting(
+        "round-robin", "--service-policy", "how a new connection to a service's virtual IP picks a member: "
+        + ", ".join(SERVICE_POLICIES) + "; PUT /api/v1/services switches it live", _one_of(*SERVICE_POLICIES),
+        metavar="POLICY")
+    service_q_table: str | None = _setting(
+        None, "--service-q-table", "Q-learning table for --service-policy qlearning: loaded at start, saved "
+        "after each poll that learnt something", metavar="FILE", unset="memory only", absolute=True)
     log_level: str = _setting("INFO", "--log-level", "DEBUG, INFO, WARNING or ERROR", _log_level)
     api_token: str | None = _setting(
         None, "--api-token", "token the REST API's PUT and POST need; prefer the variable: other users can "

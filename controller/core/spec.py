@@ -54,12 +54,28 @@ class Link:
 
 
 @dataclass(frozen=True)
+class Member:
+    host: str
+    weight: float = 1.0
+
+
+@dataclass(frozen=True)
+class Service:
+    """A TCP service at a virtual address, served by a pool of the spec's hosts."""
+    name: str
+    vip: str
+    port: int
+    members: tuple[Member, ...]
+
+
+@dataclass(frozen=True)
 class Spec:
     name: str
     switches: tuple[Switch, ...]
     hosts: tuple[Host, ...]
     links: tuple[Link, ...]
     description: str = ""
+    services: tuple[Service, ...] = ()
 
     # Lookups the controller makes for every candidate path of every new flow: indexed once.
     @cached_property
@@ -146,11 +162,14 @@ class Spec:
         return g
 
 
-_TOP_KEYS = {"name": str, "description": str, "switches": list, "hosts": list, "links": list}
+_TOP_KEYS = {"name": str, "description": str, "switches": list, "hosts": list, "links": list, "services": list}
 _SWITCH_KEYS = {"name": str, "dpid": int}
 _HOST_KEYS = {"name": str, "ip": str, "mac": str}
 _LINK_KEYS = {"nodes": list, "capacity_mbps": (int, float), "delay_ms": (int, float),
               "loss_pct": (int, float)}
+_SERVICE_KEYS = {"name": str, "vip": str, "port": int, "members": list}
+_MEMBER_KEYS = {"host": str, "weight": (int, float)}
+MAX_WEIGHT = 1000
 _MAC = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 
 
@@ -259,8 +278,56 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
         n = host_links[h.name]
         if n != 1:
             raise fail(f"host '{h.name}'", f"must have exactly one link to a switch, has {n}")
+    services = _services(top.get("services", []), by_ip, host_names, check_keys, fail)
     spec = Spec(top["name"], tuple(switches), tuple(hosts), tuple(links),
-                top.get("description", ""))
+                top.get("description", ""), services)
     if not nx.is_connected(spec.graph()):
         raise fail("links", "the switches do not form one connected network")
     return spec
+
+
+def _services(items: list, by_ip: dict[str, str], host_names: set[str], check_keys, fail) -> tuple[Service, ...]:
+    """The "services" list: each a virtual IP and TCP port in front of a pool of the spec's hosts."""
+    services, names, addresses = [], set(), {}
+    first_ip = next(iter(by_ip), None)
+    for i, item in enumerate(items):
+        where = f"services[{i}]"
+        item = check_keys(item, _SERVICE_KEYS, where, ("name", "vip", "port", "members"))
+        name = item["name"]
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_-]{0,31}", name):
+            raise fail(f"{where}.name", f"name '{name}' must be a letter then up to 31 letters, digits, - or _")
+        if name in names:
+            raise fail(f"{where}.name", f"duplicate service name '{name}'")
+        names.add(name)
+        try:
+            vip = str(ipaddress.IPv4Address(item["vip"]))
+        except ValueError:
+            raise fail(f"{where}.vip", f"not an IPv4 address: '{item['vip']}'") from None
+        if vip in by_ip:
+            raise fail(f"{where}.vip", f"{vip} is the address of host '{by_ip[vip]}'")
+        if first_ip and first_ip.split(".")[0] != vip.split(".")[0]:
+            raise fail(f"{where}.vip", f"{vip} is not in the hosts' /8 ({first_ip}): clients reach it by ARP")
+        port = item["port"]
+        if not 1 <= port <= 65535:
+            raise fail(f"{where}.port", f"must be in 1..65535, got {port}")
+        if (vip, port) in addresses:
+            raise fail(f"{where}.port", f"{vip}:{port} is also service '{addresses[vip, port]}'")
+        addresses[vip, port] = name
+        if not item["members"]:
+            raise fail(f"{where}.members", "the pool is empty: at least one member is needed")
+        members, seen = [], set()
+        for j, raw in enumerate(item["members"]):
+            at = f"{where}.members[{j}]"
+            raw = check_keys(raw, _MEMBER_KEYS, at, ("host",))
+            host = raw["host"]
+            if host not in host_names:
+                raise fail(f"{at}.host", f"unknown host '{host}'")
+            if host in seen:
+                raise fail(f"{at}.host", f"duplicate member '{host}'")
+            seen.add(host)
+            weight = raw.get("weight", 1)
+            if not 0 < weight <= MAX_WEIGHT:
+                raise fail(f"{at}.weight", f"must be in (0, {MAX_WEIGHT}], got {weight}")
+            members.append(Member(host, float(weight)))
+        services.append(Service(name, vip, port, tuple(members)))
+    return tuple(services)

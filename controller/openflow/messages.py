@@ -40,9 +40,15 @@ class Match(NamedTuple):
     tcp_dst: int | None = None
     udp_src: int | None = None
     udp_dst: int | None = None
+    tcp_flags: int | None = None    # these TCP flag bits set (others any): ONF's OXM in 1.3
 
     def oxm(self) -> dict:
         return {name: v for name, v in zip(self._fields, self) if v is not None}
+
+
+SetFields = tuple[tuple[str, object], ...]
+"""Header rewrites, as (OXM field name, value) pairs applied in order before the outputs:
+a service's virtual IP is rewritten to a member's address this way (OpenFlow 1.3 set-field)."""
 
 
 @dataclass(frozen=True)
@@ -55,6 +61,7 @@ class FlowMod:
     cookie: int = COOKIE_BASE
     idle_timeout_s: int = 0
     flags: int = 0
+    set_fields: SetFields = ()
 
 
 @dataclass(frozen=True)
@@ -67,10 +74,11 @@ class FlowDelete:
 
 @dataclass(frozen=True)
 class PacketOut:
-    """Send a frame out of the given ports of one switch."""
+    """Send a frame out of the given ports of one switch (rewritten by set_fields first)."""
     dpid: int
     out_ports: tuple[int, ...]
     data: bytes
+    set_fields: SetFields = ()
 
 
 @dataclass(frozen=True)

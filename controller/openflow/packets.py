@@ -17,6 +17,7 @@ ETH_VLAN = 0x8100
 ETH_LLDP = 0x88CC
 ETH_IPV6 = 0x86DD
 PROTO_ICMP, PROTO_TCP, PROTO_UDP = 1, 6, 17
+TCP_FIN, TCP_SYN, TCP_RST, TCP_ACK = 0x01, 0x02, 0x04, 0x10
 ARP_REQUEST, ARP_REPLY = 1, 2
 BROADCAST = "ff:ff:ff:ff:ff:ff"
 
@@ -39,6 +40,14 @@ class Ipv4(NamedTuple):
     proto: int
     src_port: int | None = None  # TCP/UDP only
     dst_port: int | None = None
+
+
+class Tcp(NamedTuple):
+    src_port: int
+    dst_port: int
+    seq: int
+    ack: int
+    flags: int
 
 
 class Frame(NamedTuple):
@@ -128,3 +137,35 @@ def arp_frame(op: int, sender_mac: str, sender_ip: str, target_mac: str, target_
     body = struct.pack("!HHBBH", 1, ETH_IPV4, 6, 4, op) + mac_bytes(sender_mac) + \
         ip_bytes(sender_ip) + mac_bytes(target_mac) + ip_bytes(target_ip)
     return ethernet(eth_dst, sender_mac, ETH_ARP, body)
+
+
+def tcp_of(frame: Frame) -> Tcp | None:
+    """The TCP header of an IPv4 frame (None for anything else, or a later fragment); read
+    apart from parse(), which every packet-in pays for, because few frames need more than ports."""
+    ip = frame.ipv4
+    if ip is None or ip.proto != PROTO_TCP or ip.src_port is None:
+        return None
+    ihl = (frame.payload[0] & 0x0F) * 4
+    if len(frame.payload) < ihl + 14:
+        raise ParseError("truncated TCP header")
+    sport, dport, seq, ack, _, flags = struct.unpack_from("!HHIIBB", frame.payload, ihl)
+    return Tcp(sport, dport, seq, ack, flags)
+
+
+def _checksum(data: bytes) -> int:
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data + bytes(len(data) % 2)))
+    while total >> 16:
+        total = (total & 0xFFFF) + (total >> 16)
+    return ~total & 0xFFFF
+
+
+def tcp_frame(eth_dst: str, eth_src: str, ip_src: str, ip_dst: str, tcp: Tcp, window: int = 0) -> bytes:
+    """A TCP segment without options or payload, both checksums filled in (a host drops it otherwise)."""
+    src, dst = ip_bytes(ip_src), ip_bytes(ip_dst)
+    segment = struct.pack("!HHIIBBHHH", tcp.src_port, tcp.dst_port, tcp.seq, tcp.ack, 5 << 4, tcp.flags,
+                          window, 0, 0)
+    segment = segment[:16] + struct.pack("!H", _checksum(src + dst + struct.pack("!BBH", 0, PROTO_TCP, 20)
+                                                         + segment)) + segment[18:]
+    header = struct.pack("!BBHHHBBH", 0x45, 0, 40, 0, 0x4000, 64, PROTO_TCP, 0) + src + dst
+    header = header[:10] + struct.pack("!H", _checksum(header)) + header[12:]
+    return ethernet(eth_dst, eth_src, ETH_IPV4, header + segment)

@@ -99,10 +99,15 @@ class QTable:
         if self.explore not in Q_EXPLORATIONS:
             raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
 
+    @staticmethod
+    def coarse(state: str) -> str | None:
+        """The coarser state one never met falls back on (and every update teaches too)."""
+        return _level_key(state)
+
     def value(self, state: str) -> float:
         """Q(s), or for a state never met the value of its load level (learnt from every path
         at that level), else 0; a read, which never adds a state to the table."""
-        row = self.q.get(state) or self.q.get(_level_key(state))
+        row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else 0.0
 
     def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None) -> int:
@@ -123,7 +128,7 @@ class QTable:
     def update(self, state: str, r: float, next_state: str) -> float:
         """Q(s) <- Q(s) + alpha [r + gamma Q(s') - Q(s)]; the new Q(s)."""
         target = r + self.gamma * self.value(next_state)
-        for key in filter(None, (_level_key(state), state)):
+        for key in filter(None, (self.coarse(state), state)):
             row = self.q.setdefault(key, [0.0, 0])
             row[0] += self.alpha * (target - row[0])
             row[1] += 1
@@ -156,8 +161,8 @@ class QTable:
             raise QTableError(f"{path}: cannot write: {exc.strerror}") from None
 
 
-def load(path: str | Path, **overrides) -> QTable:
-    """A saved table, with the given hyper-parameters overriding the saved ones."""
+def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
+    """A saved table (of class `kind`), with the given hyper-parameters overriding the saved ones."""
     data = files.read_json(path, QTableError)
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise QTableError(f"{path}: field 'format': expected {FORMAT} (format 1 valued whole candidate "
@@ -181,7 +186,7 @@ def load(path: str | Path, **overrides) -> QTable:
         if not isinstance(fields.get(name, 0), int) or fields.get(name, 0) < 0:
             raise QTableError(f"{path}: field '{name}': expected a count")
     try:
-        table = QTable(q={k: [float(v[0]), int(v[1])] for k, v in q.items()}, rewards=[float(x) for x in rewards],
+        table = kind(q={k: [float(v[0]), int(v[1])] for k, v in q.items()}, rewards=[float(x) for x in rewards],
                        **fields)
     except QTableError as exc:
         raise QTableError(f"{path}: field {exc}") from None
@@ -195,6 +200,7 @@ class QLearningPolicy(Policy):
     name = "qlearning"
     learns = True
     load_aware = True
+    table_kind = QTable
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
                  gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon,
@@ -202,11 +208,11 @@ class QLearningPolicy(Policy):
         self.table_path = Path(table_path) if table_path else None
         self._rng = random.Random(seed)
         self._save_failed = False
-        self.table = QTable(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
+        self.table = self.table_kind(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
         self._epsilon = epsilon     # a reset starts exploring again from here
         if self.table_path and os.path.lexists(self.table_path):
             try:
-                self.table = load(self.table_path, alpha=alpha, gamma=gamma, explore=explore)
+                self.table = load(self.table_path, self.table_kind, alpha=alpha, gamma=gamma, explore=explore)
                 log.info("Q-table %s loaded: %d states, %d updates so far", self.table_path,
                          len(self.table.q), self.table.updates)
             except QTableError as exc:

@@ -10,6 +10,10 @@
     GET /api/v1/policy              the policy in use (and its model) and the ones available
     GET /api/v1/counters            the counters (Prometheus: lb_*_total), OpenFlow errors by request kind
     PUT /api/v1/policy              {"policy": "<name>"}: switch policy for new flows
+    GET /api/v1/services            each service: VIP, port, member policy, members with their health,
+                                    open connections, weight and measured load
+    PUT /api/v1/services            {"policy": "<name>"[, "service": "<name>"]}: switch the member
+                                    policy for new connections (of every service, or one)
     POST /api/v1/model/reload       reload the BPANN model file (installed flows stay)
     POST /api/v1/qtable/reset       empty the Q-learning policy's table (and its file)
 
@@ -45,6 +49,7 @@ from controller.service.metrics import COUNTERS
 from controller.core.monitor import LinkMetrics, PathFeatures
 from controller.service.layout import Layout
 from controller.policies import POLICIES, make_policy
+from controller.policies.members import SERVICE_POLICY_TYPES, member_policy_factory
 from controller.core.settings import ConfigError, Settings
 from controller.openflow.xids import label_pairs
 from models.bpann import ModelError
@@ -150,6 +155,7 @@ class RestApi:
                        ("GET", "policy"): self.policy, ("PUT", "policy"): self.set_policy,
                        ("GET", "counters"): self.counters, ("GET", "decisions"): self.decisions,
                        ("GET", "layout"): lambda environ: self.layout(self.balancer),
+                       ("GET", "services"): self.services, ("PUT", "services"): self.set_service_policy,
                        ("POST", "model/reload"): self.reload_model, ("POST", "qtable/reset"): self.reset_qtable}
 
     def __call__(self, environ, start_response):
@@ -281,15 +287,44 @@ class RestApi:
             raise ApiError("409 Conflict", f"{exc}; nothing was reset") from None
         return self.policy(environ)
 
-    def set_policy(self, environ) -> dict:
+    @staticmethod
+    def _body(environ, shape: str, optional: tuple[str, ...] = ()) -> dict[str, str]:
+        """A JSON object of string fields: "policy", and those `optional` (shape says it in errors)."""
         try:
             body = json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)) or b"null")
         except (ValueError, KeyError):
-            raise ApiError("400 Bad Request", 'body must be JSON: {"policy": "<name>"}') from None
+            raise ApiError("400 Bad Request", f"body must be JSON: {shape}") from None
         except RecursionError:   # json has no depth limit of its own: the interpreter's bounds it
-            raise ApiError("400 Bad Request", 'body nested too deeply: must be {"policy": "<name>"}') from None
-        if not isinstance(body, dict) or set(body) != {"policy"} or not isinstance(body["policy"], str):
-            raise ApiError("400 Bad Request", 'body must be {"policy": "<name>"}')
+            raise ApiError("400 Bad Request", f"body nested too deeply: must be {shape}") from None
+        if (not isinstance(body, dict) or "policy" not in body or not set(body) <= {"policy", *optional}
+                or not all(isinstance(v, str) for v in body.values())):
+            raise ApiError("400 Bad Request", f"body must be {shape}")
+        return body
+
+    def services(self, environ) -> list[dict]:
+        return [{"name": s.spec.name, "vip": s.spec.vip, "port": s.spec.port, **s.policy.describe(),
+                 "available": sorted(SERVICE_POLICY_TYPES),
+                 "members": [{"host": m.host, "ip": m.ip, "weight": m.weight, "healthy": m.healthy,
+                              "active": m.active, "chosen": m.chosen, "completed": m.completed,
+                              "rtt_ms": m.rtt_ms and round(m.rtt_ms, 3),
+                              "response_ms": m.response_ms and round(m.response_ms, 3)} for m in s.members]}
+                for s in self.balancer.services.services.values()]
+
+    def set_service_policy(self, environ) -> list[dict]:
+        body = self._body(environ, '{"policy": "<name>"[, "service": "<name>"]}', ("service",))
+        service = body.get("service")
+        if service is not None and service not in self.balancer.services.services:
+            raise ApiError("404 Not Found", f"no service '{service}' (known: "
+                                            f"{', '.join(self.balancer.services.services) or 'none'})")
+        try:
+            make = member_policy_factory(body["policy"], self.balancer.settings)
+        except ConfigError as exc:
+            raise ApiError("400 Bad Request", str(exc)) from None
+        self.balancer.set_member_policy(make, service)
+        return self.services(environ)
+
+    def set_policy(self, environ) -> dict:
+        body = self._body(environ, '{"policy": "<name>"}')
         try:
             self.balancer.set_policy(make_policy(body["policy"], self.balancer.settings))
         except ConfigError as exc:

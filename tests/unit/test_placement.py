@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import networkx as nx
@@ -22,8 +23,10 @@ from placement.exact import assign_exactly, k_center_radius, place_exactly
 from placement.heuristics import greedy_k_median, k_center
 from placement.learned import MODELS, PlacementModel, features, labels, place_with_model
 from placement.network import Network, from_spec, from_zoo, great_circle_km
-from placement.problem import Problem
-from placement.search import local_search
+from placement.problem import Placement, Problem
+from placement.report import Plan, render, sample_row, summarise, targets, traffic_split
+from placement.traffic import samples
+from placement.search import local_search, masked_latency
 from placement.traffic import TrafficError, gravity, read_traffic
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -79,8 +82,9 @@ def test_the_exact_program_finds_the_optimum_that_enumeration_finds(seed, k):
 
 
 def test_capacity_and_the_latency_bound_bind_and_every_method_honours_them():
-    """Here the unconstrained optimum overloads a controller and reaches too far; every
-    method's answer stays within both (or says it found none)."""
+    """Here the unconstrained optimum overloads a controller and reaches too far; the exact
+    program and the local search place feasibly within both, and a heuristic whose sites admit
+    no assignment within both (k-center's, here) says so rather than returning a violation."""
     net = from_zoo("Bics")
     rates = gravity(net, np.random.default_rng(3), 8008.0)
     free = place_exactly(Problem(net.latency_ms, rates, 2, np.inf))
@@ -89,34 +93,67 @@ def test_capacity_and_the_latency_bound_bind_and_every_method_honours_them():
     assert free.feasible and (problem.loads(free.assign).max() > 5005 or problem.worst_latency(free.assign) > bound)
     placements = [place_exactly(problem), greedy_k_median(problem), k_center(problem),
                   local_search(problem, [0, 1])]
-    assert placements[0].feasible and placements[0].objective_ms > free.objective_ms
-    for placed in placements:
-        if placed.feasible:
-            assert problem.loads(placed.assign).max() <= 5005 * (1 + 1e-6), placed.method
-            assert problem.worst_latency(placed.assign) <= bound * (1 + 1e-6), placed.method
-            assert placed.objective_ms >= placements[0].objective_ms - 1e-9, placed.method
+    assert placements[0].status == "optimal" and placements[0].objective_ms > free.objective_ms
+    assert placements[0].feasible and placements[-1].feasible
+    for placed in placements[1:3]:
+        assert placed.feasible == assign_exactly(problem, placed.controllers).feasible, placed.method
+    assert sum(p.feasible for p in placements) >= 3
+    for placed in (p for p in placements if p.feasible):
+        assert problem.violations(placed.controllers, placed.assign) == [], placed.method
+        assert problem.loads(placed.assign).max() <= 5005 * (1 + 1e-6), placed.method
+        assert problem.worst_latency(placed.assign) <= bound * (1 + 1e-6), placed.method
+        assert placed.objective_ms >= placements[0].objective_ms - 1e-9, placed.method
 
 
 def test_an_impossible_problem_is_reported_infeasible_not_violated():
     net = small_network(1)
     rates = np.full(net.n, 100.0)
     problem = Problem(net.latency_ms, rates, 2, 250.0)          # 600 flows/s, 500 of capacity
-    assert not place_exactly(problem).feasible
-    assert not assign_exactly(problem, [0, 1]).feasible
-    assert not local_search(problem, [0, 1]).feasible
+    assert place_exactly(problem).status == "infeasible"            # proven, not timed out
+    assert assign_exactly(problem, [0, 1]).status == "infeasible"
+    placed = local_search(problem, [0, 1])
+    assert not placed.feasible and placed.status == "infeasible"
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(seed=st.integers(0, 10_000), k=st.integers(1, 4), tight=st.floats(0.3, 1.0),
-       bound=st.floats(1.0, 2.5), start=st.lists(st.integers(0, 7), min_size=1, max_size=4),
-       candidates=st.lists(st.integers(0, 7), max_size=8, unique=True))
-def test_local_search_never_returns_an_infeasible_placement(seed, k, tight, bound, start, candidates):
-    problem = small_problem(seed, k, n=8, tight=tight, bound=bound)
-    placed = local_search(problem, start, candidates=candidates)
-    if placed.feasible:
-        assert len(placed.controllers) == k
-        assert problem.violations(placed.controllers, placed.assign) == []
-        assert placed.objective_ms == pytest.approx(problem.objective(placed.assign))
+def test_a_time_out_is_reported_as_a_time_out_not_as_infeasible(capsys):
+    net = from_zoo("TataNld")
+    problem = Problem(net.latency_ms, gravity(net, np.random.default_rng(11), 8008.0), 3, 5005.0,
+                      1.5 * k_center_radius(net.latency_ms, 3))
+    stopped = place_exactly(problem, time_limit_s=0.001)
+    assert stopped.status == "time-out" and not stopped.feasible and not stopped.proven_optimal
+    assert main(["place", "TataNld", "--k", "3", "--time-limit", "0.001", "--seed", "11"]) == 1
+    assert "exact timed out after 0.001 s without a placement (nor a proof that none exists)" in capsys.readouterr().err
+
+
+def test_local_search_places_feasibly_exactly_when_a_feasible_placement_exists():
+    """On 150 random small problems (tight capacity, a latency bound, random starts and
+    candidates): the search's answer is feasible if and only if the exact program finds one,
+    and then satisfies every constraint. The counts make sure both sides, and the hard case
+    (the nearest assignment overloads a controller), were exercised, not skipped."""
+    rng = np.random.default_rng(2024)
+    placed_count = none_count = binding = 0
+    for _ in range(150):
+        k = int(rng.integers(1, 5))
+        problem = small_problem(int(rng.integers(0, 10_000)), k, n=8, tight=float(rng.uniform(0.3, 1.0)),
+                                bound=float(rng.uniform(1.0, 2.5)))
+        start = rng.integers(0, 8, int(rng.integers(1, 5))).tolist()
+        candidates = rng.permutation(8)[:int(rng.integers(0, 9))].tolist()
+        exact = place_exactly(problem)
+        assert exact.status in ("optimal", "infeasible")
+        placed = local_search(problem, start, candidates=candidates)
+        assert placed.feasible == exact.feasible, (start, candidates, exact.status, placed.notes)
+        if exact.feasible:
+            placed_count += 1
+            assert len(placed.controllers) == k
+            assert problem.violations(placed.controllers, placed.assign) == []
+            assert placed.objective_ms == pytest.approx(problem.objective(placed.assign))
+            assert placed.objective_ms >= exact.objective_ms - 1e-9
+            nearest = masked_latency(problem)[:, list(placed.controllers)].argmin(axis=1)
+            binding += bool(np.bincount(nearest, weights=problem.rates).max() > problem.capacity_flows_s)
+        else:
+            none_count += 1
+            assert placed.status == "infeasible"
+    assert placed_count >= 100 and none_count >= 5 and binding >= 20, (placed_count, none_count, binding)
 
 
 def test_local_search_reaches_the_optimum_of_a_small_problem_from_a_poor_start():
@@ -217,6 +254,49 @@ def test_a_corrupt_assignment_file_is_rejected_naming_the_file_and_field(tmp_pat
     assert str(caught.value).startswith(f"{path}: {field}")
 
 
+@pytest.mark.parametrize("edit,field", [
+    (lambda d: d["controllers"][1].update(load_flows_s=d["controllers"][1]["load_flows_s"] + 50), "controllers[1].load_flows_s"),
+    (lambda d: d.update(mean_latency_ms=d["mean_latency_ms"] * 0.9), "mean_latency_ms"),
+    (lambda d: d.update(worst_latency_ms=d["worst_latency_ms"] - 0.5), "worst_latency_ms"),
+])
+def test_a_claim_its_own_switches_contradict_is_rejected(tmp_path, edit, field):
+    _, _, path = placed_document(tmp_path)
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(PlacementFileError) as caught:
+        read_assignment(path)
+    assert str(caught.value).startswith(f"{path}: {field}: says ")
+
+
+def _shorter_switch_latency(doc: dict) -> None:
+    """Claim 0.4 ms less for the farthest-from-its-controller switch, with mean and worst
+    claims that agree with the edited switches (so only the network can tell)."""
+    i = max(range(len(doc["switches"])), key=lambda j: doc["switches"][j]["latency_ms"])
+    doc["switches"][i]["latency_ms"] = round(doc["switches"][i]["latency_ms"] - 0.4, 6)
+    rates = np.array([s["rate_flows_s"] for s in doc["switches"]])
+    latency = np.array([s["latency_ms"] for s in doc["switches"]])
+    doc.update(mean_latency_ms=float(rates @ latency / rates.sum()), worst_latency_ms=float(latency.max()))
+
+
+@pytest.mark.parametrize("edit,field", [
+    (_shorter_switch_latency, r"switches\[\d+\]\.latency_ms"),
+    (lambda d: d["switches"][5]["backups"][0].update(latency_ms=d["switches"][5]["backups"][0]["latency_ms"] + 1),
+     r"switches\[5\]\.backups\[0\]\.latency_ms"),
+])
+def test_check_recomputes_latencies_from_the_network_and_rejects_a_file_they_contradict(tmp_path, capsys, edit, field):
+    _, _, path = placed_document(tmp_path)
+    assert main(["check", str(path), "--network", "Bics"]) == 0
+    assert "latencies recomputed from Bics" in capsys.readouterr().out
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    read_assignment(path)                           # consistent in itself: only the network can tell
+    assert main(["check", str(path), "--network", "Bics"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and re.match(rf"error: {re.escape(str(path))}: {field}: says [\d.]+, Bics gives [\d.]+$", err)
+
+
 def test_an_assignment_for_another_network_is_rejected(tmp_path):
     _, _, path = placed_document(tmp_path)
     with pytest.raises(PlacementFileError, match="network"):
@@ -246,9 +326,105 @@ def test_the_command_places_writes_checks_and_reports(tmp_path, capsys):
     folder = tmp_path / "report"
     assert main(["report", "--networks", f"{ROOT / 'topologies/h1h7.json'}:8:2", "--k", "2",
                  "--out", str(folder)]) == 0
-    document = json.loads((folder / "table.json").read_text())
+    document = json.loads((folder / "results.json").read_text())
     methods = {t["method"] for t in document["table"]}
     assert methods == {"exact", "greedy", "kcenter", "tree", "logistic", "network", "tree+ls", "network+ls"}
-    assert json.loads((folder / "config.json").read_text())["command"].startswith("python -m placement report")
+    assert document["command"].startswith("python -m placement report") and document["kind"] == "controller-placement"
+    assert (folder / "table.md").read_text() == render(document["table"])
     assert main(["place", "Bics", "--k", "40"]) == 2
     assert "--k" in capsys.readouterr().err
+
+
+def _rows(k: int, outcomes: dict, exact_statuses: list[str], exact_s: list[float], method_s: float = 0.1) -> list[dict]:
+    """Report rows for hand-made outcomes: per method, per sample, a gap (None: placed
+    nothing), against an exact optimum of 2 ms (or, after a time-out, a lower bound of 2 ms
+    under the program's best placement, 2.1 ms)."""
+    problem = Problem(np.array([[0.0, 1.0], [1.0, 0.0]]), np.array([1.0, 1.0]), 1, 10.0)
+    rows = []
+    for sample, (status, seconds) in enumerate(zip(exact_statuses, exact_s)):
+        feasible = status in ("optimal", "time-out")
+        exact = Placement("exact", (0,) if feasible else (), np.zeros(2, int) if feasible else None,
+                          {"optimal": 2.0, "time-out": 2.1}.get(status, np.inf), seconds, proven_optimal=feasible, status=status,
+                          notes={"bound_ms": 2.0 if status == "time-out" else np.nan})
+        rows.append(sample_row("N", k, sample, problem, exact, exact))
+        for method, gaps in outcomes.items():
+            gap = gaps[sample]
+            placed = Placement(method, (0,), np.zeros(2, int), 2.0 * (1 + gap), method_s) if gap is not None \
+                else Placement(method, (), None, np.inf, method_s)
+            rows.append(sample_row("N", k, sample, problem, placed, exact))
+    return rows
+
+
+def test_the_summary_counts_every_held_out_sample_and_a_method_that_placed_nothing_as_a_miss():
+    rows = _rows(2, {"network+ls": [0.0, 0.005, None, None], "tree+ls": [0.02, 0.0, 0.0, None]},
+                 ["optimal", "optimal", "optimal", "infeasible"], [0.5, 0.4, 0.6, 0.3])
+    line = {t["method"]: t for t in summarise(rows)}
+    nn = line["network+ls"]
+    # sample 3 has no placement (proven): not counted; sample 2 placed nothing: a miss
+    assert (nn["samples"], nn["solvable"], nn["within"]) == (4, 3, 2) and nn["within_1pct"] == pytest.approx(2 / 3)
+    assert nn["feasible"] == 0.5 and nn["gap_samples"] == 2
+    assert nn["gap_mean"] == pytest.approx(0.0025) and nn["gap_max"] == pytest.approx(0.005)
+    assert nn["runtime_vs_exact"] == pytest.approx(0.1 / 0.45) and nn["runtime_ms"] == pytest.approx(100)
+    assert line["exact"]["exact"] == {"optimal": 3, "time-out": 0, "infeasible": 1}
+    assert line["exact"]["within"] == 3 and line["exact"]["feasible"] == 0.75
+    tree = line["tree+ls"]
+    assert (tree["within"], tree["feasible"], tree["gap_mean"]) == (2, 0.75, pytest.approx(0.02 / 3))
+    assert "| N | 2 | network+ls | 2/3 (67%) | 50% | 0.25% / 0.50% | 100.0 / 100.0 | 0.222 |  |" in render(summarise(rows))
+
+
+def test_a_time_out_is_no_proof_and_its_gap_is_against_the_lower_bound():
+    rows = _rows(3, {"network+ls": [0.0, 0.05]}, ["time-out", "optimal"], [60.0, 1.0])
+    first = [r for r in rows if r["sample"] == 0]
+    assert {r["exact_status"] for r in first} == {"time-out"} and all(r["within_1pct"] is not None for r in first)
+    exact, nn = first
+    assert exact["reference_ms"] == nn["reference_ms"] == 2.0
+    assert exact["gap"] == pytest.approx(0.05) and not exact["within_1pct"]     # unproven: 5% above the bound
+    assert nn["gap"] == pytest.approx(0.0) and nn["within_1pct"]
+    line = {t["method"]: t for t in summarise(rows)}
+    assert line["exact"]["exact"] == {"optimal": 1, "time-out": 1, "infeasible": 0}
+    assert line["exact"]["within"] == 1 and line["network+ls"]["within"] == 1 and line["network+ls"]["solvable"] == 2
+
+
+def test_the_targets_are_judged_over_all_samples_and_every_k():
+    rows = _rows(2, {"network+ls": [0.0] * 19 + [None], "tree+ls": [0.0] * 20, "network": [0.0] * 20,
+                     "tree": [0.2] * 20}, ["optimal"] * 20, [1.0] * 20, method_s=0.2)
+    rows += _rows(3, {"network+ls": [0.0] * 20, "tree+ls": [0.0] * 20, "network": [None] * 20,
+                      "tree": [0.5] * 20}, ["optimal"] * 20, [1.0] * 20, method_s=0.4)
+    got = targets(rows, summarise(rows))["N"]
+    assert got["nn_ls_within"] == "39/40" and got["nn_ls_within_1pct"] == pytest.approx(0.975)
+    assert got["nn_ls_none_found"] == 1
+    assert got["nn_ls_runtime_vs_exact"] == pytest.approx(0.3)
+    assert got["nn_ls_runtime_vs_exact_by_k"] == {2: pytest.approx(0.2), 3: pytest.approx(0.4)}
+    assert got["met"] == {"nn_ls_within_1pct_on_95pct": True, "nn_ls_third_of_exact_runtime_every_k": False,
+                          "exact_proven_within_1_min_every_k": True}
+    better = {(v["k"], v["versus"]): v["better"] for v in got["tree_vs_network"]}
+    # k=2: tree+ls 20 within against 19; the models alone: network 20 against 0
+    # k=3: the network alone placed nothing (0 within) and the tree was 50% off (0): a tie
+    assert better == {(2, "with local search"): "tree", (3, "with local search"): "tie",
+                      (2, "models alone"): "network", (3, "models alone"): "tie"}
+    slow = _rows(2, {"network+ls": [0.0]}, ["optimal"], [61.0]) + _rows(3, {"network+ls": [0.0]}, ["time-out"], [1.0])
+    assert not targets(slow, summarise(slow))["N"]["met"]["exact_proven_within_1_min_every_k"]
+
+
+def test_no_held_out_traffic_sample_is_a_training_sample():
+    net = from_zoo("Bics")
+    train, test = traffic_split(net, Plan("Bics", 30, 10), 7, 8008.0)
+    assert train.shape == (30, net.n) and test.shape == (10, net.n)
+    assert np.array_equal(np.concatenate([train, test]), samples(net, 40, 7, 8008.0))
+    distance = np.abs(test[:, None, :] - train[None, :, :]).sum(axis=2)        # (test, train)
+    assert distance.min() > 1.0                                                # flows/s, over 33 switches
+    assert not np.array_equal(traffic_split(net, Plan("Bics", 30, 10), 8, 8008.0)[1], test)   # the seed matters
+
+
+def test_the_report_with_no_arguments_is_the_documented_run():
+    """docs/placement.md's tables come from docs/results/controller-placement: a report run
+    with the defaults, only --out given, so `python -m placement report` reproduces them; the
+    page shows the command as it was run."""
+    from placement.__main__ import parser
+    results = json.loads((ROOT / "docs/results/controller-placement/results.json").read_text())
+    config, args = results["config"], parser().parse_args(["report"])
+    assert config["command"].split(" --out ")[0] == "python -m placement report"
+    assert config["networks"] == [vars(p) for p in args.networks] and config["seed"] == args.seed == 7
+    assert (config["k"], config["capacity_flows_s"], config["load_factor"], config["bound_factor"],
+            config["time_limit_s"]) == (args.k, args.capacity, args.load_factor, args.bound_factor, args.time_limit)
+    assert config["command"] in (ROOT / "docs/placement.md").read_text()

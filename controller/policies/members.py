@@ -1,0 +1,142 @@
+"""How a service picks a member for a new connection (controller.core.services.MemberPolicy):
+round robin, least connections, smooth weighted round robin, random, and Q-learning.
+
+Q-learning. A decision is one step (a contextual bandit, gamma 0): the connection's response
+time is all that follows from it. State of a candidate: the service and member, its open
+connections (binned: 0, 1, 2, 3, 4, 5-6, 7-9, 10-14, 15+) and the load level of the path the
+path policy would take to it (0-3 by bottleneck utilisation, 4 lossy or queueing, u unknown;
+as the path Q-learning's). Q(s) estimates minus the response time in ms that a connection
+sent into s meets, so the member with the highest Q is the one expected to answer soonest:
+with its identity in the state it learns each member's speed, with its connections its queue,
+with the path's level a fast member behind a congested link. A state never met falls back on
+its member and connection count (the path level ignored), and one whose member and count were
+never met is worth 0, above any measured value: each is tried once before it is judged.
+Exploration as the path table's (epsilon decaying to a floor, or a count bonus). The table is
+the path Q-learning's (qlearning.QTable, its file format and handling), kept apart in its own
+file (--service-q-table).
+"""
+
+from __future__ import annotations
+
+import bisect
+import random
+from collections.abc import Callable
+from pathlib import Path
+
+from controller.core.flows import FlowKey
+from controller.core.services import MemberLoad, MemberPolicy
+from controller.core.settings import SERVICE_POLICIES, ConfigError, Settings
+from controller.policies.qlearning import QLearningPolicy, QTable, level
+
+ACTIVE_BINS = (1, 2, 3, 4, 5, 7, 10, 15)    # lower edges of bins 1.. (bin 0: no connection open)
+
+
+class RoundRobin(MemberPolicy):
+    """Each new connection takes the next healthy member in turn."""
+    name = "round-robin"
+
+    def __init__(self) -> None:
+        self._turn: dict[str, int] = {}
+
+    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
+        turn = self._turn.get(service, 0)
+        self._turn[service] = turn + 1
+        return turn % len(members)
+
+
+class LeastConnections(MemberPolicy):
+    """The member with the fewest open connections; ties go to the one chosen least recently."""
+    name = "least-connections"
+
+    def __init__(self) -> None:
+        self._last: dict[tuple[str, str], int] = {}
+        self._decisions = 0
+
+    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
+        self._decisions += 1
+        best = min(range(len(members)), key=lambda i: (members[i].active, self._last.get((service, members[i].host), 0)))
+        self._last[service, members[best].host] = self._decisions
+        return best
+
+
+class Weighted(MemberPolicy):
+    """Smooth weighted round robin, as nginx's: every member gains its weight, the one with the
+    most is taken and loses the total. Weights 5, 1, 1 give a a b a c a a, not a a a a a b c."""
+    name = "weighted"
+
+    def __init__(self) -> None:
+        self._current: dict[tuple[str, str], float] = {}
+
+    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
+        for m in members:
+            self._current[service, m.host] = self._current.get((service, m.host), 0.0) + m.weight
+        best = max(range(len(members)), key=lambda i: (self._current[service, members[i].host], -i))
+        self._current[service, members[best].host] -= sum(m.weight for m in members)
+        return best
+
+
+class RandomMember(MemberPolicy):
+    """A uniformly random healthy member (seeded)."""
+    name = "random"
+
+    def __init__(self, seed: int = 0) -> None:
+        self._random = random.Random(seed)
+
+    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
+        return self._random.randrange(len(members))
+
+
+def member_state(service: str, m: MemberLoad) -> str:
+    load = "u" if m.path is None else level(m.path)
+    return f"{service}/{m.host} a{bisect.bisect_right(ACTIVE_BINS, m.active)} p{load}"
+
+
+class MemberQTable(QTable):
+    @staticmethod
+    def coarse(state: str) -> str | None:
+        """A member state without its path level: what the member's speed and queue tell alone."""
+        head, _, last = state.rpartition(" ")
+        return head if head and last.startswith("p") else None
+
+
+class QLearningMembers(QLearningPolicy):
+    """Q-learning over members (the module's docstring); the table's file handling is the path
+    policy's. Load-aware: it is given each candidate's path features."""
+    table_kind = MemberQTable
+
+    def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
+                 epsilon: float = Settings.q_epsilon, explore: str = Settings.q_explore, seed: int = 0) -> None:
+        super().__init__(table_path, alpha, 0.0, epsilon, explore, seed)
+        self._changed = False
+
+    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:   # noqa: D102
+        states = [member_state(service, m) for m in members]
+        return self.table.choose(states, self._rng)
+
+    def scores(self, service: str, members: list[MemberLoad]) -> list[float]:
+        """Each member's value now (a read: the table is unchanged)."""
+        return [self.table.value(member_state(service, m)) for m in members]
+
+    def learn(self, service: str, chosen: MemberLoad, response_s: float, after: MemberLoad) -> None:
+        self.table.update(member_state(service, chosen), -response_s * 1e3, member_state(service, after))
+        self._changed = True
+
+    def save(self) -> None:
+        if self._changed:
+            self._changed = False
+            super().save()
+
+
+# the names settings.SERVICE_POLICIES lists (the core cannot import these), in its order
+SERVICE_POLICY_TYPES = {p.name: p for p in (RoundRobin, LeastConnections, Weighted, RandomMember, QLearningMembers)}
+
+
+def member_policy_factory(name: str, settings: Settings) -> Callable[[], MemberPolicy]:
+    """What makes each service's policy of that name: a new one per service, but one Q-learning
+    policy for all (its states name the service; one table, one file)."""
+    if name == QLearningMembers.name:
+        shared = QLearningMembers(settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore)
+        return lambda: shared
+    if name not in SERVICE_POLICY_TYPES:
+        raise ConfigError(f"service policy: unknown '{name}' (known: {', '.join(SERVICE_POLICIES)})")
+    return SERVICE_POLICY_TYPES[name]

@@ -1,0 +1,123 @@
+"""A service behind a virtual IP on real Open vSwitch (topologies/services.json): clients h1-h3
+reach 10.0.0.100:8000, served by m1-m3, each running a tiny HTTP server that answers its own
+name. Round robin spreads connections in turn, a connection stays on its member, and a member
+whose server stops is out of the pool within 2 s of its last answer and back when it restarts."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tests.integration.conftest import assert_clean_log, require_lab
+from topologies.lab import ROOT, Lab, wait_until
+
+SPEC = ROOT / "topologies" / "services.json"
+VIP, PORT = "10.0.0.100", 8000
+MEMBERS = ("m1", "m2", "m3")
+# One connection, several requests on it (HTTP/1.1 keep-alive), each answer's body printed:
+# a client a test can run on a Mininet host with the project's Python and nothing else.
+KEEPALIVE = """
+import http.client, sys
+c = http.client.HTTPConnection(sys.argv[1], int(sys.argv[2]), timeout=5)
+for _ in range(int(sys.argv[3])):
+    c.request("GET", "/")
+    print(c.getresponse().read().decode().strip())
+"""
+# A server answering its name, HTTP/1.1 so that a connection carries many requests.
+SERVER = """
+import http.server, sys
+class Name(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_GET(self):
+        body = (sys.argv[1] + "\\n").encode()
+        self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args): pass
+http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[2])), Name).serve_forever()
+"""
+
+
+def start_server(lab: Lab, host: str) -> subprocess.Popen:
+    return lab.net.get(host).popen([sys.executable, "-c", SERVER, host, str(PORT)],
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def stop(proc: subprocess.Popen) -> None:
+    proc.kill()
+    proc.wait()
+
+
+def members(lab: Lab) -> dict[str, dict]:
+    status, services = lab.api("services")
+    assert status == 200, services
+    return {m["host"]: m for m in services[0]["members"]}
+
+
+def healthy(lab: Lab) -> set[str]:
+    return {name for name, m in members(lab).items() if m["healthy"]}
+
+
+def curl(lab: Lab, client: str) -> str:
+    return lab.net.get(client).cmd(f"curl -s -m 5 http://{VIP}:{PORT}/").strip()
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    require_lab()
+    with Lab(SPEC, tmp_path_factory.mktemp("services"), controller_args=("--service-policy", "round-robin")) as lab:
+        lab.servers = {m: start_server(lab, m) for m in MEMBERS}
+        try:
+            assert lab.pingall()[0] == 0
+            wait_until(lambda: healthy(lab) == set(MEMBERS), 15, what="every member to answer its health probe")
+            yield lab
+        finally:
+            for proc in lab.servers.values():
+                stop(proc)
+
+
+def test_connections_from_three_clients_take_the_members_in_turn(lab):
+    answers = [curl(lab, client) for _ in range(3) for client in ("h1", "h2", "h3")]
+    start = MEMBERS.index(answers[0])
+    assert answers == [MEMBERS[(start + i) % 3] for i in range(9)], answers
+    counts = {m: members(lab)[m]["chosen"] for m in MEMBERS}
+    assert set(counts.values()) == {3}, counts
+
+
+def test_a_connection_stays_on_its_member_for_every_request(lab):
+    client = lab.net.get("h2").popen([sys.executable, "-c", KEEPALIVE, VIP, str(PORT), "50"],
+                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    out = client.communicate(timeout=30)[0]
+    names = out.split()
+    assert len(names) == 50 and len(set(names)) == 1 and names[0] in MEMBERS, out[-500:]
+
+
+def test_the_member_response_time_is_measured_at_the_switch(lab):
+    before = {m: members(lab)[m]["completed"] for m in MEMBERS}
+    for client in ("h1", "h2", "h3"):
+        assert curl(lab, client) in MEMBERS
+    # the member's FIN follows curl's close
+    def completed():
+        now = members(lab)
+        return now if sum(now[m]["completed"] - before[m] for m in MEMBERS) >= 3 else None
+    after = wait_until(completed, 5, what="three FINs from members")
+    assert sum(after[m]["completed"] - before[m] for m in MEMBERS) == 3
+    assert all(after[m]["response_ms"] is not None for m in MEMBERS if after[m]["completed"])
+
+
+def test_a_stopped_member_leaves_the_pool_within_2_s_of_its_last_answer_and_comes_back(lab):
+    stop(lab.servers["m2"])
+    stopped = time.monotonic()     # its last answer was before this
+    wait_until(lambda: "m2" not in healthy(lab), 5, interval_s=0.05, what="m2 to be taken out")
+    assert time.monotonic() - stopped < 2.0
+    assert [curl(lab, c) for c in ("h1", "h2", "h3", "h1")].count("m2") == 0
+    lab.servers["m2"] = start_server(lab, "m2")
+    wait_until(lambda: "m2" in healthy(lab), 5, interval_s=0.05, what="m2 to be back")
+    assert "m2" in [curl(lab, c) for c in ("h1", "h2", "h3")]
+
+
+def test_the_log_is_clean(lab):
+    assert_clean_log(lab)
