@@ -9,7 +9,7 @@ round robin, least connections and weighted round robin, paired by seed with 95%
 Definitions (docs/workload.md):
 - response time: from the client's connect to the `done` line; TTFT: to the first token line.
   A request cut at the run's bound counts as taking until its cut (a lower bound); a failed
-  one (refused, reset) has no times and counts in `failed`.
+  one (refused, reset) has no times and counts in `failed`; both miss the SLO.
 - SLO: a request meets it when it completes within  grace + c / base_speed  of its start, where
   c is its cost in token-times (topologies.inference.Workload.cost) and base_speed the 1x
   member's: no slower than an idle 1x member, plus a grace for the connection and the network.
@@ -33,13 +33,13 @@ import numpy as np
 
 from scripts.report import FEW_SEEDS, ReportError, _num, _pct, _read_config, _save, change_ci, plt, \
     provenance_line, provenance_of
-from topologies.inference import Workload
+from topologies.inference import CUT, Workload
 
 REQUEST_COLUMNS = ("policy", "load", "seed", "id", "client", "at_s", "start", "ttft", "end", "member",
                    "prompt_tokens", "output_tokens", "tokens", "ok", "error")
 MEMBER_COLUMNS = ("policy", "load", "seed", "member", "speed", "slots", "served", "busy_s", "last_answer")
 LATENCY = ("ttft_mean_s", "ttft_p50_s", "ttft_p95_s", "ttft_p99_s", "rt_mean_s", "rt_p50_s", "rt_p95_s", "rt_p99_s")
-METRICS = (*LATENCY, "slo", "tokens_per_s", "requests_per_s", "failed", "jain")
+METRICS = (*LATENCY, "slo", "tokens_per_s", "requests_per_s", "failed", "cut", "jain")
 HIGHER_IS_BETTER = {"slo", "tokens_per_s", "requests_per_s", "jain"}
 REFERENCE = "least-connections"
 CLASSIC = ("round-robin", "least-connections", "weighted")
@@ -66,7 +66,7 @@ def times(r: dict, until: float) -> tuple[float | None, float | None]:
     """(TTFT, response time) of one request row; a request cut at `until` (seconds after the
     schedule's start) counts as taking until then; a failed one has neither."""
     start = float(r["start"])
-    if r["error"] == "cut at the run's end":
+    if r["error"] == CUT:
         return (float(r["ttft"]) if r["ttft"] else until - start), until - start
     if r["ok"] != "True":
         return None, None
@@ -88,7 +88,8 @@ def run_metrics(requests: list[dict], members: list[dict], until: float, base_sp
             "slo": met / len(requests) if requests else None,
             "tokens_per_s": sum(int(r["tokens"]) for r in done) / span if span else None,
             "requests_per_s": len(done) / span if span else None,
-            "failed": sum(r["ok"] != "True" for r in requests), "requests": len(requests),
+            "failed": sum(r["ok"] != "True" and r["error"] != CUT for r in requests),
+            "cut": sum(r["error"] == CUT for r in requests), "requests": len(requests),
             "jain": jain(list(util.values())), "utilisation": util}
 
 
@@ -159,9 +160,9 @@ def markdown(summary: dict) -> str:
     for load, policies in summary.items():
         lines += [f"\nLoad {float(load):.0%} of the pool's capacity:\n",
                   "| policy | seeds | TTFT mean (s) | p50 | p95 | p99 | response mean (s) | p50 | p95 | p99 | SLO met "
-                  "| tokens/s | requests/s | failed | Jain | response mean vs LC [95% CI] | p95 vs LC | p95 vs best "
-                  "| SLO vs best |",
-                  "|" + " --- |" * 19]
+                  "| tokens/s | requests/s | failed | cut | Jain | response mean vs LC [95% CI] | p95 vs LC "
+                  "| p95 vs best | SLO vs best |",
+                  "|" + " --- |" * 20]
         for policy, m in policies.items():
             lc, best = m[f"vs_{REFERENCE}"], m["vs_best"]
             versus = lambda k: (f"{_pct(best[k])} ({best[k]['of']})" if k in best and best[k]["of"] != policy  # noqa: E731
@@ -169,7 +170,7 @@ def markdown(summary: dict) -> str:
             lines.append("| " + " | ".join([
                 policy, str(len(m["seeds"])), *(_num(m[k]) for k in LATENCY), _num(m["slo"], 100, ".1f", "%"),
                 _num(m["tokens_per_s"], fmt=".0f"), _num(m["requests_per_s"]), _num(m["failed"], fmt=".1f"),
-                _num(m["jain"], fmt=".3f"),
+                _num(m["cut"], fmt=".1f"), _num(m["jain"], fmt=".3f"),
                 "" if policy == REFERENCE else _pct(lc.get("rt_mean_s", {})),
                 "" if policy == REFERENCE else _pct(lc.get("rt_p95_s", {})), versus("rt_p95_s"), versus("slo")]) + " |")
     seeds = min((len(m["seeds"]) for p in summary.values() for m in p.values()), default=0)
@@ -184,12 +185,12 @@ def kill_markdown(kills: list[dict]) -> str:
         return ""
     lines = ["\nMember killed mid-run:\n",
              "| policy | load | member | killed at (s) | last answer (s) | requests failed | of them in flight "
-             "| sent to it after its last answer | last sent after its last answer (s) |",
-             "|" + " --- |" * 9]
+             "| sent to it after its last answer | last sent after its last answer (s) | cut at the bound |",
+             "|" + " --- |" * 10]
     for k in kills:
         lines.append(f"| {k['policy']} | {k['load']:.0%} | {k['member']} | {k['killed_at']:.2f} | "
                      f"{_num(k['last_answer'])} | {k['failed']} | {k['failed_in_flight']} | {k['sent_after']} | "
-                     f"{_num(k['last_sent_after_s'])} |")
+                     f"{_num(k['last_sent_after_s'])} | {k['cut']} |")
     return "\n".join(lines) + "\n"
 
 

@@ -31,7 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from controller.core.spec import TopologyError
-from scripts.service_report import MEMBER_COLUMNS, REQUEST_COLUMNS, ReportError, write_report
+from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, ReportError, write_report
 from topologies.inference import PORT, Member, capacity, schedule, write_schedule
 from topologies.lab import ROOT, Lab, default_workdir, provenance, wait_until
 
@@ -261,19 +261,19 @@ def append(folder: Path, policy: str, load: float, seed: int, rundir: Path) -> N
 
 def kill_result(rundir: Path, policy: str, load: float, member: str, t0: float, killed_at: float,
                 client_ips: list[str]) -> dict:
-    """How the pool took the loss of a member: failed requests (and how many were in flight on it
-    at the kill), and connections from clients that still reached it after its last answer. Its
+    """How the pool took the loss of a member: failed requests (refused or reset: not those cut at
+    the run's bound, counted apart) and how many of them were in flight on it at the kill, and connections from clients that still reached it after its last answer. Its
     last answer: the later of the last request its own log shows finished and the last token a
     client received from it (a request cut by the kill leaves no line in the member's log)."""
     requests = [r for c in sorted(rundir.glob("c*.jsonl")) for r in read_jsonl(c)]
     answers = [e["generated"] - t0 for e in read_jsonl(rundir / f"{member}.jsonl") if e.get("generated")]
     answers += [r["last"] for r in requests if r["member"] == member and r.get("last") is not None]
     last_answer = max(answers, default=None)
-    failed = [r for r in requests if not r["ok"]]
+    failed = [r for r in requests if not r["ok"] and r["error"] != CUT]
     syns = [s["syn"] - t0 for s in read_jsonl(rundir / f"{member}-syn.jsonl") if s.get("src") in client_ips]
     after = [t for t in syns if last_answer is not None and t > last_answer]
     return {"policy": policy, "load": load, "member": member, "killed_at": killed_at, "last_answer": last_answer,
-            "requests": len(requests), "failed": len(failed),
+            "requests": len(requests), "failed": len(failed), "cut": sum(r["error"] == CUT for r in requests),
             "failed_in_flight": sum(r["member"] == member for r in failed),
             "sent_after": len(after), "last_sent_after_s": max(after) - last_answer if after else None}
 

@@ -45,6 +45,7 @@ PROMPT_BYTES_PER_TOKEN = 4  # about four characters of English a token
 TICK_S = 0.01               # tokens due within one tick go out in one write (bounds the CPU)
 MAX_BODY = 1 << 20          # bytes of a request body the server reads at most
 MAX_TOKENS = 65536          # the most a request may ask for, prompt or output
+CUT = "cut at the run's end"  # a request's error when it still runs at the client's bound
 
 
 # -- the requests --------------------------------------------------------------------------------
@@ -327,7 +328,7 @@ async def fetch(request: Request, target: str, port: int, t0: float, until: floa
                         out["error"] = f"{out['tokens']} of {request.output_tokens} tokens"
                     break
     except TimeoutError:
-        out["error"] = "cut at the run's end"
+        out["error"] = CUT
     except (OSError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, ValueError) as exc:
         out["error"] = f"{type(exc).__name__}: {exc}"[:120]
     finally:

@@ -12,6 +12,7 @@ import pytest
 from scripts.service_report import (MEMBER_COLUMNS, REQUEST_COLUMNS, deadline_s, jain, percentiles, pick_best,
                                     run_metrics, summarise, write_report)
 from scripts.services import kill_result, parse_args, service_of
+from topologies.inference import CUT
 from topologies.lab import ROOT
 
 
@@ -42,14 +43,14 @@ def test_one_runs_metrics_by_hand():
     # deadlines at base speed 100, grace 0.5: 0.5 + (20/20 + 100)/100 = 1.51 s
     requests = [row(0, 0.0, 0.2, 1.0), row(1, 1.0, 0.5, 3.0), row(2, 2.0, 0.1, 3.5),
                 row(3, 3.0, None, None, ok=False, error="ConnectionRefusedError", member=None),
-                row(4, 4.0, 0.3, None, ok=False, error="cut at the run's end")]
+                row(4, 4.0, 0.3, None, ok=False, error=CUT)]
     members = [{"member": "m1", "slots": "2", "busy_s": "4.0"}, {"member": "m2", "slots": "1", "busy_s": "0.5"}]
     m = run_metrics(requests, members, until=6.0, base_speed=100, grace_s=0.5)
     # response times 1.0, 2.0, 1.5 and the cut one's 6 - 4 = 2; TTFTs 0.2, 0.5, 0.1, 0.3
     assert m["rt_mean_s"] == pytest.approx(6.5 / 4) and m["rt_p50_s"] == pytest.approx(1.75)
     assert m["ttft_mean_s"] == pytest.approx(0.275)
     assert m["slo"] == pytest.approx(2 / 5)               # 1.0 and 1.5 met; 2.0, refused and cut missed
-    assert m["failed"] == 2 and m["requests"] == 5
+    assert (m["failed"], m["cut"], m["requests"]) == (1, 1, 5)
     assert m["tokens_per_s"] == pytest.approx(300 / 3.5) and m["requests_per_s"] == pytest.approx(3 / 3.5)
     assert m["utilisation"] == pytest.approx({"m1": 4 / 7, "m2": 0.5 / 3.5})
     assert m["jain"] == pytest.approx(jain([4 / 7, 1 / 7]))
@@ -105,7 +106,7 @@ def make_folder(folder, kill=True):
     if kill:
         (folder / "runs" / "rr-kill" / "kill.json").write_text(json.dumps(
             {"policy": "round-robin", "load": 0.8, "member": "m3", "killed_at": 5.0, "last_answer": 4.9,
-             "requests": 40, "failed": 6, "failed_in_flight": 2, "sent_after": 4, "last_sent_after_s": 1.25}))
+             "requests": 40, "failed": 6, "cut": 3, "failed_in_flight": 2, "sent_after": 4, "last_sent_after_s": 1.25}))
     return folder
 
 
@@ -115,7 +116,7 @@ def test_the_report_writes_a_table_per_load_the_kill_result_and_the_plots(tmp_pa
     md = (folder / "summary.md").read_text()
     assert "Load 50% of the pool's capacity" in md and "Load 80% of the pool's capacity" in md
     assert md.count("| round-robin | 2 |") == 2 and "2 seeds per policy" in md
-    assert "| round-robin | 80% | m3 | 5.00 | 4.90 | 6 | 2 | 4 | 1.25 |" in md
+    assert "| round-robin | 80% | m3 | 5.00 | 4.90 | 6 | 2 | 4 | 1.25 | 3 |" in md
     assert "Measured at commit `0123456` by `python -m scripts.services`." in md
     summary = json.loads((folder / "summary.json").read_text())
     assert set(summary["loads"]) == {"0.5", "0.8"} and summary["killed"][0]["failed"] == 6
@@ -129,13 +130,15 @@ def test_the_kill_result_counts_failures_and_connections_after_the_last_answer(t
                                                   json.dumps({"status": "ok", "generated": t0 + 4.0}),
                                                   '{"status": "ok", "gener']))      # a line cut by the kill
     (tmp_path / "c1.jsonl").write_text("\n".join(json.dumps(r) for r in (
-        {"ok": True, "member": "m3", "last": 3.0}, {"ok": False, "member": "m3", "last": 4.5},   # in flight
-        {"ok": False, "member": None, "last": None}, {"ok": True, "member": "m1", "last": 9.0})))
+        {"ok": True, "member": "m3", "last": 3.0, "error": None},
+        {"ok": False, "member": "m3", "last": 4.5, "error": "IncompleteReadError"},      # in flight
+        {"ok": False, "member": None, "last": None, "error": "ConnectionRefusedError"},
+        {"ok": False, "member": "m1", "last": 9.0, "error": CUT})))
     (tmp_path / "m3-syn.jsonl").write_text("\n".join(json.dumps(s) for s in (
         {"syn": t0 + 4.0, "src": "10.0.0.1"}, {"syn": t0 + 5.0, "src": "10.0.0.2"},
         {"syn": t0 + 6.2, "src": "10.0.0.1"}, {"syn": t0 + 8.0, "src": "10.0.0.99"})))     # not a client
     k = kill_result(tmp_path, "round-robin", 0.8, "m3", t0, 4.6, ["10.0.0.1", "10.0.0.2"])
-    assert (k["last_answer"], k["failed"], k["failed_in_flight"], k["sent_after"]) == (4.5, 2, 1, 2)
+    assert (k["last_answer"], k["failed"], k["failed_in_flight"], k["sent_after"], k["cut"]) == (4.5, 2, 1, 2, 1)
     assert k["last_sent_after_s"] == pytest.approx(1.7)
 
 
