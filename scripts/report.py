@@ -385,12 +385,14 @@ def _read_config(folder: Path) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__.split("\n\n")[0])
+def main(module: str = "scripts.report", doc: str = __doc__, write=write_report) -> int:
+    """`python -m <module> FOLDER`: rewrite a results folder's summary with `write` and print it
+    (the service report's command too)."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0])
     p.add_argument("folder", type=Path)
     args = p.parse_args()
     try:
-        write_report(args.folder)
+        write(args.folder)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -22,7 +22,6 @@ Definitions (docs/workload.md):
 
 from __future__ import annotations
 
-import argparse
 import csv
 import json
 import sys
@@ -31,6 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
+from scripts import report
 from scripts.report import FEW_SEEDS, ReportError, _num, _pct, _read_config, _save, change_ci, plt, \
     provenance_line, provenance_of
 from topologies.inference import CUT, Workload
@@ -190,7 +190,7 @@ def kill_markdown(kills: list[dict]) -> str:
     for k in kills:
         lines.append(f"| {k['policy']} | {k['load']:.0%} | {k['member']} | {k['killed_at']:.2f} | "
                      f"{_num(k['last_answer'])} | {k['failed']} | {k['failed_in_flight']} | {k['sent_after']} | "
-                     f"{_num(k['last_sent_after_s'])} | {k['cut']} |")
+                     f"{_num(k['last_sent_after_s'])} | {k.get('cut', 'n/a')} |")
     return "\n".join(lines) + "\n"
 
 
@@ -264,18 +264,5 @@ def write_report(folder: Path) -> dict[str, plt.Figure]:
             "utilisation.png": plot_utilisation(summary, folder / "utilisation.png")}
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.service_report", description=__doc__.split("\n\n")[0])
-    p.add_argument("folder", type=Path)
-    args = p.parse_args()
-    try:
-        write_report(args.folder)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print((args.folder / "summary.md").read_text())
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(report.main("scripts.service_report", __doc__, write_report))
