@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from scripts import report
-from scripts.report import FEW_SEEDS, ReportError, _num, _pct, _read_config, _save, change_ci, plt, \
+from scripts.report import FEW_SEEDS, ReportError, _mean, _num, _pct, _read_config, _save, change_ci, plt, \
     provenance_line, provenance_of
 from topologies.inference import CUT, Workload
 
@@ -82,9 +82,8 @@ def run_metrics(requests: list[dict], members: list[dict], until: float, base_sp
     met = sum(float(r["end"]) - float(r["start"]) <= deadline_s(int(r["prompt_tokens"]), int(r["output_tokens"]),
                                                                base_speed, grace_s) for r in done)
     util = {m["member"]: float(m["busy_s"]) / (int(m["slots"]) * span) if span else 0.0 for m in members}
-    mean = lambda xs: float(np.mean([x for x in xs if x is not None])) if any(x is not None for x in xs) else None  # noqa: E731
-    return {"ttft_mean_s": mean(ttft), **dict(zip(("ttft_p50_s", "ttft_p95_s", "ttft_p99_s"), percentiles(ttft))),
-            "rt_mean_s": mean(rt), **dict(zip(("rt_p50_s", "rt_p95_s", "rt_p99_s"), percentiles(rt))),
+    return {"ttft_mean_s": _mean(ttft), **dict(zip(("ttft_p50_s", "ttft_p95_s", "ttft_p99_s"), percentiles(ttft))),
+            "rt_mean_s": _mean(rt), **dict(zip(("rt_p50_s", "rt_p95_s", "rt_p99_s"), percentiles(rt))),
             "slo": met / len(requests) if requests else None,
             "tokens_per_s": sum(int(r["tokens"]) for r in done) / span if span else None,
             "requests_per_s": len(done) / span if span else None,
@@ -114,8 +113,10 @@ def summarise(requests: list[dict], members: list[dict], config: dict) -> dict:
     for m in members:
         runs[m["load"], m["policy"], int(m["seed"])]["members"].append(m)
     until = config["duration"] + config["drain"]
+    order = {p: i for i, p in enumerate(config.get("policies", ()))}     # the order they ran in
     per_seed: dict[str, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
-    for (load, policy, seed), run in sorted(runs.items()):
+    ran = sorted(runs.items(), key=lambda kv: (float(kv[0][0]), order.get(kv[0][1], len(order)), kv[0][1], kv[0][2]))
+    for (load, policy, seed), run in ran:
         per_seed[load][policy][seed] = run_metrics(run["requests"], run["members"], until,
                                                    config["base_speed"], config["slo_grace"])
     out: dict[str, dict] = {}
@@ -135,11 +136,6 @@ def summarise(requests: list[dict], members: list[dict], config: dict) -> dict:
                                  "vs_best": {k: {"of": best[k], **paired(seeds, policies[best[k]], (k,))[k]}
                                              for k in METRICS if best[k]}}
     return out
-
-
-def _mean(values) -> float | None:
-    values = [v for v in values if v is not None]
-    return float(np.mean(values)) if values else None
 
 
 def pick_best(means: dict[str, dict], metric: str) -> str | None:
@@ -165,8 +161,8 @@ def markdown(summary: dict) -> str:
                   "|" + " --- |" * 20]
         for policy, m in policies.items():
             lc, best = m[f"vs_{REFERENCE}"], m["vs_best"]
-            versus = lambda k: (f"{_pct(best[k])} ({best[k]['of']})" if k in best and best[k]["of"] != policy  # noqa: E731
-                                else "")
+            versus = lambda k: (f"{_pct(best[k])} ({best[k]['of']})"  # noqa: E731
+                                if k in best and best[k]["of"] != policy else "")
             lines.append("| " + " | ".join([
                 policy, str(len(m["seeds"])), *(_num(m[k]) for k in LATENCY), _num(m["slo"], 100, ".1f", "%"),
                 _num(m["tokens_per_s"], fmt=".0f"), _num(m["requests_per_s"]), _num(m["failed"], fmt=".1f"),

@@ -262,7 +262,8 @@ def append(folder: Path, policy: str, load: float, seed: int, rundir: Path) -> N
 def kill_result(rundir: Path, policy: str, load: float, member: str, t0: float, killed_at: float,
                 client_ips: list[str]) -> dict:
     """How the pool took the loss of a member: failed requests (refused or reset: not those cut at
-    the run's bound, counted apart) and how many of them were in flight on it at the kill, and connections from clients that still reached it after its last answer. Its
+    the run's bound, counted apart) and how many of them were in flight on it at the kill, and
+    connections from clients that still reached it after its last answer. Its
     last answer: the later of the last request its own log shows finished and the last token a
     client received from it (a request cut by the kill leaves no line in the member's log)."""
     requests = [r for c in sorted(rundir.glob("c*.jsonl")) for r in read_jsonl(c)]

@@ -175,7 +175,7 @@ def test_requests_beyond_the_slots_wait_their_turn_and_that_wait_is_in_their_ttf
     for k, end in enumerate(ends, start=1):
         assert k * 0.25 <= end <= k * 0.25 + LATE_S
     admitted = [line["id"] for line in sorted(lines, key=lambda e: e["admitted"])]
-    assert sorted(line["queued_ahead"] for line in lines) == [0, 0, 1]   # the second waited for a slot, not behind anyone
+    assert sorted(line["queued_ahead"] for line in lines) == [0, 0, 1]   # the second waited for a slot, not a turn
     last = by_id[int(admitted[-1])]
     assert last["ttft"] >= 0.5 + 1.1 / 200
 
