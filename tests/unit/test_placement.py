@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from placement.__main__ import main
-from placement.assignment import PlacementFileError, read_assignment, to_document, write_assignment
+from placement.assignment import PlacementFileError, backup_weights, read_assignment, to_document, write_assignment
 from placement.exact import assign_exactly, k_center_radius, place_exactly
 from placement.heuristics import greedy_k_median, k_center
 from placement.learned import MODELS, PlacementModel, features, labels, place_with_model
@@ -236,6 +236,9 @@ def test_the_assignment_file_round_trips(tmp_path):
     (lambda d: d["switches"][3].update(controller=7), "switches[3].controller"),
     (lambda d: d["switches"][4].update(controller="0"), "switches[4].controller"),
     (lambda d: d["switches"][5]["backups"][0].update(weight=0.9), "switches[5].backups"),
+    (lambda d: d["switches"][5]["backups"][1].update(latency_ms=12.0), "switches[5].backups[1].latency_ms: 12.0 exceeds"),
+    (lambda d: d["switches"][5]["backups"].reverse(), "switches[5].backups[1].latency_ms: 5.655461 is nearer"),
+    (lambda d: [b.update(weight=0.5) for b in d["switches"][5]["backups"]], "switches[5].backups[0].weight: says 0.5"),
     (lambda d: d["switches"][6].update(latency_ms=99.0), "switches[6].latency_ms"),
     (lambda d: d["switches"][2].pop("rate_flows_s"), "switches[2]: missing key 'rate_flows_s'"),
     (lambda d: d["switches"][1].update(colour="red"), "switches[1].colour"),
@@ -279,10 +282,18 @@ def _shorter_switch_latency(doc: dict) -> None:
     doc.update(mean_latency_ms=float(rates @ latency / rates.sum()), worst_latency_ms=float(latency.max()))
 
 
+def _farther_last_backup(doc: dict) -> None:
+    """Claim 0.01 ms more for switch 5's last backup, weights recomputed to agree (so the
+    file is consistent in itself: order, bound and weights)."""
+    chain = doc["switches"][5]["backups"]
+    chain[-1]["latency_ms"] = round(chain[-1]["latency_ms"] + 0.01, 6)
+    for b, w in zip(chain, backup_weights([b["latency_ms"] for b in chain])):
+        b["weight"] = round(w, 6)
+
+
 @pytest.mark.parametrize("edit,field", [
     (_shorter_switch_latency, r"switches\[\d+\]\.latency_ms"),
-    (lambda d: d["switches"][5]["backups"][0].update(latency_ms=d["switches"][5]["backups"][0]["latency_ms"] + 1),
-     r"switches\[5\]\.backups\[0\]\.latency_ms"),
+    (_farther_last_backup, r"switches\[5\]\.backups\[1\]\.latency_ms"),
 ])
 def test_check_recomputes_latencies_from_the_network_and_rejects_a_file_they_contradict(tmp_path, capsys, edit, field):
     _, _, path = placed_document(tmp_path)
