@@ -65,8 +65,8 @@ def traffic_split(network: Network, plan: Plan, seed: int, total_flows_s: float)
 
 
 def problems_for(network: Network, rates: np.ndarray, k: int, capacity: float,
-                 bound_factor: float) -> tuple[float, list[Problem]]:
-    bound = bound_factor * k_center_radius(network.latency_ms, k)
+                 bound_factor: float, time_limit_s: float = 60.0) -> tuple[float, list[Problem]]:
+    bound = bound_factor * k_center_radius(network.latency_ms, k, time_limit_s)
     return bound, [Problem(network.latency_ms, r, k, capacity, bound) for r in rates]
 
 
@@ -107,7 +107,8 @@ def run_network(plan: Plan, ks: list[int], seed: int, capacity: float = CAPACITY
     train, test = traffic_split(network, plan, seed, load_factor * capacity)
     rows, training = [], []
     for k in ks:
-        bound, problems = problems_for(network, np.concatenate([train, test]), k, capacity, bound_factor)
+        bound, problems = problems_for(network, np.concatenate([train, test]), k, capacity, bound_factor,
+                                       time_limit_s)
         start = time.perf_counter()
         exact = [place_exactly(p, time_limit_s) for p in problems]
         labelled = [i for i in range(plan.train) if exact[i].status == "optimal"]
@@ -123,10 +124,11 @@ def run_network(plan: Plan, ks: list[int], seed: int, capacity: float = CAPACITY
                          "fit_s": {kind: m.fit_s for kind, m in models.items()}})
         for sample in range(plan.train, plan.train + plan.test):
             problem, best = problems[sample], exact[sample]
-            found = [best, greedy_k_median(problem), k_center(problem)]
-            found += [place_with_model(problem, models[kind]) for kind in MODELS if kind in models]
-            found += [place_with_model(problem, models[kind], search=True) for kind in ("tree", "network")
-                      if kind in models]
+            found = [best, greedy_k_median(problem, time_limit_s), k_center(problem, time_limit_s)]
+            found += [place_with_model(problem, models[kind], time_limit_s=time_limit_s)
+                      for kind in MODELS if kind in models]
+            found += [place_with_model(problem, models[kind], search=True, time_limit_s=time_limit_s)
+                      for kind in ("tree", "network") if kind in models]
             for placed in found:
                 if placed.feasible and problem.violations(placed.controllers, placed.assign):
                     raise AssertionError(f"{placed.method}: {problem.violations(placed.controllers, placed.assign)}")

@@ -439,3 +439,77 @@ def test_the_report_with_no_arguments_is_the_documented_run():
     assert (config["k"], config["capacity_flows_s"], config["load_factor"], config["bound_factor"],
             config["time_limit_s"]) == (args.k, args.capacity, args.load_factor, args.bound_factor, args.time_limit)
     assert config["command"] in (ROOT / "docs/placement.md").read_text()
+
+
+@pytest.mark.parametrize("seed,n,k", [(s, n, k) for s in range(3) for n in (6, 9) for k in (1, 2, 3)])
+def test_the_k_center_radius_is_the_smallest_worst_case_over_every_set_of_k_sites(seed, n, k):
+    latency = small_network(seed, n).latency_ms
+    best = min(latency[:, list(sites)].min(axis=1).max() for sites in itertools.combinations(range(n), k))
+    assert k_center_radius(latency, k) == best
+
+
+def test_a_k_center_radius_step_that_times_out_raises_rather_than_reads_as_cannot_cover(capsys):
+    """Read as "k sites cannot cover within r", a timed-out set cover would make the radius,
+    and every latency bound built on it, too large, silently."""
+    latency = from_zoo("TataNld").latency_ms
+    with pytest.raises(TimeoutError, match="k-center radius, k=4"):
+        k_center_radius(latency, 4, time_limit_s=1e-9)
+    assert main(["place", "TataNld", "--k", "4", "--time-limit", "1e-9"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: k-center radius, k=4:") and err.count("\n") == 1
+
+
+@pytest.mark.parametrize("code,name", [(3, "unbounded"), (4, "failure")])
+def test_a_solver_failure_is_not_reported_as_a_time_out(code, name):
+    from types import SimpleNamespace
+
+    from placement.exact import SolverError, _status
+    assert _status(SimpleNamespace(status=1, message="Time limit reached.")) == "time-out"
+    with pytest.raises(SolverError, match=f"HiGHS status {code} \\({name}\\)"):
+        _status(SimpleNamespace(status=code, message="odd"))
+
+
+def test_the_time_limit_reaches_every_exact_program_inside_a_method(monkeypatch):
+    """--time-limit bounds the exact assignment programs inside the heuristics, the learned
+    methods and the local search (its exact phase and rescue), not only the exact program."""
+    import placement.exact as exact_module
+    seen = []
+    real = exact_module._solve
+
+    def spy(problem, sites, fixed, time_limit_s):
+        seen.append(time_limit_s)
+        return real(problem, sites, fixed, time_limit_s)
+
+    monkeypatch.setattr(exact_module, "_solve", spy)
+    problem = small_problem(0, 2, n=8, tight=0.8)
+    x = features(np.random.default_rng(0).lognormal(0, 1, (6, 8)))
+    model = PlacementModel("tree", 1).fit(x, labels(8, [(0, 1), (2, 3), (4, 5), (6, 7), (0, 7), (1, 6)]))
+    for run in (lambda: greedy_k_median(problem, 7.5), lambda: k_center(problem, 7.5),
+                lambda: place_with_model(problem, model, time_limit_s=7.5),
+                lambda: place_with_model(problem, model, search=True, time_limit_s=7.5),
+                lambda: local_search(problem, [0, 1], time_limit_s=7.5)):
+        before = len(seen)
+        run()
+        assert len(seen) > before                   # capacity binds here: each solved some program
+    assert set(seen) == {7.5}, seen
+
+
+@pytest.mark.parametrize("argv,message", [
+    (["place", "topologies/h1h7.json", "--k", "2", "--method", "tree", "--train", "-1"],
+     "argument --train: '-1': expected a whole number >= 1"),
+    (["place", "topologies/h1h7.json", "--k", "2", "--method", "tree", "--train", "0"],
+     "argument --train: '0': expected a whole number >= 1"),
+    (["report", "--networks", "topologies/h1h7.json:4:1", "--k", "9"], "--k: must be in 1..8 for topologies/h1h7.json"),
+    (["report", "--networks", "Bics:4:1,topologies/h1h7.json:4:1", "--k", "2-9"],
+     "--k: must be in 1..8 for topologies/h1h7.json"),
+])
+def test_hostile_command_lines_are_one_error_line_not_a_traceback(tmp_path, capsys, monkeypatch, argv, message):
+    monkeypatch.chdir(ROOT)
+    try:
+        code = main(argv + (["--out", str(tmp_path / "r")] if argv[0] == "report" else []))
+    except SystemExit as exit_:             # argparse's own errors
+        code = exit_.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.strip().splitlines()[-1].endswith(message) and "Traceback" not in err
+    assert not (tmp_path / "r").exists()
