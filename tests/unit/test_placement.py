@@ -570,3 +570,52 @@ def test_the_summary_counts_what_the_local_search_needed():
     assert line["network+ls"]["search"] == {"rescued": 1, "exact_assignments": 2, "double_swaps": 4}
     assert line["exact"]["search"] is None
     assert "| N | 2 | network+ls |" in render(summarise(rows)) and "| 1 / 2 / 4 |" in render(summarise(rows))
+
+
+def test_a_fitted_tree_proposes_its_training_labels_on_its_training_inputs():
+    """A fully grown tree reproduces its training set, so its proposal for a training input
+    is that sample's label: scoring must read P(label = 1) and rank from the highest."""
+    rng = np.random.default_rng(3)
+    x = features(rng.lognormal(0, 1, (20, 8)))
+    placements = [tuple(sorted(rng.choice(8, 3, replace=False).tolist())) for _ in range(20)]
+    model = PlacementModel("tree", 1).fit(x, labels(8, placements))
+    assert [tuple(sorted(row.tolist())) for row in model.propose(x, 3)] == placements
+
+
+@pytest.mark.parametrize("kind", MODELS)
+def test_a_proposal_is_the_k_best_scored_switches(kind):
+    rng = np.random.default_rng(4)
+    x = features(rng.lognormal(0, 1, (30, 8)))
+    model = PlacementModel(kind, 1).fit(x, labels(8, [tuple(rng.choice(8, 2, replace=False)) for _ in range(30)]))
+    scores, proposal = model.scores(x), model.propose(x, 3)
+    chosen = np.take_along_axis(scores, proposal, axis=1)
+    assert (chosen.min(axis=1) >= np.sort(scores, axis=1)[:, -3] - 1e-12).all()      # no better switch left out
+    assert (np.diff(chosen, axis=1) <= 0).all()                                      # best first
+
+
+def test_the_search_reaches_the_optimum_where_it_needs_double_swaps_and_its_exact_phase():
+    """Found by searching random small problems: the fast assignment misjudges the sites here
+    and no single swap improves on the converged set, so without the double swaps, or
+    without the exact assignments that check the result, the search stops above the optimum."""
+    problem = small_problem(1532, 3, n=8, tight=0.9996690273061412, bound=1.9552663931260583)
+    best = place_exactly(problem)
+    placed = local_search(problem, [0, 7, 3], candidates=[2, 7, 0, 6, 5, 1, 4, 3])
+    assert placed.objective_ms == pytest.approx(best.objective_ms)
+    assert placed.notes["double_swaps"] >= 1 and placed.notes["exact_assignments"] >= 1
+    stuck = local_search(problem, [0, 7, 3], polish=0)          # single swaps and the fast assignment alone
+    assert stuck.objective_ms > best.objective_ms * (1 + 1e-6)
+
+
+@pytest.mark.parametrize("seed,k,tight,bound,sites", [
+    (5914, 2, 0.6621449794567563, 1.9616990699834318, [1, 0]),     # needs _improve's shifts/exchanges
+    (8449, 3, 0.6839403694557584, 1.9510229811957993, [3, 0, 1]),  # needs regret order to fit at all
+])
+def test_the_fast_assignment_finds_the_exact_assignment_where_capacity_binds(seed, k, tight, bound, sites):
+    """Instances where the nearest assignment overloads a controller, found by searching random
+    small problems, on which the regret-ordered greedy and its improvement reach the exact
+    assignment (what the search judges site sets by)."""
+    from placement.search import evaluate
+    problem = small_problem(seed, k, n=8, tight=tight, bound=bound)
+    fast, exact = evaluate(problem, sites), assign_exactly(problem, sites)
+    assert not fast.nearest and exact.feasible
+    assert fast.feasible and fast.objective == pytest.approx(exact.objective_ms)
