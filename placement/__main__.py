@@ -66,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     def common(q, seed=1):
         q.add_argument("--capacity", type=_positive, default=CAPACITY_FLOWS_S,
                        help=f"flow setups/s one controller sustains (default {CAPACITY_FLOWS_S:.0f}: "
-                            "BENCHMARKS.md, section 2, after issue 15)")
+                            "docs/benchmarks.md, flow setup, History: issue 15)")
         q.add_argument("--load-factor", type=_positive, default=LOAD_FACTOR,
                        help=f"generated traffic in controller capacities (default {LOAD_FACTOR})")
         q.add_argument("--bound-factor", type=_positive, default=BOUND_FACTOR,

@@ -319,6 +319,9 @@ def test_an_assignment_for_another_network_is_rejected(tmp_path):
     ({"rates_flows_s": {"s1": -1}}, "rates_flows_s.s1"),
     ({"rates_flows_s": {"s99": 1}}, "rates_flows_s.s99"),
     ({"rates": {}}, "rates_flows_s"),
+    ({"rates_flows_s": {"s1": 1e308, "s2": 1e308}}, "rates_flows_s: the rates sum to inf, not a finite number"),
+    ({"rates_flows_s": {"s1": 0, "s2": 0.0}}, "rates_flows_s: no switch has traffic"),
+    ({"rates_flows_s": {}}, "rates_flows_s: no switch has traffic"),
 ])
 def test_a_bad_traffic_file_is_rejected_naming_the_field(tmp_path, content, field):
     path = tmp_path / "traffic.json"
