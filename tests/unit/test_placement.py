@@ -407,7 +407,10 @@ def test_the_targets_are_judged_over_all_samples_and_every_k():
                       "tree": [0.5] * 20}, ["optimal"] * 20, [1.0] * 20, method_s=0.4)
     got = targets(rows, summarise(rows))["N"]
     assert got["nn_ls_within"] == "39/40" and got["nn_ls_within_1pct"] == pytest.approx(0.975)
-    assert got["nn_ls_within_by_k"] == {2: "19/20", 3: "20/20"}      # pooled 97.5%, k=2 alone 95%
+    from scripts.tables import _controller_placement
+    view = _controller_placement({"table": summarise(rows), "targets": targets(rows, summarise(rows)),
+                                  "config": {"k": [2, 3]}}, {"view": "targets"})
+    assert "| N | 39/40 (97.50%) | **met** | 19/20 / 20/20 |" in view        # pooled, then per k
     assert got["nn_ls_none_found"] == 1
     assert got["nn_ls_runtime_vs_exact"] == pytest.approx(0.3)
     assert got["nn_ls_runtime_vs_exact_by_k"] == {2: pytest.approx(0.2), 3: pytest.approx(0.4)}
