@@ -50,18 +50,19 @@ def read_bytes(path: str | Path, limit: int, error: type[Exception]) -> bytes:
 
 def read_json(path: str | Path, error: type[Exception], limit: int = MAX_JSON_BYTES) -> object:
     """Strict JSON from a file read as above: UTF-8, integers of at most MAX_DIGITS digits,
-    nesting within the interpreter's recursion limit, and no NaN or infinity anywhere
-    (Python's json reads NaN, Infinity and 1e999, which JSON does not have)."""
+    nesting within the interpreter's recursion limit, no NaN or infinity anywhere (Python's
+    json reads NaN, Infinity and 1e999, which JSON does not have), and no key twice in one
+    object (Python's json keeps the last silently, so a file could say two things)."""
     data = read_bytes(path, limit, error)
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise error(f"{path}: not UTF-8: byte 0x{data[exc.start]:02x} at offset {exc.start}") from None
     try:
-        value = json.loads(text, parse_int=_int)
+        value = json.loads(text, parse_int=_int, object_pairs_hook=_unique)
     except json.JSONDecodeError as exc:
         raise error(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
-    except ValueError as exc:       # from _int
+    except ValueError as exc:       # from _int or _unique
         raise error(f"{path}: not valid JSON: {exc}") from None
     except RecursionError:
         raise error(f"{path}: not valid JSON: nested too deeply") from None
@@ -76,6 +77,15 @@ def _int(text: str) -> int:
     if digits > MAX_DIGITS:
         raise ValueError(f"a number of {digits} digits")
     return int(text)
+
+
+def _unique(pairs: list[tuple[str, object]]) -> dict:
+    out = dict(pairs)
+    if len(out) < len(pairs):
+        seen = set()
+        key = next(k for k, _ in pairs if k in seen or seen.add(k))
+        raise ValueError(f"key {json.dumps(key)} given twice in one object")
+    return out
 
 
 def _not_finite(value: object) -> str | None:

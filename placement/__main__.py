@@ -23,7 +23,7 @@ from controller.files import zoo_names
 
 from .assignment import PlacementFileError, read_assignment, to_document, write_assignment
 from .exact import k_center_radius, place_exactly
-from .heuristics import greedy_k_median, k_center
+from .heuristics import greedy_k_median, greedy_sites, k_center
 from .learned import MODELS, PlacementModel, features, labels, place_with_model
 from .network import load_network
 from .problem import Problem
@@ -44,6 +44,13 @@ def _ks(text: str) -> list[int]:
     return ks
 
 
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a whole number >= 1")
+    return value
+
+
 def _positive(text: str) -> float:
     value = float(text)
     if not value > 0:
@@ -59,7 +66,7 @@ def parser() -> argparse.ArgumentParser:
     def common(q, seed=1):
         q.add_argument("--capacity", type=_positive, default=CAPACITY_FLOWS_S,
                        help=f"flow setups/s one controller sustains (default {CAPACITY_FLOWS_S:.0f}: "
-                            "BENCHMARKS.md, section 2, after issue 15)")
+                            "docs/benchmarks.md, flow setup, History: issue 15)")
         q.add_argument("--load-factor", type=_positive, default=LOAD_FACTOR,
                        help=f"generated traffic in controller capacities (default {LOAD_FACTOR})")
         q.add_argument("--bound-factor", type=_positive, default=BOUND_FACTOR,
@@ -78,8 +85,9 @@ def parser() -> argparse.ArgumentParser:
                    help="exact (default), greedy, kcenter, search (local search from greedy), or a "
                         "learned model (trained here on --train generated samples), +ls for local search")
     q.add_argument("--max-latency-ms", type=_positive, help="worst-case bound in ms (overrides --bound-factor)")
-    q.add_argument("--train", type=int, default=100, help="training samples for a learned method (default 100)")
-    q.add_argument("--time-limit", type=_positive, default=600.0, help="exact program's limit, s (default 600)")
+    q.add_argument("--train", type=_count, default=100, help="training samples for a learned method (default 100)")
+    q.add_argument("--time-limit", type=_positive, default=600.0,
+                   help="limit of each exact program (placement, assignment, k-center radius), s (default 600)")
     q.add_argument("--out", type=Path, help="assignment file to write (JSON)")
     q.add_argument("--map", type=Path, help="PNG of the placement on the map")
     common(q)
@@ -96,7 +104,8 @@ def parser() -> argparse.ArgumentParser:
                    help="NAME:TRAIN:TEST,... traffic samples to train on and to hold out per network "
                         f"(default {DEFAULT_NETWORKS})")
     q.add_argument("--k", type=_ks, default=_ks("2-6"), help="k or a range LOW-HIGH (default 2-6)")
-    q.add_argument("--time-limit", type=_positive, default=60.0, help="exact program's limit per problem, s (default 60)")
+    q.add_argument("--time-limit", type=_positive, default=60.0,
+                   help="limit of each exact program (placement, assignment, k-center radius), s (default 60)")
     q.add_argument("--out", type=Path, help="results folder (default results/placement-<time>/)")
     common(q, seed=DEFAULT_SEED)
 
@@ -125,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     except (TopologyError, TrafficError, PlacementFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TimeoutError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 def place(args) -> int:
@@ -135,17 +147,17 @@ def place(args) -> int:
     total = args.load_factor * args.capacity
     rates = read_traffic(args.traffic, network) if args.traffic else \
         gravity(network, np.random.default_rng(args.seed), total)
-    bound = args.max_latency_ms or args.bound_factor * k_center_radius(network.latency_ms, args.k)
+    bound = args.max_latency_ms or args.bound_factor * k_center_radius(network.latency_ms, args.k, args.time_limit)
     problem = Problem(network.latency_ms, rates, args.k, args.capacity, bound)
     method = args.method
     if method == "exact":
         placed = place_exactly(problem, args.time_limit)
     elif method == "greedy":
-        placed = greedy_k_median(problem)
+        placed = greedy_k_median(problem, args.time_limit)
     elif method == "kcenter":
-        placed = k_center(problem)
+        placed = k_center(problem, args.time_limit)
     elif method == "search":
-        placed = local_search(problem, greedy_k_median(problem).controllers or [], "search")
+        placed = local_search(problem, greedy_sites(problem), "search", time_limit_s=args.time_limit)
     else:
         kind = method.removesuffix("+ls")
         print(f"training {kind} on {args.train} exact placements of generated traffic ...", file=sys.stderr)
@@ -158,7 +170,7 @@ def place(args) -> int:
             return 1
         model = PlacementModel(kind, args.seed).fit(features(train[ok]),
                                                     labels(network.n, [exact[i].controllers for i in ok]))
-        placed = place_with_model(problem, model, search=method.endswith("+ls"))
+        placed = place_with_model(problem, model, search=method.endswith("+ls"), time_limit_s=args.time_limit)
     if not placed.feasible:
         what = {"infeasible": "proved that no placement meets capacity and bound",
                 "time-out": f"timed out after {args.time_limit:g} s without a placement (nor a proof that none exists)"
@@ -196,6 +208,11 @@ def _commit() -> str:
 
 
 def report(args, argv) -> int:
+    for plan in args.networks:          # before minutes of work on the networks before it
+        n = load_network(plan.network, args.hop_ms).n
+        if args.k[-1] > n:
+            print(f"error: --k: must be in 1..{n} for {plan.network}", file=sys.stderr)
+            return 2
     folder = args.out or ROOT / "results" / time.strftime("placement-%Y%m%d-%H%M%S")
     command = "python -m placement " + " ".join(sys.argv[1:] if argv is None else argv)
     config = {"command": command, "commit": _commit(), "seed": args.seed, "k": args.k,

@@ -25,6 +25,7 @@ BACKUP_EPSILON_MS = 0.1     # keeps a backup's weight finite when it sits at the
 LATENCY_TOLERANCE_MS = 2e-6
 MEAN_TOLERANCE_MS = 1e-4
 RATE_TOLERANCE = 1e-3
+WEIGHT_TOLERANCE = 2e-5     # weights are rounded to 6 decimals, and computed from rounded latencies
 
 
 class PlacementFileError(ValueError):
@@ -38,9 +39,14 @@ def backups(problem: Problem, controllers: tuple[int, ...], site: int, switch: i
     others = [(float(problem.latency_ms[switch, c]), i) for i, c in enumerate(controllers)
               if c != site and problem.allowed[switch, c]]
     others = sorted(others)[:limit]
-    inverse = [1.0 / (lat + BACKUP_EPSILON_MS) for lat, _ in others]
-    return [{"controller": i, "weight": round(w / sum(inverse), 6), "latency_ms": round(lat, 6)}
-            for (lat, i), w in zip(others, inverse)]
+    return [{"controller": i, "weight": round(w, 6), "latency_ms": round(lat, 6)}
+            for (lat, i), w in zip(others, backup_weights([lat for lat, _ in others]))]
+
+
+def backup_weights(latencies_ms: list[float]) -> list[float]:
+    """Inverse latency (+ BACKUP_EPSILON_MS), normalised to sum to 1."""
+    inverse = [1.0 / (lat + BACKUP_EPSILON_MS) for lat in latencies_ms]
+    return [w / sum(inverse) for w in inverse]
 
 
 def to_document(network: Network, problem: Problem, placement: Placement) -> dict:
@@ -150,9 +156,17 @@ def read_assignment(path: str | Path, network: Network | None = None) -> dict:
                                                f"got {b['controller']}")
             used.add(b["controller"])
             total += _number(b["weight"], f"{bw}.weight", fail, 1e-9, 1.0)
-            _number(b["latency_ms"], f"{bw}.latency_ms", fail)
+            if _number(b["latency_ms"], f"{bw}.latency_ms", fail) > bound * (1 + 1e-6) + 1e-9:
+                raise fail(f"{bw}.latency_ms", f"{b['latency_ms']} exceeds max_latency_ms {bound}")
+            if j and b["latency_ms"] < s["backups"][j - 1]["latency_ms"]:
+                raise fail(f"{bw}.latency_ms", f"{b['latency_ms']} is nearer than backups[{j - 1}]: "
+                                               "backups are listed nearest first")
         if s["backups"] and abs(total - 1.0) > 1e-3:
             raise fail(f"{where}.backups", f"weights sum to {total:.6f}, not 1")
+        expected = backup_weights([b["latency_ms"] for b in s["backups"]])
+        for j, (b, w) in enumerate(zip(s["backups"], expected)):
+            if abs(b["weight"] - w) > WEIGHT_TOLERANCE:
+                raise fail(f"{where}.backups[{j}].weight", f"says {b['weight']}, inverse latency gives {w:.6f}")
     switches = doc["switches"]
     for j, c in enumerate(doc["controllers"]):
         if c["switch"] not in seen:

@@ -1,6 +1,7 @@
 """The exact optimum by a mixed-integer program (scipy.optimize.milp, HiGHS): the capacitated
 k-median with a latency bound, in its strong formulation (each assignment variable bounded by
-its site's open variable, which makes the LP relaxation tight, so branch and bound stays small).
+its site's open variable, which makes the LP relaxation tighter than the aggregated form, so
+branch and bound stays small).
 
     minimise    sum_ij w_i d_ij x_ij                       (w_i: switch i's share of flow setups)
     subject to  sum_j x_ij = 1                  for each switch i
@@ -25,7 +26,7 @@ from scipy.sparse import coo_matrix
 from .problem import Placement, Problem, infeasible
 
 MIP_REL_GAP = 1e-6      # proven within a millionth of the optimum: "optimal" in the tables
-OPTIMAL, TIME_LIMIT, INFEASIBLE = 0, 1, 2   # scipy.optimize.milp's status codes
+OPTIMAL, TIME_LIMIT, INFEASIBLE, UNBOUNDED = 0, 1, 2, 3   # scipy.optimize.milp's status codes
 
 
 def _solve(problem: Problem, sites: np.ndarray, fixed: bool, time_limit_s: float):
@@ -86,13 +87,22 @@ def _solve(problem: Problem, sites: np.ndarray, fixed: bool, time_limit_s: float
     return pi, pj, result
 
 
+class SolverError(RuntimeError):
+    """HiGHS neither solved the program nor stopped at a limit (status 3, unbounded, which
+    these bounded binary programs cannot be, or 4, a solver failure): a bug to see, not a
+    placement outcome."""
+
+
 def _status(result) -> str:
     """What HiGHS proved: optimal, infeasible, or (time or iteration limit) nothing."""
     if result is None or result.status == INFEASIBLE:
         return "infeasible"
     if result.status == OPTIMAL:
         return "optimal"
-    return "time-out"
+    if result.status == TIME_LIMIT:
+        return "time-out"
+    raise SolverError(f"HiGHS status {result.status} ({'unbounded' if result.status == UNBOUNDED else 'failure'}): "
+                      f"{result.message}")
 
 
 def place_exactly(problem: Problem, time_limit_s: float = 600.0) -> Placement:
@@ -122,7 +132,10 @@ def place_exactly(problem: Problem, time_limit_s: float = 600.0) -> Placement:
 def k_center_radius(latency_ms: np.ndarray, k: int, time_limit_s: float = 60.0) -> float:
     """The smallest worst-case latency any k controllers achieve, capacity aside (the optimal
     k-center): a binary search over the distinct latencies, each step a set-cover program
-    (can k sites cover every switch within r?)."""
+    (can k sites cover every switch within r?). A cover of at most k sites proves "yes"; "no"
+    needs the program's proven minimum: a step that stops short of one raises TimeoutError
+    rather than be read as "cannot cover", which would make the radius, and every latency
+    bound built on it, too large."""
     n = len(latency_ms)
     radii = np.unique(latency_ms)
     lo, hi = 0, len(radii) - 1
@@ -134,6 +147,9 @@ def k_center_radius(latency_ms: np.ndarray, k: int, time_limit_s: float = 60.0) 
                       options={"time_limit": time_limit_s, "disp": False})
         if result.x is not None and round(result.fun) <= k:
             hi = mid
+        elif result.status != OPTIMAL:
+            raise TimeoutError(f"k-center radius, k={k}: the set cover within {radii[mid]:.6f} ms was not "
+                               f"solved within {time_limit_s:g} s (HiGHS: {result.message})")
         else:
             lo = mid + 1
     return float(radii[lo])

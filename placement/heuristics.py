@@ -14,15 +14,15 @@ from .problem import Placement, Problem
 from .search import add_greedily, evaluate, masked_latency
 
 
-def best_assignment(problem: Problem, sites, method: str) -> Placement:
+def best_assignment(problem: Problem, sites, method: str, time_limit_s: float = 60.0) -> Placement:
     """The best assignment for fixed sites: nearest site when that fits every capacity
-    (optimal then), else the exact assignment program."""
+    (optimal then), else the exact assignment program (within `time_limit_s`)."""
     start = time.perf_counter()
     fast = evaluate(problem, sites)
     if fast.feasible and fast.nearest:
         return Placement(method, tuple(int(s) for s in fast.sites), fast.assign, fast.objective,
                          time.perf_counter() - start)
-    exact = assign_exactly(problem, sites, method)
+    exact = assign_exactly(problem, sites, method, time_limit_s)
     return Placement(method, exact.controllers, exact.assign, exact.objective_ms,
                      time.perf_counter() - start)
 
@@ -39,16 +39,16 @@ def k_center_sites(problem: Problem) -> list[int]:
     return sites
 
 
-def greedy_k_median(problem: Problem) -> Placement:
-    return _timed(problem, greedy_sites, "greedy")
+def greedy_k_median(problem: Problem, time_limit_s: float = 60.0) -> Placement:
+    return _timed(problem, greedy_sites, "greedy", time_limit_s)
 
 
-def k_center(problem: Problem) -> Placement:
-    return _timed(problem, k_center_sites, "kcenter")
+def k_center(problem: Problem, time_limit_s: float = 60.0) -> Placement:
+    return _timed(problem, k_center_sites, "kcenter", time_limit_s)
 
 
-def _timed(problem: Problem, choose, method: str) -> Placement:
+def _timed(problem: Problem, choose, method: str, time_limit_s: float) -> Placement:
     start = time.perf_counter()
-    placed = best_assignment(problem, choose(problem), method)
+    placed = best_assignment(problem, choose(problem), method, time_limit_s)
     return Placement(method, placed.controllers, placed.assign, placed.objective_ms,
                      time.perf_counter() - start)

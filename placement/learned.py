@@ -88,14 +88,18 @@ class PlacementModel:
         return np.argsort(-self.scores(x), axis=1, kind="stable")[:, :k]
 
 
-def place_with_model(problem: Problem, model: PlacementModel, search: bool = False) -> Placement:
+def place_with_model(problem: Problem, model: PlacementModel, search: bool = False,
+                     time_limit_s: float = 60.0) -> Placement:
     """The model's proposal for this traffic, assigned as well as those sites allow, or
-    (`search`) refined by local search to a feasible, near-optimal placement."""
+    (`search`) refined by local search to a feasible, near-optimal placement; the search's
+    notes (rounds, double swaps, exact assignments, rescue) and status (a proof of
+    infeasibility, a time-out) are kept. `time_limit_s` bounds each exact program inside."""
     start = time.perf_counter()
     ranked = model.propose(features(problem.rates), problem.n)[0]       # every switch, best first
     sites = ranked[:problem.k]
     method = model.kind + ("+ls" if search else "")
-    placed = local_search(problem, sites, method, candidates=ranked) if search \
-        else best_assignment(problem, sites, method)
+    placed = local_search(problem, sites, method, candidates=ranked, time_limit_s=time_limit_s) if search \
+        else best_assignment(problem, sites, method, time_limit_s)
     return Placement(method, placed.controllers, placed.assign, placed.objective_ms,
-                     time.perf_counter() - start, notes={"proposal": sorted(int(s) for s in sites)})
+                     time.perf_counter() - start, status=placed.status,
+                     notes={**placed.notes, "proposal": sorted(int(s) for s in sites)})

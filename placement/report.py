@@ -65,8 +65,8 @@ def traffic_split(network: Network, plan: Plan, seed: int, total_flows_s: float)
 
 
 def problems_for(network: Network, rates: np.ndarray, k: int, capacity: float,
-                 bound_factor: float) -> tuple[float, list[Problem]]:
-    bound = bound_factor * k_center_radius(network.latency_ms, k)
+                 bound_factor: float, time_limit_s: float = 60.0) -> tuple[float, list[Problem]]:
+    bound = bound_factor * k_center_radius(network.latency_ms, k, time_limit_s)
     return bound, [Problem(network.latency_ms, r, k, capacity, bound) for r in rates]
 
 
@@ -93,7 +93,13 @@ def sample_row(network: str, k: int, sample: int, problem: Problem, placed: Plac
             "runtime_s": placed.runtime_s, "exact_runtime_s": exact.runtime_s,
             "worst_latency_ms": problem.worst_latency(placed.assign) if placed.feasible else None,
             "max_load": float(problem.loads(placed.assign).max() / problem.capacity_flows_s) if placed.feasible else None,
-            "controllers": list(placed.controllers)}
+            "controllers": list(placed.controllers),
+            **{note: placed.notes.get(note) for note in SEARCH_NOTES}}
+
+
+# What the local search did (its notes): the rescue it needed ("exact assignment", "exact
+# program" or None), how many exact assignment programs checked its result, how many double swaps
+SEARCH_NOTES = ("rescue", "exact_assignments", "double_swaps")
 
 
 def run_network(plan: Plan, ks: list[int], seed: int, capacity: float = CAPACITY_FLOWS_S,
@@ -107,7 +113,8 @@ def run_network(plan: Plan, ks: list[int], seed: int, capacity: float = CAPACITY
     train, test = traffic_split(network, plan, seed, load_factor * capacity)
     rows, training = [], []
     for k in ks:
-        bound, problems = problems_for(network, np.concatenate([train, test]), k, capacity, bound_factor)
+        bound, problems = problems_for(network, np.concatenate([train, test]), k, capacity, bound_factor,
+                                       time_limit_s)
         start = time.perf_counter()
         exact = [place_exactly(p, time_limit_s) for p in problems]
         labelled = [i for i in range(plan.train) if exact[i].status == "optimal"]
@@ -123,10 +130,11 @@ def run_network(plan: Plan, ks: list[int], seed: int, capacity: float = CAPACITY
                          "fit_s": {kind: m.fit_s for kind, m in models.items()}})
         for sample in range(plan.train, plan.train + plan.test):
             problem, best = problems[sample], exact[sample]
-            found = [best, greedy_k_median(problem), k_center(problem)]
-            found += [place_with_model(problem, models[kind]) for kind in MODELS if kind in models]
-            found += [place_with_model(problem, models[kind], search=True) for kind in ("tree", "network")
-                      if kind in models]
+            found = [best, greedy_k_median(problem, time_limit_s), k_center(problem, time_limit_s)]
+            found += [place_with_model(problem, models[kind], time_limit_s=time_limit_s)
+                      for kind in MODELS if kind in models]
+            found += [place_with_model(problem, models[kind], search=True, time_limit_s=time_limit_s)
+                      for kind in ("tree", "network") if kind in models]
             for placed in found:
                 if placed.feasible and problem.violations(placed.controllers, placed.assign):
                     raise AssertionError(f"{placed.method}: {problem.violations(placed.controllers, placed.assign)}")
@@ -169,6 +177,10 @@ def summarise(rows: list[dict]) -> list[dict]:
                 "runtime_ms": 1000 * runtime,
                 "runtime_max_ms": 1000 * float(np.max([r["runtime_s"] for r in mine])),
                 "runtime_vs_exact": runtime / float(np.mean([r["exact_runtime_s"] for r in mine])),
+                "search": {"rescued": sum(r["rescue"] is not None for r in mine),
+                           "exact_assignments": sum(r["exact_assignments"] or 0 for r in mine),
+                           "double_swaps": sum(r["double_swaps"] or 0 for r in mine)}
+                if method.endswith("+ls") else None,
                 "exact": {s: sum(r["exact_status"] == s for r in mine) for s in ("optimal", "time-out", "infeasible")}})
     return out
 
@@ -176,15 +188,19 @@ def summarise(rows: list[dict]) -> list[dict]:
 def render(table: list[dict]) -> str:
     """The Markdown table of a summary."""
     lines = ["| network | k | method | within 1% (of all held-out) | feasible | gap mean / max (feasible only) "
-             "| runtime ms (mean / max) | vs exact | exact: proven / time-out / infeasible |",
-             "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+             "| runtime ms (mean / max) | vs exact | exact: proven / time-out / infeasible "
+             "| search: rescued / exact assignments / double swaps |",
+             "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
     for t in table:
         gap = "-" if t["gap_mean"] is None else f"{100 * t['gap_mean']:.2f}% / {100 * t['gap_max']:.2f}%"
         within = "-" if t["within_1pct"] is None else f"{t['within']}/{t['solvable']} ({100 * t['within_1pct']:.0f}%)"
         proof = " / ".join(str(t["exact"][s]) for s in ("optimal", "time-out", "infeasible")) \
             if t["method"] == "exact" else ""
+        search = " / ".join(str(t["search"][f]) for f in ("rescued", "exact_assignments", "double_swaps")) \
+            if t.get("search") else ""
         lines.append(f"| {t['network']} | {t['k']} | {t['method']} | {within} | {100 * t['feasible']:.0f}% | {gap} "
-                     f"| {t['runtime_ms']:.1f} / {t['runtime_max_ms']:.1f} | {t['runtime_vs_exact']:.3f} | {proof} |")
+                     f"| {t['runtime_ms']:.1f} / {t['runtime_max_ms']:.1f} | {t['runtime_vs_exact']:.3f} | {proof} "
+                     f"| {search} |")
     return "\n".join(lines) + "\n"
 
 
@@ -204,9 +220,10 @@ def _versus(tree: dict, net: dict) -> str:
 
 
 def targets(rows: list[dict], table: list[dict]) -> dict:
-    """The issue's targets, measured per network over all its k: NN-LS within 1% on >= 95% of
-    the held-out samples (a sample it placed nothing for is a miss), at <= 1/3 of the exact
-    program's runtime at every k; the exact program proving every held-out problem optimal
+    """The issue's targets, measured per network: NN-LS within 1% on >= 95% of the held-out
+    samples pooled over all k (a sample it placed nothing for is a miss; the table's network+ls
+    lines hold the per-k counts, and one k can fall short while the pool holds), at
+    <= 1/3 of the exact program's runtime at every k; the exact program proving every held-out problem optimal
     within a minute; and, per k, whether the tree or the network is better (`_versus`), alone
     and after local search."""
     out = {}

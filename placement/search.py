@@ -144,7 +144,7 @@ def local_search(problem: Problem, start, method: str = "search", candidates=(),
     exact assignment programs then check the result and the moves the fast assignment may have
     misjudged (`_exact_phase`). Returns a feasible placement whenever one exists (`_rescue`),
     never an infeasible assignment; none only where the exact program proves there is none or
-    times out (`time_limit_s`)."""
+    times out (`time_limit_s`, the limit of each exact program inside)."""
     t0 = time.perf_counter()
     latency = masked_latency(problem)
     n, k = problem.n, problem.k
@@ -167,7 +167,8 @@ def local_search(problem: Problem, start, method: str = "search", candidates=(),
                          time.perf_counter() - t0, notes=notes, status=placement.status)
     placement = Placement(method, tuple(int(s) for s in best.sites), best.assign, best.objective, 0.0)
     if polish:
-        placement = _exact_phase(problem, placement, best.nearest, latency, candidates, polish, notes)
+        placement = _exact_phase(problem, placement, best.nearest, latency, candidates, polish, notes,
+                                 time_limit_s)
     return Placement(method, placement.controllers, placement.assign, placement.objective_ms,
                      time.perf_counter() - t0, notes=notes)
 
@@ -180,8 +181,8 @@ def _rescue(problem: Problem, sites, method: str, time_limit_s: float, notes: di
     timed with the search."""
     exact = assign_exactly(problem, sites, method, time_limit_s)
     notes["rescue"] = "exact assignment"
-    if exact.feasible:
-        return exact
+    if exact.feasible:          # optimal for these sites, which proves nothing about the placement
+        return Placement(method, exact.controllers, exact.assign, exact.objective_ms, exact.runtime_s)
     notes["rescue"] = "exact program"
     whole = place_exactly(problem, time_limit_s)
     return Placement(method, whole.controllers, whole.assign, whole.objective_ms, whole.runtime_s,
@@ -189,14 +190,14 @@ def _rescue(problem: Problem, sites, method: str, time_limit_s: float, notes: di
 
 
 def _exact_phase(problem: Problem, placement: Placement, nearest: bool, latency: np.ndarray,
-                 candidates, budget: int, notes: dict) -> Placement:
+                 candidates, budget: int, notes: dict, time_limit_s: float) -> Placement:
     """Where capacity binds, the fast assignment can misjudge a set of sites. Once the search
     has converged, give the final sites their exact assignment, then try the moves whose lower
     bound still beats it (only sets whose nearest assignment overloads a controller can), in
     order of bound, each with its exact assignment: at most `budget` programs in all."""
     used = 0
     if not nearest:
-        exact = assign_exactly(problem, placement.controllers, placement.method)
+        exact = assign_exactly(problem, placement.controllers, placement.method, time_limit_s)
         used += 1
         if exact.feasible and exact.objective_ms < placement.objective_ms:
             placement = exact
@@ -212,7 +213,8 @@ def _exact_phase(problem: Problem, placement: Placement, nearest: bool, latency:
             if bounds[flat] >= placement.objective_ms - 1e-9 or used >= budget:
                 break
             part = int(np.searchsorted(starts, flat, side="right") - 1)
-            trial = assign_exactly(problem, found[part][1](int(flat - starts[part])), placement.method)
+            trial = assign_exactly(problem, found[part][1](int(flat - starts[part])), placement.method,
+                                   time_limit_s)
             used += 1
             if trial.feasible and trial.objective_ms < placement.objective_ms - 1e-9:
                 placement, improved = trial, True

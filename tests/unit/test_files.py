@@ -35,6 +35,7 @@ HOSTILE = {
     "nesting": (b"[" * 100_000 + b"]" * 100_000, "not valid JSON: nested too deeply"),
     "nan": (b'{"q": {"h2 r4 l1": [NaN, 1]}}', 'q["h2 r4 l1"][0]: not a finite number'),
     "overflow": (b'{"rewards": [-1e999]}', "rewards[0]: not a finite number"),
+    "duplicate key": (b'{"q": {"s1": 5, "s1": 7}}', 'not valid JSON: key "s1" given twice in one object'),
 }
 
 
