@@ -31,7 +31,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from controller.core.spec import TopologyError
-from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, ReportError, write_report
+from scripts.report import print_summary
+from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, write_report
 from topologies.inference import PORT, Member, capacity, schedule, write_schedule
 from topologies.lab import ROOT, Lab, default_workdir, provenance, wait_until
 
@@ -140,12 +141,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: network and controller stopped; summarising the runs that completed")
         interrupted = True
-    try:
-        write_report(folder)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not print_summary(folder, write_report):
         return 1
-    print("\n" + (folder / "summary.md").read_text())
     print(f"plots: {folder}/response_cdf.png, p95_by_load.png, slo_by_load.png, utilisation.png")
     return 130 if interrupted else 0
 
