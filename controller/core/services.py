@@ -182,7 +182,7 @@ class Services:
         for s in self.services.values():
             for m in s.members:
                 if m.healthy and now - m.last_answer > DOWN_AFTER_S:
-                    self._down(s, m, f"no answer for {now - m.last_answer:.1f} s")
+                    self._down(s, m, f"no answer for {now - m.last_answer:.2f} s")
                 at = locate(m.ip)
                 if at is None:
                     continue
@@ -210,7 +210,7 @@ class Services:
             del m.probes[tcp.dst_port]
         if tcp.flags & TCP_RST:
             if ours:
-                self._down(s, m, "its port refuses connections")
+                self._down(s, m, f"its port refuses connections (last answer {now - m.last_answer:.2f} s ago)")
             return []
         if tcp.flags & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK:
             return []
@@ -259,6 +259,7 @@ class Services:
         m.completed += 1
         response_s = now - conn.opened_at
         m.response_ms = ewma(m.response_ms, response_s * 1e3)
+        log.debug("connection %s to %s: response %.1f ms", conn.forward, m.host, response_s * 1e3)
         if s.policy.learns:
             s.policy.learn(conn.service, conn.chosen, response_s, m.load(conn.chosen.path))
 

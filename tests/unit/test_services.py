@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
 
 from controller.core.balancer import MAX_FLOWS_PER_PORT
 from controller.core.flows import FlowKey
@@ -20,9 +22,12 @@ from controller.openflow.messages import CONTROLLER, FlowDelete, FlowMod, Packet
 from controller.openflow.packets import (ARP_REPLY, ARP_REQUEST, BROADCAST, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Tcp,
                                          arp_frame, parse, tcp_frame, tcp_of)
 from controller.policies import members as policies
+from controller.service.metrics import Metrics
+from controller.service.rest import RestApi
 from controller.policies.members import (SERVICE_POLICY_TYPES, LeastConnections, QLearningMembers, RandomMember,
                                          RoundRobin, Weighted, member_state)
 from fakes.frames import ipv4_frame
+from tests.unit.test_rest import call, exchange
 from fakes.switches import Booted, packet_fields
 
 SPEC = Path(__file__).resolve().parents[2] / "topologies" / "services.json"
@@ -371,3 +376,38 @@ def test_the_member_q_table_is_saved_after_a_poll_and_loaded_again(tmp_path):
     q.learn("web", chosen, 0.5, chosen)
     q.save()
     assert policies.member_policy_factory("qlearning", settings)().table.q == q.table.q
+
+
+# -- REST and metrics ----------------------------------------------------------------------------
+def test_the_services_resource_shows_members_and_a_put_switches_the_policy_live():
+    b = up(booted())
+    syn(b, "h1", 40000)
+    api = RestApi(b.balancer, clock=lambda: b.now)
+    status, (web_,) = call(api, "/api/v1/services")
+    assert status == 200 and (web_["vip"], web_["port"], web_["policy"]) == (VIP, PORT, "round-robin")
+    m1 = web_["members"][0]
+    assert (m1["host"], m1["healthy"], m1["active"], m1["weight"], m1["chosen"]) == ("m1", True, 1, 1.0, 1)
+    assert m1["rtt_ms"] == 0.0 and m1["response_ms"] is None     # the fake answers probes at once
+    status, (web_,) = call(api, "/api/v1/services", "PUT", body={"policy": "least-connections"})
+    assert status == 200 and web_["policy"] == "least-connections"
+    assert member_of(syn(b, "h2", 40001)) == "10.0.0.12"     # m1 has a connection open
+    assert call(api, "/api/v1/services", "PUT", body={"policy": "weighted", "service": "web"})[1][0]["policy"] == "weighted"
+    for body, status, says in (({"policy": "fastest"}, 400, "unknown 'fastest'"),
+                               ({"policy": "random", "service": "db"}, 404, "no service 'db'"),
+                               ({"policy": 3}, 400, "body must be"), ({"policies": "random"}, 400, "body must be"),
+                               ([], 400, "body must be")):
+        got = call(api, "/api/v1/services", "PUT", body=body)
+        assert got[0] == status and says in got[1]["error"], got
+    assert exchange(api, "/api/v1/services", "PUT", data=b'{"policy": "random"}', HTTP_AUTHORIZATION="")[0] == 401
+    assert call(api, "/api/v1/services")[1][0]["policy"] == "weighted"
+
+
+def test_prometheus_has_each_members_health_connections_and_choices():
+    b = up(booted())
+    syn(b, "h1", 40000)
+    text = generate_latest(Metrics(b.balancer, clock=lambda: b.now).registry).decode()
+    samples = {(s.name, s.labels.get("member")): s.value for f in text_string_to_metric_families(text)
+               for s in f.samples if s.labels.get("service") == "web"}
+    assert samples[("lb_member_healthy", "m2")] == 1.0
+    assert samples[("lb_member_connections", "m1")] == 1.0 and samples[("lb_member_connections", "m2")] == 0.0
+    assert samples[("lb_member_chosen_total", "m1")] == 1.0
