@@ -262,8 +262,13 @@ class Balancer:
         return self._end_connection(key, delete=False)
 
     def health(self, now: float) -> list[Message]:
-        """Probe the services' members (the app calls this every services.HEALTH_INTERVAL_S)."""
-        return self.services.health(now, self.net.host_by_ip)
+        """Probe the services' members (the app calls this every services.HEALTH_INTERVAL_S),
+        and ask by ARP, at the switch the spec attaches it to, for each member not located: a
+        member whose port went down and came back is found again though it sends nothing."""
+        probes, missing = self.services.health(now, self.net.host_by_ip)
+        spec = self.net.spec
+        sought = dict.fromkeys((m.ip, spec.switch_dpid(spec.host_switch(m.host))) for m in missing)   # once each
+        return probes + self.arp.seek(list(sought), now)
 
     def set_member_policy(self, make: Callable[[], MemberPolicy], service: str | None = None) -> None:
         """Pick members with another policy for new connections (of one service, or all)."""

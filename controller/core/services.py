@@ -173,10 +173,11 @@ class Services:
                 log.info("service %s: member policy is now %s", s.spec.name, s.policy.name)
 
     # -- health --------------------------------------------------------------------------
-    def health(self, now: float, locate: Callable[[str], HostLocation | None]) -> list[PacketOut]:
+    def health(self, now: float, locate: Callable[[str], HostLocation | None]) -> tuple[list[PacketOut], list[Member]]:
         """Take out members silent for DOWN_AFTER_S, and probe every member the controller
-        has located (a member not located yet stays out: nothing can reach it)."""
-        out = []
+        has located; and the members it has not (never seen, or their port went down): they
+        stay out, nothing can reach them, until they are found."""
+        out, missing = [], []
         self._next_port = (self._next_port + 1) % len(HEALTH_PORTS)
         port = HEALTH_PORTS[self._next_port]
         for s in self.services.values():
@@ -185,6 +186,7 @@ class Services:
                     self._down(s, m, f"no answer for {now - m.last_answer:.2f} s")
                 at = locate(m.ip)
                 if at is None:
+                    missing.append(m)
                     continue
                 seq = self._rng.getrandbits(32)
                 m.probes[port] = (seq, now)
@@ -193,7 +195,7 @@ class Services:
                 syn = Tcp(port, s.spec.port, seq, 0, TCP_SYN)
                 out.append(PacketOut(at.at.dpid, (at.at.port,),
                                      tcp_frame(m.mac, VIP_MAC, s.spec.vip, m.ip, syn, PROBE_WINDOW)))
-        return out
+        return out, missing
 
     def is_health_answer(self, ip: Ipv4) -> bool:
         s = self.at(ip.dst, ip.src_port)

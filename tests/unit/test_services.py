@@ -212,6 +212,25 @@ def test_a_member_silent_past_the_bound_is_out_and_back_at_its_next_answer():
     assert healthy(b) == {"m1", "m2", "m3"}
 
 
+def test_a_member_whose_port_went_down_is_out_and_sought_by_arp_until_found():
+    b = up(booted())
+    dpid, port = b.host_port("m2")
+    b.balancer.port_changed(dpid, port, False, b.now)
+    b.balancer.port_changed(dpid, port, True, b.now)
+    start = b.now
+    for at in (HEALTH_INTERVAL_S, 2 * HEALTH_INTERVAL_S, DOWN_AFTER_S + 0.01):
+        b.now = start + at
+        msgs = b.balancer.health(b.now)
+        answer_probes(b, [m for m in msgs if parse(m.data).ipv4 is not None])
+    assert healthy(b) == {"m1", "m3"}
+    (seek,) = [m for m in msgs if parse(m.data).arp is not None]
+    assert seek.dpid == dpid and port in seek.out_ports and parse(seek.data).arp.target_ip == "10.0.0.12"
+    m2 = b.spec.host("m2")
+    b.send("m2", arp_frame(ARP_REPLY, m2.mac, m2.ip, "02:4c:42:00:00:01", "0.0.0.0", eth_dst="02:4c:42:00:00:01"))
+    answer_probes(b, b.balancer.health(b.now + HEALTH_INTERVAL_S), only={"m2"})
+    assert "m2" in healthy(b)
+
+
 def test_a_refused_probe_takes_a_member_out_at_once_and_a_syn_ack_is_answered_with_rst():
     b = up(booted())
     probes = b.balancer.health(b.now + HEALTH_INTERVAL_S)
