@@ -129,8 +129,9 @@ class Connection:
     reverse: FlowKey            # member:port -> client
     member: Member
     opened_at: float
-    fin_cookie: int             # the FIN watch entry's
-    fin_dpid: int               # where it is: the member's switch
+    fin_cookie: int             # the FIN watch entry's, then the SYN watch's (Balancer._watch_syn)
+    fin_dpid: int               # where the FIN watch is: the member's switch
+    client_dpid: int            # where the SYN watch is: the client's
     chosen: MemberLoad          # the member as the policy saw it
     finished: bool = False
 

@@ -265,8 +265,30 @@ def test_response_time_is_syn_to_the_members_fin_and_ends_the_connection_as_acti
     h1 = b.spec.host("h1")
     done = b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
                                 PORT, 40000, TCP_FIN | TCP_ACK), opened + 2.5, cookie=fin.cookie)
-    assert done == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1)]
+    client_switch, client_port = b.host_port("h1")
+    syn_watch = FlowMod(client_switch, KEY.match(client_port)._replace(tcp_flags=TCP_SYN), (CONTROLLER,), 101,
+                        fin.cookie, fin.idle_timeout_s)
+    assert done == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), syn_watch]
     assert (member.active, member.completed, member.response_ms) == (0, 1, pytest.approx(2500))
+
+
+def test_a_new_connection_on_a_finished_connections_5_tuple_is_balanced_again():
+    """The member closed first, so the client may reuse its port at once: its SYN must not
+    follow the old entries to the old member (the SYN watch sends it up)."""
+    b = up(booted())
+    first = syn(b, "h1", 40000)
+    fin = next(m for m in first if isinstance(m, FlowMod) and m.match.tcp_flags)
+    member, h1 = b.spec.host_by_ip(member_of(first)), b.spec.host("h1")
+    b.deliver(b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
+                                   PORT, 40000, TCP_FIN | TCP_ACK), b.now + 1, cookie=fin.cookie))
+    fields = packet_fields(parse(ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_SYN)), 0)
+    fields["tcp_flags"] = TCP_SYN     # what the fake tables match the watch on
+    assert trace(b, "h1", fields)[1] == "controller"
+    again = syn(b, "h1", 40000)
+    assert member_of(again) != member.ip        # round robin's next member
+    assert {m.cookie for m in again if isinstance(m, FlowDelete)} >= {fin.cookie}    # the old one's entries go
+    members_ = b.balancer.services.services["web"].members
+    assert sum(m.active for m in members_) == 1 and len(b.balancer.services.connections) == 2
 
 
 def test_a_connection_is_forgotten_with_its_entries_and_its_fin_watch_deleted():
@@ -276,7 +298,7 @@ def test_a_connection_is_forgotten_with_its_entries_and_its_fin_watch_deleted():
                    and m.match.in_port == b.host_port("h1")[1])
     fin = next(m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags)
     out = b.balancer.flow_removed(forward.dpid, forward.cookie)
-    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1)]
+    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(forward.dpid, fin.cookie, 2**64 - 1)]
     assert b.balancer.services.connections == {} and b.balancer.flows == {}
     assert all(m.active == 0 for m in b.balancer.services.services["web"].members)
 
