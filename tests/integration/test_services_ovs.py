@@ -94,6 +94,16 @@ def test_a_connection_stays_on_its_member_for_every_request(lab):
     assert len(names) == 50 and len(set(names)) == 1 and names[0] in MEMBERS, out[-500:]
 
 
+def test_a_client_reusing_its_port_at_once_gets_a_new_balanced_connection(lab):
+    """The server closes first (Connection: close), so the client may bind the same port again
+    at once: each connection on the reused 5-tuple is a new decision (the SYN watch), not the
+    previous one's entries, which would take it to the same member."""
+    h1 = lab.net.get("h1")
+    answers = [h1.cmd(f"curl -s -m 5 --local-port 45000 -H 'Connection: close' http://{VIP}:{PORT}/").strip()
+               for _ in range(3)]
+    assert sorted(answers) == sorted(MEMBERS), answers
+
+
 def test_the_member_response_time_is_measured_at_the_switch(lab):
     before = {m: members(lab)[m]["completed"] for m in MEMBERS}
     for client in ("h1", "h2", "h3"):
