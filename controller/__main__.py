@@ -29,7 +29,7 @@ from pathlib import Path
 from controller.core.settings import TABLE, ConfigError, Range, Setting, Settings
 from controller.core.spec import TopologyError
 from controller.files import load_spec
-from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy, qlearning
+from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy, members, qlearning
 from controller.service.capture import Capture
 from models import bpann
 from models.bpann import ModelError
@@ -104,6 +104,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         bpann.load(settings.model or DEFAULT_MODEL)
     if settings.q_table and os.path.lexists(settings.q_table):
         qlearning.load(settings.q_table)
+    if settings.service_q_table and os.path.lexists(settings.service_q_table):
+        qlearning.load(settings.service_q_table, members.MemberQTable)
     make_policy(settings.policy, settings)     # the name (its files load: checked above)
     if settings.capture:
         Capture(settings.capture).close()

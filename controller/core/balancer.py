@@ -21,7 +21,7 @@ from controller.core import discovery
 from controller.core.arp import ArpProxy
 from controller.core.bookings import Bookings, LinkKey
 from controller.core.discovery import End
-from controller.core.flows import FlowKey, plan
+from controller.core.flows import FIN_WATCH_IDLE_S, FLOW_PRIORITY, FlowKey, plan
 from controller.openflow.messages import (
     CONTROLLER,
     COOKIE_BASE,
@@ -233,7 +233,8 @@ class Balancer:
         conn = self.services.forget(key)
         if conn is None:
             return []
-        msgs: list[Message] = [] if conn.finished else [FlowDelete(conn.fin_dpid, conn.fin_cookie, ALL_ONES)]
+        msgs: list[Message] = [FlowDelete(d, conn.fin_cookie, ALL_ONES)
+                               for d in dict.fromkeys((conn.fin_dpid, conn.client_dpid)) if d in self.net.ports]
         partner = conn.reverse if key == conn.forward else conn.forward
         if partner in self.flows:
             flow = self._forget(partner)
@@ -262,8 +263,13 @@ class Balancer:
         return self._end_connection(key, delete=False)
 
     def health(self, now: float) -> list[Message]:
-        """Probe the services' members (the app calls this every services.HEALTH_INTERVAL_S)."""
-        return self.services.health(now, self.net.host_by_ip)
+        """Probe the services' members (the app calls this every services.HEALTH_INTERVAL_S),
+        and ask by ARP, at the switch the spec attaches it to, for each member not located: a
+        member whose port went down and came back is found again though it sends nothing."""
+        probes, missing = self.services.health(now, self.net.host_by_ip)
+        spec = self.net.spec
+        sought = dict.fromkeys((m.ip, spec.switch_dpid(spec.host_switch(m.host))) for m in missing)   # once each
+        return probes + self.arp.seek(list(sought), now)
 
     def set_member_policy(self, make: Callable[[], MemberPolicy], service: str | None = None) -> None:
         """Pick members with another policy for new connections (of one service, or all)."""
@@ -449,7 +455,7 @@ class Balancer:
         watched = self.services.watched(cookie) if cookie is not None else None
         if watched is not None:     # forwarded by the entry already: only the time was wanted
             self.services.finished(watched, now)
-            return [FlowDelete(watched.fin_dpid, watched.fin_cookie, ALL_ONES)]
+            return self._watch_syn(watched)
         try:
             frame = parse(data)
         except ParseError as exc:
@@ -618,6 +624,10 @@ class Balancer:
         if tcp is not None and self.services.is_health_answer(ip):
             return self.services.health_answer(ip, tcp, src, now)
         conn, flow = self.services.connection(key), self.flows.get(key)
+        msgs: list[Message] = []
+        if conn is not None and conn.finished and key == conn.forward and tcp is not None \
+                and tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN:     # the 5-tuple again, a new connection
+            msgs, conn, flow = self._uninstall(key, "a new connection on its 5-tuple"), None, None
         if conn is not None and flow is not None:
             dst = self.net.host_by_ip(conn.member.ip if key == conn.forward else key.dst_ip)
             if dst is None or not self._usable(flow.path, src, dst):
@@ -634,28 +644,41 @@ class Balancer:
         if not located:
             self.counters["service_unavailable"] += 1
             log.warning("service %s: no healthy member for %s", service.spec.name, key)
-            return []
+            return msgs
         policy = service.policy
         loads = [m.load(self._path_look(src, h, now) if policy.load_aware else None) for m, h in located]
         choice = policy.choose(service.spec.name, loads, key)
         member, dst = located[choice]
         path, why = self._decide(key, src, dst, now)
         if path is None:
-            return []
+            return msgs
         back = FlowKey(dst.ip, src.ip, PROTO_TCP, service.spec.port, key.src_port)
         back_path = path[::-1] if self._usable(path[::-1], dst, src) else self._decide(back, dst, src, now)[0]
         if back_path is None:
-            return []
-        msgs = self._make_room(src.at) + self._make_room(dst.at)
+            return msgs
+        msgs += self._make_room(src.at) + self._make_room(dst.at)
         to_member = (("eth_dst", dst.mac), ("ipv4_dst", dst.ip))
         forward = self._install(key, path, src, dst, now, f"{why}; service {service.spec.name}: {member.host} "
                                 f"by {policy.name}", to_member)
         reverse = self._install(back, back_path, dst, src, now, f"reply of {key}",
                                 (("eth_src", VIP_MAC), ("ipv4_src", ip.dst)), kind=key.kind)
         self.services.add(Connection(service.spec.name, key, back, member, now, self._new_cookie(),
-                                      dst.at.dpid, loads[choice]))
+                                      dst.at.dpid, src.at.dpid, loads[choice]))
         return (msgs + self._plan(reverse, dst, src) + self._plan(forward, src, dst)
                 + [PacketOut(dst.at.dpid, (dst.at.port,), data, to_member)])
+
+    def _watch_syn(self, conn: Connection) -> list[Message]:
+        """Once the member has ended the response, its FIN watch goes, and the client's switch
+        sends up a SYN on the connection's 5-tuple (same cookie): a client may open a new
+        connection from the same port at once (the member closed first, so it is the member that
+        waits in TIME-WAIT), and without this the new connection would follow the old entries to
+        the old member, never balanced nor measured."""
+        msgs: list[Message] = [FlowDelete(conn.fin_dpid, conn.fin_cookie, ALL_ONES)]
+        flow = self.flows.get(conn.forward)
+        if flow is not None:
+            msgs.append(FlowMod(flow.at.dpid, conn.forward.match(flow.at.port)._replace(tcp_flags=TCP_SYN),
+                                (CONTROLLER,), FLOW_PRIORITY + 1, conn.fin_cookie, FIN_WATCH_IDLE_S))
+        return msgs
 
     def _path_look(self, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures | None:
         """The measured features of the candidate path the path policy would take from src to

@@ -129,8 +129,9 @@ class Connection:
     reverse: FlowKey            # member:port -> client
     member: Member
     opened_at: float
-    fin_cookie: int             # the FIN watch entry's
-    fin_dpid: int               # where it is: the member's switch
+    fin_cookie: int             # the FIN watch entry's, then the SYN watch's (Balancer._watch_syn)
+    fin_dpid: int               # where the FIN watch is: the member's switch
+    client_dpid: int            # where the SYN watch is: the client's
     chosen: MemberLoad          # the member as the policy saw it
     finished: bool = False
 
@@ -173,18 +174,20 @@ class Services:
                 log.info("service %s: member policy is now %s", s.spec.name, s.policy.name)
 
     # -- health --------------------------------------------------------------------------
-    def health(self, now: float, locate: Callable[[str], HostLocation | None]) -> list[PacketOut]:
+    def health(self, now: float, locate: Callable[[str], HostLocation | None]) -> tuple[list[PacketOut], list[Member]]:
         """Take out members silent for DOWN_AFTER_S, and probe every member the controller
-        has located (a member not located yet stays out: nothing can reach it)."""
-        out = []
+        has located; and the members it has not (never seen, or their port went down): they
+        stay out, nothing can reach them, until they are found."""
+        out, missing = [], []
         self._next_port = (self._next_port + 1) % len(HEALTH_PORTS)
         port = HEALTH_PORTS[self._next_port]
         for s in self.services.values():
             for m in s.members:
                 if m.healthy and now - m.last_answer > DOWN_AFTER_S:
-                    self._down(s, m, f"no answer for {now - m.last_answer:.1f} s")
+                    self._down(s, m, f"no answer for {now - m.last_answer:.2f} s")
                 at = locate(m.ip)
                 if at is None:
+                    missing.append(m)
                     continue
                 seq = self._rng.getrandbits(32)
                 m.probes[port] = (seq, now)
@@ -193,7 +196,7 @@ class Services:
                 syn = Tcp(port, s.spec.port, seq, 0, TCP_SYN)
                 out.append(PacketOut(at.at.dpid, (at.at.port,),
                                      tcp_frame(m.mac, VIP_MAC, s.spec.vip, m.ip, syn, PROBE_WINDOW)))
-        return out
+        return out, missing
 
     def is_health_answer(self, ip: Ipv4) -> bool:
         s = self.at(ip.dst, ip.src_port)
@@ -210,7 +213,7 @@ class Services:
             del m.probes[tcp.dst_port]
         if tcp.flags & TCP_RST:
             if ours:
-                self._down(s, m, "its port refuses connections")
+                self._down(s, m, f"its port refuses connections (last answer {now - m.last_answer:.2f} s ago)")
             return []
         if tcp.flags & (TCP_SYN | TCP_ACK) != TCP_SYN | TCP_ACK:
             return []
@@ -259,6 +262,7 @@ class Services:
         m.completed += 1
         response_s = now - conn.opened_at
         m.response_ms = ewma(m.response_ms, response_s * 1e3)
+        log.debug("connection %s to %s: response %.1f ms", conn.forward, m.host, response_s * 1e3)
         if s.policy.learns:
             s.policy.learn(conn.service, conn.chosen, response_s, m.load(conn.chosen.path))
 

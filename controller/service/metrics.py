@@ -3,6 +3,7 @@ REST API, which reads the same state), plus a histogram of packet-in handling ti
 
 from __future__ import annotations
 
+import math
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -29,7 +30,18 @@ COUNTERS = {
                               "no file descriptor free, or a claim to a datapath id whose holder answers",
     "ofp_accept_errors": "Failed accepts on the OpenFlow port (e.g. no file descriptor free); accepting goes on",
     "framework_errors": "Errors the framework logged with a traceback (one warning line each, traceback at DEBUG)",
+    "service_strays": "Packets to a virtual IP (or from a member's service port) of no connection that a SYN did not "
+                      "open: dropped",
+    "service_unavailable": "Connections to a service refused because no member was healthy",
 }
+# per service member, labelled service and member: (attribute, kind, help)
+MEMBER_METRICS = {"healthy": ("healthy", GaugeMetricFamily, "1 if the member answers its health probes, else 0"),
+                  "connections": ("active", GaugeMetricFamily, "Connections open to the member (no FIN from it yet)"),
+                  "chosen": ("chosen", CounterMetricFamily, "Connections the member policy sent to the member"),
+                  "completed": ("completed", CounterMetricFamily, "Connections whose response the member ended (FIN)"),
+                  "rtt_ms": ("rtt_ms", GaugeMetricFamily, "Health probe round trip, ms (EWMA; NaN: none yet)"),
+                  "response_ms": ("response_ms", GaugeMetricFamily,
+                                  "Response time, SYN to the member's FIN, ms (EWMA; NaN: none yet)")}
 LINK_GAUGES = {"utilisation": ("utilisation", "Link utilisation (0..1) over the last poll interval"),
                "loss": ("loss", "Link packet loss rate (0..1) over the last poll interval"),
                "latency_ms": ("latency_ms", f"Link latency in ms: the least of its last {LATENCY_WINDOW} LLDP probes' "
@@ -84,3 +96,14 @@ class _BalancerCollector:
         flows = GaugeMetricFamily("lb_flows_active", "Flows with installed entries")
         flows.add_metric([], len(b.flows))
         yield flows
+        yield from self._members()
+
+    def _members(self):
+        services = self.balancer.services.services.values()
+        for name, (attr, kind, doc) in MEMBER_METRICS.items():
+            family = kind(f"lb_member_{name}", doc, labels=["service", "member"])
+            for s in services:
+                for m in s.members:
+                    value = getattr(m, attr)
+                    family.add_metric([s.spec.name, m.host], math.nan if value is None else float(value))
+            yield family

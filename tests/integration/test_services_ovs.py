@@ -5,7 +5,6 @@ whose server stops is out of the pool within 2 s of its last answer and back whe
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import time
@@ -95,6 +94,16 @@ def test_a_connection_stays_on_its_member_for_every_request(lab):
     assert len(names) == 50 and len(set(names)) == 1 and names[0] in MEMBERS, out[-500:]
 
 
+def test_a_client_reusing_its_port_at_once_gets_a_new_balanced_connection(lab):
+    """The server closes first (Connection: close), so the client may bind the same port again
+    at once: each connection on the reused 5-tuple is a new decision (the SYN watch), not the
+    previous one's entries, which would take it to the same member."""
+    h1 = lab.net.get("h1")
+    answers = [h1.cmd(f"curl -s -m 5 --local-port 45000 -H 'Connection: close' http://{VIP}:{PORT}/").strip()
+               for _ in range(3)]
+    assert sorted(answers) == sorted(MEMBERS), answers
+
+
 def test_the_member_response_time_is_measured_at_the_switch(lab):
     before = {m: members(lab)[m]["completed"] for m in MEMBERS}
     for client in ("h1", "h2", "h3"):
@@ -121,3 +130,21 @@ def test_a_stopped_member_leaves_the_pool_within_2_s_of_its_last_answer_and_come
 
 def test_the_log_is_clean(lab):
     assert_clean_log(lab)
+
+
+def test_under_ryu_the_vip_serves_the_members_in_turn(tmp_path, ryu_python):
+    """Ryu 4.34 takes the same encoded rewrites and TCP flags match, and reports the FIN's cookie."""
+    require_lab()
+    with Lab(SPEC, tmp_path, python=str(ryu_python), framework="ryu") as ryu:
+        servers = [start_server(ryu, m) for m in MEMBERS]
+        try:
+            assert "load balancer on ryu" in ryu.log_text()
+            assert ryu.pingall()[0] == 0
+            wait_until(lambda: healthy(ryu) == set(MEMBERS), 15, what="every member to answer its health probe")
+            answers = [curl(ryu, client) for client in ("h1", "h2", "h3")]
+            assert sorted(answers) == sorted(MEMBERS), answers
+            wait_until(lambda: sum(m["completed"] for m in members(ryu).values()) == 3, 5, what="three FINs seen")
+            assert_clean_log(ryu)
+        finally:
+            for proc in servers:
+                stop(proc)

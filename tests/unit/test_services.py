@@ -1,0 +1,454 @@
+"""Services behind a virtual IP (controller/core/services.py, policies/members.py): the spec's
+validation, the translation entries both ways, health with explicit times, each member policy
+on synthetic loads, the Q update by hand, and hostile frames claiming the VIP or flooding it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from controller.core.balancer import MAX_FLOWS_PER_PORT
+from controller.core.flows import FlowKey
+from controller.core.monitor import PathFeatures
+from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, VIP_MAC, MemberLoad
+from controller.core.settings import SERVICE_POLICIES, Settings
+from controller.core.spec import TopologyError, parse_spec
+from controller.openflow import wire
+from controller.openflow.messages import CONTROLLER, FlowDelete, FlowMod, PacketOut
+from controller.openflow.packets import (ARP_REPLY, ARP_REQUEST, BROADCAST, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, Tcp,
+                                         arp_frame, parse, tcp_frame, tcp_of)
+from controller.policies import members as policies
+from controller.service.metrics import Metrics
+from controller.service.rest import RestApi
+from controller.policies.members import (SERVICE_POLICY_TYPES, LeastConnections, QLearningMembers, RandomMember,
+                                         RoundRobin, Weighted, member_state)
+from fakes.frames import ipv4_frame
+from tests.unit.test_rest import call, exchange
+from fakes.switches import Booted, packet_fields
+
+SPEC = Path(__file__).resolve().parents[2] / "topologies" / "services.json"
+VIP, PORT = "10.0.0.100", 8000
+KEY = FlowKey("10.0.0.1", VIP, 6, 40000, PORT)
+
+
+# -- the spec --------------------------------------------------------------------------------
+def spec_with(services) -> dict:
+    raw = json.loads(SPEC.read_text())
+    raw["services"] = services
+    return raw
+
+
+def web(**changes) -> dict:
+    return {"name": "web", "vip": VIP, "port": PORT, "members": [{"host": "m1"}, {"host": "m2", "weight": 2}],
+            **changes}
+
+
+def test_the_shipped_service_spec_parses_with_default_weights():
+    (service,) = parse_spec(json.loads(SPEC.read_text())).services
+    assert (service.vip, service.port) == (VIP, PORT)
+    assert [(m.host, m.weight) for m in service.members] == [("m1", 1.0), ("m2", 2.0), ("m3", 1.0)]
+
+
+@pytest.mark.parametrize("services, field", [
+    ([web(vip="10.0.0.11")], "services[0].vip: 10.0.0.11 is the address of host 'm1'"),
+    ([web(vip="10.0.0.300")], "services[0].vip: not an IPv4 address"),
+    ([web(vip="11.0.0.1")], "services[0].vip: 11.0.0.1 is not in the hosts' /8"),
+    ([web(members=[{"host": "m9"}])], "services[0].members[0].host: unknown host 'm9'"),
+    ([web(members=[{"host": "s1"}])], "services[0].members[0].host: unknown host 's1'"),
+    ([web(members=[])], "services[0].members: the pool is empty"),
+    ([web(members=[{"host": "m1"}, {"host": "m1"}])], "services[0].members[1].host: duplicate member 'm1'"),
+    ([web(), web(vip="10.0.0.101")], "services[1].name: duplicate service name 'web'"),
+    ([web(), web(name="other")], "services[1].port: 10.0.0.100:8000 is also service 'web'"),
+    ([web(port="8000")], "services[0].port: wrong type str"),
+    ([web(port=True)], "services[0].port: wrong type bool"),
+    ([web(port=0)], "services[0].port: must be in 1..65535"),
+    ([web(port=70000)], "services[0].port: must be in 1..65535"),
+    ([web(members=[{"host": "m1", "weight": "2"}])], "services[0].members[0].weight: wrong type str"),
+    ([web(members=[{"host": "m1", "weight": 0}])], "services[0].members[0].weight: must be in (0, 1000]"),
+    ([web(members=[{"host": "m1", "weight": -1}])], "services[0].members[0].weight: must be in (0, 1000]"),
+    ([web(members=[{"host": "m1", "cpu": 2}])], "services[0].members[0].cpu: unknown key"),
+    ([web(members=["m1"])], "services[0].members[0]: expected an object"),
+    ([web(protocol="udp")], "services[0].protocol: unknown key"),
+    ([{"name": "web", "vip": VIP, "members": [{"host": "m1"}]}], "services[0]: missing required key 'port'"),
+    ([web(name="1web")], "services[0].name: name '1web' must be a letter"),
+    ({"web": {}}, "spec.services: wrong type dict"),
+])
+def test_a_bad_service_names_the_file_and_the_field(services, field):
+    with pytest.raises(TopologyError) as err:
+        parse_spec(spec_with(services), "svc.json")
+    assert str(err.value).startswith(f"svc.json: {field}"), str(err.value)
+
+
+# -- a booted network with the service ------------------------------------------------------
+def booted(policy: str = "round-robin") -> Booted:
+    b = Booted(SPEC, settings=Settings(service_policy=policy))
+    for h in ("h1", "h2", "h3", "m1", "m2", "m3"):
+        b.arp(h, "h1" if h != "h1" else "h2")     # every host learnt where it is
+    return b
+
+
+def answer_probes(b: Booted, probes: list, flags: int = TCP_SYN | TCP_ACK, only: set[str] | None = None) -> list:
+    """Each member (or those in `only`) answers its probe as its kernel would."""
+    out = []
+    for p in probes:
+        f = parse(p.data)
+        t, host = tcp_of(f), b.balancer.net.spec.host_by_ip(f.ipv4.dst)
+        if only is None or host.name in only:
+            reply = tcp_frame(VIP_MAC, host.mac, host.ip, VIP, Tcp(t.dst_port, t.src_port, 7, t.seq + 1, flags))
+            out += b.send(host.name, reply)
+    return out
+
+
+def healthy(b: Booted) -> set[str]:
+    return {m.host for m in b.balancer.services.services["web"].members if m.healthy}
+
+
+def up(b: Booted) -> Booted:
+    answer_probes(b, b.balancer.health(b.now))
+    assert healthy(b) == {"m1", "m2", "m3"}
+    return b
+
+
+def syn(b: Booted, client: str, sport: int, flags: int = TCP_SYN) -> list:
+    h = b.spec.host(client)
+    return b.send(client, ipv4_frame(h.mac, VIP_MAC, h.ip, VIP, 6, sport, PORT, flags))
+
+
+def member_of(msgs: list) -> str | None:
+    """The member a connection's first packet was released to (its rewritten address)."""
+    (release,) = [m for m in msgs if isinstance(m, PacketOut)] or [None]
+    return release and dict(release.set_fields)["ipv4_dst"]
+
+
+def trace(b: Booted, host: str, fields: dict) -> tuple[list[str], str, dict]:
+    dpid, port = b.host_port(host)
+    fields = {**fields, "in_port": port}
+    path, end = b.of.trace(b.of.name(dpid), port, fields)
+    return path, end, fields
+
+
+def test_the_controller_answers_arp_for_the_vip_with_its_mac():
+    b = booted()
+    h = b.spec.host("h2")
+    (reply,) = b.send("h2", arp_frame(ARP_REQUEST, h.mac, h.ip, "00:00:00:00:00:00", VIP, eth_dst=BROADCAST))
+    arp = parse(reply.data).arp
+    assert (reply.dpid, reply.out_ports) == b.host_port("h2")[:1] + (b.host_port("h2")[1:],)
+    assert (arp.op, arp.sender_mac, arp.sender_ip, arp.target_ip) == (ARP_REPLY, VIP_MAC, VIP, h.ip)
+
+
+def test_the_entries_rewrite_to_the_member_on_the_way_in_and_back_to_the_vip_on_the_way_out():
+    b = up(booted())
+    msgs = syn(b, "h1", 40000)
+    member = b.spec.host_by_ip(member_of(msgs))
+    h1 = b.spec.host("h1")
+    forward = parse(ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT))
+    path, end, seen = trace(b, "h1", packet_fields(forward, 0))
+    assert end == f"host:{member.name}"
+    assert (seen["eth_dst"], seen["ipv4_dst"], seen["ipv4_src"]) == (member.mac, member.ip, h1.ip)
+    reply = parse(ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6, PORT, 40000))
+    back, end, seen = trace(b, member.name, packet_fields(reply, 0))
+    assert end == "host:h1" and back == path[::-1]
+    assert (seen["eth_src"], seen["ipv4_src"], seen["ipv4_dst"]) == (VIP_MAC, VIP, h1.ip)
+    # the matches: the client's 5-tuple to the VIP in, the member's reply out; only the last switch rewrites
+    mods = [m for m in msgs if isinstance(m, FlowMod)]
+    ins = [m for m in mods if m.match.ipv4_dst == VIP]
+    outs = [m for m in mods if m.match.ipv4_src == member.ip and m.match.tcp_flags is None]
+    assert {(m.match.ipv4_src, m.match.tcp_src, m.match.tcp_dst) for m in ins} == {(h1.ip, 40000, PORT)}
+    assert {(m.match.ipv4_dst, m.match.tcp_src, m.match.tcp_dst) for m in outs} == {(h1.ip, PORT, 40000)}
+    assert [m.set_fields for m in ins if m.set_fields] == [(("eth_dst", member.mac), ("ipv4_dst", member.ip))]
+    assert [m.set_fields for m in outs if m.set_fields] == [(("eth_src", VIP_MAC), ("ipv4_src", VIP))]
+    # the reply's first switch copies the member's FIN to the controller, above the entry it shadows
+    (fin,) = [m for m in mods if m.match.tcp_flags == TCP_FIN]
+    assert fin.match._replace(tcp_flags=None) in {m.match for m in outs}
+    assert CONTROLLER in fin.out_ports and fin.priority > outs[0].priority
+
+
+def test_set_fields_and_the_tcp_flags_match_encode_as_open_vswitch_reads_them():
+    b = up(booted())
+    (fin,) = [m for m in syn(b, "h1", 40000) if isinstance(m, FlowMod) and m.match.tcp_flags]
+    data = wire.flow_mod(fin)
+    assert bytes.fromhex("ffff5508" "4f4e4600" "0001" "0001") in data    # ONF experimenter OXM, flags/mask
+    release = next(m for m in syn(b, "h2", 40001) if isinstance(m, PacketOut))
+    encoded = wire.packet_out(release)
+    assert bytes.fromhex("0019" "0010" "80000606") + bytes.fromhex(release.set_fields[0][1].replace(":", "")) in encoded
+
+
+def test_every_packet_of_a_connection_reaches_the_member_its_first_chose():
+    b = up(booted())
+    chosen = member_of(syn(b, "h1", 40000))
+    h1 = b.spec.host("h1")
+    for flags in (TCP_ACK, TCP_ACK | 0x08, TCP_FIN | TCP_ACK):
+        fields = packet_fields(parse(ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, flags)), 0)
+        assert trace(b, "h1", fields)[2]["ipv4_dst"] == chosen
+    # entries lost at the client's switch: the next packet goes up and is sent to the same member
+    b.of.tables[b.host_port("h1")[0]].clear()
+    again = b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_ACK))
+    assert member_of(again) == chosen
+
+
+def test_round_robin_takes_members_in_turn_across_clients():
+    b = up(booted())
+    chosen = [member_of(syn(b, c, 40000 + i)) for i, c in enumerate(("h1", "h2", "h3") * 2)]
+    assert chosen == ["10.0.0.11", "10.0.0.12", "10.0.0.13"] * 2
+
+
+def test_a_member_silent_past_the_bound_is_out_and_back_at_its_next_answer():
+    b = up(booted())
+    last = b.now
+    for at in (HEALTH_INTERVAL_S, 2 * HEALTH_INTERVAL_S, DOWN_AFTER_S - 0.01):    # only m1 and m3 answer
+        b.now = last + at
+        answer_probes(b, b.balancer.health(b.now), only={"m1", "m3"})
+    assert healthy(b) == {"m1", "m2", "m3"}      # not yet past DOWN_AFTER_S
+    b.now = last + DOWN_AFTER_S + 0.01
+    answer_probes(b, b.balancer.health(b.now), only={"m1", "m3"})
+    assert healthy(b) == {"m1", "m3"}
+    assert b.now - last <= 2.0
+    assert {member_of(syn(b, c, 41000 + i)) for i, c in enumerate(("h1", "h2", "h3") * 3)} == {"10.0.0.11", "10.0.0.13"}
+    answer_probes(b, b.balancer.health(b.now + HEALTH_INTERVAL_S), only={"m2"})
+    assert healthy(b) == {"m1", "m2", "m3"}
+
+
+def test_a_member_whose_port_went_down_is_out_and_sought_by_arp_until_found():
+    b = up(booted())
+    dpid, port = b.host_port("m2")
+    b.balancer.port_changed(dpid, port, False, b.now)
+    b.balancer.port_changed(dpid, port, True, b.now)
+    start = b.now
+    for at in (HEALTH_INTERVAL_S, 2 * HEALTH_INTERVAL_S, DOWN_AFTER_S + 0.01):
+        b.now = start + at
+        msgs = b.balancer.health(b.now)
+        answer_probes(b, [m for m in msgs if parse(m.data).ipv4 is not None])
+    assert healthy(b) == {"m1", "m3"}
+    (seek,) = [m for m in msgs if parse(m.data).arp is not None]
+    assert seek.dpid == dpid and port in seek.out_ports and parse(seek.data).arp.target_ip == "10.0.0.12"
+    m2 = b.spec.host("m2")
+    b.send("m2", arp_frame(ARP_REPLY, m2.mac, m2.ip, "02:4c:42:00:00:01", "0.0.0.0", eth_dst="02:4c:42:00:00:01"))
+    answer_probes(b, b.balancer.health(b.now + HEALTH_INTERVAL_S), only={"m2"})
+    assert "m2" in healthy(b)
+
+
+def test_a_refused_probe_takes_a_member_out_at_once_and_a_syn_ack_is_answered_with_rst():
+    b = up(booted())
+    probes = b.balancer.health(b.now + HEALTH_INTERVAL_S)
+    rsts = answer_probes(b, probes, only={"m1", "m3"})
+    assert len(rsts) == 2 and all(tcp_of(parse(r.data)).flags == TCP_RST for r in rsts)
+    answer_probes(b, probes, flags=TCP_RST | TCP_ACK, only={"m2"})
+    assert healthy(b) == {"m1", "m3"}
+
+
+def test_a_member_is_out_until_its_first_answer_and_none_healthy_drops_the_syn():
+    b = booted()
+    assert healthy(b) == set()
+    assert syn(b, "h1", 40000) == []
+    assert b.balancer.counters["service_unavailable"] == 1
+
+
+def test_an_answer_to_no_probe_of_ours_brings_nobody_back():
+    b = booted()
+    m1 = b.spec.host("m1")
+    forged = tcp_frame(VIP_MAC, m1.mac, m1.ip, VIP, Tcp(PORT, 61500, 7, 12345, TCP_SYN | TCP_ACK))
+    b.send("m1", forged)
+    assert healthy(b) == set()
+
+
+def test_response_time_is_syn_to_the_members_fin_and_ends_the_connection_as_active():
+    b = up(booted("least-connections"))
+    opened = b.now
+    msgs = syn(b, "h1", 40000)
+    member = b.balancer.services.services["web"].member(member_of(msgs))
+    (fin,) = [m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags]
+    assert member.active == 1
+    h1 = b.spec.host("h1")
+    done = b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
+                                PORT, 40000, TCP_FIN | TCP_ACK), opened + 2.5, cookie=fin.cookie)
+    client_switch, client_port = b.host_port("h1")
+    syn_watch = FlowMod(client_switch, KEY.match(client_port)._replace(tcp_flags=TCP_SYN), (CONTROLLER,), 101,
+                        fin.cookie, fin.idle_timeout_s)
+    assert done == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), syn_watch]
+    assert (member.active, member.completed, member.response_ms) == (0, 1, pytest.approx(2500))
+
+
+def test_a_new_connection_on_a_finished_connections_5_tuple_is_balanced_again():
+    """The member closed first, so the client may reuse its port at once: its SYN must not
+    follow the old entries to the old member (the SYN watch sends it up)."""
+    b = up(booted())
+    first = syn(b, "h1", 40000)
+    fin = next(m for m in first if isinstance(m, FlowMod) and m.match.tcp_flags)
+    member, h1 = b.spec.host_by_ip(member_of(first)), b.spec.host("h1")
+    b.deliver(b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
+                                   PORT, 40000, TCP_FIN | TCP_ACK), b.now + 1, cookie=fin.cookie))
+    fields = packet_fields(parse(ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_SYN)), 0)
+    fields["tcp_flags"] = TCP_SYN     # what the fake tables match the watch on
+    assert trace(b, "h1", fields)[1] == "controller"
+    again = syn(b, "h1", 40000)
+    assert member_of(again) != member.ip        # round robin's next member
+    assert {m.cookie for m in again if isinstance(m, FlowDelete)} >= {fin.cookie}    # the old one's entries go
+    members_ = b.balancer.services.services["web"].members
+    assert sum(m.active for m in members_) == 1 and len(b.balancer.services.connections) == 2
+
+
+def test_a_connection_is_forgotten_with_its_entries_and_its_fin_watch_deleted():
+    b = up(booted())
+    msgs = syn(b, "h1", 40000)
+    forward = next(m for m in msgs if isinstance(m, FlowMod) and m.match.ipv4_dst == VIP
+                   and m.match.in_port == b.host_port("h1")[1])
+    fin = next(m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags)
+    out = b.balancer.flow_removed(forward.dpid, forward.cookie)
+    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(forward.dpid, fin.cookie, 2**64 - 1)]
+    assert b.balancer.services.connections == {} and b.balancer.flows == {}
+    assert all(m.active == 0 for m in b.balancer.services.services["web"].members)
+
+
+def test_frames_claiming_the_vip_from_a_host_are_dropped_as_spoofed():
+    b = up(booted())
+    h2 = b.spec.host("h2")
+    claims = [arp_frame(ARP_REPLY, h2.mac, VIP, "00:00:00:00:00:01", "10.0.0.1", eth_dst="00:00:00:00:00:01"),
+              arp_frame(ARP_REQUEST, h2.mac, VIP, "00:00:00:00:00:00", VIP, eth_dst=BROADCAST),
+              ipv4_frame(h2.mac, "00:00:00:00:00:01", VIP, "10.0.0.1", 6, PORT, 40000, TCP_SYN | TCP_ACK),
+              ipv4_frame(VIP_MAC, "00:00:00:00:00:01", VIP, "10.0.0.1", 6, PORT, 40000)]
+    for frame in claims:
+        assert b.send("h2", frame) == []
+    assert b.balancer.counters["spoofed_frames"] == len(claims)
+    assert b.balancer.services.connections == {}
+
+
+def test_a_members_reply_with_no_connection_is_never_routed_with_its_own_address():
+    b = up(booted())
+    m1, h1 = b.spec.host("m1"), b.spec.host("h1")
+    assert b.send("m1", ipv4_frame(m1.mac, h1.mac, m1.ip, h1.ip, 6, PORT, 40000, TCP_SYN | TCP_ACK)) == []
+    assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_ACK)) == []   # no SYN
+    assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 17, 40000, PORT)) == []         # not TCP
+    assert b.balancer.counters["service_strays"] == 3 and b.balancer.flows == {}
+
+
+def test_a_syn_flood_to_the_vip_is_bounded_by_the_flows_per_port():
+    b = up(booted())
+    h1 = b.spec.host("h1")
+    dpid, port = b.host_port("h1")
+    for sport in range(MAX_FLOWS_PER_PORT + 300):     # straight to the controller: the fake tables are slow
+        b.balancer.packet_in(dpid, port, ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 1024 + sport, PORT, TCP_SYN),
+                             b.now)
+    assert len(b.balancer.services.connections) == 2 * MAX_FLOWS_PER_PORT
+    assert len(b.balancer.flows) == 2 * MAX_FLOWS_PER_PORT
+    assert sum(m.active for m in b.balancer.services.services["web"].members) == MAX_FLOWS_PER_PORT
+    assert b.balancer.counters["flows_evicted"] == 300
+
+
+# -- the member policies on synthetic loads ---------------------------------------------------
+def loads(*active, weights=None, paths=None) -> list[MemberLoad]:
+    weights = weights or [1.0] * len(active)
+    paths = paths or [None] * len(active)
+    return [MemberLoad(f"m{i + 1}", w, a, None, None, p) for i, (a, w, p) in enumerate(zip(active, weights, paths))]
+
+
+def test_the_policies_are_the_ones_the_settings_name():
+    assert tuple(SERVICE_POLICY_TYPES) == SERVICE_POLICIES
+
+
+def test_round_robin_cycles_whatever_the_load():
+    rr = RoundRobin()
+    assert [rr.choose("web", loads(9, 0, 0), KEY) for _ in range(6)] == [0, 1, 2, 0, 1, 2]
+
+
+def test_least_connections_takes_the_fewest_and_spreads_ties():
+    lc = LeastConnections()
+    assert lc.choose("web", loads(3, 1, 2), KEY) == 1
+    assert [lc.choose("web", loads(0, 0, 0), KEY) for _ in range(3)] == [0, 2, 1]   # m2 was just chosen
+
+
+def test_weighted_round_robin_is_smooth_and_in_proportion():
+    wrr = Weighted()
+    picks = [wrr.choose("web", loads(0, 0, 0, weights=[5, 1, 1]), KEY) for _ in range(7)]
+    assert picks == [0, 0, 1, 0, 2, 0, 0]     # nginx's sequence for 5, 1, 1: a a b a c a a
+    assert [picks.count(i) for i in range(3)] == [5, 1, 1]
+
+
+def test_random_is_seeded_and_covers_the_members():
+    a, b = RandomMember(seed=3), RandomMember(seed=3)
+    picks = [a.choose("web", loads(0, 0, 0), KEY) for _ in range(60)]
+    assert picks == [b.choose("web", loads(0, 0, 0), KEY) for _ in range(60)] and set(picks) == {0, 1, 2}
+
+
+def features(utilisation: float) -> PathFeatures:
+    return PathFeatures(utilisation, 0.0, 1.0, 2, headroom_mbps=20.0 * (1 - utilisation))
+
+
+def test_member_states_name_the_member_its_load_bin_and_its_paths_level():
+    m = MemberLoad("m2", 1.0, 6, None, None, features(0.9))
+    assert member_state("web", m) == "web/m2 a5 p3"
+    assert member_state("web", m._replace(active=0, path=None)) == "web/m2 a0 pu"
+
+
+def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
+    q = QLearningMembers(alpha=0.5, epsilon=0.0)
+    chosen = MemberLoad("m1", 1.0, 2, None, None, features(0.1))
+    q.learn("web", chosen, 0.8, chosen)      # reward -800 ms; gamma 0: Q <- Q + 0.5 (r - Q)
+    assert q.table.q["web/m1 a2 p0"] == [-400.0, 1] and q.table.q["web/m1 a2"] == [-400.0, 1]
+    q.learn("web", chosen, 0.2, chosen)
+    assert q.table.q["web/m1 a2 p0"] == [-400 + 0.5 * (-200 + 400), 2] == [-300.0, 2]
+    assert q.table.value("web/m1 a2 p3") == -300.0      # path level never met: the member and load's value
+
+
+def test_q_learning_prefers_the_member_that_answered_sooner_and_avoids_a_congested_path():
+    q = QLearningMembers(alpha=0.5, epsilon=0.0)
+    fast, slow = loads(0, 0, paths=[features(0.1), features(0.1)])
+    for _ in range(5):
+        q.learn("web", fast, 0.2, fast)
+        q.learn("web", slow, 1.0, slow)
+    assert q.choose("web", [slow, fast], KEY) == 1
+    jammed = fast._replace(path=features(0.95))
+    for _ in range(5):
+        q.learn("web", jammed, 3.0, jammed)
+    assert q.choose("web", [slow, jammed], KEY) == 0
+    before = dict(q.table.q)
+    q.scores("web", [slow, jammed])
+    assert q.table.q == before     # a read never changes the table
+
+
+def test_the_member_q_table_is_saved_after_a_poll_and_loaded_again(tmp_path):
+    path = tmp_path / "members.json"
+    settings = Settings(service_policy="qlearning", service_q_table=str(path))
+    q = policies.member_policy_factory("qlearning", settings)()
+    chosen = loads(1)[0]
+    q.learn("web", chosen, 0.5, chosen)
+    q.save()
+    assert policies.member_policy_factory("qlearning", settings)().table.q == q.table.q
+
+
+# -- REST and metrics ----------------------------------------------------------------------------
+def test_the_services_resource_shows_members_and_a_put_switches_the_policy_live():
+    b = up(booted())
+    syn(b, "h1", 40000)
+    api = RestApi(b.balancer, clock=lambda: b.now)
+    status, (web_,) = call(api, "/api/v1/services")
+    assert status == 200 and (web_["vip"], web_["port"], web_["policy"]) == (VIP, PORT, "round-robin")
+    m1 = web_["members"][0]
+    assert (m1["host"], m1["healthy"], m1["active"], m1["weight"], m1["chosen"]) == ("m1", True, 1, 1.0, 1)
+    assert m1["rtt_ms"] == 0.0 and m1["response_ms"] is None     # the fake answers probes at once
+    status, (web_,) = call(api, "/api/v1/services", "PUT", body={"policy": "least-connections"})
+    assert status == 200 and web_["policy"] == "least-connections"
+    assert member_of(syn(b, "h2", 40001)) == "10.0.0.12"     # m1 has a connection open
+    assert call(api, "/api/v1/services", "PUT", body={"policy": "weighted", "service": "web"})[1][0]["policy"] == "weighted"
+    for body, status, says in (({"policy": "fastest"}, 400, "unknown 'fastest'"),
+                               ({"policy": "random", "service": "db"}, 404, "no service 'db'"),
+                               ({"policy": 3}, 400, "body must be"), ({"policies": "random"}, 400, "body must be"),
+                               ([], 400, "body must be")):
+        got = call(api, "/api/v1/services", "PUT", body=body)
+        assert got[0] == status and says in got[1]["error"], got
+    assert exchange(api, "/api/v1/services", "PUT", data=b'{"policy": "random"}', HTTP_AUTHORIZATION="")[0] == 401
+    assert call(api, "/api/v1/services")[1][0]["policy"] == "weighted"
+
+
+def test_prometheus_has_each_members_health_connections_and_choices():
+    b = up(booted())
+    syn(b, "h1", 40000)
+    text = generate_latest(Metrics(b.balancer, clock=lambda: b.now).registry).decode()
+    samples = {(s.name, s.labels.get("member")): s.value for f in text_string_to_metric_families(text)
+               for s in f.samples if s.labels.get("service") == "web"}
+    assert samples[("lb_member_healthy", "m2")] == 1.0
+    assert samples[("lb_member_connections", "m1")] == 1.0 and samples[("lb_member_connections", "m2")] == 0.0
+    assert samples[("lb_member_chosen_total", "m1")] == 1.0
