@@ -39,7 +39,7 @@ from tqdm import tqdm
 from controller.core.settings import Settings
 from controller.policies import POLICIES
 from scripts import learning
-from scripts.report import RUN_COLUMNS, ReportError, write_report
+from scripts.report import RUN_COLUMNS, print_summary
 from topologies.lab import Lab, default_workdir, provenance
 from controller.core.spec import TopologyError
 from controller.files import load_spec
@@ -142,12 +142,8 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("\ninterrupted: network and controller stopped; summarising the runs that completed")
         interrupted = True
-    try:
-        write_report(folder)
-    except ReportError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    if not print_summary(folder):
         return 1
-    print("\n" + (folder / "summary.md").read_text())
     if any(p.startswith("qlearning") for p in args.policies):
         print("\n".join(learning.write(folder)))
     print(f"plots: {folder}/rtt_cdf.png, throughput.png, utilisation.png, rtt_over_time.png")

@@ -385,17 +385,23 @@ def _read_config(folder: Path) -> dict:
     return config if isinstance(config, dict) else {}
 
 
-def main() -> int:
-    p = argparse.ArgumentParser(prog="python -m scripts.report", description=__doc__.split("\n\n")[0])
-    p.add_argument("folder", type=Path)
-    args = p.parse_args()
+def print_summary(folder: Path, write=write_report) -> bool:
+    """Rewrite a results folder's summary with `write` and print it; False, with the reason on
+    stderr, when the folder cannot be summarised (the experiments end with this too)."""
     try:
-        write_report(args.folder)
+        write(folder)
     except ReportError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2
-    print((args.folder / "summary.md").read_text())
-    return 0
+        return False
+    print("\n" + (folder / "summary.md").read_text())
+    return True
+
+
+def main(module: str = "scripts.report", doc: str = __doc__, write=write_report) -> int:
+    """`python -m <module> FOLDER`: print_summary (the service report's command too)."""
+    p = argparse.ArgumentParser(prog=f"python -m {module}", description=doc.split("\n\n")[0])
+    p.add_argument("folder", type=Path)
+    return 0 if print_summary(p.parse_args().folder, write) else 2
 
 
 if __name__ == "__main__":

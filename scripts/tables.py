@@ -15,6 +15,8 @@ changes nothing and exits 1, naming each region that differs from what its folde
 What a folder holds decides how it renders:
 - summary.json and config.json: an experiment (scripts/experiment.py, or a copy of the files
   the table needs); options `view=headline` (five columns) and `policies=a,b,...` (rows);
+  a service comparison's (scripts/services.py: summary.json holds `loads`) renders its
+  table per load and its member-killed result;
 - results.json: a benchmark's figures (its --json), by their `kind`: `decision`,
   `bpann`, `controller` (option `view=flow-setup` or `view=polling`), `placement`,
   `controller-placement` (python -m placement report; option `view=targets`,
@@ -35,6 +37,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts.report import headline, markdown, provenance_line, provenance_of
+from scripts.service_report import kill_markdown
+from scripts.service_report import markdown as services_markdown
 
 ROOT = Path(__file__).resolve().parent.parent
 START = re.compile(r"^<!-- table: (?P<folder>\S+)(?P<options>(?: \S+=\S+)*) -->$")
@@ -121,6 +125,8 @@ def _json(path: Path) -> dict:
 
 def _experiment(folder: Path, options: dict) -> tuple[str, dict]:
     summary, config = _json(folder / "summary.json"), _json(folder / "config.json")
+    if "loads" in summary:      # a service comparison (scripts/services.py): its tables and kill result
+        return services_markdown(summary["loads"]) + kill_markdown(summary["killed"]), config
     view = options.pop("view", "full")
     policies = options.pop("policies", None)
     if policies:
