@@ -63,6 +63,8 @@ def test_the_shipped_service_spec_parses_with_default_weights():
     ([web(members=[{"host": "m1"}, {"host": "m1"}])], "services[0].members[1].host: duplicate member 'm1'"),
     ([web(), web(vip="10.0.0.101")], "services[1].name: duplicate service name 'web'"),
     ([web(), web(name="other")], "services[1].port: 10.0.0.100:8000 is also service 'web'"),
+    ([web(), web(name="other", vip="10.0.0.101", members=[{"host": "m3"}, {"host": "m2"}])],
+     "services[1].members[1].host: 'm2' port 8000 is already a member of service 'web'"),
     ([web(port="8000")], "services[0].port: wrong type str"),
     ([web(port=True)], "services[0].port: wrong type bool"),
     ([web(port=0)], "services[0].port: must be in 1..65535"),
