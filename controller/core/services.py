@@ -170,6 +170,7 @@ class Services:
     def set_policy(self, make_policy: Callable[[], MemberPolicy], name: str | None = None) -> None:
         for s in self.services.values():
             if name in (None, s.spec.name):
+                s.policy.save()     # what it learnt since the last poll, for a policy made again later
                 s.policy = make_policy()
                 log.info("service %s: member policy is now %s", s.spec.name, s.policy.name)
 

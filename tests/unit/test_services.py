@@ -393,6 +393,28 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     q.learn("web", chosen, 0.2, chosen)
     assert q.table.q["web/m1 a2 p0"] == [-400 + 0.5 * (-200 + 400), 2] == [-300.0, 2]
     assert q.table.value("web/m1 a2 p3") == -300.0      # path level never met: the member and load's value
+    q.learn("web", chosen._replace(host="m2"), 1.0, chosen)     # m2: -500
+    assert q.table.value("web/m1 a5 p0") == -300.0      # count never met: its nearest lower count learnt
+    assert q.table.value("web/m3 a0 pu") == -400.0      # member never met: the service's mean
+    assert q.table.value("db/m3 a0 pu") == 0.0          # nothing of the service learnt
+
+
+@pytest.mark.parametrize("learnt", [False, True])
+def test_q_learning_spreads_connections_opened_before_any_response_is_back(learnt):
+    """Values change only at a FIN: an unmet state worth more than the learnt ones, or ties
+    to the first member, sent every new connection to m1 until then."""
+    b = Booted(SPEC, settings=Settings(service_policy="qlearning", q_epsilon=0.0))
+    for h in ("h1", "h2", "h3", "m1", "m2", "m3"):
+        b.arp(h, "h1" if h != "h1" else "h2")
+    up(b)
+    policy = b.balancer.services.services["web"].policy
+    if learnt:      # each member answered one connection in 50 ms
+        for m in loads(0, 0, 0):
+            policy.learn("web", m, 0.05, m)
+    picks = [member_of(syn(b, "h1", 40000 + i)) for i in range(30)]
+    members_ = b.balancer.services.services["web"].members
+    assert [m.active for m in members_] == [picks.count(m.ip) for m in members_]   # counted from the SYN
+    assert max(m.active for m in members_) <= 18, [m.active for m in members_]
 
 
 def test_q_learning_prefers_the_member_that_answered_sooner_and_avoids_a_congested_path():
@@ -443,6 +465,10 @@ def test_the_services_resource_shows_members_and_a_put_switches_the_policy_live(
         assert got[0] == status and says in got[1]["error"], got
     assert exchange(api, "/api/v1/services", "PUT", data=b'{"policy": "random"}', HTTP_AUTHORIZATION="")[0] == 401
     assert call(api, "/api/v1/services")[1][0]["policy"] == "weighted"
+    call(api, "/api/v1/services", "PUT", body={"policy": "qlearning", "service": "web"})
+    q = b.balancer.services.services["web"].policy
+    call(api, "/api/v1/services", "PUT", body={"policy": "qlearning"})
+    assert b.balancer.services.services["web"].policy is q     # one Q table, one writer of its file
 
 
 def test_prometheus_has_each_members_health_connections_and_choices():
