@@ -222,14 +222,15 @@ class Balancer:
     def _uninstall(self, key: FlowKey, why: str = "path {path} broke") -> list[Message]:
         flow = self._forget(key)
         log.info("flow %s: %s, entries removed", key, why.format(path=self.net.path_name(flow.path)))
-        return self._delete(flow) + self._end_connection(key, delete=True)
+        return self._delete(flow) + self._end_connection(key)
 
     def _delete(self, flow: Installed) -> list[Message]:
         return [FlowDelete(dpid, flow.cookie, ALL_ONES) for dpid in flow.path if dpid in self.net.ports]
 
-    def _end_connection(self, key: FlowKey, delete: bool) -> list[Message]:
-        """A service connection ends with either of its flows: the other is forgotten too (its
-        entries deleted if `delete`, else left to expire) and its FIN watch, if still there, deleted."""
+    def _end_connection(self, key: FlowKey) -> list[Message]:
+        """A service connection ends with either of its flows: the other is forgotten too and its
+        entries deleted (left to expire, they would keep forwarding, rewritten, a direction the
+        controller no longer knows), and its FIN or SYN watch, if still there, deleted."""
         conn = self.services.forget(key)
         if conn is None:
             return []
@@ -237,8 +238,7 @@ class Balancer:
                                for d in dict.fromkeys((conn.fin_dpid, conn.client_dpid)) if d in self.net.ports]
         partner = conn.reverse if key == conn.forward else conn.forward
         if partner in self.flows:
-            flow = self._forget(partner)
-            msgs += self._delete(flow) if delete else []
+            msgs += self._delete(self._forget(partner))
         return msgs
 
     def _forget(self, key: FlowKey) -> Installed:
@@ -260,7 +260,7 @@ class Balancer:
         if key is None or self.flows[key].path[0] != dpid:
             return []
         self._forget(key)
-        return self._end_connection(key, delete=False)
+        return self._end_connection(key)
 
     def health(self, now: float) -> list[Message]:
         """Probe the services' members (the app calls this every services.HEALTH_INTERVAL_S),

@@ -299,8 +299,10 @@ def test_a_connection_is_forgotten_with_its_entries_and_its_fin_watch_deleted():
     forward = next(m for m in msgs if isinstance(m, FlowMod) and m.match.ipv4_dst == VIP
                    and m.match.in_port == b.host_port("h1")[1])
     fin = next(m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags)
+    reverse = b.balancer.flows[FlowKey(member_of(msgs), "10.0.0.1", 6, PORT, 40000)]
     out = b.balancer.flow_removed(forward.dpid, forward.cookie)
-    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(forward.dpid, fin.cookie, 2**64 - 1)]
+    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(forward.dpid, fin.cookie, 2**64 - 1),
+                   *(FlowDelete(d, reverse.cookie, 2**64 - 1) for d in reverse.path)]    # the reply's too
     assert b.balancer.services.connections == {} and b.balancer.flows == {}
     assert all(m.active == 0 for m in b.balancer.services.services["web"].members)
 
