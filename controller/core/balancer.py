@@ -613,8 +613,9 @@ class Balancer:
     def _serve(self, frame: Frame, data: bytes, src: HostLocation, at: End, now: float) -> list[Message]:
         """A packet to a virtual IP, or from a member's service port (services.py): a probe's
         answer, a packet of a known connection whose entry is missing here, or a client's SYN,
-        which opens a connection. Anything else is dropped and counted: a member's packet is
-        never routed with its own address to a client that spoke to the VIP."""
+        which opens a connection. Anything else is dropped and counted (a client's TCP to a
+        service answered with an RST): a member's packet is never routed with its own address
+        to a client that spoke to the VIP."""
         ip = frame.ipv4
         key = FlowKey.of(ip)
         try:
@@ -638,7 +639,7 @@ class Balancer:
         service = self.services.at(ip.dst, ip.dst_port)
         if service is None or tcp is None or tcp.flags & (TCP_SYN | TCP_ACK) != TCP_SYN:
             self.counters["service_strays"] += 1
-            return []
+            return [] if service is None or tcp is None else self.services.reset(frame, tcp, src, now)
         located = [(m, h) for m in self.services.candidates(service, src.ip)
                    if (h := self.net.host_by_ip(m.ip)) is not None]
         if not located:

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.core.balancer import MAX_FLOWS_PER_PORT
 from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
-from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, VIP_MAC, MemberLoad
+from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, RESETS_PER_S, VIP_MAC, MemberLoad
 from controller.core.settings import SERVICE_POLICIES, Settings
 from controller.core.spec import TopologyError, parse_spec
 from controller.openflow import wire
@@ -324,9 +324,36 @@ def test_a_members_reply_with_no_connection_is_never_routed_with_its_own_address
     b = up(booted())
     m1, h1 = b.spec.host("m1"), b.spec.host("h1")
     assert b.send("m1", ipv4_frame(m1.mac, h1.mac, m1.ip, h1.ip, 6, PORT, 40000, TCP_SYN | TCP_ACK)) == []
-    assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_ACK)) == []   # no SYN
+    assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_RST)) == []   # no SYN
     assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 17, 40000, PORT)) == []         # not TCP
     assert b.balancer.counters["service_strays"] == 3 and b.balancer.flows == {}
+
+
+def test_a_clients_stray_is_answered_by_an_rst_from_the_vip_at_a_bounded_rate():
+    """A packet of a connection the controller forgot (broken path, eviction, restart) would
+    meet silence and the client would retransmit for minutes: it is reset (RFC 793's rules)."""
+    b = up(booted())
+    h1 = b.spec.host("h1")
+    at = b.host_port("h1")
+
+    def stray(flags: int, seq: int, ack: int, data: bytes = b"") -> Tcp | None:
+        out = b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, flags, seq, ack, data))
+        if not out:
+            return None
+        (rst,) = out
+        f = parse(rst.data)
+        assert ((rst.dpid, *rst.out_ports), f.eth_dst, f.eth_src, f.ipv4.src, f.ipv4.dst) == (at, h1.mac, VIP_MAC,
+                                                                                                VIP, h1.ip)
+        return tcp_of(f)
+
+    assert stray(TCP_ACK, 1000, 5000, b"GET /") == Tcp(PORT, 40000, 5000, 0, TCP_RST)     # seq = its ACK
+    assert stray(TCP_FIN, 1000, 0, b"0123456789") == Tcp(PORT, 40000, 0, 1011, TCP_RST | TCP_ACK)   # ACKs it all
+    assert stray(TCP_RST | TCP_ACK, 1000, 5000) is None          # never an RST to an RST
+    b.now = 200.0
+    answered = sum(stray(TCP_ACK, 1000, 5000) is not None for _ in range(2 * RESETS_PER_S))
+    assert answered == RESETS_PER_S and b.balancer.counters["service_strays"] == 3 + 2 * RESETS_PER_S
+    b.now += 1
+    assert stray(TCP_ACK, 1000, 5000) is not None                 # the next second
 
 
 def test_a_syn_flood_to_the_vip_is_bounded_by_the_flows_per_port():
