@@ -363,10 +363,27 @@ def test_a_syn_flood_to_the_vip_is_bounded_by_the_flows_per_port():
     for sport in range(MAX_FLOWS_PER_PORT + 300):     # straight to the controller: the fake tables are slow
         b.balancer.packet_in(dpid, port, ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 1024 + sport, PORT, TCP_SYN),
                              b.now)
-    assert len(b.balancer.services.connections) == 2 * MAX_FLOWS_PER_PORT
-    assert len(b.balancer.flows) == 2 * MAX_FLOWS_PER_PORT
-    assert sum(m.active for m in b.balancer.services.services["web"].members) == MAX_FLOWS_PER_PORT
-    assert b.balancer.counters["flows_evicted"] == 300
+    kept = MAX_FLOWS_PER_PORT // 2     # a connection's two flows both count against the client's port
+    assert len(b.balancer.services.connections) == 2 * kept      # by either direction's key
+    assert len(b.balancer.flows) == MAX_FLOWS_PER_PORT
+    assert sum(m.active for m in b.balancer.services.services["web"].members) == kept
+    assert b.balancer.counters["flows_evicted"] == MAX_FLOWS_PER_PORT + 300 - kept
+
+
+def test_two_flooding_clients_cannot_evict_a_third_clients_connection():
+    """Every connection goes to m1 (the only member up): counted against m1's port, the two
+    floods' replies filled it and evicted h1's connection, the oldest there."""
+    b = booted()
+    answer_probes(b, b.balancer.health(b.now), only={"m1"})
+    assert member_of(syn(b, "h1", 40000)) == b.spec.host("m1").ip
+    for client in ("h2", "h3"):
+        h = b.spec.host(client)
+        dpid, port = b.host_port(client)
+        for sport in range(MAX_FLOWS_PER_PORT):
+            b.balancer.packet_in(dpid, port, ipv4_frame(h.mac, VIP_MAC, h.ip, VIP, 6, 1024 + sport, PORT, TCP_SYN),
+                                 b.now)
+    assert KEY in b.balancer.services.connections and KEY in b.balancer.flows
+    assert len(b.balancer.flows) == 2 + 2 * MAX_FLOWS_PER_PORT      # each flooder kept to its own port's share
 
 
 # -- the member policies on synthetic loads ---------------------------------------------------
