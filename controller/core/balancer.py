@@ -85,7 +85,7 @@ class Installed(NamedTuple):
     path: Path
     cookie: int
     installed_at: float
-    at: End                  # the source host's port
+    at: End                  # the port it counts against: its source host's (a service reply's: its client's)
     rewrite: SetFields = ()  # at the egress switch: a service connection's address translation
 
 
@@ -130,7 +130,7 @@ class Balancer:
         self.services = Services(spec, member_policy)
         self.flows: dict[FlowKey, Installed] = {}
         self._by_cookie: dict[int, FlowKey] = {}
-        self._flows_at: dict[End, dict[FlowKey, None]] = {}   # per ingress port, oldest first
+        self._flows_at: dict[End, dict[FlowKey, None]] = {}   # per Installed.at, oldest first
         self.probe_key = secrets.token_bytes(16)      # signs this instance's LLDP probes
         self._spec_pairs = Counter(frozenset((spec.switch_dpid(lk.a), spec.switch_dpid(lk.b)))
                                    for lk in spec.switch_links()) if spec else None
@@ -222,14 +222,15 @@ class Balancer:
     def _uninstall(self, key: FlowKey, why: str = "path {path} broke") -> list[Message]:
         flow = self._forget(key)
         log.info("flow %s: %s, entries removed", key, why.format(path=self.net.path_name(flow.path)))
-        return self._delete(flow) + self._end_connection(key, delete=True)
+        return self._delete(flow) + self._end_connection(key)
 
     def _delete(self, flow: Installed) -> list[Message]:
         return [FlowDelete(dpid, flow.cookie, ALL_ONES) for dpid in flow.path if dpid in self.net.ports]
 
-    def _end_connection(self, key: FlowKey, delete: bool) -> list[Message]:
-        """A service connection ends with either of its flows: the other is forgotten too (its
-        entries deleted if `delete`, else left to expire) and its FIN watch, if still there, deleted."""
+    def _end_connection(self, key: FlowKey) -> list[Message]:
+        """A service connection ends with either of its flows: the other is forgotten too and its
+        entries deleted (left to expire, they would keep forwarding, rewritten, a direction the
+        controller no longer knows), and its FIN or SYN watch, if still there, deleted."""
         conn = self.services.forget(key)
         if conn is None:
             return []
@@ -237,8 +238,7 @@ class Balancer:
                                for d in dict.fromkeys((conn.fin_dpid, conn.client_dpid)) if d in self.net.ports]
         partner = conn.reverse if key == conn.forward else conn.forward
         if partner in self.flows:
-            flow = self._forget(partner)
-            msgs += self._delete(flow) if delete else []
+            msgs += self._delete(self._forget(partner))
         return msgs
 
     def _forget(self, key: FlowKey) -> Installed:
@@ -260,7 +260,7 @@ class Balancer:
         if key is None or self.flows[key].path[0] != dpid:
             return []
         self._forget(key)
-        return self._end_connection(key, delete=False)
+        return self._end_connection(key)
 
     def health(self, now: float) -> list[Message]:
         """Probe the services' members (the app calls this every services.HEALTH_INTERVAL_S),
@@ -598,9 +598,11 @@ class Balancer:
         return msgs + self._plan(flow, src, dst) + [release]
 
     def _install(self, key: FlowKey, path: Path, src: HostLocation, dst: HostLocation, now: float, why: str,
-                 rewrite: SetFields = (), kind: tuple[int, int | None] | None = None) -> Installed:
-        """Record a flow and book its expected load (as of `kind`, its own by default) on its path."""
-        flow = self._record(key, path, src.at, now, rewrite)
+                 rewrite: SetFields = (), kind: tuple[int, int | None] | None = None,
+                 charged: End | None = None) -> Installed:
+        """Record a flow, counted against the port `charged` (its source's by default), and book
+        its expected load (as of `kind`, its own by default) on its path."""
+        flow = self._record(key, path, charged or src.at, now, rewrite)
         self._refresh(now)
         links, metrics = self._measure(path, src, dst, now)
         source = metrics[0]     # what the source host's link has left
@@ -613,8 +615,9 @@ class Balancer:
     def _serve(self, frame: Frame, data: bytes, src: HostLocation, at: End, now: float) -> list[Message]:
         """A packet to a virtual IP, or from a member's service port (services.py): a probe's
         answer, a packet of a known connection whose entry is missing here, or a client's SYN,
-        which opens a connection. Anything else is dropped and counted: a member's packet is
-        never routed with its own address to a client that spoke to the VIP."""
+        which opens a connection. Anything else is dropped and counted (a client's TCP to a
+        service answered with an RST): a member's packet is never routed with its own address
+        to a client that spoke to the VIP."""
         ip = frame.ipv4
         key = FlowKey.of(ip)
         try:
@@ -638,7 +641,7 @@ class Balancer:
         service = self.services.at(ip.dst, ip.dst_port)
         if service is None or tcp is None or tcp.flags & (TCP_SYN | TCP_ACK) != TCP_SYN:
             self.counters["service_strays"] += 1
-            return []
+            return [] if service is None or tcp is None else self.services.reset(frame, tcp, src, now)
         located = [(m, h) for m in self.services.candidates(service, src.ip)
                    if (h := self.net.host_by_ip(m.ip)) is not None]
         if not located:
@@ -656,12 +659,12 @@ class Balancer:
         back_path = path[::-1] if self._usable(path[::-1], dst, src) else self._decide(back, dst, src, now)[0]
         if back_path is None:
             return msgs
-        msgs += self._make_room(src.at) + self._make_room(dst.at)
+        msgs += self._make_room(src.at, 2)     # both directions count against the client's port
         to_member = (("eth_dst", dst.mac), ("ipv4_dst", dst.ip))
         forward = self._install(key, path, src, dst, now, f"{why}; service {service.spec.name}: {member.host} "
                                 f"by {policy.name}", to_member)
         reverse = self._install(back, back_path, dst, src, now, f"reply of {key}",
-                                (("eth_src", VIP_MAC), ("ipv4_src", ip.dst)), kind=key.kind)
+                                (("eth_src", VIP_MAC), ("ipv4_src", ip.dst)), kind=key.kind, charged=src.at)
         self.services.add(Connection(service.spec.name, key, back, member, now, self._new_cookie(),
                                       dst.at.dpid, src.at.dpid, loads[choice]))
         return (msgs + self._plan(reverse, dst, src) + self._plan(forward, src, dst)
@@ -729,14 +732,17 @@ class Balancer:
                                action, self.policy.name))
         return candidates[action], f"{self.policy.name}, {len(candidates)} candidates"
 
-    def _make_room(self, at: End) -> list[Message]:
-        """Remove the oldest flow from a port that has MAX_FLOWS_PER_PORT (its entries too, so
-        that nothing keeps forwarding that the controller no longer knows of)."""
-        at_port = self._flows_at.get(at, {})
-        if len(at_port) < MAX_FLOWS_PER_PORT:
-            return []
-        self.counters["flows_evicted"] += 1
-        return self._uninstall(next(iter(at_port)), f"over {MAX_FLOWS_PER_PORT} flows from its port")
+    def _make_room(self, at: End, room: int = 1) -> list[Message]:
+        """Remove the oldest flows counted against a port until `room` more fit in its
+        MAX_FLOWS_PER_PORT (their entries too, so that nothing keeps forwarding that the
+        controller no longer knows of). A service connection counts both its directions
+        against its client's port: counted at the member's, two flooding clients evicted a
+        third's connections to it."""
+        msgs: list[Message] = []
+        while len(self._flows_at.get(at, {})) > MAX_FLOWS_PER_PORT - room:
+            self.counters["flows_evicted"] += 1
+            msgs += self._uninstall(next(iter(self._flows_at[at])), f"over {MAX_FLOWS_PER_PORT} flows from its port")
+        return msgs
 
     def _new_cookie(self) -> int:
         cookie = self.instance | self._next_flow_id

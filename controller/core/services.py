@@ -49,7 +49,7 @@ from controller.core.monitor import PathFeatures
 from controller.core.network import HostLocation
 from controller.core.spec import Service, Spec
 from controller.openflow.messages import PacketOut
-from controller.openflow.packets import PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, Ipv4, Tcp, tcp_frame
+from controller.openflow.packets import PROTO_TCP, TCP_ACK, TCP_RST, TCP_SYN, Frame, Ipv4, Tcp, reset_for, tcp_frame
 
 log = logging.getLogger("lb.services")
 
@@ -60,6 +60,7 @@ HEALTH_PORTS = range(61440, 65536)  # the VIP's source ports for probes: above L
 PROBES_KEPT = 4                     # unanswered probes an answer may still be to (a slow controller)
 EWMA = 0.3                          # weight of the newest sample in rtt_ms and response_ms
 PROBE_WINDOW = 64240
+RESETS_PER_S = 100                  # strays answered with an RST, at most: a flood of strays is no flood of RSTs
 
 
 class MemberLoad(NamedTuple):
@@ -156,6 +157,7 @@ class Services:
         self._by_fin: dict[int, Connection] = {}              # by its FIN watch's cookie
         self._rng = random.Random(seed)
         self._next_port = 0
+        self._resets = (-1, 0)       # (second, RSTs sent in it)
 
     def __bool__(self) -> bool:
         return bool(self.services)
@@ -170,6 +172,7 @@ class Services:
     def set_policy(self, make_policy: Callable[[], MemberPolicy], name: str | None = None) -> None:
         for s in self.services.values():
             if name in (None, s.spec.name):
+                s.policy.save()     # what it learnt since the last poll, for a policy made again later
                 s.policy = make_policy()
                 log.info("service %s: member policy is now %s", s.spec.name, s.policy.name)
 
@@ -233,6 +236,18 @@ class Services:
         m.healthy = False
 
     # -- connections ---------------------------------------------------------------------
+    def reset(self, frame: Frame, tcp: Tcp, at: HostLocation, now: float) -> list[PacketOut]:
+        """Answer a client's stray (a packet to a service that no connection owns: its path broke,
+        it was evicted, the controller restarted) with an RST from the VIP, so that the client
+        fails at once instead of retransmitting into silence; at most RESETS_PER_S a second."""
+        second, sent = self._resets
+        rst = reset_for(frame, tcp)
+        if rst is None or (int(now) == second and sent >= RESETS_PER_S):
+            return []
+        self._resets = (int(now), sent + 1 if int(now) == second else 1)
+        ip = frame.ipv4
+        return [PacketOut(at.at.dpid, (at.at.port,), tcp_frame(frame.eth_src, VIP_MAC, ip.dst, ip.src, rst))]
+
     def candidates(self, s: ServiceState, client_ip: str) -> list[Member]:
         """The members a new connection may go to: healthy, and not the client itself (its own
         packets would have to leave by the port they came in at)."""

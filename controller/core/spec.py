@@ -288,7 +288,7 @@ def parse_spec(raw: object, source: str = "<spec>") -> Spec:
 
 def _services(items: list, by_ip: dict[str, str], host_names: set[str], check_keys, fail) -> tuple[Service, ...]:
     """The "services" list: each a virtual IP and TCP port in front of a pool of the spec's hosts."""
-    services, names, addresses = [], set(), {}
+    services, names, addresses, serving = [], set(), {}, {}
     first_ip = next(iter(by_ip), None)
     for i, item in enumerate(items):
         where = f"services[{i}]"
@@ -325,6 +325,9 @@ def _services(items: list, by_ip: dict[str, str], host_names: set[str], check_ke
             if host in seen:
                 raise fail(f"{at}.host", f"duplicate member '{host}'")
             seen.add(host)
+            if (host, port) in serving:     # its replies would be two services' at once
+                raise fail(f"{at}.host", f"'{host}' port {port} is already a member of service '{serving[host, port]}'")
+            serving[host, port] = name
             weight = raw.get("weight", 1)
             if not 0 < weight <= MAX_WEIGHT:
                 raise fail(f"{at}.weight", f"must be in (0, {MAX_WEIGHT}], got {weight}")

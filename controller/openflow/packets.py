@@ -152,6 +152,20 @@ def tcp_of(frame: Frame) -> Tcp | None:
     return Tcp(sport, dport, seq, ack, flags)
 
 
+def reset_for(frame: Frame, tcp: Tcp) -> Tcp | None:
+    """The RST answering a segment no connection owns (RFC 793, "Reset Generation"): none to an
+    RST; with an ACK, the RST's sequence number is that ACK; without, sequence 0 and an ACK of all
+    the segment occupied (data, SYN, FIN), so the sender accepts it in any state."""
+    if tcp.flags & TCP_RST:
+        return None
+    if tcp.flags & TCP_ACK:
+        return Tcp(tcp.dst_port, tcp.src_port, tcp.ack, 0, TCP_RST)
+    ihl = (frame.payload[0] & 0x0F) * 4
+    data = struct.unpack_from("!H", frame.payload, 2)[0] - ihl - (frame.payload[ihl + 12] >> 4) * 4
+    length = max(data, 0) + bool(tcp.flags & TCP_SYN) + bool(tcp.flags & TCP_FIN)
+    return Tcp(tcp.dst_port, tcp.src_port, 0, (tcp.seq + length) & 0xFFFFFFFF, TCP_RST | TCP_ACK)
+
+
 def _checksum(data: bytes) -> int:
     total = sum(struct.unpack(f"!{len(data) // 2}H", data + bytes(len(data) % 2)))
     while total >> 16:

@@ -8,9 +8,13 @@ path policy would take to it (0-3 by bottleneck utilisation, 4 lossy or queueing
 as the path Q-learning's). Q(s) estimates minus the response time in ms that a connection
 sent into s meets, so the member with the highest Q is the one expected to answer soonest:
 with its identity in the state it learns each member's speed, with its connections its queue,
-with the path's level a fast member behind a congested link. A state never met falls back on
-its member and connection count (the path level ignored), and one whose member and count were
-never met is worth 0, above any measured value: each is tried once before it is judged.
+with the path's level a fast member behind a congested link. A state never met falls back,
+pessimistically, on what is known: its member and connection count (the path level ignored),
+else the member's nearest lower count learnt (more connections answer no sooner), else the
+mean of the service's learnt values; 0 only while nothing of the service is learnt. (An unmet
+state worth 0 beat every measured value, and the table changes only at a FIN: every new
+connection went to the first member until the first responses came back.) Ties are broken at
+random (seeded), and a connection counts in its member's state from its SYN, not its FIN.
 Exploration as the path table's (epsilon decaying to a floor, or a count bonus). The table is
 the path Q-learning's (qlearning.QTable, its file format and handling), kept apart in its own
 file (--service-q-table).
@@ -20,7 +24,7 @@ from __future__ import annotations
 
 import bisect
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from controller.core.flows import FlowKey
@@ -98,6 +102,20 @@ class MemberQTable(QTable):
         head, _, last = state.rpartition(" ")
         return head if head and last.startswith("p") else None
 
+    def value(self, state: str) -> float:
+        """Q(s), else the fallbacks of the module's docstring, pessimistic; a read."""
+        row = self.q.get(state) or self.q.get(self.coarse(state) or "")
+        if row:
+            return row[0]
+        member, _, rest = state.partition(" ")
+        count = int(rest.split(" ")[0][1:])
+        lower = next((self.q[k] for k in (f"{member} a{c}" for c in range(count - 1, -1, -1)) if k in self.q), None)
+        if lower:
+            return lower[0]
+        service = member.partition("/")[0] + "/"
+        learnt = [v for k, (v, _) in self.q.items() if k.startswith(service) and self.coarse(k) is None]
+        return sum(learnt) / len(learnt) if learnt else 0.0
+
 
 class QLearningMembers(QLearningPolicy):
     """Q-learning over members (the module's docstring); the table's file handling is the path
@@ -109,9 +127,10 @@ class QLearningMembers(QLearningPolicy):
         super().__init__(table_path, alpha, 0.0, epsilon, explore, seed)
         self._changed = False
 
-    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:   # noqa: D102
-        states = [member_state(service, m) for m in members]
-        return self.table.choose(states, self._rng)
+    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
+        """The table's choice among the members in a random order: ties go to any of them."""
+        order = self._rng.sample(range(len(members)), len(members))
+        return order[self.table.choose([member_state(service, members[i]) for i in order], self._rng)]
 
     def scores(self, service: str, members: list[MemberLoad]) -> list[float]:
         """Each member's value now (a read: the table is unchanged)."""
@@ -131,11 +150,14 @@ class QLearningMembers(QLearningPolicy):
 SERVICE_POLICY_TYPES = {p.name: p for p in (RoundRobin, LeastConnections, Weighted, RandomMember, QLearningMembers)}
 
 
-def member_policy_factory(name: str, settings: Settings) -> Callable[[], MemberPolicy]:
+def member_policy_factory(name: str, settings: Settings,
+                          in_use: Iterable[MemberPolicy] = ()) -> Callable[[], MemberPolicy]:
     """What makes each service's policy of that name: a new one per service, but one Q-learning
-    policy for all (its states name the service; one table, one file)."""
+    policy for all (its states name the service; one table, one file): the one `in_use` if a
+    service has it already, else two tables would overwrite each other's file."""
     if name == QLearningMembers.name:
-        shared = QLearningMembers(settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore)
+        shared = next((p for p in in_use if isinstance(p, QLearningMembers)), None) or QLearningMembers(
+            settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore)
         return lambda: shared
     if name not in SERVICE_POLICY_TYPES:
         raise ConfigError(f"service policy: unknown '{name}' (known: {', '.join(SERVICE_POLICIES)})")

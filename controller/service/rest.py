@@ -317,7 +317,8 @@ class RestApi:
             raise ApiError("404 Not Found", f"no service '{service}' (known: "
                                             f"{', '.join(self.balancer.services.services) or 'none'})")
         try:
-            make = member_policy_factory(body["policy"], self.balancer.settings)
+            make = member_policy_factory(body["policy"], self.balancer.settings,
+                                         [s.policy for s in self.balancer.services.services.values()])
         except ConfigError as exc:
             raise ApiError("400 Bad Request", str(exc)) from None
         self.balancer.set_member_policy(make, service)

@@ -14,7 +14,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.core.balancer import MAX_FLOWS_PER_PORT
 from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
-from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, VIP_MAC, MemberLoad
+from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, RESETS_PER_S, VIP_MAC, MemberLoad
 from controller.core.settings import SERVICE_POLICIES, Settings
 from controller.core.spec import TopologyError, parse_spec
 from controller.openflow import wire
@@ -63,6 +63,8 @@ def test_the_shipped_service_spec_parses_with_default_weights():
     ([web(members=[{"host": "m1"}, {"host": "m1"}])], "services[0].members[1].host: duplicate member 'm1'"),
     ([web(), web(vip="10.0.0.101")], "services[1].name: duplicate service name 'web'"),
     ([web(), web(name="other")], "services[1].port: 10.0.0.100:8000 is also service 'web'"),
+    ([web(), web(name="other", vip="10.0.0.101", members=[{"host": "m3"}, {"host": "m2"}])],
+     "services[1].members[1].host: 'm2' port 8000 is already a member of service 'web'"),
     ([web(port="8000")], "services[0].port: wrong type str"),
     ([web(port=True)], "services[0].port: wrong type bool"),
     ([web(port=0)], "services[0].port: must be in 1..65535"),
@@ -297,8 +299,10 @@ def test_a_connection_is_forgotten_with_its_entries_and_its_fin_watch_deleted():
     forward = next(m for m in msgs if isinstance(m, FlowMod) and m.match.ipv4_dst == VIP
                    and m.match.in_port == b.host_port("h1")[1])
     fin = next(m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags)
+    reverse = b.balancer.flows[FlowKey(member_of(msgs), "10.0.0.1", 6, PORT, 40000)]
     out = b.balancer.flow_removed(forward.dpid, forward.cookie)
-    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(forward.dpid, fin.cookie, 2**64 - 1)]
+    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(forward.dpid, fin.cookie, 2**64 - 1),
+                   *(FlowDelete(d, reverse.cookie, 2**64 - 1) for d in reverse.path)]    # the reply's too
     assert b.balancer.services.connections == {} and b.balancer.flows == {}
     assert all(m.active == 0 for m in b.balancer.services.services["web"].members)
 
@@ -320,9 +324,36 @@ def test_a_members_reply_with_no_connection_is_never_routed_with_its_own_address
     b = up(booted())
     m1, h1 = b.spec.host("m1"), b.spec.host("h1")
     assert b.send("m1", ipv4_frame(m1.mac, h1.mac, m1.ip, h1.ip, 6, PORT, 40000, TCP_SYN | TCP_ACK)) == []
-    assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_ACK)) == []   # no SYN
+    assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_RST)) == []   # no SYN
     assert b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 17, 40000, PORT)) == []         # not TCP
     assert b.balancer.counters["service_strays"] == 3 and b.balancer.flows == {}
+
+
+def test_a_clients_stray_is_answered_by_an_rst_from_the_vip_at_a_bounded_rate():
+    """A packet of a connection the controller forgot (broken path, eviction, restart) would
+    meet silence and the client would retransmit for minutes: it is reset (RFC 793's rules)."""
+    b = up(booted())
+    h1 = b.spec.host("h1")
+    at = b.host_port("h1")
+
+    def stray(flags: int, seq: int, ack: int, data: bytes = b"") -> Tcp | None:
+        out = b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, flags, seq, ack, data))
+        if not out:
+            return None
+        (rst,) = out
+        f = parse(rst.data)
+        assert ((rst.dpid, *rst.out_ports), f.eth_dst, f.eth_src, f.ipv4.src, f.ipv4.dst) == (at, h1.mac, VIP_MAC,
+                                                                                                VIP, h1.ip)
+        return tcp_of(f)
+
+    assert stray(TCP_ACK, 1000, 5000, b"GET /") == Tcp(PORT, 40000, 5000, 0, TCP_RST)     # seq = its ACK
+    assert stray(TCP_FIN, 1000, 0, b"0123456789") == Tcp(PORT, 40000, 0, 1011, TCP_RST | TCP_ACK)   # ACKs it all
+    assert stray(TCP_RST | TCP_ACK, 1000, 5000) is None          # never an RST to an RST
+    b.now = 200.0
+    answered = sum(stray(TCP_ACK, 1000, 5000) is not None for _ in range(2 * RESETS_PER_S))
+    assert answered == RESETS_PER_S and b.balancer.counters["service_strays"] == 3 + 2 * RESETS_PER_S
+    b.now += 1
+    assert stray(TCP_ACK, 1000, 5000) is not None                 # the next second
 
 
 def test_a_syn_flood_to_the_vip_is_bounded_by_the_flows_per_port():
@@ -332,10 +363,27 @@ def test_a_syn_flood_to_the_vip_is_bounded_by_the_flows_per_port():
     for sport in range(MAX_FLOWS_PER_PORT + 300):     # straight to the controller: the fake tables are slow
         b.balancer.packet_in(dpid, port, ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 1024 + sport, PORT, TCP_SYN),
                              b.now)
-    assert len(b.balancer.services.connections) == 2 * MAX_FLOWS_PER_PORT
-    assert len(b.balancer.flows) == 2 * MAX_FLOWS_PER_PORT
-    assert sum(m.active for m in b.balancer.services.services["web"].members) == MAX_FLOWS_PER_PORT
-    assert b.balancer.counters["flows_evicted"] == 300
+    kept = MAX_FLOWS_PER_PORT // 2     # a connection's two flows both count against the client's port
+    assert len(b.balancer.services.connections) == 2 * kept      # by either direction's key
+    assert len(b.balancer.flows) == MAX_FLOWS_PER_PORT
+    assert sum(m.active for m in b.balancer.services.services["web"].members) == kept
+    assert b.balancer.counters["flows_evicted"] == MAX_FLOWS_PER_PORT + 300 - kept
+
+
+def test_two_flooding_clients_cannot_evict_a_third_clients_connection():
+    """Every connection goes to m1 (the only member up): counted against m1's port, the two
+    floods' replies filled it and evicted h1's connection, the oldest there."""
+    b = booted()
+    answer_probes(b, b.balancer.health(b.now), only={"m1"})
+    assert member_of(syn(b, "h1", 40000)) == b.spec.host("m1").ip
+    for client in ("h2", "h3"):
+        h = b.spec.host(client)
+        dpid, port = b.host_port(client)
+        for sport in range(MAX_FLOWS_PER_PORT):
+            b.balancer.packet_in(dpid, port, ipv4_frame(h.mac, VIP_MAC, h.ip, VIP, 6, 1024 + sport, PORT, TCP_SYN),
+                                 b.now)
+    assert KEY in b.balancer.services.connections and KEY in b.balancer.flows
+    assert len(b.balancer.flows) == 2 + 2 * MAX_FLOWS_PER_PORT      # each flooder kept to its own port's share
 
 
 # -- the member policies on synthetic loads ---------------------------------------------------
@@ -391,6 +439,28 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     q.learn("web", chosen, 0.2, chosen)
     assert q.table.q["web/m1 a2 p0"] == [-400 + 0.5 * (-200 + 400), 2] == [-300.0, 2]
     assert q.table.value("web/m1 a2 p3") == -300.0      # path level never met: the member and load's value
+    q.learn("web", chosen._replace(host="m2"), 1.0, chosen)     # m2: -500
+    assert q.table.value("web/m1 a5 p0") == -300.0      # count never met: its nearest lower count learnt
+    assert q.table.value("web/m3 a0 pu") == -400.0      # member never met: the service's mean
+    assert q.table.value("db/m3 a0 pu") == 0.0          # nothing of the service learnt
+
+
+@pytest.mark.parametrize("learnt", [False, True])
+def test_q_learning_spreads_connections_opened_before_any_response_is_back(learnt):
+    """Values change only at a FIN: an unmet state worth more than the learnt ones, or ties
+    to the first member, sent every new connection to m1 until then."""
+    b = Booted(SPEC, settings=Settings(service_policy="qlearning", q_epsilon=0.0))
+    for h in ("h1", "h2", "h3", "m1", "m2", "m3"):
+        b.arp(h, "h1" if h != "h1" else "h2")
+    up(b)
+    policy = b.balancer.services.services["web"].policy
+    if learnt:      # each member answered one connection in 50 ms
+        for m in loads(0, 0, 0):
+            policy.learn("web", m, 0.05, m)
+    picks = [member_of(syn(b, "h1", 40000 + i)) for i in range(30)]
+    members_ = b.balancer.services.services["web"].members
+    assert [m.active for m in members_] == [picks.count(m.ip) for m in members_]   # counted from the SYN
+    assert max(m.active for m in members_) <= 18, [m.active for m in members_]
 
 
 def test_q_learning_prefers_the_member_that_answered_sooner_and_avoids_a_congested_path():
@@ -441,6 +511,10 @@ def test_the_services_resource_shows_members_and_a_put_switches_the_policy_live(
         assert got[0] == status and says in got[1]["error"], got
     assert exchange(api, "/api/v1/services", "PUT", data=b'{"policy": "random"}', HTTP_AUTHORIZATION="")[0] == 401
     assert call(api, "/api/v1/services")[1][0]["policy"] == "weighted"
+    call(api, "/api/v1/services", "PUT", body={"policy": "qlearning", "service": "web"})
+    q = b.balancer.services.services["web"].policy
+    call(api, "/api/v1/services", "PUT", body={"policy": "qlearning"})
+    assert b.balancer.services.services["web"].policy is q     # one Q table, one writer of its file
 
 
 def test_prometheus_has_each_members_health_connections_and_choices():
