@@ -31,9 +31,19 @@ def measured(lab, ports) -> bool:
     return len(flows) == len(ports) and all(f["booked_mbps"] == 0 for f in flows.values())
 
 
+def idle(lab) -> bool:
+    links, flows = lab.api("links")[1], lab.api("flows")[1]
+    return (all(lk["rate_mbps"] is not None and lk["rate_mbps"] < 0.01 * lk["capacity_mbps"] for lk in links)
+            and all(f["booked_mbps"] == 0 for f in flows))
+
+
 def test_three_udp_flows_started_together_spread_and_no_link_is_overloaded(lab):
     """Three 4 Mbit/s flows h1 to h7 start within milliseconds, one poll: together they would
-    overload the 10 Mbit/s shortest path, and without bookings all three took one path."""
+    overload the 10 Mbit/s shortest path, and without bookings all three took one path. They
+    start on an idle network: a flow still booked (the lab's ping check books each host pair
+    until a poll measures it) is a larger share of a thin path, and least loaded then rightly
+    sends all three down the 30 Mbit/s 4-hop path (as one CI run saw)."""
+    wait_until(lambda: idle(lab), 15, what="an idle network: every link measured and quiet, nothing booked")
     with lab.udp_floods("h1", "h7", 4, 6, PORTS) as reports:
         wait_until(lambda: measured(lab, PORTS), 6, what="the three UDP flows installed and measured")
         paths = [tuple(f["path"]) for f in udp_flows(lab, PORTS).values()]
