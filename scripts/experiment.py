@@ -39,7 +39,7 @@ from tqdm import tqdm
 from controller.core.settings import Settings
 from controller.policies import POLICIES
 from scripts import learning
-from scripts.report import RUN_COLUMNS, print_summary
+from scripts.report import RUN_COLUMNS, parse_quick, print_summary
 from topologies.lab import Lab, default_workdir, provenance
 from controller.core.spec import TopologyError
 from controller.files import load_spec
@@ -71,12 +71,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--q-warm", type=Path, metavar="FILE",
                    help="Q-table each seed of a qlearning+warm run starts from (a copy: the file is not changed)")
     p.add_argument("--out", type=Path, help="results folder (default results/experiment-<time>)")
-    given = {a.lstrip("-").split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
-    args = p.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            if key not in given:
-                setattr(args, key, value)
+    args = parse_quick(p, argv, QUICK)
     args.policies = [x.strip() for x in args.policies.split(",") if x.strip()]
     unknown = [x for x in args.policies if x.split("+")[0] not in POLICIES
                or not set(x.split("+")[1:]) <= set(VARIANTS)]

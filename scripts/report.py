@@ -385,6 +385,18 @@ def _read_config(folder: Path) -> dict:
     return config if isinstance(config, dict) else {}
 
 
+def parse_quick(parser: argparse.ArgumentParser, argv: list[str] | None, quick: dict) -> argparse.Namespace:
+    """Both experiments' command lines: with --quick, `quick`'s values stand in for the options
+    not given (an option given wins, whether before or after --quick)."""
+    given = {a.lstrip("-").split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
+    args = parser.parse_args(argv)
+    if args.quick:
+        for key, value in quick.items():
+            if key not in given:
+                setattr(args, key, value)
+    return args
+
+
 def print_summary(folder: Path, write=write_report) -> bool:
     """Rewrite a results folder's summary with `write` and print it; False, with the reason on
     stderr, when the folder cannot be summarised (the experiments end with this too)."""

@@ -31,7 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from controller.core.spec import TopologyError
-from scripts.report import print_summary
+from scripts.report import parse_quick, print_summary
 from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, write_report
 from topologies.inference import PORT, Member, capacity, schedule, write_schedule
 from topologies.lab import ROOT, Lab, default_workdir, provenance, wait_until
@@ -62,12 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="; ".join(f"{k}={v}" for k, v in QUICK.items()) + " (options given win)")
     p.add_argument("--out", type=Path, help="results folder (default results/services-<time>)")
-    given = {a.lstrip("-").split("=")[0] for a in (argv if argv is not None else sys.argv[1:]) if a.startswith("--")}
-    args = p.parse_args(argv)
-    if args.quick:
-        for key, value in QUICK.items():
-            if key not in given:
-                setattr(args, key, value)
+    args = parse_quick(p, argv, QUICK)
     args.policies = ["client-rr"] if args.direct else [x.strip() for x in args.policies.split(",") if x.strip()]
     unknown = [x for x in args.policies if x not in POLICIES + ("client-rr",)]
     if unknown or not args.policies:
