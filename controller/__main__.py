@@ -103,7 +103,7 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
     if settings.model or settings.policy == BpannPolicy.name:
         bpann.load(settings.model or DEFAULT_MODEL)
     if settings.q_table and os.path.lexists(settings.q_table):
-        qlearning.load(settings.q_table)
+        qlearning.load(settings.q_table, qlearning.MODELS[settings.q_model])
     if settings.service_q_table and os.path.lexists(settings.service_q_table):
         qlearning.load(settings.service_q_table, members.MemberQTable)
     make_policy(settings.policy, settings)     # the name (its files load: checked above)

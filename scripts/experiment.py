@@ -9,7 +9,7 @@ a JSON summary and plots compare the policies.
 
 A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) routes each reply
 on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
-gamma 0; "+fresh" starts every seed from an empty Q-table, "+warm" from a copy of --q-warm's
+gamma 0; "+linear" learns a linear model of the path's features instead of a table; "+fresh" starts every seed from an empty Q-table, "+warm" from a copy of --q-warm's
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
@@ -47,7 +47,8 @@ from topologies.traffic import Player, schedule
 
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
 VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
-            "fresh": (), "warm": ()}    # policy+variant: controller options; Q-table starts (fresh, warm)
+            "linear": ("--q-model", "linear"), "fresh": (), "warm": ()}
+LEARNER_VARIANTS = ("bandit", "count", "linear", "fresh", "warm")    # policy+variant: controller options; Q-table starts (fresh, warm)
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
 SETUP_S = 15     # start and teardown of a lab, for the ETA
@@ -79,9 +80,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(sorted(POLICIES))}"
                 f", each optionally +{'+'.join(VARIANTS)}")
     learner_only = [x for x in args.policies if x.split("+")[0] != "qlearning"
-                    and set(x.split("+")[1:]) & {"bandit", "count", "fresh", "warm"}]
+                    and set(x.split("+")[1:]) & set(LEARNER_VARIANTS)]
     if learner_only:
-        p.error(f"--policies: {', '.join(learner_only)}: +bandit, +count, +fresh and +warm are for qlearning")
+        p.error(f"--policies: {', '.join(learner_only)}: {', '.join('+' + v for v in LEARNER_VARIANTS)} "
+                "are for qlearning")
+    clash = [x for x in args.policies if {"linear", "count"} <= set(x.split("+"))]
+    if clash:
+        p.error(f"--policies: {', '.join(clash)}: a linear model explores by epsilon, not count")
     if any("warm" in x.split("+") for x in args.policies) and not (args.q_warm and args.q_warm.is_file()):
         p.error("--q-warm: a +warm policy needs the Q-table file it starts from")
     if not 1 <= args.seeds <= 100:

@@ -47,6 +47,7 @@ def _one_of(*choices: str) -> Callable[[str], str | None]:
 
 
 Q_EXPLORATIONS = ("epsilon", "count")
+Q_MODELS = ("table", "linear")
 SERVICE_POLICIES = ("round-robin", "least-connections", "weighted", "random", "qlearning")   # policies/members.py
 
 
@@ -132,6 +133,10 @@ class Settings:
     q_explore: str = _setting(
         "epsilon", "--q-explore", "Q-learning exploration: epsilon (random paths, at the decaying rate) or count "
         "(a bonus for the path states visited least)", _one_of(*Q_EXPLORATIONS), metavar="HOW")
+    q_model: str = _setting(
+        "table", "--q-model", "what Q-learning learns: table (a value per path state) or linear (weights over a "
+        "path's features, so a condition never met is valued from the nearest ones; epsilon exploration only)",
+        _one_of(*Q_MODELS), metavar="KIND")
     service_policy: str = _setting(
         "round-robin", "--service-policy", "how a new connection to a service's virtual IP picks a member: "
         + ", ".join(SERVICE_POLICIES) + "; PUT /api/v1/services switches it live", _one_of(*SERVICE_POLICIES),
@@ -159,6 +164,9 @@ class Settings:
             problem = row.check(value) if row.check and value is not None else None
             if problem:
                 raise ConfigError(f"{row.var}: {problem}")
+        if self.q_model == "linear" and self.q_explore == "count":
+            raise ConfigError("LB_Q_EXPLORE: count exploration needs a table's visit counts; a linear "
+                              "Q-learning model explores by epsilon")
 
     def env(self) -> dict[str, str]:
         """The variables that give these settings to from_env, every one of them: a None is an

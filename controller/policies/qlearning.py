@@ -13,12 +13,23 @@ hops). A state never met is worth the value of its load level ("l3": every path 
 level taught it), not 0, which is above any measured reward: a loaded path in a headroom class
 not met before would otherwise be tried as if it were the best (at 144bc4f, states worth 0 until
 met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's). Reward: minus the chosen path's
-latency in ms, minus 100 ms per unit of loss, measured strictly after the decision
-(Balancer._learn). Update: Q(s) <- Q(s) + alpha [r + gamma Q(s') -
+latency in ms, 100 ms per unit of loss and 10 ms per unit of bottleneck utilisation, measured
+strictly after the decision (Balancer._learn). The utilisation term is the room the path has
+left once the flow is on it: latency and loss stay flat until a link is full, so a path the
+flow nearly filled taught the same as an idle one (at a7f0f8b, without it: RTT 2.2x
+least-loaded's, which ranks by exactly that room). Update: Q(s) <- Q(s) + alpha [r + gamma Q(s') -
 Q(s)], s' the chosen path's state in that measurement; gamma 0 treats each flow as the one-step
 decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon decaying to a
 floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the states it knows
 least instead of random paths.
+
+A linear model (--q-model linear) instead of the table: Q(path) = w . phi(path), phi the path's
+own features (below), learnt by the same update as a normalised least-mean-squares step (the
+error spread over the features in proportion to their size, so no feature's scale sets the
+learning rate). What one path teaches moves the value of every path with similar features,
+where the table learns each of its states apart. Written by hand: it is a dot product and one
+update line, and scikit-learn's SGDRegressor.partial_fit costs more per decision than the
+whole table lookup and keeps no JSON-friendly state.
 """
 
 from __future__ import annotations
@@ -42,6 +53,7 @@ log = logging.getLogger("lb.policy")
 FORMAT = 2
 LEVELS = (0.25, 0.5, 0.8)
 LOSS_PENALTY_MS = 100.0
+LOAD_PENALTY_MS = 10.0      # per unit of utilisation: as much as the queue that makes a path congested
 CONGESTED_LATENCY_MS = 10.0
 MAX_HOPS = 8
 MAX_HEADROOM_CLASS = 10
@@ -74,7 +86,20 @@ def _level_key(state: str) -> str | None:
 
 
 def reward(f: PathFeatures) -> float:
-    return -(f.latency_ms + LOSS_PENALTY_MS * f.loss)
+    return -(f.latency_ms + LOSS_PENALTY_MS * f.loss + LOAD_PENALTY_MS * f.utilisation)
+
+
+FEATURES = ("bias", "utilisation", "loss", "latency", "hops", "unknown", "fill")
+TYPICAL_FLOW_MBPS = 5.0     # the experiment's background flows: 2-8 Mbit/s
+
+
+def phi(f: PathFeatures) -> tuple[float, ...]:
+    """The linear model's inputs, each about 0..1 on any network: latency in units of the
+    congestion threshold (capped at 10), hops over MAX_HOPS, and fill, the share of the path's
+    headroom a typical flow would take (1 when it has none, 0 between hosts of one switch)."""
+    fill = 0.0 if f.headroom_mbps == math.inf else min(TYPICAL_FLOW_MBPS / max(f.headroom_mbps, 1e-9), 1.0)
+    return (1.0, f.utilisation, f.loss, min(f.latency_ms / CONGESTED_LATENCY_MS, 10.0),
+            min(f.hops, MAX_HOPS) / MAX_HOPS, float(f.unknown > 0), fill)
 
 
 @dataclass
@@ -99,10 +124,26 @@ class QTable:
         if self.explore not in Q_EXPLORATIONS:
             raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
 
+    model = "table"
+
+    @staticmethod
+    def key(f: PathFeatures) -> str:
+        """What the table values a path by: its state."""
+        return state_of(f)
+
     @staticmethod
     def coarse(state: str) -> str | None:
         """The coarser state one never met falls back on (and every update teaches too)."""
         return _level_key(state)
+
+    def emptied(self, epsilon: float) -> QTable:
+        """The same hyper-parameters, nothing learnt, exploring again from `epsilon`."""
+        return type(self)(alpha=self.alpha, gamma=self.gamma, epsilon=epsilon, epsilon_decay=self.epsilon_decay,
+                          epsilon_min=self.epsilon_min, explore=self.explore)
+
+    def learnt(self) -> dict:
+        """What GET /api/v1/policy shows of what was learnt."""
+        return {"states": len(self.q)}
 
     def value(self, state: str) -> float:
         """Q(s), or for a state never met the value of its load level (learnt from every path
@@ -132,19 +173,23 @@ class QTable:
             row = self.q.setdefault(key, [0.0, 0])
             row[0] += self.alpha * (target - row[0])
             row[1] += 1
+        self._counted(r)
+        return row[0]
+
+    def _counted(self, r: float) -> None:
         self.updates += 1
         self.rewards = (self.rewards + [r])[-100:]
-        return row[0]
 
     # -- the file -----------------------------------------------------------------------------
     def to_json(self) -> dict:
-        return {"format": FORMAT, "alpha": self.alpha, "gamma": self.gamma, "epsilon": self.epsilon,
-                "epsilon_decay": self.epsilon_decay, "epsilon_min": self.epsilon_min, "explore": self.explore,
-                "decisions": self.decisions, "updates": self.updates, "rewards": self.rewards, "q": self.q}
+        return {"format": FORMAT, "model": self.model, "alpha": self.alpha, "gamma": self.gamma,
+                "epsilon": self.epsilon, "epsilon_decay": self.epsilon_decay, "epsilon_min": self.epsilon_min,
+                "explore": self.explore, "decisions": self.decisions, "updates": self.updates,
+                "rewards": self.rewards, "q": self.q}
 
     def save(self, path: str | Path) -> None:
-        """Replace the file atomically, and only if it is absent or a Q-table: a path given by
-        mistake, or a file put there since, is never overwritten. Checking costs a read of
+        """Replace the file atomically, and only if it is absent or a Q-table of this kind: a path
+        given by mistake, or a file put there since, is never overwritten. Checking costs a read of
         the file, as much as writing it. Raises QTableError naming the file."""
         data = (json.dumps(self.to_json(), allow_nan=False) + "\n").encode()
         if len(data) > files.MAX_JSON_BYTES:
@@ -152,13 +197,51 @@ class QTable:
                               f"{files.MAX_JSON_BYTES} bytes a table file may have")
         if os.path.lexists(path):
             try:
-                load(path)
+                load(path, type(self))
             except QTableError as exc:
-                raise QTableError(f"{exc}; not a Q-table, so not overwritten") from None
+                raise QTableError(f"{exc}; not overwritten") from None
         try:
             files.write_atomic(path, data)
         except OSError as exc:
             raise QTableError(f"{path}: cannot write: {exc.strerror}") from None
+
+
+@dataclass
+class LinearQ(QTable):
+    """Q(path) = w . phi(path) (the module's docstring); `q` stays empty."""
+    model = "linear"
+    w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.explore != "epsilon":
+            raise QTableError("explore: count exploration needs a table's visit counts; a linear model "
+                              "explores by epsilon")
+        if len(self.w) != len(FEATURES) or not all(isinstance(x, float) and math.isfinite(x) for x in self.w):
+            raise QTableError(f"w: expected {len(FEATURES)} finite numbers ({', '.join(FEATURES)})")
+
+    key = staticmethod(phi)
+
+    def value(self, x: tuple[float, ...]) -> float:
+        return sum(wi * xi for wi, xi in zip(self.w, x))
+
+    def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...]) -> float:
+        """w <- w + alpha [r + gamma Q(x') - Q(x)] x / |x|^2: the Bellman error, spread over
+        the features (|x| >= 1: the bias); the new Q(x)."""
+        error = r + self.gamma * self.value(x_next) - self.value(x)
+        norm = sum(xi * xi for xi in x)
+        self.w = [wi + self.alpha * error * xi / norm for wi, xi in zip(self.w, x)]
+        self._counted(r)
+        return self.value(x)
+
+    def learnt(self) -> dict:
+        return {"weights": dict(zip(FEATURES, (round(x, 3) for x in self.w)))}
+
+    def to_json(self) -> dict:
+        return {**super().to_json(), "w": self.w}
+
+
+MODELS: dict[str, type[QTable]] = {QTable.model: QTable, LinearQ.model: LinearQ}
 
 
 def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
@@ -167,6 +250,9 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise QTableError(f"{path}: field 'format': expected {FORMAT} (format 1 valued whole candidate "
                           "sets, not paths: move that file away)")
+    if data.get("model", QTable.model) != kind.model:
+        raise QTableError(f"{path}: field 'model': the file holds a {data['model']!r} model, not a "
+                          f"{kind.model!r} one (--q-model)")
     q = data.get("q")
     if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 and
                                           isinstance(v[0], (int, float)) and not isinstance(v[0], bool) and
@@ -185,6 +271,11 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     for name in ("decisions", "updates"):
         if not isinstance(fields.get(name, 0), int) or fields.get(name, 0) < 0:
             raise QTableError(f"{path}: field '{name}': expected a count")
+    if kind.model == LinearQ.model:
+        w = data.get("w")
+        if not isinstance(w, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w):
+            raise QTableError(f"{path}: field 'w': expected a list of numbers")
+        fields["w"] = [float(x) for x in w]
     try:
         table = kind(q={k: [float(v[0]), int(v[1])] for k, v in q.items()}, rewards=[float(x) for x in rewards],
                        **fields)
@@ -204,10 +295,12 @@ class QLearningPolicy(Policy):
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
                  gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon,
-                 explore: str = Settings.q_explore, seed: int = 0) -> None:
+                 explore: str = Settings.q_explore, seed: int = 0, model: str = Settings.q_model) -> None:
         self.table_path = Path(table_path) if table_path else None
         self._rng = random.Random(seed)
         self._save_failed = False
+        if model != QTable.model:
+            self.table_kind = MODELS[model]
         self.table = self.table_kind(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
         self._epsilon = epsilon     # a reset starts exploring again from here
         if self.table_path and os.path.lexists(self.table_path):
@@ -220,27 +313,27 @@ class QLearningPolicy(Policy):
                 self._save_failed = True     # said: saving will fail until the file is moved
 
     def score(self, features: PathFeatures) -> float:
-        return -self.table.value(state_of(features))
+        return -self.table.value(self.table.key(features))
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
         """A decision explores as configured (its scores are still -Q of each candidate's state);
         a look (REST, key None) does not explore and counts nothing."""
         if key is None:
             return super().rank(key, features)
-        states = [state_of(f) for f in features]
+        states = [self.table.key(f) for f in features]
         values = [self.table.value(s) for s in states]
         return self.table.choose(states, self._rng, values), [-v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:
-            self.table.update(state_of(before[action]), reward(after), state_of(after))
+            self.table.update(self.table.key(before[action]), reward(after), self.table.key(after))
         if experience:
             self.save()
 
     def reset(self) -> None:
         """Empty the table and its file; QTableError if the file cannot be replaced, and
         then nothing is reset."""
-        empty = replace(self.table, q={}, rewards=[], decisions=0, updates=0, epsilon=self._epsilon)
+        empty = self.table.emptied(self._epsilon)
         if self.table_path:
             empty.save(self.table_path)
         self.table, self._save_failed = empty, False
@@ -260,6 +353,6 @@ class QLearningPolicy(Policy):
     def describe(self) -> dict:
         t = self.table
         return {"policy": self.name, "table": str(self.table_path) if self.table_path else None,
-                "states": len(t.q), "decisions": t.decisions, "updates": t.updates,
+                **t.learnt(), "decisions": t.decisions, "updates": t.updates,
                 "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4), "explore": t.explore,
                 "mean_reward": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}

@@ -196,7 +196,7 @@ def test_a_file_that_is_not_a_q_table_is_never_overwritten(tmp_path, caplog):
     assert len(caplog.records) == 1 and str(path) in caplog.records[0].getMessage()
     with pytest.raises(QTableError) as err:
         policy.reset()
-    assert "not a Q-table, so not overwritten" in one_line_naming(err.value, path)
+    assert "; not overwritten" in one_line_naming(err.value, path)
     assert policy.table.updates == 1 and path.read_bytes() == SPEC.read_bytes()    # nothing reset
     path.unlink()
     policy.reset()

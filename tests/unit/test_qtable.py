@@ -44,7 +44,9 @@ def test_a_state_is_one_path_and_means_the_same_on_any_network():
                                                                         "h2 r4 lu"]
     # the same path condition on another host pair, or network, is the same state
     assert qtable.state_of(PathFeatures(0.6, 0.0, 1.0, 2, headroom_mbps=5.9)) == "h2 r3 l2"
-    assert qtable.reward(PathFeatures(0.9, 0.1, 40.0, 2)) == -50.0
+    # 40 ms, 10 ms for 10% loss, 9 ms for a link 90% full: the room left counts, not just queues
+    assert qtable.reward(PathFeatures(0.9, 0.1, 40.0, 2)) == -59.0
+    assert qtable.reward(PathFeatures(0.9, 0.0, 1.0, 2)) < qtable.reward(PathFeatures(0.1, 0.0, 1.0, 2))
 
 
 def test_reads_never_change_the_table():
@@ -122,6 +124,18 @@ def test_follows_when_the_best_path_changes_halfway(explore):
     assert picks[210:].count(0) >= 0.9 * len(picks[210:]), picks[200:260]
 
 
+def test_a_linear_model_avoids_the_loaded_path_and_follows_when_it_moves():
+    """The same network. Linear in fill, the model learns from the loaded path (fill 1) that
+    headroom is worth much, so among the idle paths it takes the 4-hop one with the most
+    headroom (30 Mbit/s), 1 ms slower than the 3-hop one: the table's best-path check does not
+    apply, the property that matters does: after 200 decisions, and within 10 of the load
+    moving, flows keep off the loaded path (bar exploration)."""
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, model="linear")
+    picks = simulate(policy, 400, switch_at=200)
+    assert picks[100:200].count(0) <= 10, picks[100:200]
+    assert picks[210:].count(1) <= 0.1 * len(picks[210:]), picks[200:260]
+
+
 def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
     path = tmp_path / "q.json"
     first = QLearningPolicy(path, alpha=0.3, gamma=0.0, epsilon=0.3)
@@ -163,10 +177,15 @@ def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(
 
 
 def steady(b, t: float) -> None:
-    """Every port of every switch reports 1000 packets a second, loss-free, as of time t."""
+    """Every port of every switch reports 1000 packets a second, loss-free, as of time t: 8 Mbit/s."""
     n = int(1000 * t)
     for dpid, ports in b.net.ports.items():
         b.port_stats(dpid, [PortStat(p, n, n, n * 1000, n * 1000, duration_s=t) for p in ports], t)
+
+
+def steady_penalty(b, path) -> float:
+    """The reward's load term for a path under steady(): 8 Mbit/s on its thinnest link."""
+    return qtable.LOAD_PENALTY_MS * max(8.0 / b.capacity_mbps(x, y) for x, y in zip(path, path[1:]))
 
 
 def learnt_reward(tmp_path, before_s: float, after_s: float) -> tuple[float, Booted]:
@@ -191,16 +210,24 @@ def learnt_reward(tmp_path, before_s: float, after_s: float) -> tuple[float, Boo
     steady(b, t0 + 1.5)                      # this one began after it
     b.poll(t0 + 2.0)
     assert b.policy.table.updates == 1 and json.loads((tmp_path / "q.json").read_text())["updates"] == 1
-    (flow,) = b.flows.values()
-    return b.policy.table.rewards[0] / (len(flow.path) - 1), booted
+    return b.policy.table.rewards[0], booted
+
+
+def expected_reward(booted: Booted, link_ms: float) -> float:
+    """Minus the probes' delay on each link of the flow's path and the load term of steady()."""
+    (flow,) = booted.balancer.flows.values()
+    return -link_ms * (len(flow.path) - 1) - steady_penalty(booted.balancer, flow.path)
 
 
 def test_the_reward_is_what_the_path_showed_after_the_decision_not_before(tmp_path):
     """Probes 30 ms a link until the decision and 1 ms after it: a good outcome (-1 ms a link);
-    the reverse, a bad one (-30 ms): the window before the decision never counts."""
-    assert learnt_reward(tmp_path, 0.030, 0.001)[0] == pytest.approx(-1.0)
+    the reverse, a bad one (-30 ms): the window before the decision never counts. Both carry
+    the load term of steady's traffic."""
+    good, booted = learnt_reward(tmp_path, 0.030, 0.001)
+    assert good == pytest.approx(expected_reward(booted, 1.0))
     (tmp_path / "again").mkdir()
-    assert learnt_reward(tmp_path / "again", 0.001, 0.030)[0] == pytest.approx(-30.0)
+    bad, booted = learnt_reward(tmp_path / "again", 0.001, 0.030)
+    assert bad == pytest.approx(expected_reward(booted, 30.0))
 
 
 def test_the_balancer_learns_per_decision_and_reset_empties_the_table(tmp_path):
@@ -210,7 +237,7 @@ def test_the_balancer_learns_per_decision_and_reset_empties_the_table(tmp_path):
     ((state, (value, visits)), (level, (level_value, _))) = sorted(b.policy.table.q.items(), key=lambda kv: len(kv[0]),
                                                                    reverse=True)
     assert state.startswith(f"h{len(flow.path) - 1} ") and state.endswith(" " + level) and visits == 1
-    assert value == level_value == pytest.approx(b.policy.table.alpha * -10.0 * (len(flow.path) - 1))
+    assert value == level_value == pytest.approx(b.policy.table.alpha * expected_reward(booted, 10.0))
     api = RestApi(b, clock=lambda: booted.now)
     status, body = call(api, "/api/v1/qtable/reset", method="POST")
     assert status == 200 and body["updates"] == 0 and body["states"] == 0
@@ -279,3 +306,68 @@ def test_a_switch_of_policy_forgets_the_decisions_awaiting_their_outcome():
     assert booted.balancer._decisions
     booted.balancer.set_policy(make_policy("qlearning"))
     assert not booted.balancer._decisions
+
+
+def test_the_linear_update_is_the_bellman_rule_spread_over_the_features_by_hand():
+    t = qtable.LinearQ(alpha=0.5, gamma=0.5, epsilon=0.0, w=[0.0, -10.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    x, x_next = (1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0), (1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    assert t.value(x) == -5.0 and t.value(x_next) == -10.0
+    # error = r + gamma Q(x') - Q(x) = -20 - 5 + 5 = -20; |x|^2 = 2.25; each w_i += 0.5 * -20 * x_i / 2.25
+    t.update(x, -20.0, x_next)
+    assert t.w == pytest.approx([-40 / 9, -10 - 20 / 9, 0, 0, 0, 0, -40 / 9])
+    assert t.value(x) == pytest.approx(-5.0 + 0.5 * -20)        # half the error corrected, as alpha says
+    assert t.rewards == [-20.0] and t.updates == 1
+
+
+def test_the_linear_features_mean_the_same_on_any_network():
+    same_switch = qtable.phi(PathFeatures(0.0, 0.0, 0.2, 0))
+    assert same_switch == (1.0, 0.0, 0.0, 0.02, 0.0, 0.0, 0.0)
+    thin, full = PathFeatures(0.5, 0.0, 2.0, 3, headroom_mbps=5.0), PathFeatures(1.0, 0.2, 900.0, 20, 2, 0.0)
+    assert qtable.phi(thin) == (1.0, 0.5, 0.0, 0.2, 3 / 8, 0.0, 1.0)
+    assert qtable.phi(full) == (1.0, 1.0, 0.2, 10.0, 1.0, 1.0, 1.0)      # capped: no input runs away
+    assert qtable.phi(replace(thin, headroom_mbps=50.0))[-1] == 0.1
+
+
+def test_a_linear_model_values_a_condition_never_met_from_the_nearest_ones():
+    """Taught only that a 90%-full path is slow and an idle one quick, it ranks a 60%-full one
+    in between, where a table would value that state by its load level only once it met it."""
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.0, model="linear")
+    idle, full = IDLE[0], replace(IDLE[0], utilisation=0.9, headroom_mbps=1.0)
+    for _ in range(50):
+        policy.learn([([idle], 0, replace(idle, latency_ms=1.0)), ([full], 0, replace(full, latency_ms=30.0))])
+    between = replace(IDLE[0], utilisation=0.6, headroom_mbps=4.0)
+    assert policy.scores([idle])[0] < policy.scores([between])[0] < policy.scores([full])[0]
+
+
+def test_a_linear_model_survives_a_restart_and_a_file_of_the_other_kind_is_refused(tmp_path, caplog):
+    path = tmp_path / "q.json"
+    first = QLearningPolicy(path, alpha=0.3, gamma=0.0, epsilon=0.3, model="linear")
+    simulate(first, 100)
+    saved = json.loads(path.read_text())
+    assert saved["model"] == "linear" and saved["w"] == first.table.w and saved["q"] == {}
+    again = QLearningPolicy(path, alpha=0.3, gamma=0.0, epsilon=0.3, model="linear")
+    assert again.table.w == first.table.w and again.table.updates == 100
+    with caplog.at_level(logging.WARNING, logger="lb.policy"):
+        table = QLearningPolicy(path, alpha=0.3, gamma=0.0, epsilon=0.3)
+    assert table.table.q == {} and f"{path}: field 'model': the file holds a 'linear' model" in caplog.text
+    simulate(table, 5)
+    assert json.loads(path.read_text())["w"] == first.table.w          # not saved over
+    again.reset()
+    assert again.table.w == [0.0] * len(qtable.FEATURES) and json.loads(path.read_text())["updates"] == 0
+
+
+@pytest.mark.parametrize("w, field", [([1.0] * 6, "field w: expected 7"), ([1, True, 0, 0, 0, 0, 0], "field 'w'"),
+                                      ("1,2", "field 'w'"), (None, "field 'w'")])
+def test_a_corrupt_linear_model_is_refused_naming_the_field(tmp_path, w, field):
+    path = tmp_path / "q.json"
+    data = qtable.LinearQ(alpha=0.3, gamma=0.0, epsilon=0.1).to_json()
+    path.write_text(json.dumps({**data, "w": w}))
+    with pytest.raises(QTableError, match=f"^{path}: {field}"):
+        qtable.load(path, qtable.LinearQ)
+
+
+def test_a_linear_model_explores_by_epsilon_only():
+    with pytest.raises(QTableError, match="explore: count"):
+        qtable.LinearQ(alpha=0.3, gamma=0.0, epsilon=0.1, explore="count")
+    with pytest.raises(ConfigError, match="LB_Q_EXPLORE: count"):
+        Settings(q_model="linear", q_explore="count").validate()
