@@ -2,7 +2,8 @@
 flooded, the first flow takes it (nothing is valued yet, and ties go to the fewest hops); once
 the outcome of that choice is learnt, the flooded path's state, and any state at its load level
 not met before, is worth less than the others, and the policy avoids it. The table is saved as
-it learns."""
+it learns. The same for the linear model (--q-model linear): what it learnt of the flooded
+path's features ranks it last."""
 
 from __future__ import annotations
 
@@ -17,11 +18,12 @@ SHORTEST = ["s1", "s2", "s7"]
 WARMUP, DECISIONS = 3, 10
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
+@pytest.fixture(scope="module", params=["table", "linear"])
+def lab(request, tmp_path_factory):
     table = tmp_path_factory.mktemp("qtable") / "q.json"
-    yield from running_lab(tmp_path_factory, "qlearning", policy="shortest",
-                           controller_args=("--q-table", str(table), "--q-epsilon", "0"))
+    yield from running_lab(tmp_path_factory, f"qlearning-{request.param}", policy="shortest",
+                           controller_args=("--q-table", str(table), "--q-epsilon", "0",
+                                            "--q-model", request.param))
 
 
 def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab):
@@ -42,7 +44,10 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab):
     assert policy["updates"] >= WARMUP + DECISIONS and policy["mean_reward"] < 0
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since
-    flooded = [v for state, (v, n) in saved["q"].items() if state.startswith("h2 ") and n]
-    others = [v for state, (v, n) in saved["q"].items() if not state.startswith("h2 ") and n]
-    assert flooded and others and max(flooded) < max(others), saved["q"]
+    if saved["model"] == "linear":
+        assert saved["w"] != [0.0] * len(saved["w"]) and saved["q"] == {}
+    else:
+        flooded = [v for state, (v, n) in saved["q"].items() if state.startswith("h2 ") and n]
+        others = [v for state, (v, n) in saved["q"].items() if not state.startswith("h2 ") and n]
+        assert flooded and others and max(flooded) < max(others), saved["q"]
     assert_clean_log(lab)
