@@ -148,6 +148,24 @@ def headline(summary: dict) -> str:
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
+def versus(summary: dict, reference: str) -> str:
+    """The headline's figures and each policy's change against `reference` (not shortest path),
+    seed by seed on the seeds both ran: the comparison a learner's targets are set against."""
+    if reference not in summary:
+        raise ReportError(f"no policy {reference} in the summary")
+    metrics = ("rtt_mean_ms", "rtt_p95_ms", "throughput_mbps")
+    lines = [f"| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean vs {reference} [95% CI] "
+             f"| p95 vs {reference} | throughput vs {reference} |", "| --- |" + " --- |" * 6]
+    base = summary[reference]["per_seed"]
+    for policy, m in summary.items():
+        common = [s for s in m["per_seed"] if s in base]
+        changes = ["(reference)"] * 3 if policy == reference else [
+            _pct(change_ci([m["per_seed"][s][k] for s in common], [base[s][k] for s in common])) for k in metrics]
+        lines.append("| " + " | ".join([policy, *(_num(m[k]) for k in metrics), *changes]) + " |")
+    note = few_seeds_note(summary)
+    return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
+
+
 def few_seeds_note(summary: dict) -> str:
     """Why the intervals of a short experiment say nothing ('' when every policy has enough seeds
     in common with shortest path): with 2 seeds the t factor alone is 12.7."""

@@ -14,7 +14,9 @@ changes nothing and exits 1, naming each region that differs from what its folde
 
 What a folder holds decides how it renders:
 - summary.json and config.json: an experiment (scripts/experiment.py, or a copy of the files
-  the table needs); options `view=headline` (five columns) and `policies=a,b,...` (rows);
+  the table needs); options `view=headline` (five columns), `view=against` (with
+  `reference=POLICY`, least-loaded unless given: each policy's change against it, paired by
+  seed) and `policies=a,b,...` (rows);
   a service comparison's (scripts/services.py: summary.json holds `loads`) renders its
   table per load and its member-killed result;
 - results.json: a benchmark's figures (its --json), by their `kind`: `decision`,
@@ -36,7 +38,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.report import headline, markdown, provenance_line, provenance_of
+from scripts.report import ReportError, headline, markdown, provenance_line, provenance_of, versus
 from scripts.service_report import kill_markdown
 from scripts.service_report import markdown as services_markdown
 
@@ -134,8 +136,13 @@ def _experiment(folder: Path, options: dict) -> tuple[str, dict]:
         if missing:
             raise TablesError(f"no policy {', '.join(missing)} in summary.json")
         summary = {p: summary[p] for p in policies.split(",")}
+    if view == "against":
+        try:
+            return versus(summary, options.pop("reference", "least-loaded")), config
+        except ReportError as exc:
+            raise TablesError(str(exc)) from None
     if view not in ("full", "headline"):
-        raise TablesError(f"view={view}: expected full or headline")
+        raise TablesError(f"view={view}: expected full, headline or against")
     return (markdown(summary) if view == "full" else headline(summary)), config
 
 
