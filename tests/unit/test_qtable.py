@@ -55,6 +55,11 @@ def test_reads_never_change_the_table():
     policy.table = t
     assert policy.scores(IDLE) == [0.0, 0.0, 0.0] and policy.choose(None, IDLE) == 0
     assert t.q == {} and t.decisions == 0 and t.value("never seen") == 0.0 and t.q == {}
+    linear = QLearningPolicy(alpha=0.3, gamma=0.5, epsilon=0.0, model="linear")
+    linear.table.w = [1.0, -5.0, -9.0, -2.0, -1.0, -3.0, -4.0]
+    before = qtable.LinearQ(**{**vars(linear.table), "w": list(linear.table.w)})
+    scores = linear.scores(IDLE)
+    assert linear.choose(None, IDLE) == scores.index(min(scores)) and linear.table == before
 
 
 def test_a_state_never_met_is_worth_what_its_load_level_taught():
