@@ -6,10 +6,10 @@ from __future__ import annotations
 from controller.core.policy import Policy
 from controller.core.settings import ConfigError, Settings
 from controller.policies.bpann import DEFAULT_MODEL, BpannPolicy
-from controller.policies.heuristics import Ecmp, LeastLoaded, RandomPath, RoundRobin, ShortestPath
+from controller.policies.heuristics import Ecmp, LeastLoaded, RandomPath, RoundRobin, ShortestPath, Widest
 from controller.policies.qlearning import QLearningPolicy
 
-POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ShortestPath, LeastLoaded, RoundRobin, Ecmp,
+POLICIES: dict[str, type[Policy]] = {p.name: p for p in (ShortestPath, LeastLoaded, Widest, RoundRobin, Ecmp,
                                                           BpannPolicy, QLearningPolicy, RandomPath)}
 
 

@@ -28,6 +28,18 @@ class LeastLoaded(Policy):
         return round(features.utilisation, 2)
 
 
+class Widest(Policy):
+    """Most headroom: the capacity left on the path's thinnest link after measured and booked
+    load (widest-path routing); under 1 Mbit/s apart they tie (and the shorter path wins). The
+    fixed rule beside the learners that see capacity: a learner that beats least-loaded may owe
+    it to seeing capacity, which this isolates."""
+    name = "widest"
+    load_aware = True
+
+    def score(self, features: PathFeatures) -> float:
+        return -round(min(features.headroom_mbps, 1e9))
+
+
 class RoundRobin(Policy):
     """Each new flow of a host pair takes the next candidate in turn."""
     name = "round-robin"

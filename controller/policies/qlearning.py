@@ -119,7 +119,8 @@ class QTable:
         for name, lo, hi in (("alpha", 0, 1), ("gamma", 0, 0.99), ("epsilon", 0, 1),
                              ("epsilon_decay", 0, 1), ("epsilon_min", 0, 1)):
             value = getattr(self, name)
-            if not (isinstance(value, (int, float)) and lo <= value <= hi) or (name == "alpha" and value == 0):
+            if (not (isinstance(value, (int, float)) and not isinstance(value, bool) and lo <= value <= hi)
+                    or (name == "alpha" and value == 0)):
                 raise QTableError(f"{name}: must be in {'(' if name == 'alpha' else '['}{lo}, {hi}], got {value!r}")
         if self.explore not in Q_EXPLORATIONS:
             raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
@@ -191,7 +192,10 @@ class QTable:
         """Replace the file atomically, and only if it is absent or a Q-table of this kind: a path
         given by mistake, or a file put there since, is never overwritten. Checking costs a read of
         the file, as much as writing it. Raises QTableError naming the file."""
-        data = (json.dumps(self.to_json(), allow_nan=False) + "\n").encode()
+        try:
+            data = (json.dumps(self.to_json(), allow_nan=False) + "\n").encode()
+        except ValueError:
+            raise QTableError(f"{path}: not saved: a learnt value is not a finite number") from None
         if len(data) > files.MAX_JSON_BYTES:
             raise QTableError(f"{path}: not saved: the table has outgrown the "
                               f"{files.MAX_JSON_BYTES} bytes a table file may have")
@@ -208,12 +212,18 @@ class QTable:
 
 @dataclass
 class LinearQ(QTable):
-    """Q(path) = w . phi(path) (the module's docstring); `q` stays empty."""
+    """Q(path) = w . phi(path) (the module's docstring); `q` stays empty. Always gamma 0, a
+    contextual bandit: bootstrapping from the state after the decision, which the decision did
+    not cause, moves Q(x') by the error times x.x'/|x|^2, and when gamma x.x' > |x|^2 (a flow
+    that congests its path: the features after are larger) the error grows with every update
+    (a repeated 30% -> 90% full transition, gamma 0.5: x1.096 an update, weights past 1e6 in
+    100 updates). The table, one value per state, cannot diverge so."""
     model = "linear"
     w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        self.gamma = 0.0
         if self.explore != "epsilon":
             raise QTableError("explore: count exploration needs a table's visit counts; a linear model "
                               "explores by epsilon")
@@ -226,12 +236,16 @@ class LinearQ(QTable):
         return sum(wi * xi for wi, xi in zip(self.w, x))
 
     def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...]) -> float:
-        """w <- w + alpha [r + gamma Q(x') - Q(x)] x / |x|^2: the Bellman error, spread over
-        the features (|x| >= 1: the bias); the new Q(x)."""
-        error = r + self.gamma * self.value(x_next) - self.value(x)
+        """w <- w + alpha [r - Q(x)] x / |x|^2: the error, spread over the features (|x| >= 1:
+        the bias); the new Q(x). `x_next` is unused (gamma 0). A step is a convex move towards
+        fitting r (alpha <= 1), so the weights stay within the rewards' scale; one that would
+        not be finite (an absurd reward) is not taken."""
+        error = r - self.value(x)
         norm = sum(xi * xi for xi in x)
-        self.w = [wi + self.alpha * error * xi / norm for wi, xi in zip(self.w, x)]
-        self._counted(r)
+        w = [wi + self.alpha * error * xi / norm for wi, xi in zip(self.w, x)]
+        if all(math.isfinite(wi) for wi in w):
+            self.w = w
+            self._counted(r)
         return self.value(x)
 
     def learnt(self) -> dict:
@@ -250,8 +264,9 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     if not isinstance(data, dict) or data.get("format") != FORMAT:
         raise QTableError(f"{path}: field 'format': expected {FORMAT} (format 1 valued whole candidate "
                           "sets, not paths: move that file away)")
-    if data.get("model", QTable.model) != kind.model:
-        raise QTableError(f"{path}: field 'model': the file holds a {data['model']!r} model, not a "
+    found = data.get("model", QTable.model)      # files from before the linear model: tables
+    if found != kind.model:
+        raise QTableError(f"{path}: field 'model': the file holds a {found!r} model, not a "
                           f"{kind.model!r} one (--q-model)")
     q = data.get("q")
     if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 and
@@ -259,7 +274,8 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
                                           type(v[1]) is int and v[1] >= 0 for k, v in q.items()):
         raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits]")
     rewards = data.get("rewards", [])
-    if not isinstance(rewards, list) or not all(isinstance(x, (int, float)) for x in rewards):
+    if not isinstance(rewards, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                                for x in rewards):
         raise QTableError(f"{path}: field 'rewards': expected a list of numbers")
     fields = {}
     missing = [name for name in ("alpha", "gamma", "epsilon") if name not in data]
@@ -269,9 +285,11 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
         if name in data:
             fields[name] = data[name]
     for name in ("decisions", "updates"):
-        if not isinstance(fields.get(name, 0), int) or fields.get(name, 0) < 0:
+        if type(fields.get(name, 0)) is not int or fields.get(name, 0) < 0:
             raise QTableError(f"{path}: field '{name}': expected a count")
     if kind.model == LinearQ.model:
+        if q:
+            raise QTableError(f"{path}: field 'q': a linear model's file has no states")
         w = data.get("w")
         if not isinstance(w, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w):
             raise QTableError(f"{path}: field 'w': expected a list of numbers")
@@ -306,8 +324,8 @@ class QLearningPolicy(Policy):
         if self.table_path and os.path.lexists(self.table_path):
             try:
                 self.table = load(self.table_path, self.table_kind, alpha=alpha, gamma=gamma, explore=explore)
-                log.info("Q-table %s loaded: %d states, %d updates so far", self.table_path,
-                         len(self.table.q), self.table.updates)
+                log.info("Q-table %s loaded: %s, %d updates so far", self.table_path, self.table.learnt(),
+                         self.table.updates)
             except QTableError as exc:
                 log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
                 self._save_failed = True     # said: saving will fail until the file is moved

@@ -36,4 +36,15 @@ def test_ecmp_hashes_flows_over_equal_cost_paths_only_and_consistently():
 
 
 def test_every_policy_is_registered_under_its_name():
-    assert set(POLICIES) == {"shortest", "least-loaded", "round-robin", "ecmp", "bpann", "qlearning", "random"}
+    assert set(POLICIES) == {"shortest", "least-loaded", "widest", "round-robin", "ecmp", "bpann", "qlearning",
+                             "random"}
+
+
+def test_widest_takes_the_most_headroom_and_ties_go_to_fewer_hops():
+    widest = make_policy("widest")
+    thin_idle = PathFeatures(0.0, 0.0, 0.0, 2, headroom_mbps=10.0)
+    fat_busy = PathFeatures(0.5, 0.0, 0.0, 4, headroom_mbps=15.0)
+    assert widest.choose(None, [thin_idle, fat_busy]) == 1          # least-loaded would take the idle one
+    assert widest.choose(None, [thin_idle, PathFeatures(0.0, 0.0, 0.0, 3, headroom_mbps=10.4)]) == 0
+    same_switch = PathFeatures(0.0, 0.0, 0.0, 0)                      # infinite headroom ranks first
+    assert widest.choose(None, [fat_busy, same_switch]) == 1

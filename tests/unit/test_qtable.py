@@ -3,6 +3,7 @@ a known best path, the table file, and learning inside the balancer from later s
 
 import json
 import logging
+import math
 import random
 from dataclasses import replace
 
@@ -313,15 +314,48 @@ def test_a_switch_of_policy_forgets_the_decisions_awaiting_their_outcome():
     assert not booted.balancer._decisions
 
 
-def test_the_linear_update_is_the_bellman_rule_spread_over_the_features_by_hand():
+def test_the_linear_update_is_the_error_spread_over_the_features_by_hand():
     t = qtable.LinearQ(alpha=0.5, gamma=0.5, epsilon=0.0, w=[0.0, -10.0, 0.0, 0.0, 0.0, 0.0, 0.0])
+    assert t.gamma == 0.0                                        # a bandit, whatever was asked
     x, x_next = (1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0), (1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    assert t.value(x) == -5.0 and t.value(x_next) == -10.0
-    # error = r + gamma Q(x') - Q(x) = -20 - 5 + 5 = -20; |x|^2 = 2.25; each w_i += 0.5 * -20 * x_i / 2.25
+    assert t.value(x) == -5.0
+    # error = r - Q(x) = -20 + 5 = -15; |x|^2 = 2.25; each w_i += 0.5 * -15 * x_i / 2.25
     t.update(x, -20.0, x_next)
-    assert t.w == pytest.approx([-40 / 9, -10 - 20 / 9, 0, 0, 0, 0, -40 / 9])
-    assert t.value(x) == pytest.approx(-5.0 + 0.5 * -20)        # half the error corrected, as alpha says
+    assert t.w == pytest.approx([-10 / 3, -10 - 5 / 3, 0, 0, 0, 0, -10 / 3])
+    assert t.value(x) == pytest.approx(-5.0 + 0.5 * -15)        # half the error corrected, as alpha says
     assert t.rewards == [-20.0] and t.updates == 1
+
+
+def test_the_linear_model_stays_bounded_where_bootstrapping_diverged():
+    """A flow that congests its path, again and again: 5 ms and 30% full before, 60 ms and 90%
+    full after. With gamma 0.5 the error grew x1.096 an update (weights past 1e6 in 100); as a
+    bandit the value settles on the reward. A reward that is not a number is not learnt."""
+    t = qtable.LinearQ(alpha=0.3, gamma=0.5, epsilon=0.0)
+    before = qtable.phi(PathFeatures(0.3, 0.0, 5.0, 2, headroom_mbps=7.0))
+    after = qtable.phi(PathFeatures(0.9, 0.0, 60.0, 2, headroom_mbps=1.0))
+    for _ in range(10_000):
+        t.update(before, -69.0, after)
+    assert t.value(before) == pytest.approx(-69.0) and max(abs(w) for w in t.w) < 100
+    kept = list(t.w)
+    t.update(before, -math.inf, after)
+    t.update(before, math.nan, after)
+    assert t.w == kept and t.updates == 10_000
+
+
+def test_the_linear_model_learns_what_its_starting_sign_gets_wrong():
+    """Two idle paths alike but for hops, the longer one quick (2 ms) and the shorter one slow
+    (20 ms: a queue its features do not show). The first update makes every weight negative,
+    hops too, so a model that did not learn would keep to the shorter path; this one learns a
+    positive hops weight and takes the longer path."""
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, model="linear")
+    short, long = PathFeatures(0.0, 0.0, 0.0, 2, headroom_mbps=20), PathFeatures(0.0, 0.0, 0.0, 4, headroom_mbps=20)
+    picks = []
+    for i in range(300):
+        a = policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000), [short, long])
+        policy.learn([([short, long], a, replace([short, long][a], latency_ms=20.0 if a == 0 else 2.0))])
+        picks.append(a)
+    hops = qtable.FEATURES.index("hops")
+    assert policy.table.w[hops] > 0 and picks[-100:].count(1) >= 90, (policy.table.w, picks[-100:])
 
 
 def test_the_linear_features_mean_the_same_on_any_network():
@@ -376,3 +410,16 @@ def test_a_linear_model_explores_by_epsilon_only():
         qtable.LinearQ(alpha=0.3, gamma=0.0, epsilon=0.1, explore="count")
     with pytest.raises(ConfigError, match="LB_Q_EXPLORE: count"):
         Settings(q_model="linear", q_explore="count").validate()
+
+
+@pytest.mark.parametrize("change, field", [
+    ({"model": None}, "field 'model': the file holds a 'table' model"),     # a file from before models
+    ({"q": {"h2 r4 l0": [-1.0, 1]}}, "field 'q': a linear model's file has no states"),
+    ({"alpha": True}, "field alpha: must be in"), ({"decisions": True}, "field 'decisions'"),
+    ({"rewards": [-1.0, False]}, "field 'rewards'")])
+def test_a_linear_model_file_with_a_wrong_field_is_refused_by_name(tmp_path, change, field):
+    path = tmp_path / "q.json"
+    data = {**qtable.LinearQ(alpha=0.3, gamma=0.0, epsilon=0.1).to_json(), **change}
+    path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
+    with pytest.raises(QTableError, match=f"^{path}: {field}"):
+        qtable.load(path, qtable.LinearQ)
