@@ -8,10 +8,7 @@ twin's (empty table), seed by seed.
 
 Rounds are compared pairwise (same seed, same round: the same background traffic), over a
 moving window, because one round's RTT is a handful of probes; "stays" needs the last 10 rounds
-at least. Windows that short swing with the background both ways (0.4 to 1.9 for a learner
-whose whole run was 0.9 of least-loaded's), so the running ratio is given too: its RTT summed
-over every paired round so far against least-loaded's, and the first round (the WINDOW-th at
-the earliest) from which it stays within 10% to the end.
+at least.
 """
 
 from __future__ import annotations
@@ -62,17 +59,13 @@ def catch_up(rows: list[dict], runs_dir: Path, policy: str) -> dict:
              np.mean([ref[k] for k in keys[i - WINDOW + 1:i + 1]]) for i in range(WINDOW - 1, len(keys))]
     # staying within means for the last 2 windows at least: the final window alone proves nothing
     stays = next((i for i in range(len(ratio) - 2 * WINDOW + 1) if all(x <= WITHIN for x in ratio[i:])), None)
-    running = np.cumsum([mine[k] for k in keys]) / np.cumsum([ref[k] for k in keys])
-    running_stays = next((i for i in range(WINDOW - 1, len(keys)) if all(x <= WITHIN for x in running[i:])), None)
     result = {"rounds": len(keys), "ratio_by_round": [round(float(x), 3) for x in ratio],
-              "running_ratio_by_round": [round(float(x), 3) for x in running]}
-    for name, last in (("", None if stays is None else stays + WINDOW - 1), ("running_", running_stays)):
-        result[f"{name}within_from_round"] = result[f"{name}decisions"] = None
-        if last is not None:
-            seed, rnd = keys[last]
-            counts = decisions(runs_dir, policy, seed)
-            result[f"{name}within_from_round"] = last + 1     # 1-based position in run order
-            result[f"{name}decisions"] = counts[rnd] if rnd < len(counts) else None
+              "within_from_round": None, "decisions": None}
+    if stays is not None:
+        seed, rnd = keys[stays + WINDOW - 1]
+        counts = decisions(runs_dir, policy, seed)
+        result["within_from_round"] = stays + WINDOW     # 1-based position in run order
+        result["decisions"] = counts[rnd] if rnd < len(counts) else None
     return result
 
 
@@ -121,10 +114,6 @@ def write(folder: Path) -> list[str]:
             when = (f"from round {r['within_from_round']} of {r['rounds']} ({r['decisions']} decisions)"
                     if r["within_from_round"] else f"not within {WITHIN - 1:.0%} by the last of {r['rounds']} rounds")
             lines.append(f"{policy}: RTT within {WITHIN - 1:.0%} of {REFERENCE} ({WINDOW}-round windows, paired) {when}")
-            when = (f"from round {r['running_within_from_round']} ({r['running_decisions']} decisions) to the end, "
-                    f"{r['running_ratio_by_round'][-1]:.2f} at the end" if r["running_within_from_round"]
-                    else f"not within {WITHIN - 1:.0%}: {r['running_ratio_by_round'][-1]:.2f} at the end")
-            lines.append(f"{policy}: running RTT ratio to {REFERENCE} (every paired round so far) {when}")
         if "transfer" in r:
             t, change = r["transfer"], r["transfer"]["change"]
             ci = "[{:+.1%}, {:+.1%}]".format(*change["ci95"]) if change["ci95"] else "(one seed: no interval)"

@@ -162,23 +162,26 @@ def versus(summary: dict, reference: str) -> str:
         changes = ["(reference)"] * 3 if policy == reference else [
             _pct(change_ci([m["per_seed"][s][k] for s in common], [base[s][k] for s in common])) for k in metrics]
         lines.append("| " + " | ".join([policy, *(_num(m[k]) for k in metrics), *changes]) + " |")
-    note = few_seeds_note(summary)
+    note = few_seeds_note(summary, reference)
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
-def few_seeds_note(summary: dict) -> str:
+def few_seeds_note(summary: dict, reference: str = BASELINE) -> str:
     """Why the intervals of a short experiment say nothing ('' when every policy has enough seeds
-    in common with shortest path): with 2 seeds the t factor alone is 12.7."""
-    base = set(summary.get(BASELINE, {}).get("seeds", ()))
-    counts = [len(base & set(m["seeds"])) for m in summary.values() if m["vs_shortest"]]
+    in common with the reference): with 2 seeds the t factor alone is 12.7."""
+    if reference not in summary:
+        return ""
+    base = set(summary[reference]["seeds"])
+    counts = [len(base & set(m["seeds"])) for p, m in summary.items() if p != reference]
     n = min(counts, default=FEW_SEEDS)
-    if n >= FEW_SEEDS:
+    if n >= FEW_SEEDS or n == 0:     # 0: no seed in common, no change computed
         return ""
     some = " for some policies" if len(set(counts)) > 1 else ""
+    against = "shortest path" if reference == BASELINE else reference
     if n == 1:
-        return (f"Note: the changes against shortest path rest on 1 seed{some}: a single measurement, "
+        return (f"Note: the changes against {against} rest on 1 seed{some}: a single measurement, "
                 f"with no 95% interval; run --seeds {FEW_SEEDS} or more to conclude.")
-    return (f"Note: the changes against shortest path rest on {n} seeds{some}; 95% intervals from fewer "
+    return (f"Note: the changes against {against} rest on {n} seeds{some}; 95% intervals from fewer "
             f"than {FEW_SEEDS} seeds are too wide to conclude from; run --seeds {FEW_SEEDS} or more.")
 
 

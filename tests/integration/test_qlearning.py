@@ -38,9 +38,12 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab):
             # the outcome of this decision is learnt (measured after it) before the next is taken
             wait_until(lambda: lab.api("policy")[1]["updates"] >= i + 1, 10, what=f"decision {i + 1} to be learnt")
         policy = lab.api("policy")[1]
+        # what it learnt ranks the flooded path last (a look: it changes nothing)
+        looked = {">".join(c["path"]): c["score"] for c in lab.api("paths?src=h1&dst=h7")[1]["candidates"]}
     print(f"\npaths of {WARMUP + DECISIONS} successive h1 -> h7 flows: {paths}; {policy}")
     assert paths[0] == SHORTEST, paths          # nothing valued yet: the fewest hops
     assert paths[WARMUP:].count(SHORTEST) <= DECISIONS // 10, (paths, policy)
+    assert looked[">".join(SHORTEST)] == max(looked.values()) > min(looked.values()), looked
     assert policy["updates"] >= WARMUP + DECISIONS and policy["mean_reward"] < 0
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since

@@ -31,19 +31,6 @@ def test_catches_up_from_the_first_window_that_stays_within_10_percent(tmp_path)
     assert (result["within_from_round"], result["decisions"]) == (25, 50)
 
 
-def test_the_running_ratio_counts_every_round_so_far(tmp_path):
-    """30 ms against 10 for 10 rounds, then 1 ms: the running ratio is 3 until round 10, then
-    (300 + k) / (100 + 10k) <= 1.1 from k = 19, the 29th round; with 5 ms instead of 1,
-    (300 + 5k) / (100 + 10k) only from k = 32, past the 40 rounds."""
-    rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" else (30.0 if r < 10 else 1.0))
-    result = catch_up(rows, tmp_path / "runs", "qlearning")
-    assert (result["running_within_from_round"], result["running_decisions"]) == (29, 58)
-    assert result["running_ratio_by_round"][9] == 3.0 and result["running_ratio_by_round"][-1] == 330 / 400
-    (tmp_path / "slow").mkdir()
-    rows = write_runs(tmp_path / "slow", lambda p, r: 10.0 if p == "least-loaded" else (30.0 if r < 10 else 5.0))
-    assert catch_up(rows, tmp_path / "slow" / "runs", "qlearning")["running_within_from_round"] is None
-
-
 def test_a_learner_that_falls_behind_again_has_not_caught_up(tmp_path):
     rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" or 10 <= r < 30 else 30.0)
     assert catch_up(rows, tmp_path / "runs", "qlearning")["within_from_round"] is None

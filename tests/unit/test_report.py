@@ -9,7 +9,7 @@ import re
 import matplotlib.text
 import pytest
 
-from scripts.report import RUN_COLUMNS, probe_label, provenance_line, write_report
+from scripts.report import RUN_COLUMNS, ReportError, probe_label, provenance_line, versus, write_report
 
 PATHS = ["s2>s3>s5>s9", "s2>s4>s9"]
 PATH_LINKS = ["s2>s3", "s3>s5", "s5>s9", "s2>s4", "s4>s9"]
@@ -158,3 +158,25 @@ def test_index_html_shows_the_summary_table_and_every_plot_with_nothing_from_els
     assert "rest on 1 seed" in page                       # the few-seeds note, as in summary.md
     assert re.findall(r'src="([^"]+)"', page) == list(plots) and all((folder / p).exists() for p in plots)
     assert "http" not in page.replace("<!doctype html>", "")
+
+
+def test_changes_against_a_reference_policy_are_paired_by_seed():
+    """versus(): each policy's change against the reference, seed by seed on the seeds both ran
+    (seed 3 of the reference is not paired), with the t-interval; a short run says so."""
+    def entry(per_seed):
+        seeds = {str(s): {"rtt_mean_ms": r, "rtt_p95_ms": 2 * r, "throughput_mbps": t} for s, (r, t) in per_seed.items()}
+        return {"rtt_mean_ms": sum(r for r, _ in per_seed.values()) / len(per_seed),
+                "rtt_p95_ms": 2 * sum(r for r, _ in per_seed.values()) / len(per_seed),
+                "throughput_mbps": sum(t for _, t in per_seed.values()) / len(per_seed),
+                "seeds": sorted(per_seed), "per_seed": seeds}
+    summary = {"least-loaded": entry({1: (4.0, 10.0), 2: (2.0, 20.0), 3: (100.0, 1.0)}),
+               "learner": entry({1: (2.0, 12.0), 2: (3.0, 22.0)})}
+    table = versus(summary, "least-loaded")
+    row = next(line for line in table.splitlines() if line.startswith("| learner "))
+    # RTT: -50% and +50%, mean 0 with t(1) x sd / sqrt(2) = 12.706 x 0.7071 x 0.7071 = 6.353 -> +-635%;
+    # throughput: +20% and +10%, mean +15%
+    assert "| +0.0% [-635.3, +635.3] |" in row and "| +15.0% [" in row, row
+    assert "(reference)" in next(line for line in table.splitlines() if line.startswith("| least-loaded "))
+    assert "against least-loaded rest on 2 seeds" in table
+    with pytest.raises(ReportError, match="no policy shortest"):
+        versus(summary, "shortest")
