@@ -33,6 +33,7 @@ from controller.core.settings import SERVICE_POLICIES, ConfigError, Settings
 from controller.policies.qlearning import QLearningPolicy, QTable, level
 
 ACTIVE_BINS = (1, 2, 3, 4, 5, 7, 10, 15)    # lower edges of bins 1.. (bin 0: no connection open)
+STEP_FLOOR = 0.05   # a member state's learning rate once it has met 20 responses (--q-alpha: paths only)
 
 
 class RoundRobin(MemberPolicy):
@@ -96,6 +97,17 @@ def member_state(service: str, m: MemberLoad) -> str:
 
 
 class MemberQTable(QTable):
+    """The path table's, but each state's value is the mean of the responses it met (a sample
+    average, step 1/visits) until STEP_FLOOR, after which it tracks drift slowly: a response
+    time is heavy-tailed with the answer's length, and a constant step of 0.3 let one long
+    answer move a value by a third of its size (docs/services.md has the measurements)."""
+
+    def step(self, visits: int) -> float:
+        return max(1.0 / visits, STEP_FLOOR)
+
+    def learnt(self) -> dict:
+        return {**super().learnt(), "step": f"1/visits, at least {STEP_FLOOR}"}
+
     @staticmethod
     def coarse(state: str) -> str | None:
         """A member state without its path level: what the member's speed and queue tell alone."""
