@@ -443,7 +443,10 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     assert q.table.q["web/m1 a2 p0"] == [pytest.approx(-500.0), 3]
     assert q.table.value("web/m1 a2 p3") == pytest.approx(-500.0)   # path level never met: member and load's
     q.learn("web", chosen._replace(host="m2"), 1.0, chosen)     # m2: -1000
-    assert q.table.value("web/m1 a5 p0") == pytest.approx(-500.0)  # count never met: nearest lower count's
+    # count never met: the nearest lower count's, as if m1 shared itself: 5 open + this one, 2 + this one
+    assert q.table.value("web/m1 a5 p0") == pytest.approx(-500.0 * 6 / 3)
+    assert q.table.value("web/m1 a8 pu") == pytest.approx(-500.0 * 16 / 3)     # bin 15+
+    assert q.table.value("web/m1 a0 p0") == pytest.approx(-750.0)  # no lower count learnt: the service's mean
     assert q.table.value("web/m3 a0 pu") == pytest.approx(-750.0)  # member never met: the service's mean
     assert q.table.value("db/m3 a0 pu") == 0.0          # nothing of the service learnt
 
