@@ -59,10 +59,10 @@ def test_at_half_load_the_learner_answers_sooner_than_least_connections_and_favo
 
 
 def test_at_80_percent_load_the_learners_p95_is_below_least_connections_and_weighted():
-    """Its tail, not its mean (above least connections' here, as on the lab): it learns each
+    """Its tail, not its mean (above least connections' at this load): it learns each
     connection's own expected response (a bandit), which at high load crowds the fast
-    members' queues (docs/services.md). Paired by schedule, as the experiment is; one schedule
-    of ten (a burst) is worse for it."""
+    members' queues (docs/services.md). Paired by schedule, as the experiment is; on some
+    schedules (a burst) it does worse."""
     policy = trained(0.8)
     changes = []
     for seed in range(101, 111):
