@@ -126,7 +126,9 @@ class Settings:
     q_table: str | None = _setting(
         None, "--q-table", "Q-learning table for --policy qlearning: loaded at start, saved after each poll "
         "that learnt something", metavar="FILE", unset="memory only", absolute=True)
-    q_alpha: float = _setting(0.3, "--q-alpha", "Q-learning rate", Range(0.001, 1))
+    q_alpha: float = _setting(
+        0.3, "--q-alpha", "Q-learning rate (paths; the member table averages each state's responses)",
+        Range(0.001, 1))
     q_gamma: float = _setting(0.5, "--q-gamma", "Q-learning discount (the table's: the linear model learns each "
                               "decision's own reward, gamma 0)", Range(0, 0.99))
     q_epsilon: float = _setting(

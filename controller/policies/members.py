@@ -8,16 +8,20 @@ path policy would take to it (0-3 by bottleneck utilisation, 4 lossy or queueing
 as the path Q-learning's). Q(s) estimates minus the response time in ms that a connection
 sent into s meets, so the member with the highest Q is the one expected to answer soonest:
 with its identity in the state it learns each member's speed, with its connections its queue,
-with the path's level a fast member behind a congested link. A state never met falls back,
-pessimistically, on what is known: its member and connection count (the path level ignored),
-else the member's nearest lower count learnt (more connections answer no sooner), else the
+with the path's level a fast member behind a congested link. A state's value is the mean of
+the responses it met (step 1/visits) down to a floor of STEP_FLOOR: a response is heavy-tailed
+with the answer's length, so a constant step let a few long answers decide. A state never met
+falls back, pessimistically, on what is known: its member and connection count (the path level
+ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
+among its connections (n open: (n + 1) / (m + 1) times the value learnt with m open), else the
 mean of the service's learnt values; 0 only while nothing of the service is learnt. (An unmet
 state worth 0 beat every measured value, and the table changes only at a FIN: every new
-connection went to the first member until the first responses came back.) Ties are broken at
-random (seeded), and a connection counts in its member's state from its SYN, not its FIN.
-Exploration as the path table's (epsilon decaying to a floor, or a count bonus). The table is
-the path Q-learning's (qlearning.QTable, its file format and handling), kept apart in its own
-file (--service-q-table).
+connection went to the first member until the first responses came back; and a lower count's
+value unscaled piled a burst into the fast member's queue.) Ties are broken at random (seeded),
+and a connection counts in its member's state from its SYN, not its FIN. Exploration as the
+path table's (epsilon decaying to a floor, or a count bonus). The table is the path
+Q-learning's (qlearning.QTable, its file format and handling), kept apart in its own file
+(--service-q-table).
 """
 
 from __future__ import annotations
@@ -33,6 +37,8 @@ from controller.core.settings import SERVICE_POLICIES, ConfigError, Settings
 from controller.policies.qlearning import QLearningPolicy, QTable, level
 
 ACTIVE_BINS = (1, 2, 3, 4, 5, 7, 10, 15)    # lower edges of bins 1.. (bin 0: no connection open)
+BIN_EDGES = (0, *ACTIVE_BINS)                # each bin's fewest open connections
+STEP_FLOOR = 0.05   # a member state's learning rate once it has met 20 responses (--q-alpha: paths only)
 
 
 class RoundRobin(MemberPolicy):
@@ -96,6 +102,17 @@ def member_state(service: str, m: MemberLoad) -> str:
 
 
 class MemberQTable(QTable):
+    """The path table's, but each state's value is the mean of the responses it met (a sample
+    average, step 1/visits) until STEP_FLOOR, after which it tracks drift slowly: a response
+    time is heavy-tailed with the answer's length, and a constant step of 0.3 let one long
+    answer move a value by a third of its size (docs/services.md has the measurements)."""
+
+    def step(self, visits: int) -> float:
+        return max(1.0 / visits, STEP_FLOOR)
+
+    def learnt(self) -> dict:
+        return {**super().learnt(), "step": f"1/visits, at least {STEP_FLOOR}"}
+
     @staticmethod
     def coarse(state: str) -> str | None:
         """A member state without its path level: what the member's speed and queue tell alone."""
@@ -109,9 +126,9 @@ class MemberQTable(QTable):
             return row[0]
         member, _, rest = state.partition(" ")
         count = int(rest.split(" ")[0][1:])
-        lower = next((self.q[k] for k in (f"{member} a{c}" for c in range(count - 1, -1, -1)) if k in self.q), None)
-        if lower:
-            return lower[0]
+        lower = next((b for b in range(count - 1, -1, -1) if f"{member} a{b}" in self.q), None)
+        if lower is not None:
+            return self.q[f"{member} a{lower}"][0] * (BIN_EDGES[count] + 1) / (BIN_EDGES[lower] + 1)
         service = member.partition("/")[0] + "/"
         learnt = [v for k, (v, _) in self.q.items() if k.startswith(service) and self.coarse(k) is None]
         return sum(learnt) / len(learnt) if learnt else 0.0

@@ -167,13 +167,17 @@ class QTable:
             return rng.randrange(len(states))
         return values.index(max(values))
 
+    def step(self, visits: int) -> float:
+        """The learning rate of a state's update, given its visits counting this one: alpha."""
+        return self.alpha
+
     def update(self, state: str, r: float, next_state: str) -> float:
-        """Q(s) <- Q(s) + alpha [r + gamma Q(s') - Q(s)]; the new Q(s)."""
+        """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)]; the new Q(s)."""
         target = r + self.gamma * self.value(next_state)
         for key in filter(None, (self.coarse(state), state)):
             row = self.q.setdefault(key, [0.0, 0])
-            row[0] += self.alpha * (target - row[0])
             row[1] += 1
+            row[0] += self.step(row[1]) * (target - row[0])
         self._counted(r)
         return row[0]
 

@@ -24,8 +24,9 @@ from controller.openflow.packets import (ARP_REPLY, ARP_REQUEST, BROADCAST, TCP_
 from controller.policies import members as policies
 from controller.service.metrics import Metrics
 from controller.service.rest import RestApi
-from controller.policies.members import (SERVICE_POLICY_TYPES, LeastConnections, QLearningMembers, RandomMember,
-                                         RoundRobin, Weighted, member_state)
+from controller.policies.members import (SERVICE_POLICY_TYPES, STEP_FLOOR, LeastConnections, QLearningMembers,
+                                         RandomMember, RoundRobin, Weighted, member_state)
+from controller.policies.qlearning import QTable
 from fakes.frames import ipv4_frame
 from tests.unit.test_rest import call, exchange
 from fakes.switches import Booted, packet_fields
@@ -432,17 +433,42 @@ def test_member_states_name_the_member_its_load_bin_and_its_paths_level():
 
 
 def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
-    q = QLearningMembers(alpha=0.5, epsilon=0.0)
+    q = QLearningMembers(alpha=0.5, epsilon=0.0)      # alpha is the path table's: members average
     chosen = MemberLoad("m1", 1.0, 2, None, None, features(0.1))
-    q.learn("web", chosen, 0.8, chosen)      # reward -800 ms; gamma 0: Q <- Q + 0.5 (r - Q)
-    assert q.table.q["web/m1 a2 p0"] == [-400.0, 1] and q.table.q["web/m1 a2"] == [-400.0, 1]
-    q.learn("web", chosen, 0.2, chosen)
-    assert q.table.q["web/m1 a2 p0"] == [-400 + 0.5 * (-200 + 400), 2] == [-300.0, 2]
-    assert q.table.value("web/m1 a2 p3") == -300.0      # path level never met: the member and load's value
-    q.learn("web", chosen._replace(host="m2"), 1.0, chosen)     # m2: -500
-    assert q.table.value("web/m1 a5 p0") == -300.0      # count never met: its nearest lower count learnt
-    assert q.table.value("web/m3 a0 pu") == -400.0      # member never met: the service's mean
+    q.learn("web", chosen, 0.8, chosen)      # reward -800 ms; gamma 0, step 1/1: Q <- r
+    assert q.table.q["web/m1 a2 p0"] == [-800.0, 1] and q.table.q["web/m1 a2"] == [-800.0, 1]
+    q.learn("web", chosen, 0.2, chosen)      # step 1/2: the mean of -800 and -200
+    assert q.table.q["web/m1 a2 p0"] == [-800 + (-200 + 800) / 2, 2] == [-500.0, 2]
+    q.learn("web", chosen, 0.5, chosen)      # step 1/3: the mean of three
+    assert q.table.q["web/m1 a2 p0"] == [pytest.approx(-500.0), 3]
+    assert q.table.value("web/m1 a2 p3") == pytest.approx(-500.0)   # path level never met: member and load's
+    q.learn("web", chosen._replace(host="m2"), 1.0, chosen)     # m2: -1000
+    # count never met: the nearest lower count's, as if m1 shared itself: 5 open + this one, 2 + this one
+    assert q.table.value("web/m1 a5 p0") == pytest.approx(-500.0 * 6 / 3)
+    assert q.table.value("web/m1 a8 pu") == pytest.approx(-500.0 * 16 / 3)     # bin 15+
+    assert q.table.value("web/m1 a0 p0") == pytest.approx(-750.0)  # no lower count learnt: the service's mean
+    assert q.table.value("web/m3 a0 pu") == pytest.approx(-750.0)  # member never met: the service's mean
     assert q.table.value("db/m3 a0 pu") == 0.0          # nothing of the service learnt
+
+
+def test_a_member_states_step_is_one_over_its_visits_down_to_a_floor_and_a_paths_stays_alpha():
+    """The member table averages what a state met (heavy-tailed responses), then tracks drift
+    at STEP_FLOOR; the path table keeps its constant alpha."""
+    q = QLearningMembers(alpha=0.3, epsilon=0.0)
+    assert [q.table.step(n) for n in (1, 2, 10, 20, 21, 1000)] == [1.0, 0.5, 0.1, STEP_FLOOR, STEP_FLOOR,
+                                                                    STEP_FLOOR]
+    chosen = MemberLoad("m1", 1.0, 0, None, None, None)
+    responses = [0.1 * (1 + k % 7) for k in range(20)]
+    for r in responses:
+        q.learn("web", chosen, r, chosen)
+    mean = -1e3 * sum(responses) / 20
+    assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean)
+    q.learn("web", chosen, 10.0, chosen)     # one long answer after 20 moves the value by 5% of the gap
+    assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean + STEP_FLOOR * (-10_000 - mean))
+    paths = QTable(alpha=0.3, gamma=0.0, epsilon=0.0)
+    for r in (-10.0, -10.0):
+        paths.update("h1 r5 l0", r, "h1 r5 l0")
+    assert paths.q["h1 r5 l0"] == [pytest.approx(-3.0 - 0.3 * 7.0), 2]
 
 
 @pytest.mark.parametrize("learnt", [False, True])
