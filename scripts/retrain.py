@@ -162,8 +162,10 @@ def call(port: int, resource: str, method: str = "GET", token: str | None = None
 def check_controller(port: int, target: Path) -> None:
     """Before hours of work: the controller to reload answers, and serves the model we would replace."""
     policy = call(port, "policy")
+    policy = policy if isinstance(policy, dict) else {}
     served = policy.get("model")
-    if policy.get("policy") != "bpann" or served is None or base(served).resolve() != base(target).resolve():
+    if (policy.get("policy") != "bpann" or not isinstance(served, str)
+            or base(served).resolve() != base(target).resolve()):
         raise RetrainError(f"127.0.0.1:{port}: serves policy {policy.get('policy')!r} with model {served!r}, "
                            f"not {base(target)}: a reload would not load the new model")
 

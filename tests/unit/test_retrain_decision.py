@@ -29,7 +29,8 @@ N = 240   # one sample a second
 def samples(tmp_path_factory) -> Path:
     """A probe-label samples file whose delay explodes as utilisation nears 1 (queueing)."""
     rng = np.random.default_rng(3)
-    util, loss, latency, hops = rng.uniform(0, 0.95, N), rng.uniform(0, 0.1, N), rng.uniform(0, 20, N), rng.integers(2, 5, N)
+    util, loss, latency = rng.uniform(0, 0.95, N), rng.uniform(0, 0.1, N), rng.uniform(0, 20, N)
+    hops = rng.integers(2, 5, N)
     delay = 5 / (1 - util) + 2 * hops + 30 * loss + rng.normal(0, 0.2, N)
     path = tmp_path_factory.mktemp("data") / "h1h7.csv"
     rows = [f"{1.7e9 + i:.3f},h1,h7,s1>s2>s7,{u:.4f},{lo:.4f},{la:.4f},{h},{d:.4f},0"
