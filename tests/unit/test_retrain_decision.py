@@ -14,12 +14,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controller.core.spec import TopologyError
+from controller.files import load_spec, load_zoo
 from models import bpann
 from models.bpann import ModelError
 from models.dataset import COLUMNS, load_dataset
 from models.evaluation import time_blocked_folds
 from models.train import fit_bpann
 from scripts import retrain
+from topologies.generate import zoo
 from topologies.lab import free_port
 
 N = 240   # one sample a second
@@ -239,3 +242,11 @@ def test_a_controller_serving_another_model_is_refused_before_any_work(models, s
                              "--data", str(samples), "--out", str(tmp_path / "out")])
     assert code == 2 and f"127.0.0.1:{controller.port}: serves policy 'bpann' with model '/elsewhere/bpann'" \
         in capsys.readouterr().err
+
+
+def test_a_topology_zoo_name_becomes_the_spec_the_generator_makes(tmp_path):
+    path = retrain.topology_file("topozoo/Abilene", 1, 4, tmp_path)
+    assert json.loads(path.read_text()) == zoo(load_zoo("Abilene"), 1, 4)
+    assert [h.name for h in load_spec(path).hosts] == ["h1", "h2", "h3", "h4"]
+    with pytest.raises(TopologyError, match=r"^topozoo/Abilene: --hosts: must be in 2\.\.11"):
+        retrain.topology_file("topozoo/Abilene", 1, 99, tmp_path)
