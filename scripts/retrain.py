@@ -225,8 +225,11 @@ def install(candidate: Path, target: Path, expected: dict[str, bytes]) -> Path:
         raise RetrainError(f"{base(target)}.npz/.json changed while retraining: nothing installed")
     backup = base(target).with_name(base(target).name + "-previous")
     modes = {s: base(target).with_suffix(s).stat().st_mode & 0o777 for s in SUFFIXES}
-    for s in SUFFIXES:
-        files.write_atomic(backup.with_suffix(s), old[s], modes[s])
+    try:
+        for s in SUFFIXES:
+            files.write_atomic(backup.with_suffix(s), old[s], modes[s])
+    except OSError as exc:
+        raise RetrainError(f"{backup}{s}: cannot write the backup ({exc.strerror}): nothing installed") from None
     try:
         for s in SUFFIXES:
             files.write_atomic(base(target).with_suffix(s), new[s], modes[s])

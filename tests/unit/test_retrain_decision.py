@@ -204,6 +204,10 @@ def test_a_corrupt_candidate_or_a_model_changed_meanwhile_installs_nothing(split
     with pytest.raises(retrain.RetrainError, match=r"bpann.npz/.json changed while retraining: nothing installed"):
         retrain.install(models["bad"], current, {".npz": b"other", ".json": before[".json"]})
     assert contents(current) == before and not list(tmp_path.glob("bpann-previous*"))
+    (tmp_path / "bpann-previous.json").mkdir()       # where the backup goes, something it cannot replace
+    with pytest.raises(retrain.RetrainError, match=r"bpann-previous.json: cannot write the backup .*: nothing installed"):
+        retrain.install(models["bad"], current, before)
+    assert contents(current) == before
 
 
 def test_a_pair_of_files_of_two_models_is_refused_by_name(models, tmp_path):
