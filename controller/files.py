@@ -109,14 +109,17 @@ def _member(where: str, key: str) -> str:
     return f"{where}.{key}" if where else key
 
 
-def write_atomic(path: str | Path, data: bytes) -> None:
+def write_atomic(path: str | Path, data: bytes, mode: int | None = None) -> None:
     """Replace `path` with `data`: a crash leaves the old file or the new one, never half of
     one. The temporary file gets a random name, created exclusively (O_CREAT | O_EXCL) in the
-    same directory, so a file or symlink planted beside the target is never written through."""
+    same directory, so a file or symlink planted beside the target is never written through.
+    It is created readable by its owner only, unless `mode` says otherwise."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with open(fd, "wb") as f:
+            if mode is not None:
+                os.fchmod(f.fileno(), mode)
             f.write(data)
         os.replace(tmp, path)
     except BaseException:

@@ -1,9 +1,10 @@
 """The BPANN model file and its forward pass: the only part of the model the controller runs.
 
 A model is two files side by side: `<name>.npz` with the arrays and `<name>.json` with what
-they mean (feature order, activation, versions, data hash, metrics). No pickle anywhere: both
-are plain data, checked on load, and a file that does not fit raises ModelError naming the
-file and what is wrong.
+they mean (feature order, activation, versions, data hash, metrics) and the SHA-256 of the
+.npz beside it, so that a pair of two models (an install cut between its two renames) is
+refused rather than served. No pickle anywhere: both are plain data, checked on load, and a
+file that does not fit raises ModelError naming the file and what is wrong.
 
     x = clip(x, x_min, x_max)                  x: the four path features, in FEATURES order
     z = (x - x_mean) / x_scale
@@ -19,6 +20,7 @@ worse than an idle 2-hop one); at the edge of what it has seen, it ties instead.
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -70,7 +72,8 @@ def save(model: Bpann, path: str | Path) -> tuple[Path, Path]:
     npz, meta = base.with_suffix(".npz"), base.with_suffix(".json")
     np.savez(npz, **{name: np.asarray(getattr(model, name), dtype=float) for name in ARRAYS})
     meta.write_text(json.dumps({**model.meta, "format": FORMAT, "features": list(FEATURES),
-                                "activation": "logistic", "hidden": model.hidden}, indent=1) + "\n")
+                                "activation": "logistic", "hidden": model.hidden,
+                                "npz_sha256": hashlib.sha256(npz.read_bytes()).hexdigest()}, indent=1) + "\n")
     return npz, meta
 
 
@@ -85,7 +88,8 @@ def load(path: str | Path) -> Bpann:
         raise ModelError(f"{meta_path}: features {meta.get('features')} != expected {list(FEATURES)}")
     if meta.get("activation") != "logistic":
         raise ModelError(f"{meta_path}: activation '{meta.get('activation')}' is not 'logistic'")
-    arrays = _read_arrays(npz)
+    data = files.read_bytes(npz, MAX_NPZ_BYTES, ModelError)
+    arrays = _read_arrays(npz, data)
     n, h = len(FEATURES), arrays["w1"].shape[-1] if arrays["w1"].ndim == 2 else -1
     expected = {"x_min": (n,), "x_max": (n,), "x_mean": (n,), "x_scale": (n,), "w1": (n, h), "b1": (h,),
                 "w2": (h, 1), "b2": (1,), "y_mean": (), "y_scale": ()}
@@ -100,16 +104,18 @@ def load(path: str | Path) -> Bpann:
         raise ModelError(f"{npz}: x_min is above x_max")
     if meta.get("hidden") != h:
         raise ModelError(f"{meta_path}: hidden {meta.get('hidden')} does not match the weights ({h})")
+    if "npz_sha256" in meta and hashlib.sha256(data).hexdigest() != meta["npz_sha256"]:   # older models lack it
+        raise ModelError(f"{npz}: its SHA-256 is not the npz_sha256 of {meta_path.name}: the two files are "
+                         f"of different models")
     scalars = {"y_mean": float(arrays.pop("y_mean")), "y_scale": float(arrays.pop("y_scale"))}
     model = Bpann(**arrays, **scalars, meta=meta)
     _probe(model, npz)
     return model
 
 
-def _read_arrays(npz: Path) -> dict[str, np.ndarray]:
-    """The arrays of a .npz, read as a regular file of bounded size and, uncompressed, no
-    larger than the cap either (a small zip can inflate to gigabytes); never a pickle."""
-    data = files.read_bytes(npz, MAX_NPZ_BYTES, ModelError)
+def _read_arrays(npz: Path, data: bytes) -> dict[str, np.ndarray]:
+    """The arrays of a .npz's bytes (read as a regular file of bounded size) that, uncompressed,
+    are no larger than the cap either (a small zip can inflate to gigabytes); never a pickle."""
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             size = sum(info.file_size for info in archive.infolist())

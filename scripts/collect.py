@@ -28,7 +28,7 @@ from controller.core.spec import TopologyError
 from topologies.traffic import Player, schedule
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.collect", description=__doc__.split("\n\n")[0])
     p.add_argument("--topology", default="topologies/h1h7.json")
     p.add_argument("--src", default="h1")
@@ -43,7 +43,7 @@ def main() -> int:
     p.add_argument("--transfer-bytes", type=int, default=1_000_000, help="size of each labelled transfer")
     p.add_argument("--transfer-timeout", type=float, default=20, metavar="S",
                    help="bound of each transfer: one cut there is kept, censored, at it")
-    args = p.parse_args()
+    args = p.parse_args(argv)
     if not 10 <= args.duration <= 7200:
         p.error("--duration: must be in 10..7200 seconds")
     if not 1000 <= args.transfer_bytes <= 1 << 30 or not 1 <= args.transfer_timeout <= 300:

@@ -64,6 +64,20 @@ def user_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if k != "PYTEST_CURRENT_TEST"}
 
 
+def rest_call(port: int, resource: str, method: str = "GET", body: dict | None = None,
+              token: str | None = None, timeout_s: float = 10):
+    """Call the REST API of the controller on 127.0.0.1:port; (HTTP status, decoded JSON).
+    PUT and POST carry the token; an unreachable port raises URLError (an OSError)."""
+    changes = {} if method == "GET" else {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/{resource}", headers=changes,
+                                     method=method, data=json.dumps(body).encode() if body else None)
+    try:
+        with urllib.request.urlopen(request, timeout=timeout_s) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -183,15 +197,7 @@ class Lab:
     # -- the controller's view ------------------------------------------------------------------
     def api(self, resource: str, method: str = "GET", body: dict | None = None):
         """Call the controller's REST API; (HTTP status, decoded JSON)."""
-        changes = {} if method == "GET" else {"Authorization": f"Bearer {self.api_token}",
-                                              "Content-Type": "application/json"}
-        request = urllib.request.Request(f"http://127.0.0.1:{self.rest_port}/api/v1/{resource}", headers=changes,
-                                         method=method, data=json.dumps(body).encode() if body else None)
-        try:
-            with urllib.request.urlopen(request, timeout=10) as response:
-                return response.status, json.loads(response.read())
-        except urllib.error.HTTPError as err:
-            return err.code, json.loads(err.read())
+        return rest_call(self.rest_port, resource, method, body, self.api_token)
 
     def metrics_text(self) -> str:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=10) as r:
