@@ -13,7 +13,8 @@ the responses it met (step 1/visits) down to a floor of STEP_FLOOR: a response i
 with the answer's length, so a constant step let a few long answers decide. A state never met
 falls back, pessimistically, on what is known: its member and connection count (the path level
 ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
-among its connections (n open: (n + 1) / (m + 1) times the value learnt with m open), else the
+among its connections (n open: (n + 1) / (m + 1) times the value learnt with m open), else its
+nearest higher count learnt, unscaled (fewer connections answer no later), else the
 mean of the service's learnt values; 0 only while nothing of the service is learnt. (An unmet
 state worth 0 beat every measured value, and the table changes only at a FIN: every new
 connection went to the first member until the first responses came back; and a lower count's
@@ -126,9 +127,13 @@ class MemberQTable(QTable):
             return row[0]
         member, _, rest = state.partition(" ")
         count = int(rest.split(" ")[0][1:])
-        lower = next((b for b in range(count - 1, -1, -1) if f"{member} a{b}" in self.q), None)
+        met = [b for b in range(len(BIN_EDGES)) if f"{member} a{b}" in self.q]
+        lower = max((b for b in met if b < count), default=None)
+        higher = min((b for b in met if b > count), default=None)
         if lower is not None:
             return self.q[f"{member} a{lower}"][0] * (BIN_EDGES[count] + 1) / (BIN_EDGES[lower] + 1)
+        if higher is not None:
+            return self.q[f"{member} a{higher}"][0]
         service = member.partition("/")[0] + "/"
         learnt = [v for k, (v, _) in self.q.items() if k.startswith(service) and self.coarse(k) is None]
         return sum(learnt) / len(learnt) if learnt else 0.0

@@ -446,7 +446,10 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     # count never met: the nearest lower count's, as if m1 shared itself: 5 open + this one, 2 + this one
     assert q.table.value("web/m1 a5 p0") == pytest.approx(-500.0 * 6 / 3)
     assert q.table.value("web/m1 a8 pu") == pytest.approx(-500.0 * 16 / 3)     # bin 15+
-    assert q.table.value("web/m1 a0 p0") == pytest.approx(-750.0)  # no lower count learnt: the service's mean
+    # no lower count learnt: the nearest higher one's, unscaled (fewer connections answer no later),
+    # not the service's mean (-750), which is below what m1 met with more open
+    assert q.table.value("web/m1 a0 p0") == pytest.approx(-500.0)
+    assert q.table.value("web/m2 a1 pu") == pytest.approx(-1000.0)
     assert q.table.value("web/m3 a0 pu") == pytest.approx(-750.0)  # member never met: the service's mean
     assert q.table.value("db/m3 a0 pu") == 0.0          # nothing of the service learnt
 
