@@ -170,6 +170,10 @@ class Settings:
         if self.q_model == "linear" and self.q_explore == "count":
             raise ConfigError("LB_Q_EXPLORE: count exploration needs a table's visit counts; a linear "
                               "Q-learning model explores by epsilon")
+        if self.q_table and self.service_q_table and os.path.realpath(self.q_table) == os.path.realpath(
+                self.service_q_table):
+            raise ConfigError(f"LB_Q_TABLE (--q-table) and LB_SERVICE_Q_TABLE (--service-q-table): both name "
+                              f"{self.q_table}; the path and the member tables need a file each")
 
     def env(self) -> dict[str, str]:
         """The variables that give these settings to from_env, every one of them: a None is an

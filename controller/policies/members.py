@@ -22,24 +22,27 @@ value unscaled piled a burst into the fast member's queue.) Ties are broken at r
 and a connection counts in its member's state from its SYN, not its FIN. Exploration as the
 path table's (epsilon decaying to a floor, or a count bonus). The table is the path
 Q-learning's (qlearning.QTable, its file format and handling), kept apart in its own file
-(--service-q-table).
+(--service-q-table) of its own model, "members": neither table loads the other's file.
 """
 
 from __future__ import annotations
 
 import bisect
 import random
+import re
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from controller.core.flows import FlowKey
 from controller.core.services import MemberLoad, MemberPolicy
 from controller.core.settings import SERVICE_POLICIES, ConfigError, Settings
-from controller.policies.qlearning import QLearningPolicy, QTable, level
+from controller.policies.qlearning import LEVELS, QLearningPolicy, QTable, level
 
 ACTIVE_BINS = (1, 2, 3, 4, 5, 7, 10, 15)    # lower edges of bins 1.. (bin 0: no connection open)
 BIN_EDGES = (0, *ACTIVE_BINS)                # each bin's fewest open connections
 STEP_FLOOR = 0.05   # a member state's learning rate once it has met 20 responses (--q-alpha: paths only)
+STATE = re.compile(rf"[A-Za-z][\w-]{{0,31}}/[A-Za-z][\w-]{{0,14}} a[0-{len(ACTIVE_BINS)}]"
+                   rf"( p[0-{len(LEVELS) + 1}u])?", re.ASCII)     # member_state's, or its coarse state
 
 
 class RoundRobin(MemberPolicy):
@@ -108,8 +111,17 @@ class MemberQTable(QTable):
     time is heavy-tailed with the answer's length, and a constant step of 0.3 let one long
     answer move a value by a third of its size (docs/services.md has the measurements)."""
 
+    model = "members"       # its file is refused for paths, a path table's for members
+
     def step(self, visits: int) -> float:
         return max(1.0 / visits, STEP_FLOOR)
+
+    @staticmethod
+    def refused(state: str, value: float) -> str | None:
+        """A file's state that member_state cannot have made, or a value no response gives."""
+        if not STATE.fullmatch(state):
+            return "not a member state (<service>/<member> a<bin>, optionally p<level>)"
+        return None if value <= 0 else "a value above 0 (a reward is minus a response time)"
 
     def learnt(self) -> dict:
         return {**super().learnt(), "step": f"1/visits, at least {STEP_FLOOR}"}

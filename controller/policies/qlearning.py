@@ -137,6 +137,11 @@ class QTable:
         """The coarser state one never met falls back on (and every update teaches too)."""
         return _level_key(state)
 
+    @staticmethod
+    def refused(state: str, value: float) -> str | None:
+        """Why a state read from a file cannot be this table's, None if it can: any key is a path state."""
+        return None
+
     def emptied(self, epsilon: float) -> QTable:
         """The same hyper-parameters, nothing learnt, exploring again from `epsilon`."""
         return type(self)(alpha=self.alpha, gamma=self.gamma, epsilon=epsilon, epsilon_decay=self.epsilon_decay,
@@ -271,12 +276,15 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     found = data.get("model", QTable.model)      # files from before the linear model: tables
     if found != kind.model:
         raise QTableError(f"{path}: field 'model': the file holds a {found!r} model, not a "
-                          f"{kind.model!r} one (--q-model)")
+                          f"{kind.model!r} one (--q-model; --q-table and --service-q-table hold different tables)")
     q = data.get("q")
     if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 and
                                           isinstance(v[0], (int, float)) and not isinstance(v[0], bool) and
                                           type(v[1]) is int and v[1] >= 0 for k, v in q.items()):
         raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits]")
+    for k, v in q.items():
+        if why := kind.refused(k, v[0]):
+            raise QTableError(f"{path}: field 'q': state {k[:60]!r}: {why}")
     rewards = data.get("rewards", [])
     if not isinstance(rewards, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                                 for x in rewards):

@@ -5,6 +5,8 @@ on synthetic loads, the Q update by hand, and hostile frames claiming the VIP or
 from __future__ import annotations
 
 import json
+import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -15,7 +17,7 @@ from controller.core.balancer import MAX_FLOWS_PER_PORT
 from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
 from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, RESETS_PER_S, VIP_MAC, MemberLoad
-from controller.core.settings import SERVICE_POLICIES, Settings
+from controller.core.settings import SERVICE_POLICIES, ConfigError, Settings
 from controller.core.spec import TopologyError, parse_spec
 from controller.openflow import wire
 from controller.openflow.messages import CONTROLLER, FlowDelete, FlowMod, PacketOut
@@ -24,9 +26,9 @@ from controller.openflow.packets import (ARP_REPLY, ARP_REQUEST, BROADCAST, TCP_
 from controller.policies import members as policies
 from controller.service.metrics import Metrics
 from controller.service.rest import RestApi
-from controller.policies.members import (SERVICE_POLICY_TYPES, STEP_FLOOR, LeastConnections, QLearningMembers,
-                                         RandomMember, RoundRobin, Weighted, member_state)
-from controller.policies.qlearning import QTable
+from controller.policies.members import (SERVICE_POLICY_TYPES, STEP_FLOOR, LeastConnections, MemberQTable,
+                                         QLearningMembers, RandomMember, RoundRobin, Weighted, member_state)
+from controller.policies.qlearning import QTable, QTableError, load
 from fakes.frames import ipv4_frame
 from tests.unit.test_rest import call, exchange
 from fakes.switches import Booted, packet_fields
@@ -516,6 +518,43 @@ def test_the_member_q_table_is_saved_after_a_poll_and_loaded_again(tmp_path):
     q.learn("web", chosen, 0.5, chosen)
     q.save()
     assert policies.member_policy_factory("qlearning", settings)().table.q == q.table.q
+
+
+def test_a_path_table_file_is_refused_for_members_and_a_member_table_file_for_paths(tmp_path, caplog):
+    members, paths, old = tmp_path / "members.json", tmp_path / "paths.json", tmp_path / "old.json"
+    MemberQTable(alpha=0.3, gamma=0.0, epsilon=0.1, q={"web/m1 a0": [-5.0, 1]}).save(members)
+    QTable(alpha=0.3, gamma=0.0, epsilon=0.1, q={"h1 r5 l0": [-5.0, 1]}).save(paths)
+    old.write_text(json.dumps({k: v for k, v in json.loads(paths.read_text()).items() if k != "model"}))
+    for path, kind, found in ((paths, MemberQTable, "table"), (old, MemberQTable, "table"),
+                              (members, QTable, "members")):
+        with pytest.raises(QTableError, match=f"^{path}: field 'model': the file holds a '{found}' model"):
+            load(path, kind)
+    with caplog.at_level(logging.WARNING, logger="lb.policy"):
+        q = QLearningMembers(paths)
+    q.learn("web", loads(0)[0], 0.5, loads(0)[0])
+    q.save()
+    assert q.table.q and json.loads(paths.read_text())["q"] == {"h1 r5 l0": [-5.0, 1]}   # not saved over
+
+
+@pytest.mark.parametrize("state, value, why", [
+    ("h1 r5 l0", -5.0, "not a member state"), ("web/m1 a9", -5.0, "not a member state"),
+    ("web/m1 a2 p7", -5.0, "not a member state"), ("web/m1 a2 p0\nforged", -5.0, "not a member state"),
+    ("web/m1 a2 p0", 5.0, "a value above 0")])
+def test_a_member_table_file_with_a_foreign_state_or_a_positive_value_is_refused_naming_both(tmp_path, state,
+                                                                                            value, why):
+    path = tmp_path / "members.json"
+    data = MemberQTable(alpha=0.3, gamma=0.0, epsilon=0.1, q={"web/m1 a0": [-5.0, 1], state: [value, 1]}).to_json()
+    path.write_text(json.dumps(data))
+    with pytest.raises(QTableError, match=f"^{path}: field 'q': state {re.escape(repr(state))}: {why}[^\n]*$"):
+        load(path, MemberQTable)
+
+
+def test_the_path_and_member_tables_cannot_share_a_file(tmp_path):
+    (tmp_path / "q.json").touch()
+    (tmp_path / "link.json").symlink_to(tmp_path / "q.json")
+    with pytest.raises(ConfigError, match="--q-table.*--service-q-table.*need a file each"):
+        Settings(q_table=str(tmp_path / "q.json"), service_q_table=str(tmp_path / "link.json")).validate()
+    Settings(q_table=str(tmp_path / "q.json"), service_q_table=str(tmp_path / "m.json")).validate()
 
 
 # -- REST and metrics ----------------------------------------------------------------------------
