@@ -4,7 +4,7 @@ each, a FIFO queue) serves the experiment's seeded heavy-tailed schedules
 (topologies.inference.schedule); a response is from arrival to the last token, as the
 controller's SYN-to-FIN. No network, no controller: what it tells is the member choice alone.
 
-    .venv/bin/python -m scripts.member_sim                (50%, 80%, 95% load; about 10 s)
+    .venv/bin/python -m scripts.member_sim                (50%, 80%, 95% load; about 2 s)
 
 Q-learning keeps one table: it learns on schedules 1..--learn, then every policy is measured on
 --test schedules it has not met (101..), paired by schedule. `sed` is a reference rule, not a
@@ -20,7 +20,7 @@ import statistics
 
 from controller.core.services import MemberLoad, MemberPolicy
 from controller.policies.members import LeastConnections, QLearningMembers, Weighted
-from scripts.report import change_ci
+from scripts.report import LOADS, change_ci, load_fractions
 from topologies.inference import Member, Workload, capacity, schedule
 
 SPEEDS = (1, 1, 2, 2, 4)
@@ -104,13 +104,15 @@ def compare(load: float, learn: int, test: int) -> dict[str, list[tuple[float, f
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m scripts.member_sim", description=__doc__.split("\n\n")[0])
-    p.add_argument("--loads", default="0.5,0.8,0.95")
+    p.add_argument("--loads", default="0.5,0.8,0.95", help=f"fractions of the pool's capacity ({LOADS[0]}..{LOADS[1]})")
     p.add_argument("--learn", type=int, default=10, help="schedules Q-learning learns on first")
-    p.add_argument("--test", type=int, default=10, help="schedules every policy is measured on")
+    p.add_argument("--test", type=int, default=10, help="schedules every policy is measured on (at least 1)")
     args = p.parse_args(argv)
+    if args.test < 1 or args.learn < 0:
+        p.error("--test: at least 1; --learn: at least 0")
     print("| load | policy | mean (s) | p95 (s) | mean vs least-connections [95% CI] | p95 vs best of LC, weighted |")
     print("| --- | --- | --- | --- | --- | --- |")
-    for load in (float(x) for x in args.loads.split(",")):
+    for load in load_fractions(p, args.loads):
         result = compare(load, args.learn, args.test)
         lc = [m for m, _ in result["least-connections"]]
         best = [min(a[1], b[1]) for a, b in zip(result["least-connections"], result["weighted"])]
@@ -124,6 +126,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def fmt(change: dict) -> str:
+    if change["ci95"] is None:      # one schedule has no interval
+        return f"{change['mean']:+.1%} (one schedule)"
     lo, hi = change["ci95"]
     return f"{change['mean']:+.1%} [{lo:+.1%}, {hi:+.1%}]"
 

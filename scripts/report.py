@@ -421,6 +421,21 @@ def parse_quick(parser: argparse.ArgumentParser, argv: list[str] | None, quick: 
     return args
 
 
+LOADS = (0.05, 1.5)     # the fractions of a pool's capacity the service experiments run at, at least and most
+
+
+def load_fractions(parser: argparse.ArgumentParser, text: str) -> list[float]:
+    """--loads of the service experiment and its simulation: comma-separated fractions of the
+    pool's capacity, each in LOADS; else the parser's usage error, naming the option."""
+    try:
+        loads = [float(x) for x in text.split(",")]
+    except ValueError:
+        parser.error(f"--loads: not a comma-separated list of numbers: {text!r}")
+    if not all(LOADS[0] <= x <= LOADS[1] for x in loads):
+        parser.error(f"--loads: each in {LOADS[0]}..{LOADS[1]}, got {text!r}")
+    return loads
+
+
 def print_summary(folder: Path, write=write_report) -> bool:
     """Rewrite a results folder's summary with `write` and print it; False, with the reason on
     stderr, when the folder cannot be summarised (the experiments end with this too)."""

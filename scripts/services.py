@@ -31,7 +31,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from controller.core.spec import TopologyError
-from scripts.report import parse_quick, print_summary
+from scripts.report import LOADS, load_fractions, parse_quick, print_summary
 from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, write_report
 from topologies.inference import PORT, Member, capacity, schedule, write_schedule
 from topologies.lab import ROOT, Lab, default_workdir, provenance, wait_until
@@ -47,7 +47,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--topology", type=Path, default=ROOT / "topologies" / "pool.json")
     p.add_argument("--service", default="llm")
     p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}")
-    p.add_argument("--loads", default="0.5,0.8,0.95", help="fractions of the pool's capacity (0.05..1.5)")
+    p.add_argument("--loads", default="0.5,0.8,0.95", help=f"fractions of the pool's capacity ({LOADS[0]}..{LOADS[1]})")
     p.add_argument("--seeds", type=int, default=5, help="seeds 1..N, each a different schedule")
     p.add_argument("--duration", type=float, default=20, help="seconds of arrivals per run (5..600)")
     p.add_argument("--drain", type=float, default=10,
@@ -67,12 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unknown = [x for x in args.policies if x not in POLICIES + ("client-rr",)]
     if unknown or not args.policies:
         p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(POLICIES)}")
-    try:
-        args.loads = [float(x) for x in args.loads.split(",")]
-    except ValueError:
-        p.error(f"--loads: not a comma-separated list of numbers: {args.loads!r}")
-    if not all(0.05 <= x <= 1.5 for x in [*args.loads, args.kill_load]):
-        p.error("--loads, --kill-load: each in 0.05..1.5")
+    args.loads = load_fractions(p, args.loads)
+    if not LOADS[0] <= args.kill_load <= LOADS[1]:
+        p.error(f"--kill-load: in {LOADS[0]}..{LOADS[1]}")
     if not 1 <= args.seeds <= 100 or not 5 <= args.duration <= 600 or not 1 <= args.drain <= 120:
         p.error("--seeds: 1..100; --duration: 5..600 s; --drain: 1..120 s")
     if not 1 <= args.base_speed <= 10_000 or not 1 <= args.slots <= 64 or not 0 <= args.slo_grace <= 60:

@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import statistics
 
+import pytest
+
 from controller.policies.members import LeastConnections, MemberQTable, QLearningMembers, Weighted
-from scripts.member_sim import POOL, WORKLOAD, p95, serve
+from scripts.member_sim import POOL, WORKLOAD, main, p95, serve
 from scripts.member_sim import trained as trained_policy
 
 
@@ -70,3 +72,19 @@ def test_at_80_percent_load_the_learners_p95_is_below_least_connections_and_weig
         best = min(p95(serve(classic(), seed, 0.8)[0]) for classic in (LeastConnections, Weighted))
         changes.append(ours / best - 1)
     assert statistics.mean(changes) < -0.10, changes
+
+
+def test_the_simulation_on_one_test_schedule_gives_changes_without_an_interval(capsys):
+    assert main(["--loads", "0.5", "--learn", "1", "--test", "1"]) == 0
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 50% |")]
+    assert len(rows) == 4 and all("(one schedule)" in r for r in rows[1:]), rows
+
+
+@pytest.mark.parametrize("argv, says", [(["--test", "0"], "--test: at least 1"), (["--learn", "-1"], "--learn"),
+                                        (["--loads", "0"], "--loads: each in 0.05..1.5"),
+                                        (["--loads", "1.6"], "--loads: each in"),
+                                        (["--loads", "0.5,x"], "--loads: not")])
+def test_the_simulation_refuses_what_it_cannot_run_with_a_usage_error(argv, says, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(argv)
+    assert exit_.value.code == 2 and says in capsys.readouterr().err
