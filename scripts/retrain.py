@@ -11,9 +11,12 @@ folder) says which it kept and why, with the figures.
 
 Better (RULE): on the held-out samples, the candidate's mean absolute error is strictly lower
 than the model in use's (equal keeps the model in use: a change must earn its keep); and in
-the experiment, the candidate's paired metric (RTT mean for the probe-delay label, transfer
-throughput for the completion-time label), averaged over the seeds both ran as relative
-change, is not worse (a tie passes). Anything unmeasured counts as not better.
+the experiment, which must exit 0 for both models, the candidate is not worse (a tie passes)
+on each of its metrics: for the probe-delay label RTT mean (as relative change, averaged over
+the seeds both measured) and probe loss (mean over those seeds), for the completion-time label
+transfer throughput (relative change). A seed the candidate did not measure counts as worse;
+one only the model in use did not measure counts as not worse. Anything unmeasured, and a
+figure that is not finite, counts as not better.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ import argparse
 import dataclasses
 import hashlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -47,7 +51,8 @@ from topologies.lab import ROOT, default_workdir, provenance, rest_call
 
 RULE = __doc__.split("Better (RULE): ")[1].replace("\n", " ").strip()
 # what the experiment judges a label by: (metric of scripts.report, +1 higher is better / -1 lower)
-METRIC = {LABEL: ("rtt_mean_ms", -1), TRANSFER_LABEL: ("throughput_mbps", +1)}
+CRITERIA = {LABEL: (("rtt_mean_ms", -1), ("loss", -1)), TRANSFER_LABEL: (("throughput_mbps", +1),)}
+ABSOLUTE = {"loss"}     # compared as means, not relative change: a loss of 0 has no relative change
 HOLDOUT_BLOCKS = 4      # the last of 4 time blocks (a quarter of the samples) is held out
 SUFFIXES = (".json", ".npz")   # the order of an install: see install()
 
@@ -159,15 +164,27 @@ def call(port: int, resource: str, method: str = "GET", token: str | None = None
     return body
 
 
+def check_serves(port: int, answer, target: Path, what: str, why: str = "") -> None:
+    """The controller's answer names policy bpann with the model at `target`; else RetrainError
+    says what it serves instead (`what` before, `why` after)."""
+    answer = answer if isinstance(answer, dict) else {"policy": None, "model": answer}
+    served = answer.get("model")
+    if (answer.get("policy") != "bpann" or not isinstance(served, str)
+            or base(served).resolve() != base(target).resolve()):
+        raise RetrainError(f"127.0.0.1:{port}: {what} policy {answer.get('policy')!r} with model {served!r:.200}, "
+                           f"not {base(target)}{why}")
+
+
 def check_controller(port: int, target: Path) -> None:
     """Before hours of work: the controller to reload answers, and serves the model we would replace."""
-    policy = call(port, "policy")
-    policy = policy if isinstance(policy, dict) else {}
-    served = policy.get("model")
-    if (policy.get("policy") != "bpann" or not isinstance(served, str)
-            or base(served).resolve() != base(target).resolve()):
-        raise RetrainError(f"127.0.0.1:{port}: serves policy {policy.get('policy')!r} with model {served!r}, "
-                           f"not {base(target)}: a reload would not load the new model")
+    check_serves(port, call(port, "policy"), target, "serves", ": a reload would not load the new model")
+
+
+def reload(port: int, target: Path) -> dict:
+    """Hot-reload the controller; its answer must show it now serves `target` (the candidate)."""
+    answer = call(port, "model/reload", "POST", controller_token(port))
+    check_serves(port, answer, target, "reloaded but serves")
+    return answer
 
 
 def heldout_errors(data, test: np.ndarray, current: bpann.Bpann, candidate: bpann.Bpann) -> dict:
@@ -178,37 +195,85 @@ def heldout_errors(data, test: np.ndarray, current: bpann.Bpann, candidate: bpan
     return {name: {"mae": mae(y, p), "mre": mean_relative_error(y, p)} for name, p in predicted.items()}
 
 
-def experiment_figures(folders: dict[str, Path], metric: str) -> dict:
-    """Each model's `metric` per seed, from its experiment folder's runs.csv ({} where none)."""
-    out = {}
+def finite(x) -> float | None:
+    """x as a float if it is a finite number, else None: a NaN compares false and JSON has none."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x) else None
+
+
+def figure(x, spec: str = ".4g", scale: float = 1) -> str:
+    """A figure for the report's sentences: 'n/a' where it is missing or not finite."""
+    x = finite(x)
+    return "n/a" if x is None else format(scale * x, spec)
+
+
+def jsonable(obj):
+    """obj with each non-finite float as None (null in report.json, printed 'n/a')."""
+    if isinstance(obj, dict):
+        return {k: jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [jsonable(v) for v in obj]
+    return finite(obj) if isinstance(obj, float) else obj
+
+
+def experiment_figures(folders: dict[str, Path], metrics: list[str]) -> dict:
+    """Each metric per model and seed, from its experiment folder's runs.csv (None where a seed
+    measured nothing, {} where there is no readable runs.csv)."""
+    per_seed = {}
     for name, folder in folders.items():
         try:
-            per_seed = summarise(read_runs(folder / "runs.csv")).get("bpann", {}).get("per_seed", {})
+            per_seed[name] = summarise(read_runs(folder / "runs.csv")).get("bpann", {}).get("per_seed", {})
         except ReportError:
-            per_seed = {}
-        out[name] = {seed: m[metric] for seed, m in per_seed.items() if m[metric] is not None}
-    return out
+            per_seed[name] = {}
+    return {m: {name: {seed: v[m] for seed, v in seeds.items()} for name, seeds in per_seed.items()} for m in metrics}
 
 
-def decide(errors: dict, trial: dict, metric: str, sign: int) -> tuple[bool, list[str]]:
-    """RULE: (replace?, one sentence per criterion saying whether it holds, with its figures)."""
-    cur, cand = errors["current"]["mae"], errors["candidate"]["mae"]
-    heldout_ok = cand < cur
-    reasons = [f"held-out MAE: candidate {cand:.4g} {'<' if heldout_ok else ('=' if cand == cur else '>')} "
-               f"in use {cur:.4g} ({'better' if heldout_ok else 'not better'})"]
-    seeds = sorted(set(trial.get("current", {})) & set(trial.get("candidate", {})), key=int)
-    change = change_ci([trial["candidate"][s] for s in seeds], [trial["current"][s] for s in seeds])
-    if change["mean"] is None:
-        reasons.append(f"experiment {metric}: no seed measured it for both models (not better)")
+def judge(trial: dict, metric: str, sign: int) -> tuple[bool, str]:
+    """One experiment criterion of RULE: (not worse?, its sentence with the figures)."""
+    cur, cand = ({s: finite(v) for s, v in trial.get(name, {}).items()} for name in ("current", "candidate"))
+    seeds = sorted(set(cur) | set(cand), key=int)
+    head = f"experiment {metric} ({'higher' if sign > 0 else 'lower'} is better)"
+    unmeasured = [s for s in seeds if cand.get(s) is None]
+    if unmeasured:
+        return False, f"{head}: the candidate measured nothing on seed(s) {', '.join(unmeasured)} (worse)"
+    if not seeds:
+        return False, f"{head}: no seed measured it (not better)"
+    paired = [s for s in seeds if cur.get(s) is not None]
+    only = [s for s in seeds if s not in paired]
+    only = f"seed(s) {', '.join(only)} only the candidate measured (not worse)" if only else ""
+    if not paired:
+        return True, f"{head}: {only}"
+    means = {name: float(np.mean([d[s] for s in paired])) for name, d in (("candidate", cand), ("current", cur))}
+    if metric in ABSOLUTE:
+        delta, change = means["candidate"] - means["current"], f"{means['candidate'] - means['current']:+.4g}"
+    else:
+        ci = change_ci([cand[s] for s in paired], [cur[s] for s in paired])
+        if ci["mean"] is None:
+            return False, f"{head}: the model in use measured 0 on every paired seed (not better)"
+        delta, bounds = ci["mean"], ci["ci95"]
+        interval = f" [{100 * bounds[0]:+.1f}, {100 * bounds[1]:+.1f}]" if bounds else " (one seed: no interval)"
+        change = f"{100 * delta:+.1f}%{interval}"
+    ok = sign * delta >= 0
+    return ok, (f"{head}, {len(paired)} paired seed(s): candidate {means['candidate']:.4g} vs in use "
+                f"{means['current']:.4g}, {change} ({'not worse' if ok else 'worse'}){'; ' + only if only else ''}")
+
+
+def decide(errors: dict, trial: dict, label: str, exits: dict | None = None) -> tuple[bool, list[str]]:
+    """RULE: (replace?, one sentence per criterion saying whether it holds, with its figures).
+    `exits`: each experiment run's exit code; a failed run's runs.csv is partial, not judged."""
+    cur, cand = finite(errors["current"]["mae"]), finite(errors["candidate"]["mae"])
+    ok = cur is not None and cand is not None and cand < cur
+    relation = "<" if ok else "vs" if None in (cur, cand) else "=" if cand == cur else ">"
+    reasons = [f"held-out MAE: candidate {figure(cand)} {relation} in use {figure(cur)} "
+               f"({'better' if ok else 'not better'})"]
+    failed = {name: code for name, code in (exits or {}).items() if code}
+    if failed:
+        reasons.append("experiment: " + ", ".join(f"the run with the {name} model exited {code}"
+                                                  for name, code in failed.items()) + ": not judged (not better)")
         return False, reasons
-    trial_ok = sign * change["mean"] >= 0
-    ci = change["ci95"]
-    interval = f" [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}]" if ci else " (one seed: no interval)"
-    means = {name: float(np.mean([trial[name][s] for s in seeds])) for name in ("candidate", "current")}
-    reasons.append(f"experiment {metric} ({'higher' if sign > 0 else 'lower'} is better), {len(seeds)} paired "
-                   f"seed(s): candidate {means['candidate']:.4g} vs in use {means['current']:.4g}, "
-                   f"{100 * change['mean']:+.1f}%{interval} ({'not worse' if trial_ok else 'worse'})")
-    return heldout_ok and trial_ok, reasons
+    for metric, sign in CRITERIA[label]:
+        metric_ok, reason = judge(trial.get(metric, {}), metric, sign)
+        ok, reasons = ok and metric_ok, [*reasons, reason]
+    return ok, reasons
 
 
 def install(candidate: Path, target: Path, expected: dict[str, bytes]) -> Path:
@@ -234,32 +299,38 @@ def install(candidate: Path, target: Path, expected: dict[str, bytes]) -> Path:
         for s in SUFFIXES:
             files.write_atomic(base(target).with_suffix(s), new[s], modes[s])
         bpann.load(target)
-    except (OSError, ModelError) as exc:
-        for s in SUFFIXES:
+    except BaseException as exc:     # an interrupt too: never leave the candidate's .json half in place
+        for s in reversed(SUFFIXES):     # .npz first: until the old .json is back, its hash refuses the pair
             files.write_atomic(base(target).with_suffix(s), old[s], modes[s])
+        if not isinstance(exc, (OSError, ModelError)):
+            raise
         raise RetrainError(f"{base(target)}: install failed ({exc}); the previous model is back") from None
     return backup
 
 
 def settle(report: dict, errors: dict, trial: dict, candidate: Path, target: Path, expected: dict[str, bytes],
-           reload_port: int | None, out: Path) -> tuple[int, dict]:
-    """Decide by RULE, install if better, reload the controller, write report.json: (exit code, report)."""
-    metric, sign = METRIC[report["label"]]
-    replace, reasons = decide(errors, trial, metric, sign)
+           reload_port: int | None, out: Path, exits: dict | None = None) -> tuple[int, dict]:
+    """Decide by RULE, install if better, reload the controller, write report.json (whatever
+    happens on the way): (exit code, report)."""
+    replace, reasons = decide(errors, trial, report["label"], exits)
     report.update(held_out={**report.get("held_out", {}), "errors": errors},
-                  experiment={"metric": metric, "better": "higher" if sign > 0 else "lower", "per_seed": trial},
-                  decision="replaced" if replace else "kept", reasons=reasons, rule=RULE, backup=None, reload=None)
+                  experiment={"better": {m: "higher" if sign > 0 else "lower" for m, sign in CRITERIA[report["label"]]},
+                              "per_seed": trial, "exits": exits},
+                  decision="kept", reasons=reasons, rule=RULE, backup=None, reload=None)
     code = 0
     try:
+        if any((exits or {}).values()):
+            raise RetrainError(reasons[-1])
         if replace:
             report["backup"] = str(install(candidate, target, expected))
             if reload_port is not None:
-                report["reload"] = call(reload_port, "model/reload", "POST", controller_token(reload_port))
+                report["reload"] = reload(reload_port, target)
     except RetrainError as exc:
         report["error"], code = str(exc), 1
-        if report["backup"] is None:
-            report["decision"] = "kept"
-    files.write_atomic(out / "report.json", (json.dumps(report, indent=1, allow_nan=False) + "\n").encode(), 0o644)
+    finally:
+        report = jsonable({**report, "decision": "replaced" if report["backup"] else "kept"})
+        files.write_atomic(out / "report.json", (json.dumps(report, indent=1, allow_nan=False) + "\n").encode(),
+                           0o644)
     return code, report
 
 
@@ -271,8 +342,9 @@ def describe(report: dict) -> str:
     errors, held = report["held_out"]["errors"], report["held_out"]
     lines = [f"decision: {head}", *(f"  - {r}" for r in report["reasons"]),
              f"  held out: {held['tested']} samples (trained on {held['trained']}); mean relative error "
-             f"candidate {100 * errors['candidate']['mre']:.0f}%, in use {100 * errors['current']['mre']:.0f}%; "
-             f"persistence baseline MAE {errors['persistence']['mae']:.4g}"]
+             f"candidate {figure(errors['candidate']['mre'], '.0f', 100)}%, in use "
+             f"{figure(errors['current']['mre'], '.0f', 100)}%; persistence baseline MAE "
+             f"{figure(errors['persistence']['mae'])}"]
     if report.get("reload"):
         lines.append(f"  controller 127.0.0.1:{report['reload_port']} reloaded: {report['reload'].get('model')}")
     if report.get("error"):
@@ -290,9 +362,9 @@ def main(argv: list[str] | None = None) -> int:
         current = bpann.load(target)
         expected = model_bytes(target)
         label = current.meta.get("label")    # the candidate learns the same, or the errors do not compare
-        if label not in METRIC:
+        if label not in CRITERIA:
             raise RetrainError(f"{target}.json: label {label!r} is not one scripts.collect measures "
-                               f"({', '.join(METRIC)})")
+                               f"({', '.join(CRITERIA)})")
         topology = topology_file(args.topology, args.zoo_seed, args.hosts, out)
         hosts = [h.name for h in files.load_spec(topology).hosts]
         src, dst = args.src or hosts[0], args.dst or hosts[-1]
@@ -341,6 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     errors = heldout_errors(data, test, current, bpann.load(candidate))
 
     folders = {name: out / f"experiment-{name}" for name in ("current", "candidate")}
+    exits = {}
     for name, folder in folders.items():
         shutil.rmtree(folder, ignore_errors=True)     # a rerun into one --out starts its runs afresh
         try:
@@ -354,7 +427,8 @@ def main(argv: list[str] | None = None) -> int:
         if code == 130:
             print("interrupted: nothing installed", file=sys.stderr)
             return 130
-    trial = experiment_figures(folders, METRIC[label][0])
+        exits[name] = code
+    trial = experiment_figures(folders, [metric for metric, _ in CRITERIA[label]])
 
     report = {"model": str(target), "candidate": str(base(candidate)), "label": label, "topology": str(topology),
               "src": src, "dst": dst, "reload_port": args.reload_port,
@@ -362,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
                            "gap_s": args.gap, "chosen_hidden": hidden},
               "experiments": {name: str(folder) for name, folder in folders.items()},
               **provenance("scripts.retrain", argv)}
-    code, report = settle(report, errors, trial, candidate, target, expected, args.reload_port, out)
+    code, report = settle(report, errors, trial, candidate, target, expected, args.reload_port, out, exits)
     print("\n" + describe(report) + f"\nreport: {out / 'report.json'}")
     return code
 

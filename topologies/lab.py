@@ -31,6 +31,7 @@ from controller.files import load_spec
 log = logging.getLogger("lb.lab")
 ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "topology complete"
+MAX_REPLY_BYTES = 1 << 20     # a REST reply read whole: a controller's answers are a few kB
 
 
 def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str = "condition"):
@@ -66,16 +67,22 @@ def user_env() -> dict[str, str]:
 
 def rest_call(port: int, resource: str, method: str = "GET", body: dict | None = None,
               token: str | None = None, timeout_s: float = 10):
-    """Call the REST API of the controller on 127.0.0.1:port; (HTTP status, decoded JSON).
-    PUT and POST carry the token; an unreachable port raises URLError (an OSError)."""
+    """Call the REST API of the controller on 127.0.0.1:port; (HTTP status, decoded JSON), read
+    up to MAX_REPLY_BYTES. PUT and POST carry the token; an unreachable port raises URLError (an
+    OSError), a success that is not JSON ValueError; an error that is not JSON (a proxy's page)
+    is (status, {"error": its first 200 characters})."""
     changes = {} if method == "GET" else {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     request = urllib.request.Request(f"http://127.0.0.1:{port}/api/v1/{resource}", headers=changes,
                                      method=method, data=json.dumps(body).encode() if body else None)
     try:
         with urllib.request.urlopen(request, timeout=timeout_s) as response:
-            return response.status, json.loads(response.read())
+            return response.status, json.loads(response.read(MAX_REPLY_BYTES))
     except urllib.error.HTTPError as err:
-        return err.code, json.loads(err.read())
+        text = err.read(MAX_REPLY_BYTES)
+        try:
+            return err.code, json.loads(text)
+        except ValueError:
+            return err.code, {"error": text[:200].decode(errors="replace")}
 
 
 def free_port() -> int:

@@ -10,6 +10,7 @@ import shutil
 import threading
 import time
 import zipfile
+from hashlib import sha256
 
 import numpy as np
 import pytest
@@ -138,6 +139,8 @@ def test_a_model_whose_scores_overflow_is_refused_and_the_old_one_kept(model_cop
     arrays = dict(np.load(npz))
     arrays["w2"][:] = 1e308          # finite weights, every score infinite
     np.savez(npz, **arrays)
+    meta = json.loads(model_copy.with_suffix(".json").read_text())     # one model: its .json names the new .npz
+    model_copy.with_suffix(".json").write_text(json.dumps({**meta, "npz_sha256": sha256(npz.read_bytes()).hexdigest()}))
     with pytest.raises(ModelError) as err:
         policy.reload()
     assert "scores are not finite on the input range (at utilisation=" in one_line_naming(err.value, npz)

@@ -6,6 +6,7 @@ every way this can fail is one error naming the file or the peer, with nothing h
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -18,7 +19,7 @@ from controller.core.spec import TopologyError
 from controller.files import load_spec, load_zoo
 from models import bpann
 from models.bpann import ModelError
-from models.dataset import COLUMNS, load_dataset
+from models.dataset import COLUMNS, LABEL, TRANSFER_LABEL, load_dataset
 from models.evaluation import time_blocked_folds
 from models.train import fit_bpann
 from scripts import retrain
@@ -71,29 +72,32 @@ def contents(model: Path) -> dict[str, bytes]:
     return {s: model.with_suffix(s).read_bytes() for s in (".npz", ".json")}
 
 
-def settle(split, current: Path, candidate: Path, trial: dict, out: Path, port: int | None = None):
+def settle(split, current: Path, candidate: Path, trial: dict, out: Path, port: int | None = None,
+           exits: dict | None = None, errors: dict | None = None):
     data, _, test = split
-    errors = retrain.heldout_errors(data, test, bpann.load(current), bpann.load(candidate))
+    errors = errors or retrain.heldout_errors(data, test, bpann.load(current), bpann.load(candidate))
     report = {"model": str(current), "label": data.label, "reload_port": port,
               "held_out": {"trained": len(split[1]), "tested": len(test)}}
-    return retrain.settle(report, errors, trial, candidate, current, contents(current), port, out)
+    return retrain.settle(report, errors, trial, candidate, current, contents(current), port, out, exits)
 
 
-def rtt(current: float, candidate: float) -> dict:
-    return {"current": {"1": current}, "candidate": {"1": candidate}}
+def rtt(current: float | None, candidate: float | None, loss: tuple = (0.0, 0.0)) -> dict:
+    """The probe label's experiment figures, one seed: RTT mean and loss of each model."""
+    return {"rtt_mean_ms": {"current": {"1": current}, "candidate": {"1": candidate}},
+            "loss": {"current": {"1": loss[0]}, "candidate": {"1": loss[1]}}}
 
 
 class Controller:
     """A real HTTP server on 127.0.0.1 answering the REST calls retraining makes, recording them."""
 
-    def __init__(self, status: int = 200, model: str = "") -> None:
+    def __init__(self, status: int = 200, model: str = "", reply: bytes | None = None) -> None:
         self.calls: list[tuple[str, str, str | None]] = []
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             def _answer(self) -> None:
                 owner.calls.append((self.command, self.path, self.headers.get("Authorization")))
-                body = (json.dumps({"policy": "bpann", "model": model}) if status == 200
+                body = reply if reply is not None else (json.dumps({"policy": "bpann", "model": model}) if status == 200
                         else json.dumps({"error": "bpann.npz: not a readable .npz"})).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")
@@ -156,23 +160,47 @@ def test_a_better_candidate_is_installed_with_the_previous_kept_and_the_controll
     assert f"controller 127.0.0.1:{controller.port} reloaded: {current}" in retrain.describe(report)
 
 
-@pytest.mark.parametrize("maes, rtts, replaced", [
-    ((2.0, 1.0), (5.0, 6.0), False),      # fits better, but the experiment's RTT is worse
-    ((2.0, 2.0), (5.0, 4.0), False),      # a tie on held-out MAE keeps the model in use
-    ((2.0, 1.0), (5.0, 5.0), True),       # a tie in the experiment is not worse
-    ((2.0, 1.0), (5.0, None), False),     # the candidate's experiment measured nothing
+@pytest.mark.parametrize("maes, trial, replaced", [
+    ((2.0, 1.0), rtt(5.0, 6.0), False),      # fits better, but the experiment's RTT is worse
+    ((2.0, 2.0), rtt(5.0, 4.0), False),      # a tie on held-out MAE keeps the model in use
+    ((2.0, 1.0), rtt(5.0, 5.0), True),       # a tie in the experiment is not worse
+    ((2.0, 1.0), rtt(5.0, None), False),     # the candidate's experiment measured nothing on its seed
+    ((2.0, 1.0), rtt(None, 5.0), True),      # only the model in use measured nothing: not worse
+    ((2.0, 1.0), rtt(5.0, 4.0, (0.0, 0.2)), False),   # lower RTT, but more probes lost
+    ((2.0, 1.0), rtt(5.0, 4.0, (0.2, 0.2)), True),    # the same loss is not worse
+    ((float("nan"), 1.0), rtt(5.0, 4.0), False),      # a figure that is not finite is not better
 ])
-def test_the_rule(maes, rtts, replaced):
+def test_the_rule(maes, trial, replaced):
     errors = {"current": {"mae": maes[0]}, "candidate": {"mae": maes[1]}}
-    trial = {"current": {"1": rtts[0]}, "candidate": {} if rtts[1] is None else {"1": rtts[1]}}
-    assert retrain.decide(errors, trial, "rtt_mean_ms", -1)[0] is replaced
+    assert retrain.decide(errors, trial, LABEL)[0] is replaced
+
+
+def test_a_seed_only_the_model_in_use_measured_counts_as_worse():
+    errors = {"current": {"mae": 2.0}, "candidate": {"mae": 1.0}}
+    trial = {"rtt_mean_ms": {"current": {"1": 5.0, "2": 5.0}, "candidate": {"1": 1.0}},
+             "loss": {"current": {"1": 0.0, "2": 0.0}, "candidate": {"1": 0.0}}}
+    replaced, reasons = retrain.decide(errors, trial, LABEL)
+    assert not replaced and reasons[1] == ("experiment rtt_mean_ms (lower is better): the candidate measured "
+                                           "nothing on seed(s) 2 (worse)")
 
 
 def test_the_rule_pairs_seeds_and_reads_throughput_as_higher_is_better():
     errors = {"current": {"mae": 2.0}, "candidate": {"mae": 1.0}}
-    trial = {"current": {"1": 10.0, "2": 20.0, "3": 99.0}, "candidate": {"1": 11.0, "2": 21.0}}
-    replaced, reasons = retrain.decide(errors, trial, "throughput_mbps", +1)
-    assert replaced and "2 paired seed(s): candidate 16 vs in use 15, +7.5% [" in reasons[1]
+    trial = {"throughput_mbps": {"current": {"1": 10.0, "2": 20.0}, "candidate": {"1": 11.0, "2": 21.0, "3": 9.0}}}
+    replaced, reasons = retrain.decide(errors, trial, TRANSFER_LABEL)
+    assert replaced and reasons[1].startswith("experiment throughput_mbps (higher is better), 2 paired seed(s): "
+                                              "candidate 16 vs in use 15, +7.5% [")
+    assert reasons[1].endswith("(not worse); seed(s) 3 only the candidate measured (not worse)")
+
+
+def test_an_experiment_that_exited_non_zero_refuses_the_candidate(split, models, tmp_path):
+    current = place(models["bad"], tmp_path, "bpann")
+    before = contents(current)
+    code, report = settle(split, current, models["good"], rtt(5.0, 4.0), tmp_path, exits={"current": 0, "candidate": 1})
+    assert code == 1 and report["decision"] == "kept" and contents(current) == before
+    assert report["error"] == report["reasons"][-1] == ("experiment: the run with the candidate model exited 1: "
+                                                        "not judged (not better)")
+    assert json.loads((tmp_path / "report.json").read_text())["experiment"]["exits"] == {"current": 0, "candidate": 1}
 
 
 def test_an_unreachable_controller_is_reported_by_name_after_the_install(split, models, tmp_path, monkeypatch):
@@ -254,3 +282,77 @@ def test_a_topology_zoo_name_becomes_the_spec_the_generator_makes(tmp_path):
     assert [h.name for h in load_spec(path).hosts] == ["h1", "h2", "h3", "h4"]
     with pytest.raises(TopologyError, match=r"^topozoo/Abilene: --hosts: must be in 2\.\.11"):
         retrain.topology_file("topozoo/Abilene", 1, 99, tmp_path)
+
+
+def test_a_figure_that_is_not_finite_is_written_as_null_and_printed_as_n_a(split, models, tmp_path):
+    current = place(models["bad"], tmp_path, "bpann")
+    nan = float("nan")
+    errors = {"current": {"mae": 2.0, "mre": nan}, "candidate": {"mae": nan, "mre": nan},
+              "persistence": {"mae": nan, "mre": 1.0}}
+    code, report = settle(split, current, models["good"], rtt(5.0, 4.0), tmp_path, errors=errors)
+    assert code == 0 and report["decision"] == "kept"
+    assert json.loads((tmp_path / "report.json").read_text()) == report
+    assert report["held_out"]["errors"]["candidate"] == {"mae": None, "mre": None}
+    assert report["reasons"][0] == "held-out MAE: candidate n/a vs in use 2 (not better)"
+    assert "mean relative error candidate n/a%, in use n/a%; persistence baseline MAE n/a" in retrain.describe(report)
+
+
+def test_an_interrupted_install_rolls_back_npz_first_and_still_writes_the_report(split, models, tmp_path,
+                                                                                 monkeypatch):
+    current = place(models["bad"], tmp_path, "bpann")
+    before = contents(current)
+    writes, load = [], bpann.load
+    write_atomic = retrain.files.write_atomic
+
+    def record(path, data, mode):
+        writes.append(Path(path).name)
+        write_atomic(path, data, mode)
+
+    def interrupted(path):
+        if Path(path).with_suffix("") == current:      # the installed model: as if Ctrl-C came now
+            raise KeyboardInterrupt
+        return load(path)
+
+    monkeypatch.setattr(retrain.files, "write_atomic", record)
+    monkeypatch.setattr(retrain.bpann, "load", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        settle(split, current, models["good"], rtt(5.0, 4.0), tmp_path,
+               errors={"current": {"mae": 2.0, "mre": 1.0}, "candidate": {"mae": 1.0, "mre": 1.0},
+                       "persistence": {"mae": 3.0, "mre": 1.0}})
+    assert writes[-3:] == ["bpann.npz", "bpann.json", "report.json"]    # .npz back first, then .json
+    assert contents(current) == before
+    assert json.loads((tmp_path / "report.json").read_text())["decision"] == "kept"
+
+
+@pytest.mark.parametrize("reply, serves", [
+    (b"[1]", "policy None with model [1]"),
+    (b'{"policy": "bpann", "model": "/elsewhere/bpann"}', "policy 'bpann' with model '/elsewhere/bpann'"),
+    (b'{"policy": "least-loaded", "model": null}', "policy 'least-loaded' with model None"),
+])
+def test_a_reload_answer_that_does_not_serve_the_candidate_is_an_error(split, models, tmp_path, monkeypatch,
+                                                                        reply, serves):
+    current = place(models["bad"], tmp_path, "bpann")
+    monkeypatch.setenv("LB_API_TOKEN", "sesame")
+    with Controller(reply=reply) as controller:
+        code, report = settle(split, current, models["good"], rtt(5.0, 4.0), tmp_path, controller.port)
+    assert code == 1 and report["decision"] == "replaced"
+    assert report["error"] == f"127.0.0.1:{controller.port}: reloaded but serves {serves}, not {current}"
+
+
+def test_an_error_answer_that_is_not_json_is_reported_with_its_start(split, models, tmp_path, monkeypatch):
+    current = place(models["bad"], tmp_path, "bpann")
+    monkeypatch.setenv("LB_API_TOKEN", "sesame")
+    with Controller(status=502, reply=b"<html>Bad Gateway" + b"x" * 300) as controller:
+        code, report = settle(split, current, models["good"], rtt(5.0, 4.0), tmp_path, controller.port)
+    assert code == 1 and report["error"] == (f"127.0.0.1:{controller.port}: POST /api/v1/model/reload answered "
+                                             f"502: <html>Bad Gateway{'x' * 183}")
+
+
+def test_the_shipped_model_names_its_npz_hash_so_a_first_install_over_it_is_protected(tmp_path):
+    shipped = retrain.ROOT / "models" / "bpann"
+    meta = json.loads(shipped.with_suffix(".json").read_text())
+    assert meta["npz_sha256"] == hashlib.sha256(shipped.with_suffix(".npz").read_bytes()).hexdigest()
+    bpann.load(shipped)
+    older = place(shipped, tmp_path, "older")      # other users' models, from before the field, still load
+    older.with_suffix(".json").write_text(json.dumps({k: v for k, v in meta.items() if k != "npz_sha256"}))
+    bpann.load(older)
