@@ -24,7 +24,7 @@ def contents(model) -> dict[str, bytes]:
     return {s: model.with_suffix(s).read_bytes() for s in (".npz", ".json")}
 
 
-def test_a_short_retrain_installs_only_a_better_model_and_says_why(tmp_path):
+def test_a_short_retrain_decides_by_its_rule_and_leaves_the_files_as_decided(tmp_path):
     require_lab()
     model = tmp_path / "model" / "bpann"
     model.parent.mkdir()
