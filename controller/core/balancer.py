@@ -21,7 +21,7 @@ from controller.core import discovery
 from controller.core.arp import ArpProxy
 from controller.core.bookings import Bookings, LinkKey
 from controller.core.discovery import End
-from controller.core.flows import FIN_WATCH_IDLE_S, FLOW_PRIORITY, FlowKey, plan
+from controller.core.flows import FlowKey, plan
 from controller.openflow.messages import (
     CONTROLLER,
     COOKIE_BASE,
@@ -42,8 +42,8 @@ from controller.openflow.messages import (
 from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
 from controller.core.network import HostLocation, Network
 from controller.core.services import VIP_MAC, Connection, MemberPolicy, Services
-from controller.openflow.packets import (ARP_REQUEST, ETH_ARP, ETH_IPV6, ETH_LLDP, PROTO_TCP, TCP_ACK, TCP_SYN, Frame,
-                                         ParseError, is_unicast, parse, tcp_of)
+from controller.openflow.packets import (ARP_REQUEST, ETH_ARP, ETH_IPV6, ETH_LLDP, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_SYN,
+                                         Frame, ParseError, is_unicast, parse, tcp_of)
 from controller.core.paths import Path, PathFinder, hops, is_live
 from controller.core.policy import Experience, Policy
 from controller.core.settings import ConfigError, Settings
@@ -230,12 +230,13 @@ class Balancer:
     def _end_connection(self, key: FlowKey) -> list[Message]:
         """A service connection ends with either of its flows: the other is forgotten too and its
         entries deleted (left to expire, they would keep forwarding, rewritten, a direction the
-        controller no longer knows), and its FIN or SYN watch, if still there, deleted."""
+        controller no longer knows), and its FIN and SYN watches deleted."""
         conn = self.services.forget(key)
         if conn is None:
             return []
-        msgs: list[Message] = [FlowDelete(d, conn.fin_cookie, ALL_ONES)
-                               for d in dict.fromkeys((conn.fin_dpid, conn.client_dpid)) if d in self.net.ports]
+        msgs: list[Message] = [FlowDelete(d, cookie, ALL_ONES) for d, cookie in
+                               ((conn.fin_dpid, conn.fin_cookie), (conn.client_dpid, conn.syn_cookie))
+                               if d in self.net.ports]
         partner = conn.reverse if key == conn.forward else conn.forward
         if partner in self.flows:
             msgs += self._delete(self._forget(partner))
@@ -455,7 +456,7 @@ class Balancer:
         watched = self.services.watched(cookie) if cookie is not None else None
         if watched is not None:     # forwarded by the entry already: only the time was wanted
             self.services.finished(watched, now)
-            return self._watch_syn(watched)
+            return [FlowDelete(watched.fin_dpid, watched.fin_cookie, ALL_ONES)]
         try:
             frame = parse(data)
         except ParseError as exc:
@@ -628,8 +629,16 @@ class Balancer:
             return self.services.health_answer(ip, tcp, src, now)
         conn, flow = self.services.connection(key), self.flows.get(key)
         msgs: list[Message] = []
-        if conn is not None and conn.finished and key == conn.forward and tcp is not None \
-                and tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN:     # the 5-tuple again, a new connection
+        # A SYN on a connection's 5-tuple, sent up by its SYN watch: its own (same sequence number),
+        # retransmitted, goes on to its member; another opens a new connection, decided anew rather
+        # than following the old entries to the old member (when the member closed first it holds
+        # TIME-WAIT, so the client may reuse its port at once). Told apart by the member's FIN
+        # instead, a client reconnecting at once won the race against that FIN's packet-in.
+        if conn is not None and key == conn.forward and tcp is not None \
+                and tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
+            member = self.net.host_by_ip(conn.member.ip)
+            if tcp.seq == conn.client_isn and flow is not None and member is not None:
+                return [PacketOut(member.at.dpid, (member.at.port,), data, flow.rewrite)]
             msgs, conn, flow = self._uninstall(key, "a new connection on its 5-tuple"), None, None
         if conn is not None and flow is not None:
             dst = self.net.host_by_ip(conn.member.ip if key == conn.forward else key.dst_ip)
@@ -666,22 +675,9 @@ class Balancer:
         reverse = self._install(back, back_path, dst, src, now, f"reply of {key}",
                                 (("eth_src", VIP_MAC), ("ipv4_src", ip.dst)), kind=key.kind, charged=src.at)
         self.services.add(Connection(service.spec.name, key, back, member, now, self._new_cookie(),
-                                      dst.at.dpid, src.at.dpid, loads[choice]))
+                                      dst.at.dpid, self._new_cookie(), src.at.dpid, tcp.seq, loads[choice]))
         return (msgs + self._plan(reverse, dst, src) + self._plan(forward, src, dst)
                 + [PacketOut(dst.at.dpid, (dst.at.port,), data, to_member)])
-
-    def _watch_syn(self, conn: Connection) -> list[Message]:
-        """Once the member has ended the response, its FIN watch goes, and the client's switch
-        sends up a SYN on the connection's 5-tuple (same cookie): a client may open a new
-        connection from the same port at once (the member closed first, so it is the member that
-        waits in TIME-WAIT), and without this the new connection would follow the old entries to
-        the old member, never balanced nor measured."""
-        msgs: list[Message] = [FlowDelete(conn.fin_dpid, conn.fin_cookie, ALL_ONES)]
-        flow = self.flows.get(conn.forward)
-        if flow is not None:
-            msgs.append(FlowMod(flow.at.dpid, conn.forward.match(flow.at.port)._replace(tcp_flags=TCP_SYN),
-                                (CONTROLLER,), FLOW_PRIORITY + 1, conn.fin_cookie, FIN_WATCH_IDLE_S))
-        return msgs
 
     def _path_look(self, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures | None:
         """The measured features of the candidate path the path policy would take from src to
@@ -700,9 +696,13 @@ class Balancer:
         if not flow.rewrite:
             return plan(flow.key, hops(self.net, flow.path, src.at, dst.at), flow.cookie, self.settings.idle_timeout_s)
         conn = self.services.connection(flow.key)
-        fin = conn.fin_cookie if conn is not None and flow.key == conn.reverse and not conn.finished else None
+        watch = None
+        if conn is not None and flow.key == conn.forward:
+            watch = TCP_SYN, conn.syn_cookie
+        elif conn is not None and not conn.finished:
+            watch = TCP_FIN, conn.fin_cookie
         return plan(flow.key, hops(self.net, flow.path, src.at, dst.at), flow.cookie,
-                    max(self.settings.idle_timeout_s, SERVICE_IDLE_S), flow.rewrite, fin)
+                    max(self.settings.idle_timeout_s, SERVICE_IDLE_S), flow.rewrite, watch)
 
     def _reverse(self, key: FlowKey, src: HostLocation, dst: HostLocation) -> Path | None:
         """With --symmetric, the reverse of the path of the connection's other direction."""

@@ -8,7 +8,7 @@ from controller.openflow.messages import CONTROLLER, SEND_FLOW_REM, FlowMod, Mat
 from controller.openflow.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, TCP_FIN, Ipv4
 
 FLOW_PRIORITY = 100
-FIN_WATCH_IDLE_S = 3600   # a FIN watch matches once, at the end: deleted then, or with its connection
+WATCH_IDLE_S = 3600   # a FIN or SYN watch matches rarely: deleted with its connection, not left to expire
 _PROTO_NAMES = {1: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp"}
 
 
@@ -55,19 +55,24 @@ class FlowKey(NamedTuple):
 
 
 def plan(key: FlowKey, hops: list[tuple[int, int, int]], cookie: int, idle_timeout_s: int,
-         rewrite: SetFields = (), fin_cookie: int | None = None) -> list[FlowMod]:
+         rewrite: SetFields = (), watch: tuple[int, int] | None = None) -> list[FlowMod]:
     """Flow-mods for every switch of the path, egress first, so that by the time the
     ingress entry exists the rest of the path is (being) installed. The ingress entry
     reports its removal, which is how the controller forgets a finished flow. `rewrite` is
-    applied at the egress switch (a service's address translation); with `fin_cookie`, the
-    ingress switch also copies the flow's TCP FIN to the controller (a response's end)."""
+    applied at the egress switch (a service's address translation). A `watch` (TCP flag,
+    cookie) at the ingress switch sends the flow's packets with that flag to the controller,
+    one priority above: a FIN (a response's end) is copied there and still forwarded; a SYN
+    (a new connection on the flow's 5-tuple) goes there only, to be decided anew."""
     mods = []
     last = len(hops) - 1
     for i, (dpid, in_port, out_port) in enumerate(hops):
         set_fields = rewrite if i == last else ()
         mods.append(FlowMod(dpid, key.match(in_port), (out_port,), FLOW_PRIORITY, cookie,
                             idle_timeout_s, SEND_FLOW_REM if i == 0 else 0, set_fields))
-        if i == 0 and fin_cookie is not None:
-            mods.append(FlowMod(dpid, key.match(in_port)._replace(tcp_flags=TCP_FIN), (out_port, CONTROLLER),
-                                FLOW_PRIORITY + 1, fin_cookie, FIN_WATCH_IDLE_S, 0, set_fields))
+        if i == 0 and watch is not None:
+            flag, watch_cookie = watch
+            fin = flag == TCP_FIN
+            mods.append(FlowMod(dpid, key.match(in_port)._replace(tcp_flags=flag),
+                                (out_port, CONTROLLER) if fin else (CONTROLLER,), FLOW_PRIORITY + 1,
+                                watch_cookie, WATCH_IDLE_S, 0, set_fields if fin else ()))
     return mods[::-1]

@@ -130,9 +130,11 @@ class Connection:
     reverse: FlowKey            # member:port -> client
     member: Member
     opened_at: float
-    fin_cookie: int             # the FIN watch entry's, then the SYN watch's (Balancer._watch_syn)
+    fin_cookie: int             # the FIN watch entry's (flows.plan), on the reply's ingress
     fin_dpid: int               # where the FIN watch is: the member's switch
+    syn_cookie: int             # the SYN watch entry's, on the client's ingress
     client_dpid: int            # where the SYN watch is: the client's
+    client_isn: int             # its SYN's sequence number: the same again is that SYN retransmitted
     chosen: MemberLoad          # the member as the policy saw it
     finished: bool = False
 

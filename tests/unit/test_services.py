@@ -118,9 +118,9 @@ def up(b: Booted) -> Booted:
     return b
 
 
-def syn(b: Booted, client: str, sport: int, flags: int = TCP_SYN) -> list:
+def syn(b: Booted, client: str, sport: int, flags: int = TCP_SYN, seq: int = 0) -> list:
     h = b.spec.host(client)
-    return b.send(client, ipv4_frame(h.mac, VIP_MAC, h.ip, VIP, 6, sport, PORT, flags))
+    return b.send(client, ipv4_frame(h.mac, VIP_MAC, h.ip, VIP, 6, sport, PORT, flags, seq))
 
 
 def member_of(msgs: list) -> str | None:
@@ -170,11 +170,16 @@ def test_the_entries_rewrite_to_the_member_on_the_way_in_and_back_to_the_vip_on_
     (fin,) = [m for m in mods if m.match.tcp_flags == TCP_FIN]
     assert fin.match._replace(tcp_flags=None) in {m.match for m in outs}
     assert CONTROLLER in fin.out_ports and fin.priority > outs[0].priority
+    # the client's first switch sends a SYN on the 5-tuple up instead of on (SYN watch)
+    (syn_watch,) = [m for m in mods if m.match.tcp_flags == TCP_SYN]
+    assert syn_watch.match._replace(tcp_flags=None) in {m.match for m in ins}
+    assert (syn_watch.dpid, syn_watch.out_ports, syn_watch.set_fields) == (b.host_port("h1")[0], (CONTROLLER,), ())
+    assert syn_watch.priority > outs[0].priority
 
 
 def test_set_fields_and_the_tcp_flags_match_encode_as_open_vswitch_reads_them():
     b = up(booted())
-    (fin,) = [m for m in syn(b, "h1", 40000) if isinstance(m, FlowMod) and m.match.tcp_flags]
+    (fin,) = [m for m in syn(b, "h1", 40000) if isinstance(m, FlowMod) and m.match.tcp_flags == TCP_FIN]
     data = wire.flow_mod(fin)
     assert bytes.fromhex("ffff5508" "4f4e4600" "0001" "0001") in data    # ONF experimenter OXM, flags/mask
     release = next(m for m in syn(b, "h2", 40001) if isinstance(m, PacketOut))
@@ -265,46 +270,57 @@ def test_response_time_is_syn_to_the_members_fin_and_ends_the_connection_as_acti
     opened = b.now
     msgs = syn(b, "h1", 40000)
     member = b.balancer.services.services["web"].member(member_of(msgs))
-    (fin,) = [m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags]
+    (fin,) = [m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags == TCP_FIN]
     assert member.active == 1
     h1 = b.spec.host("h1")
     done = b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
                                 PORT, 40000, TCP_FIN | TCP_ACK), opened + 2.5, cookie=fin.cookie)
-    client_switch, client_port = b.host_port("h1")
-    syn_watch = FlowMod(client_switch, KEY.match(client_port)._replace(tcp_flags=TCP_SYN), (CONTROLLER,), 101,
-                        fin.cookie, fin.idle_timeout_s)
-    assert done == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), syn_watch]
+    assert done == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1)]
     assert (member.active, member.completed, member.response_ms) == (0, 1, pytest.approx(2500))
 
 
-def test_a_new_connection_on_a_finished_connections_5_tuple_is_balanced_again():
+@pytest.mark.parametrize("fin_first", [True, False], ids=["after-the-fin", "before-the-fin"])
+def test_a_new_connection_on_a_connections_5_tuple_is_balanced_again(fin_first):
     """The member closed first, so the client may reuse its port at once: its SYN must not
-    follow the old entries to the old member (the SYN watch sends it up)."""
+    follow the old entries to the old member (the SYN watch, there from the start, sends it
+    up), even when it comes before the member's FIN has reached the controller."""
     b = up(booted())
-    first = syn(b, "h1", 40000)
-    fin = next(m for m in first if isinstance(m, FlowMod) and m.match.tcp_flags)
+    first = syn(b, "h1", 40000, seq=1000)
+    fin = next(m for m in first if isinstance(m, FlowMod) and m.match.tcp_flags == TCP_FIN)
     member, h1 = b.spec.host_by_ip(member_of(first)), b.spec.host("h1")
-    b.deliver(b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
-                                   PORT, 40000, TCP_FIN | TCP_ACK), b.now + 1, cookie=fin.cookie))
+    if fin_first:
+        b.deliver(b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(
+            member.mac, h1.mac, member.ip, h1.ip, 6, PORT, 40000, TCP_FIN | TCP_ACK), b.now + 1, cookie=fin.cookie))
     fields = packet_fields(parse(ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_SYN)), 0)
     fields["tcp_flags"] = TCP_SYN     # what the fake tables match the watch on
     assert trace(b, "h1", fields)[1] == "controller"
-    again = syn(b, "h1", 40000)
+    again = syn(b, "h1", 40000, seq=9000)
     assert member_of(again) != member.ip        # round robin's next member
-    assert {m.cookie for m in again if isinstance(m, FlowDelete)} >= {fin.cookie}    # the old one's entries go
+    old = {m.cookie for m in first if isinstance(m, FlowMod)}
+    assert {m.cookie for m in again if isinstance(m, FlowDelete)} == old    # entries and both watches go
     members_ = b.balancer.services.services["web"].members
     assert sum(m.active for m in members_) == 1 and len(b.balancer.services.connections) == 2
 
 
-def test_a_connection_is_forgotten_with_its_entries_and_its_fin_watch_deleted():
+def test_a_retransmitted_syn_goes_on_to_its_member_without_a_new_decision():
+    b = up(booted())
+    first = syn(b, "h1", 40000, seq=1000)
+    chosen = b.balancer.services.services["web"].member(member_of(first))
+    (release,) = [m for m in first if isinstance(m, PacketOut)]
+    assert syn(b, "h1", 40000, seq=1000) == [release]     # the same SYN, once more, to the same member
+    assert (chosen.chosen, chosen.active, len(b.balancer.flows)) == (1, 1, 2)
+
+
+def test_a_connection_is_forgotten_with_its_entries_and_its_watches_deleted():
     b = up(booted())
     msgs = syn(b, "h1", 40000)
     forward = next(m for m in msgs if isinstance(m, FlowMod) and m.match.ipv4_dst == VIP
-                   and m.match.in_port == b.host_port("h1")[1])
-    fin = next(m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags)
+                   and m.match.in_port == b.host_port("h1")[1] and m.match.tcp_flags is None)
+    fin, syn_watch = (next(m for m in msgs if isinstance(m, FlowMod) and m.match.tcp_flags == flag)
+                      for flag in (TCP_FIN, TCP_SYN))
     reverse = b.balancer.flows[FlowKey(member_of(msgs), "10.0.0.1", 6, PORT, 40000)]
     out = b.balancer.flow_removed(forward.dpid, forward.cookie)
-    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(forward.dpid, fin.cookie, 2**64 - 1),
+    assert out == [FlowDelete(fin.dpid, fin.cookie, 2**64 - 1), FlowDelete(syn_watch.dpid, syn_watch.cookie, 2**64 - 1),
                    *(FlowDelete(d, reverse.cookie, 2**64 - 1) for d in reverse.path)]    # the reply's too
     assert b.balancer.services.connections == {} and b.balancer.flows == {}
     assert all(m.active == 0 for m in b.balancer.services.services["web"].members)
