@@ -241,34 +241,41 @@ def plot_throughput(summary: dict, probe: str, out: Path) -> plt.Figure:
 
 
 def plot_rtt_over_time(rows: list[dict], probe: str, out: Path) -> plt.Figure:
-    """Each round's mean RTT in the order the rounds ran (seed after seed): the learning curve
-    of a policy that learns online, beside the flat lines of those that do not. Rounds share
-    one x position across policies; dotted lines show where each seed starts."""
-    rtt = [r for r in rows if r["kind"] == "rtt"]
-    order = {k: i for i, k in enumerate(sorted({(int(r["seed"]), int(r["round"])) for r in rtt}), start=1)}
+    """Each round's mean RTT (top) and transfer throughput (bottom) in the order the rounds ran
+    (seed after seed): the learning curve of a policy that learns online, beside the flat lines
+    of those that do not. Rounds share one x position across policies; dotted lines show where
+    each seed starts."""
+    order = {k: i for i, k in enumerate(sorted({(int(r["seed"]), int(r["round"])) for r in rows
+                                                if r["kind"] == "rtt"}), start=1)}
     window = max(1, min(10, len(order) // 5))
-    fig, ax = plt.subplots(figsize=(8, 4))
-    for policy in dict.fromkeys(r["policy"] for r in rows):
-        rounds: dict[tuple[int, int], list[float]] = defaultdict(list)
-        for r in rtt:
-            if r["policy"] == policy and r["rtt_ms"] != "":
-                rounds[int(r["seed"]), int(r["round"])].append(float(r["rtt_ms"]))
-        keys = sorted(rounds)
-        means = [float(np.mean(rounds[k])) for k in keys]
-        if len(means) >= window:
-            ax.plot([order[k] for k in keys[window - 1:]], np.convolve(means, np.ones(window) / window, "valid"),
-                    label=policy, lw=2 if policy == "qlearning" else 1)
+    fig, axes = plt.subplots(2, 1, figsize=(8, 6), sharex=True, height_ratios=(3, 2))
+    for ax, kind, field, label in ((axes[0], "rtt", "rtt_ms", f"{probe} RTT, round mean (ms)"),
+                                   (axes[1], "transfer", "throughput_mbps", "transfer (Mbit/s)")):
+        for policy in dict.fromkeys(r["policy"] for r in rows):
+            rounds: dict[tuple[int, int], list[float]] = defaultdict(list)
+            for r in rows:
+                key = int(r["seed"]), int(r["round"])
+                if r["policy"] == policy and r["kind"] == kind and r[field] != "" and key in order:
+                    rounds[key].append(float(r[field]))
+            keys = sorted(rounds)
+            means = [float(np.mean(rounds[k])) for k in keys]
+            if len(means) >= window:
+                ax.plot([order[k] for k in keys[window - 1:]], np.convolve(means, np.ones(window) / window, "valid"),
+                        label=policy, lw=2 if policy.startswith("qlearning") else 1)
+        for start in seed_starts(order).values():
+            if start > 1:
+                ax.axvline(start - 0.5, color="0.4", ls=":", lw=1)
+        ax.set(ylabel=label)
+        ax.grid(alpha=0.3)
     for seed, start in seed_starts(order).items():
-        if start > 1:
-            ax.axvline(start - 0.5, color="0.4", ls=":", lw=1)
-        ax.text(start - 0.5, 1.01, f" seed {seed}", transform=ax.get_xaxis_transform(), fontsize=8, va="bottom")
+        axes[0].text(start - 0.5, 1.01, f" seed {seed}", transform=axes[0].get_xaxis_transform(), fontsize=8,
+                     va="bottom")
     smoothing = f"moving average over {window} rounds" if window > 1 else "no smoothing"
-    ax.set(xlim=(0.5, max(len(order), 1) + 0.5), yscale="log", xlabel="round (in run order, seeds one after another)",
-           ylabel=f"{probe} RTT, round mean (ms)", title=f"RTT over the experiment ({smoothing})\n")
-    ax.yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))   # 20, not 2x10^1
-    ax.yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(minor_thresholds=(1, 0.4)))
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=8)
+    axes[0].set(yscale="log", title=f"RTT and throughput over the experiment ({smoothing})\n")
+    axes[0].yaxis.set_major_formatter(matplotlib.ticker.FormatStrFormatter("%g"))   # 20, not 2x10^1
+    axes[0].yaxis.set_minor_formatter(matplotlib.ticker.LogFormatter(minor_thresholds=(1, 0.4)))
+    axes[0].legend(fontsize=8)
+    axes[1].set(xlim=(0.5, max(len(order), 1) + 0.5), xlabel="round (in run order, seeds one after another)")
     return _save(fig, out)
 
 
