@@ -395,14 +395,16 @@ class LoadBalancer(compat.AppBase):
     @survives
     @from_holder
     def _flow_stats(self, ev):
-        stats = []
+        stats, others = [], []
         for s in ev.msg.body:
             ports = [a.port for i in s.instructions for a in getattr(i, "actions", [])
                      if hasattr(a, "port")]
-            if ports and ports[0] <= ev.msg.datapath.ofproto.OFPP_MAX:    # not the base entries (to the controller)
+            if ports and ports[0] <= ev.msg.datapath.ofproto.OFPP_MAX:
                 stats.append(FlowStat(s.cookie, ports[0], s.packet_count, s.byte_count,
                                       s.duration_sec + s.duration_nsec / 1e9))
-        self._send(self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic()))
+            else:       # the base entries and SYN watches: to the controller, or nowhere
+                others.append(s.cookie)
+        self._send(self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic(), others))
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN)
     @survives

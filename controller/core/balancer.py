@@ -13,8 +13,8 @@ import secrets
 import struct
 from collections import Counter, deque
 from dataclasses import dataclass, replace
-from itertools import count, pairwise
-from collections.abc import Callable
+from itertools import chain, count, pairwise
+from collections.abc import Callable, Iterable
 from typing import NamedTuple
 
 from controller.core import discovery
@@ -42,7 +42,7 @@ from controller.openflow.messages import (
 from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
 from controller.core.network import HostLocation, Network
 from controller.core.services import VIP_MAC, Connection, MemberPolicy, Services
-from controller.openflow.packets import (ARP_REQUEST, ETH_ARP, ETH_IPV6, ETH_LLDP, PROTO_TCP, TCP_ACK, TCP_FIN, TCP_SYN,
+from controller.openflow.packets import (ARP_REQUEST, ETH_ARP, ETH_IPV6, ETH_LLDP, PROTO_TCP, TCP_FIN, TCP_SYN,
                                          Frame, ParseError, is_unicast, parse, tcp_of)
 from controller.core.paths import Path, PathFinder, hops, is_live
 from controller.core.policy import Experience, Policy
@@ -207,7 +207,7 @@ class Balancer:
         self._checked_version = self.net.version
         msgs: list[Message] = []
         for key, flow in list(self.flows.items()):
-            if not is_live(self.net, flow.path):
+            if key in self.flows and not is_live(self.net, flow.path):    # not gone with its connection's other direction
                 msgs += self._uninstall(key)
         missing = self.net.missing_spec_links()
         if self.net.spec and not missing and not self._complete:
@@ -234,9 +234,8 @@ class Balancer:
         conn = self.services.forget(key)
         if conn is None:
             return []
-        msgs: list[Message] = [FlowDelete(d, cookie, ALL_ONES) for d, cookie in
-                               ((conn.fin_dpid, conn.fin_cookie), (conn.client_dpid, conn.syn_cookie))
-                               if d in self.net.ports]
+        watches = ([] if conn.finished else [(conn.fin_dpid, conn.fin_cookie)]) + [(conn.client_dpid, conn.syn_cookie)]
+        msgs: list[Message] = [FlowDelete(d, cookie, ALL_ONES) for d, cookie in watches if d in self.net.ports]
         partner = conn.reverse if key == conn.forward else conn.forward
         if partner in self.flows:
             msgs += self._delete(self._forget(partner))
@@ -256,7 +255,7 @@ class Balancer:
 
     def flow_removed(self, dpid: int, cookie: int) -> list[Message]:
         """The ingress entry of a flow expired: the flow is over (and a service connection,
-        whose FIN watch may be left to delete)."""
+        whose watches are left to delete)."""
         key = self._by_cookie.get(cookie)
         if key is None or self.flows[key].path[0] != dpid:
             return []
@@ -363,18 +362,19 @@ class Balancer:
             self._pending.pop(dpid, None)
             self.monitor.port_stats(dpid, stats, now)
 
-    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> list[Message]:
+    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float, others: Iterable[int] = ()) -> list[Message]:
         """Feed the monitor; end the bookings of flows it measured at their ingress; remove
         entries a previous controller instance left (they kept forwarding while no controller
-        ran) once this switch's links are known, so that their flows are routed again by us.
-        Returns those deletions."""
+        ran, or, SYN watches, never expire) once this switch's links are known, so that their
+        flows are routed again by us. `others`: the cookies of the switch's entries that
+        output to no port (not measured). Returns those deletions."""
         if dpid not in self.net.ports:
             return []
         for cookie, rate in self.monitor.flow_stats(dpid, stats, now).items():
             key = self._by_cookie.get(cookie)
             if key is not None and self.flows[key].path[0] == dpid:
                 self.bookings.measured(cookie, key.kind, rate.bps)
-        stale = sorted({generation_of(s.cookie) for s in stats} - {self.generation})
+        stale = sorted({generation_of(c) for c in chain((s.cookie for s in stats), others)} - {self.generation})
         if not stale or dpid not in self.net.edge_ports(now):
             return []
         self.counters["stale_generations_removed"] += len(stale)
@@ -448,15 +448,15 @@ class Balancer:
     # -- packets -------------------------------------------------------------------------
     def packet_in(self, dpid: int, in_port: int, data: bytes, now: float,
                   cookie: int | None = None) -> list[Message]:
-        """A packet a switch sent up; `cookie`, the entry's that sent it (a FIN watch's, or
-        None when not known: then it is taken for a table miss)."""
+        """A packet a switch sent up; `cookie`, the entry's that sent it (a FIN watch's is a
+        response's end; any other, or None when not known, is taken for a table miss)."""
         if dpid not in self.net.ports:
             return []
         self.counters["packet_in"] += 1
         watched = self.services.watched(cookie) if cookie is not None else None
         if watched is not None:     # forwarded by the entry already: only the time was wanted
-            self.services.finished(watched, now)
-            return [FlowDelete(watched.fin_dpid, watched.fin_cookie, ALL_ONES)]
+            live = self.services.finished(watched, now)
+            return [FlowDelete(watched.fin_dpid, watched.fin_cookie, ALL_ONES)] if live else []
         try:
             frame = parse(data)
         except ParseError as exc:
@@ -518,7 +518,7 @@ class Balancer:
             return []
         why = f"{displaced.mac} {displaced.ip} left {self.net.name(displaced.at.dpid)}:{displaced.at.port}"
         return [m for key in [k for k in self.flows if displaced.ip in (k.src_ip, k.dst_ip)]
-                for m in self._uninstall(key, why)]
+                if key in self.flows for m in self._uninstall(key, why)]
 
     def _lldp(self, payload: bytes, at: End, now: float) -> list[Message]:
         """A probe of ours that came back: a link, or a latency sample of a known one. It must
@@ -629,16 +629,17 @@ class Balancer:
             return self.services.health_answer(ip, tcp, src, now)
         conn, flow = self.services.connection(key), self.flows.get(key)
         msgs: list[Message] = []
-        # A SYN on a connection's 5-tuple, sent up by its SYN watch: its own (same sequence number),
-        # retransmitted, goes on to its member; another opens a new connection, decided anew rather
-        # than following the old entries to the old member (when the member closed first it holds
-        # TIME-WAIT, so the client may reuse its port at once). Told apart by the member's FIN
-        # instead, a client reconnecting at once won the race against that FIN's packet-in.
-        if conn is not None and key == conn.forward and tcp is not None \
-                and tcp.flags & (TCP_SYN | TCP_ACK) == TCP_SYN:
-            member = self.net.host_by_ip(conn.member.ip)
-            if tcp.seq == conn.client_isn and flow is not None and member is not None:
-                return [PacketOut(member.at.dpid, (member.at.port,), data, flow.rewrite)]
+        # A SYN on a connection's 5-tuple, sent up by its SYN watch: a SYN alone opens a new
+        # connection, decided anew rather than following the old entries to the old member (when
+        # the member closed first it holds TIME-WAIT, so the client may reuse its port at once),
+        # unless it is the connection's own, retransmitted (its sequence number, no FIN yet): that
+        # and any SYN with other flags go on to the member. Were the watch put in only with the
+        # member's FIN, a client reconnecting at once could beat that FIN's packet-in here.
+        if conn is not None and key == conn.forward and tcp is not None and tcp.flags & TCP_SYN:
+            if not tcp.opens or (tcp.seq == conn.client_isn and not conn.finished):
+                member = self.net.host_by_ip(conn.member.ip)
+                return ([] if flow is None or member is None
+                        else [PacketOut(member.at.dpid, (member.at.port,), data, flow.rewrite)])
             msgs, conn, flow = self._uninstall(key, "a new connection on its 5-tuple"), None, None
         if conn is not None and flow is not None:
             dst = self.net.host_by_ip(conn.member.ip if key == conn.forward else key.dst_ip)
@@ -648,7 +649,7 @@ class Balancer:
             return ([m for m in self._plan(flow, src, dst) if m.dpid == at.dpid]
                     + [PacketOut(dst.at.dpid, (dst.at.port,), data, flow.rewrite)])
         service = self.services.at(ip.dst, ip.dst_port)
-        if service is None or tcp is None or tcp.flags & (TCP_SYN | TCP_ACK) != TCP_SYN:
+        if service is None or tcp is None or not tcp.opens:
             self.counters["service_strays"] += 1
             return [] if service is None or tcp is None else self.services.reset(frame, tcp, src, now)
         located = [(m, h) for m in self.services.candidates(service, src.ip)

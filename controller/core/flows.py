@@ -8,7 +8,8 @@ from controller.openflow.messages import CONTROLLER, SEND_FLOW_REM, FlowMod, Mat
 from controller.openflow.packets import ETH_IPV4, PROTO_TCP, PROTO_UDP, TCP_FIN, Ipv4
 
 FLOW_PRIORITY = 100
-WATCH_IDLE_S = 3600   # a FIN or SYN watch matches rarely: deleted with its connection, not left to expire
+WATCH_IDLE_S = 0      # none: a watch matches once at most, so an idle timeout would end it mid-connection;
+                      # deleted with its connection, or as a previous instance's (Balancer.flow_stats)
 _PROTO_NAMES = {1: "icmp", PROTO_TCP: "tcp", PROTO_UDP: "udp"}
 
 

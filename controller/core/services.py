@@ -40,6 +40,7 @@ from __future__ import annotations
 import logging
 import math
 import random
+from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import NamedTuple
@@ -61,6 +62,7 @@ PROBES_KEPT = 4                     # unanswered probes an answer may still be t
 EWMA = 0.3                          # weight of the newest sample in rtt_ms and response_ms
 PROBE_WINDOW = 64240
 RESETS_PER_S = 100                  # strays answered with an RST, at most: a flood of strays is no flood of RSTs
+RETIRED = 1024                      # connections ended unfinished whose member's FIN may yet come up
 
 
 class MemberLoad(NamedTuple):
@@ -157,6 +159,7 @@ class Services:
         self._member_ports = {(m.ip, s.spec.port) for s in self.services.values() for m in s.members}
         self.connections: dict[FlowKey, Connection] = {}     # by either direction's key
         self._by_fin: dict[int, Connection] = {}              # by its FIN watch's cookie
+        self._retired: OrderedDict[int, Connection] = OrderedDict()    # the same, ended before it (RETIRED)
         self._rng = random.Random(seed)
         self._next_port = 0
         self._resets = (-1, 0)       # (second, RSTs sent in it)
@@ -265,23 +268,29 @@ class Services:
         return self.connections.get(key)
 
     def watched(self, cookie: int) -> Connection | None:
-        """The connection whose FIN watch entry sent a packet-in with this cookie."""
-        return self._by_fin.get(cookie)
+        """The connection whose FIN watch entry sent a packet-in with this cookie: a live one,
+        or one that ended before the packet-in came (a new connection on its 5-tuple won the
+        race), whose FIN is then measured and goes no further."""
+        return self._by_fin.get(cookie) or self._retired.get(cookie)
 
-    def finished(self, conn: Connection, now: float) -> None:
-        """The member's FIN: the response is complete, the watch is done."""
-        self._by_fin.pop(conn.fin_cookie, None)
+    def finished(self, conn: Connection, now: float) -> bool:
+        """The member's FIN: the response is complete. True if the connection is live (its
+        watch is still there, to delete)."""
+        live = self._by_fin.pop(conn.fin_cookie, None) is not None
+        self._retired.pop(conn.fin_cookie, None)
         if conn.finished:
-            return
+            return live
         conn.finished = True
         m, s = conn.member, self.services[conn.service]
-        m.active -= 1
+        if live:        # a retired connection stopped counting as active when it ended
+            m.active -= 1
         m.completed += 1
         response_s = now - conn.opened_at
         m.response_ms = ewma(m.response_ms, response_s * 1e3)
         log.debug("connection %s to %s: response %.1f ms", conn.forward, m.host, response_s * 1e3)
         if s.policy.learns:
             s.policy.learn(conn.service, conn.chosen, response_s, m.load(conn.chosen.path))
+        return live
 
     def forget(self, key: FlowKey) -> Connection | None:
         """Drop the connection one of whose directions is gone; None if the key is no connection's."""
@@ -292,6 +301,9 @@ class Services:
         self._by_fin.pop(conn.fin_cookie, None)
         if not conn.finished:
             conn.member.active -= 1
+            self._retired[conn.fin_cookie] = conn
+            if len(self._retired) > RETIRED:
+                self._retired.popitem(last=False)
         return conn
 
     def save(self) -> None:

@@ -49,6 +49,12 @@ class Tcp(NamedTuple):
     ack: int
     flags: int
 
+    @property
+    def opens(self) -> bool:
+        """A SYN alone, what opens a connection: with ACK it answers one, with RST or FIN a
+        listener drops it (Linux does)."""
+        return self.flags & (TCP_SYN | TCP_ACK | TCP_RST | TCP_FIN) == TCP_SYN
+
 
 class Frame(NamedTuple):
     eth_dst: str

@@ -3,7 +3,8 @@ flow's first packet, the switches alone carry the flow's packets from h1 to h7's
 
 from controller.core.balancer import Balancer
 from controller.core.flows import FlowKey
-from controller.openflow.messages import FlowMod, PacketOut, flow_id_of, generation_of
+from controller.openflow.messages import (COOKIE_BASE, GENERATION_SHIFT, INSTANCE_MASK, FlowDelete, FlowMod,
+                                          PacketOut, flow_id_of, generation_of)
 from controller.core.monitor import FlowStat
 from controller.openflow.packets import ARP_REQUEST, BROADCAST, ETH_IPV6, ETH_LLDP, arp_frame, ethernet, parse
 from controller.policies import make_policy
@@ -193,6 +194,20 @@ def test_a_restarted_controller_leaves_old_entries_forwarding_until_its_links_ar
     booted.send("h1", data)
     assert booted.of.trace("s1", h1_port, fields) == (["s1", "s2", "s7"], "host:h7")
 
+
+
+def test_an_earlier_instances_entry_to_no_port_alone_on_a_switch_is_removed_too(booted):
+    """A SYN watch outputs to the controller only and has no timeout: it may be all an
+    earlier instance left on a switch, and the statistics do not measure it."""
+    old = booted.balancer
+    booted.balancer = new = Balancer(Settings(), make_policy("shortest"), booted.spec,
+                                     generation=old.generation + 1)
+    for s in booted.spec.switches:
+        booted.deliver(new.switch_up(s.dpid, booted.of.ports(s.name), booted.now))
+    booted.deliver(new.tick(booted.now))
+    assert new.flow_stats(1, [], booted.now, [new.instance]) == []
+    assert new.flow_stats(1, [], booted.now, [new.instance, old.instance | 5]) == [
+        FlowDelete(1, COOKIE_BASE | old.generation << GENERATION_SHIFT, INSTANCE_MASK)]
 
 def test_a_reconnecting_switch_loses_the_entries_of_flows_we_forgot(booted):
     data, _ = first_packet(booted)

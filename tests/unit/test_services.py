@@ -279,11 +279,13 @@ def test_response_time_is_syn_to_the_members_fin_and_ends_the_connection_as_acti
     assert (member.active, member.completed, member.response_ms) == (0, 1, pytest.approx(2500))
 
 
-@pytest.mark.parametrize("fin_first", [True, False], ids=["after-the-fin", "before-the-fin"])
-def test_a_new_connection_on_a_connections_5_tuple_is_balanced_again(fin_first):
+@pytest.mark.parametrize("fin_first, isn", [(True, 9000), (True, 1000), (False, 9000)],
+                         ids=["after-the-fin", "after-the-fin-same-isn", "before-the-fin"])
+def test_a_new_connection_on_a_connections_5_tuple_is_balanced_again(fin_first, isn):
     """The member closed first, so the client may reuse its port at once: its SYN must not
     follow the old entries to the old member (the SYN watch, there from the start, sends it
-    up), even when it comes before the member's FIN has reached the controller."""
+    up), even when it comes before the member's FIN has reached the controller, or with the
+    old SYN's sequence number (a stack that always starts from the same one)."""
     b = up(booted())
     first = syn(b, "h1", 40000, seq=1000)
     fin = next(m for m in first if isinstance(m, FlowMod) and m.match.tcp_flags == TCP_FIN)
@@ -294,10 +296,10 @@ def test_a_new_connection_on_a_connections_5_tuple_is_balanced_again(fin_first):
     fields = packet_fields(parse(ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_SYN)), 0)
     fields["tcp_flags"] = TCP_SYN     # what the fake tables match the watch on
     assert trace(b, "h1", fields)[1] == "controller"
-    again = syn(b, "h1", 40000, seq=9000)
+    again = syn(b, "h1", 40000, seq=isn)
     assert member_of(again) != member.ip        # round robin's next member
-    old = {m.cookie for m in first if isinstance(m, FlowMod)}
-    assert {m.cookie for m in again if isinstance(m, FlowDelete)} == old    # entries and both watches go
+    old = {m.cookie for m in first if isinstance(m, FlowMod)} - ({fin.cookie} if fin_first else set())
+    assert {m.cookie for m in again if isinstance(m, FlowDelete)} == old    # its entries and watches go
     members_ = b.balancer.services.services["web"].members
     assert sum(m.active for m in members_) == 1 and len(b.balancer.services.connections) == 2
 
@@ -309,6 +311,50 @@ def test_a_retransmitted_syn_goes_on_to_its_member_without_a_new_decision():
     (release,) = [m for m in first if isinstance(m, PacketOut)]
     assert syn(b, "h1", 40000, seq=1000) == [release]     # the same SYN, once more, to the same member
     assert (chosen.chosen, chosen.active, len(b.balancer.flows)) == (1, 1, 2)
+
+
+@pytest.mark.parametrize("flags", [TCP_SYN | TCP_ACK, TCP_SYN | TCP_RST, TCP_SYN | TCP_FIN], ids=["ack", "rst", "fin"])
+def test_a_syn_with_other_flags_opens_nothing_and_changes_no_connection(flags):
+    """A listener drops a SYN with RST or FIN, and a client's SYN+ACK opens nothing: on a live
+    connection it goes on to the member, its entries untouched; without one it is a stray."""
+    b = up(booted())
+    first = syn(b, "h1", 40000, seq=1000)
+    (release,) = [m for m in first if isinstance(m, PacketOut)]
+    flows = dict(b.balancer.flows)
+    out = syn(b, "h1", 40000, flags, seq=5555)
+    assert [(m.dpid, m.out_ports, m.set_fields) for m in out] == [(release.dpid, release.out_ports, release.set_fields)]
+    assert b.balancer.flows == flows and b.balancer.counters["entries_repaired"] == 0
+    syn(b, "h2", 40001, flags)
+    assert len(b.balancer.services.connections) == 2 and b.balancer.counters["service_strays"] == 1
+
+
+def test_a_late_fin_of_a_connection_a_new_one_replaced_is_measured_and_goes_nowhere():
+    """The client reconnected from the same port before the member's FIN reached the
+    controller: that FIN still ends the old response (its time, its count) and is not routed
+    into the new connection."""
+    b = up(booted())
+    first = syn(b, "h1", 40000, seq=1000)
+    fin = next(m for m in first if isinstance(m, FlowMod) and m.match.tcp_flags == TCP_FIN)
+    member, h1 = b.spec.host_by_ip(member_of(first)), b.spec.host("h1")
+    syn(b, "h1", 40000, seq=9000)
+    late = b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
+                                PORT, 40000, TCP_FIN | TCP_ACK), b.now + 1, cookie=fin.cookie)
+    assert late == []
+    members_ = {m.host: m for m in b.balancer.services.services["web"].members}
+    old = members_[member.name]
+    assert (old.completed, old.active, old.response_ms) == (1, 0, pytest.approx(1000))
+    assert sum(m.active for m in members_.values()) == 1
+
+
+def test_a_broken_link_under_a_connection_removes_both_directions_and_its_watches():
+    """The reply takes the request's path reversed, so both directions break at once."""
+    b = up(booted())
+    first = syn(b, "h1", 40000)
+    a, c = (b.of.name(d) for d in b.balancer.flows[KEY].path[:2])
+    port = next(p for (n, p), (peer, _) in b.of.wire.items() if n == a and peer == c)
+    msgs = b.balancer.port_changed(b.of.dpid[a], port, False, b.now)
+    assert b.balancer.flows == {} and b.balancer.services.connections == {}
+    assert {m.cookie for m in msgs if isinstance(m, FlowDelete)} == {m.cookie for m in first if isinstance(m, FlowMod)}
 
 
 def test_a_connection_is_forgotten_with_its_entries_and_its_watches_deleted():
