@@ -8,7 +8,7 @@ from pathlib import Path
 
 from controller.core.balancer import Balancer
 from controller.openflow.messages import CONTROLLER, FlowDelete, FlowMod, Message, PacketOut
-from controller.openflow.packets import ARP_REQUEST, BROADCAST, Frame, arp_frame
+from controller.openflow.packets import ARP_REQUEST, BROADCAST, PROTO_TCP, Frame, arp_frame, tcp_of
 from controller.policies import make_policy
 from controller.policies.members import member_policy_factory
 from controller.core.settings import Settings
@@ -28,7 +28,17 @@ def packet_fields(frame: Frame, in_port: int) -> dict:
         if ip.src_port is not None:
             prefix = {6: "tcp", 17: "udp"}[ip.proto]
             fields.update({f"{prefix}_src": ip.src_port, f"{prefix}_dst": ip.dst_port})
+            if ip.proto == PROTO_TCP:
+                fields["tcp_flags"] = tcp_of(frame).flags
     return fields
+
+
+def matches(field: str, value: object, packet: object) -> bool:
+    """A packet's field against an entry's: TCP flags as Open vSwitch matches our Match's (the
+    entry's bits set, any others too), the rest exactly."""
+    if field == "tcp_flags":
+        return packet is not None and packet & value == value
+    return packet == value
 
 
 # OXM prerequisites (OpenFlow 1.3, 7.2.3.6): a field implies the fields it can only appear with.
@@ -92,8 +102,7 @@ class FakeOFNetwork:
                 self.packet_outs.append(m)
 
     def lookup(self, dpid: int, fields: dict) -> FlowMod | None:
-        hits = [e for e in self.tables[dpid]
-                if all(fields.get(k) == v for k, v in e.match.oxm().items())]
+        hits = [e for e in self.tables[dpid] if all(matches(k, v, fields.get(k)) for k, v in e.match.oxm().items())]
         return max(hits, key=lambda e: e.priority, default=None)
 
     def trace(self, switch: str, in_port: int, fields: dict) -> tuple[list[str], str]:
