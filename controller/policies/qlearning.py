@@ -241,6 +241,10 @@ class LinearQ(QTable):
 
     key = staticmethod(phi)
 
+    @staticmethod
+    def refused(state: str, value: float) -> str | None:
+        return "a linear model's file has no states"
+
     def value(self, x: tuple[float, ...]) -> float:
         return sum(wi * xi for wi, xi in zip(self.w, x))
 
@@ -300,8 +304,6 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
         if type(fields.get(name, 0)) is not int or fields.get(name, 0) < 0:
             raise QTableError(f"{path}: field '{name}': expected a count")
     if kind.model == LinearQ.model:
-        if q:
-            raise QTableError(f"{path}: field 'q': a linear model's file has no states")
         w = data.get("w")
         if not isinstance(w, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool) for x in w):
             raise QTableError(f"{path}: field 'w': expected a list of numbers")

@@ -414,7 +414,7 @@ def test_a_linear_model_explores_by_epsilon_only():
 
 @pytest.mark.parametrize("change, field", [
     ({"model": None}, "field 'model': the file holds a 'table' model"),     # a file from before models
-    ({"q": {"h2 r4 l0": [-1.0, 1]}}, "field 'q': a linear model's file has no states"),
+    ({"q": {"h2 r4 l0": [-1.0, 1]}}, "field 'q': state 'h2 r4 l0': a linear model's file has no states"),
     ({"alpha": True}, "field alpha: must be in"), ({"decisions": True}, "field 'decisions'"),
     ({"rewards": [-1.0, False]}, "field 'rewards'")])
 def test_a_linear_model_file_with_a_wrong_field_is_refused_by_name(tmp_path, change, field):
