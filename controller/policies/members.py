@@ -132,8 +132,8 @@ class MemberQTable(QTable):
         head, _, last = state.rpartition(" ")
         return head if head and last.startswith("p") else None
 
-    def value(self, state: str) -> float:
-        """Q(s), else the fallbacks of the module's docstring, pessimistic; a read."""
+    def value(self, state: str, prior: float = 0.0) -> float:
+        """Q(s), else the fallbacks of the module's docstring, pessimistic, else `prior`; a read."""
         row = self.q.get(state) or self.q.get(self.coarse(state) or "")
         if row:
             return row[0]
@@ -148,7 +148,7 @@ class MemberQTable(QTable):
             return self.q[f"{member} a{higher}"][0]
         service = member.partition("/")[0] + "/"
         learnt = [v for k, (v, _) in self.q.items() if k.startswith(service) and self.coarse(k) is None]
-        return sum(learnt) / len(learnt) if learnt else 0.0
+        return sum(learnt) / len(learnt) if learnt else prior
 
 
 class QLearningMembers(QLearningPolicy):

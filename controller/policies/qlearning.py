@@ -10,9 +10,11 @@ under 1 ... 10 at 512 and more); its load level, 0-3 by bottleneck utilisation (
 is not known. Action: send the new flow along a path in that state; Q(s) is the reward flows
 sent into s met, and the candidate whose state has the highest value is taken (ties: fewer
 hops). A state never met is worth the value of its load level ("l3": every path seen at that
-level taught it), not 0, which is above any measured reward: a loaded path in a headroom class
-not met before would otherwise be tried as if it were the best (at 144bc4f, states worth 0 until
-met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's). Reward: minus the chosen path's
+level taught it), and a level never met the reward the path's measured features give now (what
+least-loaded would judge it by), never 0, which is above any measured reward: a loaded path in a
+class not met before would otherwise be tried as if it were the best (at 144bc4f, states worth
+0 until met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's; a table that had met only
+idle paths took one losing 20% at 80 ms). Reward: minus the chosen path's
 latency in ms, 100 ms per unit of loss and 10 ms per unit of bottleneck utilisation, measured
 strictly after the decision (Balancer._learn). The utilisation term is the room the path has
 left once the flow is on it: latency and loss stay flat until a link is full, so a path the
@@ -39,6 +41,7 @@ import logging
 import math
 import os
 import random
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -79,6 +82,9 @@ def state_of(f: PathFeatures) -> str:
     return f"h{min(f.hops, MAX_HOPS)} r{headroom} l{level(f)}"
 
 
+STATE = re.compile(rf"(h[0-{MAX_HOPS}] r([0-9]|{MAX_HEADROOM_CLASS}) )?l([0-{len(LEVELS) + 1}]|u)", re.ASCII)
+
+
 def _level_key(state: str) -> str | None:
     """The coarse state "l<level>" a path state falls back on (None for other keys)."""
     level_part = state.rpartition(" ")[2]
@@ -97,7 +103,8 @@ def phi(f: PathFeatures) -> tuple[float, ...]:
     """The linear model's inputs, each about 0..1 on any network: latency in units of the
     congestion threshold (capped at 10), hops over MAX_HOPS, and fill, the share of the path's
     headroom a typical flow would take (1 when it has none, 0 between hosts of one switch)."""
-    fill = 0.0 if f.headroom_mbps == math.inf else min(TYPICAL_FLOW_MBPS / max(f.headroom_mbps, 1e-9), 1.0)
+    h = f.headroom_mbps
+    fill = 0.0 if h == math.inf else min(TYPICAL_FLOW_MBPS / h, 1.0) if h > 0 else 1.0    # none, or not a number
     return (1.0, f.utilisation, f.loss, min(f.latency_ms / CONGESTED_LATENCY_MS, 10.0),
             min(f.hops, MAX_HOPS) / MAX_HOPS, float(f.unknown > 0), fill)
 
@@ -139,8 +146,11 @@ class QTable:
 
     @staticmethod
     def refused(state: str, value: float) -> str | None:
-        """Why a state read from a file cannot be this table's, None if it can: any key is a path state."""
-        return None
+        """Why a state read from a file cannot be this table's, None if it can: a path state (or
+        its level's) of a value a reward can give (a positive one would draw every flow there)."""
+        if not STATE.fullmatch(state):
+            return "not a path state (h<hops> r<headroom class> l<level>, or l<level>)"
+        return None if value <= 0 else "a value above 0 (a reward is minus a latency)"
 
     def emptied(self, epsilon: float) -> QTable:
         """The same hyper-parameters, nothing learnt, exploring again from `epsilon`."""
@@ -151,11 +161,11 @@ class QTable:
         """What GET /api/v1/policy shows of what was learnt."""
         return {"states": len(self.q)}
 
-    def value(self, state: str) -> float:
+    def value(self, state: str, prior: float = 0.0) -> float:
         """Q(s), or for a state never met the value of its load level (learnt from every path
-        at that level), else 0; a read, which never adds a state to the table."""
+        at that level), else `prior`; a read, which never adds a state to the table."""
         row = self.q.get(state) or self.q.get(self.coarse(state))
-        return row[0] if row else 0.0
+        return row[0] if row else prior
 
     def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None) -> int:
         """The candidate to take, exploring as configured; ties go to the earlier candidate.
@@ -177,8 +187,12 @@ class QTable:
         return self.alpha
 
     def update(self, state: str, r: float, next_state: str) -> float:
-        """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)]; the new Q(s)."""
-        target = r + self.gamma * self.value(next_state)
+        """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met being r, what
+        it showed; the new Q(s). A target that is not a finite number (an absurd measurement)
+        teaches nothing."""
+        target = r + self.gamma * self.value(next_state, r)
+        if not math.isfinite(target):
+            return self.value(state)
         for key in filter(None, (self.coarse(state), state)):
             row = self.q.setdefault(key, [0.0, 0])
             row[1] += 1
@@ -245,7 +259,8 @@ class LinearQ(QTable):
     def refused(state: str, value: float) -> str | None:
         return "a linear model's file has no states"
 
-    def value(self, x: tuple[float, ...]) -> float:
+    def value(self, x: tuple[float, ...], prior: float = 0.0) -> float:
+        """w . x (every input has a value: `prior` is never needed)."""
         return sum(wi * xi for wi, xi in zip(self.w, x))
 
     def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...]) -> float:
@@ -345,15 +360,16 @@ class QLearningPolicy(Policy):
                 self._save_failed = True     # said: saving will fail until the file is moved
 
     def score(self, features: PathFeatures) -> float:
-        return -self.table.value(self.table.key(features))
+        return -self.table.value(self.table.key(features), reward(features))
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
-        """A decision explores as configured (its scores are still -Q of each candidate's state);
-        a look (REST, key None) does not explore and counts nothing."""
-        if key is None:
-            return super().rank(key, features)
+        """A decision explores as configured; a look (REST, a member policy's, key None) takes
+        the greedy choice a decision would, exploring and counting nothing. The scores are -Q of
+        each candidate's state."""
         states = [self.table.key(f) for f in features]
-        values = [self.table.value(s) for s in states]
+        values = [self.table.value(s, reward(f)) for s, f in zip(states, features)]
+        if key is None:
+            return values.index(max(values)), [-v for v in values]
         return self.table.choose(states, self._rng, values), [-v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:
