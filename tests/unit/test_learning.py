@@ -1,52 +1,66 @@
-"""The learning curve's catch-up point: paired by seed and round, over moving windows (20
-rounds, geometric mean), and only where the learner stays close to least-loaded to the end."""
+"""The learning curve: independent learners binned by decisions, each bin's ratio to
+least-loaded across seeds with its interval, catching up only where every later interval is
+within 10%; a learner carried from seed to seed gets no catch-up point; the transfer compares
+the first decisions only."""
 
 import csv
 import json
 
-from scripts.learning import catch_up, learning
+from scripts.learning import BIN, catch_up, learning
 from scripts.report import RUN_COLUMNS, read_runs
 
+SEEDS = (1, 2, 3, 4, 5)
+SPREAD = {1: 0.97, 2: 1.0, 3: 1.02, 4: 0.99, 5: 1.01}     # how seeds differ, the same in every round
+PER_ROUND = 20      # decisions
 
-def write_runs(folder, rtt_of):
-    """One seed of 80 rounds; rtt_of(policy, round) -> that round's probe RTT in ms."""
+
+def write_runs(folder, rtt_of, policy="qlearning+fresh", rounds=40, start=lambda seed: 0):
+    """rtt_of(seed, round) -> the learner's probe RTT in ms that round (least-loaded's is 10);
+    PER_ROUND decisions a round, counted from `start` (a carried table counts on)."""
     with open(folder / "runs.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(RUN_COLUMNS)
-        for policy in ("least-loaded", "qlearning"):
-            for rnd in range(80):
-                w.writerow([policy, 1, "rtt", rnd, 0, 8 + 5 * rnd, "h1>h7 udp 1", "s1>s2", rtt_of(policy, rnd),
-                            "", "", "", ""])
-    (folder / "runs" / "qlearning-seed1").mkdir(parents=True)
-    (folder / "runs" / "qlearning-seed1" / "rounds.json").write_text(
-        json.dumps({"decisions": [2 * (r + 1) for r in range(80)]}))
+        for seed in SEEDS:
+            for p in ("least-loaded", policy):
+                for rnd in range(rounds):
+                    ms = 10.0 if p == "least-loaded" else rtt_of(seed, rnd)
+                    w.writerow([p, seed, "rtt", rnd, 0, 8 + 5 * rnd, "h1>h7 udp 1", "s1>s2", ms, "", "", "", ""])
+            run = folder / "runs" / f"{policy}-seed{seed}"
+            run.mkdir(parents=True)
+            run.joinpath("rounds.json").write_text(json.dumps(
+                {"start": start(seed), "decisions": [start(seed) + PER_ROUND * (r + 1) for r in range(rounds)]}))
     return read_runs(folder / "runs.csv")
 
 
-def test_catches_up_from_the_first_window_that_stays_within_10_percent(tmp_path):
-    rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" else (30.0 if r < 30 else 10.5))
+def test_independent_learners_catch_up_where_every_later_interval_is_within_10_percent(tmp_path):
+    rows = write_runs(tmp_path, lambda s, r: 10.0 * SPREAD[s] * (3.0 if r < 10 else 1.0))
+    result = catch_up(rows, tmp_path / "runs", "qlearning+fresh")
+    # 5 rounds a bin: rounds 0-9 (decisions 1-200) are slow, from decision 200 on within
+    assert result["within_from_decisions"] == 2 * BIN
+    first, third = result["curve"][0]["rtt"], result["curve"][2]["rtt"]
+    assert 2.9 < first["ratio"] < 3.1 and first["ci95"][0] > 2.8      # there was something to catch up on
+    assert third["ci95"][0] < 1.0 < third["ci95"][1] < 1.1
+
+
+def test_as_good_as_least_loaded_is_not_within_when_the_seeds_disagree_too_much_to_show_it(tmp_path):
+    wide = {1: 0.7, 2: 1.3, 3: 0.9, 4: 1.2, 5: 1.0}     # mean 1.0, but an interval reaching past 1.1
+    rows = write_runs(tmp_path, lambda s, r: 10.0 * wide[s])
+    result = catch_up(rows, tmp_path / "runs", "qlearning+fresh")
+    assert result["within_from_decisions"] is None
+    assert all(b["rtt"]["ci95"][1] > 1.1 for b in result["curve"])
+
+
+def test_a_learner_that_falls_behind_in_its_last_decisions_has_not_caught_up(tmp_path):
+    rows = write_runs(tmp_path, lambda s, r: 10.0 * SPREAD[s] * (1.5 if r >= 35 else 1.0))
+    assert catch_up(rows, tmp_path / "runs", "qlearning+fresh")["within_from_decisions"] is None
+
+
+def test_one_learner_carried_from_seed_to_seed_gets_its_ratio_per_seed_and_no_catch_up(tmp_path):
+    rows = write_runs(tmp_path, lambda s, r: 10.0 * (2.0 if s == 1 else 1.0), policy="qlearning",
+                      start=lambda seed: (seed - 1) * 40 * PER_ROUND)
     result = catch_up(rows, tmp_path / "runs", "qlearning")
-    # one 30 ms round among 10.5 ms ones makes a window's geometric mean 1.107 times least-loaded's:
-    # the window of rounds 30-49 is the first within, it ends at the 50th round, after which the
-    # policy had decided 100 times
-    assert (result["within_from_round"], result["decisions"]) == (50, 100)
-
-
-def test_one_slow_round_in_a_window_does_not_undo_the_catch_up(tmp_path):
-    """A round is a handful of probes: one five times slower than least-loaded's is noise, not
-    forgetting (its arithmetic mean over 20 rounds would be 1.2 times least-loaded's)."""
-    rows = write_runs(tmp_path, lambda p, r: 50.0 if p == "qlearning" and r == 60 else 10.0)
-    assert catch_up(rows, tmp_path / "runs", "qlearning")["within_from_round"] == 20
-
-
-def test_a_learner_that_falls_behind_again_has_not_caught_up(tmp_path):
-    rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" or 10 <= r < 60 else 30.0)
-    assert catch_up(rows, tmp_path / "runs", "qlearning")["within_from_round"] is None
-
-
-def test_only_the_last_rounds_within_is_not_catching_up(tmp_path):
-    rows = write_runs(tmp_path, lambda p, r: 10.0 if p == "least-loaded" or r >= 55 else 30.0)
-    assert catch_up(rows, tmp_path / "runs", "qlearning")["within_from_round"] is None
+    assert result["per_seed_in_run_order"] == {1: 2.0, 2: 1.0, 3: 1.0, 4: 1.0, 5: 1.0}
+    assert result["within_from_decisions"] is None and "curve" not in result
 
 
 def test_a_warm_table_is_compared_with_a_fresh_one_over_the_first_decisions_only(tmp_path):
@@ -64,4 +78,4 @@ def test_a_warm_table_is_compared_with_a_fresh_one_over_the_first_decisions_only
                 (run / "rounds.json").write_text(json.dumps({"start": start,
                                                              "decisions": [start + 20 * (r + 1) for r in range(10)]}))
     result = learning(tmp_path)["qlearning+warm"]["transfer"]
-    assert result["seeds"] == [1, 2] and result["change"]["mean"] == -0.5     # 10 ms against 20, later rounds ignored
+    assert result["per_seed"] == {1: 0.5, 2: 0.5} and result["ratio"] == 0.5    # 10 ms against 20, later rounds ignored
