@@ -26,9 +26,9 @@ floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the st
 least instead of random paths.
 
 A linear model (--q-model linear) instead of the table: Q(path) = w . phi(path), phi the path's
-own features (below), learnt by the same update as a normalised least-mean-squares step (the
-error spread over the features in proportion to their size, so no feature's scale sets the
-learning rate). What one path teaches moves the value of every path with similar features,
+own features (below), learnt by the same update as a normalised least-mean-squares step (Q(x)
+moves a fraction alpha of the way to the reward whatever the inputs' scale; each weight takes
+its input's share of the error). What one path teaches moves the value of every path with similar features,
 where the table learns each of its states apart. Written by hand: it is a dot product and one
 update line, and scikit-learn's SGDRegressor.partial_fit costs more per decision than the
 whole table lookup and keeps no JSON-friendly state.
