@@ -242,9 +242,9 @@ def plot_throughput(summary: dict, probe: str, out: Path) -> plt.Figure:
 
 def plot_rtt_over_time(rows: list[dict], probe: str, out: Path) -> plt.Figure:
     """Each round's mean RTT (top) and transfer throughput (bottom) in the order the rounds ran
-    (seed after seed): the learning curve of a policy that learns online, beside the flat lines
-    of those that do not. Rounds share one x position across policies; dotted lines show where
-    each seed starts."""
+    (seed after seed): the learning curve of a policy that learns online, beside those that do
+    not, each with its mean over the run as a dashed horizontal reference. Rounds share one x
+    position across policies; dotted lines show where each seed starts."""
     order = {k: i for i, k in enumerate(sorted({(int(r["seed"]), int(r["round"])) for r in rows
                                                 if r["kind"] == "rtt"}), start=1)}
     window = max(1, min(10, len(order) // 5))
@@ -260,8 +260,11 @@ def plot_rtt_over_time(rows: list[dict], probe: str, out: Path) -> plt.Figure:
             keys = sorted(rounds)
             means = [float(np.mean(rounds[k])) for k in keys]
             if len(means) >= window:
-                ax.plot([order[k] for k in keys[window - 1:]], np.convolve(means, np.ones(window) / window, "valid"),
-                        label=policy, lw=2 if policy.startswith("qlearning") else 1)
+                learner = policy.startswith("qlearning")
+                smooth = np.convolve(means, np.ones(window) / window, "valid")
+                line, = ax.plot([order[k] for k in keys[window - 1:]], smooth, label=policy, lw=2 if learner else 1)
+                if not learner:     # the fixed rules' level over the whole run: what a learner must reach
+                    ax.axhline(float(np.mean(means)), color=line.get_color(), ls="--", lw=0.8, label="_mean")
         for start in seed_starts(order).values():
             if start > 1:
                 ax.axvline(start - 0.5, color="0.4", ls=":", lw=1)
