@@ -267,6 +267,38 @@ def learnt_reward(tmp_path, before_s: float, after_s: float) -> tuple[float, Boo
     return b.policy.table.rewards[0], booted
 
 
+class Alternating(QLearningPolicy):
+    """Takes the candidate its flow's source port names (0 or 1) and records what it is told."""
+    def rank(self, key, features):
+        return key.src_port % 2, [0.0] * len(features)
+
+    def learn(self, experience):
+        self.told = getattr(self, "told", []) + experience
+
+
+def test_each_decision_is_credited_with_its_own_paths_outcome():
+    """Two flows decided in one poll interval onto different paths: each is told what its own
+    path showed after it, not one shared measurement."""
+    booted = Booted(policy="qlearning")
+    b = booted.balancer
+    b.set_policy(policy := Alternating(epsilon=0.0))
+    booted.arp("h1", "h7")
+    booted.arp("h7", "h1")
+    h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+    t0 = booted.now
+    steady(b, t0 - 0.5)
+    for port in (2, 3):
+        booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17, sport=port))
+    paths = {flow.key.src_port: flow.path for flow in b.flows.values()}
+    assert len(paths[2]) != len(paths[3])          # two paths of different lengths
+    booted.probe_round(t0 + 0.2)
+    steady(b, t0 + 0.5)
+    steady(b, t0 + 1.5)
+    b.poll(t0 + 2.0)
+    assert sorted((action, after.hops) for _, action, after in policy.told) == [(0, len(paths[2]) - 1),
+                                                                                 (1, len(paths[3]) - 1)]
+
+
 def expected_reward(booted: Booted, link_ms: float) -> float:
     """Minus the probes' delay on each link of the flow's path and the load term of steady()."""
     (flow,) = booted.balancer.flows.values()
