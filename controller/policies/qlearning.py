@@ -11,17 +11,18 @@ is not known. Action: send the new flow along a path in that state; Q(s) is the 
 sent into s met, and the candidate whose state has the highest value is taken (ties: fewer
 hops). A state never met is worth the value of its load level ("l3": every path seen at that
 level taught it), and a level never met the reward the path's measured features give now (what
-least-loaded would judge it by), never 0, which is above any measured reward: a loaded path in a
-class not met before would otherwise be tried as if it were the best (at 144bc4f, states worth
-0 until met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's; a table that had met only
-idle paths took one losing 20% at 80 ms). Reward: minus the chosen path's
+least-loaded would judge it by) over 1 - gamma, the scale learnt values settle at, or, its load
+not measured, the worst value learnt; never 0, which is above any measured reward: a loaded
+path in a class not met before would otherwise be tried as if it were the best (at 144bc4f,
+states worth 0 until met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's; a table that
+had met only idle paths took one losing 20% at 80 ms). Reward: minus the chosen path's
 latency in ms, 100 ms per unit of loss and 10 ms per unit of bottleneck utilisation, measured
 strictly after the decision (Balancer._learn). The utilisation term is the room the path has
 left once the flow is on it: latency and loss stay flat until a link is full, so a path the
 flow nearly filled taught the same as an idle one (at a7f0f8b, without it: RTT 2.2x
 least-loaded's, which ranks by exactly that room). Update: Q(s) <- Q(s) + alpha [r + gamma Q(s') -
-Q(s)], s' the chosen path's state in that measurement; gamma 0 treats each flow as the one-step
-decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon decaying to a
+Q(s)], s' the chosen path's state in that measurement, a state's first visit taking its target
+whole; gamma 0 treats each flow as the one-step decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon decaying to a
 floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the states it knows
 least instead of random paths.
 
@@ -167,30 +168,43 @@ class QTable:
         row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else prior
 
+    def greedy(self, states: list[str], values: list[float]) -> int:
+        """The candidate a decision takes when it does not explore at random: the highest value,
+        with count exploration's bonus for the states visited least; a read."""
+        if self.explore == "count":
+            values = [v + BONUS_MS / math.sqrt(1 + self.q.get(s, (0.0, 0))[1]) for s, v in zip(states, values)]
+        return values.index(max(values))
+
     def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None) -> int:
         """The candidate to take, exploring as configured; ties go to the earlier candidate.
         `values`, the states' values if the caller has them already."""
         self.decisions += 1
         values = [self.value(s) for s in states] if values is None else values
         if self.explore == "count":
-            bonus = [v + BONUS_MS / math.sqrt(1 + self.q.get(s, (0.0, 0))[1]) for s, v in zip(states, values)]
-            return bonus.index(max(bonus))
+            return self.greedy(states, values)
         explore = rng.random() < self.epsilon
         if self.epsilon > self.epsilon_min:     # a rate set below the floor (0: greedy) stays
             self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
         if explore:
             return rng.randrange(len(states))
-        return values.index(max(values))
+        return self.greedy(states, values)
 
     def step(self, visits: int) -> float:
-        """The learning rate of a state's update, given its visits counting this one: alpha."""
-        return self.alpha
+        """The learning rate of a state's update, given its visits counting this one: alpha, but
+        1 on the first (a row started at 0 and moved part of the way to its first target was
+        worth more after one visit than its prior before: 0.45 times the reward, not 2)."""
+        return 1.0 if visits == 1 else self.alpha
+
+    def prior(self, r: float) -> float:
+        """What a state never met whose path shows reward r now is worth: r for ever after,
+        r / (1 - gamma), the scale learnt values settle at."""
+        return r / (1.0 - self.gamma)
 
     def update(self, state: str, r: float, next_state: str) -> float:
-        """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met being r, what
-        it showed; the new Q(s). A target that is not a finite number (an absurd measurement)
-        teaches nothing."""
-        target = r + self.gamma * self.value(next_state, r)
+        """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met the prior of r,
+        what it showed; the new Q(s). A target that is not a finite number (an absurd
+        measurement) teaches nothing."""
+        target = r + self.gamma * self.value(next_state, self.prior(r))
         if not math.isfinite(target):
             return self.value(state)
         for key in filter(None, (self.coarse(state), state)):
@@ -359,17 +373,25 @@ class QLearningPolicy(Policy):
                 log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
                 self._save_failed = True     # said: saving will fail until the file is moved
 
+    def prior(self, f: PathFeatures) -> float:
+        """What a candidate whose load level was never met is worth: the table's prior of the
+        reward its features give now, or, its load not measured (a reward of about 0 then), the
+        worst value learnt: a path is not preferred because its load cannot be seen."""
+        if f.unknown:
+            return min((row[0] for row in self.table.q.values()), default=0.0)
+        return self.table.prior(reward(f))
+
     def score(self, features: PathFeatures) -> float:
-        return -self.table.value(self.table.key(features), reward(features))
+        return -self.table.value(self.table.key(features), self.prior(features))
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
-        the greedy choice a decision would, exploring and counting nothing. The scores are -Q of
-        each candidate's state."""
+        the choice a decision would when it does not explore at random, counting nothing. The
+        scores are -Q of each candidate's state."""
         states = [self.table.key(f) for f in features]
-        values = [self.table.value(s, reward(f)) for s, f in zip(states, features)]
+        values = [self.table.value(s, self.prior(f)) for s, f in zip(states, features)]
         if key is None:
-            return values.index(max(values)), [-v for v in values]
+            return self.table.greedy(states, values), [-v for v in values]
         return self.table.choose(states, self._rng, values), [-v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:

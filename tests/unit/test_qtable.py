@@ -28,12 +28,14 @@ IDLE = [PathFeatures(0.0, 0.0, 0.0, 2, headroom_mbps=10), PathFeatures(0.0, 0.0,
 def test_the_update_is_the_bellman_rule_by_hand():
     t = QTable(alpha=0.5, gamma=0.9, epsilon=0.0)
     t.q["next"] = [-2.0, 4]
-    assert t.update("s", -10.0, "next") == pytest.approx(0.5 * (-10 + 0.9 * -2))   # -5.9
-    assert t.update("s", -10.0, "next") == pytest.approx(-5.9 + 0.5 * (-10 - 1.8 + 5.9))
-    assert t.q["s"] == [pytest.approx(-8.85), 2] and t.q["next"] == [-2.0, 4]
-    assert t.rewards == [-10.0, -10.0] and t.updates == 2
+    assert t.update("s", -10.0, "next") == pytest.approx(-10 + 0.9 * -2)     # a first visit: the target, -11.8
+    assert t.update("s", -20.0, "next") == pytest.approx(-11.8 + 0.5 * (-20 - 1.8 + 11.8))     # then alpha
+    assert t.q["s"] == [pytest.approx(-16.8), 2] and t.q["next"] == [-2.0, 4]
+    assert t.rewards == [-10.0, -20.0] and t.updates == 2
     bandit = QTable(alpha=0.5, gamma=0.0, epsilon=0.0, q={"next": [-2.0, 4]})
-    assert bandit.update("s", -10.0, "next") == pytest.approx(-5.0)      # gamma 0: the reward alone
+    assert bandit.update("s", -10.0, "next") == pytest.approx(-10.0)      # gamma 0: the reward alone
+    # a state after never met is worth the prior of what it showed: r / (1 - gamma), where values settle
+    assert QTable(alpha=0.5, gamma=0.5, epsilon=0.0).update("s", -3.0, "never") == pytest.approx(-3.0 - 0.5 * 6.0)
 
 
 def test_a_state_is_one_path_and_means_the_same_on_any_network():
@@ -66,11 +68,11 @@ def test_reads_never_change_the_table():
 def test_a_state_never_met_is_worth_what_its_load_level_taught():
     t = QTable(alpha=0.5, gamma=0.0, epsilon=0.0)
     t.update("h2 r0 l3", -40.0, "h2 r0 l3")
-    assert t.q == {"h2 r0 l3": [-20.0, 1], "l3": [-20.0, 1]}
-    assert t.value("h5 r1 l3") == -20.0 and t.value("h5 r1 l0", -3.0) == -3.0    # the level, or the prior
-    assert t.q == {"h2 r0 l3": [-20.0, 1], "l3": [-20.0, 1]}                  # reads add nothing
+    assert t.q == {"h2 r0 l3": [-40.0, 1], "l3": [-40.0, 1]}
+    assert t.value("h5 r1 l3") == -40.0 and t.value("h5 r1 l0", -3.0) == -3.0    # the level, or the prior
+    assert t.q == {"h2 r0 l3": [-40.0, 1], "l3": [-40.0, 1]}                  # reads add nothing
     t.update("h5 r1 l3", -10.0, "h5 r1 l3")
-    assert t.value("h5 r1 l3") == -5.0 and t.q["l3"] == [-15.0, 2]
+    assert t.value("h5 r1 l3") == -10.0 and t.q["l3"] == [-25.0, 2]
 
 
 def test_a_level_never_met_is_worth_what_the_path_measures_now_not_0():
@@ -84,6 +86,29 @@ def test_a_level_never_met_is_worth_what_the_path_measures_now_not_0():
     assert policy.scores([lossy]) == [-qtable.reward(lossy)]
 
 
+def test_a_visited_state_is_never_worth_more_than_before_its_visit():
+    """Default gamma 0.5: learnt values settle at twice the reward, so a level never met is
+    judged on that scale, and one visit does not make a path look better than it measured (a
+    row started at 0 and moved alpha of the way was worth 0.45 of the reward after it)."""
+    policy = QLearningPolicy(alpha=0.3, gamma=0.5, epsilon=0.0)
+    idle, busy = replace(IDLE[0], latency_ms=1.5), replace(IDLE[1], utilisation=0.26, latency_ms=0.2)
+    for _ in range(30):
+        policy.learn([([idle], 0, idle)])
+    key = FlowKey("10.0.0.1", "10.0.0.7", 17, 1, 2)
+    assert qtable.reward(busy) < qtable.reward(idle) and policy.choose(key, [busy, idle]) == 1
+    policy.learn([([busy, idle], 0, busy)])         # one exploratory visit to the busier level
+    assert policy.choose(key, [busy, idle]) == 1
+
+
+def test_a_path_whose_load_is_not_measured_is_worth_the_worst_value_learnt():
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.0)
+    policy.learn([(IDLE, 0, replace(IDLE[0], latency_ms=2.0))])
+    policy.learn([(IDLE, 1, replace(IDLE[1], latency_ms=9.0))])
+    unseen = replace(IDLE[2], unknown=1)
+    assert policy.scores([unseen, IDLE[0]]) == [9.0, 2.0]
+    assert policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 1, 2), [unseen, IDLE[0]]) == 1
+
+
 def test_a_look_takes_the_path_a_greedy_decision_would():
     """What REST and a member policy are told is the path a decision would take (a full path
     the table values most is taken, not ranked last as other load-aware policies rank it)."""
@@ -92,13 +117,17 @@ def test_a_look_takes_the_path_a_greedy_decision_would():
     policy.table.q.update({qtable.state_of(full): [-1.0, 5], qtable.state_of(IDLE[1]): [-30.0, 5]})
     key = FlowKey("10.0.0.1", "10.0.0.7", 17, 1, 2)
     assert policy.rank(None, [full, IDLE[1]])[0] == policy.rank(key, [full, IDLE[1]])[0] == 0
+    counting = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0, explore="count")      # its bonus too
+    counting.table.q.update({qtable.state_of(IDLE[0]): [-1.0, 400], qtable.state_of(IDLE[1]): [-2.0, 0]})
+    assert counting.rank(None, IDLE[:2])[0] == counting.rank(key, IDLE[:2])[0] == 1
 
 
 def test_a_measurement_that_is_not_a_number_teaches_nothing():
     t = QTable(alpha=0.5, gamma=0.0, epsilon=0.0)
     t.update("h2 r4 l0", -4.0, "h2 r4 l0")
     t.update("h2 r4 l0", math.nan, "h2 r4 l0")
-    assert t.q == {"h2 r4 l0": [-2.0, 1], "l0": [-2.0, 1]} and t.updates == 1
+    t.update("h2 r4 l0", -math.inf, "h2 r4 l0")
+    assert t.q == {"h2 r4 l0": [-4.0, 1], "l0": [-4.0, 1]} and t.updates == 1
     assert all(math.isfinite(x) for x in qtable.phi(replace(IDLE[0], headroom_mbps=math.nan)))
 
 
@@ -323,8 +352,8 @@ def test_the_balancer_learns_per_decision_and_reset_empties_the_table(tmp_path):
     ((state, (value, visits)), (level, (level_value, _))) = sorted(b.policy.table.q.items(), key=lambda kv: len(kv[0]),
                                                                    reverse=True)
     assert state.startswith(f"h{len(flow.path) - 1} ") and state.endswith(" " + level) and visits == 1
-    t = b.policy.table      # from empty: the state after, never met, is worth what it showed (the reward)
-    assert value == level_value == pytest.approx(t.alpha * (1 + t.gamma) * expected_reward(booted, 10.0))
+    t = b.policy.table      # a first visit, the state after never met: r + gamma r / (1 - gamma)
+    assert value == level_value == pytest.approx(expected_reward(booted, 10.0) / (1 - t.gamma))
     api = RestApi(b, clock=lambda: booted.now)
     status, body = call(api, "/api/v1/qtable/reset", method="POST")
     assert status == 200 and body["updates"] == 0 and body["states"] == 0

@@ -520,7 +520,7 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
 
 def test_a_member_states_step_is_one_over_its_visits_down_to_a_floor_and_a_paths_stays_alpha():
     """The member table averages what a state met (heavy-tailed responses), then tracks drift
-    at STEP_FLOOR; the path table keeps its constant alpha."""
+    at STEP_FLOOR; the path table keeps its constant alpha after a first visit."""
     q = QLearningMembers(alpha=0.3, epsilon=0.0)
     assert [q.table.step(n) for n in (1, 2, 10, 20, 21, 1000)] == [1.0, 0.5, 0.1, STEP_FLOOR, STEP_FLOOR,
                                                                     STEP_FLOOR]
@@ -533,9 +533,9 @@ def test_a_member_states_step_is_one_over_its_visits_down_to_a_floor_and_a_paths
     q.learn("web", chosen, 10.0, chosen)     # one long answer after 20 moves the value by 5% of the gap
     assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean + STEP_FLOOR * (-10_000 - mean))
     paths = QTable(alpha=0.3, gamma=0.0, epsilon=0.0)
-    for r in (-10.0, -10.0):
+    for r in (-10.0, -20.0):
         paths.update("h1 r5 l0", r, "h1 r5 l0")
-    assert paths.q["h1 r5 l0"] == [pytest.approx(-3.0 - 0.3 * 7.0), 2]
+    assert paths.q["h1 r5 l0"] == [pytest.approx(-10.0 - 0.3 * 10.0), 2]      # its first target, then alpha
 
 
 @pytest.mark.parametrize("learnt", [False, True])
