@@ -20,10 +20,10 @@ latency in ms, 100 ms per unit of loss and 10 ms per unit of bottleneck utilisat
 strictly after the decision (Balancer._learn). The utilisation term is the room the path has
 left once the flow is on it: latency and loss stay flat until a link is full, so a path the
 flow nearly filled taught the same as an idle one (at a7f0f8b, without it: RTT 2.2x
-least-loaded's, which ranks by exactly that room). Update: Q(s) <- Q(s) + alpha [r + gamma Q(s') -
-Q(s)], s' the chosen path's state in that measurement, a state's first visit taking its target
-whole; gamma 0 treats each flow as the one-step decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon decaying to a
-floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the states it knows
+least-loaded's, which ranks by exactly that room). Update: Q(s) <- Q(s) + alpha [r + gamma
+Q(s') - Q(s)], s' the chosen path's state in that measurement, a state's first visit taking its
+target whole; gamma 0 treats each flow as the one-step decision it is (a contextual bandit).
+Exploration: epsilon-greedy with epsilon decaying to a floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the states it knows
 least instead of random paths.
 
 A linear model (--q-model linear) instead of the table: Q(path) = w . phi(path), phi the path's
