@@ -194,10 +194,12 @@ def test_every_packet_of_a_connection_reaches_the_member_its_first_chose():
     for flags in (TCP_ACK, TCP_ACK | 0x08, TCP_FIN | TCP_ACK):
         fields = packet_fields(parse(ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, flags)), 0)
         assert trace(b, "h1", fields)[2]["ipv4_dst"] == chosen
-    # entries lost at the client's switch: the next packet goes up and is sent to the same member
+    # entries lost at the client's switch: the next packet goes up and is sent to the same member,
+    # and the entries, the SYN watch among them, go back
     b.of.tables[b.host_port("h1")[0]].clear()
     again = b.send("h1", ipv4_frame(h1.mac, VIP_MAC, h1.ip, VIP, 6, 40000, PORT, TCP_ACK))
     assert member_of(again) == chosen
+    assert [m.match.tcp_flags for m in again if isinstance(m, FlowMod)] == [TCP_SYN, None]
 
 
 def test_round_robin_takes_members_in_turn_across_clients():
