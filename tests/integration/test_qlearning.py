@@ -1,9 +1,9 @@
-"""Q-learning in the loop, deterministically (no exploration): with the shortest h1 -> h7 path
-flooded, the first flow takes it (nothing is valued yet, and ties go to the fewest hops); once
-the outcome of that choice is learnt, the flooded path's state, and any state at its load level
-not met before, is worth less than the others, and the policy avoids it. The table is saved as
-it learns. The same for the linear model (--q-model linear): what it learnt of the flooded
-path's features ranks it last."""
+"""Q-learning in the loop, deterministically (no exploration), with the shortest h1 -> h7 path
+flooded. The table values a load level it never met at what the path measures now, so it may
+avoid the flooded path from its first flow; what it learns keeps it off (a state it met there is
+worth less than the others), and the table is saved as it learns. The linear model (--q-model
+linear), nothing learnt, takes the fewest hops first; what it learns of the flooded path's
+features then ranks it last. Either way, after warm-up 9 of 10 flows avoid it."""
 
 from __future__ import annotations
 
@@ -26,7 +26,7 @@ def lab(request, tmp_path_factory):
                                             "--q-model", request.param))
 
 
-def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab):
+def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request):
     with lab.udp_flood("h2", "h7", 20, 10 + 3 * (WARMUP + DECISIONS)):    # pinned to s2 -> s7 by shortest
         wait_until(lambda: any(lk["src"] == "s2" and lk["dst"] == "s7" and (lk["utilisation"] or 0) > 0.9
                                for lk in lab.api("links")[1]), 10, what="s2 -> s7 to be saturated")
@@ -41,7 +41,8 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab):
         # what it learnt ranks the flooded path last (a look: it changes nothing)
         looked = {">".join(c["path"]): c["score"] for c in lab.api("paths?src=h1&dst=h7")[1]["candidates"]}
     print(f"\npaths of {WARMUP + DECISIONS} successive h1 -> h7 flows: {paths}; {policy}")
-    assert paths[0] == SHORTEST, paths          # nothing valued yet: the fewest hops
+    if request.node.callspec.params["lab"] == "linear":
+        assert paths[0] == SHORTEST, paths          # nothing learnt yet: the fewest hops
     assert paths[WARMUP:].count(SHORTEST) <= DECISIONS // 10, (paths, policy)
     assert looked[">".join(SHORTEST)] == max(looked.values()) > min(looked.values()), looked
     assert policy["updates"] >= WARMUP + DECISIONS and policy["mean_reward"] < 0
@@ -52,5 +53,5 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab):
     else:
         flooded = [v for state, (v, n) in saved["q"].items() if state.startswith("h2 ") and n]
         others = [v for state, (v, n) in saved["q"].items() if not state.startswith("h2 ") and n]
-        assert flooded and others and max(flooded) < max(others), saved["q"]
+        assert others and (not flooded or max(flooded) < max(others)), saved["q"]
     assert_clean_log(lab)
