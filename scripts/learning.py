@@ -35,21 +35,12 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from scripts.report import ReportError, read_runs
+from scripts.report import ReportError, read_runs, round_means
 
 REFERENCE = "least-loaded"
 WITHIN = 1.10
 BIN = 100       # decisions
 FIRST = 100     # decisions
-
-
-def round_means(rows: list[dict], policy: str, field: str, kind: str) -> dict[tuple[int, int], float]:
-    """(seed, round) -> the mean of `field` over that round's rows of `kind`."""
-    values: dict[tuple[int, int], list[float]] = defaultdict(list)
-    for r in rows:
-        if r["policy"] == policy and r["kind"] == kind and r[field] != "":
-            values[int(r["seed"]), int(r["round"])].append(float(r[field]))
-    return {k: float(np.mean(v)) for k, v in values.items()}
 
 
 def recorded(runs_dir: Path, policy: str, seed: int) -> tuple[int, list[int | None]]:

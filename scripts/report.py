@@ -240,6 +240,15 @@ def plot_throughput(summary: dict, probe: str, out: Path) -> plt.Figure:
     return _save(fig, out)
 
 
+def round_means(rows: list[dict], policy: str, field: str, kind: str) -> dict[tuple[int, int], float]:
+    """(seed, round) -> the mean of `field` over that round's rows of `kind`."""
+    values: dict[tuple[int, int], list[float]] = defaultdict(list)
+    for r in rows:
+        if r["policy"] == policy and r["kind"] == kind and r[field] != "":
+            values[int(r["seed"]), int(r["round"])].append(float(r[field]))
+    return {k: float(np.mean(v)) for k, v in values.items()}
+
+
 def plot_rtt_over_time(rows: list[dict], probe: str, out: Path) -> plt.Figure:
     """Each round's mean RTT (top) and transfer throughput (bottom) in the order the rounds ran
     (seed after seed): the learning curve of a policy that learns online, beside those that do
@@ -252,13 +261,9 @@ def plot_rtt_over_time(rows: list[dict], probe: str, out: Path) -> plt.Figure:
     for ax, kind, field, label in ((axes[0], "rtt", "rtt_ms", f"{probe} RTT, round mean (ms)"),
                                    (axes[1], "transfer", "throughput_mbps", "transfer (Mbit/s)")):
         for policy in dict.fromkeys(r["policy"] for r in rows):
-            rounds: dict[tuple[int, int], list[float]] = defaultdict(list)
-            for r in rows:
-                key = int(r["seed"]), int(r["round"])
-                if r["policy"] == policy and r["kind"] == kind and r[field] != "" and key in order:
-                    rounds[key].append(float(r[field]))
-            keys = sorted(rounds)
-            means = [float(np.mean(rounds[k])) for k in keys]
+            rounds = round_means(rows, policy, field, kind)
+            keys = sorted(k for k in rounds if k in order)
+            means = [rounds[k] for k in keys]
             if len(means) >= window:
                 learner = policy.startswith("qlearning")
                 smooth = np.convolve(means, np.ones(window) / window, "valid")

@@ -207,7 +207,7 @@ class Balancer:
         self._checked_version = self.net.version
         msgs: list[Message] = []
         for key, flow in list(self.flows.items()):
-            if key in self.flows and not is_live(self.net, flow.path):    # not gone with its connection's other direction
+            if not is_live(self.net, flow.path):
                 msgs += self._uninstall(key)
         missing = self.net.missing_spec_links()
         if self.net.spec and not missing and not self._complete:
@@ -220,6 +220,10 @@ class Balancer:
         return msgs
 
     def _uninstall(self, key: FlowKey, why: str = "path {path} broke") -> list[Message]:
+        """Forget a flow and delete its entries; nothing for one already gone (a service
+        connection's other direction goes with it, so loops over flows may meet it gone)."""
+        if key not in self.flows:
+            return []
         flow = self._forget(key)
         log.info("flow %s: %s, entries removed", key, why.format(path=self.net.path_name(flow.path)))
         return self._delete(flow) + self._end_connection(key)
@@ -518,7 +522,7 @@ class Balancer:
             return []
         why = f"{displaced.mac} {displaced.ip} left {self.net.name(displaced.at.dpid)}:{displaced.at.port}"
         return [m for key in [k for k in self.flows if displaced.ip in (k.src_ip, k.dst_ip)]
-                if key in self.flows for m in self._uninstall(key, why)]
+                for m in self._uninstall(key, why)]
 
     def _lldp(self, payload: bytes, at: End, now: float) -> list[Message]:
         """A probe of ours that came back: a link, or a latency sample of a known one. It must
