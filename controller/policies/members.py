@@ -191,7 +191,7 @@ def member_policy_factory(name: str, settings: Settings,
     service has it already, else two tables would overwrite each other's file."""
     if name == QLearningMembers.name:
         shared = next((p for p in in_use if isinstance(p, QLearningMembers)), None) or QLearningMembers(
-            settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore)
+            settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore, settings.q_seed)
         return lambda: shared
     if name not in SERVICE_POLICY_TYPES:
         raise ConfigError(f"service policy: unknown '{name}' (known: {', '.join(SERVICE_POLICIES)})")

@@ -384,6 +384,14 @@ def test_a_path_without_inter_switch_links_has_a_state():
     assert qtable.state_of(PathFeatures(0.0, 0.0, 0.0, 1, headroom_mbps=float("nan"))) == "h1 r0 l0"
 
 
+def test_the_seed_setting_decides_the_exploration():
+    """Runs meant to be independent explore differently; one seed repeats a run's choices."""
+    def picks(seed):
+        policy = make_policy("qlearning", Settings(q_epsilon=1.0, q_seed=seed))
+        return [policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000), IDLE) for i in range(40)]
+    assert picks(1) == picks(1) != picks(2)
+
+
 def test_reset_explores_again_from_the_starting_rate():
     policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3)
     simulate(policy, 300)
