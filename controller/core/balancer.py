@@ -354,11 +354,11 @@ class Balancer:
             if latency is None or not (self.monitor.measured_since(out, since) and
                                        self.monitor.measured_since(into, since)):
                 return None
-            lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
+            lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age, since)
             metrics.append(replace(lk, latency_ms=latency))
         if not self.monitor.measured_since(dst.at, since):
             return None
-        metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
+        metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age, since))
         return path_features(metrics, len(path) - 1)
 
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:

@@ -170,11 +170,12 @@ def test_a_port_that_goes_down_forgets_its_rates():
 
 def lossy_run(m, windows):
     """A link whose b receives 70% of what a sends, a second apart; per window, the packets of
-    the entry that has carried 446 packets/s all along and of one that is new in it."""
-    tx = rx = old = 0
+    the entry that has carried 446 packets/s all along and of one that is new in it, which
+    reach b's counters only in the next window (the ends are read moments apart)."""
+    tx = rx = old = late = 0
     for t, new in enumerate(windows):
         tx, old = tx + 446 + new, old + 446
-        rx = int(0.7 * tx)
+        rx, late = rx + round(0.7 * (446 + late)), new
         feed(m, t, port(tx_packets=tx, duration_s=t + 1), port(rx_packets=rx, duration_s=t + 1))
         m.flow_stats(1, [FlowStat(1, 2, old, duration_s=t + 1.0)] + ([FlowStat(100 + t, 2, new, duration_s=0.1)]
                                                                     if new else []), t)
@@ -183,9 +184,36 @@ def lossy_run(m, windows):
 
 def test_a_window_in_which_a_big_new_flow_starts_beside_steady_traffic_is_no_evidence():
     """A's rate stays steady (446 -> 546 packets/s) but a new entry carried 100 of them: its
-    start, read moments apart at the two ends, would show as loss; so no loss that window."""
+    start, read moments apart at the two ends, would show as loss 0.43; that window keeps the
+    estimate before it."""
     readings = list(lossy_run(Monitor(), [0, 0, 0, 100, 0]))
-    assert readings[3] == 0.0 and readings[2] == pytest.approx(0.3, abs=0.01)
+    assert readings[2] == pytest.approx(0.3, abs=0.01) and readings[3] == readings[2]
+
+
+def test_a_window_without_evidence_keeps_the_last_estimate_while_it_is_fresh():
+    """A link losing 30%: a window whose rate more than doubles (it would read 0.67) keeps 0.3; one with
+    too few packets reads 0 (nothing to lose); a held estimate older than max_age reads 0, and
+    so does one from a window that began before a decision (`since`: its outcome must not be
+    what the path showed when it was taken)."""
+    m, tx, rx = Monitor(), 0, 0
+
+    def window(t, sent, received):
+        nonlocal tx, rx
+        tx, rx = tx + sent, rx + received
+        feed(m, t, port(tx_packets=tx, duration_s=t + 1), port(rx_packets=rx, duration_s=t + 1))
+
+    for t in range(3):
+        window(t, 1000, 700)
+    assert m.link(A, B, 10, 2.0, 3).loss == pytest.approx(0.3)
+    window(3, 2100, 700)
+    assert m.link(A, B, 10, 3.0, 3).loss == pytest.approx(0.3)
+    assert m.link(A, B, 10, 3.0, 3, since=1.5).loss == 0.0       # held from the window 1..2
+    assert m.link(A, B, 10, 3.0, 3, since=0.5).loss == pytest.approx(0.3)
+    assert m.link(A, B, 10, 5.5, 3).loss == 0.0                  # held from a window ended at 2
+    window(4, 5, 0)
+    assert m.link(A, B, 10, 4.0, 3).loss == 0.0
+    m.forget_port(A)
+    assert A not in m._loss
 
 
 def test_small_flows_starting_every_window_do_not_hide_a_lossy_link():
