@@ -171,8 +171,9 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
             if "warm" in variants:      # what it learnt, not how far its exploration had decayed
                 warm = json.loads(args.q_warm.read_text())
                 table.write_text(json.dumps({**warm, "epsilon": Settings.q_epsilon, "decisions": 0}) + "\n")
-        extra += ["--q-table", str(table), "--q-seed", str(seed)]   # a seed's own exploration
-    lab = Lab(args.topology, rundir, policy=name, controller_args=("--capture", str(rundir / "capture"), *extra))
+        extra += ["--q-table", str(table)]
+    lab = Lab(args.topology, rundir, policy=name,      # --seed: each seed explores in its own way
+              controller_args=("--capture", str(rundir / "capture"), "--seed", str(seed), *extra))
     background = [h.name for h in lab.spec.hosts if h.name != args.src]
     transfers = schedule(seed, background, args.duration)
     rows: list[list] = []

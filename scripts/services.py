@@ -144,7 +144,7 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
     """One policy, load and seed on a fresh controller and network: the clients' and servers'
     logs and run.json in rundir (and kill.json for a kill run)."""
     rundir.mkdir(parents=True, exist_ok=True)
-    topology, options = args.topology, ("--service-policy", policy)
+    topology, options = args.topology, ("--service-policy", policy, "--seed", str(seed))
     if policy == "qlearning":     # one table, learning across its runs, as across restarts of a controller
         options += ("--service-q-table", str(rundir.parent.parent / "service-qtable.json"))
     if args.direct:     # the controller balances paths only

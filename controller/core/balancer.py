@@ -311,14 +311,17 @@ class Balancer:
             msgs += [EchoRequest(dpid, struct.pack("!d", now)), PortStatsRequest(dpid), FlowStatsRequest(dpid)]
         self.monitor.forget_stale_flows(now, self.stats_max_age_s)
         self.bookings.expire(now, self.stats_max_age_s)
+        self.monitor.keep_losses(self.net.links.links(), {h.at for h in self.net.hosts.values()}, now,
+                                 self.stats_max_age_s)
         self._learn(now)
         self.services.save()
         return msgs
 
     def _learn(self, now: float) -> None:
         """Give a learning policy the outcome of each decision once it is measured: probes and
-        a statistics window that began after the decision (a window reaching back before it
-        saw the path as the decision did, not what the flow met). A decision not measured
+        a statistics window that began after the decision, and a loss estimate kept from such a
+        window (a window reaching back before it saw the path as the decision did, not what the
+        flow met). A decision not measured
         within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is counted in
         outcomes_unmeasured; one whose path broke teaches nothing."""
         ripe: list[Experience] = []
@@ -354,11 +357,16 @@ class Balancer:
             if latency is None or not (self.monitor.measured_since(out, since) and
                                        self.monitor.measured_since(into, since)):
                 return None
-            lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age, since)
-            metrics.append(replace(lk, latency_ms=latency))
-        if not self.monitor.measured_since(dst.at, since):
+            loss = self.monitor.loss_since(out, since)
+            if loss is None:
+                return None
+            lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
+            metrics.append(replace(lk, latency_ms=latency, loss=loss))
+        loss = self.monitor.loss_since(dst.at, since)
+        if not self.monitor.measured_since(dst.at, since) or loss is None:
             return None
-        metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age, since))
+        lk = self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age)
+        metrics.append(replace(lk, loss=loss))
         return path_features(metrics, len(path) - 1)
 
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:

@@ -10,11 +10,13 @@ Per directed link a -> b (a = sending port, b = receiving port):
   userspace datapath drops packets that a shaped link cannot take before the port counts them,
   so only the flow counters see them. Drop counters at either end raise the estimate if larger.
   Below MIN_PACKETS offered in a window loss is 0 (nothing to lose). A window in which a's rate
-  more than doubled or halved, or our entries towards a that appeared (or were replaced) carried
-  over 5% of its packets, is no evidence: the two ends' snapshots are taken moments apart, and when
-  traffic starts between them a loss-free link read loss 0.2 for that window. Such a window keeps
-  the link's last estimate while it is fresh (max_age_s), else reads 0: on a loaded machine they
-  are common, and a path losing 35% read 0 in 3 of 5 windows when they read 0. A flow entry's
+  more than doubled or halved (or that follows one under MIN_PACKETS), or our entries towards a
+  that appeared (or were replaced) carried over 5% of its packets, is no evidence: the two ends'
+  snapshots are taken moments apart, and when traffic starts between them a loss-free link read
+  loss 0.2 for that window. Such a window reads the estimate each poll keeps (keep_losses: the
+  last window that was evidence) while it is fresh (max_age_s), else 0: on a loaded machine such
+  windows are common, and when they read 0 a path losing 35% read 0 in 3 of 5 windows. A
+  decision's outcome takes a kept estimate only if its window began after the decision. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
   counters, and a loss-free link then read loss 0.94 to 0.997. The window is the entry's own
@@ -45,13 +47,15 @@ never spread.
 Counters are untrusted: all-ones means "unsupported", a smaller value is a reset (that window
 is unknown) unless the drop is so large it can only be a 64-bit wrap. A rate older than the
 caller's max_age_s is unknown, not the last value seen (a link last measured saturated must
-not read saturated an hour later); a port that goes down forgets its rates.
+not read saturated an hour later), and so is a kept loss estimate; a port that goes down, or
+whose counters reset, forgets its rates and its loss.
 """
 
 from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -163,7 +167,8 @@ class Monitor:
         # for every candidate of every new flow) read only its own entries
         self._offered: dict[End, dict[tuple[int, int], FlowRate]] = {}
         self._latency_ms: dict[tuple[End, End], deque[float]] = {}
-        # sending port -> (loss, its window's start, end) of the last window that showed loss
+        # sending port -> (loss, its window's start, end): what the last window that was
+        # evidence of loss showed when a poll kept it (keep_losses)
         self._loss: dict[End, tuple[float, float, float]] = {}
         self.rtt_s: dict[int, float] = {}
         self.version = 0     # counts inputs, so that derived values can be cached between them
@@ -187,8 +192,9 @@ class Monitor:
             if prev is None:
                 continue
             rate = _rate(prev[0], prev[1], s, now, self.rates.get(end))
-            if rate is None:
+            if rate is None:      # a reset: no rate, and no loss held from before it
                 self.rates.pop(end, None)
+                self._loss.pop(end, None)
             else:
                 self.rates[end] = rate
 
@@ -321,19 +327,53 @@ class Monitor:
                 packets += rate.packets
         return pps, packets
 
-    def _loss_of(self, end: End, rate: PortRate, loss: float | None, now: float, max_age_s: float,
-                 since: float) -> float:
-        """The loss a window shows (None: it has traffic but is no evidence): kept as the port's
-        estimate, which a window without evidence reads while it is fresh and its window began
-        after `since`."""
+    def _link_window(self, src: End, tx: PortRate, rx: PortRate, now: float, max_age_s: float) -> float | None:
+        """The loss a -> b's last window shows: 0 without traffic, None where it is no evidence."""
+        flow_pps, flow_packets = self.offered(src, now, max_age_s)
+        offered_pps = max(tx.tx_pps, flow_pps)
+        if max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
+            return 0.0
+        if not self._evidence(tx, src):
+            return None
+        return clamp01(max(1 - rx.rx_pps / offered_pps, (tx.drop_pps + rx.drop_pps) / offered_pps))
+
+    def _host_window(self, end: End, rate: PortRate, now: float, max_age_s: float) -> float | None:
+        """The loss the last window of a port towards a host shows, as _link_window."""
+        flow_pps, flow_packets = self.offered(end, now, max_age_s)
+        if flow_packets < MIN_PACKETS or flow_pps <= 0:
+            return 0.0
+        return clamp01(1 - rate.tx_pps / flow_pps) if self._evidence(rate, end) else None
+
+    def keep_losses(self, links: Iterable[tuple[End, End]], to_hosts: Iterable[End], now: float,
+                    max_age_s: float) -> None:
+        """Once a poll, whoever else reads: the loss each link's (and each port's towards a host)
+        last window shows, held through later windows that are no evidence."""
+        self.version += 1
+        for src, dst in links:
+            tx, rx = self.rates.get(src), self.rates.get(dst)
+            if max(_age(tx, now), _age(rx, now)) <= max_age_s:
+                self._keep(src, tx, self._link_window(src, tx, rx, now, max_age_s))
+        for end in to_hosts:
+            rate = self.rates.get(end)
+            if _age(rate, now) <= max_age_s:
+                self._keep(end, rate, self._host_window(end, rate, now, max_age_s))
+
+    def _keep(self, end: End, rate: PortRate, loss: float | None) -> None:
         if loss is not None:
             self._loss[end] = (loss, rate.at - rate.interval_s, rate.at)
-            return loss
-        held, start, at = self._loss.get(end, (0.0, -math.inf, -math.inf))
-        return held if now - at <= max_age_s and start > since else 0.0
+
+    def _held(self, end: End, now: float, max_age_s: float) -> float:
+        loss, _, at = self._loss.get(end, (0.0, -math.inf, -math.inf))
+        return loss if now - at <= max_age_s else 0.0
+
+    def loss_since(self, end: End, since: float) -> float | None:
+        """The loss last kept for a sending port, if its window began after `since` (a decision's
+        outcome is what came after it), else None: not measured yet."""
+        loss, start, _ = self._loss.get(end, (0.0, -math.inf, -math.inf))
+        return loss if start > since else None
 
     def access(self, end: End, to_host: bool, capacity_mbps: float, now: float,
-               max_age_s: float, since: float = -math.inf) -> LinkMetrics:
+               max_age_s: float) -> LinkMetrics:
         """The link between a switch port and a host. Towards the host, loss is what our entries
         offered the port but it did not send; from the host, nothing shows loss (taken as 0)."""
         rate = self.rates.get(end)
@@ -341,32 +381,23 @@ class Monitor:
             return LinkMetrics(end, end, capacity_mbps, 0.0, 0.0, 0.0, 0.0, _age(rate, now), known=False)
         bps, loss = (rate.tx_bps, 0.0) if to_host else (rate.rx_bps, 0.0)
         if to_host:
-            flow_pps, flow_packets = self.offered(end, now, max_age_s)
-            if flow_packets >= MIN_PACKETS and flow_pps > 0:
-                shown = clamp01(1 - rate.tx_pps / flow_pps) if self._evidence(rate, end) else None
-                loss = self._loss_of(end, rate, shown, now, max_age_s, since)
+            loss = self._host_window(end, rate, now, max_age_s)
+            loss = self._held(end, now, max_age_s) if loss is None else loss
         return LinkMetrics(end, end, capacity_mbps, bps / 1e6, clamp01(bps / 1e6 / capacity_mbps),
                            loss, 0.0, now - rate.at)
 
     def link(self, src: End, dst: End, capacity_mbps: float, now: float,
-             max_age_s: float, since: float = -math.inf) -> LinkMetrics:
-        """A directed link between switches; a held loss estimate counts only if its window
-        began after `since` (a decision's outcome is what came after it)."""
+             max_age_s: float) -> LinkMetrics:
         tx, rx = self.rates.get(src), self.rates.get(dst)
         latency = self.latency_ms(src, dst)
         age_s = max(_age(tx, now), _age(rx, now))
         if age_s > max_age_s:
             return LinkMetrics(src, dst, capacity_mbps, 0.0, 0.0, 0.0, latency, age_s, known=False)
         rate_mbps = tx.tx_bps / 1e6
-        utilisation = clamp01(rate_mbps / capacity_mbps)
-        flow_pps, flow_packets = self.offered(src, now, max_age_s)
-        offered_pps = max(tx.tx_pps, flow_pps)
-        if max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
-            loss = 0.0
-        else:
-            shown = clamp01(max(1 - rx.rx_pps / offered_pps, (tx.drop_pps + rx.drop_pps) / offered_pps))
-            loss = self._loss_of(src, tx, shown if self._evidence(tx, src) else None, now, max_age_s, since)
-        return LinkMetrics(src, dst, capacity_mbps, rate_mbps, utilisation, loss, latency, age_s)
+        loss = self._link_window(src, tx, rx, now, max_age_s)
+        loss = self._held(src, now, max_age_s) if loss is None else loss
+        return LinkMetrics(src, dst, capacity_mbps, rate_mbps, clamp01(rate_mbps / capacity_mbps), loss, latency,
+                           age_s)
 
 
 def _age(rate: PortRate | None, now: float) -> float:

@@ -140,9 +140,10 @@ class Settings:
         "table", "--q-model", "what Q-learning learns: table (a value per path state) or linear (weights over a "
         "path's features, so a condition never met is valued from the nearest ones; epsilon exploration only)",
         _one_of(*Q_MODELS), metavar="KIND")
-    q_seed: int = _setting(
-        0, "--q-seed", "seed of Q-learning's random choices (paths and members): one seed repeats a run's "
-        "exploration, runs meant to be independent need a seed each", Range(0, 2**32 - 1), metavar="N")
+    seed: int = _setting(
+        0, "--seed", "seed of the controller's random choices (Q-learning's exploration, the random path and "
+        "member policies): one seed repeats a run's choices, runs meant to be independent need a seed each",
+        Range(0, 2**32 - 1), metavar="N")
     service_policy: str = _setting(
         "round-robin", "--service-policy", "how a new connection to a service's virtual IP picks a member: "
         + ", ".join(SERVICE_POLICIES) + "; PUT /api/v1/services switches it live", _one_of(*SERVICE_POLICIES),

@@ -21,5 +21,7 @@ def make_policy(name: str, settings: Settings | None = None) -> Policy:
         return BpannPolicy(settings.model or DEFAULT_MODEL)
     if name == QLearningPolicy.name:
         return QLearningPolicy(settings.q_table, settings.q_alpha, settings.q_gamma, settings.q_epsilon,
-                               settings.q_explore, settings.q_seed, settings.q_model)
+                               settings.q_explore, settings.seed, settings.q_model)
+    if name == RandomPath.name:
+        return RandomPath(settings.seed)
     return POLICIES[name]()

@@ -77,7 +77,7 @@ class RandomPath(Policy):
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
-        self._random = random.Random(seed)
+        self._random = random.Random(f"paths:{seed}")   # not the traffic's draws of the same seed
 
     def score(self, features: PathFeatures) -> float:
         return 0.0

@@ -94,7 +94,7 @@ class RandomMember(MemberPolicy):
     name = "random"
 
     def __init__(self, seed: int = 0) -> None:
-        self._random = random.Random(seed)
+        self._random = random.Random(f"members:{seed}")
 
     def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
         return self._random.randrange(len(members))
@@ -155,6 +155,7 @@ class QLearningMembers(QLearningPolicy):
     """Q-learning over members (the module's docstring); the table's file handling is the path
     policy's. Load-aware: it is given each candidate's path features."""
     table_kind = MemberQTable
+    stream = "members"
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
                  epsilon: float = Settings.q_epsilon, explore: str = Settings.q_explore, seed: int = 0) -> None:
@@ -191,8 +192,10 @@ def member_policy_factory(name: str, settings: Settings,
     service has it already, else two tables would overwrite each other's file."""
     if name == QLearningMembers.name:
         shared = next((p for p in in_use if isinstance(p, QLearningMembers)), None) or QLearningMembers(
-            settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore, settings.q_seed)
+            settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore, settings.seed)
         return lambda: shared
     if name not in SERVICE_POLICY_TYPES:
         raise ConfigError(f"service policy: unknown '{name}' (known: {', '.join(SERVICE_POLICIES)})")
+    if name == RandomMember.name:
+        return lambda: RandomMember(settings.seed)
     return SERVICE_POLICY_TYPES[name]

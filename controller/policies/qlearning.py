@@ -353,12 +353,13 @@ class QLearningPolicy(Policy):
     learns = True
     load_aware = True
     table_kind = QTable
+    stream = "paths"      # its random draws: not the member learner's, nor the traffic's, of one seed
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
                  gamma: float = Settings.q_gamma, epsilon: float = Settings.q_epsilon,
                  explore: str = Settings.q_explore, seed: int = 0, model: str = Settings.q_model) -> None:
         self.table_path = Path(table_path) if table_path else None
-        self._rng = random.Random(seed)
+        self._rng = random.Random(f"{self.stream}:{seed}")
         self._save_failed = False
         if model != QTable.model:
             self.table_kind = MODELS[model]

@@ -169,9 +169,10 @@ def test_a_port_that_goes_down_forgets_its_rates():
 
 
 def lossy_run(m, windows):
-    """A link whose b receives 70% of what a sends, a second apart; per window, the packets of
-    the entry that has carried 446 packets/s all along and of one that is new in it, which
-    reach b's counters only in the next window (the ends are read moments apart)."""
+    """A link whose b receives 70% of what a sends, a second apart, each window kept by a poll;
+    per window, the packets of the entry that has carried 446 packets/s all along and of one
+    that is new in it, which reach b's counters only in the next window (the ends are read
+    moments apart)."""
     tx = rx = old = late = 0
     for t, new in enumerate(windows):
         tx, old = tx + 446 + new, old + 446
@@ -179,41 +180,105 @@ def lossy_run(m, windows):
         feed(m, t, port(tx_packets=tx, duration_s=t + 1), port(rx_packets=rx, duration_s=t + 1))
         m.flow_stats(1, [FlowStat(1, 2, old, duration_s=t + 1.0)] + ([FlowStat(100 + t, 2, new, duration_s=0.1)]
                                                                     if new else []), t)
+        m.keep_losses([(A, B)], [], t, 3)
         yield m.link(A, B, 10, t, 3).loss
 
 
 def test_a_window_in_which_a_big_new_flow_starts_beside_steady_traffic_is_no_evidence():
     """A's rate stays steady (446 -> 546 packets/s) but a new entry carried 100 of them: its
-    start, read moments apart at the two ends, would show as loss 0.43; that window keeps the
-    estimate before it."""
+    start, read moments apart at the two ends, would show as loss 0.43; that window reads the
+    estimate kept before it."""
     readings = list(lossy_run(Monitor(), [0, 0, 0, 100, 0]))
     assert readings[2] == pytest.approx(0.3, abs=0.01) and readings[3] == readings[2]
 
 
-def test_a_window_without_evidence_keeps_the_last_estimate_while_it_is_fresh():
-    """A link losing 30%: a window whose rate more than doubles (it would read 0.67) keeps 0.3; one with
-    too few packets reads 0 (nothing to lose); a held estimate older than max_age reads 0, and
-    so does one from a window that began before a decision (`since`: its outcome must not be
-    what the path showed when it was taken)."""
-    m, tx, rx = Monitor(), 0, 0
+class Windows:
+    """One link a -> b, a second a window, each kept by a poll unless told otherwise; a window
+    returns its loss as a reader (REST, metrics, a new flow) sees it, if it is read."""
+    def __init__(self):
+        self.m, self.tx, self.rx, self.t = Monitor(), 0, 0, 0
 
-    def window(t, sent, received):
-        nonlocal tx, rx
-        tx, rx = tx + sent, rx + received
-        feed(m, t, port(tx_packets=tx, duration_s=t + 1), port(rx_packets=rx, duration_s=t + 1))
+    def window(self, sent, received, poll=True, read=True):
+        self.tx, self.rx = self.tx + sent, self.rx + received
+        feed(self.m, self.t, port(tx_packets=self.tx, duration_s=self.t + 1),
+             port(rx_packets=self.rx, duration_s=self.t + 1))
+        if poll:
+            self.m.keep_losses([(A, B)], [], self.t, 3)
+        self.t += 1
+        return self.m.link(A, B, 10, self.t - 1, 3).loss if read else None
 
-    for t in range(3):
-        window(t, 1000, 700)
-    assert m.link(A, B, 10, 2.0, 3).loss == pytest.approx(0.3)
-    window(3, 2100, 700)
-    assert m.link(A, B, 10, 3.0, 3).loss == pytest.approx(0.3)
-    assert m.link(A, B, 10, 3.0, 3, since=1.5).loss == 0.0       # held from the window 1..2
-    assert m.link(A, B, 10, 3.0, 3, since=0.5).loss == pytest.approx(0.3)
-    assert m.link(A, B, 10, 5.5, 3).loss == 0.0                  # held from a window ended at 2
-    window(4, 5, 0)
-    assert m.link(A, B, 10, 4.0, 3).loss == 0.0
-    m.forget_port(A)
-    assert A not in m._loss
+
+def lossy(w, windows=3):
+    """Windows losing 30% (the first has no rate before it and is no evidence)."""
+    return [w.window(1000, 700) for _ in range(windows)]
+
+
+def test_a_window_without_evidence_reads_the_estimate_the_last_poll_kept_while_it_is_fresh():
+    """A link losing 30%: a window whose rate more than doubles (it would read 0.67) reads 0.3,
+    until that estimate is older than max_age."""
+    w = Windows()
+    assert lossy(w) == pytest.approx([0.0, 0.0, 0.3])
+    assert w.window(2100, 700) == pytest.approx(0.3)
+    assert w.m.link(A, B, 10, 5.5, 3).loss == 0.0         # kept from the window that ended at 2
+
+
+@pytest.mark.parametrize("then", [(1000, 1000), (5, 5)], ids=["loss-free", "idle"])
+def test_a_window_of_no_loss_or_no_traffic_replaces_the_estimate(then):
+    """After 30% loss, a window with evidence of none, or with too few packets to lose any:
+    the next window without evidence (it would read 0.5) reads 0, not the 0.3 before."""
+    w = Windows()
+    lossy(w)
+    assert w.window(*then) == 0.0
+    assert w.window(2100, 1050) == 0.0
+
+
+def test_what_a_window_without_evidence_reads_does_not_depend_on_who_read_before():
+    """One monitor read at every window, one not read at the loss-free window: both hold the
+    estimate each poll kept (0), not the 0.3 a reader last saw."""
+    every, some = Windows(), Windows()
+    for w in (every, some):
+        lossy(w)
+        w.window(1000, 1000, read=w is every)
+    assert every.window(2100, 1050) == some.window(2100, 1050) == 0.0
+
+
+def test_a_decision_outcome_takes_only_a_loss_measured_after_it():
+    """loss_since: the estimate kept from a window that began after the decision, else None
+    (not measured yet: the outcome waits), never the 0 or the estimate from before it."""
+    w = Windows()
+    [w.window(1000, 700) for _ in range(3)]               # kept: the window 1..2, loss 0.3
+    assert w.m.loss_since(A, 0.5) == pytest.approx(0.3) and w.m.loss_since(A, 1.5) is None
+    w.window(2100, 700)                                   # no evidence: nothing new kept
+    assert w.m.loss_since(A, 1.5) is None
+    w.window(2100, 1470)
+    assert w.m.loss_since(A, 1.5) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("forget", ["port", "switch", "reset"])
+def test_a_port_forgotten_or_reset_holds_no_loss(forget):
+    w = Windows()
+    [w.window(1000, 700) for _ in range(3)]
+    if forget == "port":
+        w.m.forget_port(A)
+    elif forget == "switch":
+        w.m.forget_switch(1)
+    else:                                                  # a's counters start again from 0
+        w.tx = 0
+        w.window(0, 0, poll=False)
+    w.window(1000, 700, poll=False)
+    assert w.window(2100, 700) == 0.0 and w.m.loss_since(A, -1.0) is None
+
+
+def test_a_port_towards_a_host_holds_its_loss_like_a_link():
+    """Our entry offers 1000 packets a second, the port sends 800: 0.2; a window in which the
+    port's rate more than doubles reads 0.2, kept, not what it shows."""
+    m, host = Monitor(), End(1, 1)
+    for t, sent in enumerate([800, 800, 800, 2000]):
+        m.port_stats(1, [port(port_no=1, tx_packets=sum([800, 800, 800, 2000][:t + 1]) - 800, duration_s=t + 1.0)], t)
+        m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000 * t, duration_s=t + 1.0)], t)
+        m.keep_losses([], [host], t, 3)
+    assert m.access(host, True, 100, 3.0, 3).loss == pytest.approx(0.2)
+    assert m.loss_since(host, 1.5) is None and m.loss_since(host, 0.5) == pytest.approx(0.2)
 
 
 def test_small_flows_starting_every_window_do_not_hide_a_lossy_link():

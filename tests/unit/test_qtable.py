@@ -17,6 +17,8 @@ from controller.service.rest import RestApi
 from controller.core.settings import ConfigError, Settings
 from controller.policies import qlearning as qtable
 from controller.policies.qlearning import QTable, QTableError
+from controller.policies.members import member_policy_factory
+from controller.core.services import MemberLoad
 from fakes.switches import Booted
 from fakes.frames import ipv4_frame
 from tests.unit.test_rest import call
@@ -305,19 +307,26 @@ class Alternating(QLearningPolicy):
         self.told = getattr(self, "told", []) + experience
 
 
-def test_each_decision_is_credited_with_its_own_paths_outcome():
-    """Two flows decided in one poll interval onto different paths: each is told what its own
-    path showed after it, not one shared measurement."""
+def decided(*sports: int) -> tuple[Booted, Alternating, float]:
+    """h1 -> h7 flows from these source ports, decided by Alternating at t0 after a steady
+    window: the fake network, the policy (what it is told), t0."""
     booted = Booted(policy="qlearning")
-    b = booted.balancer
-    b.set_policy(policy := Alternating(epsilon=0.0))
+    booted.balancer.set_policy(policy := Alternating(epsilon=0.0))
     booted.arp("h1", "h7")
     booted.arp("h7", "h1")
     h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
     t0 = booted.now
-    steady(b, t0 - 0.5)
-    for port in (2, 3):
+    steady(booted.balancer, t0 - 0.5)
+    for port in sports:
         booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17, sport=port))
+    return booted, policy, t0
+
+
+def test_each_decision_is_credited_with_its_own_paths_outcome():
+    """Two flows decided in one poll interval onto different paths: each is told what its own
+    path showed after it, not one shared measurement."""
+    booted, policy, t0 = decided(2, 3)
+    b = booted.balancer
     paths = {flow.key.src_port: flow.path for flow in b.flows.values()}
     assert len(paths[2]) != len(paths[3])          # two paths of different lengths
     booted.probe_round(t0 + 0.2)
@@ -326,6 +335,29 @@ def test_each_decision_is_credited_with_its_own_paths_outcome():
     b.poll(t0 + 2.0)
     assert sorted((action, after.hops) for _, action, after in policy.told) == [(0, len(paths[2]) - 1),
                                                                                  (1, len(paths[3]) - 1)]
+
+
+def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
+    """The flow more than doubles its path's first link's rate, a window that is no evidence of
+    loss: the outcome waits for the next one, which shows 30% lost, and is told that, not 0."""
+    booted, policy, t0 = decided(2)
+    b = booted.balancer
+    (flow,) = b.flows.values()
+    edge = b.net.graph().edges[flow.path[0], flow.path[1]]
+    out, into = (flow.path[0], edge["out_port"]), (flow.path[1], edge["in_port"])
+    booted.probe_round(t0 + 0.2)
+    steady(b, t0 + 0.5)
+    base = int(1000 * (t0 + 0.5))
+    for k, t in enumerate((t0 + 1.5, t0 + 2.5), start=1):
+        sent, n = base + 2100 * k, int(1000 * t)
+        for dpid, ports in b.net.ports.items():
+            b.port_stats(dpid, [PortStat(p, int(base + 0.7 * 2100 * k) if (dpid, p) == into else n,
+                                         sent if (dpid, p) == out else n, n * 1000, n * 1000, duration_s=t)
+                                for p in ports], t)
+        b.poll(t + 0.5)
+        assert len(getattr(policy, "told", [])) == k - 1, t - t0
+    ((_, _, after),) = policy.told
+    assert after.loss == pytest.approx(0.3)
 
 
 def expected_reward(booted: Booted, link_ms: float) -> float:
@@ -384,12 +416,23 @@ def test_a_path_without_inter_switch_links_has_a_state():
     assert qtable.state_of(PathFeatures(0.0, 0.0, 0.0, 1, headroom_mbps=float("nan"))) == "h1 r0 l0"
 
 
-def test_the_seed_setting_decides_the_exploration():
-    """Runs meant to be independent explore differently; one seed repeats a run's choices."""
-    def picks(seed):
-        policy = make_policy("qlearning", Settings(q_epsilon=1.0, q_seed=seed))
-        return [policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000), IDLE) for i in range(40)]
-    assert picks(1) == picks(1) != picks(2)
+def test_the_seed_setting_decides_every_random_choice():
+    """Runs meant to be independent choose differently, one seed repeats a run's choices, and
+    the path and member choosers of one seed do not draw the same numbers."""
+    keys = [FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000) for i in range(40)]
+    members = [MemberLoad(f"m{i}", 1.0, 0, None, None) for i in range(3)]
+
+    def picks(kind, name, seed):
+        settings = Settings(q_epsilon=1.0, seed=seed)
+        if kind == "paths":
+            policy = make_policy(name, settings)
+            return [policy.choose(k, IDLE) for k in keys]
+        policy = member_policy_factory(name, settings)()
+        return [policy.choose("web", members, k) for k in keys]
+
+    for kind, name in [("paths", "qlearning"), ("paths", "random"), ("members", "qlearning"), ("members", "random")]:
+        assert picks(kind, name, 1) == picks(kind, name, 1) != picks(kind, name, 2), (kind, name)
+    assert picks("paths", "random", 1) != picks("members", "random", 1)
 
 
 def test_reset_explores_again_from_the_starting_rate():
