@@ -34,7 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--src", default="h1")
     p.add_argument("--dst", default="h7")
     p.add_argument("--duration", type=float, default=600, help="seconds of collection (10..7200)")
-    p.add_argument("--seed", type=int, default=0, help="seeds the background schedule and probe ports")
+    p.add_argument("--seed", type=int, default=0, help="seeds the background schedule, probe ports and the random paths")
     p.add_argument("--out", help="samples CSV to append to (default results/collect-<time>/samples.csv)")
     p.add_argument("--probe-count", type=int, default=20, help="probes per train")
     p.add_argument("--probe-interval", type=float, default=0.02, help="seconds between probes")
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     workdir = default_workdir("collect")
     out = Path(args.out) if args.out else workdir / "samples.csv"
     try:
-        lab = Lab(args.topology, workdir, policy="random")
+        lab = Lab(args.topology, workdir, policy="random", controller_args=("--seed", str(args.seed)))
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -319,9 +319,9 @@ class Balancer:
 
     def _learn(self, now: float) -> None:
         """Give a learning policy the outcome of each decision once it is measured: probes and
-        a statistics window that began after the decision, and a loss estimate kept from such a
-        window (a window reaching back before it saw the path as the decision did, not what the
-        flow met). A decision not measured
+        a statistics window that began after the decision, and each inter-switch link's loss
+        kept from such a window (a window reaching back before it saw the path as the decision
+        did, not what the flow met). A decision not measured
         within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is counted in
         outcomes_unmeasured; one whose path broke teaches nothing."""
         ripe: list[Experience] = []
@@ -362,11 +362,9 @@ class Balancer:
                 return None
             lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
             metrics.append(replace(lk, latency_ms=latency, loss=loss))
-        loss = self.monitor.loss_since(dst.at, since)
-        if not self.monitor.measured_since(dst.at, since) or loss is None:
-            return None
-        lk = self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age)
-        metrics.append(replace(lk, loss=loss))
+        if not self.monitor.measured_since(dst.at, since):
+            return None      # the destination port's loss: as read (docs/limits.md)
+        metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
         return path_features(metrics, len(path) - 1)
 
     def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:

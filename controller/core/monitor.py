@@ -14,9 +14,10 @@ Per directed link a -> b (a = sending port, b = receiving port):
   that appeared (or were replaced) carried over 5% of its packets, is no evidence: the two ends'
   snapshots are taken moments apart, and when traffic starts between them a loss-free link read
   loss 0.2 for that window. Such a window reads the estimate each poll keeps (keep_losses: the
-  last window that was evidence) while it is fresh (max_age_s), else 0: on a loaded machine such
-  windows are common, and when they read 0 a path losing 35% read 0 in 3 of 5 windows. A
-  decision's outcome takes a kept estimate only if its window began after the decision. A flow entry's
+  last whole window that was evidence) while it is fresh (max_age_s), else 0: on a loaded
+  machine such windows are common, and when they read 0 a path losing 35% read 0 in 3 of 5
+  windows. A decision's outcome takes a kept estimate only if its window began after the
+  decision. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
   counters, and a loss-free link then read loss 0.94 to 0.997. The window is the entry's own
@@ -48,7 +49,7 @@ Counters are untrusted: all-ones means "unsupported", a smaller value is a reset
 is unknown) unless the drop is so large it can only be a 64-bit wrap. A rate older than the
 caller's max_age_s is unknown, not the last value seen (a link last measured saturated must
 not read saturated an hour later), and so is a kept loss estimate; a port that goes down, or
-whose counters reset, forgets its rates and its loss.
+whose counters reset, forgets its rates and the loss kept for what it sends.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ class Monitor:
         # they ended (None until an entry's second reply)
         self._flows: dict[tuple[int, int], tuple[FlowStat, float, tuple | None, FlowRate | None]] = {}
         self._clock: dict[int, tuple[int, float]] = {}   # dpid -> (its reference port, that port's duration)
+        self._flow_reply: dict[int, float] = {}     # dpid -> when its last flow statistics arrived
         # port -> (when our entries towards it last appeared, the packets they carried then)
         self._churn: dict[End, tuple[float, int]] = {}
         # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
@@ -202,6 +204,7 @@ class Monitor:
         """Rates of the flow entries between this reply and the previous one (a new entry
         has none until its second reply); returns those measured now, by cookie."""
         self.version += 1
+        self._flow_reply[dpid] = now
         measured = {}
         for s in stats:
             key = (dpid, s.cookie)
@@ -313,6 +316,7 @@ class Monitor:
             del self._latency_ms[key]
         self.rtt_s.pop(dpid, None)
         self._clock.pop(dpid, None)
+        self._flow_reply.pop(dpid, None)
         for table in (self._churn, self._loss):
             for end in [e for e in table if e.dpid == dpid]:
                 del table[end]
@@ -338,24 +342,30 @@ class Monitor:
         return clamp01(max(1 - rx.rx_pps / offered_pps, (tx.drop_pps + rx.drop_pps) / offered_pps))
 
     def _host_window(self, end: End, rate: PortRate, now: float, max_age_s: float) -> float | None:
-        """The loss the last window of a port towards a host shows, as _link_window."""
+        """The loss the last window of a port towards a host shows, as _link_window; a busy port
+        whose traffic our entries have not measured yet (an entry offers from its third reply)
+        is no evidence."""
         flow_pps, flow_packets = self.offered(end, now, max_age_s)
         if flow_packets < MIN_PACKETS or flow_pps <= 0:
-            return 0.0
+            return 0.0 if rate.tx_packets < MIN_PACKETS else None
         return clamp01(1 - rate.tx_pps / flow_pps) if self._evidence(rate, end) else None
 
     def keep_losses(self, links: Iterable[tuple[End, End]], to_hosts: Iterable[End], now: float,
                     max_age_s: float) -> None:
         """Once a poll, whoever else reads: the loss each link's (and each port's towards a host)
-        last window shows, held through later windows that are no evidence."""
+        last window shows, held through later windows that are no evidence. Only a whole window
+        is kept: both ends' port replies of one round and the sending switch's flow reply after
+        them (on a busy controller a reply can come after the next poll: a loss-free link
+        then read 0.18 or 0.44)."""
         self.version += 1
         for src, dst in links:
             tx, rx = self.rates.get(src), self.rates.get(dst)
-            if max(_age(tx, now), _age(rx, now)) <= max_age_s:
+            if (max(_age(tx, now), _age(rx, now)) <= max_age_s and abs(tx.at - rx.at) <= tx.interval_s / 2
+                    and self._flow_reply.get(src.dpid, -math.inf) >= tx.at):
                 self._keep(src, tx, self._link_window(src, tx, rx, now, max_age_s))
         for end in to_hosts:
             rate = self.rates.get(end)
-            if _age(rate, now) <= max_age_s:
+            if _age(rate, now) <= max_age_s and self._flow_reply.get(end.dpid, -math.inf) >= rate.at:
                 self._keep(end, rate, self._host_window(end, rate, now, max_age_s))
 
     def _keep(self, end: End, rate: PortRate, loss: float | None) -> None:

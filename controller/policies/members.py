@@ -196,6 +196,7 @@ def member_policy_factory(name: str, settings: Settings,
         return lambda: shared
     if name not in SERVICE_POLICY_TYPES:
         raise ConfigError(f"service policy: unknown '{name}' (known: {', '.join(SERVICE_POLICIES)})")
-    if name == RandomMember.name:
-        return lambda: RandomMember(settings.seed)
+    if name == RandomMember.name:     # one for all: services do not draw the same members
+        shared_random = RandomMember(settings.seed)
+        return lambda: shared_random
     return SERVICE_POLICY_TYPES[name]

@@ -202,6 +202,7 @@ class Windows:
         self.tx, self.rx = self.tx + sent, self.rx + received
         feed(self.m, self.t, port(tx_packets=self.tx, duration_s=self.t + 1),
              port(rx_packets=self.rx, duration_s=self.t + 1))
+        self.m.flow_stats(1, [], self.t)     # a's flow statistics: none of our entries
         if poll:
             self.m.keep_losses([(A, B)], [], self.t, 3)
         self.t += 1
@@ -238,8 +239,26 @@ def test_what_a_window_without_evidence_reads_does_not_depend_on_who_read_before
     every, some = Windows(), Windows()
     for w in (every, some):
         lossy(w)
-        w.window(1000, 1000, read=w is every)
-    assert every.window(2100, 1050) == some.window(2100, 1050) == 0.0
+        w.window(1000, 1000, poll=False, read=w is every)
+    assert every.window(2100, 1050) == some.window(2100, 1050) == pytest.approx(0.3)
+
+
+@pytest.mark.parametrize("late", ["b's port reply", "a's flow reply"])
+def test_a_poll_keeps_only_a_window_whose_replies_are_all_in(late):
+    """A busy controller handles a reply after the next poll: that poll keeps nothing (the
+    half-arrived window of a loss-free link would read 0.18 to 0.44), the estimate stays."""
+    w = Windows()
+    lossy(w)                                               # kept: 0.3, from the window 1..2
+    w.tx, w.rx = w.tx + 1000, w.rx + 1000                  # window 2..3, loss-free
+    w.m.port_stats(1, [port(tx_packets=w.tx, duration_s=4)], 3.0)
+    on_time = {"b's port reply": lambda: w.m.port_stats(2, [port(rx_packets=w.rx, duration_s=4)], 3.01),
+               "a's flow reply": lambda: w.m.flow_stats(1, [], 3.01)}
+    on_time[next(k for k in on_time if k != late)]()
+    w.m.keep_losses([(A, B)], [], 3.05, 3)
+    assert w.m.loss_since(A, 1.5) is None and w.m.loss_since(A, 0.5) == pytest.approx(0.3)
+    on_time[late]()
+    w.m.keep_losses([(A, B)], [], 3.5, 3)
+    assert w.m.loss_since(A, 1.5) == 0.0
 
 
 def test_a_decision_outcome_takes_only_a_loss_measured_after_it():
@@ -267,6 +286,17 @@ def test_a_port_forgotten_or_reset_holds_no_loss(forget):
         w.window(0, 0, poll=False)
     w.window(1000, 700, poll=False)
     assert w.window(2100, 700) == 0.0 and w.m.loss_since(A, -1.0) is None
+
+
+def test_a_busy_port_towards_a_host_whose_entries_are_not_measured_yet_is_no_evidence():
+    """The port sends 800 packets a second but our entry is new (it offers from its third
+    reply): not loss 0, kept, but no evidence: the port reads its last estimate."""
+    m, host = Monitor(), End(1, 1)
+    for t in range(3):
+        m.port_stats(1, [port(port_no=1, tx_packets=800 * t, duration_s=t + 1.0)], t)
+        m.flow_stats(1, [FlowStat(cookie=3 + t, out_port=1, packets=10, duration_s=0.5)], t)
+        m.keep_losses([], [host], t, 3)
+    assert m.loss_since(host, -1.0) is None
 
 
 def test_a_port_towards_a_host_holds_its_loss_like_a_link():

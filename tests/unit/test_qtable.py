@@ -262,10 +262,12 @@ def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(
 
 
 def steady(b, t: float) -> None:
-    """Every port of every switch reports 1000 packets a second, loss-free, as of time t: 8 Mbit/s."""
+    """Every port of every switch reports 1000 packets a second, loss-free, as of time t: 8 Mbit/s
+    (and then its flow statistics: none of our entries measured)."""
     n = int(1000 * t)
     for dpid, ports in b.net.ports.items():
         b.port_stats(dpid, [PortStat(p, n, n, n * 1000, n * 1000, duration_s=t) for p in ports], t)
+        b.flow_stats(dpid, [], t)
 
 
 def steady_penalty(b, path) -> float:
@@ -354,6 +356,7 @@ def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
             b.port_stats(dpid, [PortStat(p, int(base + 0.7 * 2100 * k) if (dpid, p) == into else n,
                                          sent if (dpid, p) == out else n, n * 1000, n * 1000, duration_s=t)
                                 for p in ports], t)
+            b.flow_stats(dpid, [], t)
         b.poll(t + 0.5)
         assert len(getattr(policy, "told", [])) == k - 1, t - t0
     ((_, _, after),) = policy.told
@@ -433,6 +436,11 @@ def test_the_seed_setting_decides_every_random_choice():
     for kind, name in [("paths", "qlearning"), ("paths", "random"), ("members", "qlearning"), ("members", "random")]:
         assert picks(kind, name, 1) == picks(kind, name, 1) != picks(kind, name, 2), (kind, name)
     assert picks("paths", "random", 1) != picks("members", "random", 1)
+    # the draws of one seed: the traffic's (random.Random(seed)), the path and the member learner's
+    settings = Settings(seed=1)
+    draws = [make_policy("qlearning", settings)._rng.random(),
+             member_policy_factory("qlearning", settings)()._rng.random(), random.Random(1).random()]
+    assert len(set(draws)) == 3
 
 
 def test_reset_explores_again_from_the_starting_rate():
