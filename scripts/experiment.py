@@ -13,7 +13,7 @@ gamma 0; "+linear" learns a linear model of the path's features instead of a tab
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
-the learning curve (scripts/learning.py).
+the learning curve (scripts/learning.py), and the controller's counters at its end.
 
 Every probe train and transfer of --src is a new flow (new source port), so every round is a
 new decision of the policy under test; the background flows are placed by the same policy.
@@ -218,8 +218,10 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
         finally:
             player.stop()
         end = player.elapsed()
+        status, counted = lab.api("counters")     # decisions never measured, replies late, ...
+        counters = counted.get("counters") if status == 200 else None
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
-    (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided}) + "\n")
+    (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided, "counters": counters}) + "\n")
     for n, t in enumerate(player.outcomes()):
         if t["proto"] != "tcp" or (t["fct_s"] is None and t["start_s"] + t["duration_s"] > end):
             continue   # UDP runs for a set time; a TCP transfer not yet due is no measurement
