@@ -218,8 +218,11 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
         finally:
             player.stop()
         end = player.elapsed()
-        status, counted = lab.api("counters")     # decisions never measured, replies late, ...
-        counters = counted.get("counters") if status == 200 else None
+        try:     # decisions never measured, replies late, ...: for the record, not worth the run
+            status, counted = lab.api("counters")
+            counters = counted.get("counters") if status == 200 else None
+        except (OSError, ValueError):
+            counters = None
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
     (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided, "counters": counters}) + "\n")
     for n, t in enumerate(player.outcomes()):

@@ -13,11 +13,11 @@ Per directed link a -> b (a = sending port, b = receiving port):
   more than doubled or halved (or that follows one under MIN_PACKETS), or our entries towards a
   that appeared (or were replaced) carried over 5% of its packets, is no evidence: the two ends'
   snapshots are taken moments apart, and when traffic starts between them a loss-free link read
-  loss 0.2 for that window. Such a window reads the estimate each poll keeps (keep_losses: the
-  last whole window that was evidence) while it is fresh (max_age_s), else 0: on a loaded
-  machine such windows are common, and when they read 0 a path losing 35% read 0 in 3 of 5
-  windows. A decision's outcome takes a kept estimate only if its window began after the
-  decision. A flow entry's
+  loss 0.2 for that window; so is a window whose replies to its poll are not all in (_whole).
+  Such a window reads the estimate each poll keeps (keep_losses: the last window that was
+  evidence) while it is fresh (max_age_s), else 0: on a loaded machine such windows are common,
+  and when they read 0 a path losing 35% read 0 in 3 of 5 windows. A decision's outcome takes a
+  kept estimate only if its window began after the decision. A flow entry's
   rate is the increase of its counters between two replies, never its total over its
   duration: Open vSwitch resets an entry's duration when an ADD replaces it but keeps its
   counters, and a loss-free link then read loss 0.94 to 0.997. The window is the entry's own
@@ -120,6 +120,7 @@ class PortRate:
     drop_pps: float
     at: float             # controller time the second snapshot arrived
     steady: bool = False  # the window before carried traffic at a rate within 2x of this one's
+    answers: float | None = None   # the poll whose request the second snapshot answers
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class Monitor:
         # they ended (None until an entry's second reply)
         self._flows: dict[tuple[int, int], tuple[FlowStat, float, tuple | None, FlowRate | None]] = {}
         self._clock: dict[int, tuple[int, float]] = {}   # dpid -> (its reference port, that port's duration)
-        self._flow_reply: dict[int, float] = {}     # dpid -> when its last flow statistics arrived
+        self._flow_round: dict[int, float | None] = {}   # dpid -> the poll its last whole flow reply answers
         # port -> (when our entries towards it last appeared, the packets they carried then)
         self._churn: dict[End, tuple[float, int]] = {}
         # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
@@ -176,9 +177,10 @@ class Monitor:
         self.version = 0     # counts inputs, so that derived values can be cached between them
 
     # -- inputs ----------------------------------------------------------------------------
-    def port_stats(self, dpid: int, stats: list[PortStat], now: float) -> None:
+    def port_stats(self, dpid: int, stats: list[PortStat], now: float, answers: float | None = None) -> None:
         """Each port's rates since its last reply, and the switch's clock: the duration of a
-        reference port, kept while it lives and grows (a reply may come in several parts)."""
+        reference port, kept while it lives and grows (a reply may come in several parts).
+        `answers`: the poll this reply answers (None: not known)."""
         self.version += 1
         ref = self._clock.get(dpid)
         durations = {s.port: s.duration_s for s in stats if s.duration_s is not None}
@@ -193,18 +195,21 @@ class Monitor:
             self._ports[end] = (s, now)
             if prev is None:
                 continue
-            rate = _rate(prev[0], prev[1], s, now, self.rates.get(end))
+            rate = _rate(prev[0], prev[1], s, now, self.rates.get(end), answers)
             if rate is None:      # a reset: no rate, and no loss held from before it
                 self.rates.pop(end, None)
                 self._loss.pop(end, None)
             else:
                 self.rates[end] = rate
 
-    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float) -> dict[int, FlowRate]:
+    def flow_stats(self, dpid: int, stats: list[FlowStat], now: float, answers: float | None = None,
+                   more: bool = False) -> dict[int, FlowRate]:
         """Rates of the flow entries between this reply and the previous one (a new entry
-        has none until its second reply); returns those measured now, by cookie."""
+        has none until its second reply); returns those measured now, by cookie. `answers`:
+        the poll this reply answers; `more`: parts of it are still to come."""
         self.version += 1
-        self._flow_reply[dpid] = now
+        if not more:
+            self._flow_round[dpid] = answers
         measured = {}
         for s in stats:
             key = (dpid, s.cookie)
@@ -316,7 +321,7 @@ class Monitor:
             del self._latency_ms[key]
         self.rtt_s.pop(dpid, None)
         self._clock.pop(dpid, None)
-        self._flow_reply.pop(dpid, None)
+        self._flow_round.pop(dpid, None)
         for table in (self._churn, self._loss):
             for end in [e for e in table if e.dpid == dpid]:
                 del table[end]
@@ -331,8 +336,18 @@ class Monitor:
                 packets += rate.packets
         return pps, packets
 
+    def _whole(self, dpid: int, *rates: PortRate) -> bool:
+        """Whether these port windows answer one poll, and the switch's flow reply to it is all
+        in: a reply handled after the next poll (a busy controller) made a loss-free link read
+        0.18 or 0.44, and two ends a poll apart cover different seconds."""
+        return all(r.answers == rates[0].answers for r in rates) and \
+            self._flow_round.get(dpid, math.nan) == rates[0].answers
+
     def _link_window(self, src: End, tx: PortRate, rx: PortRate, now: float, max_age_s: float) -> float | None:
-        """The loss a -> b's last window shows: 0 without traffic, None where it is no evidence."""
+        """The loss a -> b's last window shows: 0 without traffic, None where it is no evidence
+        (or not all in)."""
+        if not self._whole(src.dpid, tx, rx):
+            return None
         flow_pps, flow_packets = self.offered(src, now, max_age_s)
         offered_pps = max(tx.tx_pps, flow_pps)
         if max(tx.tx_packets, flow_packets) < MIN_PACKETS or offered_pps <= 0:
@@ -345,6 +360,8 @@ class Monitor:
         """The loss the last window of a port towards a host shows, as _link_window; a busy port
         whose traffic our entries have not measured yet (an entry offers from its third reply)
         is no evidence."""
+        if not self._whole(end.dpid, rate):
+            return None
         flow_pps, flow_packets = self.offered(end, now, max_age_s)
         if flow_packets < MIN_PACKETS or flow_pps <= 0:
             return 0.0 if rate.tx_packets < MIN_PACKETS else None
@@ -353,19 +370,15 @@ class Monitor:
     def keep_losses(self, links: Iterable[tuple[End, End]], to_hosts: Iterable[End], now: float,
                     max_age_s: float) -> None:
         """Once a poll, whoever else reads: the loss each link's (and each port's towards a host)
-        last window shows, held through later windows that are no evidence. Only a whole window
-        is kept: both ends' port replies of one round and the sending switch's flow reply after
-        them (on a busy controller a reply can come after the next poll: a loss-free link
-        then read 0.18 or 0.44)."""
+        last window shows (if all in: _whole), held through later windows that are no evidence."""
         self.version += 1
         for src, dst in links:
             tx, rx = self.rates.get(src), self.rates.get(dst)
-            if (max(_age(tx, now), _age(rx, now)) <= max_age_s and abs(tx.at - rx.at) <= tx.interval_s / 2
-                    and self._flow_reply.get(src.dpid, -math.inf) >= tx.at):
+            if max(_age(tx, now), _age(rx, now)) <= max_age_s:
                 self._keep(src, tx, self._link_window(src, tx, rx, now, max_age_s))
         for end in to_hosts:
             rate = self.rates.get(end)
-            if _age(rate, now) <= max_age_s and self._flow_reply.get(end.dpid, -math.inf) >= rate.at:
+            if _age(rate, now) <= max_age_s:
                 self._keep(end, rate, self._host_window(end, rate, now, max_age_s))
 
     def _keep(self, end: End, rate: PortRate, loss: float | None) -> None:
@@ -414,7 +427,8 @@ def _age(rate: PortRate | None, now: float) -> float:
     return math.inf if rate is None else now - rate.at
 
 
-def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: PortRate | None) -> PortRate | None:
+def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: PortRate | None,
+          answers: float | None) -> PortRate | None:
     """Rates between two snapshots of a port; None if a counter reset makes them unknowable."""
     interval = None
     if prev.duration_s is not None and cur.duration_s is not None:
@@ -433,7 +447,8 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: Por
     tx_pps = tx_packets / interval
     return PortRate(interval, tx_bytes * 8 / interval, rx_bytes * 8 / interval, tx_pps,
                     rx_packets / interval, tx_packets, drops / interval, now,
-                    before is not None and before.tx_packets >= MIN_PACKETS and 0.5 <= tx_pps / max(before.tx_pps, 1e-9) <= 2)
+                    before is not None and before.tx_packets >= MIN_PACKETS and 0.5 <= tx_pps / max(before.tx_pps, 1e-9) <= 2,
+                    answers)
 
 
 def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:

@@ -188,15 +188,17 @@ SERVICE_POLICY_TYPES = {p.name: p for p in (RoundRobin, LeastConnections, Weight
 def member_policy_factory(name: str, settings: Settings,
                           in_use: Iterable[MemberPolicy] = ()) -> Callable[[], MemberPolicy]:
     """What makes each service's policy of that name: a new one per service, but one Q-learning
-    policy for all (its states name the service; one table, one file): the one `in_use` if a
-    service has it already, else two tables would overwrite each other's file."""
-    if name == QLearningMembers.name:
-        shared = next((p for p in in_use if isinstance(p, QLearningMembers)), None) or QLearningMembers(
-            settings.service_q_table, settings.q_alpha, settings.q_epsilon, settings.q_explore, settings.seed)
-        return lambda: shared
+    policy for all (its states name the service; one table, one file) and one random picker
+    (seeded: services would draw the same members): the one `in_use` if a service has it
+    already, else two tables would overwrite each other's file."""
     if name not in SERVICE_POLICY_TYPES:
         raise ConfigError(f"service policy: unknown '{name}' (known: {', '.join(SERVICE_POLICIES)})")
-    if name == RandomMember.name:     # one for all: services do not draw the same members
-        shared_random = RandomMember(settings.seed)
-        return lambda: shared_random
-    return SERVICE_POLICY_TYPES[name]
+    kind = SERVICE_POLICY_TYPES[name]
+    if kind not in (QLearningMembers, RandomMember):
+        return kind
+    shared = next((p for p in in_use if type(p) is kind), None)
+    if shared is None:
+        shared = (QLearningMembers(settings.service_q_table, settings.q_alpha, settings.q_epsilon,
+                                   settings.q_explore, settings.seed) if kind is QLearningMembers
+                  else RandomMember(settings.seed))
+    return lambda: shared

@@ -238,10 +238,13 @@ def test_every_handler_drives_the_balancer_and_sends_well_formed_openflow(app):
         echo = next(m for k, m in sent if k == ofp.OFPT_ECHO_REQUEST)
         handle("_echo_reply", msg_event(parser.OFPEchoReply(dp, data=echo[HEADER.size:])))
         assert dp.id in b.monitor.rtt_s
-        reply = parser.OFPPortStatsReply(dp)
-        reply.body = [parser.OFPPortStats(p, 10, 10, 1000, 1000, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0)
-                      for p in sorted(b.net.ports[dp.id])]
-        handle("_port_stats", msg_event(reply))
+        body = [parser.OFPPortStats(p, 10, 10, 1000, 1000, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0)
+                for p in sorted(b.net.ports[dp.id])]
+        for part, flags in ((body[:1], ofp.OFPMPF_REPLY_MORE), (body[1:], 0)):    # a reply in two parts
+            reply = parser.OFPPortStatsReply(dp, flags=flags)
+            reply.body = part
+            handle("_port_stats", msg_event(reply))
+            assert bool(b._asked[dp.id][0]) == bool(flags)     # the poll is answered by the last part
     app._poll(time.monotonic())
     assert b.counters["stale_replies"] == stale             # every switch answered
     for dp in dps.values():

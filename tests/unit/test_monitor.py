@@ -18,11 +18,14 @@ def port(tx_bytes=0, tx_packets=0, rx_bytes=0, rx_packets=0, duration_s=None, po
     return PortStat(port_no, rx_packets, tx_packets, rx_bytes, tx_bytes, duration_s=duration_s, **kw)
 
 
-def feed(m, t, a=None, b=None):
+def feed(m, t, a=None, b=None, answers=None):
+    """a's and b's port replies, then a's flow reply (none of our entries: tests that have
+    entries send them after), all answering one poll."""
     if a is not None:
-        m.port_stats(1, [a], t)
+        m.port_stats(1, [a], t, answers)
     if b is not None:
-        m.port_stats(2, [b], t)
+        m.port_stats(2, [b], t, answers)
+    m.flow_stats(1, [], t, answers)
 
 
 def test_counter_delta_handles_unsupported_reset_and_wrap():
@@ -244,21 +247,31 @@ def test_what_a_window_without_evidence_reads_does_not_depend_on_who_read_before
 
 
 @pytest.mark.parametrize("late", ["b's port reply", "a's flow reply"])
-def test_a_poll_keeps_only_a_window_whose_replies_are_all_in(late):
-    """A busy controller handles a reply after the next poll: that poll keeps nothing (the
-    half-arrived window of a loss-free link would read 0.18 to 0.44), the estimate stays."""
-    w = Windows()
-    lossy(w)                                               # kept: 0.3, from the window 1..2
-    w.tx, w.rx = w.tx + 1000, w.rx + 1000                  # window 2..3, loss-free
-    w.m.port_stats(1, [port(tx_packets=w.tx, duration_s=4)], 3.0)
-    on_time = {"b's port reply": lambda: w.m.port_stats(2, [port(rx_packets=w.rx, duration_s=4)], 3.01),
-               "a's flow reply": lambda: w.m.flow_stats(1, [], 3.01)}
-    on_time[next(k for k in on_time if k != late)]()
-    w.m.keep_losses([(A, B)], [], 3.05, 3)
-    assert w.m.loss_since(A, 1.5) is None and w.m.loss_since(A, 0.5) == pytest.approx(0.3)
-    on_time[late]()
-    w.m.keep_losses([(A, B)], [], 3.5, 3)
-    assert w.m.loss_since(A, 1.5) == 0.0
+def test_a_window_is_evidence_only_once_every_reply_to_its_poll_is_in(late):
+    """Poll 3's replies: a's port reply is in, but b's (a switch a poll behind: its last reply
+    answers poll 2) or the last part of a's flow reply is not. A loss-free window: until all
+    are in it is no evidence, read and kept as the estimate before it (0.3), not what the mixed
+    replies show."""
+    m, tx, rx = Monitor(), 0, 0
+    for t in range(3):                                    # polls 0..2: 30% lost, all replies in
+        tx, rx = tx + 1000, rx + 700
+        feed(m, t + 0.1, port(tx_packets=tx, duration_s=t + 1), port(rx_packets=rx, duration_s=t + 1), answers=t)
+        m.keep_losses([(A, B)], [], t + 0.5, 3)
+    tx, rx = tx + 1600, rx + 1600                         # poll 3: loss-free, and busier
+    m.port_stats(1, [port(tx_packets=tx, duration_s=4)], 3.1, 3)
+    if late == "b's port reply":
+        m.flow_stats(1, [], 3.1, 3)
+    else:
+        m.port_stats(2, [port(rx_packets=rx, duration_s=4)], 3.1, 3)
+        m.flow_stats(1, [], 3.1, 3, more=True)           # its first part
+    m.keep_losses([(A, B)], [], 3.5, 3)
+    assert m.link(A, B, 10, 3.5, 3).loss == pytest.approx(0.3) and m.loss_since(A, 1.5) is None
+    if late == "b's port reply":
+        m.port_stats(2, [port(rx_packets=rx, duration_s=4)], 3.6, 3)
+    else:
+        m.flow_stats(1, [], 3.6, 3)                      # its last part
+    m.keep_losses([(A, B)], [], 4.0, 3)
+    assert m.link(A, B, 10, 4.0, 3).loss == 0.0 and m.loss_since(A, 1.5) == 0.0
 
 
 def test_a_decision_outcome_takes_only_a_loss_measured_after_it():

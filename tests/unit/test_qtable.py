@@ -436,6 +436,10 @@ def test_the_seed_setting_decides_every_random_choice():
     for kind, name in [("paths", "qlearning"), ("paths", "random"), ("members", "qlearning"), ("members", "random")]:
         assert picks(kind, name, 1) == picks(kind, name, 1) != picks(kind, name, 2), (kind, name)
     assert picks("paths", "random", 1) != picks("members", "random", 1)
+    # services share one picker, also when one is switched to it later (REST): none repeats another's draws
+    settings = Settings(seed=1)
+    first = member_policy_factory("random", settings)()
+    assert member_policy_factory("random", settings, [first])() is first
     # the draws of one seed: the traffic's (random.Random(seed)), the path and the member learner's
     settings = Settings(seed=1)
     draws = [make_policy("qlearning", settings)._rng.random(),
