@@ -124,6 +124,13 @@ def from_holder(handler):
     return wrapper
 
 
+def _answers(msg, kind: type) -> float | None:
+    """The poll a statistics reply answers: its request's, found by xid (None if the xid is
+    not one of ours of that kind: a switch may send anything)."""
+    request = msg.datapath.lb_sent.get(msg.xid) if isinstance(msg.xid, int) else None
+    return request.poll if isinstance(request, kind) else None
+
+
 def _more(msg) -> bool:
     """Whether parts of this multipart reply are still to come (it answers its poll at the last)."""
     return bool((msg.flags or 0) & msg.datapath.ofproto.OFPMPF_REPLY_MORE)
@@ -394,7 +401,7 @@ class LoadBalancer(compat.AppBase):
         stats = [PortStat(s.port_no, s.rx_packets, s.tx_packets, s.rx_bytes, s.tx_bytes,
                           s.rx_dropped, s.tx_dropped, seconds(s.duration_sec, s.duration_nsec))
                  for s in ev.msg.body if s.port_no <= ev.msg.datapath.ofproto.OFPP_MAX]
-        self.balancer.port_stats(ev.msg.datapath.id, stats, time.monotonic(), _more(ev.msg))
+        self.balancer.port_stats(ev.msg.datapath.id, stats, time.monotonic(), _answers(ev.msg, PortStatsRequest))
 
     @set_ev_cls(ofp_event.EventOFPFlowStatsReply, MAIN)
     @survives
@@ -409,7 +416,8 @@ class LoadBalancer(compat.AppBase):
                                       s.duration_sec + s.duration_nsec / 1e9))
             else:       # the base entries and SYN watches: to the controller, or nowhere
                 others.append(s.cookie)
-        self._send(self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic(), others, _more(ev.msg)))
+        self._send(self.balancer.flow_stats(ev.msg.datapath.id, stats, time.monotonic(), others,
+                                            _answers(ev.msg, FlowStatsRequest), _more(ev.msg)))
 
     @set_ev_cls(ofp_event.EventOFPEchoReply, MAIN)
     @survives

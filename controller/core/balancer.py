@@ -58,7 +58,6 @@ ALL_ONES = 2**64 - 1
 MAX_DECISIONS = 10_000   # awaiting their outcome; beyond this the oldest are not learnt from
 MAX_EXPLAINED = 1000     # recent decisions kept to explain them (GET /api/v1/decisions)
 OUTCOME_POLLS = 5        # polls a decision's outcome may take to be measured
-MAX_ASKED = 8            # polls a switch's replies may lag (beyond, the oldest are forgotten)
 # Flows per ingress port: a host starting flows faster than their entries expire (or a switch
 # that never reports FLOW_REMOVED) makes the oldest be removed, entries and all, not memory grow.
 MAX_FLOWS_PER_PORT = 4096
@@ -142,9 +141,7 @@ class Balancer:
         self.monitor = Monitor()
         self.bookings = Bookings(settings.new_flow_mbps * 1e6)
         self.counters: Counter[str] = Counter()
-        # dpid -> when the polls its port (flow) statistics replies have not answered yet were
-        # asked, oldest first: a switch answers in order, so a reply tells which poll it answers
-        self._asked: dict[int, tuple[deque[float], deque[float]]] = {}
+        self._pending: dict[int, float] = {}    # dpid -> when its port stats were requested
         self._decisions: deque[Decision] = deque(maxlen=MAX_DECISIONS)   # for a policy that learns
         self.explained: deque[tuple] = deque(maxlen=MAX_EXPLAINED)       # Explained's fields, oldest first
         self._explained_ids = count(1)
@@ -167,7 +164,7 @@ class Balancer:
         log.info("switch %s disconnected", self.net.name(dpid))
         self.net.switch_down(dpid)
         self.monitor.forget_switch(dpid)
-        self._asked.pop(dpid, None)
+        self._pending.pop(dpid, None)
         return self._after_topology_change()
 
     def port_changed(self, dpid: int, port: int, up: bool, now: float) -> list[Message]:
@@ -307,13 +304,11 @@ class Balancer:
         poll is counted stale; nothing waits for it."""
         msgs: list[Message] = []
         for dpid in sorted(self.net.ports):
-            ports, flows = self._asked.setdefault(dpid, (deque(maxlen=MAX_ASKED), deque(maxlen=MAX_ASKED)))
-            if ports:
+            if dpid in self._pending:
                 self.counters["stale_replies"] += 1
                 log.debug("switch %s: no port statistics since the last poll", self.net.name(dpid))
-            ports.append(now)
-            flows.append(now)
-            msgs += [EchoRequest(dpid, struct.pack("!d", now)), PortStatsRequest(dpid), FlowStatsRequest(dpid)]
+            self._pending[dpid] = now
+            msgs += [EchoRequest(dpid, struct.pack("!d", now)), PortStatsRequest(dpid, now), FlowStatsRequest(dpid, now)]
         self.monitor.forget_stale_flows(now, self.stats_max_age_s)
         self.bookings.expire(now, self.stats_max_age_s)
         self.monitor.keep_losses(self.net.links.links(), {h.at for h in self.net.hosts.values()}, now,
@@ -372,28 +367,24 @@ class Balancer:
         metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
         return path_features(metrics, len(path) - 1)
 
-    def _answers(self, dpid: int, which: int, more: bool) -> float | None:
-        """The poll a statistics reply (a part of one, if `more` follow) answers; None if none
-        is outstanding."""
-        asked = self._asked.get(dpid, ((), ()))[which]
-        if not asked:
-            return None
-        return asked[0] if more else asked.popleft()
-
-    def port_stats(self, dpid: int, stats: list[PortStat], now: float, more: bool = False) -> None:
+    def port_stats(self, dpid: int, stats: list[PortStat], now: float, answers: float | None = None) -> None:
+        """A port statistics reply (or a part of one); `answers`: the poll whose request it
+        answers (the adapter knows it by xid), None if not known."""
         if dpid in self.net.ports:
-            self.monitor.port_stats(dpid, stats, now, self._answers(dpid, 0, more))
+            self._pending.pop(dpid, None)
+            self.monitor.port_stats(dpid, stats, now, answers)
 
     def flow_stats(self, dpid: int, stats: list[FlowStat], now: float, others: Iterable[int] = (),
-                   more: bool = False) -> list[Message]:
+                   answers: float | None = None, more: bool = False) -> list[Message]:
         """Feed the monitor; end the bookings of flows it measured at their ingress; remove
         entries a previous controller instance left (they kept forwarding while no controller
         ran, or, SYN watches, never expire) once this switch's links are known, so that their
         flows are routed again by us. `others`: the cookies of the switch's entries that
-        output to no port (not measured). Returns those deletions."""
+        output to no port (not measured); `answers`, `more`: the poll it answers, and whether
+        parts of it are still to come. Returns those deletions."""
         if dpid not in self.net.ports:
             return []
-        for cookie, rate in self.monitor.flow_stats(dpid, stats, now, self._answers(dpid, 1, more), more).items():
+        for cookie, rate in self.monitor.flow_stats(dpid, stats, now, answers, more).items():
             key = self._by_cookie.get(cookie)
             if key is not None and self.flows[key].path[0] == dpid:
                 self.bookings.measured(cookie, key.kind, rate.bps)

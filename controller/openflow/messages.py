@@ -84,12 +84,14 @@ class PacketOut:
 @dataclass(frozen=True)
 class PortStatsRequest:
     dpid: int
+    poll: float | None = None     # the poll that asks: its reply answers it (matched by xid)
 
 
 @dataclass(frozen=True)
 class FlowStatsRequest:
     """Statistics of our flow entries (those whose cookie matches COOKIE_BASE under COOKIE_MASK)."""
     dpid: int
+    poll: float | None = None
 
 
 @dataclass(frozen=True)

@@ -58,8 +58,9 @@ class Sent:
 
 
 def remembered(m: object) -> object:
-    """What Sent keeps of a core message."""
-    return m if type(m) in (FlowMod, FlowDelete) else KINDS[type(m)]
+    """What Sent keeps of a core message: a statistics request itself (its reply needs the
+    poll it answers), a flow-mod or flow-delete (an error describes it), else its kind."""
+    return m if type(m) in (FlowMod, FlowDelete, PortStatsRequest, FlowStatsRequest) else KINDS[type(m)]
 
 
 def kind(request: object | None) -> str:
@@ -77,7 +78,7 @@ def describe(request: object | None) -> str:
         return f"flow_mod cookie {request.cookie:#x} priority {request.priority} match {match or 'any'}"
     if isinstance(request, FlowDelete):
         return f"flow_delete cookie {request.cookie:#x}/{request.cookie_mask:#x}"
-    return request
+    return kind(request)
 
 
 def error_names(ofproto) -> tuple[dict[int, str], dict[tuple[int, int], str]]:

@@ -227,24 +227,37 @@ def test_every_handler_drives_the_balancer_and_sends_well_formed_openflow(app):
             assert packet_outs(sent) == [(h7_port, data)]      # released at h7's port
 
     # -- statistics and echo -----------------------------------------------------------------------
-    for dp in dps.values():
-        dp.take()
-    app._poll(time.monotonic())
-    stale = b.counters["stale_replies"]
-    for dp in dps.values():
-        sent = dp.take()
-        assert sorted(k for k, _ in sent) == sorted([ofp.OFPT_ECHO_REQUEST, ofp.OFPT_MULTIPART_REQUEST,
-                                                      ofp.OFPT_MULTIPART_REQUEST])
-        echo = next(m for k, m in sent if k == ofp.OFPT_ECHO_REQUEST)
-        handle("_echo_reply", msg_event(parser.OFPEchoReply(dp, data=echo[HEADER.size:])))
-        assert dp.id in b.monitor.rtt_s
-        body = [parser.OFPPortStats(p, 10, 10, 1000, 1000, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0)
-                for p in sorted(b.net.ports[dp.id])]
-        for part, flags in ((body[:1], ofp.OFPMPF_REPLY_MORE), (body[1:], 0)):    # a reply in two parts
-            reply = parser.OFPPortStatsReply(dp, flags=flags)
-            reply.body = part
-            handle("_port_stats", msg_event(reply))
-            assert bool(b._asked[dp.id][0]) == bool(flags)     # the poll is answered by the last part
+    def xid_of(sent, kind):
+        return next(HEADER.unpack_from(m)[3] for k, m in sent
+                    if k == ofp.OFPT_MULTIPART_REQUEST and struct.unpack_from("!H", m, HEADER.size)[0] == kind)
+
+    polls = []
+    for _ in range(2):          # two polls, every switch answering each, its replies in two parts
+        for dp in dps.values():
+            dp.take()
+        polls.append(time.monotonic())
+        app._poll(polls[-1])
+        stale = b.counters["stale_replies"]
+        for dp in dps.values():
+            sent = dp.take()
+            assert sorted(k for k, _ in sent) == sorted([ofp.OFPT_ECHO_REQUEST, ofp.OFPT_MULTIPART_REQUEST,
+                                                          ofp.OFPT_MULTIPART_REQUEST])
+            echo = next(m for k, m in sent if k == ofp.OFPT_ECHO_REQUEST)
+            handle("_echo_reply", msg_event(parser.OFPEchoReply(dp, data=echo[HEADER.size:])))
+            assert dp.id in b.monitor.rtt_s
+            body = [parser.OFPPortStats(p, 10, 10, 1000, 1000, 0, 0, 0, 0, 0, 0, 0, 0, 5, 0)
+                    for p in sorted(b.net.ports[dp.id])]
+            for part, flags in ((body[:1], ofp.OFPMPF_REPLY_MORE), (body[1:], 0)):
+                reply = parser.OFPPortStatsReply(dp, flags=flags)
+                reply.xid, reply.body = xid_of(sent, ofp.OFPMP_PORT_STATS), part
+                handle("_port_stats", msg_event(reply))
+            for flags in (ofp.OFPMPF_REPLY_MORE, 0):      # a flow reply answers its poll at its last part
+                reply = parser.OFPFlowStatsReply(dp, flags=flags)
+                reply.xid, reply.body = xid_of(sent, ofp.OFPMP_FLOW), []
+                handle("_flow_stats", msg_event(reply))
+                assert (b.monitor._flow_round.get(dp.id) == polls[-1]) == (not flags)
+    # each port's window is known to answer the second poll: matched by xid
+    assert {r.answers for e, r in b.monitor.rates.items() if e.dpid in b.net.ports} == {polls[1]}
     app._poll(time.monotonic())
     assert b.counters["stale_replies"] == stale             # every switch answered
     for dp in dps.values():

@@ -119,13 +119,9 @@ def test_metrics_count_packet_ins_and_stale_statistics_replies(booted):
     assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"]
     b.poll(booted.now + 2)                          # no switch answered the first poll
     assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"] + 8
-    b.port_stats(1, [PortStat(1, 0, 0, 0, 0)], booted.now + 2.1)    # s1 answers the first poll
-    b.poll(booted.now + 3)                          # ... not the second: all 8 still behind
-    assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"] + 8 + 8
-    for _ in range(2):                              # s1 answers the second and third polls
-        b.port_stats(1, [PortStat(1, 0, 0, 0, 0)], booted.now + 3.1)
-    b.poll(booted.now + 4)
-    assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"] + 8 + 8 + 7
+    b.port_stats(1, [PortStat(1, 0, 0, 0, 0)], booted.now + 2.1)    # s1 answers the second
+    b.poll(booted.now + 3)
+    assert scraped_counters(metrics)["lb_stale_replies"] == before["lb_stale_replies"] + 8 + 7
 
 
 def test_capture_files_load_after_a_kill_mid_row(booted, tmp_path):
