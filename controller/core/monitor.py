@@ -120,7 +120,7 @@ class PortRate:
     drop_pps: float
     at: float             # controller time the second snapshot arrived
     steady: bool = False  # the window before carried traffic at a rate within 2x of this one's
-    answers: float | None = None   # the poll whose request the second snapshot answers
+    polls: tuple = (None, None)    # the polls its two snapshots answer (None: not known)
 
 
 @dataclass(frozen=True)
@@ -157,13 +157,13 @@ def clamp01(x: float) -> float:
 
 class Monitor:
     def __init__(self) -> None:
-        self._ports: dict[End, tuple[PortStat, float]] = {}
+        self._ports: dict[End, tuple[PortStat, float, float | None]] = {}   # last snapshot, when, its poll
         self.rates: dict[End, PortRate] = {}
         # (dpid, cookie) -> last counters, when they arrived, the switch's clock then, the rate
         # they ended (None until an entry's second reply)
         self._flows: dict[tuple[int, int], tuple[FlowStat, float, tuple | None, FlowRate | None]] = {}
         self._clock: dict[int, tuple[int, float]] = {}   # dpid -> (its reference port, that port's duration)
-        self._flow_round: dict[int, float | None] = {}   # dpid -> the poll its last whole flow reply answers
+        self._flow_round: dict[int, float] = {}   # dpid -> the poll its last whole flow reply answers
         # port -> (when our entries towards it last appeared, the packets they carried then)
         self._churn: dict[End, tuple[float, int]] = {}
         # port -> (dpid, cookie) -> rate: indexed by port, so that a link's metrics (computed
@@ -192,10 +192,10 @@ class Monitor:
         for s in stats:
             end = End(dpid, s.port)
             prev = self._ports.get(end)
-            self._ports[end] = (s, now)
+            self._ports[end] = (s, now, answers)
             if prev is None:
                 continue
-            rate = _rate(prev[0], prev[1], s, now, self.rates.get(end), answers)
+            rate = _rate(prev[0], prev[1], s, now, self.rates.get(end), (prev[2], answers))
             if rate is None:      # a reset: no rate, and no loss held from before it
                 self.rates.pop(end, None)
                 self._loss.pop(end, None)
@@ -208,7 +208,7 @@ class Monitor:
         has none until its second reply); returns those measured now, by cookie. `answers`:
         the poll this reply answers; `more`: parts of it are still to come."""
         self.version += 1
-        if not more:
+        if not more and answers is not None:
             self._flow_round[dpid] = answers
         measured = {}
         for s in stats:
@@ -337,11 +337,14 @@ class Monitor:
         return pps, packets
 
     def _whole(self, dpid: int, *rates: PortRate) -> bool:
-        """Whether these port windows answer one poll, and the switch's flow reply to it is all
-        in: a reply handled after the next poll (a busy controller) made a loss-free link read
-        0.18 or 0.44, and two ends a poll apart cover different seconds."""
-        return all(r.answers == rates[0].answers for r in rates) and \
-            self._flow_round.get(dpid, math.nan) == rates[0].answers
+        """Whether these port windows span the same two (known) polls, and the switch's flow
+        reply to the later one is all in: a reply handled after the next poll (a busy
+        controller) made a loss-free link read 0.18 or 0.44, two ends a poll apart cover
+        different seconds, and after a refused reply one end's window spans two polls (a
+        loss-free link slowing from 3000 to 1000 packets/s read 0.5)."""
+        polls = rates[0].polls
+        return None not in polls and all(r.polls == polls for r in rates) and \
+            self._flow_round.get(dpid) == polls[1]
 
     def _link_window(self, src: End, tx: PortRate, rx: PortRate, now: float, max_age_s: float) -> float | None:
         """The loss a -> b's last window shows: 0 without traffic, None where it is no evidence
@@ -428,7 +431,7 @@ def _age(rate: PortRate | None, now: float) -> float:
 
 
 def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: PortRate | None,
-          answers: float | None) -> PortRate | None:
+          polls: tuple) -> PortRate | None:
     """Rates between two snapshots of a port; None if a counter reset makes them unknowable."""
     interval = None
     if prev.duration_s is not None and cur.duration_s is not None:
@@ -448,7 +451,7 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: Por
     return PortRate(interval, tx_bytes * 8 / interval, rx_bytes * 8 / interval, tx_pps,
                     rx_packets / interval, tx_packets, drops / interval, now,
                     before is not None and before.tx_packets >= MIN_PACKETS and 0.5 <= tx_pps / max(before.tx_pps, 1e-9) <= 2,
-                    answers)
+                    polls)
 
 
 def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:

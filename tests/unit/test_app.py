@@ -257,7 +257,7 @@ def test_every_handler_drives_the_balancer_and_sends_well_formed_openflow(app):
                 handle("_flow_stats", msg_event(reply))
                 assert (b.monitor._flow_round.get(dp.id) == polls[-1]) == (not flags)
     # each port's window is known to answer the second poll: matched by xid
-    assert {r.answers for e, r in b.monitor.rates.items() if e.dpid in b.net.ports} == {polls[1]}
+    assert {r.polls for e, r in b.monitor.rates.items() if e.dpid in b.net.ports} == {tuple(polls)}
     app._poll(time.monotonic())
     assert b.counters["stale_replies"] == stale             # every switch answered
     for dp in dps.values():

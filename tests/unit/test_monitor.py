@@ -20,7 +20,8 @@ def port(tx_bytes=0, tx_packets=0, rx_bytes=0, rx_packets=0, duration_s=None, po
 
 def feed(m, t, a=None, b=None, answers=None):
     """a's and b's port replies, then a's flow reply (none of our entries: tests that have
-    entries send them after), all answering one poll."""
+    entries send them after), all answering one poll (by default, one at t)."""
+    answers = t if answers is None else answers
     if a is not None:
         m.port_stats(1, [a], t, answers)
     if b is not None:
@@ -301,13 +302,42 @@ def test_a_port_forgotten_or_reset_holds_no_loss(forget):
     assert w.window(2100, 700) == 0.0 and w.m.loss_since(A, -1.0) is None
 
 
+@pytest.mark.parametrize("case", ["a refused reply", "polls not known"])
+def test_a_window_spanning_other_polls_than_its_far_end_or_unknown_ones_is_no_evidence(case):
+    """A loss-free link slowing from 3000 to 1000 packets a second. a's reply to poll 3 is
+    refused, so its next window spans polls 2 to 4 and b's 3 to 4: by rates, loss 0.5. Or no
+    reply can be matched to its poll (their xids forgotten). Neither is evidence."""
+    m, tx, rx = Monitor(), 0, 0
+    for t, pps in enumerate([3000, 3000, 3000, 2000, 1000]):
+        tx, rx = tx + pps, rx + pps
+        known = None if case == "polls not known" else t
+        if not (case == "a refused reply" and t == 3):
+            m.port_stats(1, [port(tx_packets=tx, duration_s=t + 1)], t, known)
+        m.port_stats(2, [port(rx_packets=rx, duration_s=t + 1)], t, known)
+        m.flow_stats(1, [], t, known)
+        m.keep_losses([(A, B)], [], t + 0.5, 3)
+    assert m.link(A, B, 10, 4.5, 3).loss == 0.0 and m.loss_since(A, 2.5) is None
+
+
+def test_a_host_port_window_whose_flow_reply_is_not_in_is_no_evidence():
+    """Our entry offers 1000 packets a second, the port sends them all; at the last poll the
+    port sends 800 but the flow reply to that poll is not in: not evidence of 0.2 yet."""
+    m, host = Monitor(), End(1, 1)
+    for t, sent in enumerate([0, 1000, 2000, 3000, 3800]):
+        m.port_stats(1, [port(port_no=1, tx_packets=sent, duration_s=t + 1.0)], t, t)
+        if t < 4:
+            m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000 * t, duration_s=t + 1.0)], t, t)
+        m.keep_losses([], [host], t + 0.5, 3)
+    assert m.access(host, True, 100, 4.5, 3).loss == 0.0 and m.loss_since(host, 2.5) is None
+
+
 def test_a_busy_port_towards_a_host_whose_entries_are_not_measured_yet_is_no_evidence():
     """The port sends 800 packets a second but our entry is new (it offers from its third
     reply): not loss 0, kept, but no evidence: the port reads its last estimate."""
     m, host = Monitor(), End(1, 1)
     for t in range(3):
-        m.port_stats(1, [port(port_no=1, tx_packets=800 * t, duration_s=t + 1.0)], t)
-        m.flow_stats(1, [FlowStat(cookie=3 + t, out_port=1, packets=10, duration_s=0.5)], t)
+        m.port_stats(1, [port(port_no=1, tx_packets=800 * t, duration_s=t + 1.0)], t, t)
+        m.flow_stats(1, [FlowStat(cookie=3 + t, out_port=1, packets=10, duration_s=0.5)], t, t)
         m.keep_losses([], [host], t, 3)
     assert m.loss_since(host, -1.0) is None
 
@@ -317,8 +347,8 @@ def test_a_port_towards_a_host_holds_its_loss_like_a_link():
     port's rate more than doubles reads 0.2, kept, not what it shows."""
     m, host = Monitor(), End(1, 1)
     for t, sent in enumerate([800, 800, 800, 2000]):
-        m.port_stats(1, [port(port_no=1, tx_packets=sum([800, 800, 800, 2000][:t + 1]) - 800, duration_s=t + 1.0)], t)
-        m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000 * t, duration_s=t + 1.0)], t)
+        m.port_stats(1, [port(port_no=1, tx_packets=sum([800, 800, 800, 2000][:t + 1]) - 800, duration_s=t + 1.0)], t, t)
+        m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000 * t, duration_s=t + 1.0)], t, t)
         m.keep_losses([], [host], t, 3)
     assert m.access(host, True, 100, 3.0, 3).loss == pytest.approx(0.2)
     assert m.loss_since(host, 1.5) is None and m.loss_since(host, 0.5) == pytest.approx(0.2)
@@ -394,8 +424,8 @@ def test_path_features_combine_links_as_documented():
 def test_access_link_to_a_host_loses_what_the_port_could_not_send():
     m = Monitor()
     for t in range(3):       # each second our entry offers 1000 packets, the port sends 800
-        m.port_stats(1, [port(port_no=1, tx_packets=800 * t, tx_bytes=10**6 * t)], t)
-        m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000 * t)], t)
+        m.port_stats(1, [port(port_no=1, tx_packets=800 * t, tx_bytes=10**6 * t)], t, t)
+        m.flow_stats(1, [FlowStat(cookie=3, out_port=1, packets=1000 * t)], t, t)
     to_host = m.access(End(1, 1), True, 100, 2.0, 3)
     assert (to_host.loss, to_host.utilisation) == (pytest.approx(0.2), pytest.approx(0.08))
     assert m.access(End(1, 1), False, 100, 2.0, 3).loss == 0.0

@@ -266,8 +266,8 @@ def steady(b, t: float) -> None:
     (and then its flow statistics: none of our entries measured)."""
     n = int(1000 * t)
     for dpid, ports in b.net.ports.items():
-        b.port_stats(dpid, [PortStat(p, n, n, n * 1000, n * 1000, duration_s=t) for p in ports], t)
-        b.flow_stats(dpid, [], t)
+        b.port_stats(dpid, [PortStat(p, n, n, n * 1000, n * 1000, duration_s=t) for p in ports], t, answers=t)
+        b.flow_stats(dpid, [], t, answers=t)
 
 
 def steady_penalty(b, path) -> float:
@@ -355,8 +355,8 @@ def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
         for dpid, ports in b.net.ports.items():
             b.port_stats(dpid, [PortStat(p, int(base + 0.7 * 2100 * k) if (dpid, p) == into else n,
                                          sent if (dpid, p) == out else n, n * 1000, n * 1000, duration_s=t)
-                                for p in ports], t)
-            b.flow_stats(dpid, [], t)
+                                for p in ports], t, answers=t)
+            b.flow_stats(dpid, [], t, answers=t)
         b.poll(t + 0.5)
         assert len(getattr(policy, "told", [])) == k - 1, t - t0
     ((_, _, after),) = policy.told
