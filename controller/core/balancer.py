@@ -311,8 +311,7 @@ class Balancer:
             msgs += [EchoRequest(dpid, struct.pack("!d", now)), PortStatsRequest(dpid, now), FlowStatsRequest(dpid, now)]
         self.monitor.forget_stale_flows(now, self.stats_max_age_s)
         self.bookings.expire(now, self.stats_max_age_s)
-        self.monitor.keep_losses(self.net.links.links(), {h.at for h in self.net.hosts.values()}, now,
-                                 self.stats_max_age_s)
+        self.monitor.keep_losses(self.net.links.links(), self.net.hosts_at, now, self.stats_max_age_s)
         self._learn(now)
         self.services.save()
         return msgs

@@ -120,7 +120,7 @@ class PortRate:
     drop_pps: float
     at: float             # controller time the second snapshot arrived
     steady: bool = False  # the window before carried traffic at a rate within 2x of this one's
-    polls: tuple = (None, None)    # the polls its two snapshots answer (None: not known)
+    polls: tuple[float | None, float | None] = (None, None)   # the polls its two snapshots answer (None: not known)
 
 
 @dataclass(frozen=True)
