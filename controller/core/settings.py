@@ -127,8 +127,8 @@ class Settings:
         None, "--q-table", "Q-learning table for --policy qlearning: loaded at start, saved after each poll "
         "that learnt something", metavar="FILE", unset="memory only", absolute=True)
     q_alpha: float = _setting(
-        0.3, "--q-alpha", "Q-learning rate (paths; the member table averages each state's responses)",
-        Range(0.001, 1))
+        0.05, "--q-alpha", "Q-learning's least step: a value is the mean of what its state met until 1/visits "
+        "reaches this (the linear model's: 1/updates), then tracks drift at it", Range(0.001, 1))
     q_gamma: float = _setting(0.5, "--q-gamma", "Q-learning discount (the table's: the linear model learns each "
                               "decision's own reward, gamma 0)", Range(0, 0.99))
     q_epsilon: float = _setting(

@@ -9,8 +9,8 @@ as the path Q-learning's). Q(s) estimates minus the response time in ms that a c
 sent into s meets, so the member with the highest Q is the one expected to answer soonest:
 with its identity in the state it learns each member's speed, with its connections its queue,
 with the path's level a fast member behind a congested link. A state's value is the mean of
-the responses it met (step 1/visits) down to a floor of STEP_FLOOR: a response is heavy-tailed
-with the answer's length, so a constant step let a few long answers decide. A state never met
+the responses it met (step 1/visits) down to --q-alpha, as the path table's: a response is
+heavy-tailed with the answer's length, so a constant step let a few long answers decide. A state never met
 falls back, pessimistically, on what is known: its member and connection count (the path level
 ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
 among its connections (n open: (n + 1) / (m + 1) times the value learnt with m open), else its
@@ -40,7 +40,6 @@ from controller.policies.qlearning import LEVELS, QLearningPolicy, QTable, level
 
 ACTIVE_BINS = (1, 2, 3, 4, 5, 7, 10, 15)    # lower edges of bins 1.. (bin 0: no connection open)
 BIN_EDGES = (0, *ACTIVE_BINS)                # each bin's fewest open connections
-STEP_FLOOR = 0.05   # a member state's learning rate once it has met 20 responses (--q-alpha: paths only)
 STATE = re.compile(rf"[A-Za-z][\w-]{{0,31}}/[A-Za-z][\w-]{{0,14}} a[0-{len(ACTIVE_BINS)}]"
                    rf"( p[0-{len(LEVELS) + 1}u])?", re.ASCII)     # member_state's, or its coarse state
 
@@ -106,15 +105,9 @@ def member_state(service: str, m: MemberLoad) -> str:
 
 
 class MemberQTable(QTable):
-    """The path table's, but each state's value is the mean of the responses it met (a sample
-    average, step 1/visits) until STEP_FLOOR, after which it tracks drift slowly: a response
-    time is heavy-tailed with the answer's length, and a constant step of 0.3 let one long
-    answer move a value by a third of its size (docs/services.md has the measurements)."""
+    """The path table's, with member states and their fallbacks (the module's docstring)."""
 
     model = "members"       # its file is refused for paths, a path table's for members
-
-    def step(self, visits: int) -> float:
-        return max(1.0 / visits, STEP_FLOOR)
 
     @staticmethod
     def refused(state: str, value: float) -> str | None:
@@ -122,9 +115,6 @@ class MemberQTable(QTable):
         if not STATE.fullmatch(state):
             return "not a member state (<service>/<member> a<bin>, optionally p<level>)"
         return None if value <= 0 else "a value above 0 (a reward is minus a response time)"
-
-    def learnt(self) -> dict:
-        return {**super().learnt(), "step": f"1/visits, at least {STEP_FLOOR}"}
 
     @staticmethod
     def coarse(state: str) -> str | None:

@@ -14,14 +14,14 @@ from scripts.member_sim import trained as trained_policy
 
 
 class ConstantStep(MemberQTable):
-    """The member table before it averaged: the path table's constant step."""
+    """The member table before it averaged: a constant step of 0.3."""
     def step(self, visits: int) -> float:
-        return self.alpha
+        return 0.3
 
 
 def trained(load: float, table: type[MemberQTable] = MemberQTable) -> QLearningMembers:
-    policy = QLearningMembers()
-    policy.table = table(alpha=0.3, gamma=0.0, epsilon=policy.table.epsilon)
+    policy = QLearningMembers()     # the shipped settings
+    policy.table = table(alpha=policy.table.alpha, gamma=0.0, epsilon=policy.table.epsilon)
     return trained_policy(load, 10, policy)
 
 

@@ -184,7 +184,7 @@ def test_follows_when_the_best_path_changes_halfway(explore):
     """The background moves from the first path to the middle one after 200 decisions: the
     states show it, so within 10 decisions the policy takes the first path and keeps to it
     (bar exploration, which starts at 0.3 and has decayed to 0.11 by the switch)."""
-    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, explore=explore)
+    policy = QLearningPolicy(gamma=0.0, epsilon=0.3, explore=explore)
     picks = simulate(policy, 400, switch_at=200)
     assert picks[150:200].count(1) >= 40, picks[150:200]
     assert picks[210:].count(0) >= 0.9 * len(picks[210:]), picks[200:260]
@@ -194,7 +194,7 @@ def test_follows_when_the_best_path_slows_down_unseen_in_its_state():
     """Path 0 answers in 1 ms, path 1 in 3 ms; after 200 decisions path 0 takes 6 ms with its
     state unchanged (a bottleneck the statistics do not show): only what the table learns can
     move flows off it, within 20 decisions (bar exploration)."""
-    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3)
+    policy = QLearningPolicy(gamma=0.0, epsilon=0.3)
     picks = []
     for i in range(400):
         a = policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000), IDLE[:2])
@@ -211,7 +211,7 @@ def test_a_linear_model_avoids_the_loaded_path_and_follows_when_it_moves():
     headroom (30 Mbit/s), 1 ms slower than the 3-hop one: the table's best-path check does not
     apply, the property that matters does: after 200 decisions, and within 10 of the load
     moving, flows keep off the loaded path (bar exploration)."""
-    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, model="linear")
+    policy = QLearningPolicy(gamma=0.0, epsilon=0.3, model="linear")
     picks = simulate(policy, 400, switch_at=200)
     assert picks[100:200].count(0) <= 10, picks[100:200]
     assert picks[210:].count(1) <= 0.1 * len(picks[210:]), picks[200:260]
@@ -488,15 +488,20 @@ def test_a_switch_of_policy_forgets_the_decisions_awaiting_their_outcome():
 
 
 def test_the_linear_update_is_the_error_spread_over_the_features_by_hand():
-    t = qtable.LinearQ(alpha=0.5, gamma=0.5, epsilon=0.0, w=[0.0, -10.0, 0.0, 0.0, 0.0, 0.0, 0.0])
-    assert t.gamma == 0.0                                        # a bandit, whatever was asked
+    """The step is 1/updates down to alpha: a first update fits its reward, a later one moves
+    alpha of the way."""
     x, x_next = (1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0), (1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
+    first = qtable.LinearQ(alpha=0.5, gamma=0.0, epsilon=0.0)
+    first.update(x, -20.0, x_next)
+    assert first.value(x) == pytest.approx(-20.0) and first.updates == 1
+    t = qtable.LinearQ(alpha=0.5, gamma=0.5, epsilon=0.0, w=[0.0, -10.0, 0.0, 0.0, 0.0, 0.0, 0.0], updates=9)
+    assert t.gamma == 0.0                                        # a bandit, whatever was asked
     assert t.value(x) == -5.0
-    # error = r - Q(x) = -20 + 5 = -15; |x|^2 = 2.25; each w_i += 0.5 * -15 * x_i / 2.25
+    # error = r - Q(x) = -20 + 5 = -15; |x|^2 = 2.25; step max(1/10, 0.5); each w_i += 0.5 * -15 * x_i / 2.25
     t.update(x, -20.0, x_next)
     assert t.w == pytest.approx([-10 / 3, -10 - 5 / 3, 0, 0, 0, 0, -10 / 3])
     assert t.value(x) == pytest.approx(-5.0 + 0.5 * -15)        # half the error corrected, as alpha says
-    assert t.rewards == [-20.0] and t.updates == 1
+    assert t.rewards == [-20.0] and t.updates == 10
 
 
 def test_the_linear_model_stays_bounded_where_bootstrapping_diverged():

@@ -26,7 +26,7 @@ from controller.openflow.packets import (ARP_REPLY, ARP_REQUEST, BROADCAST, TCP_
 from controller.policies import members as policies
 from controller.service.metrics import Metrics
 from controller.service.rest import RestApi
-from controller.policies.members import (SERVICE_POLICY_TYPES, STEP_FLOOR, LeastConnections, MemberQTable,
+from controller.policies.members import (SERVICE_POLICY_TYPES, LeastConnections, MemberQTable,
                                          QLearningMembers, RandomMember, RoundRobin, Weighted, member_state)
 from controller.policies.qlearning import QTable, QTableError, load
 from fakes.frames import ipv4_frame
@@ -520,12 +520,11 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     assert q.table.value("db/m3 a0 pu") == 0.0          # nothing of the service learnt
 
 
-def test_a_member_states_step_is_one_over_its_visits_down_to_a_floor_and_a_paths_stays_alpha():
-    """The member table averages what a state met (heavy-tailed responses), then tracks drift
-    at STEP_FLOOR; the path table keeps its constant alpha after a first visit."""
-    q = QLearningMembers(alpha=0.3, epsilon=0.0)
-    assert [q.table.step(n) for n in (1, 2, 10, 20, 21, 1000)] == [1.0, 0.5, 0.1, STEP_FLOOR, STEP_FLOOR,
-                                                                    STEP_FLOOR]
+def test_a_states_step_is_one_over_its_visits_down_to_alpha_for_members_and_paths_alike():
+    """A member table averages what a state met (heavy-tailed responses), then tracks drift at
+    alpha; the path table steps the same way."""
+    q = QLearningMembers(alpha=0.05, epsilon=0.0)
+    assert [q.table.step(n) for n in (1, 2, 10, 20, 21, 1000)] == [1.0, 0.5, 0.1, 0.05, 0.05, 0.05]
     chosen = MemberLoad("m1", 1.0, 0, None, None, None)
     responses = [0.1 * (1 + k % 7) for k in range(20)]
     for r in responses:
@@ -533,11 +532,12 @@ def test_a_member_states_step_is_one_over_its_visits_down_to_a_floor_and_a_paths
     mean = -1e3 * sum(responses) / 20
     assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean)
     q.learn("web", chosen, 10.0, chosen)     # one long answer after 20 moves the value by 5% of the gap
-    assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean + STEP_FLOOR * (-10_000 - mean))
+    assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean + 0.05 * (-10_000 - mean))
     paths = QTable(alpha=0.3, gamma=0.0, epsilon=0.0)
-    for r in (-10.0, -20.0):
+    for r in (-10.0, -20.0, -30.0, -40.0):
         paths.update("h1 r5 l0", r, "h1 r5 l0")
-    assert paths.q["h1 r5 l0"] == [pytest.approx(-10.0 - 0.3 * 10.0), 2]      # its first target, then alpha
+    # the mean of the first three (steps 1, 1/2, 1/3), then 0.3 of the way to the fourth
+    assert paths.q["h1 r5 l0"] == [pytest.approx(-20.0 + 0.3 * (-40.0 + 20.0)), 4]
 
 
 @pytest.mark.parametrize("learnt", [False, True])
