@@ -27,9 +27,14 @@ def lab(request, tmp_path_factory):
 
 
 def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request):
-    with lab.udp_flood("h2", "h7", 20, 10 + 3 * (WARMUP + DECISIONS)):    # pinned to s2 -> s7 by shortest
-        wait_until(lambda: any(lk["src"] == "s2" and lk["dst"] == "s7" and (lk["utilisation"] or 0) > 0.9
-                               for lk in lab.api("links")[1]), 10, what="s2 -> s7 to be saturated")
+    def flooded() -> bool:
+        return any(lk["src"] == "s2" and lk["dst"] == "s7" and (lk["utilisation"] or 0) > 0.9
+                   for lk in lab.api("links")[1])
+
+    # pinned to s2 -> s7 by shortest; long enough to outlast the decisions and the look (a
+    # decision waits for its outcome to be learnt: 3-5 s), which the check after the look asserts
+    with lab.udp_flood("h2", "h7", 20, 10 + 6 * (WARMUP + DECISIONS)):
+        wait_until(flooded, 10, what="s2 -> s7 to be saturated")
         assert lab.api("policy", method="PUT", body={"policy": "qlearning"})[0] == 200
         paths = []
         for i in range(WARMUP + DECISIONS):
@@ -40,6 +45,7 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
         policy = lab.api("policy")[1]
         # what it learnt ranks the flooded path last (a look: it changes nothing)
         looked = {">".join(c["path"]): c["score"] for c in lab.api("paths?src=h1&dst=h7")[1]["candidates"]}
+        assert flooded(), "the flood ended before the decisions and the look: they saw an idle path"
     print(f"\npaths of {WARMUP + DECISIONS} successive h1 -> h7 flows: {paths}; {policy}")
     if request.node.callspec.params["lab"] == "linear":
         assert paths[0] == SHORTEST, paths          # nothing learnt yet: the fewest hops
