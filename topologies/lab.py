@@ -235,14 +235,17 @@ class Lab:
             raise RuntimeError(f"iperf3 {client}->{server} gave no report: {out[-500:]}") from None
 
     @contextmanager
-    def udp_flood(self, src: str, dst: str, mbps: float, seconds: int, port: int = 5990):
+    def udp_flood(self, src: str, dst: str, mbps: float, seconds: int, port: int = 5990, stop: bool = False):
         """UDP iperf3 (1400-byte payloads) from src to dst in the background while the block
-        runs; the block's value becomes the receiver's JSON report once the transfer ended."""
-        with self.udp_floods(src, dst, mbps, seconds, (port,)) as (report,):
+        runs; the block's value becomes the receiver's JSON report once the transfer ended,
+        or, `stop`, the flood ends with the block and there is no report (a flood sized for a
+        block's worst case then costs no wait)."""
+        with self.udp_floods(src, dst, mbps, seconds, (port,), stop) as (report,):
             yield report
 
     @contextmanager
-    def udp_floods(self, src: str, dst: str, mbps: float, seconds: int, ports: tuple[int, ...]):
+    def udp_floods(self, src: str, dst: str, mbps: float, seconds: int, ports: tuple[int, ...],
+                   stop: bool = False):
         """One UDP iperf3 flow per port, as udp_flood, their clients started back to back
         (within milliseconds) once every server listens; one report per port."""
         receiver = self.net.get(dst)
@@ -258,8 +261,11 @@ class Lab:
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
             yield reports
             for client, server, report in zip(clients, servers, reports):
+                if stop:
+                    client.terminate()
                 client.wait(timeout=seconds + 15)
-                report.update(json.loads(server.communicate(timeout=30)[0]))
+                if not stop:
+                    report.update(json.loads(server.communicate(timeout=30)[0]))
         finally:
             for server in servers:
                 if server.poll() is None:

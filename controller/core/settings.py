@@ -127,8 +127,9 @@ class Settings:
         None, "--q-table", "Q-learning table for --policy qlearning: loaded at start, saved after each poll "
         "that learnt something", metavar="FILE", unset="memory only", absolute=True)
     q_alpha: float = _setting(
-        0.05, "--q-alpha", "Q-learning's least step: a value is the mean of what its state met until 1/visits "
-        "reaches this (the linear model's: 1/updates), then tracks drift at it", Range(0.001, 1))
+        0.05, "--q-alpha", "Q-learning's least step, for the path and member tables: a state's step is "
+        "1/visits (its value the mean of what it met) until that reaches this, then this, tracking drift; the "
+        "linear model's is 1/updates down to this", Range(0.001, 1))
     q_gamma: float = _setting(0.5, "--q-gamma", "Q-learning discount (the table's: the linear model learns each "
                               "decision's own reward, gamma 0)", Range(0, 0.99))
     q_epsilon: float = _setting(

@@ -22,15 +22,16 @@ left once the flow is on it: latency and loss stay flat until a link is full, so
 flow nearly filled taught the same as an idle one (at a7f0f8b, without it: RTT 2.2x
 least-loaded's, which ranks by exactly that room). Update: Q(s) <- Q(s) + step [r + gamma
 Q(s') - Q(s)], s' the chosen path's state in that measurement, the step 1/visits (the mean of
-what the state met: rewards are heavy-tailed) down to alpha; gamma 0 treats each flow as the one-step decision it is (a contextual bandit).
-Exploration: epsilon-greedy with epsilon decaying to a floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the states it knows
-least instead of random paths.
+what the state met: rewards are heavy-tailed) down to alpha; gamma 0 treats each flow as the
+one-step decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon
+decaying to a floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the
+states it knows least instead of random paths.
 
 A linear model (--q-model linear) instead of the table: Q(path) = w . phi(path), phi the path's
 own features (below), learnt by the same update as a normalised least-mean-squares step (Q(x)
-moves a fraction step of the way, 1/updates down to alpha, to the reward whatever the inputs' scale; each weight takes
-its input's share of the error). What one path teaches moves the value of every path with similar features,
-where the table learns each of its states apart. Written by hand: it is a dot product and one
+moves a fraction of the way to the reward whatever the inputs' scale, 1/updates down to alpha;
+each weight takes its input's share of the error). What one path teaches moves the value of
+every path with similar features, where the table learns each of its states apart. Written by hand: it is a dot product and one
 update line, and scikit-learn's SGDRegressor.partial_fit costs more per decision than the
 whole table lookup and keeps no JSON-friendly state.
 """
@@ -112,7 +113,7 @@ def phi(f: PathFeatures) -> tuple[float, ...]:
 
 @dataclass
 class QTable:
-    alpha: float                  # learning rate
+    alpha: float                  # the least step: a state's is max(1/visits, alpha)
     gamma: float                  # discount of the next state's value
     epsilon: float                # exploration rate now; decays per decision ...
     epsilon_decay: float = 0.995

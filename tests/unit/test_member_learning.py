@@ -29,7 +29,7 @@ def test_the_learnt_values_converge_to_each_members_time_with_a_free_slot():
     """With a slot free (fewer than 4 open), a response is the request's own cost over the
     member's speed: Q(member, a0..a3) should approach -E[c] / speed. Heavy tails (the output's
     p99 is 10x its median) leave a constant step's value at the last few answers' mercy: its
-    mean error here is 41%, the average's 14% (past 20 visits, the floor's step of 0.05 leaves
+    mean error here is 41%, the average's 14% (past 20 visits, alpha's step of 0.05 leaves
     a request cost's coefficient of variation, 0.92, times sqrt(0.05 / 1.95): 15% of noise)."""
     errors = {}
     for table in (MemberQTable, ConstantStep):

@@ -491,9 +491,12 @@ def test_the_linear_update_is_the_error_spread_over_the_features_by_hand():
     """The step is 1/updates down to alpha: a first update fits its reward, a later one moves
     alpha of the way."""
     x, x_next = (1.0, 0.5, 0.0, 0.0, 0.0, 0.0, 1.0), (1.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0)
-    first = qtable.LinearQ(alpha=0.5, gamma=0.0, epsilon=0.0)
+    first = qtable.LinearQ(alpha=0.05, gamma=0.0, epsilon=0.0)
     first.update(x, -20.0, x_next)
     assert first.value(x) == pytest.approx(-20.0) and first.updates == 1
+    fourth = qtable.LinearQ(alpha=0.05, gamma=0.0, epsilon=0.0, updates=3)
+    fourth.update(x, -20.0, x_next)
+    assert fourth.value(x) == pytest.approx(0.25 * -20.0)       # step 1/4, above alpha
     t = qtable.LinearQ(alpha=0.5, gamma=0.5, epsilon=0.0, w=[0.0, -10.0, 0.0, 0.0, 0.0, 0.0, 0.0], updates=9)
     assert t.gamma == 0.0                                        # a bandit, whatever was asked
     assert t.value(x) == -5.0

@@ -522,17 +522,17 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
 
 def test_a_states_step_is_one_over_its_visits_down_to_alpha_for_members_and_paths_alike():
     """A member table averages what a state met (heavy-tailed responses), then tracks drift at
-    alpha; the path table steps the same way."""
-    q = QLearningMembers(alpha=0.05, epsilon=0.0)
-    assert [q.table.step(n) for n in (1, 2, 10, 20, 21, 1000)] == [1.0, 0.5, 0.1, 0.05, 0.05, 0.05]
+    alpha (--q-alpha, as the member policy is made); the path table steps the same way."""
+    q = policies.member_policy_factory("qlearning", Settings(q_alpha=0.1))()
+    assert [q.table.step(n) for n in (1, 2, 5, 10, 11, 1000)] == [1.0, 0.5, 0.2, 0.1, 0.1, 0.1]
     chosen = MemberLoad("m1", 1.0, 0, None, None, None)
-    responses = [0.1 * (1 + k % 7) for k in range(20)]
+    responses = [0.1 * (1 + k % 7) for k in range(10)]
     for r in responses:
         q.learn("web", chosen, r, chosen)
-    mean = -1e3 * sum(responses) / 20
+    mean = -1e3 * sum(responses) / 10
     assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean)
-    q.learn("web", chosen, 10.0, chosen)     # one long answer after 20 moves the value by 5% of the gap
-    assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean + 0.05 * (-10_000 - mean))
+    q.learn("web", chosen, 10.0, chosen)     # one long answer after 10 moves the value by 10% of the gap
+    assert q.table.q["web/m1 a0 pu"][0] == pytest.approx(mean + 0.1 * (-10_000 - mean))
     paths = QTable(alpha=0.3, gamma=0.0, epsilon=0.0)
     for r in (-10.0, -20.0, -30.0, -40.0):
         paths.update("h1 r5 l0", r, "h1 r5 l0")
