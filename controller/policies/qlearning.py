@@ -194,9 +194,9 @@ class QTable:
         """The learning rate of a state's update, given its visits counting this one: 1/visits
         (the mean of what the state met) until that reaches alpha, then alpha, tracking drift.
         Rewards are heavy-tailed: on H1-H7 (at 8660e9f) the last 100 had median -3.8 ms, 5th
-        percentile -29, least -159, and a constant step of 0.3 let one outlier move a value by a
-        third of its size for the next ten visits (38 of 80 pairs of states told apart only by
-        load valued the more loaded one higher)."""
+        percentile -29, least -159, and a constant step of 0.3 moved a value 30% of the way to
+        each outlier, so a state's value was its last few rewards (docs/qlearning.md has the
+        runs before and after)."""
         return max(1.0 / visits, self.alpha)
 
     def prior(self, r: float) -> float:
