@@ -50,7 +50,8 @@ def schedule(seed: int, hosts: list[str], duration_s: float, mean_gap_s: float =
     t = rng.expovariate(1 / mean_gap_s)
     while t < duration_s:
         src, dst = rng.sample(hosts, 2)
-        out.append(Transfer(round(t, 3), src, dst, rng.choice(("udp", "tcp")),
+        # to the millisecond, but never past the end (112, 104.8186 s: 104.819)
+        out.append(Transfer(min(round(t, 3), duration_s), src, dst, rng.choice(("udp", "tcp")),
                             round(rng.uniform(*rate_mbps), 2), round(rng.uniform(*length_s), 2),
                             BASE_PORT + len(out) % 2000))
         t += rng.expovariate(1 / mean_gap_s)
