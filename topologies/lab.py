@@ -46,11 +46,11 @@ def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str =
         time.sleep(interval_s)
 
 
-def interrupt(proc: subprocess.Popen, timeout_s: float = 5) -> None:
-    """Stop a controller process as Ctrl-C would; kill it if it does not go in time."""
+def interrupt(proc: subprocess.Popen, timeout_s: float = 5, sig: int = signal.SIGINT) -> None:
+    """Stop a process as Ctrl-C would (or by `sig`); kill it if it does not go in time."""
     if proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGINT)
+    proc.send_signal(sig)
     try:
         proc.wait(timeout=timeout_s)
     except subprocess.TimeoutExpired:
@@ -252,6 +252,7 @@ class Lab:
         servers = [receiver.popen(["timeout", str(seconds + 30), "iperf3", "-s", "-1", "-J", "-p", str(port)],
                                   stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True) for port in ports]
         reports: list[dict] = [{} for _ in ports]
+        clients: list = []
         try:
             wait_until(lambda: all(f":{port}" in receiver.cmd("ss -ltn") for port in ports), 10,
                        what="iperf3 servers")
@@ -266,11 +267,10 @@ class Lab:
                 client.wait(timeout=seconds + 15)
                 if not stop:
                     report.update(json.loads(server.communicate(timeout=30)[0]))
-        finally:
-            for server in servers:
-                if server.poll() is None:
-                    server.terminate()
-                    server.wait()
+        finally:    # a block that raised leaves its flood running, and a stopped server may block
+            # writing its report to a pipe no one reads: stop them all, killing any that stays
+            for process in (*clients, *servers):
+                interrupt(process, 10, signal.SIGTERM)
 
     def owd_probe(self, src: str, dst: str, sport: int, port: int = 7000, count: int = 20,
                   interval_s: float = 0.02) -> dict:
