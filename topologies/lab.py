@@ -261,14 +261,12 @@ class Lab:
                  "-b", f"{mbps}M", "-t", str(seconds), "-l", "1400"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
             yield reports
-            for client, server, report in zip(clients, servers, reports):
-                if stop:
-                    client.terminate()
-                client.wait(timeout=seconds + 15)
-                if not stop:
+            if not stop:
+                for client, server, report in zip(clients, servers, reports):
+                    client.wait(timeout=seconds + 15)
                     report.update(json.loads(server.communicate(timeout=30)[0]))
-        finally:    # a block that raised leaves its flood running, and a stopped server may block
-            # writing its report to a pipe no one reads: stop them all, killing any that stays
+        finally:    # stop: the flood ends here; a block that raised leaves it running, and a server
+            # may block writing its report to a pipe no one reads: stop them all, killing any that stays
             for process in (*clients, *servers):
                 interrupt(process, 10, signal.SIGTERM)
 

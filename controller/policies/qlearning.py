@@ -31,9 +31,9 @@ A linear model (--q-model linear) instead of the table: Q(path) = w . phi(path),
 own features (below), learnt by the same update as a normalised least-mean-squares step (Q(x)
 moves a fraction of the way to the reward whatever the inputs' scale, 1/updates down to alpha;
 each weight takes its input's share of the error). What one path teaches moves the value of
-every path with similar features, where the table learns each of its states apart. Written by hand: it is a dot product and one
-update line, and scikit-learn's SGDRegressor.partial_fit costs more per decision than the
-whole table lookup and keeps no JSON-friendly state.
+every path with similar features, where the table learns each of its states apart. Written by
+hand: it is a dot product and one update line, and scikit-learn's SGDRegressor.partial_fit
+costs more per decision than the whole table lookup and keeps no JSON-friendly state.
 """
 
 from __future__ import annotations
@@ -284,8 +284,8 @@ class LinearQ(QTable):
     def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...]) -> float:
         """w <- w + step [r - Q(x)] x / |x|^2, the step as a table state's over all updates: the
         error, spread over the features (|x| >= 1: the bias); the new Q(x). `x_next` is unused
-        (gamma 0). A step is a convex move towards fitting r (step <= 1), so the weights stay within the rewards' scale; one that would
-        not be finite (an absurd reward) is not taken."""
+        (gamma 0). A step is a convex move towards fitting r (step <= 1), so the weights stay
+        within the rewards' scale; one that would not be finite (an absurd reward) is not taken."""
         error = r - self.value(x)
         norm = sum(xi * xi for xi in x)
         step = self.step(self.updates + 1)
