@@ -63,7 +63,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--dst", default="h7")
     p.add_argument("--policies", default=",".join(DEFAULT_POLICIES),
                    help=f"comma-separated policy names, each optionally +{'+'.join(VARIANTS)}")
-    p.add_argument("--seeds", type=int, default=5, help="seeds 1..N, each a different schedule")
+    p.add_argument("--seeds", type=int, default=5, help="how many seeds, each a different schedule")
+    p.add_argument("--first-seed", type=int, default=1,
+                   help="the seeds run are this one and the next --seeds - 1 (a learner's warm-up on seeds "
+                        "that its evaluation does not replay)")
     p.add_argument("--duration", type=float, default=60, help="seconds of traffic per run (20..3600)")
     p.add_argument("--warmup", type=float, default=10, help="seconds of background before the first round")
     p.add_argument("--round", type=float, default=5, help="seconds between the starts of two rounds")
@@ -93,8 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--policies: {', '.join(clash)}: a linear model explores by epsilon, not count")
     if any("warm" in x.split("+") for x in args.policies) and not (args.q_warm and args.q_warm.is_file()):
         p.error("--q-warm: a +warm policy needs the Q-table file it starts from")
-    if not 1 <= args.seeds <= 100:
-        p.error("--seeds: must be in 1..100")
+    if not 1 <= args.seeds <= 100 or not 1 <= args.first_seed <= 10_000:
+        p.error("--seeds: must be in 1..100; --first-seed: in 1..10000")
     if not 20 <= args.duration <= 3600:
         p.error("--duration: must be in 20..3600 seconds")
     if not 0 <= args.warmup < args.duration:
@@ -104,6 +107,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if not 1 <= args.probes <= 200 or not 1 <= args.transfer_kb <= 100_000:
         p.error("--probes: 1..200; --transfer-kb: 1..100000")
     return args
+
+
+def run_plan(args: argparse.Namespace) -> list[tuple[int, str]]:
+    """(seed, policy) in the order they run: seed by seed, and within a seed in an order drawn
+    by the seed, so that none always runs last on a machine whose load drifts (a learner's
+    table still goes from seed to seed in seed order)."""
+    return [(seed, policy) for seed in range(args.first_seed, args.first_seed + args.seeds)
+            for policy in random.Random(seed).sample(args.policies, len(args.policies))]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,10 +135,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     folder = args.out or default_workdir("experiment")
     folder.mkdir(parents=True, exist_ok=True)
-    # within a seed the policies run in an order drawn by the seed: none always runs last, on a
-    # machine whose load drifts (a learner's table still goes from seed to seed in seed order)
-    plan = [(seed, policy) for seed in range(1, args.seeds + 1)
-            for policy in random.Random(seed).sample(args.policies, len(args.policies))]
+    plan = run_plan(args)
     (folder / "config.json").write_text(json.dumps(     # what ran, and from which tree (summary.md says it)
         {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "plan": plan,
          **provenance("scripts.experiment", argv)}, indent=2) + "\n")

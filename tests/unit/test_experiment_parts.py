@@ -11,7 +11,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from scripts.experiment import QUICK, parse_args
+from scripts.experiment import QUICK, parse_args, run_plan
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
 from topologies.lab import ROOT, provenance
 from topologies.traffic import Transfer, completion_s, schedule
@@ -116,6 +116,13 @@ def test_quick_sets_its_defaults_and_given_options_win():
     assert args.policies == QUICK["policies"].split(",")
 
 
+def test_first_seed_shifts_every_seed_and_keeps_each_seeds_policy_order():
+    base = run_plan(parse_args(["--seeds", "2", "--policies", "shortest,least-loaded,qlearning"]))
+    shifted = run_plan(parse_args(["--seeds", "2", "--first-seed", "2", "--policies", "shortest,least-loaded,qlearning"]))
+    assert [s for s, _ in base] == [1, 1, 1, 2, 2, 2] and [s for s, _ in shifted] == [2, 2, 2, 3, 3, 3]
+    assert shifted[:3] == base[3:]      # seed 2 runs its policies in the same order either way
+
+
 def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
     assert parse_args(["--policies", "least-loaded,least-loaded+symmetric"]).policies == \
         ["least-loaded", "least-loaded+symmetric"]
@@ -124,7 +131,8 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
 @pytest.mark.parametrize("argv, field", [(["--policies", "shortest,nope"], "--policies"),
                                           (["--policies", "shortest+sideways"], "--policies"),
                                           (["--duration", "5"], "--duration"),
-                                          (["--warmup", "70"], "--warmup")])
+                                          (["--warmup", "70"], "--warmup"),
+                                          (["--first-seed", "0"], "--first-seed")])
 def test_bad_options_name_the_option(argv, field, capsys):
     with pytest.raises(SystemExit):
         parse_args(argv)
