@@ -96,8 +96,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--policies: {', '.join(clash)}: a linear model explores by epsilon, not count")
     if any("warm" in x.split("+") for x in args.policies) and not (args.q_warm and args.q_warm.is_file()):
         p.error("--q-warm: a +warm policy needs the Q-table file it starts from")
-    if not 1 <= args.seeds <= 100 or not 1 <= args.first_seed <= 10_000:
-        p.error("--seeds: must be in 1..100; --first-seed: in 1..10000")
+    if not 1 <= args.seeds <= 100:
+        p.error("--seeds: must be in 1..100")
+    if not 1 <= args.first_seed <= 10_000:
+        p.error("--first-seed: must be in 1..10000")
     if not 20 <= args.duration <= 3600:
         p.error("--duration: must be in 20..3600 seconds")
     if not 0 <= args.warmup < args.duration:

@@ -399,7 +399,7 @@ def write_report(folder: Path) -> dict[str, plt.Figure]:
         raise ReportError(f"{folder / 'runs.csv'}: no completed run")
     config = _read_config(folder)
     order = config.get("policies") if isinstance(config.get("policies"), list) else []
-    # the policies in the order asked for, not the order they ran in (seed 1's, drawn by the seed)
+    # the policies in the order asked for, not the order they ran in (the first seed's, drawn by the seed)
     summary = dict(sorted(summarise(rows).items(), key=lambda kv: order.index(kv[0]) if kv[0] in order else len(order)))
     (folder / "summary.json").write_text(json.dumps(summary, indent=2, allow_nan=False) + "\n")
     prov = provenance_of(config)

@@ -3,6 +3,7 @@ of runs.csv and the options."""
 
 import json
 import math
+import random
 import subprocess
 import sys
 from pathlib import Path
@@ -116,11 +117,14 @@ def test_quick_sets_its_defaults_and_given_options_win():
     assert args.policies == QUICK["policies"].split(",")
 
 
-def test_first_seed_shifts_every_seed_and_keeps_each_seeds_policy_order():
-    base = run_plan(parse_args(["--seeds", "2", "--policies", "shortest,least-loaded,qlearning"]))
-    shifted = run_plan(parse_args(["--seeds", "2", "--first-seed", "2", "--policies", "shortest,least-loaded,qlearning"]))
-    assert [s for s, _ in base] == [1, 1, 1, 2, 2, 2] and [s for s, _ in shifted] == [2, 2, 2, 3, 3, 3]
-    assert shifted[:3] == base[3:]      # seed 2 runs its policies in the same order either way
+def test_first_seed_shifts_every_seed_and_each_seed_draws_its_own_policy_order():
+    policies = ["shortest", "least-loaded", "widest", "bpann", "qlearning", "random"]
+    plan = run_plan(parse_args(["--seeds", "2", "--first-seed", "4", "--policies", ",".join(policies)]))
+    orders = [[p for s, p in plan if s == seed] for seed in (4, 5)]
+    assert [s for s, _ in plan] == [4] * 6 + [5] * 6
+    # by the seed itself, not its place in the run: seed 4 runs as it would with --seeds 4
+    assert orders == [random.Random(seed).sample(policies, 6) for seed in (4, 5)] and orders[0] != orders[1]
+    assert plan[:6] == run_plan(parse_args(["--seeds", "4", "--policies", ",".join(policies)]))[18:]
 
 
 def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
@@ -132,7 +136,8 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                           (["--policies", "shortest+sideways"], "--policies"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
-                                          (["--first-seed", "0"], "--first-seed")])
+                                          (["--first-seed", "0"], "--first-seed"),
+                                          (["--seeds", "0"], "--seeds")])
 def test_bad_options_name_the_option(argv, field, capsys):
     with pytest.raises(SystemExit):
         parse_args(argv)
