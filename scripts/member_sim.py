@@ -7,7 +7,8 @@ controller's SYN-to-FIN. No network, no controller: what it tells is the member 
     .venv/bin/python -m scripts.member_sim                (50%, 80%, 95% load; about 2 s)
 
 Q-learning keeps one table: it learns on schedules 1..--learn, then every policy is measured on
---test schedules it has not met (101..), paired by schedule. `sed` is a reference rule, not a
+--test schedules it has not met (--first-test.., 101..), paired by schedule; --learners K
+repeats that for K independent learners (each its own random stream), pooling their pairs. `sed` is a reference rule, not a
 policy of the project: shortest expected delay, (open + 1) / speed, knowing the speeds as
 weighted round robin does.
 """
@@ -89,16 +90,20 @@ def p95(times: list[float]) -> float:
     return statistics.quantiles(times, n=20)[-1]
 
 
-def compare(load: float, learn: int, test: int) -> dict[str, list[tuple[float, float]]]:
-    """Per policy, (mean, p95) response time on each test schedule."""
-    learner = trained(load, learn)      # and it goes on learning, as from run to run on the lab
-    policies = {"least-connections": LeastConnections, "weighted": Weighted, "sed": ShortestExpectedDelay,
-                "qlearning": lambda: learner}
-    out: dict[str, list[tuple[float, float]]] = {name: [] for name in policies}
-    for seed in range(101, 101 + test):
-        for name, make in policies.items():
-            times = serve(make(), seed, load)[0]
-            out[name].append((statistics.mean(times), p95(times)))
+def compare(load: float, learn: int, test: int, first: int = 101,
+            learners: int = 1) -> dict[str, list[tuple[float, float]]]:
+    """Per policy, (mean, p95) response time on each test schedule (first.., `test` of them),
+    for each of `learners` independent learners (random streams 0..): the pairs are the
+    (learner, schedule) ones, the classic rules' repeated for each learner."""
+    out: dict[str, list[tuple[float, float]]] = {}
+    for stream in range(learners):
+        learner = trained(load, learn, QLearningMembers(seed=stream))   # and it goes on learning, as on the lab
+        policies = {"least-connections": LeastConnections, "weighted": Weighted, "sed": ShortestExpectedDelay,
+                    "qlearning": lambda: learner}
+        for seed in range(first, first + test):
+            for name, make in policies.items():
+                times = serve(make(), seed, load)[0]
+                out.setdefault(name, []).append((statistics.mean(times), p95(times)))
     return out
 
 
@@ -107,13 +112,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--loads", default="0.5,0.8,0.95", help=f"fractions of the pool's capacity ({LOADS[0]}..{LOADS[1]})")
     p.add_argument("--learn", type=int, default=10, help="schedules Q-learning learns on first")
     p.add_argument("--test", type=int, default=10, help="schedules every policy is measured on (at least 1)")
+    p.add_argument("--first-test", type=int, default=101, help="the first of them (after the learning ones)")
+    p.add_argument("--learners", type=int, default=1, help="independent Q-learners, each trained and measured")
     args = p.parse_args(argv)
-    if args.test < 1 or args.learn < 0:
-        p.error("--test: at least 1; --learn: at least 0")
+    for wrong, message in ((args.test < 1, "--test: at least 1"), (args.learn < 0, "--learn: at least 0"),
+                           (args.learners < 1, "--learners: at least 1"),
+                           (args.first_test <= args.learn, "--first-test: above --learn (a schedule learnt on)")):
+        if wrong:
+            p.error(message)
     print("| load | policy | mean (s) | p95 (s) | mean vs least-connections [95% CI] | p95 vs best of LC, weighted |")
     print("| --- | --- | --- | --- | --- | --- |")
     for load in load_fractions(p, args.loads):
-        result = compare(load, args.learn, args.test)
+        result = compare(load, args.learn, args.test, args.first_test, args.learners)
         lc = [m for m, _ in result["least-connections"]]
         best = [min(a[1], b[1]) for a, b in zip(result["least-connections"], result["weighted"])]
         for name, rows in result.items():

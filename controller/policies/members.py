@@ -1,15 +1,17 @@
 """How a service picks a member for a new connection (controller.core.services.MemberPolicy):
 round robin, least connections, smooth weighted round robin, random, and Q-learning.
 
-Q-learning. A decision is one step (a contextual bandit, gamma 0): the connection's response
-time is all that follows from it. State of a candidate: the service and member, its open
+Q-learning. A decision is one step (a contextual bandit, gamma 0): what follows from it is the
+connection's response and the delay it adds to the connections it shares its member with.
+State of a candidate: the service and member, its open
 connections (binned: 0, 1, 2, 3, 4, 5-6, 7-9, 10-14, 15+) and the load level of the path the
 path policy would take to it (0-3 by bottleneck utilisation, 4 lossy or queueing, u unknown;
-as the path Q-learning's). Q(s) estimates minus the response time in ms that a connection
-sent into s meets, so the member with the highest Q is the one expected to answer soonest:
-with its identity in the state it learns each member's speed, with its connections its queue,
-with the path's level a fast member behind a congested link. A state's value is the mean of
-the responses it met (step 1/visits) down to --q-alpha, as the path table's: a response is
+as the path Q-learning's). Reward: minus the connection's cost in ms (cost_ms: its response
+time, and SHARED_COST of it for each connection its member still holds at its FIN), so the
+member with the highest Q is the one where a connection is expected to cost least: with its
+identity in the state it learns each member's speed, with its connections its queue, with the
+path's level a fast member behind a congested link. A state's value is the mean of
+the costs it met (step 1/visits) down to --q-alpha, as the path table's: a response is
 heavy-tailed with the answer's length, so a constant step let a few long answers decide. A state never met
 falls back, pessimistically, on what is known: its member and connection count (the path level
 ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
@@ -40,6 +42,7 @@ from controller.policies.qlearning import LEVELS, QLearningPolicy, QTable, level
 
 ACTIVE_BINS = (1, 2, 3, 4, 5, 7, 10, 15)    # lower edges of bins 1.. (bin 0: no connection open)
 BIN_EDGES = (0, *ACTIVE_BINS)                # each bin's fewest open connections
+SHARED_COST = 0.15     # of a connection's response time, per connection still open at its member at its FIN
 STATE = re.compile(rf"[A-Za-z][\w-]{{0,31}}/[A-Za-z][\w-]{{0,14}} a[0-{len(ACTIVE_BINS)}]"
                    rf"( p[0-{len(LEVELS) + 1}u])?", re.ASCII)     # member_state's, or its coarse state
 
@@ -99,6 +102,17 @@ class RandomMember(MemberPolicy):
         return self._random.randrange(len(members))
 
 
+def cost_ms(response_s: float, after: MemberLoad) -> float:
+    """What a connection cost: its own response, and the delay it added to the `after.active`
+    connections its member still held when it ended (they shared the member, or waited for its
+    slot), counted as SHARED_COST of its response each. With its response alone, each
+    connection took the member that would answer it soonest and crowded the fast members'
+    queues: in scripts.member_sim, 5% above least connections' mean at 80% load and 24% at 95%;
+    with a share of 0.1, 0.15 or 0.2, 8-13% below at 80%, 3-5% above at 95% (3 learners,
+    schedules 201-220, docs/services.md)."""
+    return response_s * 1e3 * (1 + SHARED_COST * after.active)
+
+
 def member_state(service: str, m: MemberLoad) -> str:
     load = "u" if m.path is None else level(m.path)
     return f"{service}/{m.host} a{bisect.bisect_right(ACTIVE_BINS, m.active)} p{load}"
@@ -114,7 +128,7 @@ class MemberQTable(QTable):
         """A file's state that member_state cannot have made, or a value no response gives."""
         if not STATE.fullmatch(state):
             return "not a member state (<service>/<member> a<bin>, optionally p<level>)"
-        return None if value <= 0 else "a value above 0 (a reward is minus a response time)"
+        return None if value <= 0 else "a value above 0 (a reward is minus a cost)"
 
     @staticmethod
     def coarse(state: str) -> str | None:
@@ -162,7 +176,7 @@ class QLearningMembers(QLearningPolicy):
         return [self.table.value(member_state(service, m)) for m in members]
 
     def learn(self, service: str, chosen: MemberLoad, response_s: float, after: MemberLoad) -> None:
-        self.table.update(member_state(service, chosen), -response_s * 1e3, member_state(service, after))
+        self.table.update(member_state(service, chosen), -cost_ms(response_s, after), member_state(service, after))
         self._changed = True
 
     def save(self) -> None:

@@ -27,7 +27,8 @@ from controller.policies import members as policies
 from controller.service.metrics import Metrics
 from controller.service.rest import RestApi
 from controller.policies.members import (SERVICE_POLICY_TYPES, LeastConnections, MemberQTable,
-                                         QLearningMembers, RandomMember, RoundRobin, Weighted, member_state)
+                                         QLearningMembers, RandomMember, RoundRobin, SHARED_COST, Weighted,
+                                         member_state)
 from controller.policies.qlearning import QTable, QTableError, load
 from fakes.frames import ipv4_frame
 from tests.unit.test_rest import call, exchange
@@ -501,14 +502,15 @@ def test_member_states_name_the_member_its_load_bin_and_its_paths_level():
 def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     q = QLearningMembers(alpha=0.5, epsilon=0.0)      # alpha is the path table's: members average
     chosen = MemberLoad("m1", 1.0, 2, None, None, features(0.1))
-    q.learn("web", chosen, 0.8, chosen)      # reward -800 ms; gamma 0, step 1/1: Q <- r
+    alone = chosen._replace(active=0)       # nothing else open at the member at the FIN: cost = response
+    q.learn("web", chosen, 0.8, alone)      # reward -800 ms; gamma 0, step 1/1: Q <- r
     assert q.table.q["web/m1 a2 p0"] == [-800.0, 1] and q.table.q["web/m1 a2"] == [-800.0, 1]
-    q.learn("web", chosen, 0.2, chosen)      # step 1/2: the mean of -800 and -200
+    q.learn("web", chosen, 0.2, alone)      # step 1/2: the mean of -800 and -200
     assert q.table.q["web/m1 a2 p0"] == [-800 + (-200 + 800) / 2, 2] == [-500.0, 2]
-    q.learn("web", chosen, 0.5, chosen)      # step 1/3: the mean of three
+    q.learn("web", chosen, 0.5, alone)      # step 1/3: the mean of three
     assert q.table.q["web/m1 a2 p0"] == [pytest.approx(-500.0), 3]
     assert q.table.value("web/m1 a2 p3") == pytest.approx(-500.0)   # path level never met: member and load's
-    q.learn("web", chosen._replace(host="m2"), 1.0, chosen)     # m2: -1000
+    q.learn("web", chosen._replace(host="m2"), 1.0, alone)      # m2: -1000
     # count never met: the nearest lower count's, as if m1 shared itself: 5 open + this one, 2 + this one
     assert q.table.value("web/m1 a5 p0") == pytest.approx(-500.0 * 6 / 3)
     assert q.table.value("web/m1 a8 pu") == pytest.approx(-500.0 * 16 / 3)     # bin 15+
@@ -518,6 +520,18 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     assert q.table.value("web/m2 a1 pu") == pytest.approx(-1000.0)
     assert q.table.value("web/m3 a0 pu") == pytest.approx(-750.0)  # member never met: the service's mean
     assert q.table.value("db/m3 a0 pu") == 0.0          # nothing of the service learnt
+
+
+def test_a_connections_cost_is_its_response_and_a_share_of_it_per_connection_left_at_its_member():
+    """The reward counts the delay a connection adds to those it shares its member with: the
+    connections still open there at its FIN, not those open when it was chosen (its state's)."""
+    q = QLearningMembers(epsilon=0.0)
+    chosen = MemberLoad("m1", 1.0, 2, None, None, None)
+    q.learn("web", chosen, 0.8, chosen._replace(active=0))
+    q.learn("web", chosen._replace(host="m2"), 0.8, chosen._replace(host="m2", active=4))
+    assert q.table.q["web/m1 a2 pu"][0] == -800.0
+    assert q.table.q["web/m2 a2 pu"][0] == pytest.approx(-800.0 * (1 + 4 * SHARED_COST))
+    assert 0 < SHARED_COST < 1
 
 
 def test_a_states_step_is_one_over_its_visits_down_to_alpha_for_members_and_paths_alike():
