@@ -7,8 +7,8 @@ controller's SYN-to-FIN. No network, no controller: what it tells is the member 
     .venv/bin/python -m scripts.member_sim                (50%, 80%, 95% load; about 2 s)
 
 Q-learning keeps one table: it learns on schedules 1..--learn, then every policy is measured on
---test schedules it has not met (--first-test.., 101..), paired by schedule; --learners K
-repeats that for K independent learners (each its own random stream), pooling their pairs. `sed` is a reference rule, not a
+--test schedules it has not met (--first-test.., 101..), paired by schedule; with --learners K,
+K independent learners (each its own random stream), their figures averaged per schedule. `sed` is a reference rule, not a
 policy of the project: shortest expected delay, (open + 1) / speed, knowing the speeds as
 weighted round robin does.
 """
@@ -92,18 +92,19 @@ def p95(times: list[float]) -> float:
 
 def compare(load: float, learn: int, test: int, first: int = 101,
             learners: int = 1) -> dict[str, list[tuple[float, float]]]:
-    """Per policy, (mean, p95) response time on each test schedule (first.., `test` of them),
-    for each of `learners` independent learners (random streams 0..): the pairs are the
-    (learner, schedule) ones, the classic rules' repeated for each learner."""
+    """Per policy, (mean, p95) response time on each test schedule (first.., `test` of them);
+    Q-learning's the average over `learners` independent learners (random streams 0..), so
+    that each schedule is one pair whatever their number."""
+    tables = [trained(load, learn, QLearningMembers(seed=k)) for k in range(learners)]   # they go on learning
     out: dict[str, list[tuple[float, float]]] = {}
-    for stream in range(learners):
-        learner = trained(load, learn, QLearningMembers(seed=stream))   # and it goes on learning, as on the lab
-        policies = {"least-connections": LeastConnections, "weighted": Weighted, "sed": ShortestExpectedDelay,
-                    "qlearning": lambda: learner}
-        for seed in range(first, first + test):
-            for name, make in policies.items():
-                times = serve(make(), seed, load)[0]
-                out.setdefault(name, []).append((statistics.mean(times), p95(times)))
+    for seed in range(first, first + test):
+        for name, make in (("least-connections", LeastConnections), ("weighted", Weighted),
+                           ("sed", ShortestExpectedDelay)):
+            times = serve(make(), seed, load)[0]
+            out.setdefault(name, []).append((statistics.mean(times), p95(times)))
+        runs = [serve(learner, seed, load)[0] for learner in tables]
+        out.setdefault("qlearning", []).append((statistics.mean(statistics.mean(t) for t in runs),
+                                                statistics.mean(p95(t) for t in runs)))
     return out
 
 

@@ -2,7 +2,7 @@
 round robin, least connections, smooth weighted round robin, random, and Q-learning.
 
 Q-learning. A decision is one step (a contextual bandit, gamma 0): what follows from it is the
-connection's response and the delay it adds to the connections it shares its member with.
+connection's response and the delay it adds to the other connections at its member.
 State of a candidate: the service and member, its open
 connections (binned: 0, 1, 2, 3, 4, 5-6, 7-9, 10-14, 15+) and the load level of the path the
 path policy would take to it (0-3 by bottleneck utilisation, 4 lossy or queueing, u unknown;
@@ -15,7 +15,8 @@ the costs it met (step 1/visits) down to --q-alpha, as the path table's: a respo
 heavy-tailed with the answer's length, so a constant step let a few long answers decide. A state never met
 falls back, pessimistically, on what is known: its member and connection count (the path level
 ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
-among its connections (n open: (n + 1) / (m + 1) times the value learnt with m open), else its
+among its connections (_shared: n open, (n + 1)(1 + SHARED_COST n) / ((m + 1)(1 + SHARED_COST m))
+times the value learnt with m open), else its
 nearest higher count learnt, unscaled (fewer connections answer no later), else the
 mean of the service's learnt values; 0 only while nothing of the service is learnt. (An unmet
 state worth 0 beat every measured value, and the table changes only at a FIN: every new
@@ -42,7 +43,7 @@ from controller.policies.qlearning import LEVELS, QLearningPolicy, QTable, level
 
 ACTIVE_BINS = (1, 2, 3, 4, 5, 7, 10, 15)    # lower edges of bins 1.. (bin 0: no connection open)
 BIN_EDGES = (0, *ACTIVE_BINS)                # each bin's fewest open connections
-SHARED_COST = 0.15     # of a connection's response time, per connection still open at its member at its FIN
+SHARED_COST = 0.2     # of a connection's response time, per connection still open at its member at its FIN
 STATE = re.compile(rf"[A-Za-z][\w-]{{0,31}}/[A-Za-z][\w-]{{0,14}} a[0-{len(ACTIVE_BINS)}]"
                    rf"( p[0-{len(LEVELS) + 1}u])?", re.ASCII)     # member_state's, or its coarse state
 
@@ -105,12 +106,19 @@ class RandomMember(MemberPolicy):
 def cost_ms(response_s: float, after: MemberLoad) -> float:
     """What a connection cost: its own response, and the delay it added to the `after.active`
     connections its member still held when it ended (they shared the member, or waited for its
-    slot), counted as SHARED_COST of its response each. With its response alone, each
-    connection took the member that would answer it soonest and crowded the fast members'
-    queues: in scripts.member_sim, 5% above least connections' mean at 80% load and 24% at 95%;
-    with a share of 0.1, 0.15 or 0.2, 8-13% below at 80%, 3-5% above at 95% (3 learners,
-    schedules 201-220, docs/services.md)."""
+    slot), counted as SHARED_COST of its response each: a heuristic, since the controller
+    counts connections, not slots or queues. With its response alone, each connection took the
+    member that would answer it soonest and crowded the fast members' queues: in
+    scripts.member_sim, on schedules not used to choose the share (301-320, 3 learners), 8%
+    above least connections' mean at 80% load and 22% at 95%; with 0.2, 9% below and 1% below
+    (docs/services.md has the scan of shares from 0.1 to 0.5)."""
     return response_s * 1e3 * (1 + SHARED_COST * after.active)
+
+
+def _shared(n: int) -> float:
+    """How a connection's cost grows with the `n` open at its member, as if the member shared
+    itself among them: its response n + 1 times one alone's, and about as many left at its FIN."""
+    return (n + 1) * (1 + SHARED_COST * n)
 
 
 def member_state(service: str, m: MemberLoad) -> str:
@@ -147,7 +155,7 @@ class MemberQTable(QTable):
         lower = max((b for b in met if b < count), default=None)
         higher = min((b for b in met if b > count), default=None)
         if lower is not None:
-            return self.q[f"{member} a{lower}"][0] * (BIN_EDGES[count] + 1) / (BIN_EDGES[lower] + 1)
+            return self.q[f"{member} a{lower}"][0] * _shared(BIN_EDGES[count]) / _shared(BIN_EDGES[lower])
         if higher is not None:
             return self.q[f"{member} a{higher}"][0]
         service = member.partition("/")[0] + "/"

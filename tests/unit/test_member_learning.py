@@ -78,20 +78,22 @@ def test_at_80_percent_load_the_learners_p95_and_mean_are_below_least_connection
     assert statistics.mean(means) < 0, means
 
 
-def test_at_95_percent_load_the_learners_mean_stays_near_least_connections():
+def test_at_95_percent_load_the_learners_mean_stays_within_5_percent_of_least_connections():
     """The connections a connection leaves at its member are in its cost (members.cost_ms):
     with its own response alone, its mean here was 21% above least connections'."""
     policy = trained(0.95)
     ours = [statistics.mean(serve(policy, seed, 0.95)[0]) for seed in range(101, 111)]
     theirs = [statistics.mean(serve(LeastConnections(), seed, 0.95)[0]) for seed in range(101, 111)]
-    assert statistics.mean(ours) < 1.08 * statistics.mean(theirs), (ours, theirs)
+    assert statistics.mean(ours) < 1.05 * statistics.mean(theirs), (ours, theirs)     # the issue's bound
 
 
-def test_independent_learners_each_give_their_own_pairs_on_the_same_schedules():
-    result = compare(0.5, 1, 2, first=201, learners=2)
-    assert {name: len(rows) for name, rows in result.items()} == dict.fromkeys(result, 4)
-    classic, learnt = result["least-connections"], result["qlearning"]
-    assert classic[:2] == classic[2:] and learnt[:2] != learnt[2:]    # one schedule pair, two learners
+def test_independent_learners_are_averaged_per_schedule():
+    one, two = (compare(0.5, 1, 2, first=201, learners=k) for k in (1, 2))
+    assert {name: len(rows) for name, rows in two.items()} == dict.fromkeys(two, 2)   # a pair per schedule
+    assert one["least-connections"] == two["least-connections"] and one["qlearning"] != two["qlearning"]
+    second = trained_policy(0.5, 1, QLearningMembers(seed=1))
+    times = serve(second, 201, 0.5)[0]
+    assert two["qlearning"][0][0] == pytest.approx((one["qlearning"][0][0] + statistics.mean(times)) / 2)
 
 
 def test_the_simulation_on_one_test_schedule_gives_changes_without_an_interval(capsys):
