@@ -282,6 +282,30 @@ def test_response_time_is_syn_to_the_members_fin_and_ends_the_connection_as_acti
     assert (member.active, member.completed, member.response_ms) == (0, 1, pytest.approx(2500))
 
 
+def test_a_fin_teaches_the_member_as_chosen_and_the_connections_it_still_holds():
+    """What the reward counts (members.cost_ms): the connections open at the member after this
+    one ended, not counting it, and the member as it was when this connection chose it."""
+    class First(LeastConnections):
+        learns, taught = True, []
+
+        def choose(self, service, members, key):
+            return 0
+
+        def learn(self, service, chosen, response_s, after):
+            self.taught.append((chosen.active, response_s, after.active))
+
+    b = up(booted("least-connections"))
+    b.balancer.services.services["web"].policy = First()
+    opened = b.now
+    conns = [syn(b, "h1", 40000 + i) for i in range(3)]     # all to m1: it holds 0, 1, then 2 at each choice
+    member = b.balancer.services.services["web"].member(member_of(conns[1]))
+    fin = next(m for m in conns[1] if isinstance(m, FlowMod) and m.match.tcp_flags == TCP_FIN)
+    h1 = b.spec.host("h1")
+    b.balancer.packet_in(fin.dpid, fin.match.in_port, ipv4_frame(member.mac, h1.mac, member.ip, h1.ip, 6,
+                         PORT, 40001, TCP_FIN | TCP_ACK), opened + 2.5, cookie=fin.cookie)
+    assert member.active == 2 and First.taught == [(1, pytest.approx(2.5), 2)]
+
+
 @pytest.mark.parametrize("fin_first, isn", [(True, 9000), (True, 1000), (False, 9000)],
                          ids=["after-the-fin", "after-the-fin-same-isn", "before-the-fin"])
 def test_a_new_connection_on_a_connections_5_tuple_is_balanced_again(fin_first, isn):
