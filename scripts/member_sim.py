@@ -8,9 +8,9 @@ controller's SYN-to-FIN. No network, no controller: what it tells is the member 
 
 Q-learning keeps one table: it learns on schedules 1..--learn, then every policy is measured on
 --test schedules it has not met (--first-test.., 101..), paired by schedule; with --learners K,
-K independent learners (each its own random stream), their figures averaged per schedule. `sed` is a reference rule, not a
-policy of the project: shortest expected delay, (open + 1) / speed, knowing the speeds as
-weighted round robin does.
+K independent learners (each its own random stream), their figures averaged per schedule.
+`sed` is a reference rule, not a policy of the project: shortest expected delay,
+(open + 1) / speed, knowing the speeds as weighted round robin does.
 """
 
 from __future__ import annotations

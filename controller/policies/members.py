@@ -105,8 +105,8 @@ class RandomMember(MemberPolicy):
 
 def cost_ms(response_s: float, after: MemberLoad) -> float:
     """What a connection cost: its own response, and the delay it added to the `after.active`
-    connections its member still held when it ended (they shared the member, or waited for its
-    slot), counted as SHARED_COST of its response each: a heuristic, since the controller
+    connections its member still held when it ended (some of them waited for its slot),
+    counted as SHARED_COST of its response each: a heuristic, since the controller
     counts connections, not slots or queues. With its response alone, each connection took the
     member that would answer it soonest and crowded the fast members' queues: in
     scripts.member_sim, on schedules not used to choose the share (301-320, 3 learners), 8%

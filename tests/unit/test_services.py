@@ -537,8 +537,9 @@ def test_the_q_update_by_hand_and_its_fallback_to_member_and_load():
     q.learn("web", chosen._replace(host="m2"), 1.0, alone)      # m2: -1000
     # count never met: the nearest lower count's, as if m1 shared itself: 5 open + this one against
     # 2 + this one, and as many left at its FIN (5 against 2) counted at SHARED_COST each
-    assert q.table.value("web/m1 a5 p0") == pytest.approx(-500.0 * 6 * (1 + 5 * SHARED_COST) / (3 * (1 + 2 * SHARED_COST)))
-    assert q.table.value("web/m1 a8 pu") == pytest.approx(-500.0 * 16 * (1 + 15 * SHARED_COST) / (3 * (1 + 2 * SHARED_COST)))
+    learnt = 3 * (1 + 2 * SHARED_COST)
+    assert q.table.value("web/m1 a5 p0") == pytest.approx(-500.0 * 6 * (1 + 5 * SHARED_COST) / learnt)
+    assert q.table.value("web/m1 a8 pu") == pytest.approx(-500.0 * 16 * (1 + 15 * SHARED_COST) / learnt)
     # no lower count learnt: the nearest higher one's, unscaled (fewer connections answer no later),
     # not the service's mean (-750), which is below what m1 met with more open
     assert q.table.value("web/m1 a0 p0") == pytest.approx(-500.0)
