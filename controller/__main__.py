@@ -29,7 +29,8 @@ from pathlib import Path
 from controller.core.settings import TABLE, ConfigError, Range, Setting, Settings
 from controller.core.spec import TopologyError
 from controller.files import load_spec
-from controller.policies import DEFAULT_MODEL, POLICIES, BpannPolicy, make_policy, members, qlearning
+from controller.policies import POLICIES, BpannPolicy, make_policy, members, qlearning
+from controller.policies.bpann import MODEL_POLICIES
 from controller.service.capture import Capture
 from models import bpann
 from models.bpann import ModelError
@@ -100,8 +101,8 @@ def settings_env(args: argparse.Namespace) -> dict[str, str]:
         load_spec(settings.topology)
     # Files named at launch must load: the app would only warn and fall back (least-loaded,
     # an empty table), which suits a reload at run time, not a typo at the command line.
-    if settings.model or settings.policy == BpannPolicy.name:
-        bpann.load(settings.model or DEFAULT_MODEL)
+    if settings.model or settings.policy in MODEL_POLICIES:
+        bpann.load(settings.model or POLICIES.get(settings.policy, BpannPolicy).default_model)
     if settings.q_table and os.path.lexists(settings.q_table):
         qlearning.load(settings.q_table, qlearning.MODELS[settings.q_model])
     if settings.service_q_table and os.path.lexists(settings.service_q_table):

@@ -6,9 +6,10 @@ path measured right after (models/labels.py). Two kinds of file, told apart by t
         headroom_mbps, transfer_bytes, fct_s, censored
 
 The first is the paper's: a probe train's median one-way delay and loss (`next_delay_ms`,
-`next_loss`). The second labels a transfer of known size by its completion time `fct_s`
-(`censored` 1: cut at its bound, so a lower bound) and adds the path's bottleneck capacity
-and headroom, so that capacity can be learnt. The features are the controller's
+`next_loss`); its inputs are the paper's four. The second labels a transfer of known size by
+its completion time `fct_s` (`censored` 1: cut at its bound, so a lower bound) and adds the
+path's bottleneck capacity and headroom, so that capacity can be learnt: its inputs are
+models.bpann's CAPACITY. The features are the controller's
 (GET /api/v1/paths) just before the flow starts; the label is a measurement, never computed
 from the features. A file without a `network` column is the network its name says (h1h7.csv: h1h7).
 """
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from models.bpann import FEATURES
+from models.bpann import CAPACITY, FEATURES, input_row
 
 LABEL = "next_delay_ms"
 COLUMNS = ("time_s", "src", "dst", "path", *FEATURES, LABEL, "next_loss")
@@ -44,13 +45,14 @@ class DatasetError(ValueError):
 
 @dataclass(frozen=True)
 class Dataset:
-    x: np.ndarray          # n x 4, FEATURES order
+    x: np.ndarray          # n x len(inputs)
     y: np.ndarray          # n, the label
     paths: list[str]
     times: np.ndarray      # n, seconds since the epoch: what time-blocked folds split by
     networks: list[str]    # n, the network each sample was measured on
     persistence: np.ndarray  # n, the baseline "the label equals its current measurement"
     label: str = LABEL
+    inputs: tuple[str, ...] = FEATURES
 
     def __len__(self) -> int:
         return len(self.y)
@@ -92,13 +94,15 @@ def load_dataset(path: str | Path) -> Dataset:
         rows.append((values, row["path"], row.get("network") or path.stem))
     if not rows:
         raise DatasetError(f"{path}: no samples")
-    x = np.array([[v[f] for f in FEATURES] for v, _, _ in rows])
+    inputs = CAPACITY if transfer else FEATURES
+    x = np.array([input_row(inputs, *(v[f] for f in FEATURES), v.get("bottleneck_mbps", math.inf),
+                            v.get("headroom_mbps", math.inf)) for v, _, _ in rows])
     y = np.array([v[label] for v, _, _ in rows])
     times = np.array([v["time_s"] for v, _, _ in rows])
     paths, networks = [p for _, p, _ in rows], [n for _, _, n in rows]
     persistence = (_last_on_path(times, networks, paths, y, [v for v, _, _ in rows]) if transfer
                    else x[:, FEATURES.index("latency_ms")])
-    return Dataset(x, y, paths, times, networks, persistence, label)
+    return Dataset(x, y, paths, times, networks, persistence, label, inputs)
 
 
 def _last_on_path(times, networks, paths, fct, values) -> np.ndarray:
@@ -122,4 +126,4 @@ def concat(sets: list[Dataset]) -> Dataset:
     return Dataset(np.vstack([s.x for s in sets]), np.concatenate([s.y for s in sets]),
                    [p for s in sets for p in s.paths], np.concatenate([s.times for s in sets]),
                    [n for s in sets for n in s.networks], np.concatenate([s.persistence for s in sets]),
-                   labels.pop())
+                   labels.pop(), sets[0].inputs)

@@ -28,7 +28,7 @@ MAX_ITER = 1000
 LATENCY = FEATURES.index("latency_ms")
 
 
-def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0) -> Bpann:
+def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0, inputs=FEATURES) -> Bpann:
     """Standardise the inputs and log(1 + label), fit the network by backpropagation (L-BFGS,
     L2 penalty ALPHA), and return it as the arrays the controller runs, with the inputs' range."""
     x_mean, x_scale = x.mean(axis=0), x.std(axis=0)
@@ -41,7 +41,8 @@ def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0) -> Bpann
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit((x - x_mean) / x_scale, (ly - y_mean) / y_scale)
     (w1, w2), (b1, b2) = mlp.coefs_, mlp.intercepts_
-    return Bpann(x.min(axis=0), x.max(axis=0), x_mean, x_scale, w1, b1, w2, b2, y_mean, y_scale, meta={})
+    return Bpann(x.min(axis=0), x.max(axis=0), x_mean, x_scale, w1, b1, w2, b2, y_mean, y_scale, meta={},
+                 inputs=tuple(inputs))
 
 
 @dataclass(frozen=True)

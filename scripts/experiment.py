@@ -39,6 +39,7 @@ from tqdm import tqdm
 
 from controller.core.settings import Settings
 from controller.policies import POLICIES
+from controller.policies.bpann import MODEL_POLICIES
 from scripts import learning
 from scripts.report import RUN_COLUMNS, parse_quick, print_summary
 from topologies.lab import Lab, default_workdir, provenance
@@ -75,7 +76,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true",
                    help="; ".join(f"{k}={v}" for k, v in QUICK.items()) + " (options given win)")
     p.add_argument("--model", type=Path, metavar="PATH",
-                   help="BPANN model (.npz + .json) of the bpann runs (default the shipped models/bpann)")
+                   help="BPANN model (.npz + .json) of the bpann and learned runs (default the shipped "
+                        "models/bpann and models/learned)")
     p.add_argument("--q-warm", type=Path, metavar="FILE",
                    help="Q-table each seed of a qlearning+warm run starts from (a copy: the file is not changed)")
     p.add_argument("--out", type=Path, help="results folder (default results/experiment-<time>)")
@@ -171,7 +173,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
     """One policy on one seed's schedule, on a fresh controller and network: its runs.csv rows."""
     name, *variants = policy.split("+")
     extra = [option for v in variants for option in VARIANTS[v]]
-    if name == "bpann" and args.model:
+    if name in MODEL_POLICIES and args.model:
         extra += ["--model", str(args.model.resolve())]    # the controller runs in the tree's root
     if name == "qlearning":     # one table per variant, learning across its seeds, unless it starts anew
         table = rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json"

@@ -37,7 +37,7 @@ import numpy as np
 from controller import files
 from controller.core.spec import TopologyError
 from controller.core.zoo import ZOO_PREFIX
-from controller.policies.bpann import DEFAULT_MODEL
+from controller.policies.bpann import DEFAULT_MODEL, MODEL_POLICIES
 from controller.service.rest import token_path
 from models import bpann
 from models.bpann import ModelError
@@ -165,11 +165,11 @@ def call(port: int, resource: str, method: str = "GET", token: str | None = None
 
 
 def check_serves(port: int, answer, target: Path, what: str, why: str = "") -> None:
-    """The controller's answer names policy bpann with the model at `target`; else RetrainError
+    """The controller's answer names policy bpann or learned with the model at `target`; else RetrainError
     says what it serves instead (`what` before, `why` after)."""
     answer = answer if isinstance(answer, dict) else {"policy": None, "model": answer}
     served = answer.get("model")
-    if (answer.get("policy") != "bpann" or not isinstance(served, str)
+    if (answer.get("policy") not in MODEL_POLICIES or not isinstance(served, str)
             or base(served).resolve() != base(target).resolve()):
         raise RetrainError(f"127.0.0.1:{port}: {what} policy {answer.get('policy')!r} with model {served!r:.200}, "
                            f"not {base(target)}{why}")
@@ -389,6 +389,9 @@ def main(argv: list[str] | None = None) -> int:
         data = concat([load_dataset(path) for path in samples])
         if data.label != label:
             raise RetrainError(f"{samples[0]}: samples of {data.label}, but the model in use predicts {label}")
+        if data.inputs != current.inputs:
+            raise RetrainError(f"{target}.json: inputs {list(current.inputs)}, but {samples[0]}'s samples give "
+                               f"{list(data.inputs)}")
         try:
             train, test = time_blocked_folds(data.times, HOLDOUT_BLOCKS, args.gap)[-1]
             inner = [(train[a], train[b]) for a, b in time_blocked_folds(data.times[train], args.folds, args.gap)]
@@ -408,7 +411,8 @@ def main(argv: list[str] | None = None) -> int:
     hidden = choose(scores)
     meta = {**metadata(b"".join(p.read_bytes() for p in samples), len(train), hidden, scores, label, args.seed,
                        args.folds), **provenance("scripts.retrain", argv)}
-    candidate = bpann.save(dataclasses.replace(fit_bpann(data.x[train], data.y[train], hidden, args.seed),
+    candidate = bpann.save(dataclasses.replace(fit_bpann(data.x[train], data.y[train], hidden, args.seed,
+                                                         data.inputs),
                                                meta=meta), out / "candidate")[0]
     errors = heldout_errors(data, test, current, bpann.load(candidate))
 

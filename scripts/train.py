@@ -112,7 +112,7 @@ def main() -> int:
     (out / "sweep.csv").write_text("model,mae,mae_std,r2,r2_std\n" + "".join(
         f"{s.name},{s.mae:.6g},{s.mae_std:.6g},{s.r2:.6g},{s.r2_std:.6g}\n" for s in scores))
     plot(scores, out / "sweep.png", data.label)
-    model = fit_bpann(x, y, hidden, args.seed)
+    model = fit_bpann(x, y, hidden, args.seed, data.inputs)
     data_bytes = b"".join(Path(d).read_bytes() for d in args.data)
     meta = metadata(data_bytes, len(y), hidden, scores, data.label, args.seed, args.folds,
                     "time-blocked" if args.cv == "time" else "shuffled")

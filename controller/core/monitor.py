@@ -144,11 +144,13 @@ class PathFeatures:
     hops: int             # inter-switch links
     unknown: int = 0      # links without recent statistics (their load reads 0)
     headroom_mbps: float = math.inf   # the least capacity left on a link (inf: no inter-switch link)
+    capacity_mbps: float = math.inf   # the thinnest link's capacity (inf: no inter-switch link)
 
     def as_dict(self) -> dict:
         return {"utilisation": self.utilisation, "loss": self.loss, "latency_ms": self.latency_ms,
                 "hops": self.hops, "unknown": self.unknown,
-                "headroom_mbps": self.headroom_mbps if math.isfinite(self.headroom_mbps) else None}
+                "headroom_mbps": self.headroom_mbps if math.isfinite(self.headroom_mbps) else None,
+                "capacity_mbps": self.capacity_mbps if math.isfinite(self.capacity_mbps) else None}
 
 
 def clamp01(x: float) -> float:
@@ -455,10 +457,12 @@ def _rate(prev: PortStat, prev_at: float, cur: PortStat, now: float, before: Por
 
 
 def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] | None = None) -> PathFeatures:
-    """The paper's four features of a path from the metrics of its links (the source host's
-    access link, the inter-switch links, the destination's access link), its number of
-    inter-switch links, and the load booked on each link (added to its measured rate)."""
-    survive, utilisation, latency, unknown, headroom = 1.0, 0.0, 0.0, 0, math.inf
+    """The paper's four features of a path, and its headroom and capacity, from the metrics
+    of its links (the source host's access link, the inter-switch links, the destination's
+    access link), its number of inter-switch links, and the load booked on each link (added to
+    its measured rate). Headroom and capacity are the inter-switch links' (hosts' access links
+    are not shared by the candidates)."""
+    survive, utilisation, latency, unknown, headroom, capacity = 1.0, 0.0, 0.0, 0, math.inf, math.inf
     last = len(links) - 1
     for i, (lk, booked) in enumerate(zip(links, booked_mbps or [0.0] * len(links))):
         survive *= 1 - lk.loss
@@ -466,6 +470,7 @@ def path_features(links: list[LinkMetrics], hops: int, booked_mbps: list[float] 
         if 0 < i < last:
             utilisation = max(utilisation, u)
             headroom = min(headroom, max(lk.capacity_mbps - lk.rate_mbps - booked, 0.0))
+            capacity = min(capacity, lk.capacity_mbps)
         latency += lk.latency_ms
         unknown += not lk.known
-    return PathFeatures(min(utilisation, 1.0), clamp01(1 - survive), latency, hops, unknown, headroom)
+    return PathFeatures(min(utilisation, 1.0), clamp01(1 - survive), latency, hops, unknown, headroom, capacity)

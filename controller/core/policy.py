@@ -49,7 +49,7 @@ class Policy:
 
     def reload(self) -> None:
         """Load the policy's model file again (a policy without one refuses)."""
-        raise ConfigError(f"policy is '{self.name}', not 'bpann': no model to reload")
+        raise ConfigError(f"policy is '{self.name}', not 'bpann' or 'learned': no model to reload")
 
     def reset(self) -> None:
         """Forget what the policy learnt (a policy that learns nothing refuses)."""

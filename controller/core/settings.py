@@ -121,8 +121,8 @@ class Settings:
         None, "--capture", "append link metrics and path features to DIR/links.csv and DIR/paths.csv every "
         "poll (for retraining)", metavar="DIR", unset="off", absolute=True)
     model: str | None = _setting(
-        None, "--model", "BPANN model (.npz + .json) for --policy bpann; reloaded by REST and SIGHUP",
-        metavar="PATH", unset="the shipped models/bpann", absolute=True)
+        None, "--model", "BPANN model (.npz + .json) for --policy bpann or learned; reloaded by REST and SIGHUP",
+        metavar="PATH", unset="the shipped models/bpann or models/learned", absolute=True)
     q_table: str | None = _setting(
         None, "--q-table", "Q-learning table for --policy qlearning: loaded at start, saved after each poll "
         "that learnt something", metavar="FILE", unset="memory only", absolute=True)

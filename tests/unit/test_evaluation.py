@@ -12,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from models import bpann
+from models.bpann import CAPACITY
 from models.dataset import TRANSFER_COLUMNS, DatasetError, concat, load_dataset
 from models.evaluation import (mae, mean_relative_error, network_folds, per_network, shuffled_folds,
                                time_blocked_folds)
@@ -141,6 +142,8 @@ def test_a_transfer_dataset_loads_with_the_last_completion_on_the_same_path_as_p
     assert data.label == "fct_s" and data.networks == ["net"] * 6
     assert data.persistence[:2].tolist() == [pytest.approx(1e6 * 8 / 80e6), pytest.approx(1e6 * 8 / 10e6)]
     assert data.persistence[2:].tolist() == [r[12] for r in rows[:4]]
+    assert data.inputs == CAPACITY
+    assert data.x[0].tolist() == [*rows[0][5:9], pytest.approx(math.log1p(80)), pytest.approx(math.log1p(rows[0][10]))]
     write_csv(tmp_path / "p.csv", [(1.0, "h1", "h7", "s1>s2", 0, 0, 1, 1, 1, 0)],
               header=("time_s", "src", "dst", "path", "utilisation", "loss", "latency_ms", "hops",
                       "next_delay_ms", "next_loss"))
@@ -164,4 +167,5 @@ def test_training_reports_each_network_time_blocked_and_held_out(tmp_path, monke
     assert "## time folds" in report and "## held-out networks" in report
     for name in ("alpha", "beta", "gamma"):
         assert f"| {name} | bpann-3 | 120 |" in report and f"| {name} | persistence | 120 |" in report
-    assert bpann.load(tmp_path / "m.npz").meta["cv_method"] == "time-blocked"
+    model = bpann.load(tmp_path / "m.npz")
+    assert model.meta["cv_method"] == "time-blocked" and model.inputs == CAPACITY

@@ -61,7 +61,7 @@ def test_a_decision_shows_candidates_features_scores_and_the_choice_as_taken():
     assert [c["score"] for c in d["candidates"]] == [0.9, 0.0, 0.0]
     assert d["chosen"] == 1 and [c["chosen"] for c in d["candidates"]] == [False, True, False]
     assert set(d["candidates"][0]) == {"path", "utilisation", "loss", "latency_ms", "hops", "unknown",
-                                       "headroom_mbps", "score", "chosen"}
+                                       "headroom_mbps", "capacity_mbps", "score", "chosen"}
     # the flow's path is the one the decision chose
     assert call(api, "/api/v1/flows")[1][0]["path"] == H1_H7[d["chosen"]]
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from controller.core.monitor import PathFeatures
-from controller.policies import DEFAULT_MODEL, BpannPolicy
+from controller.policies import DEFAULT_MODEL, BpannPolicy, LearnedPolicy
 from models import bpann
-from models.bpann import ModelError
+from models.bpann import CAPACITY, ModelError
 from models.dataset import COLUMNS, DatasetError, load_dataset
 from models.evaluation import shuffled_folds
 from models.train import ALPHA, MAX_ITER, choose, fit_bpann, sweep
@@ -123,6 +123,43 @@ def test_the_shipped_model_never_prefers_a_longer_idle_path():
     idle = [PathFeatures(0.0, 0.0, 0.0, hops) for hops in range(1, 9)]
     scores = policy.scores(idle)
     assert all(a <= b for a, b in zip(scores, scores[1:])) and policy.choose(None, idle) == 0
+
+
+def transfers(n=500, seed=2):
+    """A 1 MB transfer's completion time on paths whose hops, capacity and load are drawn
+    apart: its share of the headroom (or of the capacity, with the flows already there) sets
+    it, plus a millisecond a hop."""
+    rng = np.random.default_rng(seed)
+    util, hops = rng.uniform(0, 0.95, n), rng.integers(1, 9, n)
+    capacity = rng.choice([5.0, 10.0, 20.0, 50.0], n)
+    headroom = capacity * (1 - util)
+    fct = 8 / np.maximum(headroom, capacity / 2) + 0.001 * hops + rng.normal(0, 0.01, n)
+    x = np.array([bpann.input_row(CAPACITY, u, 0.0, 0.5 * h, h, c, r)
+                  for u, h, c, r in zip(util, hops, capacity, headroom)])
+    return x, np.maximum(fct, 0.01)
+
+
+def test_the_capacity_model_sees_what_the_paper_s_four_features_cannot(tmp_path):
+    """Two paths alike in hops, delay and utilisation, one of 10 Mbit/s and one of 50: the
+    learned policy sends the flow to the fat one (the paper's four inputs would tie them)."""
+    x, y = transfers()
+    bpann.save(fit_bpann(x, y, hidden=5, seed=0, inputs=CAPACITY), tmp_path / "learned")
+    policy = LearnedPolicy(tmp_path / "learned")
+    assert policy.model.inputs == CAPACITY and policy.describe()["inputs"] == list(CAPACITY)
+    thin = PathFeatures(0.3, 0.0, 2.0, 4, headroom_mbps=7.0, capacity_mbps=10.0)
+    fat = PathFeatures(0.3, 0.0, 2.0, 4, headroom_mbps=35.0, capacity_mbps=50.0)
+    assert policy.choose(None, [thin, fat]) == 1 and policy.scores([fat])[0] < policy.scores([thin])[0] / 2
+    loaded = bpann.load(tmp_path / "learned")
+    assert loaded.inputs == CAPACITY and np.array_equal(loaded.predict(x), policy.model.predict(x))
+
+
+def test_a_path_without_an_inter_switch_link_scores_as_the_widest_seen(tmp_path):
+    """Hosts on one switch: infinite capacity and headroom, clipped to the training range."""
+    x, y = transfers(200)
+    bpann.save(fit_bpann(x, y, hidden=3, seed=0, inputs=CAPACITY), tmp_path / "learned")
+    policy = LearnedPolicy(tmp_path / "learned")
+    score = policy.scores([PathFeatures(0.0, 0.0, 0.0, 0)])[0]
+    assert np.isfinite(score) and score <= policy.scores([PathFeatures(0.0, 0.0, 0.0, 0, 50.0, 50.0)])[0]
 
 
 def write(path, rows, header=COLUMNS, newline=True):

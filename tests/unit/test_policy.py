@@ -36,7 +36,7 @@ def test_ecmp_hashes_flows_over_equal_cost_paths_only_and_consistently():
 
 
 def test_every_policy_is_registered_under_its_name():
-    assert set(POLICIES) == {"shortest", "least-loaded", "widest", "round-robin", "ecmp", "bpann", "qlearning",
+    assert set(POLICIES) == {"shortest", "least-loaded", "widest", "round-robin", "ecmp", "bpann", "learned", "qlearning",
                              "random"}
 
 

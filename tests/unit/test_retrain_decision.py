@@ -19,7 +19,7 @@ from controller.core.spec import TopologyError
 from controller.files import load_spec, load_zoo
 from models import bpann
 from models.bpann import ModelError
-from models.dataset import COLUMNS, LABEL, TRANSFER_LABEL, load_dataset
+from models.dataset import COLUMNS, LABEL, TRANSFER_COLUMNS, TRANSFER_LABEL, load_dataset
 from models.evaluation import time_blocked_folds
 from models.train import fit_bpann
 from scripts import retrain
@@ -274,6 +274,21 @@ def test_a_controller_serving_another_model_is_refused_before_any_work(models, s
                              "--data", str(samples), "--out", str(tmp_path / "out")])
     assert code == 2 and f"127.0.0.1:{controller.port}: serves policy 'bpann' with model '/elsewhere/bpann'" \
         in capsys.readouterr().err
+
+
+def test_a_model_in_use_with_other_inputs_than_the_samples_is_refused_by_name(split, tmp_path, capsys):
+    """A completion-time model trained before models saw capacity has the paper's inputs: its
+    errors on capacity samples cannot be computed, so retraining stops before any work."""
+    data, train, _ = split
+    bpann.save(dataclasses.replace(fit_bpann(data.x[train], data.y[train], 3), meta={"label": TRANSFER_LABEL}),
+               tmp_path / "old")
+    rows = [f"{1.7e9 + i},net,h1,h2,s1>s2,0.1,0,1,1,10,9,1000000,0.9,0" for i in range(60)]
+    (tmp_path / "t.csv").write_text(",".join(TRANSFER_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    assert retrain.main(["--model", str(tmp_path / "old"), "--data", str(tmp_path / "t.csv"),
+                         "--out", str(tmp_path / "out")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {tmp_path}/old.json: inputs ['utilisation', 'loss', 'latency_ms', 'hops'], but ")
+    assert err.count("\n") == 1 and not (tmp_path / "out" / "report.json").exists()
 
 
 def test_a_topology_zoo_name_becomes_the_spec_the_generator_makes(tmp_path):
