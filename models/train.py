@@ -45,6 +45,11 @@ def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0, inputs=F
                  inputs=tuple(inputs))
 
 
+def fit_linear(x: np.ndarray, y: np.ndarray):
+    """The linear-regression baseline, on standardised inputs."""
+    return make_pipeline(StandardScaler(), LinearRegression()).fit(x, y)
+
+
 @dataclass(frozen=True)
 class Score:
     name: str
@@ -71,8 +76,7 @@ def sweep(x: np.ndarray, y: np.ndarray, splits, sizes=SIZES, seed: int = 0, pers
     for train, test in splits:
         predictions = {f"bpann-{h}": fit_bpann(x[train], y[train], h, seed).predict(x[test]) for h in sizes}
         predictions["persistence"] = persistence[test]
-        linear = make_pipeline(StandardScaler(), LinearRegression()).fit(x[train], y[train])
-        predictions["linear"] = linear.predict(x[test])
+        predictions["linear"] = fit_linear(x[train], y[train]).predict(x[test])
         for name, predicted in predictions.items():
             results[name][0].append(mean_absolute_error(y[test], predicted))
             results[name][1].append(r2_score(y[test], predicted))

@@ -6,6 +6,7 @@ export the chosen network for the controller.
 
     .venv/bin/python -m scripts.train --data models/data/h1h7.csv [--model models/bpann]
     .venv/bin/python -m scripts.train --data models/data/h1h7.csv --cv shuffled    (the shipped model's way)
+    .venv/bin/python -m scripts.train --data a.csv b.csv --test c.csv   (c: a network never trained on)
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from tqdm import tqdm
 from models import bpann
 from models.dataset import DatasetError, concat, load_dataset
 from models.evaluation import GAP_S, network_folds, per_network, shuffled_folds, time_blocked_folds
-from models.train import SIZES, choose, fit_bpann, metadata, sweep
+from models.train import SIZES, choose, fit_bpann, fit_linear, metadata, sweep
 from topologies.lab import default_workdir, provenance
 
 matplotlib.use("Agg")
@@ -69,6 +70,9 @@ def main() -> int:
     p.add_argument("--gap", type=float, default=GAP_S, metavar="S",
                    help="seconds between a test block and any training sample (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test", nargs="+", default=[], metavar="CSV",
+                   help="samples of networks kept out of training: the exported model and both baselines "
+                        "(fit on every --data sample) are scored on them")
     args = p.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     try:
@@ -81,6 +85,9 @@ def main() -> int:
         p.error("--folds: at least 2")
     try:
         data = concat([load_dataset(d) for d in args.data])
+        test = concat([load_dataset(t) for t in args.test]) if args.test else None
+        if test is not None and test.label != data.label:
+            raise DatasetError(f"{args.test[0]}: samples of {test.label}, but --data's are of {data.label}")
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -107,12 +114,17 @@ def main() -> int:
         _, held_out = sweep(x, y, network_folds(data.networks), (hidden,), args.seed, data.persistence)
         report += ["## held-out networks (trained on the others)",
                    error_table(per_network(y, data.networks, {k: held_out[k] for k in keep}), unit)]
+    model = fit_bpann(x, y, hidden, args.seed, data.inputs)
+    if test is not None:
+        never = {f"bpann-{hidden}": model.predict(test.x), "persistence": test.persistence,
+                 "linear": fit_linear(x, y).predict(test.x)}
+        report += ["## networks never trained on (--test; trained on every --data sample)",
+                   error_table(per_network(test.y, test.networks, never), unit)]
     (out / "evaluation.md").write_text("\n\n".join(report) + "\n")
     (out / "sweep.md").write_text(table(scores) + "\n")
     (out / "sweep.csv").write_text("model,mae,mae_std,r2,r2_std\n" + "".join(
         f"{s.name},{s.mae:.6g},{s.mae_std:.6g},{s.r2:.6g},{s.r2_std:.6g}\n" for s in scores))
     plot(scores, out / "sweep.png", data.label)
-    model = fit_bpann(x, y, hidden, args.seed, data.inputs)
     data_bytes = b"".join(Path(d).read_bytes() for d in args.data)
     meta = metadata(data_bytes, len(y), hidden, scores, data.label, args.seed, args.folds,
                     "time-blocked" if args.cv == "time" else "shuffled")

@@ -157,15 +157,30 @@ def test_a_transfer_dataset_loads_with_the_last_completion_on_the_same_path_as_p
 
 def test_training_reports_each_network_time_blocked_and_held_out(tmp_path, monkeypatch, capsys):
     rng = np.random.default_rng(1)
-    for i, name in enumerate(("alpha", "beta", "gamma")):
+    for i, name in enumerate(("alpha", "beta", "gamma", "delta")):
         write_csv(tmp_path / f"{name}.csv", transfer_rows(name, 10_000 * i, 120, rng))
     files = [str(tmp_path / f"{n}.csv") for n in ("alpha", "beta", "gamma")]
     monkeypatch.setattr("sys.argv", ["train", "--data", *files, "--model", str(tmp_path / "m"),
-                                     "--out", str(tmp_path / "out"), "--sizes", "3", "--folds", "3"])
+                                     "--out", str(tmp_path / "out"), "--sizes", "3", "--folds", "3",
+                                     "--test", str(tmp_path / "delta.csv")])
     assert train_script.main() == 0
     report = (tmp_path / "out" / "evaluation.md").read_text()
     assert "## time folds" in report and "## held-out networks" in report
     for name in ("alpha", "beta", "gamma"):
         assert f"| {name} | bpann-3 | 120 |" in report and f"| {name} | persistence | 120 |" in report
+    never = report.split("## networks never trained on")[1]
+    assert "| delta | bpann-3 | 120 |" in never and "| delta | linear | 120 |" in never and "alpha" not in never
     model = bpann.load(tmp_path / "m.npz")
     assert model.meta["cv_method"] == "time-blocked" and model.inputs == CAPACITY
+
+
+def test_test_samples_of_another_label_are_refused_by_name(tmp_path, monkeypatch, capsys):
+    write_csv(tmp_path / "t.csv", transfer_rows("net", 0, 60, np.random.default_rng(2)))
+    write_csv(tmp_path / "p.csv", [(1.0, "h1", "h7", "s1>s2", 0, 0, 1, 1, 1, 0)],
+              header=("time_s", "src", "dst", "path", "utilisation", "loss", "latency_ms", "hops",
+                      "next_delay_ms", "next_loss"))
+    monkeypatch.setattr("sys.argv", ["train", "--data", str(tmp_path / "t.csv"), "--test", str(tmp_path / "p.csv"),
+                                     "--model", str(tmp_path / "m"), "--out", str(tmp_path / "out")])
+    assert train_script.main() == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}/p.csv: samples of next_delay_ms, but --data's are of fct_s\n"
+    assert not (tmp_path / "m.npz").exists()
