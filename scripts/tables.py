@@ -18,7 +18,8 @@ What a folder holds decides how it renders:
   `reference=POLICY`, least-loaded unless given: each policy's change against it, paired by
   seed) and `policies=a,b,...` (rows);
   a service comparison's (scripts/services.py: summary.json holds `loads`) renders its
-  table per load and its member-killed result;
+  table per load and its member-killed result; an all-pairs run's (scripts/allpairs.py:
+  config.json names a `cdf`) its slowdowns against its reference;
 - results.json: a benchmark's figures (its --json), by their `kind`: `decision`,
   `bpann`, `controller` (option `view=flow-setup` or `view=polling`), `placement`,
   `controller-placement` (python -m placement report; option `view=targets`,
@@ -129,6 +130,9 @@ def _experiment(folder: Path, options: dict) -> tuple[str, dict]:
     summary, config = _json(folder / "summary.json"), _json(folder / "config.json")
     if "loads" in summary:      # a service comparison (scripts/services.py): its tables and kill result
         return services_markdown(summary["loads"]) + kill_markdown(summary["killed"]), config
+    if "cdf" in config:         # an all-pairs run (scripts/allpairs.py): slowdowns against its reference
+        from scripts.allpairs import markdown as allpairs_markdown    # here: it imports the lab's modules
+        return allpairs_markdown(summary, config["reference"]), config
     view = options.pop("view", "full")
     policies = options.pop("policies", None)
     if policies:

@@ -1,16 +1,21 @@
 """The all-pairs workload on real Open vSwitch and Mininet: web-search-sized TCP flows between
 every pair of four H1-H7 hosts, each timed by its sender from connect() to the receiver's
 acknowledgement; every one completes, no faster than its size over the widest path allows, but
-for the shaper's burst (workload.HTB_BURST_BYTES)."""
+for the shaper's burst (workload.HTB_BURST_BYTES). The all-pairs experiment plays the same
+flows for each policy and reports them paired."""
 
 from __future__ import annotations
 
+import csv
+import json
 import math
+import subprocess
+import sys
 
 import pytest
 
-from tests.integration.conftest import running_lab
-from topologies.lab import wait_until
+from tests.integration.conftest import H1H7, require_lab, running_lab
+from topologies.lab import ROOT, wait_until
 from topologies.workload import HTB_BURST_BYTES, WEB_SEARCH, FlowPlayer, all_pairs, by_bucket, slowdowns
 
 HOSTS = ["h1", "h3", "h5", "h7"]
@@ -38,3 +43,21 @@ def test_all_pairs_flows_complete_no_faster_than_the_widest_path_and_its_burst_a
     report = by_bucket(rows)
     assert report["small"]["flows"] + report["medium"]["flows"] + report["large"]["flows"] == 12
     print(report)
+
+
+def test_the_all_pairs_experiment_plays_each_policy_the_same_flows_and_pairs_them(tmp_path):
+    require_lab()
+    out = tmp_path / "allpairs"
+    done = subprocess.run([sys.executable, "-m", "scripts.allpairs", "--topology", str(H1H7), "--hosts",
+                           ",".join(HOSTS), "--policies", "least-loaded,widest", "--seeds", "1", "--rounds", "1",
+                           "--gap", "0.2", "--max-bytes", "300000", "--bound", "20", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    rows = list(csv.DictReader(open(out / "flows.csv")))
+    played = {p: sorted((r["src"], r["dst"], r["size_bytes"]) for r in rows if r["policy"] == p)
+              for p in ("least-loaded", "widest")}
+    assert len(played["widest"]) == 12 and played["widest"] == played["least-loaded"]
+    summary = json.loads((out / "summary.json").read_text())
+    assert sum(summary["widest"]["flows"].values()) == 12
+    assert summary["least-loaded"]["small_mean_vs_reference"]["mean"] == 0.0
+    assert "| widest |" in (out / "summary.md").read_text() and "Traceback" not in done.stderr

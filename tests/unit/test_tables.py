@@ -112,3 +112,21 @@ def test_a_benchmark_folder_renders_by_its_kind_and_names_its_machine(tree):
     assert "**1.44x the reference's rate**" in text and "| 10 | 0.4% | 0.9% |" in text
     assert text.count("Measured at commit `bbbbbbb` by `.venv/bin/python -m benchmarks.controller --json x`. "
                       "On 2 cores, Python 3.11.2, 2026-11-30; load average 0.5 as it started.") == 2
+
+
+def test_an_all_pairs_folder_renders_its_slowdowns_against_its_reference(tree):
+    from scripts.allpairs import summarise
+    rows = [{"policy": p, "seed": seed, "size_bytes": 10_000, "slowdown": s, "complete": True}
+            for seed, (a, b) in enumerate(((2.0, 1.0), (4.0, 3.0)), start=1)
+            for p, s in (("least-loaded", a), ("learned", b))]
+    folder = tree / "docs" / "results" / "pairs"
+    folder.mkdir()
+    (folder / "summary.json").write_text(json.dumps(summarise(rows, "least-loaded")))
+    (folder / "config.json").write_text(json.dumps({"cdf": "web-search", "reference": "least-loaded",
+                                                    "commit": "c" * 40, "command": ".venv/bin/python -m scripts.allpairs"}))
+    (tree / "README.md").write_text("<!-- table: docs/results/pairs -->\n<!-- end table -->\n")
+    tables.rewrite(tree / "README.md", tree)
+    text = (tree / "README.md").read_text()
+    assert "| learned | 2.00 | 2.00 | n/a | n/a | 2/0/0 | 0 | -37.5% [-196.3, +121.3] | -37.5% [" in text
+    assert "| least-loaded | 3.00 | 3.00 | n/a | n/a | 2/0/0 | 0 | (reference) |" in text
+    assert "Measured at commit `ccccccc` by `.venv/bin/python -m scripts.allpairs`." in text

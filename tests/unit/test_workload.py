@@ -69,3 +69,40 @@ def test_slowdown_buckets_by_hand():
     assert report["large"] == {"flows": 1, "mean": pytest.approx(3.0)}
     assert report["incomplete"] == 1
     assert by_bucket([])["small"] == {"flows": 0, "mean": None, "p99": None}
+
+
+def flow_rows(policy, seed, small, large):
+    """Ten small flows of slowdown `small` and a large one of `large` (None: no large flow)."""
+    rows = [{"policy": policy, "seed": seed, "size_bytes": 10_000, "slowdown": small, "complete": True}] * 10
+    return rows + ([{"policy": policy, "seed": seed, "size_bytes": LARGE_BYTES, "slowdown": large,
+                     "complete": False}] if large is not None else [])
+
+
+def test_all_pairs_results_pair_each_policy_with_the_reference_seed_by_seed():
+    from scripts.allpairs import markdown, summarise
+    rows = [*flow_rows("least-loaded", 1, 2.0, 4.0), *flow_rows("learned", 1, 1.0, 3.0),
+            *flow_rows("least-loaded", 2, 4.0, 8.0), *flow_rows("learned", 2, 3.0, None),
+            *flow_rows("least-loaded", 3, 2.0, 2.0), *flow_rows("learned", 3, 1.5, 3.0)]
+    summary = summarise(rows, "least-loaded")
+    learned = summary["learned"]
+    assert learned["small_mean"] == pytest.approx(5.5 / 3)
+    assert learned["small_mean_vs_reference"]["mean"] == pytest.approx((-0.5 - 0.25 - 0.25) / 3)
+    # seed 2: learned had no large flow, so only seeds 1 and 3 pair
+    assert learned["large_mean_vs_reference"]["mean"] == pytest.approx((-0.25 + 0.5) / 2)
+    assert learned["flows"] == {"small": 30, "medium": 0, "large": 2} and learned["incomplete"] == 2
+    assert summary["least-loaded"]["small_p99_vs_reference"]["mean"] == 0.0
+    table = markdown(summary, "least-loaded")
+    assert "| learned | 1.83 | 1.83 | n/a | 3.00 | 30/0/2 | 2 | -33.3% [" in table
+    assert "| least-loaded | 2.67 | 2.67 | n/a | 4.67 | 30/0/3 | 3 | (reference) |" in table
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--policies", "learned", "--reference", "least-loaded"], "--reference: least-loaded is not one of --policies"),
+    (["--policies", "least-loaded,nope"], "unknown nope"),
+    (["--gap", "0"], "--gap: 0.01..10 s"),
+])
+def test_all_pairs_options_out_of_range_are_one_usage_line(argv, message, capsys):
+    from scripts.allpairs import parse_args
+    with pytest.raises(SystemExit) as exit_:
+        parse_args(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err
