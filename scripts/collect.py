@@ -128,7 +128,9 @@ def sample(lab: Lab, args, rng: random.Random) -> tuple | None:
     if args.label == "probe":
         return (round(time.time(), 3), args.src, args.dst, path, *features, round(label.delay_ms, 4),
                 round(label.loss, 4))
-    bottleneck = lab.spec.bottleneck_mbps([args.src, *candidate["path"], args.dst])
+    # what the controller serves the model (the thinnest inter-switch link); a path within one
+    # switch has none, and the host links' capacity stands in
+    bottleneck = candidate.get("capacity_mbps") or lab.spec.bottleneck_mbps([args.src, *candidate["path"], args.dst])
     headroom = candidate["headroom_mbps"] if candidate["headroom_mbps"] is not None else bottleneck
     return (round(time.time(), 3), lab.spec.name, args.src, args.dst, path, *features, bottleneck,
             round(headroom, 4), args.transfer_bytes, round(label.fct_s, 5), int(label.censored))

@@ -40,6 +40,7 @@ from tqdm import tqdm
 from controller.core.settings import Settings
 from controller.policies import POLICIES
 from controller.policies.bpann import MODEL_POLICIES
+from models import bpann
 from scripts import learning
 from scripts.report import RUN_COLUMNS, parse_quick, print_summary
 from topologies.lab import Lab, default_workdir, provenance
@@ -110,7 +111,21 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--round: must be at least 2 seconds and fit between --warmup and --duration")
     if not 1 <= args.probes <= 200 or not 1 <= args.transfer_kb <= 100_000:
         p.error("--probes: 1..200; --transfer-kb: 1..100000")
+    check_models(p, args.policies, args.model)
     return args
+
+
+def check_models(p: argparse.ArgumentParser, policies: list[str], model: Path | None) -> None:
+    """Each model policy's file loads before any run starts; one --model for both bpann and
+    learned would run one model under two names, so it is refused."""
+    names = {x.split("+")[0] for x in policies} & set(MODEL_POLICIES)
+    if model and len(names) > 1:
+        p.error("--model: bpann and learned would both run it; compare two models in two runs")
+    for name in sorted(names):
+        try:
+            bpann.load(model or POLICIES[name].default_model)
+        except bpann.ModelError as exc:
+            p.error(f"--model: {name}: {exc}")
 
 
 def run_plan(args: argparse.Namespace) -> list[tuple[int, str]]:

@@ -88,6 +88,9 @@ def main() -> int:
         test = concat([load_dataset(t) for t in args.test]) if args.test else None
         if test is not None and test.label != data.label:
             raise DatasetError(f"{args.test[0]}: samples of {test.label}, but --data's are of {data.label}")
+        if test is not None and set(test.networks) & set(data.networks):
+            raise DatasetError(f"--test: network(s) {', '.join(sorted(set(test.networks) & set(data.networks)))} "
+                               f"are in --data too")
     except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -137,7 +137,11 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
                                           (["--first-seed", "0"], "--first-seed"),
-                                          (["--seeds", "0"], "--seeds")])
+                                          (["--seeds", "0"], "--seeds"),
+                                          (["--policies", "bpann,learned", "--model", "models/bpann"],
+                                           "--model: bpann and learned would both run it"),
+                                          (["--policies", "bpann", "--model", "/nonexistent/m"],
+                                           "--model: bpann: /nonexistent/m.json: cannot read")])
 def test_bad_options_name_the_option(argv, field, capsys):
     with pytest.raises(SystemExit):
         parse_args(argv)

@@ -3,6 +3,7 @@ predicts exactly what was trained, bad model and dataset files are rejected by n
 BPANN policy falls back to least-loaded without a usable model."""
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -153,13 +154,32 @@ def test_the_capacity_model_sees_what_the_paper_s_four_features_cannot(tmp_path)
     assert loaded.inputs == CAPACITY and np.array_equal(loaded.predict(x), policy.model.predict(x))
 
 
-def test_a_path_without_an_inter_switch_link_scores_as_the_widest_seen(tmp_path):
-    """Hosts on one switch: infinite capacity and headroom, clipped to the training range."""
-    x, y = transfers(200)
-    bpann.save(fit_bpann(x, y, hidden=3, seed=0, inputs=CAPACITY), tmp_path / "learned")
-    policy = LearnedPolicy(tmp_path / "learned")
+def by_headroom_only() -> bpann.Bpann:
+    """A capacity model by hand whose prediction falls with log_headroom and ignores the rest."""
+    w1 = np.zeros((len(CAPACITY), 1))
+    w1[CAPACITY.index("log_headroom"), 0] = -1.0
+    return bpann.Bpann(np.zeros(6), np.full(6, 10.0), np.zeros(6), np.ones(6), w1, np.zeros(1), np.ones((1, 1)),
+                       np.zeros(1), 0.0, 1.0, meta={}, inputs=CAPACITY)
+
+
+def test_the_policy_feeds_capacity_and_headroom_each_to_its_own_input(tmp_path):
+    """Fat but full against thin with room: a model of headroom alone takes the thin path, as
+    it would not if the policy swapped the two inputs."""
+    bpann.save(by_headroom_only(), tmp_path / "m")
+    policy = LearnedPolicy(tmp_path / "m")
+    fat_full = PathFeatures(0.9, 0.0, 1.0, 2, headroom_mbps=5.0, capacity_mbps=50.0)
+    thin_room = PathFeatures(0.2, 0.0, 1.0, 2, headroom_mbps=8.0, capacity_mbps=10.0)
+    assert policy.choose(None, [fat_full, thin_room]) == 1
+
+
+def test_a_path_without_an_inter_switch_link_scores_as_at_the_edge_of_the_training_range(tmp_path):
+    """Hosts on one switch: infinite capacity and headroom, clipped to the widest seen (10 here)."""
+    bpann.save(by_headroom_only(), tmp_path / "m")
+    policy = LearnedPolicy(tmp_path / "m")
+    edge = math.expm1(10.0)      # log1p of it is x_max
     score = policy.scores([PathFeatures(0.0, 0.0, 0.0, 0)])[0]
-    assert np.isfinite(score) and score <= policy.scores([PathFeatures(0.0, 0.0, 0.0, 0, 50.0, 50.0)])[0]
+    assert np.isfinite(score) and score == policy.scores([PathFeatures(0.0, 0.0, 0.0, 0, edge, edge)])[0]
+    assert score < policy.scores([PathFeatures(0.0, 0.0, 0.0, 0, 100.0, 100.0)])[0]
 
 
 def write(path, rows, header=COLUMNS, newline=True):
