@@ -25,7 +25,7 @@ from topologies.lab import started, write_results
 from controller.core.spec import Spec, parse_spec
 from controller.files import load_spec
 
-ALL = ("shortest", "least-loaded", "round-robin", "ecmp", "bpann", "qlearning")
+ALL = ("shortest", "least-loaded", "round-robin", "ecmp", "bpann", "learned", "qlearning")
 # on the rings: hops alone, load (features), and load scored by the model (features + the network)
 SCALING = ("shortest", "least-loaded", "bpann")
 

@@ -28,15 +28,16 @@ MAX_ITER = 1000
 LATENCY = FEATURES.index("latency_ms")
 
 
-def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0, inputs=FEATURES) -> Bpann:
+def fit_bpann(x: np.ndarray, y: np.ndarray, hidden: int, seed: int = 0, inputs=FEATURES,
+              alpha: float = ALPHA) -> Bpann:
     """Standardise the inputs and log(1 + label), fit the network by backpropagation (L-BFGS,
-    L2 penalty ALPHA), and return it as the arrays the controller runs, with the inputs' range."""
+    L2 penalty alpha), and return it as the arrays the controller runs, with the inputs' range."""
     x_mean, x_scale = x.mean(axis=0), x.std(axis=0)
     x_scale[x_scale == 0] = 1.0
     ly = np.log1p(y)
     y_mean, y_scale = float(ly.mean()), float(ly.std()) or 1.0
     mlp = MLPRegressor(hidden_layer_sizes=(hidden,), activation="logistic", solver="lbfgs",
-                       alpha=ALPHA, max_iter=MAX_ITER, random_state=seed)
+                       alpha=alpha, max_iter=MAX_ITER, random_state=seed)
     with warnings.catch_warnings():   # an iteration cap reached is fine: the CV scores judge the fit
         warnings.simplefilter("ignore", ConvergenceWarning)
         mlp.fit((x - x_mean) / x_scale, (ly - y_mean) / y_scale)
@@ -64,7 +65,7 @@ def _score(name: str, maes: list[float], r2s: list[float]) -> Score:
 
 
 def sweep(x: np.ndarray, y: np.ndarray, splits, sizes=SIZES, seed: int = 0, persistence: np.ndarray | None = None,
-          progress=None) -> tuple[list[Score], dict[str, np.ndarray]]:
+          progress=None, alpha: float = ALPHA) -> tuple[list[Score], dict[str, np.ndarray]]:
     """Every hidden size, then the persistence baseline ("the label equals its current
     measurement", by default the path's latency feature) and linear regression, on the same
     (train, test) splits (models/evaluation.py makes them): the MAE and R^2 of each over the
@@ -74,7 +75,8 @@ def sweep(x: np.ndarray, y: np.ndarray, splits, sizes=SIZES, seed: int = 0, pers
     results.update({"persistence": ([], []), "linear": ([], [])})
     out_of_fold = {name: np.full(len(y), np.nan) for name in results}
     for train, test in splits:
-        predictions = {f"bpann-{h}": fit_bpann(x[train], y[train], h, seed).predict(x[test]) for h in sizes}
+        predictions = {f"bpann-{h}": fit_bpann(x[train], y[train], h, seed, alpha=alpha).predict(x[test])
+                       for h in sizes}
         predictions["persistence"] = persistence[test]
         predictions["linear"] = fit_linear(x[train], y[train]).predict(x[test])
         for name, predicted in predictions.items():
@@ -95,8 +97,8 @@ def choose(scores: list[Score], tolerance: float = 0.02) -> int:
 
 
 def metadata(data_bytes: bytes, n: int, hidden: int, scores: list[Score], label: str,
-             seed: int, folds: int, cv: str = "time-blocked") -> dict:
-    return {"label": label, "cv_method": cv, "hidden_sizes_swept": sorted(int(s.name[6:]) for s in scores if s.name[:6] == "bpann-"),
+             seed: int, folds: int, cv: str = "time-blocked", alpha: float = ALPHA) -> dict:
+    return {"label": label, "cv_method": cv, "alpha": alpha, "hidden_sizes_swept": sorted(int(s.name[6:]) for s in scores if s.name[:6] == "bpann-"),
             "chosen_hidden": hidden, "samples": n, "folds": folds, "seed": seed,
             "data_sha256": hashlib.sha256(data_bytes).hexdigest(),
             "cv": {s.name: {"mae": s.mae, "mae_std": s.mae_std, "r2": s.r2, "r2_std": s.r2_std} for s in scores},

@@ -279,7 +279,7 @@ def _model(root: Path, folder: Path) -> tuple[str, dict]:
     if record is config and config.get("trained_at") != meta.get("trained_at"):
         raise TablesError(f"{config['model']} was trained at {meta.get('trained_at')}, the provenance here is of "
                           f"the model trained at {config.get('trained_at')}")
-    return table(scores), record
+    return table(scores, "s" if meta.get("label") == "fct_s" else "ms"), record
 
 
 @dataclass(frozen=True)

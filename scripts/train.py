@@ -24,15 +24,15 @@ from tqdm import tqdm
 from models import bpann
 from models.dataset import DatasetError, concat, load_dataset
 from models.evaluation import GAP_S, network_folds, per_network, shuffled_folds, time_blocked_folds
-from models.train import SIZES, choose, fit_bpann, fit_linear, metadata, sweep
+from models.train import ALPHA, SIZES, choose, fit_bpann, fit_linear, metadata, sweep
 from topologies.lab import default_workdir, provenance
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
 
-def table(scores) -> str:
-    rows = ["| model | MAE (ms) | R^2 |", "| --- | --- | --- |"]
+def table(scores, unit: str = "ms") -> str:
+    rows = [f"| model | MAE ({unit}) | R^2 |", "| --- | --- | --- |"]
     rows += [f"| {s.name} | {s.mae:.3f} ± {s.mae_std:.3f} | {s.r2:.3f} ± {s.r2_std:.3f} |" for s in scores]
     return "\n".join(rows)
 
@@ -70,6 +70,8 @@ def main() -> int:
     p.add_argument("--gap", type=float, default=GAP_S, metavar="S",
                    help="seconds between a test block and any training sample (default %(default)s)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--alpha", type=float, default=ALPHA,
+                   help="L2 penalty of the network's weights (default %(default)s, the paper model's)")
     p.add_argument("--test", nargs="+", default=[], metavar="CSV",
                    help="samples of networks kept out of training: the exported model and both baselines "
                         "(fit on every --data sample) are scored on them")
@@ -83,6 +85,8 @@ def main() -> int:
         p.error(f"--sizes: expected positive integers separated by commas, got '{args.sizes}'")
     if args.folds < 2:
         p.error("--folds: at least 2")
+    if not 0 < args.alpha <= 1000:
+        p.error("--alpha: in (0, 1000]")
     try:
         data = concat([load_dataset(d) for d in args.data])
         test = concat([load_dataset(t) for t in args.test]) if args.test else None
@@ -108,33 +112,35 @@ def main() -> int:
           f"hidden sizes {sizes} with {args.folds}-fold {'time-blocked' if args.cv == 'time' else 'shuffled'} "
           f"cross-validation")
     with tqdm(total=args.folds, desc="folds", unit="fold") as bar:
-        scores, predicted = sweep(x, y, splits, sizes, args.seed, data.persistence, progress=bar.update)
+        scores, predicted = sweep(x, y, splits, sizes, args.seed, data.persistence, bar.update, args.alpha)
     hidden = choose(scores)
     keep = (f"bpann-{hidden}", "persistence", "linear")
     unit = "s" if data.label == "fct_s" else "ms"
     report = [f"## {args.cv} folds", error_table(per_network(y, data.networks, {k: predicted[k] for k in keep}), unit)]
     if len(networks) > 1:
-        _, held_out = sweep(x, y, network_folds(data.networks), (hidden,), args.seed, data.persistence)
+        held, held_out = sweep(x, y, network_folds(data.networks), (hidden,), args.seed, data.persistence,
+                               alpha=args.alpha)
         report += ["## held-out networks (trained on the others)",
-                   error_table(per_network(y, data.networks, {k: held_out[k] for k in keep}), unit)]
-    model = fit_bpann(x, y, hidden, args.seed, data.inputs)
+                   error_table(per_network(y, data.networks, {k: held_out[k] for k in keep}), unit),
+                   "Mean MAE over the held-out networks: " + ", ".join(f"{s.name} {s.mae:.3f} {unit}" for s in held)]
+    model = fit_bpann(x, y, hidden, args.seed, data.inputs, args.alpha)
     if test is not None:
         never = {f"bpann-{hidden}": model.predict(test.x), "persistence": test.persistence,
                  "linear": fit_linear(x, y).predict(test.x)}
         report += ["## networks never trained on (--test; trained on every --data sample)",
                    error_table(per_network(test.y, test.networks, never), unit)]
     (out / "evaluation.md").write_text("\n\n".join(report) + "\n")
-    (out / "sweep.md").write_text(table(scores) + "\n")
+    (out / "sweep.md").write_text(table(scores, unit) + "\n")
     (out / "sweep.csv").write_text("model,mae,mae_std,r2,r2_std\n" + "".join(
         f"{s.name},{s.mae:.6g},{s.mae_std:.6g},{s.r2:.6g},{s.r2_std:.6g}\n" for s in scores))
     plot(scores, out / "sweep.png", data.label)
     data_bytes = b"".join(Path(d).read_bytes() for d in args.data)
     meta = metadata(data_bytes, len(y), hidden, scores, data.label, args.seed, args.folds,
-                    "time-blocked" if args.cv == "time" else "shuffled")
+                    "time-blocked" if args.cv == "time" else "shuffled", args.alpha)
     meta.update(provenance("scripts.train"))      # the commit and command that made it (docs/models.md)
     npz, meta_path = bpann.save(dataclasses.replace(model, meta=meta), args.model)
     bpann.load(npz)   # what we ship must load
-    print("\n" + table(scores) + "\n\n" + "\n\n".join(report))
+    print("\n" + table(scores, unit) + "\n\n" + "\n\n".join(report))
     print(f"\nchosen: {hidden} hidden neurons (smallest within 2% of the best MAE)")
     print(f"model: {npz} + {meta_path.name}; table and plot: {out}/sweep.md, sweep.png")
     return 0
