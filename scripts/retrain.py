@@ -40,10 +40,10 @@ from controller.core.zoo import ZOO_PREFIX
 from controller.policies.bpann import DEFAULT_MODEL, MODEL_POLICIES
 from controller.service.rest import token_path
 from models import bpann
-from models.bpann import ModelError
+from models.bpann import CAPACITY, ModelError
 from models.dataset import LABEL, TRANSFER_LABEL, DatasetError, concat, load_dataset
 from models.evaluation import GAP_S, mae, mean_relative_error, time_blocked_folds
-from models.train import SIZES, choose, fit_bpann, metadata, sweep
+from models.train import ALPHA, SIZES, choose, fit_bpann, metadata, sweep
 from scripts import collect, experiment
 from scripts.report import ReportError, change_ci, read_runs, summarise
 from topologies import generate
@@ -215,13 +215,13 @@ def jsonable(obj):
     return finite(obj) if isinstance(obj, float) else obj
 
 
-def experiment_figures(folders: dict[str, Path], metrics: list[str]) -> dict:
+def experiment_figures(folders: dict[str, Path], metrics: list[str], policy: str = "bpann") -> dict:
     """Each metric per model and seed, from its experiment folder's runs.csv (None where a seed
     measured nothing, {} where there is no readable runs.csv)."""
     per_seed = {}
     for name, folder in folders.items():
         try:
-            per_seed[name] = summarise(read_runs(folder / "runs.csv")).get("bpann", {}).get("per_seed", {})
+            per_seed[name] = summarise(read_runs(folder / "runs.csv")).get(policy, {}).get("per_seed", {})
         except ReportError:
             per_seed[name] = {}
     return {m: {name: {seed: v[m] for seed, v in seeds.items()} for name, seeds in per_seed.items()} for m in metrics}
@@ -365,6 +365,9 @@ def main(argv: list[str] | None = None) -> int:
         if label not in CRITERIA:
             raise RetrainError(f"{target}.json: label {label!r} is not one scripts.collect measures "
                                f"({', '.join(CRITERIA)})")
+        alpha = current.meta.get("alpha", ALPHA)     # the penalty the model in use was chosen with
+        if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0 < alpha <= 1000:
+            raise RetrainError(f"{target}.json: alpha {alpha!r} is not a penalty in (0, 1000]")
         topology = topology_file(args.topology, args.zoo_seed, args.hosts, out)
         hosts = [h.name for h in files.load_spec(topology).hosts]
         src, dst = args.src or hosts[0], args.dst or hosts[-1]
@@ -407,21 +410,22 @@ def main(argv: list[str] | None = None) -> int:
     print(f"training on {len(train)} samples, holding out the last {len(test)} from "
           f"{time.strftime('%H:%M:%S', time.gmtime(data.times[test].min()))} UTC ({len(data) - len(train) - len(test)} "
           f"within --gap {args.gap:g} s of them used for neither)")
-    scores, _ = sweep(data.x, data.y, inner, args.sizes, args.seed, data.persistence)
+    scores, _ = sweep(data.x, data.y, inner, args.sizes, args.seed, data.persistence, alpha=alpha)
     hidden = choose(scores)
     meta = {**metadata(b"".join(p.read_bytes() for p in samples), len(train), hidden, scores, label, args.seed,
-                       args.folds), **provenance("scripts.retrain", argv)}
+                       args.folds, alpha=alpha), **provenance("scripts.retrain", argv)}
     candidate = bpann.save(dataclasses.replace(fit_bpann(data.x[train], data.y[train], hidden, args.seed,
-                                                         data.inputs),
+                                                         data.inputs, alpha),
                                                meta=meta), out / "candidate")[0]
     errors = heldout_errors(data, test, current, bpann.load(candidate))
 
     folders = {name: out / f"experiment-{name}" for name in ("current", "candidate")}
+    policy = "learned" if data.inputs == CAPACITY else "bpann"     # the policy that serves such a model
     exits = {}
     for name, folder in folders.items():
         shutil.rmtree(folder, ignore_errors=True)     # a rerun into one --out starts its runs afresh
         try:
-            code = experiment.main(["--topology", str(topology), "--src", src, "--dst", dst, "--policies", "bpann",
+            code = experiment.main(["--topology", str(topology), "--src", src, "--dst", dst, "--policies", policy,
                                     "--seeds", str(args.seeds), "--duration", str(args.experiment_s),
                                     "--warmup", str(args.warmup), "--round", str(args.round),
                                     "--model", str(out / name), "--out", str(folder)])
@@ -432,7 +436,7 @@ def main(argv: list[str] | None = None) -> int:
             print("interrupted: nothing installed", file=sys.stderr)
             return 130
         exits[name] = code
-    trial = experiment_figures(folders, [metric for metric, _ in CRITERIA[label]])
+    trial = experiment_figures(folders, [metric for metric, _ in CRITERIA[label]], policy)
 
     report = {"model": str(target), "candidate": str(base(candidate)), "label": label, "topology": str(topology),
               "src": src, "dst": dst, "reload_port": args.reload_port,

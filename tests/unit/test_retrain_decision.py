@@ -291,6 +291,34 @@ def test_a_model_in_use_with_other_inputs_than_the_samples_is_refused_by_name(sp
     assert err.count("\n") == 1 and not (tmp_path / "out" / "report.json").exists()
 
 
+def test_a_capacity_model_is_retrained_with_its_penalty_and_tried_under_the_learned_policy(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    rows = []
+    for i in range(160):
+        util, thin = rng.uniform(0, 0.9), i % 2
+        rows.append(f"{1.7e9 + i},net,h1,h2,{'s1>s2' if thin else 's1>s3>s2'},{util:.3f},0,1,{1 + (1 - thin)},"
+                    f"{10 if thin else 50},{(10 if thin else 50) * (1 - util):.3f},1000000,"
+                    f"{(0.8 if thin else 0.16) / (1 - util):.4f},0")
+    (tmp_path / "t.csv").write_text(",".join(TRANSFER_COLUMNS) + "\n" + "\n".join(rows) + "\n")
+    data = load_dataset(tmp_path / "t.csv")
+    bpann.save(dataclasses.replace(fit_bpann(data.x, data.y, 3, inputs=data.inputs, alpha=10.0),
+                                   meta={"label": TRANSFER_LABEL, "alpha": 10.0}), tmp_path / "learned")
+    runs = []
+    monkeypatch.setattr(retrain.experiment, "main", lambda argv: runs.append(argv) or 1)
+    assert retrain.main(["--model", str(tmp_path / "learned"), "--data", str(tmp_path / "t.csv"),
+                         "--out", str(tmp_path / "out"), "--sizes", "3"]) == 1     # the runs "failed"
+    assert [argv[argv.index("--policies") + 1] for argv in runs] == ["learned", "learned"]
+    assert bpann.load(tmp_path / "out" / "candidate").meta["alpha"] == 10.0
+
+
+def test_a_model_in_use_whose_penalty_is_not_a_number_is_refused_by_name(split, tmp_path, capsys):
+    data, train, _ = split
+    bpann.save(dataclasses.replace(fit_bpann(data.x[train], data.y[train], 3), meta={"label": LABEL, "alpha": "ten"}),
+               tmp_path / "m")
+    assert retrain.main(["--model", str(tmp_path / "m"), "--data", "/nonexistent.csv"]) == 2
+    assert capsys.readouterr().err == f"error: {tmp_path}/m.json: alpha 'ten' is not a penalty in (0, 1000]\n"
+
+
 def test_a_topology_zoo_name_becomes_the_spec_the_generator_makes(tmp_path):
     path = retrain.topology_file("topozoo/Abilene", 1, 4, tmp_path)
     assert json.loads(path.read_text()) == zoo(load_zoo("Abilene"), 1, 4)
