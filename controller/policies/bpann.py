@@ -80,7 +80,7 @@ class BpannPolicy(Policy):
 
 class LearnedPolicy(BpannPolicy):
     """The BPANN that sees capacity: lowest predicted completion time of a 1 MB transfer,
-    trained on a family of generated networks (models/learned)."""
+    trained on H1-H7 and five generated networks (models/learned)."""
     name = "learned"
     default_model = MODELS / "learned"
 
