@@ -13,17 +13,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
-import logging
-import signal
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from controller.core.spec import TopologyError
-from controller.files import load_spec
 from controller.policies import POLICIES
 from controller.policies.bpann import MODEL_POLICIES
-from scripts.experiment import SETUP_S, check_models, run_plan
+from scripts.experiment import SETUP_S, check_models, run_plan, start_runs
 from scripts.report import _num, _pct, change_ci
 from topologies.lab import Lab, default_workdir, provenance, wait_until
 from topologies.workload import CDFS, FlowPlayer, all_pairs, by_bucket, slowdowns
@@ -69,15 +65,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from mininet.log import setLogLevel     # here: the unit tests import this module without Mininet
-    setLogLevel("warning")
-    signal.signal(signal.SIGINT, signal.default_int_handler)   # also when started in the background
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops as Ctrl-C does
-    try:
-        spec = load_spec(args.topology)
-    except TopologyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    spec = start_runs(args.topology)
+    if spec is None:
         return 2
     names = [h.name for h in spec.hosts]
     hosts = [h.strip() for h in args.hosts.split(",")] if args.hosts else names

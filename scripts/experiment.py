@@ -138,15 +138,8 @@ def run_plan(args: argparse.Namespace) -> list[tuple[int, str]]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(message)s")
-    from mininet.log import setLogLevel     # here: the unit tests import this module without Mininet
-    setLogLevel("warning")    # Mininet's pingall chatter would break the progress bar
-    signal.signal(signal.SIGINT, signal.default_int_handler)   # also when started in the background
-    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops as Ctrl-C does
-    try:
-        spec = load_spec(args.topology)
-    except TopologyError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+    spec = start_runs(args.topology)
+    if spec is None:
         return 2
     hosts = [h.name for h in spec.hosts]
     if args.src not in hosts or args.dst not in hosts or args.src == args.dst:
@@ -182,6 +175,21 @@ def main(argv: list[str] | None = None) -> int:
         print("\n".join(learning.write(folder)))
     print(f"plots: {folder}/rtt_cdf.png, throughput.png, utilisation.png, rtt_over_time.png")
     return 130 if interrupted else 0
+
+
+def start_runs(topology: Path | str):
+    """Quiet logs, Ctrl-C and kill as KeyboardInterrupt (so that runs end cleanly), and the
+    topology's spec; None after a one-line error when it does not load."""
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    from mininet.log import setLogLevel     # here: the unit tests import this module without Mininet
+    setLogLevel("warning")    # Mininet's pingall chatter would break the progress bar
+    signal.signal(signal.SIGINT, signal.default_int_handler)   # also when started in the background
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # a kill stops as Ctrl-C does
+    try:
+        return load_spec(topology)
+    except TopologyError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return None
 
 
 def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, progress) -> list[list]:
