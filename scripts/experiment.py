@@ -13,7 +13,9 @@ gamma 0; "+linear" learns a linear model of the path's features instead of a tab
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
-the learning curve (scripts/learning.py), and the controller's counters at its end.
+the learning curve (scripts/learning.py), and the controller's counters at its end; and how
+its policy placed each probe train and transfer of --src (decisions.jsonl: every candidate's
+features and score, and the one chosen), for why a policy did what it did.
 
 Every probe train and transfer of --src is a new flow (new source port), so every round is a
 new decision of the policy under test; the background flows are placed by the same policy.
@@ -34,10 +36,13 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from urllib.parse import quote
 
 from tqdm import tqdm
 
+from controller.core.flows import FlowKey
 from controller.core.settings import Settings
+from controller.openflow.packets import PROTO_TCP, PROTO_UDP
 from controller.policies import POLICIES
 from controller.policies.bpann import MODEL_POLICIES
 from models import bpann
@@ -55,6 +60,7 @@ VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count"
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
+PROBE_PORT, SINK_PORT = 7001, 7002      # --dst's ports for probe trains and transfers
 SETUP_S = 15     # start and teardown of a lab, for the ETA
 
 
@@ -213,6 +219,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
     transfers = schedule(seed, background, args.duration)
     rows: list[list] = []
     decided: list[int | None] = []     # per round: decisions the policy had taken (learning ones count)
+    placed: list[dict] = []            # how each probe train and transfer of --src was placed
     started: int | None = None         # ... before the first round
 
     def row(kind, rnd, seq, start, flow, path="", rtt="", size="", fct="", mbps="", complete=""):
@@ -229,22 +236,26 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                 time.sleep(max(0.0, at - player.elapsed()))
                 start = player.elapsed()
                 try:
-                    probe = lab.rtt_probe(args.src, args.dst, RTT_SPORT + i, count=args.probes)
+                    probe = lab.rtt_probe(args.src, args.dst, RTT_SPORT + i, port=PROBE_PORT, count=args.probes)
                 except RuntimeError:      # a stuck probe: every probe of the train counts as lost
                     probe = {"sent": args.probes, "received": 0, "delays_ms": []}
                 flow = f"{args.src}>{args.dst} udp {RTT_SPORT + i}"
-                path = flow_path(lab, args.src, RTT_SPORT + i)
+                placed.append({"round": i, "kind": "rtt", "received": probe["received"], "sent": probe["sent"],
+                               **decision(lab, args.src, args.dst, PROTO_UDP, RTT_SPORT + i, PROBE_PORT)})
+                path = chosen_path(placed[-1])
                 for seq, rtt in enumerate(probe["delays_ms"] + [""] * (probe["sent"] - probe["received"])):
                     row("rtt", i, seq, start, flow, path, rtt=round(rtt, 4) if rtt != "" else "")
                 start, size = player.elapsed(), args.transfer_kb * 1000
                 bound = max(2.0, args.round - (start - at) - 0.5)
                 try:
-                    done = lab.transfer(args.src, args.dst, size, TRANSFER_CPORT + i, timeout_s=bound)
+                    done = lab.transfer(args.src, args.dst, size, TRANSFER_CPORT + i, timeout_s=bound, port=SINK_PORT)
                 except RuntimeError:
                     done = {"complete": False}
                 fct = done["seconds"] if done["complete"] else bound   # censored: takes the whole bound
+                placed.append({"round": i, "kind": "transfer", "fct_s": round(fct, 4), "complete": done["complete"],
+                               **decision(lab, args.src, args.dst, PROTO_TCP, TRANSFER_CPORT + i, SINK_PORT)})
                 row("transfer", i, 0, start, f"{args.src}>{args.dst} tcp {TRANSFER_CPORT + i}",
-                    flow_path(lab, args.src, TRANSFER_CPORT + i), size=size, fct=round(fct, 4),
+                    chosen_path(placed[-1]), size=size, fct=round(fct, 4),
                     mbps=round(size * 8 / fct / 1e6, 4), complete=int(done["complete"]))
                 status, described = lab.api("policy")
                 decided.append(described.get("decisions") if status == 200 else None)
@@ -260,6 +271,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
             counters = None
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
     (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided, "counters": counters}) + "\n")
+    (rundir / "decisions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in placed))
     for n, t in enumerate(player.outcomes()):
         if t["proto"] != "tcp" or (t["fct_s"] is None and t["start_s"] + t["duration_s"] > end):
             continue   # UDP runs for a set time; a TCP transfer not yet due is no measurement
@@ -269,12 +281,18 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
     return rows
 
 
-def flow_path(lab: Lab, src: str, sport: int) -> str:
-    """The switches the controller put src's flow from port `sport` on ('' if unknown)."""
-    status, flows = lab.api("flows")
-    ip = lab.spec.host(src).ip
-    flow = next((f for f in flows if (f["src_ip"], f["src_port"]) == (ip, sport)), None) if status == 200 else None
-    return ">".join(flow["path"]) if flow else ""
+def decision(lab: Lab, src: str, dst: str, proto: int, sport: int, dport: int) -> dict:
+    """How the controller placed the flow from src's port `sport` to dst's `dport`
+    (GET /api/v1/decisions: its candidates' features and scores, the one chosen); {} if it has
+    no record of it."""
+    key = FlowKey(lab.spec.host(src).ip, lab.spec.host(dst).ip, proto, sport, dport)
+    status, found = lab.api(f"decisions?limit=1&flow={quote(str(key))}")
+    return found["decisions"][0] if status == 200 and found.get("decisions") else {}
+
+
+def chosen_path(placed: dict) -> str:
+    """The switches a decision put its flow on ('' if unknown)."""
+    return next((">".join(c["path"]) for c in placed.get("candidates", ()) if c["chosen"]), "")
 
 
 if __name__ == "__main__":

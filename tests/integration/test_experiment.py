@@ -1,6 +1,7 @@
 """Smoke run of the experiment harness, as a user runs it: one seed, two policies, short
-runs on H1-H7. Every output file exists and parses, both policies saw the same traffic, and
-the controller logs of a clean run hold no warning, from start-up to teardown."""
+runs on H1-H7. Every output file exists and parses, both policies saw the same traffic, every
+measured flow's decision is recorded as the controller took it, and the controller logs of a
+clean run hold no warning, from start-up to teardown."""
 
 import csv
 import json
@@ -48,6 +49,17 @@ def test_smoke_run_writes_every_output_and_replays_one_schedule(tmp_path):
               for p in ("shortest", "least-loaded")]
     expected = [t.__dict__ for t in schedule(1, ["h2", "h3", "h4", "h5", "h6", "h7"], 20)]
     assert played[0] == played[1] == expected
+
+    for policy, measured in (("shortest", False), ("least-loaded", True)):
+        placed = [json.loads(line) for line in open(out / "runs" / f"{policy}-seed1" / "decisions.jsonl")]
+        assert [(p["round"], p["kind"]) for p in placed] == [(r, k) for r in range(4) for k in ("rtt", "transfer")]
+        paths = {(int(r["round"]), r["kind"]): r["path"] for r in rows if r["policy"] == policy and r["kind"] != "background"}
+        for p in placed:
+            assert p["policy"] == policy and p["measured"] is measured and (p["src"], p["dst"]) == ("h1", "h7")
+            chosen = [c for c in p["candidates"] if c["chosen"]]
+            assert len(chosen) == 1 and len(p["candidates"]) >= 2
+            assert ">".join(chosen[0]["path"]) == paths[p["round"], p["kind"]]
+            assert all(("utilisation" in c) is measured and c["score"] is not None for c in p["candidates"])
     assert "Traceback" not in done.stderr
     for policy in ("shortest", "least-loaded"):
         log = (out / "runs" / f"{policy}-seed1" / "controller.log").read_text()
