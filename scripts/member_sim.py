@@ -10,7 +10,9 @@ Q-learning keeps one table: it learns on schedules 1..--learn, then every policy
 --test schedules it has not met (--first-test.., 101..), paired by schedule; with --learners K,
 K independent learners (each its own random stream), their figures averaged per schedule.
 `sed` is a reference rule, not a policy of the project: shortest expected delay,
-(open + 1) / speed, knowing the speeds as weighted round robin does.
+(open + 1) / speed, knowing the speeds as weighted round robin does. `clairvoyant` is another:
+it knows every request's length and every member's queue, which no controller sees, and so
+shows what a choice made before the length is known gives up.
 """
 
 from __future__ import annotations
@@ -78,6 +80,19 @@ def serve(policy: MemberPolicy, seed: int, load: float) -> tuple[list[float], li
     return times, members
 
 
+def clairvoyant(seed: int, load: float) -> list[float]:
+    """Response times when each request goes to the member where it would finish first, its
+    cost and every slot's next free time known (FIFO slots, as serve() runs them)."""
+    free = [[0.0] * m.slots for m in POOL]      # per member, a heap of when each slot is next free
+    times = []
+    for r in schedule(seed, load * capacity(POOL), DURATION_S, ["c1", "c2", "c3"]):    # in arrival order
+        cost = WORKLOAD.cost(r.prompt_tokens, r.output_tokens)
+        finish, i = min((max(r.at_s, slots[0]) + cost / m.speed, i) for i, (m, slots) in enumerate(zip(POOL, free)))
+        heapq.heapreplace(free[i], finish)
+        times.append(finish - r.at_s)
+    return times
+
+
 def trained(load: float, schedules: int, policy: QLearningMembers | None = None) -> QLearningMembers:
     """A Q-learning policy (default settings) after learning on schedules 1..`schedules`."""
     policy = policy or QLearningMembers()
@@ -102,6 +117,8 @@ def compare(load: float, learn: int, test: int, first: int = 101,
                            ("sed", ShortestExpectedDelay)):
             times = serve(make(), seed, load)[0]
             out.setdefault(name, []).append((statistics.mean(times), p95(times)))
+        times = clairvoyant(seed, load)
+        out.setdefault("clairvoyant", []).append((statistics.mean(times), p95(times)))
         runs = [serve(learner, seed, load)[0] for learner in tables]
         out.setdefault("qlearning", []).append((statistics.mean(statistics.mean(t) for t in runs),
                                                 statistics.mean(p95(t) for t in runs)))

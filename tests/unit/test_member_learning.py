@@ -10,8 +10,10 @@ import pytest
 
 from controller.policies import members
 from controller.policies.members import LeastConnections, MemberQTable, QLearningMembers, Weighted
-from scripts.member_sim import POOL, WORKLOAD, compare, main, p95, serve
+from scripts import member_sim
+from scripts.member_sim import POOL, WORKLOAD, clairvoyant, compare, main, p95, serve
 from scripts.member_sim import trained as trained_policy
+from topologies.inference import Request
 
 
 class ConstantStep(MemberQTable):
@@ -87,6 +89,25 @@ def test_at_95_percent_load_the_learners_mean_stays_within_5_percent_of_least_co
     assert statistics.mean(ours) < 1.05 * statistics.mean(theirs), (ours, theirs)     # the bound
 
 
+def test_the_clairvoyant_reference_finishes_each_request_first_and_waits_for_a_full_member(monkeypatch):
+    # five requests of 600 token-times at once: four fill the 4x member's slots (1 s each), the
+    # fifth finishes as soon on a 2x member (2 s) as behind them, and the tie goes to the first
+    burst = [Request(n, 0.0, "c1", 0, 600) for n in range(5)]
+    monkeypatch.setattr(member_sim, "schedule", lambda *args, **kwargs: burst)
+    assert clairvoyant(1, 0.8) == pytest.approx([1.0, 1.0, 1.0, 1.0, 2.0])
+    burst.append(Request(5, 0.5, "c1", 0, 600))     # half a second later: waiting for the 4x member's
+    assert clairvoyant(1, 0.8)[-1] == pytest.approx(1.5)     # first free slot beats a free 2x slot (2 s)
+
+
+def test_the_clairvoyant_reference_never_answers_sooner_than_the_fastest_member_could():
+    times = clairvoyant(101, 0.95)
+    fastest = max(m.speed for m in POOL)
+    costs = [WORKLOAD.cost(r.prompt_tokens, r.output_tokens)
+             for r in member_sim.schedule(101, 0.95 * member_sim.capacity(POOL), member_sim.DURATION_S, ["c1", "c2", "c3"])]
+    assert all(t >= c / fastest - 1e-9 for t, c in zip(times, costs))
+    assert sum(t > c / fastest + 1e-9 for t, c in zip(times, costs)) > len(costs) / 10   # it does queue
+
+
 def test_independent_learners_are_averaged_per_schedule():
     one, two = (compare(0.5, 1, 2, first=201, learners=k) for k in (1, 2))
     assert {name: len(rows) for name, rows in two.items()} == dict.fromkeys(two, 2)   # a pair per schedule
@@ -99,7 +120,7 @@ def test_independent_learners_are_averaged_per_schedule():
 def test_the_simulation_on_one_test_schedule_gives_changes_without_an_interval(capsys):
     assert main(["--loads", "0.5", "--learn", "1", "--test", "1"]) == 0
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 50% |")]
-    assert len(rows) == 4 and all("(one schedule)" in r for r in rows[1:]), rows
+    assert len(rows) == 5 and all("(one schedule)" in r for r in rows[1:]), rows
 
 
 @pytest.mark.parametrize("argv, says", [(["--test", "0"], "--test: at least 1"), (["--learn", "-1"], "--learn"),
