@@ -14,8 +14,8 @@ gamma 0; "+linear" learns a linear model of the path's features instead of a tab
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
 the learning curve (scripts/learning.py), and the controller's counters at its end; and how
-its policy placed each probe train and transfer of --src (decisions.jsonl: every candidate's
-features and score, and the one chosen), for why a policy did what it did.
+its policy placed each probe train and transfer of --src, both directions (decisions.jsonl:
+every candidate's features and score, and the one chosen), for why a policy did what it did.
 
 Every probe train and transfer of --src is a new flow (new source port), so every round is a
 new decision of the policy under test; the background flows are placed by the same policy.
@@ -241,7 +241,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                     probe = {"sent": args.probes, "received": 0, "delays_ms": []}
                 flow = f"{args.src}>{args.dst} udp {RTT_SPORT + i}"
                 placed.append({"round": i, "kind": "rtt", "received": probe["received"], "sent": probe["sent"],
-                               **decision(lab, args.src, args.dst, PROTO_UDP, RTT_SPORT + i, PROBE_PORT)})
+                               **decisions(lab, args.src, args.dst, PROTO_UDP, RTT_SPORT + i, PROBE_PORT)})
                 path = chosen_path(placed[-1])
                 for seq, rtt in enumerate(probe["delays_ms"] + [""] * (probe["sent"] - probe["received"])):
                     row("rtt", i, seq, start, flow, path, rtt=round(rtt, 4) if rtt != "" else "")
@@ -253,7 +253,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                     done = {"complete": False}
                 fct = done["seconds"] if done["complete"] else bound   # censored: takes the whole bound
                 placed.append({"round": i, "kind": "transfer", "fct_s": round(fct, 4), "complete": done["complete"],
-                               **decision(lab, args.src, args.dst, PROTO_TCP, TRANSFER_CPORT + i, SINK_PORT)})
+                               **decisions(lab, args.src, args.dst, PROTO_TCP, TRANSFER_CPORT + i, SINK_PORT)})
                 row("transfer", i, 0, start, f"{args.src}>{args.dst} tcp {TRANSFER_CPORT + i}",
                     chosen_path(placed[-1]), size=size, fct=round(fct, 4),
                     mbps=round(size * 8 / fct / 1e6, 4), complete=int(done["complete"]))
@@ -281,11 +281,16 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
     return rows
 
 
-def decision(lab: Lab, src: str, dst: str, proto: int, sport: int, dport: int) -> dict:
+def decisions(lab: Lab, src: str, dst: str, proto: int, sport: int, dport: int) -> dict:
     """How the controller placed the flow from src's port `sport` to dst's `dport`
-    (GET /api/v1/decisions: its candidates' features and scores, the one chosen); {} if it has
-    no record of it."""
+    (GET /api/v1/decisions: its candidates' features and scores, the one chosen), and under
+    "reply" its other direction, a decision of its own unless replies take the reverse path
+    (+symmetric); {} for a direction it has no record of."""
     key = FlowKey(lab.spec.host(src).ip, lab.spec.host(dst).ip, proto, sport, dport)
+    return {**decision(lab, key), "reply": decision(lab, key.reverse())}
+
+
+def decision(lab: Lab, key: FlowKey) -> dict:
     status, found = lab.api(f"decisions?limit=1&flow={quote(str(key))}")
     return found["decisions"][0] if status == 200 and found.get("decisions") else {}
 

@@ -10,6 +10,8 @@ import sys
 
 import matplotlib.image
 
+from controller.policies import make_policy
+from scripts.explain import compare, read
 from scripts.report import METRICS, RUN_COLUMNS
 from tests.integration.conftest import H1H7, require_lab
 from topologies.lab import ROOT
@@ -55,11 +57,21 @@ def test_smoke_run_writes_every_output_and_replays_one_schedule(tmp_path):
         assert [(p["round"], p["kind"]) for p in placed] == [(r, k) for r in range(4) for k in ("rtt", "transfer")]
         paths = {(int(r["round"]), r["kind"]): r["path"] for r in rows if r["policy"] == policy and r["kind"] != "background"}
         for p in placed:
-            assert p["policy"] == policy and p["measured"] is measured and (p["src"], p["dst"]) == ("h1", "h7")
-            chosen = [c for c in p["candidates"] if c["chosen"]]
-            assert len(chosen) == 1 and len(p["candidates"]) >= 2
-            assert ">".join(chosen[0]["path"]) == paths[p["round"], p["kind"]]
-            assert all(("utilisation" in c) is measured and c["score"] is not None for c in p["candidates"])
+            proto, sport, dport = ("udp", 40000, 7001) if p["kind"] == "rtt" else ("tcp", 45000, 7002)
+            assert p["flow"] == f"{proto} 10.0.0.1:{sport + p['round']} > 10.0.0.7:{dport}"
+            assert p["reply"]["flow"] == f"{proto} 10.0.0.7:{dport} > 10.0.0.1:{sport + p['round']}"
+            assert (p["src"], p["dst"], p["reply"]["src"], p["reply"]["dst"]) == ("h1", "h7", "h7", "h1")
+            for d in (p, p["reply"]):
+                assert d["policy"] == policy and d["measured"] is measured
+                chosen = [c for c in d["candidates"] if c["chosen"]]
+                assert len(chosen) == 1 and len(d["candidates"]) >= 2
+                assert all(("utilisation" in c) is measured and c["score"] is not None for c in d["candidates"])
+            assert ">".join(next(c["path"] for c in p["candidates"] if c["chosen"])) == paths[p["round"], p["kind"]]
+            assert next(c["path"] for c in p["reply"]["candidates"] if c["chosen"])[-1] == "s1"
+    # the record is faithful: least-loaded's rule, given the recorded features, chooses as the controller did
+    again = compare(read(out), make_policy("least-loaded"))["least-loaded"]
+    assert {kind: (len(g["agreed"]), g["differed"], g["unrecorded"]) for kind, g in again.items()} == \
+        {"rtt": (4, [], 0), "transfer": (4, [], 0)}
     assert "Traceback" not in done.stderr
     for policy in ("shortest", "least-loaded"):
         log = (out / "runs" / f"{policy}-seed1" / "controller.log").read_text()
