@@ -1,9 +1,10 @@
 """Where a policy chose otherwise than a fixed rule would have, and what those flows met: from
 the decisions an experiment recorded (runs/*/decisions.jsonl, as scripts.experiment writes it,
 or gzipped), each probe train's and transfer's candidates are ranked again by the rule, on the
-features the policy saw. A learned policy that beats a rule should differ from it, and the
-flows where it differs should fare better; on a network where it loses, those flows say
-whether its own choices cost it or the network's state did.
+features the policy saw, in both directions (a reply is a decision of its own). A flow counts
+as chosen otherwise when either direction was. A learned policy that beats a rule should
+differ from it, and the flows where it differs should fare better; on a network where it
+loses, those flows say whether its own choices cost it or the network's state did.
 
     .venv/bin/python -m scripts.explain RESULTS_DIR [--rule least-loaded]
 """
@@ -11,6 +12,7 @@ whether its own choices cost it or the network's state did.
 from __future__ import annotations
 
 import argparse
+import csv
 import gzip
 import json
 import math
@@ -27,41 +29,54 @@ FIELDS = ("utilisation", "loss", "latency_ms", "hops", "unknown", "headroom_mbps
 
 
 def features(candidate: dict) -> PathFeatures:
-    """A recorded candidate's features (null headroom or capacity: no inter-switch link)."""
-    values = {k: candidate.get(k) for k in FIELDS}
+    """A recorded candidate's features (GET /api/v1/decisions writes an infinite headroom or
+    capacity, a path without inter-switch links, as null)."""
+    values = {k: candidate[k] for k in FIELDS}
     for k in ("headroom_mbps", "capacity_mbps"):
         values[k] = math.inf if values[k] is None else values[k]
-    for k in ("utilisation", "loss", "latency_ms"):      # a policy given hops alone was shown 0
-        values[k] = values[k] or 0.0
-    values["unknown"] = values["unknown"] or 0
     return PathFeatures(**values)
 
 
+def _open(path: Path):
+    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
+
+
 def read(results: Path) -> dict[str, list[dict]]:
-    """Per run (its folder's name, e.g. learned-seed3), its recorded decisions in order."""
+    """Per run (its folder's name, e.g. learned-seed3), its recorded decisions in order, each
+    probe train given the mean RTT of its probes that came back (runs.csv, if it is there)."""
+    rtts: dict[tuple[str, str, int], list[float]] = defaultdict(list)
+    table = next((p for p in (results / "runs.csv", results / "runs.csv.gz") if p.exists()), None)
+    if table:
+        with _open(table) as f:
+            for r in csv.DictReader(f):
+                if r["kind"] == "rtt" and r["rtt_ms"]:
+                    rtts[r["policy"], r["seed"], int(r["round"])].append(float(r["rtt_ms"]))
     runs = {}
     for path in sorted((results / "runs").glob("*/decisions.jsonl*")):
-        opener = gzip.open if path.suffix == ".gz" else open
-        with opener(path, "rt") as f:
-            runs[path.parent.name] = [json.loads(line) for line in f if line.strip()]
+        policy, _, seed = path.parent.name.rpartition("-seed")
+        with _open(path) as f:
+            runs[path.parent.name] = [{**p, "rtt_ms": rtts.get((policy, seed, p["round"]))} for p in map(json.loads, f)]
     return runs
 
 
 def compare(runs: dict[str, list[dict]], rule) -> dict[str, dict]:
-    """Per policy (a run's name without -seedN), per kind: how many decisions were recorded,
-    how many the rule would have taken elsewhere, and the outcome of each group (probe loss,
-    transfer completion time)."""
-    out: dict[str, dict] = defaultdict(lambda: defaultdict(lambda: {"unrecorded": 0, "differed": [], "agreed": []}))
+    """Per policy (a run's name without -seedN), per kind of flow: how many were recorded with
+    their features, and each flow's outcome, grouped by whether the rule would have taken both
+    its directions where the policy did (probe trains: probes lost and sent, and their RTTs;
+    transfers: completion time). A record without features (a policy given hops alone) or
+    without its decision is counted, not ranked."""
+    out: dict[str, dict] = defaultdict(lambda: defaultdict(lambda: {"unranked": 0, "differed": [], "agreed": []}))
     for run, placed in runs.items():
         policy = run.rsplit("-seed", 1)[0]
         for p in placed:
             group = out[policy][p["kind"]]
-            if not p.get("candidates"):
-                group["unrecorded"] += 1
+            directions = [d for d in (p, p.get("reply")) if d is not None]   # no "reply": recorded before e63544a
+            if not all(d.get("measured") and d.get("candidates") for d in directions):
+                group["unranked"] += 1
                 continue
-            choice, _ = rule.rank(None, [features(c) for c in p["candidates"]])
-            outcome = (p["sent"] - p["received"], p["sent"]) if p["kind"] == "rtt" else p["fct_s"]
-            group["differed" if choice != p["chosen"] else "agreed"].append(outcome)
+            otherwise = any(rule.rank(None, [features(c) for c in d["candidates"]])[0] != d["chosen"] for d in directions)
+            outcome = (p["sent"] - p["received"], p["sent"], p["rtt_ms"] or []) if p["kind"] == "rtt" else p["fct_s"]
+            group["differed" if otherwise else "agreed"].append(outcome)
     return out
 
 
@@ -69,9 +84,11 @@ def describe(outcomes: list, kind: str) -> str:
     if not outcomes:
         return "none"
     if kind == "rtt":
-        lost, sent = map(sum, zip(*outcomes))
-        return f"{len(outcomes)}, {100 * lost / sent:.1f}% of probes lost"
-    return f"{len(outcomes)}, mean {statistics.mean(outcomes):.2f} s"
+        lost, sent = (sum(o[i] for o in outcomes) for i in (0, 1))
+        rtts = [x for o in outcomes for x in o[2]]
+        rtt = f", RTT mean {statistics.mean(rtts):.2f} ms" if rtts else ""
+        return f"{len(outcomes)}: {100 * lost / sent:.1f}% of probes lost{rtt}"
+    return f"{len(outcomes)}: mean {statistics.mean(outcomes):.2f} s"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -89,12 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     runs = read(args.results)
     if not runs:
         p.error(f"{args.results}: no runs/*/decisions.jsonl (recorded by scripts.experiment since 93ce78c)")
-    print(f"| policy | flows | recorded | chosen as {args.rule} would | chosen otherwise |")
+    print(f"| policy | flows | ranked | both directions as {args.rule} would | either otherwise |")
     print("| --- | --- | --- | --- | --- |")
     for policy, kinds in compare(runs, rule).items():
         for kind, g in kinds.items():
-            recorded = len(g["agreed"]) + len(g["differed"])
-            print(f"| {policy} | {kind} | {recorded} of {recorded + g['unrecorded']} | "
+            ranked = len(g["agreed"]) + len(g["differed"])
+            print(f"| {policy} | {kind} | {ranked} of {ranked + g['unranked']} | "
                   f"{describe(g['agreed'], kind)} | {describe(g['differed'], kind)} |")
     return 0
 

@@ -70,7 +70,7 @@ def test_smoke_run_writes_every_output_and_replays_one_schedule(tmp_path):
             assert next(c["path"] for c in p["reply"]["candidates"] if c["chosen"])[-1] == "s1"
     # the record is faithful: least-loaded's rule, given the recorded features, chooses as the controller did
     again = compare(read(out), make_policy("least-loaded"))["least-loaded"]
-    assert {kind: (len(g["agreed"]), g["differed"], g["unrecorded"]) for kind, g in again.items()} == \
+    assert {kind: (len(g["agreed"]), g["differed"], g["unranked"]) for kind, g in again.items()} == \
         {"rtt": (4, [], 0), "transfer": (4, [], 0)}
     assert "Traceback" not in done.stderr
     for policy in ("shortest", "least-loaded"):

@@ -1,13 +1,16 @@
-"""scripts.explain: recorded decisions ranked again by a rule, split by agreement, with what
-each group met; plain and gzipped records; rules that do not rank by features refused."""
+"""scripts.explain: recorded decisions ranked again by a rule in both directions, each flow
+grouped by agreement, with what it met; plain and gzipped records; features rebuilt as the
+controller had them; rules that do not rank by features refused."""
 
 import gzip
 import json
 
 import pytest
 
-from scripts.explain import compare, main, read
+from controller.core.monitor import PathFeatures
 from controller.policies import make_policy
+from controller.service.rest import features_json
+from scripts.explain import compare, features, main, read
 
 
 def candidate(utilisation, hops, chosen, capacity=10.0):
@@ -15,9 +18,9 @@ def candidate(utilisation, hops, chosen, capacity=10.0):
             "unknown": 0, "headroom_mbps": capacity * (1 - utilisation), "capacity_mbps": capacity, "chosen": chosen}
 
 
-def placed(kind, chosen, utilisations, **outcome):
-    return {"round": 0, "kind": kind, **outcome, "chosen": chosen,
-            "candidates": [candidate(u, h + 2, i == chosen) for i, (h, u) in enumerate(enumerate(utilisations))]}
+def placed(kind, chosen, utilisations, capacities=(10.0, 10.0), **outcome):
+    return {"round": outcome.pop("round", 0), "kind": kind, **outcome, "measured": True, "chosen": chosen,
+            "candidates": [candidate(u, i + 2, i == chosen, c) for i, (u, c) in enumerate(zip(utilisations, capacities))]}
 
 
 @pytest.fixture
@@ -25,30 +28,48 @@ def results(tmp_path):
     one = tmp_path / "runs" / "learned-seed1"
     one.mkdir(parents=True)
     (one / "decisions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in (
-        placed("rtt", 1, [0.2, 0.5], sent=20, received=10),       # least-loaded would take the first
-        placed("rtt", 0, [0.2, 0.5], sent=20, received=20),       # as least-loaded would
-        placed("transfer", 1, [0.9, 0.1], fct_s=1.5),             # as least-loaded would
-        {"round": 1, "kind": "rtt", "sent": 20, "received": 0})))  # no record of the decision
+        {**placed("rtt", 0, [0.2, 0.5], sent=20, received=10),            # as least-loaded would ...
+         "reply": placed("rtt", 0, [0.6, 0.3])},                            # ... but not its reply
+        {**placed("rtt", 0, [0.2, 0.5], sent=20, received=20, round=1),   # both as least-loaded would
+         "reply": placed("rtt", 1, [0.6, 0.3])},
+        {**placed("rtt", 0, [0.2, 0.5], sent=20, received=20, round=2), "reply": {}},   # no record of the reply
+        {**placed("transfer", 1, [0.9, 0.1], fct_s=1.5), "reply": placed("transfer", 0, [0.1, 0.1])},
+        {**placed("transfer", 0, [0.0, 0.0], fct_s=9.0), "measured": False})))         # hops alone: not ranked
+    (tmp_path / "runs.csv").write_text("policy,seed,kind,round,rtt_ms\nlearned,1,rtt,0,4.0\nlearned,1,rtt,0,\n"
+                                       "learned,1,rtt,1,1.0\nlearned,1,rtt,1,2.0\nlearned,1,transfer,0,\n")
     two = tmp_path / "runs" / "learned-seed2"
     two.mkdir(parents=True)
-    with gzip.open(two / "decisions.jsonl.gz", "wt") as f:
+    with gzip.open(two / "decisions.jsonl.gz", "wt") as f:    # recorded before replies were
         f.write(json.dumps(placed("transfer", 0, [0.9, 0.1], fct_s=4.0)) + "\n")
     return tmp_path
 
 
-def test_decisions_are_split_by_whether_the_rule_would_have_chosen_the_same(results):
+def test_a_flow_counts_as_otherwise_when_either_direction_was(results):
     runs = read(results)
     assert sorted(runs) == ["learned-seed1", "learned-seed2"]     # the gzipped one read too
     got = compare(runs, make_policy("least-loaded"))["learned"]
-    assert got["rtt"] == {"unrecorded": 1, "differed": [(10, 20)], "agreed": [(0, 20)]}
-    assert got["transfer"] == {"unrecorded": 0, "differed": [4.0], "agreed": [1.5]}
+    assert got["rtt"] == {"unranked": 1, "differed": [(10, 20, [4.0])], "agreed": [(0, 20, [1.0, 2.0])]}
+    assert got["transfer"] == {"unranked": 1, "differed": [4.0], "agreed": [1.5]}
+
+
+def test_another_rule_ranks_the_same_records_by_its_own_measure():
+    # the thin idle path and the wide busy one: least-loaded takes the first, widest the second
+    flow = {**placed("transfer", 1, [0.1, 0.5], capacities=(5.0, 50.0), fct_s=2.0), "rtt_ms": None}
+    for rule, group in (("least-loaded", "differed"), ("widest", "agreed")):
+        assert compare({"learned-seed1": [flow]}, make_policy(rule))["learned"]["transfer"][group] == [2.0]
+
+
+@pytest.mark.parametrize("f", [PathFeatures(0.25, 0.01, 3.5, 4, 1, 12.5, 50.0), PathFeatures(0.0, 0.0, 0.0, 0)])
+def test_the_features_are_rebuilt_as_the_decisions_api_wrote_them(f):
+    assert features(json.loads(json.dumps(features_json(f)))) == f     # inf == inf: null read back as inf
 
 
 def test_the_table_gives_each_groups_count_and_outcome(results, capsys):
     assert main([str(results)]) == 0
     out = capsys.readouterr().out
-    assert "| learned | rtt | 2 of 3 | 1, 0.0% of probes lost | 1, 50.0% of probes lost |" in out
-    assert "| learned | transfer | 2 of 2 | 1, mean 1.50 s | 1, mean 4.00 s |" in out
+    assert ("| learned | rtt | 2 of 3 | 1: 0.0% of probes lost, RTT mean 1.50 ms | "
+            "1: 50.0% of probes lost, RTT mean 4.00 ms |") in out
+    assert "| learned | transfer | 2 of 3 | 1: mean 1.50 s | 1: mean 4.00 s |" in out
 
 
 @pytest.mark.parametrize("rule, says", [("round-robin", "does not rank by the features alone"),
