@@ -64,13 +64,15 @@ def compare(runs: dict[str, list[dict]], rule) -> dict[str, dict]:
     their features, and each flow's outcome, grouped by whether the rule would have taken both
     its directions where the policy did (probe trains: probes lost and sent, and their RTTs;
     transfers: completion time). A record without features (a policy given hops alone) or
-    without its decision is counted, not ranked."""
+    without the request's decision is counted, not ranked."""
     out: dict[str, dict] = defaultdict(lambda: defaultdict(lambda: {"unranked": 0, "differed": [], "agreed": []}))
     for run, placed in runs.items():
         policy = run.rsplit("-seed", 1)[0]
         for p in placed:
             group = out[policy][p["kind"]]
-            directions = [d for d in (p, p.get("reply")) if d is not None]   # no "reply": recorded before e63544a
+            # a reply with no decision: none was needed (a transfer whose SYN went unanswered) or
+            # it was recorded before replies were (e63544a); the flow is ranked on its request's
+            directions = [p, *([p["reply"]] if p.get("reply") else [])]
             if not all(d.get("measured") and d.get("candidates") for d in directions):
                 group["unranked"] += 1
                 continue

@@ -32,7 +32,8 @@ def results(tmp_path):
          "reply": placed("rtt", 0, [0.6, 0.3])},                            # ... but not its reply
         {**placed("rtt", 0, [0.2, 0.5], sent=20, received=20, round=1),   # both as least-loaded would
          "reply": placed("rtt", 1, [0.6, 0.3])},
-        {**placed("rtt", 0, [0.2, 0.5], sent=20, received=20, round=2), "reply": {}},   # no record of the reply
+        {**placed("rtt", 0, [0.2, 0.5], sent=20, received=20, round=2), "reply": {}},   # no reply: the request's
+        {**placed("rtt", 1, [0.2, 0.5], sent=20, received=0, round=3), "candidates": []},   # no record at all
         {**placed("transfer", 1, [0.9, 0.1], fct_s=1.5), "reply": placed("transfer", 0, [0.1, 0.1])},
         {**placed("transfer", 0, [0.0, 0.0], fct_s=9.0), "measured": False})))         # hops alone: not ranked
     (tmp_path / "runs.csv").write_text("policy,seed,kind,round,rtt_ms\nlearned,1,rtt,0,4.0\nlearned,1,rtt,0,\n"
@@ -48,7 +49,7 @@ def test_a_flow_counts_as_otherwise_when_either_direction_was(results):
     runs = read(results)
     assert sorted(runs) == ["learned-seed1", "learned-seed2"]     # the gzipped one read too
     got = compare(runs, make_policy("least-loaded"))["learned"]
-    assert got["rtt"] == {"unranked": 1, "differed": [(10, 20, [4.0])], "agreed": [(0, 20, [1.0, 2.0])]}
+    assert got["rtt"] == {"unranked": 1, "differed": [(10, 20, [4.0])], "agreed": [(0, 20, [1.0, 2.0]), (0, 20, [])]}
     assert got["transfer"] == {"unranked": 1, "differed": [4.0], "agreed": [1.5]}
 
 
@@ -67,7 +68,7 @@ def test_the_features_are_rebuilt_as_the_decisions_api_wrote_them(f):
 def test_the_table_gives_each_groups_count_and_outcome(results, capsys):
     assert main([str(results)]) == 0
     out = capsys.readouterr().out
-    assert ("| learned | rtt | 2 of 3 | 1: 0.0% of probes lost, RTT mean 1.50 ms | "
+    assert ("| learned | rtt | 3 of 4 | 2: 0.0% of probes lost, RTT mean 1.50 ms | "
             "1: 50.0% of probes lost, RTT mean 4.00 ms |") in out
     assert "| learned | transfer | 2 of 3 | 1: mean 1.50 s | 1: mean 4.00 s |" in out
 
