@@ -48,7 +48,7 @@ from controller.policies.bpann import MODEL_POLICIES
 from models import bpann
 from scripts import learning
 from scripts.report import RUN_COLUMNS, parse_quick, print_summary
-from topologies.lab import Lab, default_workdir, provenance
+from topologies.lab import PROBE_PORT, SINK_PORT, Lab, default_workdir, provenance
 from controller.core.spec import TopologyError
 from controller.files import load_spec
 from topologies.traffic import Player, schedule
@@ -60,7 +60,6 @@ VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count"
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
-PROBE_PORT, SINK_PORT = 7001, 7002      # --dst's ports for probe trains and transfers
 SETUP_S = 15     # start and teardown of a lab, for the ETA
 
 
@@ -236,7 +235,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                 time.sleep(max(0.0, at - player.elapsed()))
                 start = player.elapsed()
                 try:
-                    probe = lab.rtt_probe(args.src, args.dst, RTT_SPORT + i, port=PROBE_PORT, count=args.probes)
+                    probe = lab.rtt_probe(args.src, args.dst, RTT_SPORT + i, count=args.probes)
                 except RuntimeError:      # a stuck probe: every probe of the train counts as lost
                     probe = {"sent": args.probes, "received": 0, "delays_ms": []}
                 flow = f"{args.src}>{args.dst} udp {RTT_SPORT + i}"
@@ -248,7 +247,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
                 start, size = player.elapsed(), args.transfer_kb * 1000
                 bound = max(2.0, args.round - (start - at) - 0.5)
                 try:
-                    done = lab.transfer(args.src, args.dst, size, TRANSFER_CPORT + i, timeout_s=bound, port=SINK_PORT)
+                    done = lab.transfer(args.src, args.dst, size, TRANSFER_CPORT + i, timeout_s=bound)
                 except RuntimeError:
                     done = {"complete": False}
                 fct = done["seconds"] if done["complete"] else bound   # censored: takes the whole bound

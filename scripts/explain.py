@@ -12,8 +12,6 @@ loses, those flows say whether its own choices cost it or the network's state di
 from __future__ import annotations
 
 import argparse
-import csv
-import gzip
 import json
 import math
 import statistics
@@ -24,6 +22,7 @@ from pathlib import Path
 from controller.core.monitor import PathFeatures
 from controller.core.settings import ConfigError
 from controller.policies import make_policy
+from scripts.report import ReportError, open_text, read_runs
 
 FIELDS = ("utilisation", "loss", "latency_ms", "hops", "unknown", "headroom_mbps", "capacity_mbps")
 
@@ -37,24 +36,18 @@ def features(candidate: dict) -> PathFeatures:
     return PathFeatures(**values)
 
 
-def _open(path: Path):
-    return gzip.open(path, "rt") if path.suffix == ".gz" else open(path)
-
-
 def read(results: Path) -> dict[str, list[dict]]:
     """Per run (its folder's name, e.g. learned-seed3), its recorded decisions in order, each
     probe train given the mean RTT of its probes that came back (runs.csv, if it is there)."""
     rtts: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     table = next((p for p in (results / "runs.csv", results / "runs.csv.gz") if p.exists()), None)
-    if table:
-        with _open(table) as f:
-            for r in csv.DictReader(f):
-                if r["kind"] == "rtt" and r["rtt_ms"]:
-                    rtts[r["policy"], r["seed"], int(r["round"])].append(float(r["rtt_ms"]))
+    for r in read_runs(table) if table else []:
+        if r["kind"] == "rtt" and r["rtt_ms"]:
+            rtts[r["policy"], r["seed"], int(r["round"])].append(float(r["rtt_ms"]))
     runs = {}
     for path in sorted((results / "runs").glob("*/decisions.jsonl*")):
         policy, _, seed = path.parent.name.rpartition("-seed")
-        with _open(path) as f:
+        with open_text(path) as f:
             runs[path.parent.name] = [{**p, "rtt_ms": rtts.get((policy, seed, p["round"]))} for p in map(json.loads, f)]
     return runs
 
@@ -105,7 +98,10 @@ def main(argv: list[str] | None = None) -> int:
     probe = rule.rank(None, [PathFeatures(0.0, 0.0, 0.0, 1)])[1]
     if rule.learns or probe is None:
         p.error(f"--rule: '{args.rule}' does not rank by the features alone (it learns, or draws)")
-    runs = read(args.results)
+    try:
+        runs = read(args.results)
+    except ReportError as exc:
+        p.error(str(exc))
     if not runs:
         p.error(f"{args.results}: no runs/*/decisions.jsonl (recorded by scripts.experiment since 93ce78c)")
     print(f"| policy | flows | ranked | both directions as {args.rule} would | either otherwise |")

@@ -24,7 +24,7 @@ import statistics
 from controller.core.services import MemberLoad, MemberPolicy
 from controller.policies.members import LeastConnections, QLearningMembers, Weighted
 from scripts.report import LOADS, change_ci, load_fractions
-from topologies.inference import Member, Workload, capacity, schedule
+from topologies.inference import Member, Request, Workload, capacity, schedule
 
 SPEEDS = (1, 1, 2, 2, 4)
 BASE_SPEED = 150.0
@@ -41,11 +41,16 @@ class ShortestExpectedDelay(MemberPolicy):
         return min(range(len(members)), key=lambda i: ((members[i].active + 1) / members[i].weight, -members[i].weight))
 
 
+def requests(seed: int, load: float) -> list[Request]:
+    """The experiment's seeded schedule of one seed at `load` of the pool's capacity."""
+    return schedule(seed, load * capacity(POOL), DURATION_S, ["c1", "c2", "c3"])
+
+
 def serve(policy: MemberPolicy, seed: int, load: float) -> tuple[list[float], list[int]]:
     """Each request's response time (s) and member, in order of completion; a learning policy
     learns each at its completion, as at the member's FIN."""
-    requests = schedule(seed, load * capacity(POOL), DURATION_S, ["c1", "c2", "c3"])
-    events = [(r.at_s, 0, r.id) for r in requests]     # (time, 0 arrival | 1 completion, request)
+    arrivals = requests(seed, load)
+    events = [(r.at_s, 0, r.id) for r in arrivals]     # (time, 0 arrival | 1 completion, request)
     heapq.heapify(events)
     active, busy, queues = [0] * len(POOL), [0] * len(POOL), [[] for _ in POOL]
     chosen: dict[int, tuple[int, MemberLoad, float]] = {}
@@ -53,7 +58,7 @@ def serve(policy: MemberPolicy, seed: int, load: float) -> tuple[list[float], li
 
     def start(i: int, rid: int, now: float) -> None:
         busy[i] += 1
-        r = requests[rid]
+        r = arrivals[rid]
         heapq.heappush(events, (now + WORKLOAD.cost(r.prompt_tokens, r.output_tokens) / POOL[i].speed, 1, rid))
 
     while events:
@@ -85,7 +90,7 @@ def clairvoyant(seed: int, load: float) -> list[float]:
     cost and every slot's next free time known (FIFO slots, as serve() runs them)."""
     free = [[0.0] * m.slots for m in POOL]      # per member, a heap of when each slot is next free
     times = []
-    for r in schedule(seed, load * capacity(POOL), DURATION_S, ["c1", "c2", "c3"]):    # in arrival order
+    for r in requests(seed, load):      # in arrival order
         cost = WORKLOAD.cost(r.prompt_tokens, r.output_tokens)
         finish, i = min((max(r.at_s, slots[0]) + cost / m.speed, i) for i, (m, slots) in enumerate(zip(POOL, free)))
         heapq.heapreplace(free[i], finish)

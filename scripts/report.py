@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import gzip
 import html
 import json
 import math
@@ -34,10 +35,15 @@ class ReportError(ValueError):
     """A runs file that cannot be summarised; the message names the file and row."""
 
 
+def open_text(path: Path):
+    """A results file for reading, gzipped (as the docs keep them) if its name ends in .gz."""
+    return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
+
+
 def read_runs(path: Path) -> list[dict]:
-    """The rows of runs.csv; a truncated last line (an interrupted run) is dropped."""
+    """The rows of runs.csv (or runs.csv.gz); a truncated last line (an interrupted run) is dropped."""
     try:
-        with open(path, newline="") as f:
+        with open_text(path) as f:
             reader = csv.DictReader(f)
             if tuple(reader.fieldnames or ()) != RUN_COLUMNS:
                 raise ReportError(f"{path}: header is {reader.fieldnames}, expected {list(RUN_COLUMNS)}")

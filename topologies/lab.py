@@ -32,6 +32,7 @@ log = logging.getLogger("lb.lab")
 ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "topology complete"
 MAX_REPLY_BYTES = 1 << 20     # a REST reply read whole: a controller's answers are a few kB
+PROBE_PORT, SINK_PORT = 7001, 7002    # where rtt_probe's echo and transfer's sink listen
 
 
 def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str = "condition"):
@@ -279,7 +280,7 @@ class Lab:
                           src, ["send", "--dst", self.net.get(dst).IP(), "--port", str(port), "--sport", str(sport),
                                 "--count", str(count), "--interval", str(interval_s)], timeout_s)
 
-    def rtt_probe(self, src: str, dst: str, sport: int, port: int = 7001, count: int = 20,
+    def rtt_probe(self, src: str, dst: str, sport: int, port: int = PROBE_PORT, count: int = 20,
                   interval_s: float = 0.05) -> dict:
         """A train of UDP echo probes from src to dst (a new flow each way for a new sport);
         their round-trip times as topologies/probes.py reports them."""
@@ -289,7 +290,7 @@ class Lab:
                                 "--count", str(count), "--interval", str(interval_s)], timeout_s)
 
     def transfer(self, src: str, dst: str, size_bytes: int, sport: int, timeout_s: float,
-                 port: int = 7002) -> dict:
+                 port: int = SINK_PORT) -> dict:
         """One TCP transfer of size_bytes from src (port sport) to dst, bounded by timeout_s:
         {bytes, seconds from connect to the receiver's acknowledgement, complete}."""
         return self._pair(dst, ["sink", "--port", str(port), "--timeout", str(timeout_s)],

@@ -2,6 +2,7 @@
 grouped by agreement, with what it met; plain and gzipped records; features rebuilt as the
 controller had them; rules that do not rank by features refused."""
 
+import csv
 import gzip
 import json
 
@@ -11,6 +12,7 @@ from controller.core.monitor import PathFeatures
 from controller.policies import make_policy
 from controller.service.rest import features_json
 from scripts.explain import compare, features, main, read
+from scripts.report import RUN_COLUMNS
 
 
 def candidate(utilisation, hops, chosen, capacity=10.0):
@@ -36,8 +38,11 @@ def results(tmp_path):
         {**placed("rtt", 1, [0.2, 0.5], sent=20, received=0, round=3), "candidates": []},   # no record at all
         {**placed("transfer", 1, [0.9, 0.1], fct_s=1.5), "reply": placed("transfer", 0, [0.1, 0.1])},
         {**placed("transfer", 0, [0.0, 0.0], fct_s=9.0), "measured": False})))         # hops alone: not ranked
-    (tmp_path / "runs.csv").write_text("policy,seed,kind,round,rtt_ms\nlearned,1,rtt,0,4.0\nlearned,1,rtt,0,\n"
-                                       "learned,1,rtt,1,1.0\nlearned,1,rtt,1,2.0\nlearned,1,transfer,0,\n")
+    rows = [("rtt", 0, "4.0"), ("rtt", 0, ""), ("rtt", 1, "1.0"), ("rtt", 1, "2.0"), ("transfer", 0, "")]
+    with open(tmp_path / "runs.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, RUN_COLUMNS, restval="")
+        writer.writeheader()
+        writer.writerows({"policy": "learned", "seed": "1", "kind": k, "round": n, "rtt_ms": rtt} for k, n, rtt in rows)
     two = tmp_path / "runs" / "learned-seed2"
     two.mkdir(parents=True)
     with gzip.open(two / "decisions.jsonl.gz", "wt") as f:    # recorded before replies were

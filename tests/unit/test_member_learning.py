@@ -103,7 +103,7 @@ def test_the_clairvoyant_reference_never_answers_sooner_than_the_fastest_member_
     times = clairvoyant(101, 0.95)
     fastest = max(m.speed for m in POOL)
     costs = [WORKLOAD.cost(r.prompt_tokens, r.output_tokens)
-             for r in member_sim.schedule(101, 0.95 * member_sim.capacity(POOL), member_sim.DURATION_S, ["c1", "c2", "c3"])]
+             for r in member_sim.requests(101, 0.95)]
     assert all(t >= c / fastest - 1e-9 for t, c in zip(times, costs))
     assert sum(t > c / fastest + 1e-9 for t, c in zip(times, costs)) > len(costs) / 10   # it does queue
 
