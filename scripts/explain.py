@@ -41,15 +41,61 @@ def read(results: Path) -> dict[str, list[dict]]:
     probe train given the mean RTT of its probes that came back (runs.csv, if it is there)."""
     rtts: dict[tuple[str, str, int], list[float]] = defaultdict(list)
     table = next((p for p in (results / "runs.csv", results / "runs.csv.gz") if p.exists()), None)
-    for r in read_runs(table) if table else []:
+    for n, r in enumerate(read_runs(table) if table else [], start=2):
         if r["kind"] == "rtt" and r["rtt_ms"]:
-            rtts[r["policy"], r["seed"], int(r["round"])].append(float(r["rtt_ms"]))
+            try:
+                rtts[r["policy"], r["seed"], int(r["round"])].append(float(r["rtt_ms"]))
+            except ValueError:
+                raise ReportError(f"{table}: row {n}: round or rtt_ms not a number") from None
     runs = {}
     for path in sorted((results / "runs").glob("*/decisions.jsonl*")):
         policy, _, seed = path.parent.name.rpartition("-seed")
         with open_text(path) as f:
-            runs[path.parent.name] = [{**p, "rtt_ms": rtts.get((policy, seed, p["round"]))} for p in map(json.loads, f)]
+            placed = [_record(path, n, line) for n, line in enumerate(f, start=1)]
+        runs[path.parent.name] = [{**p, "rtt_ms": rtts.get((policy, seed, p["round"]))} for p in placed]
     return runs
+
+
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+def _decision_problem(d: dict) -> str | None:
+    """What makes a recorded decision unusable ({} is usable: no record of it)."""
+    if not isinstance(d, dict):
+        return "a decision is not an object"
+    candidates = d.get("candidates", [])
+    if not isinstance(candidates, list) or not all(isinstance(c, dict) for c in candidates):
+        return "candidates: not a list of objects"
+    if candidates and not (isinstance(d.get("chosen"), int) and 0 <= d["chosen"] < len(candidates)):
+        return "chosen: not the index of a candidate"
+    for c in candidates if d.get("measured") else ():
+        bad = [k for k in FIELDS if not (_number(c.get(k)) or (k in ("headroom_mbps", "capacity_mbps") and c.get(k) is None))]
+        if bad:
+            return f"candidate field {bad[0]}: not a number"
+    return None
+
+
+def _record(path: Path, n: int, line: str) -> dict:
+    """One line of decisions.jsonl, checked for what compare() reads; ReportError names the
+    file, line and field otherwise (a hand-edited or truncated file must not end in a traceback)."""
+    try:
+        p = json.loads(line)
+    except ValueError:
+        raise ReportError(f"{path}: line {n}: not JSON") from None
+    problem = None
+    if not isinstance(p, dict) or p.get("kind") not in ("rtt", "transfer") or not isinstance(p.get("round"), int):
+        problem = "not a probe train's or transfer's record (kind, round)"
+    elif p["kind"] == "rtt" and not (isinstance(p.get("sent"), int) and isinstance(p.get("received"), int)
+                                     and 0 <= p["received"] <= p["sent"] and p["sent"] > 0):
+        problem = "sent, received: not counts of a train"
+    elif p["kind"] == "transfer" and not _number(p.get("fct_s")):
+        problem = "fct_s: not a number"
+    else:
+        problem = next(filter(None, (_decision_problem(d) for d in (p, p.get("reply", {})))), None)
+    if problem:
+        raise ReportError(f"{path}: line {n}: {problem}")
+    return p
 
 
 def compare(runs: dict[str, list[dict]], rule) -> dict[str, dict]:

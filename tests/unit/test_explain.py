@@ -91,3 +91,34 @@ def test_a_folder_without_recorded_decisions_is_refused_by_name(tmp_path, capsys
     with pytest.raises(SystemExit):
         main([str(tmp_path)])
     assert f"{tmp_path}: no runs/*/decisions.jsonl" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("line, says", [
+    ("{not json", "line 1: not JSON"),
+    ('["a list"]', "line 1: not a probe train's or transfer's record"),
+    ('{"kind": "rtt", "round": 0, "sent": 20, "received": 21}', "line 1: sent, received: not counts of a train"),
+    ('{"kind": "transfer", "round": 0, "fct_s": "fast"}', "line 1: fct_s: not a number"),
+    ('{"kind": "transfer", "round": 0, "fct_s": 1.0, "measured": true, "chosen": 5, "candidates": [{}]}',
+     "line 1: chosen: not the index of a candidate"),
+    ('{"kind": "transfer", "round": 0, "fct_s": 1.0, "measured": true, "chosen": 0, "candidates": '
+     '[{"utilisation": "high"}]}', "line 1: candidate field utilisation: not a number"),
+    ('{"kind": "transfer", "round": 0, "fct_s": 1.0, "reply": {"candidates": 3}}', "line 1: candidates: not a list")])
+def test_a_broken_record_is_refused_naming_file_line_and_field(tmp_path, line, says, capsys):
+    run = tmp_path / "runs" / "learned-seed1"
+    run.mkdir(parents=True)
+    (run / "decisions.jsonl").write_text(line + "\n")
+    with pytest.raises(SystemExit):
+        main([str(tmp_path)])
+    err = capsys.readouterr().err
+    assert f"{run / 'decisions.jsonl'}: {says}" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("table, says", [("policy,seed\nlearned,1\n", "header is"),
+                                         (",".join(RUN_COLUMNS) + "\n" + ",".join({"policy": "learned", "seed": "1", "kind": "rtt", "round": "zero",
+                                                                 "rtt_ms": "3.0"}.get(c, "") for c in RUN_COLUMNS) + "\n",
+                                          "row 2: round or rtt_ms not a number")])
+def test_a_broken_runs_table_is_refused_by_name(results, table, says, capsys):
+    (results / "runs.csv").write_text(table)
+    with pytest.raises(SystemExit):
+        main([str(results)])
+    assert f"{results / 'runs.csv'}: {says}" in capsys.readouterr().err
