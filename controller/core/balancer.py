@@ -39,7 +39,7 @@ from controller.openflow.messages import (
     SetFields,
     generation_of,
 )
-from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features
+from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features, round_trip
 from controller.core.network import HostLocation, Network
 from controller.core.services import VIP_MAC, Connection, MemberPolicy, Services
 from controller.openflow.packets import (ARP_REQUEST, ETH_ARP, ETH_IPV6, ETH_LLDP, PROTO_TCP, TCP_FIN, TCP_SYN,
@@ -694,14 +694,29 @@ class Balancer:
                 + [PacketOut(dst.at.dpid, (dst.at.port,), data, to_member)])
 
     def _path_look(self, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures | None:
-        """The measured features of the candidate path the path policy would take from src to
-        dst now (a look: nothing is decided or counted), for a member policy that weighs them."""
+        """The measured features of the round trip a connection from src to member dst would
+        take now, for a member policy that weighs them: the path the path policy would take
+        there, and back the way _serve installs the answers (its reverse, when usable). A look:
+        nothing is decided or counted. The path there alone carries the requests only: it read
+        a member whose link was full of answers as idle."""
+        there = self._look(src, dst, now)
+        if there is None:
+            return None
+        back_path = there[0][::-1]
+        if self._usable(back_path, dst, src):
+            return round_trip(there[1], self.features(back_path, dst, src, now))
+        back = self._look(dst, src, now)
+        return None if back is None else round_trip(there[1], back[1])
+
+    def _look(self, src: HostLocation, dst: HostLocation, now: float) -> tuple[Path, PathFeatures] | None:
+        """The candidate path the path policy would take from src to dst now, and its measured features."""
         candidates = self.paths.candidates(self.net, src.at.dpid, dst.at.dpid)
         if not candidates:
             return None
         measured = [self.features(c, src, dst, now) for c in candidates]
         looked = measured if self.policy.load_aware else [PathFeatures(0.0, 0.0, 0.0, len(c) - 1) for c in candidates]
-        return measured[self.policy.choose(None, looked)]
+        i = self.policy.choose(None, looked)
+        return candidates[i], measured[i]
 
     def _usable(self, path: Path, src: HostLocation, dst: HostLocation) -> bool:
         return is_live(self.net, path) and (path[0], path[-1]) == (src.at.dpid, dst.at.dpid)

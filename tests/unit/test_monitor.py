@@ -9,7 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.core.discovery import End
-from controller.core.monitor import UNSUPPORTED, FlowStat, LinkMetrics, Monitor, PortStat, counter_delta, path_features
+from controller.core.monitor import (UNSUPPORTED, FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, counter_delta,
+                                    path_features, round_trip)
 
 A, B = End(1, 2), End(2, 2)          # link A -> B
 
@@ -419,6 +420,18 @@ def test_path_features_combine_links_as_documented():
                            hops=2, booked_mbps=[50.0, 9.0, 0.0, 50.0])
     assert booked.utilisation == 0.9       # the first link's 0 measured + 9 booked, of 10
     assert booked.headroom_mbps == pytest.approx(1.0)   # access links never count
+
+
+def test_a_round_trip_is_its_two_paths_links_as_one_path():
+    def link(u, loss, lat, capacity=10):
+        return LinkMetrics(A, B, capacity, capacity * u, u, loss, lat, 0, known=lat > 0)
+    there = path_features([link(0, 0, 1), link(0.2, 0.1, 1), link(0, 0, 1)], hops=1)
+    back = path_features([link(0, 0, 0), link(0.9, 0.5, 2, capacity=4), link(0, 0, 1)], hops=1)
+    trip = round_trip(there, back)
+    whole = path_features([link(0, 0, 1), link(0.2, 0.1, 1), link(0.9, 0.5, 2, capacity=4), link(0, 0, 1)], hops=1)
+    assert trip == PathFeatures(0.9, pytest.approx(0.55), 6.0, 1, 1, pytest.approx(0.4), 4)
+    assert (trip.utilisation, trip.loss, trip.headroom_mbps, trip.capacity_mbps) == (
+        whole.utilisation, pytest.approx(whole.loss), pytest.approx(whole.headroom_mbps), whole.capacity_mbps)
 
 
 def test_access_link_to_a_host_loses_what_the_port_could_not_send():

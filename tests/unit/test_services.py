@@ -16,7 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from controller.core.balancer import MAX_FLOWS_PER_PORT
 from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
-from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, RESETS_PER_S, VIP_MAC, MemberLoad
+from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, RESETS_PER_S, VIP_MAC, MemberLoad, MemberPolicy
 from controller.core.settings import SERVICE_POLICIES, ConfigError, Settings
 from controller.core.spec import TopologyError, parse_spec
 from controller.openflow import wire
@@ -29,8 +29,9 @@ from controller.service.rest import RestApi
 from controller.policies.members import (SERVICE_POLICY_TYPES, LeastConnections, MemberQTable,
                                          QLearningMembers, RandomMember, RoundRobin, SHARED_COST, Weighted,
                                          member_state)
-from controller.policies.qlearning import QTable, QTableError, load
+from controller.policies.qlearning import QTable, QTableError, level, load
 from fakes.frames import ipv4_frame
+from tests.unit.test_decisions import measure
 from tests.unit.test_rest import call, exchange
 from fakes.switches import Booted, packet_fields
 
@@ -612,6 +613,34 @@ def test_q_learning_prefers_the_member_that_answered_sooner_and_avoids_a_congest
     before = dict(q.table.q)
     q.scores("web", [slow, jammed])
     assert q.table.q == before     # a read never changes the table
+
+
+class Seeing(MemberPolicy):
+    """Takes the first member and keeps what it was shown of each (a load-aware policy)."""
+    name, load_aware = "seeing", True
+
+    def __init__(self) -> None:
+        self.seen: list[dict[str, PathFeatures | None]] = []
+
+    def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
+        self.seen.append({m.host: m.path for m in members})
+        return 0
+
+
+@pytest.mark.parametrize("busy, m1_level", [({("s2", "s1"): 19.0}, 3), ({("s1", "s2"): 19.0}, 3), ({}, 0)])
+def test_a_member_policy_sees_the_round_trip_so_a_link_full_of_answers_is_busy(busy, m1_level):
+    """m1's link to the clients (s1-s2) carries 19 of its 20 Mbit/s in one direction: the
+    answers' (s2 -> s1) or the requests' (s1 -> s2). Either way the member policy sees m1's path
+    at the busiest level, and m2's (over the idle s1-s3) at 0; the way there alone read a link
+    full of answers as idle."""
+    b = up(booted())
+    seeing = b.balancer.services.services["web"].policy = Seeing()
+    measure(b, busy)
+    syn(b, "h1", 40000)
+    (seen,) = seeing.seen
+    assert (level(seen["m1"]), level(seen["m2"])) == (m1_level, 0), seen
+    assert seen["m1"].utilisation == pytest.approx(0.95 if busy else 0.0)
+    assert seen["m1"].hops == 1
 
 
 def test_the_member_q_table_is_saved_after_a_poll_and_loaded_again(tmp_path):
