@@ -37,6 +37,7 @@ from topologies.inference import PORT, Member, capacity, schedule, write_schedul
 from topologies.lab import ROOT, Lab, default_workdir, provenance, wait_until
 
 POLICIES = ("round-robin", "least-connections", "weighted", "random", "qlearning")
+VARIANTS = {"qlearning+blind": ("--service-q-blind",)}    # its table's states leave the path level out
 QUICK = {"policies": "round-robin,least-connections,weighted", "seeds": 1, "loads": "0.8"}
 SETUP_S = 5      # start and teardown of a lab, for the ETA
 CLIENTS_HOSTS_PREFIX = "c"
@@ -64,9 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", type=Path, help="results folder (default results/services-<time>)")
     args = parse_quick(p, argv, QUICK)
     args.policies = ["client-rr"] if args.direct else [x.strip() for x in args.policies.split(",") if x.strip()]
-    unknown = [x for x in args.policies if x not in POLICIES + ("client-rr",)]
+    known = POLICIES + tuple(VARIANTS)
+    unknown = [x for x in args.policies if x not in known + ("client-rr",)]
     if unknown or not args.policies:
-        p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(POLICIES)}")
+        p.error(f"--policies: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(known)}")
     args.loads = load_fractions(p, args.loads)
     if not LOADS[0] <= args.kill_load <= LOADS[1]:
         p.error(f"--kill-load: in {LOADS[0]}..{LOADS[1]}")
@@ -144,9 +146,11 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
     """One policy, load and seed on a fresh controller and network: the clients' and servers'
     logs and run.json in rundir (and kill.json for a kill run)."""
     rundir.mkdir(parents=True, exist_ok=True)
-    topology, options = args.topology, ("--service-policy", policy, "--seed", str(seed))
-    if policy == "qlearning":     # one table, learning across its runs, as across restarts of a controller
-        options += ("--service-q-table", str(rundir.parent.parent / "service-qtable.json"))
+    name = policy.split("+")[0]
+    topology, options = args.topology, ("--service-policy", name, "--seed", str(seed), *VARIANTS.get(policy, ()))
+    if name == "qlearning":     # one table a variant, learning across its runs, as across restarts of a controller
+        table = f"service-qtable{policy[len(name):].replace('+', '-')}.json"
+        options += ("--service-q-table", str(rundir.parent.parent / table))
     if args.direct:     # the controller balances paths only
         raw = json.loads(args.topology.read_text())
         raw.pop("services", None)

@@ -149,6 +149,9 @@ class Settings:
         "round-robin", "--service-policy", "how a new connection to a service's virtual IP picks a member: "
         + ", ".join(SERVICE_POLICIES) + "; PUT /api/v1/services switches it live", _one_of(*SERVICE_POLICIES),
         metavar="POLICY")
+    service_q_blind: bool = _setting(
+        False, "--service-q-blind", "member Q-learning leaves the path to each member out of its state (the "
+        "member and its open connections alone), to measure what seeing the path adds")
     service_q_table: str | None = _setting(
         None, "--service-q-table", "Q-learning table for --service-policy qlearning: loaded at start, saved "
         "after each poll that learnt something", metavar="FILE", unset="memory only", absolute=True)

@@ -165,26 +165,32 @@ class MemberQTable(QTable):
 
 class QLearningMembers(QLearningPolicy):
     """Q-learning over members (the module's docstring); the table's file handling is the path
-    policy's. Load-aware: it is given each candidate's path features."""
+    policy's. Load-aware: it is given each candidate's path features (unless blind)."""
     table_kind = MemberQTable
     stream = "members"
 
     def __init__(self, table_path: str | Path | None = None, alpha: float = Settings.q_alpha,
-                 epsilon: float = Settings.q_epsilon, explore: str = Settings.q_explore, seed: int = 0) -> None:
+                 epsilon: float = Settings.q_epsilon, explore: str = Settings.q_explore, seed: int = 0,
+                 paths: bool = True) -> None:
         super().__init__(table_path, alpha, 0.0, epsilon, explore, seed)
+        self.load_aware = paths     # False (--service-q-blind): states without the path level
         self._changed = False
+
+    def _state(self, service: str, m: MemberLoad) -> str:
+        state = member_state(service, m)
+        return state if self.load_aware else MemberQTable.coarse(state)
 
     def choose(self, service: str, members: list[MemberLoad], key: FlowKey) -> int:
         """The table's choice among the members in a random order: ties go to any of them."""
         order = self._rng.sample(range(len(members)), len(members))
-        return order[self.table.choose([member_state(service, members[i]) for i in order], self._rng)]
+        return order[self.table.choose([self._state(service, members[i]) for i in order], self._rng)]
 
     def scores(self, service: str, members: list[MemberLoad]) -> list[float]:
         """Each member's value now (a read: the table is unchanged)."""
-        return [self.table.value(member_state(service, m)) for m in members]
+        return [self.table.value(self._state(service, m)) for m in members]
 
     def learn(self, service: str, chosen: MemberLoad, response_s: float, after: MemberLoad) -> None:
-        self.table.update(member_state(service, chosen), -cost_ms(response_s, after), member_state(service, after))
+        self.table.update(self._state(service, chosen), -cost_ms(response_s, after), self._state(service, after))
         self._changed = True
 
     def save(self) -> None:
@@ -211,6 +217,7 @@ def member_policy_factory(name: str, settings: Settings,
     shared = next((p for p in in_use if type(p) is kind), None)
     if shared is None:
         shared = (QLearningMembers(settings.service_q_table, settings.q_alpha, settings.q_epsilon,
-                                   settings.q_explore, settings.seed) if kind is QLearningMembers
+                                   settings.q_explore, settings.seed, not settings.service_q_blind)
+                  if kind is QLearningMembers
                   else RandomMember(settings.seed))
     return lambda: shared

@@ -149,6 +149,7 @@ def test_the_pool_spec_names_its_service_and_the_options_are_checked(tmp_path):
     quick = parse_args(["--quick"])
     assert (quick.policies, quick.seeds, quick.loads) == (["round-robin", "least-connections", "weighted"], 1, [0.8])
     assert parse_args(["--direct"]).policies == ["client-rr"]
-    for bad in (["--policies", "fastest"], ["--loads", "0.8,x"], ["--loads", "3"], ["--seeds", "0"]):
+    assert parse_args(["--policies", "qlearning,qlearning+blind"]).policies == ["qlearning", "qlearning+blind"]
+    for bad in (["--policies", "fastest"], ["--policies", "weighted+blind"], ["--loads", "0.8,x"], ["--loads", "3"], ["--seeds", "0"]):
         with pytest.raises(SystemExit):
             parse_args(bad)

@@ -643,6 +643,25 @@ def test_a_member_policy_sees_the_round_trip_so_a_link_full_of_answers_is_busy(b
     assert seen["m1"].hops == 1
 
 
+def test_a_blind_member_learner_is_not_shown_paths_and_learns_without_them():
+    """--service-q-blind: the Balancer gives it no path features, and its states are the
+    member and its connections alone, so a jammed path is not told from a clear one."""
+    b = up(booted())
+    b.balancer.services.set_policy(policies.member_policy_factory(
+        "qlearning", Settings(service_policy="qlearning", service_q_blind=True)))
+    blind = b.balancer.services.services["web"].policy
+    assert not blind.load_aware
+    syn(b, "h1", 40000)
+    conn = next(iter(b.balancer.services.connections.values()))
+    assert conn.chosen.path is None
+    fast, slow = loads(0, 0, paths=[features(0.1), features(0.1)])
+    for _ in range(5):
+        blind.learn("web", fast, 0.2, fast)
+        blind.learn("web", slow, 1.0, slow)
+    assert set(blind.table.q) == {"web/m1 a0", "web/m2 a0"}
+    assert blind.choose("web", [slow, fast._replace(path=features(0.95))], KEY) == 1   # the jam is not seen
+
+
 def test_the_member_q_table_is_saved_after_a_poll_and_loaded_again(tmp_path):
     path = tmp_path / "members.json"
     settings = Settings(service_policy="qlearning", service_q_table=str(path))
