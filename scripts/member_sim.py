@@ -12,7 +12,8 @@ K independent learners (each its own random stream), their figures averaged per 
 `sed` is a reference rule, not a policy of the project: shortest expected delay,
 (open + 1) / speed, knowing the speeds as weighted round robin does. `clairvoyant` is another:
 it knows every request's length and every member's queue, which no controller sees, and so
-shows what a choice made before the length is known gives up.
+shows what a choice made before the length is known gives up; "prompt only" knows the queues
+and the prompt (what a gateway reading the request would), "queue only" the queues alone.
 """
 
 from __future__ import annotations
@@ -85,14 +86,23 @@ def serve(policy: MemberPolicy, seed: int, load: float) -> tuple[list[float], li
     return times, members
 
 
-def clairvoyant(seed: int, load: float) -> list[float]:
-    """Response times when each request goes to the member where it would finish first, its
-    cost and every slot's next free time known (FIFO slots, as serve() runs them)."""
+KNOWS = {"length": "its cost", "prompt": "its prompt (the output's mean for the rest)",
+         "queue": "nothing of it (the mean cost)"}     # what a clairvoyant choice knows of the new request
+
+
+def clairvoyant(seed: int, load: float, knows: str = "length") -> list[float]:
+    """Response times when each request goes to the member where it would finish first,
+    every slot's next free time known (FIFO slots, as serve() runs them) and of the request
+    what KNOWS[knows] says: "prompt" is what a gateway that reads the request sees, "queue"
+    separates what the queues' work alone is worth."""
     free = [[0.0] * m.slots for m in POOL]      # per member, a heap of when each slot is next free
+    output = WORKLOAD.output.mean()
     times = []
     for r in requests(seed, load):      # in arrival order
         cost = WORKLOAD.cost(r.prompt_tokens, r.output_tokens)
-        finish, i = min((max(r.at_s, slots[0]) + cost / m.speed, i) for i, (m, slots) in enumerate(zip(POOL, free)))
+        known = {"length": cost, "prompt": WORKLOAD.cost(r.prompt_tokens, output), "queue": WORKLOAD.mean_cost()}[knows]
+        _, i = min((max(r.at_s, slots[0]) + known / m.speed, i) for i, (m, slots) in enumerate(zip(POOL, free)))
+        finish = max(r.at_s, free[i][0]) + cost / POOL[i].speed
         heapq.heapreplace(free[i], finish)
         times.append(finish - r.at_s)
     return times
@@ -122,8 +132,10 @@ def compare(load: float, learn: int, test: int, first: int = 101,
                            ("sed", ShortestExpectedDelay)):
             times = serve(make(), seed, load)[0]
             out.setdefault(name, []).append((statistics.mean(times), p95(times)))
-        times = clairvoyant(seed, load)
-        out.setdefault("clairvoyant", []).append((statistics.mean(times), p95(times)))
+        for knows in KNOWS:
+            times = clairvoyant(seed, load, knows)
+            name = "clairvoyant" + ("" if knows == "length" else f", {knows} only")
+            out.setdefault(name, []).append((statistics.mean(times), p95(times)))
         runs = [serve(learner, seed, load)[0] for learner in tables]
         out.setdefault("qlearning", []).append((statistics.mean(statistics.mean(t) for t in runs),
                                                 statistics.mean(p95(t) for t in runs)))
