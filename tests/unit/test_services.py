@@ -615,6 +615,16 @@ def test_q_learning_prefers_the_member_that_answered_sooner_and_avoids_a_congest
     assert q.table.q == before     # a read never changes the table
 
 
+def test_a_path_levels_value_is_pooled_with_its_members_until_its_own_visits_outweigh_it():
+    """One long answer on a rarely seen path level does not decide alone (POOLED)."""
+    table = MemberQTable(alpha=0.05, gamma=0.0, epsilon=0.0,
+                         q={"web/m1 a0": [-1000.0, 100], "web/m1 a0 p3": [-5000.0, 1], "web/m1 a1 p3": [-5000.0, 180]})
+    assert table.value("web/m1 a0 p3") == pytest.approx((-5000 + policies.POOLED * -1000) / (1 + policies.POOLED))
+    assert table.value("web/m1 a0 p2") == -1000.0       # never met: the member and count's own
+    assert table.value("web/m1 a1 p3") == -5000.0       # no coarse row to pool with (a file's, say)
+    assert table.value("web/m1 a0") == -1000.0
+
+
 class Seeing(MemberPolicy):
     """Takes the first member and keeps what it was shown of each (a load-aware policy)."""
     name, load_aware = "seeing", True
