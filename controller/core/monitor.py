@@ -154,12 +154,12 @@ class PathFeatures:
 
 
 def round_trip(there: PathFeatures, back: PathFeatures) -> PathFeatures:
-    """A path and the way back as one path (path_features' rules over both directions' links):
-    a service's member takes the request one way and answers the other, and its answers are
-    most of the bytes, so a member behind a link busy only in its answers' direction is as
-    far as one behind a link busy both ways."""
-    return PathFeatures(max(there.utilisation, back.utilisation), clamp01(1 - (1 - there.loss) * (1 - back.loss)),
-                        there.latency_ms + back.latency_ms, there.hops, there.unknown + back.unknown,
+    """A path and the way back, each feature the worse direction's (so a load level of it is
+    the busier direction's, on the one-way thresholds): a service's member takes the request
+    one way and answers the other, and its answers are most of the bytes, so a member behind a
+    link busy only in its answers' direction is as far as one behind a link busy both ways."""
+    return PathFeatures(max(there.utilisation, back.utilisation), max(there.loss, back.loss),
+                        max(there.latency_ms, back.latency_ms), there.hops, max(there.unknown, back.unknown),
                         min(there.headroom_mbps, back.headroom_mbps), min(there.capacity_mbps, back.capacity_mbps))
 
 

@@ -3,18 +3,20 @@ round robin, least connections, smooth weighted round robin, random, and Q-learn
 
 Q-learning. A decision is one step (a contextual bandit, gamma 0): what follows from it is the
 connection's response and the delay it adds to the other connections at its member.
-State of a candidate: the service and member, its open
-connections (binned: 0, 1, 2, 3, 4, 5-6, 7-9, 10-14, 15+) and the load level of the round trip
-to it: the path the path policy would take there and its answers' way back, as one path (0-3 by
-bottleneck utilisation, 4 lossy or queueing, u unknown; as the path Q-learning's). Reward: minus the connection's cost in ms (cost_ms: its response
-time, and SHARED_COST of it for each connection its member still holds at its FIN), so the
-member with the highest Q is the one where a connection is expected to cost least: with its
-identity in the state it learns each member's speed, with its connections its queue, with the
-path's level a fast member behind a congested link. A state's value is the mean of
-the costs it met (step 1/visits) down to --q-alpha, as the path table's: a response is
-heavy-tailed with the answer's length, so a constant step let a few long answers decide. A state never met
-falls back, pessimistically, on what is known: its member and connection count (the path level
-ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
+State of a candidate: the service and member, its open connections (binned: 0, 1, 2, 3, 4,
+5-6, 7-9, 10-14, 15+) and the load level of the round trip to it: the path the path policy
+would take there and its answers' way back, the busier direction's (0-3 by bottleneck
+utilisation, 4 lossy or queueing, u unknown; as the path Q-learning's). Reward: minus the
+connection's cost in ms (cost_ms: its response time, and SHARED_COST of it for each
+connection its member still holds at its FIN), so the member with the highest Q is the one
+where a connection is expected to cost least: with its identity in the state it learns each
+member's speed, with its connections its queue, with the path's level a fast member behind a
+congested link. A state's value is the mean of the costs it met (step 1/visits) down to
+--q-alpha, as the path table's: a response is heavy-tailed with the answer's length, so a
+constant step let a few long answers decide; and a choice weighs it with its coarse state's
+(the member and count on every path level) as its visits against POOLED, for the same reason.
+A state never met falls back, pessimistically, on what is known: its member and connection
+count (the path level ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
 among its connections (_shared: n open, (n + 1)(1 + SHARED_COST n) / ((m + 1)(1 + SHARED_COST m))
 times the value learnt with m open), else its
 nearest higher count learnt, unscaled (fewer connections answer no later), else the
@@ -196,6 +198,9 @@ class QLearningMembers(QLearningPolicy):
     def scores(self, service: str, members: list[MemberLoad]) -> list[float]:
         """Each member's value now (a read: the table is unchanged)."""
         return [self.table.value(self._state(service, m)) for m in members]
+
+    def describe(self) -> dict:
+        return {**super().describe(), "paths": self.load_aware}
 
     def learn(self, service: str, chosen: MemberLoad, response_s: float, after: MemberLoad) -> None:
         self.table.update(self._state(service, chosen), -cost_ms(response_s, after), self._state(service, after))

@@ -99,12 +99,15 @@ def test_the_clairvoyant_reference_finishes_each_request_first_and_waits_for_a_f
     assert clairvoyant(1, 0.8)[-1] == pytest.approx(1.5)     # first free slot beats a free 2x slot (2 s)
 
 
-def test_a_clairvoyant_choice_that_does_not_know_the_length_sends_a_long_request_to_a_free_slow_slot(monkeypatch):
-    # the 4x member's slots are full for 1 s; a request of 2400 token-times (all prompt) takes
-    # 1 + 4 s there and 8 s on a free 2x slot: where it goes depends on what is known of it
-    burst = [Request(n, 0.0, "c1", 0, 600) for n in range(4)] + [Request(4, 0.0, "c1", 48000, 0)]
+@pytest.mark.parametrize("prompt, output, finish", [(48000, 0, [5.0, 5.0, 8.0]), (0, 2400, [5.0, 8.0, 8.0])])
+def test_a_clairvoyant_choice_that_does_not_know_the_cost_sends_a_long_request_to_a_free_slow_slot(
+        monkeypatch, prompt, output, finish):
+    # the 4x member's slots are full for 1 s; a request of 2400 token-times takes 1 + 4 s there
+    # and 8 s on a free 2x slot: where it goes depends on what is known of it (KNOWS' order:
+    # its cost, its prompt, nothing); all prompt, or all output, which "prompt" does not see
+    burst = [Request(n, 0.0, "c1", 0, 600) for n in range(4)] + [Request(4, 0.0, "c1", prompt, output)]
     monkeypatch.setattr(member_sim, "schedule", lambda *args, **kwargs: burst)
-    assert [clairvoyant(1, 0.8, knows)[-1] for knows in member_sim.KNOWS] == pytest.approx([5.0, 5.0, 8.0])
+    assert [clairvoyant(1, 0.8, knows)[-1] for knows in member_sim.KNOWS] == pytest.approx(finish)
 
 
 def test_the_clairvoyant_reference_never_answers_sooner_than_the_fastest_member_could():

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from controller.core.discovery import End
 from controller.core.monitor import (UNSUPPORTED, FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, counter_delta,
                                     path_features, round_trip)
+from controller.policies.qlearning import level
 
 A, B = End(1, 2), End(2, 2)          # link A -> B
 
@@ -422,16 +423,15 @@ def test_path_features_combine_links_as_documented():
     assert booked.headroom_mbps == pytest.approx(1.0)   # access links never count
 
 
-def test_a_round_trip_is_its_two_paths_links_as_one_path():
+def test_a_round_trip_takes_each_feature_from_the_worse_direction_so_its_level_is_the_busier_ones():
     def link(u, loss, lat, capacity=10):
         return LinkMetrics(A, B, capacity, capacity * u, u, loss, lat, 0, known=lat > 0)
     there = path_features([link(0, 0, 1), link(0.2, 0.1, 1), link(0, 0, 1)], hops=1)
-    back = path_features([link(0, 0, 0), link(0.9, 0.5, 2, capacity=4), link(0, 0, 1)], hops=1)
-    trip = round_trip(there, back)
-    whole = path_features([link(0, 0, 1), link(0.2, 0.1, 1), link(0.9, 0.5, 2, capacity=4), link(0, 0, 1)], hops=1)
-    assert trip == PathFeatures(0.9, pytest.approx(0.55), 6.0, 1, 1, pytest.approx(0.4), 4)
-    assert (trip.utilisation, trip.loss, trip.headroom_mbps, trip.capacity_mbps) == (
-        whole.utilisation, pytest.approx(whole.loss), pytest.approx(whole.headroom_mbps), whole.capacity_mbps)
+    back = path_features([link(0, 0, 0), link(0.9, 0.005, 2, capacity=4), link(0, 0, 1)], hops=1)
+    assert round_trip(there, back) == PathFeatures(0.9, pytest.approx(0.1), 3.0, 1, 1, pytest.approx(0.4), 4)
+    six = path_features([link(0, 0, 0.1), link(0.1, 0.006, 6), link(0, 0, 0.1)], hops=1)   # under 10 ms, 1%
+    assert level(round_trip(six, six)) == level(six) == 0      # one-way thresholds, not summed
+    assert level(round_trip(six, back)) == "u" and level(round_trip(six, there)) == 4     # loss 0.1 there
 
 
 def test_access_link_to_a_host_loses_what_the_port_could_not_send():

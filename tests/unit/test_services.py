@@ -653,23 +653,29 @@ def test_a_member_policy_sees_the_round_trip_so_a_link_full_of_answers_is_busy(b
     assert seen["m1"].hops == 1
 
 
-def test_a_blind_member_learner_is_not_shown_paths_and_learns_without_them():
-    """--service-q-blind: the Balancer gives it no path features, and its states are the
-    member and its connections alone, so a jammed path is not told from a clear one."""
+def test_a_blind_member_learner_is_not_shown_paths_and_does_not_tell_a_jammed_one():
+    """--service-q-blind: the Balancer gives it no path features, its states are the member
+    and its connections alone, and after the same costs as a sighted learner it still takes
+    the fast member on the jammed path that the sighted one avoids."""
     b = up(booted())
     b.balancer.services.set_policy(policies.member_policy_factory(
         "qlearning", Settings(service_policy="qlearning", service_q_blind=True)))
     blind = b.balancer.services.services["web"].policy
-    assert not blind.load_aware
+    assert (blind.load_aware, blind.describe()["paths"]) == (False, False)
     syn(b, "h1", 40000)
-    conn = next(iter(b.balancer.services.connections.values()))
+    (conn,) = {id(c): c for c in b.balancer.services.connections.values()}.values()
     assert conn.chosen.path is None
+    sighted = QLearningMembers(epsilon=0.0)
     fast, slow = loads(0, 0, paths=[features(0.1), features(0.1)])
-    for _ in range(5):
-        blind.learn("web", fast, 0.2, fast)
-        blind.learn("web", slow, 1.0, slow)
+    jammed = fast._replace(path=features(0.95))
+    for q in (blind, sighted):
+        for _ in range(20):     # the fast member answers in 0.2 s, on the jammed path in 3 s
+            q.learn("web", fast, 0.2, fast)
+            q.learn("web", fast, 0.2, fast)
+            q.learn("web", jammed, 3.0, jammed)
+            q.learn("web", slow, 1.5, slow)
     assert set(blind.table.q) == {"web/m1 a0", "web/m2 a0"}
-    assert blind.choose("web", [slow, fast._replace(path=features(0.95))], KEY) == 1   # the jam is not seen
+    assert (sighted.choose("web", [slow, jammed], KEY), blind.choose("web", [slow, jammed], KEY)) == (0, 1)
 
 
 def test_the_member_q_table_is_saved_after_a_poll_and_loaded_again(tmp_path):
