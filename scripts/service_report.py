@@ -43,6 +43,7 @@ METRICS = (*LATENCY, "slo", "tokens_per_s", "requests_per_s", "failed", "cut", "
 HIGHER_IS_BETTER = {"slo", "tokens_per_s", "requests_per_s", "jain"}
 REFERENCE = "least-connections"
 CLASSIC = ("round-robin", "least-connections", "weighted")
+JAM = ("rt_mean_s", "rt_p95_s", "slo")      # of the requests scheduled while a jam was on
 
 
 def percentiles(values, qs=(50, 95, 99)) -> list[float | None]:
@@ -113,12 +114,17 @@ def summarise(requests: list[dict], members: list[dict], config: dict) -> dict:
     for m in members:
         runs[m["load"], m["policy"], int(m["seed"])]["members"].append(m)
     until = config["duration"] + config["drain"]
+    window = jam_window(config)
     order = {p: i for i, p in enumerate(config.get("policies", ()))}     # the order they ran in
     per_seed: dict[str, dict[str, dict[int, dict]]] = defaultdict(lambda: defaultdict(dict))
     ran = sorted(runs.items(), key=lambda kv: (float(kv[0][0]), order.get(kv[0][1], len(order)), kv[0][1], kv[0][2]))
     for (load, policy, seed), run in ran:
         per_seed[load][policy][seed] = run_metrics(run["requests"], run["members"], until,
                                                    config["base_speed"], config["slo_grace"])
+        if window:
+            per_seed[load][policy][seed]["jam"] = run_metrics(
+                [r for r in run["requests"] if window[0] <= float(r["at_s"]) < window[1]], [], until,
+                config["base_speed"], config["slo_grace"])
     out: dict[str, dict] = {}
     for load, policies in per_seed.items():
         means = {p: {k: _mean(v[k] for v in seeds.values()) for k in METRICS} for p, seeds in policies.items()}
@@ -135,7 +141,17 @@ def summarise(requests: list[dict], members: list[dict], config: dict) -> dict:
                                  f"vs_{REFERENCE}": paired(seeds, policies.get(REFERENCE, {})),
                                  "vs_best": {k: {"of": best[k], **paired(seeds, policies[best[k]], (k,))[k]}
                                              for k in METRICS if best[k]}}
+            if window:
+                jam = {s: v["jam"] for s, v in seeds.items()}
+                out[load][policy]["jam"] = {
+                    "from_s": window[0], "to_s": window[1], **{k: _mean(v[k] for v in jam.values()) for k in JAM},
+                    f"vs_{REFERENCE}": paired(jam, {s: v["jam"] for s, v in policies.get(REFERENCE, {}).items()}, JAM)}
     return out
+
+
+def jam_window(config: dict) -> tuple[float, float] | None:
+    """When a run's jam was on (scripts.services --jam), in seconds of its schedule."""
+    return (config["duration"] / 4, config["duration"] * 3 / 4) if config.get("jam") else None
 
 
 def pick_best(means: dict[str, dict], metric: str) -> str | None:
@@ -169,6 +185,16 @@ def markdown(summary: dict) -> str:
                 _num(m["cut"], fmt=".1f"), _num(m["jain"], fmt=".3f"),
                 "" if policy == REFERENCE else _pct(lc.get("rt_mean_s", {})),
                 "" if policy == REFERENCE else _pct(lc.get("rt_p95_s", {})), versus("rt_p95_s"), versus("slo")]) + " |")
+        jammed = {policy: m["jam"] for policy, m in policies.items() if "jam" in m}
+        if jammed:
+            first = next(iter(jammed.values()))
+            lines += [f"\nThe requests scheduled while the jam was on ({first['from_s']:g}-{first['to_s']:g} s):\n",
+                      "| policy | response mean (s) | p95 | SLO met | mean vs LC [95% CI] | p95 vs LC |",
+                      "|" + " --- |" * 6]
+            lines += ["| " + " | ".join([policy, _num(j["rt_mean_s"]), _num(j["rt_p95_s"]), _num(j["slo"], 100, ".1f", "%"),
+                                         *("" if policy == REFERENCE else _pct(j[f"vs_{REFERENCE}"].get(k, {}))
+                                           for k in ("rt_mean_s", "rt_p95_s"))]) + " |"
+                      for policy, j in jammed.items()]
     seeds = min((len(m["seeds"]) for p in summary.values() for m in p.values()), default=0)
     if seeds < FEW_SEEDS:
         lines.append(f"\nNote: {seeds} seed{'s' * (seeds != 1)} per policy; intervals from fewer than {FEW_SEEDS} "

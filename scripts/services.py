@@ -14,7 +14,10 @@ run per policy at --kill-load kills that member's server halfway through and rep
 requests failed and how long after its last answer connections still reached it (a passive
 capture on the member's host, topologies.inference sniff). With --direct the clients address
 the members themselves, one after another (client-side round robin, policy "client-rr"), and the
-controller gets the spec without its services: a baseline without the virtual IP.
+controller gets the spec without its services: a baseline without the virtual IP. With --jam
+MEMBER, a host added beside that member sends UDP at --jam-mbps to the first client through the
+middle half of every run's arrivals, on the path the path policy gives it: a member behind a link
+busy with traffic not its own, which a member policy can only tell from the path's load.
 """
 
 from __future__ import annotations
@@ -35,19 +38,21 @@ from scripts.report import LOADS, load_fractions, parse_quick, print_summary
 from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, write_report
 from topologies.inference import PORT, Member, capacity, schedule, write_schedule
 from topologies.lab import ROOT, Lab, default_workdir, provenance, wait_until
+from topologies.traffic import BASE_PORT, Player, Transfer
 
 POLICIES = ("round-robin", "least-connections", "weighted", "random", "qlearning")
 VARIANTS = {"qlearning+blind": ("--service-q-blind",)}    # its table's states leave the path level out
 QUICK = {"policies": "round-robin,least-connections,weighted", "seeds": 1, "loads": "0.8"}
 SETUP_S = 5      # start and teardown of a lab, for the ETA
 CLIENTS_HOSTS_PREFIX = "c"
+JAMMER = {"name": "jam", "ip": "10.0.0.250", "mac": "00:00:00:00:00:fa"}     # --jam's host
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m scripts.services", description=__doc__.split("\n\n")[0])
     p.add_argument("--topology", type=Path, default=ROOT / "topologies" / "pool.json")
     p.add_argument("--service", default="llm")
-    p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES)}")
+    p.add_argument("--policies", default=",".join(POLICIES), help=f"comma-separated, of {', '.join(POLICIES + tuple(VARIANTS))}")
     p.add_argument("--loads", default="0.5,0.8,0.95", help=f"fractions of the pool's capacity ({LOADS[0]}..{LOADS[1]})")
     p.add_argument("--seeds", type=int, default=5, help="seeds 1..N, each a different schedule")
     p.add_argument("--duration", type=float, default=20, help="seconds of arrivals per run (5..600)")
@@ -60,6 +65,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "('' for no kill runs)")
     p.add_argument("--kill-load", type=float, default=0.8)
     p.add_argument("--direct", action="store_true", help="clients address the members themselves (no VIP)")
+    p.add_argument("--jam", metavar="MEMBER", default="", help="a host added on MEMBER's switch sends UDP at "
+                   "--jam-mbps to the first client through the middle half of each run's arrivals: a member "
+                   "behind a link busy with traffic not its own ('' for none)")
+    p.add_argument("--jam-mbps", type=float, default=1.2, help="the jam's rate (0.1..1000)")
     p.add_argument("--quick", action="store_true",
                    help="; ".join(f"{k}={v}" for k, v in QUICK.items()) + " (options given win)")
     p.add_argument("--out", type=Path, help="results folder (default results/services-<time>)")
@@ -74,6 +83,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--kill-load: in {LOADS[0]}..{LOADS[1]}")
     if not 1 <= args.seeds <= 100 or not 5 <= args.duration <= 600 or not 1 <= args.drain <= 120:
         p.error("--seeds: 1..100; --duration: 5..600 s; --drain: 1..120 s")
+    if not 0.1 <= args.jam_mbps <= 1000:
+        p.error("--jam-mbps: 0.1..1000")
     if not 1 <= args.base_speed <= 10_000 or not 1 <= args.slots <= 64 or not 0 <= args.slo_grace <= 60:
         p.error("--base-speed: 1..10000; --slots: 1..64; --slo-grace: 0..60 s")
     return args
@@ -99,12 +110,15 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         service = service_of(args.topology, args.service)
+        if args.jam:
+            add_jammer(json.loads(args.topology.read_text()), args.jam)
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.kill and args.kill not in dict(service["members"]):
-        print(f"error: --kill: '{args.kill}' is not a member of {args.service}", file=sys.stderr)
-        return 2
+    for option, member in (("--kill", args.kill), ("--jam", args.jam)):
+        if member and member not in dict(service["members"]):
+            print(f"error: {option}: '{member}' is not a member of {args.service}", file=sys.stderr)
+            return 2
     members = [Member(host, weight * args.base_speed, args.slots) for host, weight in service["members"]]
     folder = args.out or default_workdir("services")
     folder.mkdir(parents=True, exist_ok=True)
@@ -149,12 +163,16 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
     name = policy.split("+")[0]
     topology, options = args.topology, ("--service-policy", name, "--seed", str(seed), *VARIANTS.get(policy, ()))
     if name == "qlearning":     # one table a variant, learning across its runs, as across restarts of a controller
-        table = f"service-qtable{policy[len(name):].replace('+', '-')}.json"
+        table = f"service-qtable{''.join('-' + v for v in policy.split('+')[1:])}.json"
         options += ("--service-q-table", str(rundir.parent.parent / table))
-    if args.direct:     # the controller balances paths only
+    if args.direct or args.jam:
         raw = json.loads(args.topology.read_text())
-        raw.pop("services", None)
-        topology, options = rundir / "spec.json", ()
+        if args.direct:     # the controller balances paths only
+            raw.pop("services", None)
+            options = ()
+        if args.jam:
+            add_jammer(raw, args.jam)
+        topology = rundir / "spec.json"
         topology.write_text(json.dumps(raw, indent=1) + "\n")
     lab = Lab(topology, rundir, controller_args=options)
     clients = sorted(h.name for h in lab.spec.hosts if h.name.startswith(CLIENTS_HOSTS_PREFIX))
@@ -164,6 +182,9 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
     servers: dict[str, subprocess.Popen] = {}
     procs: list[subprocess.Popen] = []
     lifetime = args.duration + args.drain + 20
+    jam = args.jam and {"member": args.jam, "mbps": args.jam_mbps, "from_s": args.duration / 4,
+                        "to_s": args.duration * 3 / 4}      # seconds after t0
+    jammer: Player | None = None
     with lab:
         lab.pingall()
         try:
@@ -191,6 +212,10 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
                      "--port", str(service["port"]), "--t0", repr(t0), "--until", repr(until),
                      "--out", str(rundir / f"{c}.jsonl")], cwd=ROOT, stdout=subprocess.DEVNULL,
                     stderr=subprocess.PIPE))
+            if jam:     # its start, in the player's clock, is t0's from_s
+                jammer = Player(lab.net, [Transfer(t0 - time.time() + jam["from_s"], JAMMER["name"], clients[0],
+                                                   "udp", args.jam_mbps, jam["to_s"] - jam["from_s"], BASE_PORT)],
+                                rundir / "jam").start()
             killed_at = None
             if kill:
                 time.sleep(max(0.0, t0 + args.duration / 2 - time.time()))
@@ -199,16 +224,30 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
             for proc in procs[-len(clients):]:
                 proc.wait(timeout=max(1.0, until + 20 - time.time()))
         finally:
+            if jammer:
+                jammer.stop()
             for proc in [*servers.values(), *procs]:
                 if proc.poll() is None:
                     proc.terminate()
                     proc.wait(timeout=5)
     (rundir / "run.json").write_text(json.dumps({"t0": t0, "until": until, "load": load, "seed": seed,
                                                  "policy": policy, "rate_per_s": load * capacity(members),
-                                                 "requests": len(requests), "killed_at": killed_at}) + "\n")
+                                                 "requests": len(requests), "killed_at": killed_at,
+                                                 "jam": jam or None}) + "\n")
     if kill:
         (rundir / "kill.json").write_text(json.dumps(kill_result(rundir, policy, load, kill, t0, killed_at,
                                                                  [lab.spec.host(c).ip for c in clients])) + "\n")
+
+
+def add_jammer(raw: dict, member: str) -> None:
+    """Put the host JAMMER on `member`'s switch in a spec's raw JSON, on a link as wide as the member's."""
+    try:
+        (access,) = [link for link in raw["links"] if member in link["nodes"]]
+        (switch,) = [node for node in access["nodes"] if node != member]
+    except ValueError:
+        raise TopologyError(f"--jam: '{member}' is not on exactly one link") from None
+    raw["hosts"].append(JAMMER)
+    raw["links"].append({"nodes": [JAMMER["name"], switch], "capacity_mbps": access.get("capacity_mbps", 100)})
 
 
 def wait_healthy(lab: Lab, service: str, count: int, timeout_s: float = 15) -> None:

@@ -9,9 +9,10 @@ import json
 import matplotlib.image
 import pytest
 
-from scripts.service_report import (MEMBER_COLUMNS, REQUEST_COLUMNS, deadline_s, jain, percentiles, pick_best,
-                                    run_metrics, summarise, write_report)
-from scripts.services import kill_result, parse_args, service_of
+from scripts.service_report import (MEMBER_COLUMNS, REQUEST_COLUMNS, deadline_s, jain, markdown, percentiles,
+                                    pick_best, run_metrics, summarise, write_report)
+from controller.core.spec import TopologyError, parse_spec
+from scripts.services import add_jammer, kill_result, parse_args, service_of
 from topologies.inference import CUT
 from topologies.lab import ROOT
 
@@ -85,6 +86,22 @@ def test_changes_are_paired_by_seed_against_least_connections_and_the_best_class
     assert q["vs_best"]["rt_p95_s"]["mean"] == pytest.approx(-0.2)
 
 
+def test_a_jammed_runs_requests_scheduled_while_the_jam_was_on_are_summarised_apart():
+    """With --jam, the middle half of the arrivals (2.5-7.5 s of 10) has its own figures: the
+    requests scheduled at 2.5..7.0 s answer in 3, 1, 2, 3, 1, 2, 3, 1, 2, 3 x scale (mean 2.1),
+    all twenty in 1.95 x scale."""
+    policies = {"least-connections": 1.0, "qlearning": 0.8}
+    requests = [r for p, s in policies.items() for seed in (1, 2) for r in runs(p, seed, s)]
+    config = {"duration": 10, "drain": 5, "base_speed": 100, "slo_grace": 0.5}
+    assert "jam" not in summarise(requests, [], config)["0.8"]["qlearning"]
+    summary = summarise(requests, [], {**config, "jam": "m5"})["0.8"]
+    lc, q = summary["least-connections"], summary["qlearning"]
+    assert (lc["rt_mean_s"], lc["jam"]["rt_mean_s"], q["jam"]["rt_mean_s"]) == pytest.approx((1.95, 2.1, 0.8 * 2.1))
+    assert (q["jam"]["from_s"], q["jam"]["to_s"]) == (2.5, 7.5)
+    assert q["jam"]["vs_least-connections"]["rt_p95_s"]["mean"] == pytest.approx(-0.2)
+    assert "| qlearning | 1.68 | 2.40 |" in markdown({"0.8": summary})
+
+
 def make_folder(folder, kill=True):
     (folder / "runs" / "rr-kill").mkdir(parents=True)
     (folder / "config.json").write_text(json.dumps({"duration": 10, "drain": 5, "base_speed": 100, "slo_grace": 0.5,
@@ -150,6 +167,12 @@ def test_the_pool_spec_names_its_service_and_the_options_are_checked(tmp_path):
     assert (quick.policies, quick.seeds, quick.loads) == (["round-robin", "least-connections", "weighted"], 1, [0.8])
     assert parse_args(["--direct"]).policies == ["client-rr"]
     assert parse_args(["--policies", "qlearning,qlearning+blind"]).policies == ["qlearning", "qlearning+blind"]
-    for bad in (["--policies", "fastest"], ["--policies", "weighted+blind"], ["--loads", "0.8,x"], ["--loads", "3"], ["--seeds", "0"]):
+    raw = json.loads((ROOT / "topologies" / "pool.json").read_text())
+    add_jammer(raw, "m5")
+    spec = parse_spec(raw)      # a valid spec: the jammer's address and name are free
+    assert [(link.a, link.b, link.capacity_mbps) for link in spec.links if "jam" in (link.a, link.b)] == [("jam", "s4", 100)]
+    with pytest.raises(TopologyError, match="--jam: 's1' is not on exactly one link"):
+        add_jammer(raw, "s1")
+    for bad in (["--policies", "fastest"], ["--policies", "weighted+blind"], ["--jam-mbps", "0"], ["--loads", "0.8,x"], ["--loads", "3"], ["--seeds", "0"]):
         with pytest.raises(SystemExit):
             parse_args(bad)
