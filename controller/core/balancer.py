@@ -696,7 +696,8 @@ class Balancer:
     def _path_look(self, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures | None:
         """The measured features of the round trip a connection from src to member dst would
         take now, for a member policy that weighs them: the path the path policy would take
-        there, and back the way _serve installs the answers (its reverse, when usable). A look:
+        there, and back the way _serve installs the answers (its reverse, when usable, else the
+        path policy's look the other way). A look:
         nothing is decided or counted. The path there alone carries the requests only: it read
         a member whose link was full of answers as idle."""
         there = self._look(src, dst, now)

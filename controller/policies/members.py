@@ -16,10 +16,10 @@ congested link. A state's value is the mean of the costs it met (step 1/visits) 
 constant step let a few long answers decide; and a choice weighs it with its coarse state's
 (the member and count on every path level) as its visits against POOLED, for the same reason.
 A state never met falls back, pessimistically, on what is known: its member and connection
-count (the path level ignored), else the member's nearest lower count learnt, scaled as if the member shared itself
-among its connections (_shared: n open, (n + 1)(1 + SHARED_COST n) / ((m + 1)(1 + SHARED_COST m))
-times the value learnt with m open), else its
-nearest higher count learnt, unscaled (fewer connections answer no later), else the
+count (the path level ignored), else the member's nearest lower count learnt, scaled as if the
+member shared itself among its connections (_shared: n open, (n + 1)(1 + SHARED_COST n) /
+((m + 1)(1 + SHARED_COST m)) times the value learnt with m open), else its nearest higher
+count learnt, unscaled (fewer connections answer no later), else the
 mean of the service's learnt values; 0 only while nothing of the service is learnt. (An unmet
 state worth 0 beat every measured value, and the table changes only at a FIN: every new
 connection went to the first member until the first responses came back; and a lower count's
