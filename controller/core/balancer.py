@@ -694,20 +694,41 @@ class Balancer:
                 + [PacketOut(dst.at.dpid, (dst.at.port,), data, to_member)])
 
     def _path_look(self, src: HostLocation, dst: HostLocation, now: float) -> PathFeatures | None:
-        """The measured features of the round trip a connection from src to member dst would
-        take now, for a member policy that weighs them: the path the path policy would take
-        there, and back the way _serve installs the answers (its reverse, when usable, else the
-        path policy's look the other way). A look:
-        nothing is decided or counted. The path there alone carries the requests only: it read
-        a member whose link was full of answers as idle."""
+        """The round trip a connection from src to member dst would take now, as a member
+        policy weighs it: the path the path policy would take there, and back the way _serve
+        installs the answers (its reverse, when usable, else the path policy's look the other
+        way). Its utilisation is the busiest link's by traffic that is not the member's own
+        (_others), and it has no loss or latency: the member's own answers fill its link as its
+        queue grows, which its connection count says already, and a level read from the link
+        as a whole told a jam from that no better (docs/services.md). A look: nothing is decided
+        or counted."""
         there = self._look(src, dst, now)
         if there is None:
             return None
         back_path = there[0][::-1]
-        if self._usable(back_path, dst, src):
-            return round_trip(there[1], self.features(back_path, dst, src, now))
-        back = self._look(dst, src, now)
-        return None if back is None else round_trip(there[1], back[1])
+        if not self._usable(back_path, dst, src):
+            back = self._look(dst, src, now)
+            if back is None:
+                return None
+            back_path = back[0]
+        trip = round_trip(there[1], self.features(back_path, dst, src, now))
+        return replace(trip, utilisation=max(self._others(there[0], dst.ip, now), self._others(back_path, dst.ip, now)),
+                       loss=0.0, latency_ms=0.0)
+
+    def _others(self, path: Path, member_ip: str, now: float) -> float:
+        """The utilisation of `path`'s busiest inter-switch link by the measured flows that are
+        neither the member's (from it) nor connections to it (a flow's rate takes two polls, so
+        the member's young answers would be counted as others' if its own were subtracted from
+        the link's rate instead)."""
+        def others(cookie: int) -> bool:
+            key = self._by_cookie.get(cookie)
+            if key is None:
+                return True
+            conn = self.services.connection(key)
+            return key.src_ip != member_ip and (conn is None or conn.member.ip != member_ip)
+        g, age = self.net.graph(), self.stats_max_age_s
+        return min(1.0, max((self.monitor.sent_bps(End(a, g.edges[a, b]["out_port"]), now, age, others) / 1e6
+                             / self.capacity_mbps(a, b) for a, b in pairwise(path)), default=0.0))
 
     def _look(self, src: HostLocation, dst: HostLocation, now: float) -> tuple[Path, PathFeatures] | None:
         """The candidate path the path policy would take from src to dst now, and its measured features."""

@@ -56,7 +56,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import NamedTuple
 
@@ -347,6 +347,11 @@ class Monitor:
                 pps += rate.pps
                 packets += rate.packets
         return pps, packets
+
+    def sent_bps(self, end: End, now: float, max_age_s: float, counted: Callable[[int], bool]) -> float:
+        """Bits/s the fresh flow entries whose cookie `counted` accepts sent towards this port."""
+        return sum(rate.bps for (_, cookie), rate in self._offered.get(end, {}).items()
+                   if now - rate.at <= max_age_s and counted(cookie))
 
     def _whole(self, dpid: int, *rates: PortRate) -> bool:
         """Whether these port windows span the same two (known) polls, and the switch's flow

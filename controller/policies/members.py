@@ -4,9 +4,9 @@ round robin, least connections, smooth weighted round robin, random, and Q-learn
 Q-learning. A decision is one step (a contextual bandit, gamma 0): what follows from it is the
 connection's response and the delay it adds to the other connections at its member.
 State of a candidate: the service and member, its open connections (binned: 0, 1, 2, 3, 4,
-5-6, 7-9, 10-14, 15+) and the load level of the round trip to it: the path the path policy
-would take there and its answers' way back, the busier direction's (0-3 by bottleneck
-utilisation, 4 lossy or queueing, u unknown; as the path Q-learning's). Reward: minus the
+5-6, 7-9, 10-14, 15+) and the load level of the round trip to it (the path the path policy
+would take there and its answers' way back) by traffic that is not the member's own: 0-3 by
+its busiest link's utilisation by other flows (as the path Q-learning's levels), u unknown. Reward: minus the
 connection's cost in ms (cost_ms: its response time, and SHARED_COST of it for each
 connection its member still holds at its FIN), so the member with the highest Q is the one
 where a connection is expected to cost least: with its identity in the state it learns each

@@ -15,7 +15,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from controller.core.balancer import MAX_FLOWS_PER_PORT
 from controller.core.flows import FlowKey
-from controller.core.monitor import PathFeatures
+from controller.core.monitor import FlowStat, PathFeatures
 from controller.core.services import DOWN_AFTER_S, HEALTH_INTERVAL_S, RESETS_PER_S, VIP_MAC, MemberLoad, MemberPolicy
 from controller.core.settings import SERVICE_POLICIES, ConfigError, Settings
 from controller.core.spec import TopologyError, parse_spec
@@ -637,20 +637,46 @@ class Seeing(MemberPolicy):
         return 0
 
 
-@pytest.mark.parametrize("busy, m1_level", [({("s2", "s1"): 19.0}, 3), ({("s1", "s2"): 19.0}, 3), ({}, 0)])
-def test_a_member_policy_sees_the_round_trip_so_a_link_full_of_answers_is_busy(busy, m1_level):
-    """m1's link to the clients (s1-s2) carries 19 of its 20 Mbit/s in one direction: the
-    answers' (s2 -> s1) or the requests' (s1 -> s2). Either way the member policy sees m1's path
-    at the busiest level, and m2's (over the idle s1-s3) at 0; the way there alone read a link
-    full of answers as idle."""
-    b = up(booted())
+def with_j1() -> Booted:
+    """The service spec with one more host, j1, beside m1 on s2: traffic that is not m1's."""
+    raw = json.loads(SPEC.read_text())
+    raw["hosts"].append({"name": "j1", "ip": "10.0.0.21", "mac": "00:00:00:00:00:21"})
+    raw["links"].append({"nodes": ["j1", "s2"], "capacity_mbps": 100})
+    b = Booted(parse_spec(raw))
+    for h in ("h1", "h2", "h3", "m1", "m2", "m3", "j1"):
+        b.arp(h, "h1" if h != "h1" else "h2")
+    return up(b)
+
+
+@pytest.mark.parametrize("j1_mbps, m1_mbps, towards, m1_level", [
+    (19.0, 0.0, "h1", 3), (0.0, 19.0, "h1", 0), (12.0, 19.0, "h1", 2), (19.0, 0.0, "j1", 3)])
+def test_a_member_policy_sees_the_load_others_put_on_its_round_trip_not_its_own_answers(
+        j1_mbps, m1_mbps, towards, m1_level):
+    """m1's link to the clients (s1-s2, 20 Mbit/s) carries j1's UDP flow (towards h1: the way
+    m1's answers go; towards j1: the way its requests go) and m1's answers to a connection from
+    h2, at measured rates. The member policy sees m1's round trip as busy as j1 makes it, in
+    either direction, whatever m1's own answers add; m2's (over the idle s1-s3) stays at 0."""
+    b = with_j1()
     seeing = b.balancer.services.services["web"].policy = Seeing()
-    measure(b, busy)
-    syn(b, "h1", 40000)
-    (seen,) = seeing.seen
+    syn(b, "h2", 40000)                                  # Seeing takes the first member: m1
+    src, dst = ("j1", "h1") if towards == "h1" else ("h1", "j1")
+    b.send(src, ipv4_frame(b.spec.host(src).mac, b.spec.host(dst).mac, b.spec.host(src).ip, b.spec.host(dst).ip,
+                           17, 5000, 5001))
+    jam = b.balancer.flows[FlowKey(b.spec.host(src).ip, b.spec.host(dst).ip, 17, 5000, 5001)]
+    answers = b.balancer.flows[FlowKey("10.0.0.11", "10.0.0.2", 6, PORT, 40000)]
+    g = b.balancer.net.graph()
+    for t in range(3):      # a flow's rate is offered from its third reply
+        for flow, mbps in ((jam, j1_mbps), (answers, m1_mbps)):
+            at, to = flow.path[0], flow.path[1]
+            sent = int(mbps * 1e6 / 8 * t)
+            b.balancer.flow_stats(at, [FlowStat(flow.cookie, g.edges[at, to]["out_port"], sent // 1000, sent)],
+                                  b.now + t)
+    b.now += 2
+    measure(b, {})
+    syn(b, "h3", 40001)
+    seen = seeing.seen[-1]
     assert (level(seen["m1"]), level(seen["m2"])) == (m1_level, 0), seen
-    assert seen["m1"].utilisation == pytest.approx(0.95 if busy else 0.0)
-    assert seen["m1"].hops == 1
+    assert seen["m1"].utilisation == pytest.approx(j1_mbps / 20, abs=0.01)
 
 
 def test_a_blind_member_learner_is_not_shown_paths_and_does_not_tell_a_jammed_one():
