@@ -33,7 +33,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from controller.core.spec import TopologyError
+from controller.core.spec import TopologyError, parse_spec
 from scripts.report import LOADS, load_fractions, parse_quick, print_summary
 from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, write_report
 from topologies.inference import PORT, Member, capacity, schedule, write_schedule
@@ -110,8 +110,10 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         service = service_of(args.topology, args.service)
-        if args.jam:
-            add_jammer(json.loads(args.topology.read_text()), args.jam)
+        if args.jam:    # the spec each run gets: the jammer's name and addresses must be free
+            raw = json.loads(args.topology.read_text())
+            add_jammer(raw, args.jam)
+            parse_spec(raw, f"{args.topology} with --jam")
     except TopologyError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -244,7 +246,7 @@ def add_jammer(raw: dict, member: str) -> None:
     try:
         (access,) = [link for link in raw["links"] if member in link["nodes"]]
         (switch,) = [node for node in access["nodes"] if node != member]
-    except ValueError:
+    except (ValueError, KeyError, TypeError):
         raise TopologyError(f"--jam: '{member}' is not on exactly one link") from None
     raw["hosts"].append(JAMMER)
     raw["links"].append({"nodes": [JAMMER["name"], switch], "capacity_mbps": access.get("capacity_mbps", 100)})

@@ -148,6 +148,7 @@ class Balancer:
         self._features: dict[tuple[Path, HostLocation, HostLocation], PathFeatures] = {}
         self._measured: dict[tuple[Path, HostLocation, HostLocation], tuple[list[LinkKey], list[LinkMetrics]]] = {}
         self._features_stamp, self._features_since, self._bookings_seen = (-1, -1), float("-inf"), -1
+        self._others_bps: dict[tuple[End, str], float] = {}   # (port, member's address): _others' rates
         self.stats_max_age_s = 3 * settings.poll_interval_s
 
     # -- switches, ports, links ----------------------------------------------------------
@@ -432,6 +433,7 @@ class Balancer:
         stamp = (self.monitor.version, self.net.version)
         if stamp != self._features_stamp or now - self._features_since >= self.settings.poll_interval_s:
             self._measured.clear()
+            self._others_bps.clear()
             self._features.clear()
             self._features_stamp, self._features_since = stamp, now
         if self.bookings.version != self._bookings_seen:
@@ -717,18 +719,25 @@ class Balancer:
 
     def _others(self, path: Path, member_ip: str, now: float) -> float:
         """The utilisation of `path`'s busiest inter-switch link by the measured flows that are
-        neither the member's (from it) nor connections to it (a flow's rate takes two polls, so
-        the member's young answers would be counted as others' if its own were subtracted from
-        the link's rate instead)."""
+        neither the member's (from or to it) nor connections to it (a flow's rate takes two
+        polls, so the member's young answers would be counted as others' if its own were
+        subtracted from the link's rate instead; and a flow of others is seen from its second
+        poll on). Cached with the measured features: every member of every new connection."""
         def others(cookie: int) -> bool:
             key = self._by_cookie.get(cookie)
             if key is None:
                 return True
             conn = self.services.connection(key)
-            return key.src_ip != member_ip and (conn is None or conn.member.ip != member_ip)
-        g, age = self.net.graph(), self.stats_max_age_s
-        return min(1.0, max((self.monitor.sent_bps(End(a, g.edges[a, b]["out_port"]), now, age, others) / 1e6
-                             / self.capacity_mbps(a, b) for a, b in pairwise(path)), default=0.0))
+            return member_ip not in (key.src_ip, key.dst_ip) and (conn is None or conn.member.ip != member_ip)
+        self._refresh(now)
+        g, most = self.net.graph(), 0.0
+        for a, b in pairwise(path):
+            out = End(a, g.edges[a, b]["out_port"])
+            bps = self._others_bps.get((out, member_ip))
+            if bps is None:
+                bps = self._others_bps[out, member_ip] = self.monitor.sent_bps(out, now, self.stats_max_age_s, others)
+            most = max(most, bps / 1e6 / self.capacity_mbps(a, b))
+        return min(most, 1.0)
 
     def _look(self, src: HostLocation, dst: HostLocation, now: float) -> tuple[Path, PathFeatures] | None:
         """The candidate path the path policy would take from src to dst now, and its measured features."""

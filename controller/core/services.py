@@ -72,7 +72,8 @@ class MemberLoad(NamedTuple):
     active: int                     # connections open to it (no FIN from it yet)
     rtt_ms: float | None            # health probes' round trip (EWMA)
     response_ms: float | None       # its connections' response time (EWMA)
-    path: PathFeatures | None = None    # the path to it from the client (load-aware policies only)
+    path: PathFeatures | None = None    # the round trip to it from the client, its utilisation by others'
+                                        # traffic, no loss or latency (Balancer._path_look; load-aware only)
 
 
 class MemberPolicy:

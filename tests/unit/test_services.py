@@ -648,25 +648,28 @@ def with_j1() -> Booted:
     return up(b)
 
 
-@pytest.mark.parametrize("j1_mbps, m1_mbps, towards, m1_level", [
-    (19.0, 0.0, "h1", 3), (0.0, 19.0, "h1", 0), (12.0, 19.0, "h1", 2), (19.0, 0.0, "j1", 3)])
-def test_a_member_policy_sees_the_load_others_put_on_its_round_trip_not_its_own_answers(
-        j1_mbps, m1_mbps, towards, m1_level):
-    """m1's link to the clients (s1-s2, 20 Mbit/s) carries j1's UDP flow (towards h1: the way
-    m1's answers go; towards j1: the way its requests go) and m1's answers to a connection from
-    h2, at measured rates. The member policy sees m1's round trip as busy as j1 makes it, in
-    either direction, whatever m1's own answers add; m2's (over the idle s1-s3) stays at 0."""
+@pytest.mark.parametrize("extra, extra_mbps, answers_mbps, requests_mbps, m1_level", [
+    (("j1", "h1"), 19.0, 0.0, 0.0, 3), (("j1", "h1"), 0.0, 19.0, 19.0, 0), (("j1", "h1"), 12.0, 19.0, 0.0, 2),
+    (("h1", "j1"), 19.0, 0.0, 0.0, 3), (("h1", "m1"), 19.0, 0.0, 0.0, 0)])
+def test_a_member_policy_sees_the_load_others_put_on_its_round_trip_not_its_own(
+        extra, extra_mbps, answers_mbps, requests_mbps, m1_level):
+    """m1's link to the clients (s1-s2, 20 Mbit/s) carries, at measured rates, a connection from
+    h2 to the service at m1 (its answers s2 -> s1, its requests s1 -> s2) and one more UDP flow:
+    j1's towards h1 (the way m1's answers go), h1's towards j1 (the way its requests go), or
+    h1's straight to m1 (m1's own). The member policy sees m1's round trip as busy as the
+    others' flow makes it, in either direction, whatever m1's own add; m2's (over the idle
+    s1-s3) stays at 0."""
     b = with_j1()
     seeing = b.balancer.services.services["web"].policy = Seeing()
     syn(b, "h2", 40000)                                  # Seeing takes the first member: m1
-    src, dst = ("j1", "h1") if towards == "h1" else ("h1", "j1")
-    b.send(src, ipv4_frame(b.spec.host(src).mac, b.spec.host(dst).mac, b.spec.host(src).ip, b.spec.host(dst).ip,
-                           17, 5000, 5001))
-    jam = b.balancer.flows[FlowKey(b.spec.host(src).ip, b.spec.host(dst).ip, 17, 5000, 5001)]
-    answers = b.balancer.flows[FlowKey("10.0.0.11", "10.0.0.2", 6, PORT, 40000)]
-    g = b.balancer.net.graph()
+    src, dst = (b.spec.host(h) for h in extra)
+    b.send(src.name, ipv4_frame(src.mac, dst.mac, src.ip, dst.ip, 17, 5000, 5001))
+    flows, g = b.balancer.flows, b.balancer.net.graph()
+    rates = [(flows[FlowKey(src.ip, dst.ip, 17, 5000, 5001)], extra_mbps),
+             (flows[FlowKey("10.0.0.11", "10.0.0.2", 6, PORT, 40000)], answers_mbps),
+             (flows[FlowKey("10.0.0.2", VIP, 6, 40000, PORT)], requests_mbps)]
     for t in range(3):      # a flow's rate is offered from its third reply
-        for flow, mbps in ((jam, j1_mbps), (answers, m1_mbps)):
+        for flow, mbps in rates:
             at, to = flow.path[0], flow.path[1]
             sent = int(mbps * 1e6 / 8 * t)
             b.balancer.flow_stats(at, [FlowStat(flow.cookie, g.edges[at, to]["out_port"], sent // 1000, sent)],
@@ -676,7 +679,7 @@ def test_a_member_policy_sees_the_load_others_put_on_its_round_trip_not_its_own_
     syn(b, "h3", 40001)
     seen = seeing.seen[-1]
     assert (level(seen["m1"]), level(seen["m2"])) == (m1_level, 0), seen
-    assert seen["m1"].utilisation == pytest.approx(j1_mbps / 20, abs=0.01)
+    assert seen["m1"].utilisation == pytest.approx(extra_mbps / 20 if m1_level else 0.0, abs=0.01)
 
 
 def test_a_blind_member_learner_is_not_shown_paths_and_does_not_tell_a_jammed_one():
