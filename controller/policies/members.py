@@ -48,8 +48,8 @@ BIN_EDGES = (0, *ACTIVE_BINS)                # each bin's fewest open connection
 SHARED_COST = 0.2     # of a connection's response time, per connection still open at its member at its FIN
 # A member state's value is its own mean and its coarse state's (every path level's) weighed as
 # its visits against these many: one path level's few heavy-tailed costs are mostly noise (in the
-# lab at 80% load, c243a58, states with the path level and no pooling made the p95 15% worse
-# [+0.4, +29.8] than states without it, docs/services.md).
+# lab at 80% load, c243a58, states with the level of the day, the whole link's, and no pooling
+# made the p95 15% worse [+0.4, +29.8] than states without it, docs/services.md).
 POOLED = 20
 STATE = re.compile(rf"[A-Za-z][\w-]{{0,31}}/[A-Za-z][\w-]{{0,14}} a[0-{len(ACTIVE_BINS)}]"
                    rf"( p[0-{len(LEVELS) + 1}u])?", re.ASCII)     # member_state's, or its coarse state
