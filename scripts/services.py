@@ -35,7 +35,7 @@ from tqdm import tqdm
 
 from controller.core.spec import TopologyError, parse_spec
 from scripts.report import LOADS, load_fractions, parse_quick, print_summary
-from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, write_report
+from scripts.service_report import CUT, MEMBER_COLUMNS, REQUEST_COLUMNS, jam_window, write_report
 from topologies.inference import PORT, Member, capacity, schedule, write_schedule
 from topologies.lab import ROOT, Lab, default_workdir, provenance, wait_until
 from topologies.traffic import BASE_PORT, Player, Transfer
@@ -184,8 +184,8 @@ def run_once(args: argparse.Namespace, service: dict, members: list[Member], pol
     servers: dict[str, subprocess.Popen] = {}
     procs: list[subprocess.Popen] = []
     lifetime = args.duration + args.drain + 20
-    jam = args.jam and {"member": args.jam, "mbps": args.jam_mbps, "from_s": args.duration / 4,
-                        "to_s": args.duration * 3 / 4}      # seconds after t0
+    window = jam_window(vars(args))     # seconds after t0, as the report reads them
+    jam = window and {"member": args.jam, "mbps": args.jam_mbps, "from_s": window[0], "to_s": window[1]}
     jammer: Player | None = None
     with lab:
         lab.pingall()
