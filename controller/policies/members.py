@@ -169,7 +169,7 @@ class MemberQTable(QTable):
         if higher is not None:
             return self.q[f"{member} a{higher}"][0]
         service = member.partition("/")[0] + "/"
-        learnt = [v for k, (v, _) in self.q.items() if k.startswith(service) and self.coarse(k) is None]
+        learnt = [row[0] for k, row in self.q.items() if k.startswith(service) and self.coarse(k) is None]
         return sum(learnt) / len(learnt) if learnt else prior
 
 

@@ -169,6 +169,16 @@ class QTable:
         row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else prior
 
+    def estimate(self, state: str, now: float, prior: float = 0.0) -> float:
+        """What taking a path in `state` is worth, given `now`, the reward its features give at
+        the decision: Q(s) (or its fallback) plus how much better the path reads now than the
+        paths that taught s read at theirs (a state's band of load holds paths from idle to a
+        quarter full: without it, least-loaded told them apart and the table did not); a read."""
+        row = self.q.get(state) or self.q.get(self.coarse(state))
+        if not row:
+            return prior
+        return row[0] + (now - row[2] if len(row) > 2 else 0.0)
+
     def greedy(self, states: list[str], values: list[float]) -> int:
         """The candidate a decision takes when it does not explore at random: the highest value,
         with count exploration's bonus for the states visited least; a read."""
@@ -204,17 +214,22 @@ class QTable:
         r / (1 - gamma), the scale learnt values settle at."""
         return r / (1.0 - self.gamma)
 
-    def update(self, state: str, r: float, next_state: str) -> float:
+    def update(self, state: str, r: float, next_state: str, before: float | None = None) -> float:
         """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met the prior of r,
-        what it showed; the new Q(s). A target that is not a finite number (an absurd
-        measurement) teaches nothing."""
+        what it showed; the new Q(s). `before`, the reward the path's features gave at the
+        decision, is averaged with the same step into the state's third entry, what estimate()
+        compares a path's reading with (a row saved without one starts at this reading). A
+        target or reading that is not a finite number (an absurd measurement) teaches nothing."""
         target = r + self.gamma * self.value(next_state, self.prior(r))
-        if not math.isfinite(target):
+        if not math.isfinite(target) or (before is not None and not math.isfinite(before)):
             return self.value(state)
         for key in filter(None, (self.coarse(state), state)):
             row = self.q.setdefault(key, [0.0, 0])
             row[1] += 1
-            row[0] += self.step(row[1]) * (target - row[0])
+            step = self.step(row[1])
+            row[0] += step * (target - row[0])
+            if before is not None:
+                row[2:] = [before + (1 - step) * (row[2] - before) if len(row) > 2 else before]
         self._counted(r)
         return row[0]
 
@@ -281,11 +296,16 @@ class LinearQ(QTable):
         """w . x (every input has a value: `prior` is never needed)."""
         return sum(wi * xi for wi, xi in zip(self.w, x))
 
-    def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...]) -> float:
+    def estimate(self, x: tuple[float, ...], now: float, prior: float = 0.0) -> float:
+        """w . x: the features tell paths of one load band apart already."""
+        return self.value(x)
+
+    def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...], before: float | None = None) -> float:
         """w <- w + step [r - Q(x)] x / |x|^2, the step as a table state's over all updates: the
-        error, spread over the features (|x| >= 1: the bias); the new Q(x). `x_next` is unused
-        (gamma 0). A step is a convex move towards fitting r (step <= 1), so the weights stay
-        within the rewards' scale; one that would not be finite (an absurd reward) is not taken."""
+        error, spread over the features (|x| >= 1: the bias); the new Q(x). `x_next` and
+        `before` are unused (gamma 0; the features are the reading). A step is a convex move
+        towards fitting r (step <= 1), so the weights stay within the rewards' scale; one that
+        would not be finite (an absurd reward) is not taken."""
         error = r - self.value(x)
         norm = sum(xi * xi for xi in x)
         step = self.step(self.updates + 1)
@@ -316,10 +336,12 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
         raise QTableError(f"{path}: field 'model': the file holds a {found!r} model, not a "
                           f"{kind.model!r} one (--q-model; --q-table and --service-q-table hold different tables)")
     q = data.get("q")
-    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 and
-                                          isinstance(v[0], (int, float)) and not isinstance(v[0], bool) and
+    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) in (2, 3) and
+                                          all(isinstance(x, (int, float)) and not isinstance(x, bool)
+                                              for x in v[:1] + v[2:]) and
                                           type(v[1]) is int and v[1] >= 0 for k, v in q.items()):
-        raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits]")
+        raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits] or "
+                          "[value, visits, reading]")
     for k, v in q.items():
         if why := kind.refused(k, v[0]):
             raise QTableError(f"{path}: field 'q': state {k[:60]!r}: {why}")
@@ -343,7 +365,8 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
             raise QTableError(f"{path}: field 'w': expected a list of numbers")
         fields["w"] = [float(x) for x in w]
     try:
-        table = kind(q={k: [float(v[0]), int(v[1])] for k, v in q.items()}, rewards=[float(x) for x in rewards],
+        table = kind(q={k: [float(v[0]), int(v[1]), *map(float, v[2:])] for k, v in q.items()},
+                     rewards=[float(x) for x in rewards],
                        **fields)
     except QTableError as exc:
         raise QTableError(f"{path}: field {exc}") from None
@@ -388,21 +411,22 @@ class QLearningPolicy(Policy):
         return self.table.prior(reward(f))
 
     def score(self, features: PathFeatures) -> float:
-        return -self.table.value(self.table.key(features), self.prior(features))
+        return -self.table.estimate(self.table.key(features), reward(features), self.prior(features))
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
         the choice a decision would when it does not explore at random, counting nothing. The
         scores are -Q of each candidate's state."""
         states = [self.table.key(f) for f in features]
-        values = [self.table.value(s, self.prior(f)) for s, f in zip(states, features)]
+        values = [self.table.estimate(s, reward(f), self.prior(f)) for s, f in zip(states, features)]
         if key is None:
             return self.table.greedy(states, values), [-v for v in values]
         return self.table.choose(states, self._rng, values), [-v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:
-            self.table.update(self.table.key(before[action]), reward(after), self.table.key(after))
+            self.table.update(self.table.key(before[action]), reward(after), self.table.key(after),
+                              reward(before[action]))
         if experience:
             self.save()
 

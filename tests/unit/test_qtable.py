@@ -40,6 +40,40 @@ def test_the_update_is_the_bellman_rule_by_hand():
     assert QTable(alpha=0.5, gamma=0.5, epsilon=0.0).update("s", -3.0, "never") == pytest.approx(-3.0 - 0.5 * 6.0)
 
 
+def test_a_state_keeps_what_its_paths_read_at_the_decision_and_a_path_is_judged_against_it():
+    t = QTable(alpha=0.5, gamma=0.0, epsilon=0.0)
+    t.update("h3 r5 l0", -6.0, "h3 r5 l0", before=-1.0)
+    assert t.q["h3 r5 l0"] == [-6.0, 1, -1.0] == t.q["l0"]                 # a first visit: the reading itself
+    t.update("h3 r5 l0", -8.0, "h3 r5 l0", before=-3.0)
+    assert t.q["h3 r5 l0"] == [-7.0, 2, -2.0]                               # then the value's step, 1/2
+    # a path reading 0.5 ms better than the state's paths did is worth 0.5 ms more; the same for
+    # a state never met that falls back on its level; a level never met is worth the prior
+    assert t.estimate("h3 r5 l0", -1.5) == -6.5 and t.estimate("h4 r2 l0", -1.5) == -6.5
+    assert t.estimate("h4 r2 l1", -1.5, prior=-9.0) == -9.0
+    t.q["h2 r4 l0"] = [-4.0, 30]                                            # saved before readings
+    assert t.estimate("h2 r4 l0", -1.5) == -4.0
+    t.update("h2 r4 l0", -4.0, "h2 r4 l0", before=-2.5)
+    assert t.q["h2 r4 l0"][2] == -2.5                                       # starts at its next reading
+    t.update("h2 r4 l0", -4.0, "h2 r4 l0", before=math.nan)                 # an absurd reading teaches nothing
+    assert t.q["h2 r4 l0"] == [-4.0, 31, -2.5] and t.updates == 3
+
+
+def test_the_table_tells_apart_paths_of_one_state_by_what_they_read_now():
+    """Two paths of one state, idle and a fifth full: least-loaded told them apart and the table,
+    one value per state, took the first (ties: fewer hops); it takes the emptier one now, also
+    when the state's value was learnt on other loads."""
+    policy = QLearningPolicy(alpha=0.5, gamma=0.5, epsilon=0.0)
+    busier, emptier = replace(IDLE[1], utilisation=0.2), replace(IDLE[1], utilisation=0.02)
+    assert qtable.state_of(busier) == qtable.state_of(emptier)
+    for u in (0.1, 0.15):
+        met = replace(IDLE[1], utilisation=u)
+        policy.learn([([met], 0, met)])
+    key = FlowKey("10.0.0.1", "10.0.0.7", 17, 1, 2)
+    assert policy.choose(key, [busier, emptier]) == 1 and policy.choose(key, [emptier, busier]) == 0
+    scores = policy.scores([busier, emptier])
+    assert scores[0] - scores[1] == pytest.approx(qtable.reward(emptier) - qtable.reward(busier))
+
+
 def test_a_state_is_one_path_and_means_the_same_on_any_network():
     busy = PathFeatures(0.6, 0.0, 1.0, 2, headroom_mbps=4.0)
     queued = PathFeatures(0.1, 0.0, 25.0, 3, headroom_mbps=900.0)
@@ -240,6 +274,10 @@ def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
                                           '"q": {"s": [-1.0, 0.5]}}', "'q'"),
                                          ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
                                           '"q": {"s": [true, 1]}}', "'q'"),
+                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+                                          '"q": {"s": [-1.0, 1, "x"]}}', "'q'"),
+                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+                                          '"q": {"s": [-1.0, 1, -2.0, -3.0]}}', "'q'"),
                                          ('{"format": 2, "alpha": 7, "gamma": 0.5, "epsilon": 0.1, "q": {}}',
                                           "alpha"),
                                          ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
@@ -375,6 +413,8 @@ def test_the_reward_is_what_the_path_showed_after_the_decision_not_before(tmp_pa
     the load term of steady's traffic."""
     good, booted = learnt_reward(tmp_path, 0.030, 0.001)
     assert good == pytest.approx(expected_reward(booted, 1.0))
+    # what the path read at the decision is kept apart, as the state's reading (estimate's)
+    assert [row[2] for row in booted.balancer.policy.table.q.values()] == [pytest.approx(expected_reward(booted, 30.0))] * 2
     (tmp_path / "again").mkdir()
     bad, booted = learnt_reward(tmp_path / "again", 0.001, 0.030)
     assert bad == pytest.approx(expected_reward(booted, 30.0))
@@ -384,8 +424,8 @@ def test_the_balancer_learns_per_decision_and_reset_empties_the_table(tmp_path):
     _, booted = learnt_reward(tmp_path, 0.010, 0.010)
     b = booted.balancer
     (flow,) = b.flows.values()
-    ((state, (value, visits)), (level, (level_value, _))) = sorted(b.policy.table.q.items(), key=lambda kv: len(kv[0]),
-                                                                   reverse=True)
+    ((state, (value, visits, _)), (level, (level_value, _, _))) = sorted(b.policy.table.q.items(),
+                                                                         key=lambda kv: len(kv[0]), reverse=True)
     assert state.startswith(f"h{len(flow.path) - 1} ") and state.endswith(" " + level) and visits == 1
     t = b.policy.table      # a first visit, the state after never met: r + gamma r / (1 - gamma)
     assert value == level_value == pytest.approx(expected_reward(booted, 10.0) / (1 - t.gamma))
