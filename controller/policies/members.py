@@ -137,6 +137,8 @@ class MemberQTable(QTable):
     """The path table's, with member states and their fallbacks (the module's docstring)."""
 
     model = "members"       # its file is refused for paths, a path table's for members
+    format = 2
+    entries = 2             # value, visits: a member has no reading
 
     @staticmethod
     def refused(state: str, value: float) -> str | None:

@@ -8,9 +8,11 @@ least capacity left on its links after measured and booked load, on a log2 scale
 under 1 ... 10 at 512 and more); its load level, 0-3 by bottleneck utilisation (under 0.25,
 0.5, 0.8, above), 4 when it loses packets or queues (latency over 10 ms), "u" when a link's load
 is not known. Action: send the new flow along a path in that state; Q(s) is the reward flows
-sent into s met, and the candidate whose state has the highest value is taken (ties: fewer
-hops). A state never met is worth the value of its load level ("l3": every path seen at that
-level taught it), and a level never met the reward the path's measured features give now (what
+sent into s met, and the candidate worth most is taken (ties: fewer hops): Q(s) plus how much
+better its features' reward reads now than the paths that taught s read at their decisions (the
+state's reading, the mean of those, kept beside its value), so that paths of one state, idle
+or a quarter full, are told apart (one value per state took the first of them). A state never
+met is worth the value of its load level ("l3": every path seen at that level taught it), and a level never met the reward the path's measured features give now (what
 least-loaded would judge it by) over 1 - gamma, the scale learnt values settle at, or, its load
 not measured, the worst value learnt; never 0, which is above any measured reward: a loaded
 path in a class not met before would otherwise be tried as if it were the best (at 144bc4f,
@@ -24,8 +26,8 @@ least-loaded's, which ranks by exactly that room). Update: Q(s) <- Q(s) + step [
 Q(s') - Q(s)], s' the chosen path's state in that measurement, the step 1/visits (the mean of
 what the state met: rewards are heavy-tailed) down to alpha; gamma 0 treats each flow as the
 one-step decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon
-decaying to a floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the
-states it knows least instead of random paths.
+decaying to a floor, or count-based: a candidate's worth + BONUS_MS / sqrt(1 + visits(s)),
+which tries the states it knows least instead of random paths.
 
 A linear model (--q-model linear) instead of the table: Q(path) = w . phi(path), phi the path's
 own features (below), learnt by the same update as a normalised least-mean-squares step (Q(x)
@@ -55,7 +57,6 @@ from controller.core.settings import Q_EXPLORATIONS, Settings
 
 log = logging.getLogger("lb.policy")
 
-FORMAT = 2
 LEVELS = (0.25, 0.5, 0.8)
 LOSS_PENALTY_MS = 100.0
 LOAD_PENALTY_MS = 10.0      # per unit of utilisation: as much as the queue that makes a path congested
@@ -119,7 +120,7 @@ class QTable:
     epsilon_decay: float = 0.995
     epsilon_min: float = 0.02     # ... down to this
     explore: str = "epsilon"      # or "count"
-    q: dict[str, list[float]] = field(default_factory=dict)    # state -> [value, visits]
+    q: dict[str, list[float]] = field(default_factory=dict)    # state -> [value, visits, reading]
     decisions: int = 0
     updates: int = 0
     rewards: list[float] = field(default_factory=list)   # the last 100, for the learning curve
@@ -135,6 +136,8 @@ class QTable:
             raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
 
     model = "table"
+    format = 3          # 2 kept no reading per state; 1 valued whole candidate sets
+    entries = 3         # of a state's row: value, visits, reading
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -169,15 +172,18 @@ class QTable:
         row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else prior
 
-    def estimate(self, state: str, now: float, prior: float = 0.0) -> float:
+    def estimate(self, state: str, now: float | None, prior: float = 0.0) -> float:
         """What taking a path in `state` is worth, given `now`, the reward its features give at
-        the decision: Q(s) (or its fallback) plus how much better the path reads now than the
-        paths that taught s read at theirs (a state's band of load holds paths from idle to a
-        quarter full: without it, least-loaded told them apart and the table did not); a read."""
+        the decision (None: not to be trusted): Q(s) (or its fallback) plus how much better the
+        path reads now than the paths that taught s (or the fallback) read at theirs, so that
+        paths of one state are told apart; a read. Value and reading share their steps, so
+        Q(s) - reading(s) is the mean of each target less its decision's reading: per state,
+        what putting a flow there adds to the reward its path showed."""
         row = self.q.get(state) or self.q.get(self.coarse(state))
-        if not row:
-            return prior
-        return row[0] + (now - row[2] if len(row) > 2 else 0.0)
+        value = self.value(state, prior)
+        if row is None or len(row) < 3 or now is None or not math.isfinite(now):
+            return value
+        return value + now - row[2]
 
     def greedy(self, states: list[str], values: list[float]) -> int:
         """The candidate a decision takes when it does not explore at random: the highest value,
@@ -217,9 +223,9 @@ class QTable:
     def update(self, state: str, r: float, next_state: str, before: float | None = None) -> float:
         """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met the prior of r,
         what it showed; the new Q(s). `before`, the reward the path's features gave at the
-        decision, is averaged with the same step into the state's third entry, what estimate()
-        compares a path's reading with (a row saved without one starts at this reading). A
-        target or reading that is not a finite number (an absurd measurement) teaches nothing."""
+        decision, is averaged with the same step into the state's reading, what estimate()
+        compares a path's with (the member table passes none). A target or reading that is not
+        a finite number (an absurd measurement) teaches nothing."""
         target = r + self.gamma * self.value(next_state, self.prior(r))
         if not math.isfinite(target) or (before is not None and not math.isfinite(before)):
             return self.value(state)
@@ -239,7 +245,7 @@ class QTable:
 
     # -- the file -----------------------------------------------------------------------------
     def to_json(self) -> dict:
-        return {"format": FORMAT, "model": self.model, "alpha": self.alpha, "gamma": self.gamma,
+        return {"format": self.format, "model": self.model, "alpha": self.alpha, "gamma": self.gamma,
                 "epsilon": self.epsilon, "epsilon_decay": self.epsilon_decay, "epsilon_min": self.epsilon_min,
                 "explore": self.explore, "decisions": self.decisions, "updates": self.updates,
                 "rewards": self.rewards, "q": self.q}
@@ -275,6 +281,8 @@ class LinearQ(QTable):
     (a repeated 30% -> 90% full transition, gamma 0.5: x1.096 an update, weights past 1e6 in
     100 updates). The table, one value per state, cannot diverge so."""
     model = "linear"
+    format = 2
+    entries = 2         # none: a linear model's file has no states
     w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
 
     def __post_init__(self) -> None:
@@ -328,22 +336,25 @@ MODELS: dict[str, type[QTable]] = {QTable.model: QTable, LinearQ.model: LinearQ}
 def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     """A saved table (of class `kind`), with the given hyper-parameters overriding the saved ones."""
     data = files.read_json(path, QTableError)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise QTableError(f"{path}: field 'format': expected {FORMAT} (format 1 valued whole candidate "
-                          "sets, not paths: move that file away)")
+    if not isinstance(data, dict):
+        raise QTableError(f"{path}: expected a JSON object")
     found = data.get("model", QTable.model)      # files from before the linear model: tables
     if found != kind.model:
         raise QTableError(f"{path}: field 'model': the file holds a {found!r} model, not a "
                           f"{kind.model!r} one (--q-model; --q-table and --service-q-table hold different tables)")
-    q = data.get("q")
-    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) in (2, 3) and
+    if data.get("format") != kind.format:
+        raise QTableError(f"{path}: field 'format': expected {kind.format} (format 1 valued whole candidate sets, "
+                          f"not paths{'; a table of format 2 kept no reading per state' if kind.format > 2 else ''}: "
+                          "move that file away)")
+    q, row = data.get("q"), "[value, visits, reading]" if kind.entries == 3 else "[value, visits]"
+    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == kind.entries and
                                           all(isinstance(x, (int, float)) and not isinstance(x, bool)
                                               for x in v[:1] + v[2:]) and
                                           type(v[1]) is int and v[1] >= 0 for k, v in q.items()):
-        raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits] or "
-                          "[value, visits, reading]")
+        raise QTableError(f"{path}: field 'q': expected an object of state -> {row}")
     for k, v in q.items():
-        if why := kind.refused(k, v[0]):
+        if why := kind.refused(k, v[0]) or (v[2] > 0 and "a reading above 0 (a reward is minus a latency)"
+                                            if len(v) > 2 else None):
             raise QTableError(f"{path}: field 'q': state {k[:60]!r}: {why}")
     rewards = data.get("rewards", [])
     if not isinstance(rewards, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
@@ -410,15 +421,22 @@ class QLearningPolicy(Policy):
             return min((row[0] for row in self.table.q.values()), default=0.0)
         return self.table.prior(reward(f))
 
+    @staticmethod
+    def now(f: PathFeatures) -> float | None:
+        """The reward a candidate's features give at the decision, None if its load is not
+        measured (a link without statistics reads idle: it is not preferred for that)."""
+        return None if f.unknown else reward(f)
+
     def score(self, features: PathFeatures) -> float:
-        return -self.table.estimate(self.table.key(features), reward(features), self.prior(features))
+        return -self.table.estimate(self.table.key(features), self.now(features), self.prior(features))
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
         the choice a decision would when it does not explore at random, counting nothing. The
-        scores are -Q of each candidate's state."""
+        scores are minus each candidate's estimate: its state's value and how it reads now
+        (a path whose load is not measured reads falsely idle: only its state's value)."""
         states = [self.table.key(f) for f in features]
-        values = [self.table.estimate(s, reward(f), self.prior(f)) for s, f in zip(states, features)]
+        values = [self.table.estimate(s, self.now(f), self.prior(f)) for s, f in zip(states, features)]
         if key is None:
             return self.table.greedy(states, values), [-v for v in values]
         return self.table.choose(states, self._rng, values), [-v for v in values]

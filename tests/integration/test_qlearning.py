@@ -57,7 +57,7 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
     if saved["model"] == "linear":
         assert saved["w"] != [0.0] * len(saved["w"]) and saved["q"] == {}
     else:
-        two_hops = [v for state, (v, n) in saved["q"].items() if state.startswith("h2 ") and n]
-        others = [v for state, (v, n) in saved["q"].items() if not state.startswith("h2 ") and n]
+        two_hops = [v for state, (v, n, _) in saved["q"].items() if state.startswith("h2 ") and n]
+        others = [v for state, (v, n, _) in saved["q"].items() if not state.startswith("h2 ") and n]
         assert others and (not two_hops or max(two_hops) < max(others)), saved["q"]
     assert_clean_log(lab)

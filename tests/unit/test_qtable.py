@@ -46,22 +46,23 @@ def test_a_state_keeps_what_its_paths_read_at_the_decision_and_a_path_is_judged_
     assert t.q["h3 r5 l0"] == [-6.0, 1, -1.0] == t.q["l0"]                 # a first visit: the reading itself
     t.update("h3 r5 l0", -8.0, "h3 r5 l0", before=-3.0)
     assert t.q["h3 r5 l0"] == [-7.0, 2, -2.0]                               # then the value's step, 1/2
-    # a path reading 0.5 ms better than the state's paths did is worth 0.5 ms more; the same for
-    # a state never met that falls back on its level; a level never met is worth the prior
-    assert t.estimate("h3 r5 l0", -1.5) == -6.5 and t.estimate("h4 r2 l0", -1.5) == -6.5
+    t.update("h2 r4 l0", -10.0, "h2 r4 l0", before=-6.0)                   # another state of the level
+    assert t.q["h2 r4 l0"] == [-10.0, 1, -6.0] and t.q["l0"] == [-8.5, 3, -4.0]         # alpha's step
+    # a path reading 0.5 ms better than its state's paths did is worth 0.5 ms more; a state never
+    # met is judged against its level's reading; a level never met is worth the prior
+    assert t.estimate("h3 r5 l0", -1.5) == -6.5 and t.estimate("h2 r4 l0", -1.5) == -5.5
+    assert t.estimate("h4 r2 l0", -1.5) == -8.5 - 1.5 + 4.0
     assert t.estimate("h4 r2 l1", -1.5, prior=-9.0) == -9.0
-    t.q["h2 r4 l0"] = [-4.0, 30]                                            # saved before readings
-    assert t.estimate("h2 r4 l0", -1.5) == -4.0
-    t.update("h2 r4 l0", -4.0, "h2 r4 l0", before=-2.5)
-    assert t.q["h2 r4 l0"][2] == -2.5                                       # starts at its next reading
-    t.update("h2 r4 l0", -4.0, "h2 r4 l0", before=math.nan)                 # an absurd reading teaches nothing
-    assert t.q["h2 r4 l0"] == [-4.0, 31, -2.5] and t.updates == 3
+    # no reading to trust: the state's value alone
+    assert t.estimate("h3 r5 l0", None) == t.estimate("h3 r5 l0", math.inf) == -7.0
+    t.update("h3 r5 l0", -4.0, "h3 r5 l0", before=math.nan)                 # an absurd reading teaches nothing
+    assert t.q["h3 r5 l0"] == [-7.0, 2, -2.0] and t.updates == 3
 
 
 def test_the_table_tells_apart_paths_of_one_state_by_what_they_read_now():
     """Two paths of one state, idle and a fifth full: least-loaded told them apart and the table,
     one value per state, took the first (ties: fewer hops); it takes the emptier one now, also
-    when the state's value was learnt on other loads."""
+    when the state's value was learnt on other loads. Across states the values still decide."""
     policy = QLearningPolicy(alpha=0.5, gamma=0.5, epsilon=0.0)
     busier, emptier = replace(IDLE[1], utilisation=0.2), replace(IDLE[1], utilisation=0.02)
     assert qtable.state_of(busier) == qtable.state_of(emptier)
@@ -72,6 +73,24 @@ def test_the_table_tells_apart_paths_of_one_state_by_what_they_read_now():
     assert policy.choose(key, [busier, emptier]) == 1 and policy.choose(key, [emptier, busier]) == 0
     scores = policy.scores([busier, emptier])
     assert scores[0] - scores[1] == pytest.approx(qtable.reward(emptier) - qtable.reward(busier))
+    # a thin path whose flows met 12 ms though it read idle, against a wide one a fifth full
+    # whose flows met what it read: the wide one, though the thin one reads better now
+    thin = replace(IDLE[0], utilisation=0.01)
+    for _ in range(3):
+        policy.learn([([thin], 0, replace(thin, latency_ms=12.0))])
+    assert qtable.reward(thin) > qtable.reward(busier) and policy.choose(key, [thin, busier]) == 1
+
+
+def test_a_path_whose_load_is_not_measured_is_not_preferred_for_reading_idle():
+    """A link without statistics reads idle: such a path gets its state's value alone, not the
+    credit of reading better than the measured paths that taught its state."""
+    policy = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0)
+    unseen = replace(IDLE[1], utilisation=0.0, unknown=1)
+    seen = replace(unseen, utilisation=0.3, unknown=0)
+    policy.learn([([seen], 0, seen)])                          # "h3 r5 lu" falls back on nothing
+    policy.table.q[qtable.state_of(unseen)] = list(policy.table.q[qtable.state_of(seen)])
+    assert policy.scores([unseen]) == [-policy.table.q[qtable.state_of(unseen)][0]]
+    assert policy.scores([seen]) == [-qtable.reward(seen)]
 
 
 def test_a_state_is_one_path_and_means_the_same_on_any_network():
@@ -264,29 +283,29 @@ def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
     assert QLearningPolicy(path).table.updates == 201
 
 
-@pytest.mark.parametrize("text, field", [("{not json", "not valid JSON"), ('{"format": 9}', "'format'"),
-                                         ('{"format": 1, "q": {"2:0 3:0": [0.0, 0.0]}}', "'format'"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"s": ["x", 1]}}', "'q'"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"s": [-1.0, -1]}}', "'q'"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"s": [-1.0, 0.5]}}', "'q'"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"s": [true, 1]}}', "'q'"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"s": [-1.0, 1, "x"]}}', "'q'"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"s": [-1.0, 1, -2.0, -3.0]}}', "'q'"),
-                                         ('{"format": 2, "alpha": 7, "gamma": 0.5, "epsilon": 0.1, "q": {}}',
-                                          "alpha"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"explore": "guess", "q": {}}', "explore"),
-                                         ('{"format": 2, "q": {}}', "'alpha' is missing"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"h2 r4 l9": [-1.0, 1]}}', "'q': state 'h2 r4 l9': not a path state"),
-                                         ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
-                                          '"q": {"l4": [1e300, 1]}}', "'q': state 'l4': a value above 0")])
+HEAD = '{"format": 3, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
+
+
+@pytest.mark.parametrize("text, field", [
+    ('{not json', 'not valid JSON'),
+    ('{"format": 9}', "'format'"),
+    ('{"format": 1, "q": {"2:0 3:0": [0.0, 0.0]}}', "'format'"),
+    (HEAD.replace('3', '2') + '"q": {"h2 r4 l0": [-1.0, 1]}}', "'format': expected 3 .*format 2 kept no"),
+    (HEAD + '"q": {"s": ["x", 1, -1.0]}}', "'q'"),
+    (HEAD + '"q": {"s": [-1.0, -1, -1.0]}}', "'q'"),
+    (HEAD + '"q": {"s": [-1.0, 0.5, -1.0]}}', "'q'"),
+    (HEAD + '"q": {"s": [true, 1, -1.0]}}', "'q'"),
+    (HEAD + '"q": {"s": [-1.0, 1, "x"]}}', "'q'"),
+    (HEAD + '"q": {"s": [-1.0, 1]}}', "'q': .* -> \\[value, visits, reading\\]"),
+    (HEAD + '"q": {"s": [-1.0, 1, -2.0, -3.0]}}', "'q'"),
+    ('{"format": 3, "alpha": 7, "gamma": 0.5, "epsilon": 0.1, "q": {}}', 'alpha'),
+    (HEAD + '"explore": "guess", "q": {}}', 'explore'),
+    ('{"format": 3, "q": {}}', "'alpha' is missing"),
+    (HEAD + '"q": {"h2 r4 l9": [-1.0, 1, -1.0]}}', "'q': state 'h2 r4 l9': not a path state"),
+    (HEAD + '"q": {"l4": [1e300, 1, -1.0]}}', "'q': state 'l4': a value above 0"),
+    (HEAD + '"q": {"l0": [-5.0, 3, 50.0]}}', "'q': state 'l0': a reading above 0"),
+    ('[]', 'expected a JSON object'),
+])
 def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(tmp_path, caplog, text, field):
     path = tmp_path / "q.json"
     path.write_text(text)
@@ -414,7 +433,8 @@ def test_the_reward_is_what_the_path_showed_after_the_decision_not_before(tmp_pa
     good, booted = learnt_reward(tmp_path, 0.030, 0.001)
     assert good == pytest.approx(expected_reward(booted, 1.0))
     # what the path read at the decision is kept apart, as the state's reading (estimate's)
-    assert [row[2] for row in booted.balancer.policy.table.q.values()] == [pytest.approx(expected_reward(booted, 30.0))] * 2
+    readings = [row[2] for row in booted.balancer.policy.table.q.values()]
+    assert readings == [pytest.approx(expected_reward(booted, 30.0))] * 2
     (tmp_path / "again").mkdir()
     bad, booted = learnt_reward(tmp_path / "again", 0.001, 0.030)
     assert bad == pytest.approx(expected_reward(booted, 30.0))
