@@ -12,9 +12,11 @@ sent into s met, and the candidate worth most is taken (ties: fewer hops): Q(s) 
 better its features' reward reads now than the paths that taught s read at their decisions (the
 state's reading, the mean of those, kept beside its value), so that paths of one state, idle
 or a quarter full, are told apart (one value per state took the first of them). A state never
-met is worth the value of its load level ("l3": every path seen at that level taught it), and a level never met the reward the path's measured features give now (what
-least-loaded would judge it by) over 1 - gamma, the scale learnt values settle at, or, its load
-not measured, the worst value learnt; never 0, which is above any measured reward: a loaded
+met is worth the value of its load level ("l3": every path seen at that level taught it), and
+a level never met the reward the path's measured features give now (what least-loaded would
+judge it by) over 1 - gamma, the scale learnt values settle at. A path whose load is not
+measured is worth the worst value learnt, and teaches the table nothing. Never 0, which is
+above any measured reward: a loaded
 path in a class not met before would otherwise be tried as if it were the best (at 144bc4f,
 states worth 0 until met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's; a table that
 had met only idle paths took one losing 20% at 80 ms). Reward: minus the chosen path's
@@ -138,6 +140,7 @@ class QTable:
     model = "table"
     format = 3          # 2 kept no reading per state; 1 valued whole candidate sets
     entries = 3         # of a state's row: value, visits, reading
+    learns_unmeasured = False   # from a decision on a path of unknown load (estimate never reads its state)
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -172,16 +175,22 @@ class QTable:
         row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else prior
 
-    def estimate(self, state: str, now: float | None, prior: float = 0.0) -> float:
-        """What taking a path in `state` is worth, given `now`, the reward its features give at
-        the decision (None: not to be trusted): Q(s) (or its fallback) plus how much better the
-        path reads now than the paths that taught s (or the fallback) read at theirs, so that
-        paths of one state are told apart; a read. Value and reading share their steps, so
-        Q(s) - reading(s) is the mean of each target less its decision's reading: per state,
-        what putting a flow there adds to the reward its path showed."""
+    def estimate(self, state: str, f: PathFeatures) -> float:
+        """What putting a flow on path f, in `state`, is worth: Q(s) (or its fallback, else the
+        prior of the reward f's features give now) plus how much better f reads now than the
+        paths that taught s (or the fallback) read at theirs, so that paths of one state are told
+        apart; a read. Value and reading share their steps, so Q(s) - reading(s) is the mean of
+        each target less its decision's reading: per state, what putting a flow there adds to
+        the reward its path showed. A path whose load is not measured (a link without statistics
+        reads idle) is worth the worst value learnt: it is not preferred because its load cannot
+        be seen (at deb5aa8 its state, learnt at a run's start when every path was idle and not
+        yet measured, was worth -1.3 ms, above every measured one)."""
+        if f.unknown:
+            return min((row[0] for row in self.q.values()), default=0.0)
+        now = reward(f)
+        value = self.value(state, self.prior(now))
         row = self.q.get(state) or self.q.get(self.coarse(state))
-        value = self.value(state, prior)
-        if row is None or len(row) < 3 or now is None or not math.isfinite(now):
+        if row is None or len(row) < 3 or not math.isfinite(now):
             return value
         return value + now - row[2]
 
@@ -283,6 +292,7 @@ class LinearQ(QTable):
     model = "linear"
     format = 2
     entries = 2         # none: a linear model's file has no states
+    learns_unmeasured = True    # its input "unknown" learns what such a path is worth
     w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
 
     def __post_init__(self) -> None:
@@ -304,8 +314,9 @@ class LinearQ(QTable):
         """w . x (every input has a value: `prior` is never needed)."""
         return sum(wi * xi for wi, xi in zip(self.w, x))
 
-    def estimate(self, x: tuple[float, ...], now: float, prior: float = 0.0) -> float:
-        """w . x: the features tell paths of one load band apart already."""
+    def estimate(self, x: tuple[float, ...], f: PathFeatures) -> float:
+        """w . x: the features tell paths of one state apart already, and an input says whether
+        a link's load is unknown."""
         return self.value(x)
 
     def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...], before: float | None = None) -> float:
@@ -413,36 +424,23 @@ class QLearningPolicy(Policy):
                 log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
                 self._save_failed = True     # said: saving will fail until the file is moved
 
-    def prior(self, f: PathFeatures) -> float:
-        """What a candidate whose load level was never met is worth: the table's prior of the
-        reward its features give now, or, its load not measured (a reward of about 0 then), the
-        worst value learnt: a path is not preferred because its load cannot be seen."""
-        if f.unknown:
-            return min((row[0] for row in self.table.q.values()), default=0.0)
-        return self.table.prior(reward(f))
-
-    @staticmethod
-    def now(f: PathFeatures) -> float | None:
-        """The reward a candidate's features give at the decision, None if its load is not
-        measured (a link without statistics reads idle: it is not preferred for that)."""
-        return None if f.unknown else reward(f)
-
     def score(self, features: PathFeatures) -> float:
-        return -self.table.estimate(self.table.key(features), self.now(features), self.prior(features))
+        return -self.table.estimate(self.table.key(features), features)
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
         the choice a decision would when it does not explore at random, counting nothing. The
-        scores are minus each candidate's estimate: its state's value and how it reads now
-        (a path whose load is not measured reads falsely idle: only its state's value)."""
+        scores are minus each candidate's estimate: its state's value and how it reads now."""
         states = [self.table.key(f) for f in features]
-        values = [self.table.estimate(s, self.now(f), self.prior(f)) for s, f in zip(states, features)]
+        values = [self.table.estimate(s, f) for s, f in zip(states, features)]
         if key is None:
             return self.table.greedy(states, values), [-v for v in values]
         return self.table.choose(states, self._rng, values), [-v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:
+            if before[action].unknown and not self.table.learns_unmeasured:
+                continue
             self.table.update(self.table.key(before[action]), reward(after), self.table.key(after),
                               reward(before[action]))
         if experience:

@@ -16,7 +16,7 @@ from controller.policies import QLearningPolicy
 from controller.service.rest import RestApi
 from controller.core.settings import ConfigError, Settings
 from controller.policies import qlearning as qtable
-from controller.policies.qlearning import QTable, QTableError
+from controller.policies.qlearning import FEATURES, QTable, QTableError
 from controller.policies.members import member_policy_factory
 from controller.core.services import MemberLoad
 from fakes.switches import Booted
@@ -49,12 +49,13 @@ def test_a_state_keeps_what_its_paths_read_at_the_decision_and_a_path_is_judged_
     t.update("h2 r4 l0", -10.0, "h2 r4 l0", before=-6.0)                   # another state of the level
     assert t.q["h2 r4 l0"] == [-10.0, 1, -6.0] and t.q["l0"] == [-8.5, 3, -4.0]         # alpha's step
     # a path reading 0.5 ms better than its state's paths did is worth 0.5 ms more; a state never
-    # met is judged against its level's reading; a level never met is worth the prior
-    assert t.estimate("h3 r5 l0", -1.5) == -6.5 and t.estimate("h2 r4 l0", -1.5) == -5.5
-    assert t.estimate("h4 r2 l0", -1.5) == -8.5 - 1.5 + 4.0
-    assert t.estimate("h4 r2 l1", -1.5, prior=-9.0) == -9.0
-    # no reading to trust: the state's value alone
-    assert t.estimate("h3 r5 l0", None) == t.estimate("h3 r5 l0", math.inf) == -7.0
+    # met is judged against its level's reading; a level never met is worth the prior of its reading
+    reads = PathFeatures(0.0, 0.0, 1.5, 3, headroom_mbps=30)                # a reward of -1.5 now
+    assert t.estimate("h3 r5 l0", reads) == -6.5 and t.estimate("h2 r4 l0", reads) == -5.5
+    assert t.estimate("h4 r2 l0", reads) == -8.5 - 1.5 + 4.0
+    assert t.estimate("h4 r2 l1", reads) == t.prior(-1.5) == -1.5           # gamma 0
+    # a reading that is not a number: the state's value alone
+    assert t.estimate("h3 r5 l0", replace(reads, latency_ms=math.inf)) == -7.0
     t.update("h3 r5 l0", -4.0, "h3 r5 l0", before=math.nan)                 # an absurd reading teaches nothing
     assert t.q["h3 r5 l0"] == [-7.0, 2, -2.0] and t.updates == 3
 
@@ -81,16 +82,24 @@ def test_the_table_tells_apart_paths_of_one_state_by_what_they_read_now():
     assert qtable.reward(thin) > qtable.reward(busier) and policy.choose(key, [thin, busier]) == 1
 
 
-def test_a_path_whose_load_is_not_measured_is_not_preferred_for_reading_idle():
-    """A link without statistics reads idle: such a path gets its state's value alone, not the
-    credit of reading better than the measured paths that taught its state."""
+def test_a_path_whose_load_is_not_measured_is_worth_the_worst_value_learnt_and_teaches_nothing():
+    """A link without statistics reads idle. A state of unknown load learnt from decisions at a
+    run's start, when every path was idle and not yet measured, was worth more than every
+    measured state (at deb5aa8: -1.3 ms): a path whose statistics went stale later was taken
+    first. Such a path is worth the worst value learnt, whatever its state was taught, and a
+    decision on one teaches the table nothing (the linear model has an input for it)."""
     policy = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0)
-    unseen = replace(IDLE[1], utilisation=0.0, unknown=1)
-    seen = replace(unseen, utilisation=0.3, unknown=0)
-    policy.learn([([seen], 0, seen)])                          # "h3 r5 lu" falls back on nothing
-    policy.table.q[qtable.state_of(unseen)] = list(policy.table.q[qtable.state_of(seen)])
-    assert policy.scores([unseen]) == [-policy.table.q[qtable.state_of(unseen)][0]]
-    assert policy.scores([seen]) == [-qtable.reward(seen)]
+    seen, loaded = replace(IDLE[1], utilisation=0.3), replace(IDLE[2], utilisation=0.9, latency_ms=20.0)
+    unseen = replace(seen, utilisation=0.0, unknown=1)
+    policy.learn([([seen], 0, seen), ([loaded], 0, loaded)])        # -3 and -29
+    policy.table.q[qtable.state_of(unseen)] = [-0.5, 40, -0.5]      # a file's, or an older table's
+    assert policy.scores([unseen, seen]) == [pytest.approx(29.0), pytest.approx(3.0)]   # the worst learnt
+    before = json.dumps(vars(policy.table), sort_keys=True)
+    policy.learn([([unseen], 0, seen)])
+    assert json.dumps(vars(policy.table), sort_keys=True) == before
+    linear = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0, model="linear")
+    linear.learn([([unseen], 0, seen)])
+    assert linear.table.updates == 1 and linear.table.w[FEATURES.index("unknown")] != 0.0
 
 
 def test_a_state_is_one_path_and_means_the_same_on_any_network():
@@ -525,7 +534,8 @@ def test_an_outcome_waits_for_a_probe_sent_after_the_decision(tmp_path, probe_af
     booted.arp("h7", "h1")
     h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
     t0 = booted.now
-    steady(b, t0 - 1.0)
+    steady(b, t0 - 2.0)
+    steady(b, t0 - 1.0)                      # the path's load is measured at the decision
     booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17))
     for t in range(1, 16):
         steady(b, t0 + t - 0.5)
