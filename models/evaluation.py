@@ -29,7 +29,7 @@ def time_blocked_folds(times: np.ndarray, folds: int, gap_s: float = GAP_S) -> l
     out = []
     for test in np.array_split(np.argsort(times, kind="stable"), folds):
         low, high = times[test].min(), times[test].max()
-        train = np.flatnonzero((times < low - gap_s) | (times > high + gap_s))
+        train = np.flatnonzero((low - times > gap_s) | (times - high > gap_s))     # distances: low - gap_s rounds
         if len(train) < 2:
             raise ValueError(f"the samples span {np.ptp(times):.0f} s: too short for {folds} time blocks "
                              f"{gap_s:g} s apart (collect for longer, or use fewer folds)")
