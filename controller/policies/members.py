@@ -137,8 +137,6 @@ class MemberQTable(QTable):
     """The path table's, with member states and their fallbacks (the module's docstring)."""
 
     model = "members"       # its file is refused for paths, a path table's for members
-    format = 2
-    entries = 2             # value, visits: a member has no reading
 
     @staticmethod
     def refused(state: str, value: float) -> str | None:
@@ -171,7 +169,7 @@ class MemberQTable(QTable):
         if higher is not None:
             return self.q[f"{member} a{higher}"][0]
         service = member.partition("/")[0] + "/"
-        learnt = [row[0] for k, row in self.q.items() if k.startswith(service) and self.coarse(k) is None]
+        learnt = [v for k, (v, _) in self.q.items() if k.startswith(service) and self.coarse(k) is None]
         return sum(learnt) / len(learnt) if learnt else prior
 
 

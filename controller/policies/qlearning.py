@@ -8,15 +8,11 @@ least capacity left on its links after measured and booked load, on a log2 scale
 under 1 ... 10 at 512 and more); its load level, 0-3 by bottleneck utilisation (under 0.25,
 0.5, 0.8, above), 4 when it loses packets or queues (latency over 10 ms), "u" when a link's load
 is not known. Action: send the new flow along a path in that state; Q(s) is the reward flows
-sent into s met, and the candidate worth most is taken (ties: fewer hops): Q(s) plus how much
-better its features' reward reads now than the paths that taught s read at their decisions (the
-state's reading, the mean of those, kept beside its value), so that paths of one state, idle
-or a quarter full, are told apart (one value per state took the first of them). A state never
-met is worth the value of its load level ("l3": every path seen at that level taught it), and
-a level never met the reward the path's measured features give now (what least-loaded would
-judge it by) over 1 - gamma, the scale learnt values settle at. A path whose load is not
-measured is worth the worst value learnt, and teaches the table nothing. Never 0, which is
-above any measured reward: a loaded
+sent into s met, and the candidate whose state has the highest value is taken (ties: fewer
+hops). A state never met is worth the value of its load level ("l3": every path seen at that
+level taught it), and a level never met the reward the path's measured features give now (what
+least-loaded would judge it by) over 1 - gamma, the scale learnt values settle at, or, its load
+not measured, the worst value learnt; never 0, which is above any measured reward: a loaded
 path in a class not met before would otherwise be tried as if it were the best (at 144bc4f,
 states worth 0 until met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's; a table that
 had met only idle paths took one losing 20% at 80 ms). Reward: minus the chosen path's
@@ -28,8 +24,8 @@ least-loaded's, which ranks by exactly that room). Update: Q(s) <- Q(s) + step [
 Q(s') - Q(s)], s' the chosen path's state in that measurement, the step 1/visits (the mean of
 what the state met: rewards are heavy-tailed) down to alpha; gamma 0 treats each flow as the
 one-step decision it is (a contextual bandit). Exploration: epsilon-greedy with epsilon
-decaying to a floor, or count-based: a candidate's worth + BONUS_MS / sqrt(1 + visits(s)),
-which tries the states it knows least instead of random paths.
+decaying to a floor, or count-based: Q(s) + BONUS_MS / sqrt(1 + visits(s)), which tries the
+states it knows least instead of random paths.
 
 A linear model (--q-model linear) instead of the table: Q(path) = w . phi(path), phi the path's
 own features (below), learnt by the same update as a normalised least-mean-squares step (Q(x)
@@ -59,6 +55,7 @@ from controller.core.settings import Q_EXPLORATIONS, Settings
 
 log = logging.getLogger("lb.policy")
 
+FORMAT = 2
 LEVELS = (0.25, 0.5, 0.8)
 LOSS_PENALTY_MS = 100.0
 LOAD_PENALTY_MS = 10.0      # per unit of utilisation: as much as the queue that makes a path congested
@@ -122,7 +119,7 @@ class QTable:
     epsilon_decay: float = 0.995
     epsilon_min: float = 0.02     # ... down to this
     explore: str = "epsilon"      # or "count"
-    q: dict[str, list[float]] = field(default_factory=dict)    # state -> [value, visits, reading]
+    q: dict[str, list[float]] = field(default_factory=dict)    # state -> [value, visits]
     decisions: int = 0
     updates: int = 0
     rewards: list[float] = field(default_factory=list)   # the last 100, for the learning curve
@@ -138,9 +135,7 @@ class QTable:
             raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
 
     model = "table"
-    format = 3          # 2 kept no reading per state; 1 valued whole candidate sets
-    entries = 3         # of a state's row: value, visits, reading
-    learns_unmeasured = False   # from a decision on a path of unknown load (estimate never reads its state)
+    learns_unmeasured = False   # from a decision on a path of unknown load (see QLearningPolicy.rank)
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -175,45 +170,29 @@ class QTable:
         row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else prior
 
-    def estimate(self, state: str, f: PathFeatures) -> float:
-        """What putting a flow on path f, in `state`, is worth: Q(s) (or its fallback, else the
-        prior of the reward f's features give now) plus how much better f reads now than the
-        paths that taught s (or the fallback) read at theirs, so that paths of one state are told
-        apart; a read. Value and reading share their steps, so Q(s) - reading(s) is the mean of
-        each target less its decision's reading: per state, what putting a flow there adds to
-        the reward its path showed. A path whose load is not measured (a link without statistics
-        reads idle) is worth the worst value learnt: it is not preferred because its load cannot
-        be seen (at deb5aa8 its state, learnt at a run's start when every path was idle and not
-        yet measured, was worth -1.3 ms, above every measured one)."""
-        if f.unknown:
-            return min((row[0] for row in self.q.values()), default=0.0)
-        now = reward(f)
-        value = self.value(state, self.prior(now))
-        row = self.q.get(state) or self.q.get(self.coarse(state))
-        if row is None or len(row) < 3 or not math.isfinite(now):
-            return value
-        return value + now - row[2]
-
-    def greedy(self, states: list[str], values: list[float]) -> int:
+    def greedy(self, states: list[str], values: list[float], readings: list[float] | None = None) -> int:
         """The candidate a decision takes when it does not explore at random: the highest value,
-        with count exploration's bonus for the states visited least; a read."""
+        with count exploration's bonus for the states visited least, ties to the best of
+        `readings` if given, then to the earlier candidate; a read."""
         if self.explore == "count":
             values = [v + BONUS_MS / math.sqrt(1 + self.q.get(s, (0.0, 0))[1]) for s, v in zip(states, values)]
-        return values.index(max(values))
+        keys = values if readings is None else list(zip(values, readings))
+        return keys.index(max(keys))
 
-    def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None) -> int:
-        """The candidate to take, exploring as configured; ties go to the earlier candidate.
-        `values`, the states' values if the caller has them already."""
+    def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None,
+               readings: list[float] | None = None) -> int:
+        """The candidate to take, exploring as configured; ties as greedy's. `values`, the
+        states' values if the caller has them already."""
         self.decisions += 1
         values = [self.value(s) for s in states] if values is None else values
         if self.explore == "count":
-            return self.greedy(states, values)
+            return self.greedy(states, values, readings)
         explore = rng.random() < self.epsilon
         if self.epsilon > self.epsilon_min:     # a rate set below the floor (0: greedy) stays
             self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
         if explore:
             return rng.randrange(len(states))
-        return self.greedy(states, values)
+        return self.greedy(states, values, readings)
 
     def step(self, visits: int) -> float:
         """The learning rate of a state's update, given its visits counting this one: 1/visits
@@ -229,22 +208,17 @@ class QTable:
         r / (1 - gamma), the scale learnt values settle at."""
         return r / (1.0 - self.gamma)
 
-    def update(self, state: str, r: float, next_state: str, before: float | None = None) -> float:
+    def update(self, state: str, r: float, next_state: str) -> float:
         """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met the prior of r,
-        what it showed; the new Q(s). `before`, the reward the path's features gave at the
-        decision, is averaged with the same step into the state's reading, what estimate()
-        compares a path's with (the member table passes none). A target or reading that is not
-        a finite number (an absurd measurement) teaches nothing."""
+        what it showed; the new Q(s). A target that is not a finite number (an absurd
+        measurement) teaches nothing."""
         target = r + self.gamma * self.value(next_state, self.prior(r))
-        if not math.isfinite(target) or (before is not None and not math.isfinite(before)):
+        if not math.isfinite(target):
             return self.value(state)
         for key in filter(None, (self.coarse(state), state)):
             row = self.q.setdefault(key, [0.0, 0])
             row[1] += 1
-            step = self.step(row[1])
-            row[0] += step * (target - row[0])
-            if before is not None:
-                row[2:] = [before + (1 - step) * (row[2] - before) if len(row) > 2 else before]
+            row[0] += self.step(row[1]) * (target - row[0])
         self._counted(r)
         return row[0]
 
@@ -254,7 +228,7 @@ class QTable:
 
     # -- the file -----------------------------------------------------------------------------
     def to_json(self) -> dict:
-        return {"format": self.format, "model": self.model, "alpha": self.alpha, "gamma": self.gamma,
+        return {"format": FORMAT, "model": self.model, "alpha": self.alpha, "gamma": self.gamma,
                 "epsilon": self.epsilon, "epsilon_decay": self.epsilon_decay, "epsilon_min": self.epsilon_min,
                 "explore": self.explore, "decisions": self.decisions, "updates": self.updates,
                 "rewards": self.rewards, "q": self.q}
@@ -290,8 +264,6 @@ class LinearQ(QTable):
     (a repeated 30% -> 90% full transition, gamma 0.5: x1.096 an update, weights past 1e6 in
     100 updates). The table, one value per state, cannot diverge so."""
     model = "linear"
-    format = 2
-    entries = 2         # none: a linear model's file has no states
     learns_unmeasured = True    # its input "unknown" learns what such a path is worth
     w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
 
@@ -314,17 +286,11 @@ class LinearQ(QTable):
         """w . x (every input has a value: `prior` is never needed)."""
         return sum(wi * xi for wi, xi in zip(self.w, x))
 
-    def estimate(self, x: tuple[float, ...], f: PathFeatures) -> float:
-        """w . x: the features tell paths of one state apart already, and an input says whether
-        a link's load is unknown."""
-        return self.value(x)
-
-    def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...], before: float | None = None) -> float:
+    def update(self, x: tuple[float, ...], r: float, x_next: tuple[float, ...]) -> float:
         """w <- w + step [r - Q(x)] x / |x|^2, the step as a table state's over all updates: the
-        error, spread over the features (|x| >= 1: the bias); the new Q(x). `x_next` and
-        `before` are unused (gamma 0; the features are the reading). A step is a convex move
-        towards fitting r (step <= 1), so the weights stay within the rewards' scale; one that
-        would not be finite (an absurd reward) is not taken."""
+        error, spread over the features (|x| >= 1: the bias); the new Q(x). `x_next` is unused
+        (gamma 0). A step is a convex move towards fitting r (step <= 1), so the weights stay
+        within the rewards' scale; one that would not be finite (an absurd reward) is not taken."""
         error = r - self.value(x)
         norm = sum(xi * xi for xi in x)
         step = self.step(self.updates + 1)
@@ -347,25 +313,20 @@ MODELS: dict[str, type[QTable]] = {QTable.model: QTable, LinearQ.model: LinearQ}
 def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     """A saved table (of class `kind`), with the given hyper-parameters overriding the saved ones."""
     data = files.read_json(path, QTableError)
-    if not isinstance(data, dict):
-        raise QTableError(f"{path}: expected a JSON object")
+    if not isinstance(data, dict) or data.get("format") != FORMAT:
+        raise QTableError(f"{path}: field 'format': expected {FORMAT} (format 1 valued whole candidate "
+                          "sets, not paths: move that file away)")
     found = data.get("model", QTable.model)      # files from before the linear model: tables
     if found != kind.model:
         raise QTableError(f"{path}: field 'model': the file holds a {found!r} model, not a "
                           f"{kind.model!r} one (--q-model; --q-table and --service-q-table hold different tables)")
-    if data.get("format") != kind.format:
-        raise QTableError(f"{path}: field 'format': expected {kind.format} (format 1 valued whole candidate sets, "
-                          f"not paths{'; a table of format 2 kept no reading per state' if kind.format > 2 else ''}: "
-                          "move that file away)")
-    q, row = data.get("q"), "[value, visits, reading]" if kind.entries == 3 else "[value, visits]"
-    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == kind.entries and
-                                          all(isinstance(x, (int, float)) and not isinstance(x, bool)
-                                              for x in v[:1] + v[2:]) and
+    q = data.get("q")
+    if not isinstance(q, dict) or not all(isinstance(k, str) and isinstance(v, list) and len(v) == 2 and
+                                          isinstance(v[0], (int, float)) and not isinstance(v[0], bool) and
                                           type(v[1]) is int and v[1] >= 0 for k, v in q.items()):
-        raise QTableError(f"{path}: field 'q': expected an object of state -> {row}")
+        raise QTableError(f"{path}: field 'q': expected an object of state -> [value, visits]")
     for k, v in q.items():
-        if why := kind.refused(k, v[0]) or (v[2] > 0 and "a reading above 0 (a reward is minus a latency)"
-                                            if len(v) > 2 else None):
+        if why := kind.refused(k, v[0]):
             raise QTableError(f"{path}: field 'q': state {k[:60]!r}: {why}")
     rewards = data.get("rewards", [])
     if not isinstance(rewards, list) or not all(isinstance(x, (int, float)) and not isinstance(x, bool)
@@ -387,8 +348,7 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
             raise QTableError(f"{path}: field 'w': expected a list of numbers")
         fields["w"] = [float(x) for x in w]
     try:
-        table = kind(q={k: [float(v[0]), int(v[1]), *map(float, v[2:])] for k, v in q.items()},
-                     rewards=[float(x) for x in rewards],
+        table = kind(q={k: [float(v[0]), int(v[1])] for k, v in q.items()}, rewards=[float(x) for x in rewards],
                        **fields)
     except QTableError as exc:
         raise QTableError(f"{path}: field {exc}") from None
@@ -424,25 +384,47 @@ class QLearningPolicy(Policy):
                 log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
                 self._save_failed = True     # said: saving will fail until the file is moved
 
+    def prior(self, f: PathFeatures) -> float:
+        """What a candidate whose load level was never met is worth: the table's prior of the
+        reward its features give now, or, its load not measured (a reward of about 0 then), the
+        worst value learnt: a path is not preferred because its load cannot be seen."""
+        if f.unknown:
+            return min((row[0] for row in self.table.q.values()), default=0.0)
+        return self.table.prior(reward(f))
+
+    def worth(self, f: PathFeatures) -> float:
+        """Q of the candidate's state (its fallbacks, else the prior); a path whose load is not
+        measured is worth the prior alone for the table, which learns no state of unknown load."""
+        if f.unknown and not self.table.learns_unmeasured:
+            return self.prior(f)
+        return self.table.value(self.table.key(f), self.prior(f))
+
     def score(self, features: PathFeatures) -> float:
-        return -self.table.estimate(self.table.key(features), features)
+        return -self.worth(features)
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
         the choice a decision would when it does not explore at random, counting nothing. The
-        scores are minus each candidate's estimate: its state's value and how it reads now."""
-        states = [self.table.key(f) for f in features]
-        values = [self.table.estimate(s, f) for s, f in zip(states, features)]
-        if key is None:
-            return self.table.greedy(states, values), [-v for v in values]
-        return self.table.choose(states, self._rng, values), [-v for v in values]
+        table chooses among the candidates whose load is measured, if any: one that is not
+        reads idle, falsely, and teaches it nothing. Candidates of equal value (one state, or
+        states that fall back on one level's value) go to the one reading better now, the
+        reward its features give, bookings included (one value per state took the first: a
+        path idle and one a quarter full are one state, and flows decided within one poll went
+        one way), then to fewer hops. The scores are minus each candidate's worth."""
+        values = [self.worth(f) for f in features]
+        pool = [] if self.table.learns_unmeasured else [i for i, f in enumerate(features) if not f.unknown]
+        pool = pool or list(range(len(features)))
+        states = [self.table.key(features[i]) for i in pool]
+        args = ([values[i] for i in pool], [reward(features[i]) for i in pool])
+        pick = (self.table.greedy(states, *args) if key is None else
+                self.table.choose(states, self._rng, *args))
+        return pool[pick], [-v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:
             if before[action].unknown and not self.table.learns_unmeasured:
                 continue
-            self.table.update(self.table.key(before[action]), reward(after), self.table.key(after),
-                              reward(before[action]))
+            self.table.update(self.table.key(before[action]), reward(after), self.table.key(after))
         if experience:
             self.save()
 

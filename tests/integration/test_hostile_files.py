@@ -206,15 +206,14 @@ def test_a_hostile_model_reload_is_one_line_and_the_previous_model_keeps_scoring
 # -- the Q-table --------------------------------------------------------------------------------
 def q_json(q: dict, rewards: list) -> str:
     """A table as Python's json writes NaN (what the controller used to write)."""
-    return json.dumps({"format": 3, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.0, "decisions": 3, "updates": 3,
+    return json.dumps({"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.0, "decisions": 3, "updates": 3,
                        "rewards": rewards, "q": q})
 
 
 def test_a_q_table_with_nan_is_refused_in_one_line_and_rest_stays_json(tmp_path, controller):
     table = tmp_path / "q.json"
     c = controller("--policy", "shortest", "--q-table", str(table))
-    table.write_text(q_json({"h2 r4 l0": [float("nan"), 1, -1.0], "h3 r5 l0": [-1.0, 2, -0.5]},
-                            [float("nan"), -1.0]))
+    table.write_text(q_json({"h2 r4 l0": [float("nan"), 1], "h3 r5 l0": [-1.0, 2]}, [float("nan"), -1.0]))
     status, body = c.api("policy", method="PUT", body={"policy": "qlearning"})
     assert status == 200, body
     status, body = c.api("policy")                       # strict_json: no NaN, no Infinity

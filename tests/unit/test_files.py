@@ -213,13 +213,13 @@ def test_a_symlink_planted_beside_the_table_is_not_followed(tmp_path):
     planted = ["q.json.tmp", ".q.json.tmp", "q.json~", "q.tmp"]     # what a writer might name it
     for name in planted:
         (folder / name).symlink_to(victim)
-    table = QTable(alpha=0.3, gamma=0.5, epsilon=0.1, q={"h2 r4 l0": [-1.0, 3, -0.5]})
+    table = QTable(alpha=0.3, gamma=0.5, epsilon=0.1, q={"h2 r4 l0": [-1.0, 3]})
     table.save(folder / "q.json")
     table.save(folder / "q.json")         # the second save replaces a table of ours
     assert victim.read_text() == "precious\n"
     assert all(os.readlink(folder / name) == str(victim) for name in planted)
     assert sorted(os.listdir(folder)) == sorted([*planted, "q.json"])
-    assert not (folder / "q.json").is_symlink() and qtable.load(folder / "q.json").q == {"h2 r4 l0": [-1.0, 3, -0.5]}
+    assert not (folder / "q.json").is_symlink() and qtable.load(folder / "q.json").q == {"h2 r4 l0": [-1.0, 3]}
 
 
 def test_write_atomic_leaves_nothing_behind_when_it_fails(tmp_path):

@@ -746,15 +746,6 @@ def test_a_member_table_file_with_a_foreign_state_or_a_positive_value_is_refused
         load(path, MemberQTable)
 
 
-def test_a_member_table_file_whose_rows_carry_a_path_reading_is_refused(tmp_path):
-    """A member has no reading (the path table's third entry): a row with one is not a member's."""
-    path = tmp_path / "members.json"
-    data = MemberQTable(alpha=0.3, gamma=0.0, epsilon=0.1, q={"web/m1 a0": [-5.0, 1, -1.0]}).to_json()
-    path.write_text(json.dumps(data))
-    with pytest.raises(QTableError, match=re.escape(f"{path}: field 'q': expected an object of state -> [value, visits]")):
-        load(path, MemberQTable)
-
-
 def test_the_path_and_member_tables_cannot_share_a_file(tmp_path):
     (tmp_path / "q.json").touch()
     (tmp_path / "link.json").symlink_to(tmp_path / "q.json")
