@@ -8,11 +8,14 @@ least capacity left on its links after measured and booked load, on a log2 scale
 under 1 ... 10 at 512 and more); its load level, 0-3 by bottleneck utilisation (under 0.25,
 0.5, 0.8, above), 4 when it loses packets or queues (latency over 10 ms), "u" when a link's load
 is not known. Action: send the new flow along a path in that state; Q(s) is the reward flows
-sent into s met, and the candidate whose state has the highest value is taken (ties: fewer
-hops). A state never met is worth the value of its load level ("l3": every path seen at that
-level taught it), and a level never met the reward the path's measured features give now (what
-least-loaded would judge it by) over 1 - gamma, the scale learnt values settle at, or, its load
-not measured, the worst value learnt; never 0, which is above any measured reward: a loaded
+sent into s met, and the candidate whose state has the highest value is taken; ties (paths of
+one state, idle or a quarter full) go to the one reading better now, bookings included, then
+to fewer hops. A path whose load is not measured is taken only when no candidate's is, and
+teaches the table nothing. A state never met is worth the value of its load level ("l3": every
+path seen at that level taught it), and a level never met the reward the path's measured
+features give now (what least-loaded would judge it by) over 1 - gamma, the scale learnt values
+settle at, or, its load not measured, the worst value learnt; never 0, which is above any
+measured reward: a loaded
 path in a class not met before would otherwise be tried as if it were the best (at 144bc4f,
 states worth 0 until met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's; a table that
 had met only idle paths took one losing 20% at 80 ms). Reward: minus the chosen path's
