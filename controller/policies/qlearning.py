@@ -173,7 +173,7 @@ class QTable:
         row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else prior
 
-    def greedy(self, states: list[str], values: list[float], readings: list[float] | None = None) -> int:
+    def greedy(self, states: list[str], values: list[float], readings: list | None = None) -> int:
         """The candidate a decision takes when it does not explore at random: the highest value,
         with count exploration's bonus for the states visited least, ties to the best of
         `readings` if given, then to the earlier candidate; a read."""
@@ -183,7 +183,7 @@ class QTable:
         return keys.index(max(keys))
 
     def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None,
-               readings: list[float] | None = None) -> int:
+               readings: list | None = None) -> int:
         """The candidate to take, exploring as configured; ties as greedy's. `values`, the
         states' values if the caller has them already."""
         self.decisions += 1
@@ -316,9 +316,10 @@ MODELS: dict[str, type[QTable]] = {QTable.model: QTable, LinearQ.model: LinearQ}
 def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     """A saved table (of class `kind`), with the given hyper-parameters overriding the saved ones."""
     data = files.read_json(path, QTableError)
-    if not isinstance(data, dict) or data.get("format") != FORMAT:
-        raise QTableError(f"{path}: field 'format': expected {FORMAT} (format 1 valued whole candidate "
-                          "sets, not paths: move that file away)")
+    if (version := data.get("format") if isinstance(data, dict) else None) != FORMAT:
+        raise QTableError(f"{path}: field 'format': expected {FORMAT}, not {str(version)[:20]} (format 1 "
+                          "valued whole candidate sets, not paths; 3 kept a reading per state, tried at "
+                          "deb5aa8 and replaced): move that file away")
     found = data.get("model", QTable.model)      # files from before the linear model: tables
     if found != kind.model:
         raise QTableError(f"{path}: field 'model': the file holds a {found!r} model, not a "
@@ -378,6 +379,7 @@ class QLearningPolicy(Policy):
             self.table_kind = MODELS[model]
         self.table = self.table_kind(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
         self._epsilon = epsilon     # a reset starts exploring again from here
+        self.unlearnt = 0           # decisions on a path of unknown load, which teach the table nothing
         if self.table_path and os.path.lexists(self.table_path):
             try:
                 self.table = load(self.table_path, self.table_kind, alpha=alpha, gamma=gamma, explore=explore)
@@ -413,19 +415,23 @@ class QLearningPolicy(Policy):
         states that fall back on one level's value) go to the one reading better now, the
         reward its features give, bookings included (one value per state took the first: a
         path idle and one a quarter full are one state, and flows decided within one poll went
-        one way), then to fewer hops. The scores are minus each candidate's worth."""
+        one way), then to fewer hops; among paths of unknown load, to fewer unknown links first
+        (such a link reads idle). Exploration draws from the same candidates. The scores are
+        minus each candidate's worth: the chosen one is not always the lowest (a tie, or a
+        candidate of unknown load left out)."""
         values = [self.worth(f) for f in features]
         pool = [] if self.table.learns_unmeasured else [i for i, f in enumerate(features) if not f.unknown]
         pool = pool or list(range(len(features)))
         states = [self.table.key(features[i]) for i in pool]
-        args = ([values[i] for i in pool], [reward(features[i]) for i in pool])
+        args = ([values[i] for i in pool], [(-features[i].unknown, reward(features[i])) for i in pool])
         pick = (self.table.greedy(states, *args) if key is None else
                 self.table.choose(states, self._rng, *args))
-        return pool[pick], [-v for v in values]
+        return pool[pick], [0.0 - v for v in values]
 
     def learn(self, experience: list[Experience]) -> None:
         for before, action, after in experience:
             if before[action].unknown and not self.table.learns_unmeasured:
+                self.unlearnt += 1
                 continue
             self.table.update(self.table.key(before[action]), reward(after), self.table.key(after))
         if experience:
@@ -454,6 +460,6 @@ class QLearningPolicy(Policy):
     def describe(self) -> dict:
         t = self.table
         return {"policy": self.name, "table": str(self.table_path) if self.table_path else None,
-                **t.learnt(), "decisions": t.decisions, "updates": t.updates,
+                **t.learnt(), "decisions": t.decisions, "updates": t.updates, "unlearnt": self.unlearnt,
                 "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4), "explore": t.explore,
                 "mean_reward": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}

@@ -39,6 +39,14 @@ def test_time_blocked_folds_never_train_within_the_gap_of_a_test_sample(times, f
         assert np.min(np.abs(times[train][:, None] - times[test][None, :])) > gap
 
 
+def test_a_sample_exactly_the_gap_from_a_test_block_is_not_trained_on():
+    """Hypothesis found it: 1.0 - 0.99 rounds to just above 0.01, so a sample 0.99 s from a
+    block starting at 1.0 passed `t < low - gap`; distances are what the gap bounds."""
+    times = np.array([0.0, 0.0, 0.01, 1.0, 1.0, 1.0, 5.0, 5.0, 5.0])
+    (_, _), (train, test), (_, _) = time_blocked_folds(times, 3, 0.99)
+    assert test.tolist() == [3, 4, 5] and 2 not in train.tolist()
+
+
 @settings(max_examples=50, deadline=None)
 @given(times=times_strategy)
 def test_a_test_block_is_a_run_of_consecutive_time(times):

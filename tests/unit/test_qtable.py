@@ -41,9 +41,10 @@ def test_the_update_is_the_bellman_rule_by_hand():
 
 
 def test_paths_of_equal_value_go_to_the_one_reading_better_now():
-    """Two paths of one state, idle and a fifth full: least-loaded told them apart and the table,
-    one value per state, took the first (fewest hops), as it did every flow decided within one
-    poll (a booking lowers a path's reading, rarely its state). Across states, values decide."""
+    """Two paths of one state (same hops and headroom class), idle and a fifth full:
+    least-loaded told them apart and the table, one value per state, took the first candidate,
+    as it did flows decided within one poll whose bookings left the state as it was. Across
+    states, values decide."""
     policy = QLearningPolicy(alpha=0.5, gamma=0.5, epsilon=0.0)
     busier, emptier = replace(IDLE[1], utilisation=0.2), replace(IDLE[1], utilisation=0.02)
     assert qtable.state_of(busier) == qtable.state_of(emptier)
@@ -61,25 +62,30 @@ def test_paths_of_equal_value_go_to_the_one_reading_better_now():
     assert qtable.reward(thin) > qtable.reward(busier) and policy.choose(key, [thin, busier]) == 1
 
 
-def test_a_path_whose_load_is_not_measured_is_taken_only_when_no_candidates_is():
-    """A link without statistics reads idle. A state of unknown load learnt at a run's start,
-    when every path was idle and not yet measured, was worth more than every measured state (a
-    warm table's "lu": -1.3 ms, the best of its values), so a path whose statistics went stale
-    later would be taken first. The table chooses among measured candidates; a decision on a
-    path of unknown load teaches it nothing (the linear model has an input for it)."""
+def test_a_path_whose_load_is_not_measured_is_taken_only_when_no_candidate_is_measured():
+    """A link without statistics reads idle. States of unknown load learnt at a run's start,
+    when every path was idle and not yet measured, were worth more than every measured state
+    (about 0 to -1.3 ms in a warm table), so a path whose statistics went stale later would be
+    taken first. The table chooses among measured candidates; with none, by fewer unknown
+    links, then reading. A decision on a path of unknown load teaches it nothing, and is
+    counted (the linear model has an input for it, and learns)."""
     key = FlowKey("10.0.0.1", "10.0.0.7", 17, 1, 2)
     seen = replace(IDLE[1], utilisation=0.9, latency_ms=20.0)
     blind = [replace(IDLE[0], unknown=1, utilisation=0.3), replace(IDLE[2], unknown=1, utilisation=0.1)]
     for explore in ("epsilon", "count"):           # count: a state never visited has the full bonus
         policy = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0, explore=explore)
         policy.learn([([seen], 0, seen)])
-        policy.table.q.update({qtable.state_of(f): [-0.5, 0] for f in blind})     # an older table's
+        policy.table.q.update({qtable.state_of(blind[0]): [-0.1, 0], qtable.state_of(blind[1]): [-0.5, 0]})
         assert policy.choose(key, [blind[0], seen, blind[1]]) == 1
         assert policy.rank(None, [blind[0], seen, blind[1]])[0] == 1
-        assert policy.choose(key, blind) == 1                # none measured: the one reading better
+        # none measured: worth the worst value learnt alike (not their rows), the better reading
+        assert policy.scores(blind) == [pytest.approx(29.0)] * 2 and policy.choose(key, blind) == 1
+        hidden = replace(blind[1], unknown=2, utilisation=0.0)         # more links read idle, falsely
+        assert policy.choose(key, [blind[0], hidden]) == 0
         before = json.dumps(vars(policy.table), sort_keys=True)
         policy.learn([(blind, 0, seen)])
         assert json.dumps(vars(policy.table), sort_keys=True) == before
+        assert policy.describe()["unlearnt"] == 1
     linear = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0, model="linear")
     linear.learn([(blind, 0, seen)])
     assert linear.table.updates == 1 and linear.table.w[FEATURES.index("unknown")] != 0.0
