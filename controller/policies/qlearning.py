@@ -9,14 +9,14 @@ under 1 ... 10 at 512 and more); its load level, 0-3 by bottleneck utilisation (
 0.5, 0.8, above), 4 when it loses packets or queues (latency over 10 ms), "u" when a link's load
 is not known. Action: send the new flow along a path in that state; Q(s) is the reward flows
 sent into s met, and the candidate whose state has the highest value is taken; ties (paths of
-one state, idle or a quarter full) go to the one reading better now, bookings included, then
-to fewer hops. A path whose load is not measured is taken only when no candidate's is, and
-teaches the table nothing. A state never met is worth the value of its load level ("l3": every
-path seen at that level taught it), and a level never met the reward the path's measured
-features give now (what least-loaded would judge it by) over 1 - gamma, the scale learnt values
-settle at, or, its load not measured, the worst value learnt; never 0, which is above any
-measured reward: a loaded
-path in a class not met before would otherwise be tried as if it were the best (at 144bc4f,
+one state: equal hops, headroom class and level) go to the one reading better now, bookings
+included, then to fewer hops. A path whose load is not measured is taken only when no
+candidate's is, and teaches the table nothing. A state never met is worth the value of its
+load level ("l3": every path seen at that level taught it), and a level never met the reward
+the path's measured features give now (what least-loaded would judge it by) over 1 - gamma,
+the scale learnt values settle at, or, its load not measured, the worst value learnt; never 0,
+which is above any measured reward: a loaded path in a class not met before would otherwise
+be tried as if it were the best (at 144bc4f,
 states worth 0 until met: 152 states in 1,204 decisions, RTT 2.4x least-loaded's; a table that
 had met only idle paths took one losing 20% at 80 ms). Reward: minus the chosen path's
 latency in ms, 100 ms per unit of loss and 10 ms per unit of bottleneck utilisation, measured
@@ -413,12 +413,11 @@ class QLearningPolicy(Policy):
         table chooses among the candidates whose load is measured, if any: one that is not
         reads idle, falsely, and teaches it nothing. Candidates of equal value (one state, or
         states that fall back on one level's value) go to the one reading better now, the
-        reward its features give, bookings included (one value per state took the first: a
-        path idle and one a quarter full are one state, and flows decided within one poll went
-        one way), then to fewer hops; among paths of unknown load, to fewer unknown links first
-        (such a link reads idle). Exploration draws from the same candidates. The scores are
-        minus each candidate's worth: the chosen one is not always the lowest (a tie, or a
-        candidate of unknown load left out)."""
+        reward its features give, bookings included (one value per state took the first
+        candidate, also for flows decided within one poll), then to fewer hops; among paths of
+        unknown load, to fewer unknown links first (such a link reads idle). Exploration draws
+        from the same candidates. The scores are minus each candidate's worth: the chosen one
+        is not always the lowest (a tie, or a candidate of unknown load left out)."""
         values = [self.worth(f) for f in features]
         pool = [] if self.table.learns_unmeasured else [i for i, f in enumerate(features) if not f.unknown]
         pool = pool or list(range(len(features)))
