@@ -347,7 +347,10 @@ class Balancer:
 
     def outcome(self, path: Path, src: HostLocation, dst: HostLocation, since: float,
                 now: float) -> PathFeatures | None:
-        """The path's features as measured strictly after `since`, or None until they are."""
+        """The path's features as measured strictly after `since`, or None until they are: every
+        port of it, the source's too (a port not measured reads idle, an outcome that is false)."""
+        if not (self.monitor.measured_since(src.at, since) and self.monitor.measured_since(dst.at, since)):
+            return None
         g, age = self.net.graph(), self.stats_max_age_s
         metrics = [self.monitor.access(src.at, False, self.access_capacity_mbps(src), now, age)]
         for a, b in pairwise(path):
@@ -362,8 +365,6 @@ class Balancer:
                 return None
             lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
             metrics.append(replace(lk, latency_ms=latency, loss=loss))
-        if not self.monitor.measured_since(dst.at, since):
-            return None      # the destination port's loss: as read (docs/limits.md)
         metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
         return path_features(metrics, len(path) - 1)
 

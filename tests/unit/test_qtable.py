@@ -283,6 +283,8 @@ def test_the_table_survives_a_restart_and_learning_continues(tmp_path):
 
 @pytest.mark.parametrize("text, field", [("{not json", "not valid JSON"), ('{"format": 9}', "'format'"),
                                          ('{"format": 1, "q": {"2:0 3:0": [0.0, 0.0]}}', "'format'"),
+                                         ('{"format": 3, "q": {"h2 r4 l0": [-1.0, 1, -2.0]}}',
+                                          "'format': expected 2, not 3 .*3 kept a reading per state"),
                                          ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
                                           '"q": {"s": ["x", 1]}}', "'q'"),
                                          ('{"format": 2, "alpha": 0.3, "gamma": 0.5, "epsilon": 0.1, '
@@ -312,12 +314,13 @@ def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(
     assert path.read_text() == text          # nothing overwritten before there is something learnt
 
 
-def steady(b, t: float) -> None:
-    """Every port of every switch reports 1000 packets a second, loss-free, as of time t: 8 Mbit/s
-    (and then its flow statistics: none of our entries measured)."""
+def steady(b, t: float, silent=()) -> None:
+    """Every port of every switch but those `silent` ((dpid, port)) reports 1000 packets a second,
+    loss-free, as of time t: 8 Mbit/s (and then its flow statistics: none of our entries measured)."""
     n = int(1000 * t)
     for dpid, ports in b.net.ports.items():
-        b.port_stats(dpid, [PortStat(p, n, n, n * 1000, n * 1000, duration_s=t) for p in ports], t, answers=t)
+        b.port_stats(dpid, [PortStat(p, n, n, n * 1000, n * 1000, duration_s=t) for p in ports
+                            if (dpid, p) not in silent], t, answers=t)
         b.flow_stats(dpid, [], t, answers=t)
 
 
@@ -412,6 +415,25 @@ def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
         assert len(getattr(policy, "told", [])) == k - 1, t - t0
     ((_, _, after),) = policy.told
     assert after.loss == pytest.approx(0.3)
+
+
+def test_an_outcome_waits_until_the_source_hosts_port_is_measured_after_the_decision():
+    """A port without recent statistics reads idle: while the source host's port reports nothing
+    after the decision, the decision is not learnt from (it read idle there, falsely); once it
+    reports, the outcome has every link measured."""
+    booted, policy, t0 = decided(2)
+    b = booted.balancer
+    source = tuple(b._decisions[0].src.at)
+    booted.probe_round(t0 + 0.2)
+    for t in (t0 + 0.5, t0 + 1.5):
+        steady(b, t, silent={source})
+        b.poll(t + 0.5)
+    for t in (t0 + 2.5, t0 + 3.5):          # its first window since spans the silence: from before it
+        assert not getattr(policy, "told", [])
+        steady(b, t)
+        b.poll(t + 0.5)
+    ((_, _, after),) = policy.told
+    assert after.unknown == 0
 
 
 def expected_reward(booted: Booted, link_ms: float) -> float:
