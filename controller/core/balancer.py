@@ -347,8 +347,9 @@ class Balancer:
 
     def outcome(self, path: Path, src: HostLocation, dst: HostLocation, since: float,
                 now: float) -> PathFeatures | None:
-        """The path's features as measured strictly after `since`, or None until they are: every
-        port of it, the source's too (a port not measured reads idle, an outcome that is false)."""
+        """The path's features as measured strictly after `since` and still fresh, or None until
+        they are: every port of it, the source's too (a port not measured, or measured once and
+        silent since, reads idle: an outcome that is false)."""
         if not (self.monitor.measured_since(src.at, since) and self.monitor.measured_since(dst.at, since)):
             return None
         g, age = self.net.graph(), self.stats_max_age_s
@@ -366,7 +367,7 @@ class Balancer:
             lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
             metrics.append(replace(lk, latency_ms=latency, loss=loss))
         metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
-        return path_features(metrics, len(path) - 1)
+        return path_features(metrics, len(path) - 1) if all(m.known for m in metrics) else None
 
     def port_stats(self, dpid: int, stats: list[PortStat], now: float, answers: float | None = None) -> None:
         """A port statistics reply (or a part of one); `answers`: the poll whose request it

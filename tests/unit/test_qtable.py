@@ -433,7 +433,28 @@ def test_an_outcome_waits_until_the_source_hosts_port_is_measured_after_the_deci
         steady(b, t)
         b.poll(t + 0.5)
     ((_, _, after),) = policy.told
-    assert after.unknown == 0
+    assert after.unknown == 0 and b.counters["outcomes_unmeasured"] == 0
+
+
+def test_an_outcome_is_not_read_from_a_port_measured_after_the_decision_and_silent_since():
+    """The source host's port reports after the decision, then falls silent while the path's
+    latency waits for a probe: by then that port's statistics are stale and read idle, so the
+    decision teaches nothing and is counted unmeasured."""
+    booted, policy, t0 = decided(2)
+    b = booted.balancer
+    source = tuple(b._decisions[0].src.at)
+    for t in (t0 + 0.5, t0 + 1.5):
+        steady(b, t)
+        b.poll(t + 0.5)
+    for t in (t0 + 2.5, t0 + 3.5):
+        steady(b, t, silent={source})
+        b.poll(t + 0.5)
+    steady(b, t0 + 4.5, silent={source})
+    booted.probe_round(t0 + 4.7)
+    assert b.monitor.measured_since(source, t0)
+    assert t0 + 5.0 - b.monitor.rates[source].at > b.stats_max_age_s      # stale at the next poll
+    b.poll(t0 + 5.0)
+    assert not getattr(policy, "told", []) and b.counters["outcomes_unmeasured"] == 1
 
 
 def expected_reward(booted: Booted, link_ms: float) -> float:
