@@ -299,7 +299,8 @@ def kill_result(rundir: Path, policy: str, load: float, member: str, t0: float, 
     the run's bound, counted apart) and how many of them were in flight on it at the kill, and
     connections from clients that still reached it after its last answer. Its
     last answer: the later of the last request its own log shows finished and the last token a
-    client received from it (a request cut by the kill leaves no line in the member's log)."""
+    client received from it (a request cut by the kill leaves no line in the member's log).
+    `syns`: the clients' connections its capture saw in all (none: the capture saw nothing)."""
     requests = [r for c in sorted(rundir.glob("c*.jsonl")) for r in read_jsonl(c)]
     answers = [e["generated"] - t0 for e in read_jsonl(rundir / f"{member}.jsonl") if e.get("generated")]
     answers += [r["last"] for r in requests if r["member"] == member and r.get("last") is not None]
@@ -310,7 +311,8 @@ def kill_result(rundir: Path, policy: str, load: float, member: str, t0: float, 
     return {"policy": policy, "load": load, "member": member, "killed_at": killed_at, "last_answer": last_answer,
             "requests": len(requests), "failed": len(failed), "cut": sum(r["error"] == CUT for r in requests),
             "failed_in_flight": sum(r["member"] == member for r in failed),
-            "sent_after": len(after), "last_sent_after_s": max(after) - last_answer if after else None}
+            "syns": len(syns), "sent_after": len(after),
+            "last_sent_after_s": max(after) - last_answer if after else None}
 
 
 if __name__ == "__main__":

@@ -74,13 +74,13 @@ def test_the_quick_service_experiment_runs_end_to_end_through_the_vip(tmp_path):
     assert played[0] == played[1]
     summary = json.loads((out / "summary.json").read_text())
     assert set(summary["loads"]["0.8"]) == {"round-robin", "least-connections"}
-    for m in summary["loads"]["0.8"].values():
-        assert m["ttft_p50_s"] <= m["rt_p50_s"] and m["rt_p50_s"] <= m["rt_p95_s"] <= m["rt_p99_s"]
-        assert 0 < m["slo"] <= 1 and 0.2 <= m["jain"] <= 1
+    for policy, m in summary["loads"]["0.8"].items():      # the summary counts what the clients logged
+        assert m["per_seed"]["1"]["requests"] == sum(r["policy"] == policy for r in rows), policy
     kills = summary["killed"]
     assert [k["policy"] for k in kills] == ["least-connections", "round-robin"]
     for k in kills:      # the health check takes the member out within 2 s of its last answer
         assert k["member"] == "m3" and 3 <= k["killed_at"] <= 5 and k["last_answer"] is not None
+        assert k["syns"] > 0, k      # the member's capture saw the clients' connections before the kill
         assert k["last_sent_after_s"] is None or k["last_sent_after_s"] <= 2, k
     for plot in ("response_cdf.png", "p95_by_load.png", "slo_by_load.png", "utilisation.png"):
         assert matplotlib.image.imread(out / plot).shape[0] > 100
