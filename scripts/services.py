@@ -5,7 +5,7 @@ Poisson schedule at a fraction of the pool's capacity. The same schedule is repl
 freshly started controller and network, for every policy, load and seed; scripts/service_report.py
 summarises (tables, paired intervals, plots).
 
-    sudo .venv/bin/python -m scripts.services --quick      (3 policies, 1 seed, 80% load, a kill; under 5 min)
+    sudo .venv/bin/python -m scripts.services --quick      (4 policies, 1 seed, 80% load, a kill; under 5 min)
     sudo .venv/bin/python -m scripts.services              (5 policies x 3 loads x 5 seeds, a kill each; ~45 min)
 
 Speeds come from the service's weights: a member of weight w serves w x --base-speed tokens a
@@ -42,7 +42,7 @@ from topologies.traffic import BASE_PORT, Player, Transfer
 
 POLICIES = ("round-robin", "least-connections", "weighted", "random", "qlearning")
 VARIANTS = {"qlearning+blind": ("--service-q-blind",)}    # its table's states leave the path level out
-QUICK = {"policies": "round-robin,least-connections,weighted", "seeds": 1, "loads": "0.8"}
+QUICK = {"policies": "round-robin,least-connections,weighted,qlearning", "seeds": 1, "loads": "0.8"}
 SETUP_S = 5      # start and teardown of a lab, for the ETA
 CLIENTS_HOSTS_PREFIX = "c"
 JAMMER = {"name": "jam", "ip": "10.0.0.250", "mac": "00:00:00:00:00:fa"}     # --jam's host

@@ -164,7 +164,7 @@ def test_the_pool_spec_names_its_service_and_the_options_are_checked(tmp_path):
     assert service == {"vip": "10.0.0.100", "port": 8000,
                        "members": [("m1", 1), ("m2", 1), ("m3", 2), ("m4", 2), ("m5", 4)]}
     quick = parse_args(["--quick"])
-    assert (quick.policies, quick.seeds, quick.loads) == (["round-robin", "least-connections", "weighted"], 1, [0.8])
+    assert (quick.policies, quick.seeds, quick.loads) == (["round-robin", "least-connections", "weighted", "qlearning"], 1, [0.8])
     assert parse_args(["--direct"]).policies == ["client-rr"]
     assert parse_args(["--policies", "qlearning,qlearning+blind"]).policies == ["qlearning", "qlearning+blind"]
     raw = json.loads((ROOT / "topologies" / "pool.json").read_text())
