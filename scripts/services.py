@@ -300,18 +300,22 @@ def kill_result(rundir: Path, policy: str, load: float, member: str, t0: float, 
     connections from clients that still reached it after its last answer. Its
     last answer: the later of the last request its own log shows finished and the last token a
     client received from it (a request cut by the kill leaves no line in the member's log).
-    `syns`: the clients' connections its capture saw in all (none: the capture saw nothing)."""
+    `syns`: the clients' connections its capture saw in all; `seen_until`: its last SYN from
+    anyone, the health checks' from the VIP included (they go on after the kill), so a capture
+    that died early shows."""
     requests = [r for c in sorted(rundir.glob("c*.jsonl")) for r in read_jsonl(c)]
     answers = [e["generated"] - t0 for e in read_jsonl(rundir / f"{member}.jsonl") if e.get("generated")]
     answers += [r["last"] for r in requests if r["member"] == member and r.get("last") is not None]
     last_answer = max(answers, default=None)
     failed = [r for r in requests if not r["ok"] and r["error"] != CUT]
-    syns = [s["syn"] - t0 for s in read_jsonl(rundir / f"{member}-syn.jsonl") if s.get("src") in client_ips]
+    captured = read_jsonl(rundir / f"{member}-syn.jsonl")
+    syns = [s["syn"] - t0 for s in captured if s.get("src") in client_ips]
     after = [t for t in syns if last_answer is not None and t > last_answer]
     return {"policy": policy, "load": load, "member": member, "killed_at": killed_at, "last_answer": last_answer,
             "requests": len(requests), "failed": len(failed), "cut": sum(r["error"] == CUT for r in requests),
             "failed_in_flight": sum(r["member"] == member for r in failed),
-            "syns": len(syns), "sent_after": len(after),
+            "syns": len(syns), "seen_until": max((s["syn"] - t0 for s in captured), default=None),
+            "sent_after": len(after),
             "last_sent_after_s": max(after) - last_answer if after else None}
 
 

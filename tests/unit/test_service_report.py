@@ -156,7 +156,7 @@ def test_the_kill_result_counts_failures_and_connections_after_the_last_answer(t
         {"syn": t0 + 6.2, "src": "10.0.0.1"}, {"syn": t0 + 8.0, "src": "10.0.0.99"})))     # not a client
     k = kill_result(tmp_path, "round-robin", 0.8, "m3", t0, 4.6, ["10.0.0.1", "10.0.0.2"])
     assert (k["last_answer"], k["failed"], k["failed_in_flight"], k["syns"], k["sent_after"], k["cut"]) == (4.5, 2, 1, 3, 2, 1)
-    assert k["last_sent_after_s"] == pytest.approx(1.7)
+    assert k["last_sent_after_s"] == pytest.approx(1.7) and k["seen_until"] == pytest.approx(8.0)
 
 
 def test_the_pool_spec_names_its_service_and_the_options_are_checked(tmp_path):
