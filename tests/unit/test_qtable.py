@@ -417,16 +417,27 @@ def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
     assert after.loss == pytest.approx(0.3)
 
 
-def test_an_outcome_waits_until_the_source_hosts_port_is_measured_after_the_decision():
-    """A port without recent statistics reads idle: while the source host's port reports nothing
-    after the decision, the decision is not learnt from (it read idle there, falsely); once it
-    reports, the outcome has every link measured."""
+def port_of(b, which: str) -> tuple[int, int]:
+    """The one decision's source host's port, its destination's, or its path's first link's
+    sending port."""
+    d = b._decisions[0]
+    if which == "link":
+        path = d.candidates[d.action]
+        return path[0], b.net.graph().edges[path[0], path[1]]["out_port"]
+    return tuple((d.src if which == "src" else d.dst).at)
+
+
+@pytest.mark.parametrize("which", ["src", "dst"])
+def test_an_outcome_waits_until_each_hosts_port_is_measured_after_the_decision(which):
+    """A port without recent statistics reads idle: while a host's port reports nothing after the
+    decision, the decision is not learnt from; once it reports a window that began after the
+    decision, the outcome has every link measured."""
     booted, policy, t0 = decided(2)
     b = booted.balancer
-    source = tuple(b._decisions[0].src.at)
+    port = port_of(b, which)
     booted.probe_round(t0 + 0.2)
     for t in (t0 + 0.5, t0 + 1.5):
-        steady(b, t, silent={source})
+        steady(b, t, silent={port})
         b.poll(t + 0.5)
     for t in (t0 + 2.5, t0 + 3.5):          # its first window since spans the silence: from before it
         assert not getattr(policy, "told", [])
@@ -436,24 +447,28 @@ def test_an_outcome_waits_until_the_source_hosts_port_is_measured_after_the_deci
     assert after.unknown == 0 and b.counters["outcomes_unmeasured"] == 0
 
 
-def test_an_outcome_is_not_read_from_a_port_measured_after_the_decision_and_silent_since():
-    """The source host's port reports after the decision, then falls silent while the path's
-    latency waits for a probe: by then that port's statistics are stale and read idle, so the
-    decision teaches nothing and is counted unmeasured."""
+@pytest.mark.parametrize("which", ["src", "dst", "link"])
+def test_an_outcome_is_not_read_from_a_port_measured_after_the_decision_and_silent_since(which):
+    """A port of the path reports after the decision, then falls silent while the path's latency
+    waits for a probe: by then its statistics are stale and read idle, so the decision teaches
+    nothing, and is counted unmeasured at its deadline."""
     booted, policy, t0 = decided(2)
     b = booted.balancer
-    source = tuple(b._decisions[0].src.at)
+    port = port_of(b, which)
     for t in (t0 + 0.5, t0 + 1.5):
         steady(b, t)
         b.poll(t + 0.5)
     for t in (t0 + 2.5, t0 + 3.5):
-        steady(b, t, silent={source})
+        steady(b, t, silent={port})
         b.poll(t + 0.5)
-    steady(b, t0 + 4.5, silent={source})
+    steady(b, t0 + 4.5, silent={port})
     booted.probe_round(t0 + 4.7)
-    assert b.monitor.measured_since(source, t0)
-    assert t0 + 5.0 - b.monitor.rates[source].at > b.stats_max_age_s      # stale at the next poll
+    assert b.monitor.measured_since(port, t0)
+    assert t0 + 5.0 - b.monitor.rates[port].at > b.stats_max_age_s      # stale at the next poll
     b.poll(t0 + 5.0)
+    assert not getattr(policy, "told", [])
+    steady(b, t0 + 5.5, silent={port})
+    b.poll(t0 + 6.0)                        # past the deadline
     assert not getattr(policy, "told", []) and b.counters["outcomes_unmeasured"] == 1
 
 
