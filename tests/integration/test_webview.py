@@ -84,8 +84,14 @@ def screenshot(page, folder, name: str) -> str:
 
 
 def test_the_page_draws_the_specs_switches_hosts_and_links_without_a_token(page, lab, artifacts):
-    wait_until(lambda: count(page, "g.node.switch") == 8 and count(page, "g.node.host") == 7, 10,
-               what="the page to draw 8 switches and 7 hosts")
+    try:
+        wait_until(lambda: count(page, "g.node.switch") == 8 and count(page, "g.node.host") == 7, 10,
+                   what="the page to draw 8 switches and 7 hosts")
+    except TimeoutError as exc:     # what the page said (its fetch errors land in its status line)
+        status, topology = lab.api("topology")
+        raise TimeoutError(f"{exc}; the page's status line: {page.find_element('id', 'status').text!r}; "
+                           f"GET topology from the test: HTTP {status}, {len(topology.get('switches', []))} "
+                           f"switches; {screenshot(page, artifacts, 'not-drawn.png')}") from None
     spec_links = {frozenset((lk.a, lk.b)) for lk in lab.spec.switch_links()}
     drawn = {(e.get_attribute("data-src"), e.get_attribute("data-dst"))
              for e in page.find_elements("css selector", "line.link[data-src]")}
