@@ -367,7 +367,8 @@ class Balancer:
             lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
             metrics.append(replace(lk, latency_ms=latency, loss=loss))
         metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
-        return path_features(metrics, len(path) - 1) if all(m.known for m in metrics) else None
+        features = path_features(metrics, len(path) - 1)
+        return None if features.unknown else features
 
     def port_stats(self, dpid: int, stats: list[PortStat], now: float, answers: float | None = None) -> None:
         """A port statistics reply (or a part of one); `answers`: the poll whose request it
