@@ -9,7 +9,7 @@ a JSON summary and plots compare the policies.
 
 A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) routes each reply
 on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
-gamma 0; "+linear" learns a linear model of the path's features instead of a table; "+fresh" starts every seed from an empty Q-table, "+warm" from a copy of --q-warm's
+gamma 0; "+linear" learns a linear model of the path's features instead of a table; "+fresh" starts every seed from an empty Q-table, "+warm" from a copy of --q-warm's file of its model
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
@@ -50,7 +50,8 @@ from scripts import learning
 from scripts.report import RUN_COLUMNS, parse_quick, print_summary
 from topologies.lab import PROBE_PORT, SINK_PORT, Lab, default_workdir, provenance
 from controller.core.spec import TopologyError
-from controller.files import load_spec
+from controller.files import load_spec, read_json
+from controller.policies import qlearning
 from topologies.traffic import Player, schedule
 
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
@@ -84,8 +85,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--model", type=Path, metavar="PATH",
                    help="BPANN model (.npz + .json) of the bpann and learned runs (default the shipped "
                         "models/bpann and models/learned)")
-    p.add_argument("--q-warm", type=Path, metavar="FILE",
-                   help="Q-table each seed of a qlearning+warm run starts from (a copy: the file is not changed)")
+    p.add_argument("--q-warm", type=Path, metavar="FILE", action="append", default=[],
+                   help="Q-table each seed of a qlearning+warm run starts from (a copy: the file is not "
+                        "changed); once per model, so that qlearning+warm and qlearning+linear+warm run side by side")
     p.add_argument("--out", type=Path, help="results folder (default results/experiment-<time>)")
     args = parse_quick(p, argv, QUICK)
     args.policies = [x.strip() for x in args.policies.split(",") if x.strip()]
@@ -102,8 +104,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clash = [x for x in args.policies if {"linear", "count"} <= set(x.split("+"))]
     if clash:
         p.error(f"--policies: {', '.join(clash)}: a linear model explores by epsilon, not count")
-    if any("warm" in x.split("+") for x in args.policies) and not (args.q_warm and args.q_warm.is_file()):
-        p.error("--q-warm: a +warm policy needs the Q-table file it starts from")
+    args.q_warm = warm_tables(p, args.q_warm, args.policies)
     if not 1 <= args.seeds <= 100:
         p.error("--seeds: must be in 1..100")
     if not 1 <= args.first_seed <= 10_000:
@@ -118,6 +119,40 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error("--probes: 1..200; --transfer-kb: 1..100000")
     check_models(p, args.policies, args.model)
     return args
+
+
+def warm_tables(p: argparse.ArgumentParser, paths: list[Path], policies: list[str]) -> dict[str, Path]:
+    """--q-warm's files by the model each holds ("table", "linear"), each checked as the
+    controller will load it: one per model, and one for every +warm policy's model; else the
+    parser's usage error naming the file (not a controller failing at its run's start)."""
+    tables: dict[str, Path] = {}
+    for path in paths:
+        try:
+            found = files_model(path)
+            qlearning.load(path, qlearning.MODELS[found])
+        except qlearning.QTableError as exc:
+            p.error(f"--q-warm: {exc}")
+        if found in tables:
+            p.error(f"--q-warm: {path}: a second file of a {found!r} model (one per model)")
+        tables[found] = path
+    for x in policies:
+        variants = x.split("+")[1:]
+        if "warm" in variants and warm_model(variants) not in tables:
+            p.error(f"--q-warm: {x} needs a file of a {warm_model(variants)!r} model to start from")
+    return tables
+
+
+def files_model(path: Path) -> str:
+    """The model a Q-table file says it holds (files from before the linear model: tables)."""
+    data = read_json(path, qlearning.QTableError)
+    found = data.get("model", qlearning.QTable.model) if isinstance(data, dict) else None
+    if found not in qlearning.MODELS:
+        raise qlearning.QTableError(f"{path}: field 'model': not a path Q-table's ({str(found)[:20]})")
+    return found
+
+
+def warm_model(variants: list[str]) -> str:
+    return qlearning.LinearQ.model if "linear" in variants else qlearning.QTable.model
 
 
 def check_models(p: argparse.ArgumentParser, policies: list[str], model: Path | None) -> None:
@@ -154,8 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     plan = run_plan(args)
     (folder / "config.json").write_text(json.dumps(     # what ran, and from which tree (summary.md says it)
-        {**{k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}, "plan": plan,
-         **provenance("scripts.experiment", argv)}, indent=2) + "\n")
+        {**vars(args), "plan": plan, **provenance("scripts.experiment", argv)}, indent=2, default=str) + "\n")
     runs_csv = folder / "runs.csv"
     with open(runs_csv, "w", newline="") as f:
         csv.writer(f).writerow(RUN_COLUMNS)
@@ -209,7 +243,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
             rundir.mkdir(parents=True, exist_ok=True)
             table = rundir / "qtable.json"
             if "warm" in variants:      # what it learnt, not how far its exploration had decayed
-                warm = json.loads(args.q_warm.read_text())
+                warm = json.loads(args.q_warm[warm_model(variants)].read_text())
                 table.write_text(json.dumps({**warm, "epsilon": Settings.q_epsilon, "decisions": 0}) + "\n")
         extra += ["--q-table", str(table)]
     lab = Lab(args.topology, rundir, policy=name,      # --seed: each seed explores in its own way

@@ -12,7 +12,8 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from scripts.experiment import QUICK, parse_args, run_plan
+from controller.policies.qlearning import LinearQ, QTable
+from scripts.experiment import QUICK, parse_args, run_plan, warm_model
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
 from topologies.lab import ROOT, provenance
 from topologies.traffic import Transfer, completion_s, schedule
@@ -146,6 +147,40 @@ def test_bad_options_name_the_option(argv, field, capsys):
     with pytest.raises(SystemExit):
         parse_args(argv)
     assert field in capsys.readouterr().err
+
+
+@pytest.fixture
+def tables(tmp_path):
+    """A saved table and a saved linear model, as --q-warm takes them."""
+    paths = {}
+    for kind in (QTable, LinearQ):
+        paths[kind.model] = tmp_path / f"{kind.model}.json"
+        kind(alpha=0.05, gamma=0.5, epsilon=0.02).save(paths[kind.model])
+    return paths
+
+
+def test_each_warm_policy_starts_from_the_file_of_its_model(tables):
+    args = parse_args(["--policies", "qlearning+warm,qlearning+linear+warm",
+                       "--q-warm", str(tables["linear"]), "--q-warm", str(tables["table"])])
+    assert args.q_warm == tables
+    assert [warm_model(p.split("+")[1:]) for p in args.policies] == ["table", "linear"]
+
+
+@pytest.mark.parametrize("given, policies, says", [
+    (["table"], "qlearning+linear+warm", "qlearning+linear+warm needs a file of a 'linear' model"),
+    ([], "qlearning+warm", "qlearning+warm needs a file of a 'table' model"),
+    (["table", "table"], "qlearning+warm", "table.json: a second file of a 'table' model"),
+    (["members"], "qlearning+warm", "members.json: field 'model': not a path Q-table's (members)"),
+    (["broken"], "qlearning+warm", "broken.json: field 'q': expected an object")])
+def test_warm_files_are_checked_before_any_run(tables, tmp_path, given, policies, says, capsys):
+    (tmp_path / "members.json").write_text(json.dumps({"format": 2, "model": "members", "q": {}}))
+    (tmp_path / "broken.json").write_text(json.dumps({"format": 2, "model": "table", "q": [1]}))
+    argv = ["--policies", policies]
+    for name in given:
+        argv += ["--q-warm", str(tables.get(name, tmp_path / f"{name}.json"))]
+    with pytest.raises(SystemExit):
+        parse_args(argv)
+    assert says in capsys.readouterr().err
 
 
 def test_provenance_is_the_commit_dirty_or_not_and_the_shell_quoted_command(tmp_path):
