@@ -86,8 +86,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="BPANN model (.npz + .json) of the bpann and learned runs (default the shipped "
                         "models/bpann and models/learned)")
     p.add_argument("--q-warm", type=Path, metavar="FILE", action="append", default=[],
-                   help="Q-table each seed of a qlearning+warm run starts from (a copy: the file is not "
-                        "changed); once per model, so that qlearning+warm and qlearning+linear+warm run side by side")
+                   help="Q-table each seed of a qlearning+warm run starts from (a copy, kept in the results "
+                        "as warm-<model>.json); once per model, so that qlearning+warm and "
+                        "qlearning+linear+warm run side by side")
     p.add_argument("--out", type=Path, help="results folder (default results/experiment-<time>)")
     args = parse_quick(p, argv, QUICK)
     args.policies = [x.strip() for x in args.policies.split(",") if x.strip()]
@@ -146,7 +147,7 @@ def files_model(path: Path) -> str:
     """The model a Q-table file says it holds (files from before the linear model: tables)."""
     data = read_json(path, qlearning.QTableError)
     found = data.get("model", qlearning.QTable.model) if isinstance(data, dict) else None
-    if found not in qlearning.MODELS:
+    if not isinstance(found, str) or found not in qlearning.MODELS:
         raise qlearning.QTableError(f"{path}: field 'model': not a path Q-table's ({str(found)[:20]})")
     return found
 
@@ -187,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     folder = args.out or default_workdir("experiment")
     folder.mkdir(parents=True, exist_ok=True)
+    for model, path in args.q_warm.items():     # what every +warm run starts from, kept with its results
+        shutil.copyfile(path, folder / f"warm-{model}.json")
     plan = run_plan(args)
     (folder / "config.json").write_text(json.dumps(     # what ran, and from which tree (summary.md says it)
         {**vars(args), "plan": plan, **provenance("scripts.experiment", argv)}, indent=2, default=str) + "\n")
@@ -231,21 +234,29 @@ def start_runs(topology: Path | str):
         return None
 
 
+def learner_table(rundir: Path, variants: list[str]) -> Path:
+    """The Q-table file a qlearning run learns in (rundir: <results>/runs/<run>): one per variant
+    in the results, carried from seed to seed, unless the run starts anew in its own: empty
+    (+fresh) or a copy of main()'s warm-<model>.json (+warm), its exploration reset (what was
+    learnt, not how far exploring had decayed)."""
+    if "fresh" not in variants and "warm" not in variants:
+        return rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json"
+    rundir.mkdir(parents=True, exist_ok=True)
+    table = rundir / "qtable.json"
+    if "warm" in variants:
+        warm = json.loads((rundir.parent.parent / f"warm-{warm_model(variants)}.json").read_text())
+        table.write_text(json.dumps({**warm, "epsilon": Settings.q_epsilon, "decisions": 0}) + "\n")
+    return table
+
+
 def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, progress) -> list[list]:
     """One policy on one seed's schedule, on a fresh controller and network: its runs.csv rows."""
     name, *variants = policy.split("+")
     extra = [option for v in variants for option in VARIANTS[v]]
     if name in MODEL_POLICIES and args.model:
         extra += ["--model", str(args.model.resolve())]    # the controller runs in the tree's root
-    if name == "qlearning":     # one table per variant, learning across its seeds, unless it starts anew
-        table = rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json"
-        if "fresh" in variants or "warm" in variants:
-            rundir.mkdir(parents=True, exist_ok=True)
-            table = rundir / "qtable.json"
-            if "warm" in variants:      # what it learnt, not how far its exploration had decayed
-                warm = json.loads(args.q_warm[warm_model(variants)].read_text())
-                table.write_text(json.dumps({**warm, "epsilon": Settings.q_epsilon, "decisions": 0}) + "\n")
-        extra += ["--q-table", str(table)]
+    if name == "qlearning":
+        extra += ["--q-table", str(learner_table(rundir, variants))]
     lab = Lab(args.topology, rundir, policy=name,      # --seed: each seed explores in its own way
               controller_args=("--capture", str(rundir / "capture"), "--seed", str(seed), *extra))
     background = [h.name for h in lab.spec.hosts if h.name != args.src]

@@ -13,7 +13,8 @@ from hypothesis import example, given
 from hypothesis import strategies as st
 
 from controller.policies.qlearning import LinearQ, QTable
-from scripts.experiment import QUICK, parse_args, run_plan, warm_model
+from controller.core.settings import Settings
+from scripts.experiment import QUICK, learner_table, parse_args, run_plan, warm_model
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
 from topologies.lab import ROOT, provenance
 from topologies.traffic import Transfer, completion_s, schedule
@@ -166,15 +167,29 @@ def test_each_warm_policy_starts_from_the_file_of_its_model(tables):
     assert [warm_model(p.split("+")[1:]) for p in args.policies] == ["table", "linear"]
 
 
+def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tables, tmp_path):
+    for model, path in tables.items():
+        table = json.loads(path.read_text())
+        (tmp_path / f"warm-{model}.json").write_text(json.dumps({**table, "decisions": 1200}))
+    runs = tmp_path / "runs"
+    for variants, model in ((["warm"], "table"), (["linear", "warm"], "linear")):
+        start = json.loads(learner_table(runs / f"r-{model}", variants).read_text())
+        assert start["model"] == model and (start["epsilon"], start["decisions"]) == (Settings.q_epsilon, 0)
+    assert learner_table(runs / "f", ["fresh"]) == runs / "f" / "qtable.json" and not (runs / "f" / "qtable.json").exists()
+    assert learner_table(runs / "c", ["linear"]) == tmp_path / "qtable-linear.json"
+
+
 @pytest.mark.parametrize("given, policies, says", [
     (["table"], "qlearning+linear+warm", "qlearning+linear+warm needs a file of a 'linear' model"),
     ([], "qlearning+warm", "qlearning+warm needs a file of a 'table' model"),
     (["table", "table"], "qlearning+warm", "table.json: a second file of a 'table' model"),
     (["members"], "qlearning+warm", "members.json: field 'model': not a path Q-table's (members)"),
-    (["broken"], "qlearning+warm", "broken.json: field 'q': expected an object")])
+    (["broken"], "qlearning+warm", "broken.json: field 'q': expected an object"),
+    (["listed"], "qlearning+warm", "listed.json: field 'model': not a path Q-table's")])
 def test_warm_files_are_checked_before_any_run(tables, tmp_path, given, policies, says, capsys):
     (tmp_path / "members.json").write_text(json.dumps({"format": 2, "model": "members", "q": {}}))
     (tmp_path / "broken.json").write_text(json.dumps({"format": 2, "model": "table", "q": [1]}))
+    (tmp_path / "listed.json").write_text(json.dumps({"format": 2, "model": ["table"]}))
     argv = ["--policies", policies]
     for name in given:
         argv += ["--q-warm", str(tables.get(name, tmp_path / f"{name}.json"))]
