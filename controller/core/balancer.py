@@ -319,8 +319,8 @@ class Balancer:
 
     def _learn(self, now: float) -> None:
         """Give a learning policy the outcome of each decision once it is measured: probes and
-        a statistics window that began after the decision, and each inter-switch link's loss
-        kept from such a window (a window reaching back before it saw the path as the decision
+        a statistics window that began after the decision, and the loss of each inter-switch link
+        and of the destination host's port kept from such a window (a window reaching back before it saw the path as the decision
         did, not what the flow met). A decision not measured
         within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is counted in
         outcomes_unmeasured; one whose path broke teaches nothing."""
@@ -349,7 +349,9 @@ class Balancer:
                 now: float) -> PathFeatures | None:
         """The path's features as measured strictly after `since` and still fresh, or None until
         they are: every port of it, the source's too (a port not measured, or measured once and
-        silent since, reads idle: an outcome that is false)."""
+        silent since, reads idle: an outcome that is false), and the loss of each link and of the
+        destination host's port from a window that began after `since` (a loss held from an
+        earlier window may be from before the decision)."""
         if not (self.monitor.measured_since(src.at, since) and self.monitor.measured_since(dst.at, since)):
             return None
         g, age = self.net.graph(), self.stats_max_age_s
@@ -366,7 +368,11 @@ class Balancer:
                 return None
             lk = self.monitor.link(out, into, self.capacity_mbps(a, b), now, age)
             metrics.append(replace(lk, latency_ms=latency, loss=loss))
-        metrics.append(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age))
+        loss = self.monitor.loss_since(dst.at, since)      # towards the host: as on each link
+        if loss is None:
+            return None
+        metrics.append(replace(self.monitor.access(dst.at, True, self.access_capacity_mbps(dst), now, age),
+                               loss=loss))
         features = path_features(metrics, len(path) - 1)
         return None if features.unknown else features
 
