@@ -1,6 +1,7 @@
 """The Q-learning policy: the Bellman update by hand, convergence in a simulated network with
 a known best path, the table file, and learning inside the balancer from later statistics."""
 
+import copy
 import json
 import logging
 import math
@@ -477,6 +478,44 @@ def test_an_outcome_is_not_read_from_a_port_measured_after_the_decision_and_sile
     steady(b, t0 + 5.5, silent={port})
     b.poll(t0 + 6.0)                        # past the deadline
     assert not getattr(policy, "told", []) and b.counters["outcomes_unmeasured"] == 1
+
+
+def test_an_outcome_takes_the_destination_ports_loss_from_after_the_decision_not_before():
+    """h7's port sends half of what our entry offers it before the decision, a loss still held
+    when the outcome's links are all measured; but the switch's flow replies since are not in,
+    so that port's windows are no evidence. The outcome waits for one that is, from after the
+    decision (20% lost), and is told that, not the half held from before."""
+    booted = Booted(policy="qlearning")
+    b = booted.balancer
+    b.set_policy(policy := Alternating(epsilon=0.0))
+    booted.arp("h1", "h7")
+    booted.arp("h7", "h1")
+    h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+    t0, dst = booted.now, next(at for at in b.net.hosts_at if at.dpid == booted.of.dpid["s7"])
+
+    def report(t: float, sent: int, entry: bool = True) -> None:
+        """Every port's counters at t (1000 packets a second), h7's port having sent `sent`; our
+        entry towards it (1000 a second) in s7's flow reply, or no flow reply from s7."""
+        n = int(1000 * t)
+        for dpid, ports in b.net.ports.items():
+            b.port_stats(dpid, [PortStat(p, n, sent if (dpid, p) == dst else n, n * 1000, n * 1000,
+                                         duration_s=t) for p in ports], t, answers=t)
+            if dpid != dst.dpid or entry:
+                b.flow_stats(dpid, [FlowStat(cookie=1, out_port=dst.port, packets=n, duration_s=t)]
+                             if dpid == dst.dpid else [], t, answers=t)
+        b.poll(t + 0.5)
+
+    for t in (t0 - 3.5, t0 - 2.5, t0 - 1.5, t0 - 0.5):
+        report(t, int(500 * t))
+    assert b.monitor.loss_since(dst, t0 - 3.0) == pytest.approx(0.5)
+    booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17, sport=2))
+    booted.probe_round(t0 + 0.2)
+    for t in (t0 + 0.5, t0 + 1.5):
+        report(t, int(500 * t), entry=False)
+    assert not getattr(policy, "told", [])
+    report(t0 + 2.5, int(500 * (t0 + 1.5)) + 800)
+    ((_, _, after),) = policy.told
+    assert after.loss == pytest.approx(0.2) and b.counters["outcomes_unmeasured"] == 0
 
 
 def expected_reward(booted: Booted, link_ms: float) -> float:
