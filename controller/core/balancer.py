@@ -319,11 +319,11 @@ class Balancer:
 
     def _learn(self, now: float) -> None:
         """Give a learning policy the outcome of each decision once it is measured: probes and
-        a statistics window that began after the decision, and the loss of each inter-switch link
-        and of the destination host's port kept from such a window (a window reaching back before it saw the path as the decision
-        did, not what the flow met). A decision not measured
-        within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is counted in
-        outcomes_unmeasured; one whose path broke teaches nothing."""
+        a statistics window that began after the decision, and the loss of each inter-switch
+        link and of the destination host's port kept from such a window (a window reaching back
+        before it saw the path as the decision did, not what the flow met). A decision not
+        measured within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is
+        counted in outcomes_unmeasured; one whose path broke teaches nothing."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
@@ -352,7 +352,7 @@ class Balancer:
         silent since, reads idle: an outcome that is false), and the loss of each link and of the
         destination host's port from a window that began after `since` (a loss held from an
         earlier window may be from before the decision)."""
-        if not (self.monitor.measured_since(src.at, since) and self.monitor.measured_since(dst.at, since)):
+        if not self.monitor.measured_since(src.at, since):     # the destination's: its loss_since below
             return None
         g, age = self.net.graph(), self.stats_max_age_s
         metrics = [self.monitor.access(src.at, False, self.access_capacity_mbps(src), now, age)]
