@@ -124,36 +124,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def warm_tables(p: argparse.ArgumentParser, paths: list[Path], policies: list[str]) -> dict[str, Path]:
     """--q-warm's files by the model each holds ("table", "linear"), each checked as the
-    controller will load it: one per model, and one for every +warm policy's model; else the
-    parser's usage error naming the file (not a controller failing at its run's start)."""
+    controller will load it: one per model, and one for every +warm policy's model, used by
+    one; else the parser's usage error naming the file (not a controller failing at its run's
+    start)."""
     tables: dict[str, Path] = {}
     for path in paths:
         try:
-            found = files_model(path)
+            data = read_json(path, qlearning.QTableError)
+            found = qlearning.model_of(data) if isinstance(data, dict) else None
+            if not isinstance(found, str) or found not in qlearning.MODELS:
+                raise qlearning.QTableError(f"{path}: field 'model': not a path Q-table's ({str(found)[:20]})")
             qlearning.load(path, qlearning.MODELS[found])
         except qlearning.QTableError as exc:
             p.error(f"--q-warm: {exc}")
         if found in tables:
             p.error(f"--q-warm: {path}: a second file of a {found!r} model (one per model)")
         tables[found] = path
-    for x in policies:
-        variants = x.split("+")[1:]
-        if "warm" in variants and warm_model(variants) not in tables:
-            p.error(f"--q-warm: {x} needs a file of a {warm_model(variants)!r} model to start from")
+    wanted = {warm_model(x.split("+")[1:]): x for x in policies if "warm" in x.split("+")[1:]}
+    for model, x in wanted.items():
+        if model not in tables:
+            p.error(f"--q-warm: {x} needs a file of a {model!r} model to start from")
+    for model in tables.keys() - wanted.keys():
+        p.error(f"--q-warm: {tables[model]}: no +warm policy of a {model!r} model starts from it")
     return tables
-
-
-def files_model(path: Path) -> str:
-    """The model a Q-table file says it holds (files from before the linear model: tables)."""
-    data = read_json(path, qlearning.QTableError)
-    found = data.get("model", qlearning.QTable.model) if isinstance(data, dict) else None
-    if not isinstance(found, str) or found not in qlearning.MODELS:
-        raise qlearning.QTableError(f"{path}: field 'model': not a path Q-table's ({str(found)[:20]})")
-    return found
 
 
 def warm_model(variants: list[str]) -> str:
     return qlearning.LinearQ.model if "linear" in variants else qlearning.QTable.model
+
+
+def warm_copy(folder: Path, model: str) -> Path:
+    """Where main() keeps the warm file of a model in the results, every +warm run's start."""
+    return folder / f"warm-{model}.json"
 
 
 def check_models(p: argparse.ArgumentParser, policies: list[str], model: Path | None) -> None:
@@ -189,7 +191,8 @@ def main(argv: list[str] | None = None) -> int:
     folder = args.out or default_workdir("experiment")
     folder.mkdir(parents=True, exist_ok=True)
     for model, path in args.q_warm.items():     # what every +warm run starts from, kept with its results
-        shutil.copyfile(path, folder / f"warm-{model}.json")
+        if path.resolve() != warm_copy(folder, model).resolve():
+            shutil.copyfile(path, warm_copy(folder, model))
     plan = run_plan(args)
     (folder / "config.json").write_text(json.dumps(     # what ran, and from which tree (summary.md says it)
         {**vars(args), "plan": plan, **provenance("scripts.experiment", argv)}, indent=2, default=str) + "\n")
@@ -244,7 +247,7 @@ def learner_table(rundir: Path, variants: list[str]) -> Path:
     rundir.mkdir(parents=True, exist_ok=True)
     table = rundir / "qtable.json"
     if "warm" in variants:
-        warm = json.loads((rundir.parent.parent / f"warm-{warm_model(variants)}.json").read_text())
+        warm = json.loads(warm_copy(rundir.parent.parent, warm_model(variants)).read_text())
         table.write_text(json.dumps({**warm, "epsilon": Settings.q_epsilon, "decisions": 0}) + "\n")
     return table
 

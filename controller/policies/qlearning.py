@@ -313,6 +313,11 @@ class LinearQ(QTable):
 MODELS: dict[str, type[QTable]] = {QTable.model: QTable, LinearQ.model: LinearQ}
 
 
+def model_of(data: dict) -> object:
+    """The model a table file's object says it holds: files from before the linear model hold tables."""
+    return data.get("model", QTable.model)
+
+
 def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
     """A saved table (of class `kind`), with the given hyper-parameters overriding the saved ones."""
     data = files.read_json(path, QTableError)
@@ -320,7 +325,7 @@ def load(path: str | Path, kind: type[QTable] = QTable, **overrides) -> QTable:
         raise QTableError(f"{path}: field 'format': expected {FORMAT}, not {str(version)[:20]} (format 1 "
                           "valued whole candidate sets, not paths; 3 kept a reading per state, tried at "
                           "deb5aa8 and replaced): move that file away")
-    found = data.get("model", QTable.model)      # files from before the linear model: tables
+    found = model_of(data)
     if found != kind.model:
         raise QTableError(f"{path}: field 'model': the file holds a {found!r} model, not a "
                           f"{kind.model!r} one (--q-model; --q-table and --service-q-table hold different tables)")

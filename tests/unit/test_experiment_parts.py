@@ -12,9 +12,9 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from controller.policies.qlearning import LinearQ, QTable
+from controller.policies.qlearning import FEATURES, LinearQ, QTable
 from controller.core.settings import Settings
-from scripts.experiment import QUICK, learner_table, parse_args, run_plan, warm_model
+from scripts.experiment import QUICK, learner_table, parse_args, run_plan, warm_copy, warm_model
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
 from topologies.lab import ROOT, provenance
 from topologies.traffic import Transfer, completion_s, schedule
@@ -152,11 +152,13 @@ def test_bad_options_name_the_option(argv, field, capsys):
 
 @pytest.fixture
 def tables(tmp_path):
-    """A saved table and a saved linear model, as --q-warm takes them."""
-    paths = {}
-    for kind in (QTable, LinearQ):
+    """A table and a linear model that have learnt something, saved as --q-warm takes them."""
+    paths, learnt = {}, {QTable: ("h2 r4 l0", "h2 r4 l0"), LinearQ: ((1.0,) * len(FEATURES),) * 2}
+    for kind, (state, after) in learnt.items():
         paths[kind.model] = tmp_path / f"{kind.model}.json"
-        kind(alpha=0.05, gamma=0.5, epsilon=0.02).save(paths[kind.model])
+        table = kind(alpha=0.05, gamma=0.5, epsilon=0.02)
+        table.update(state, -3.0, after)
+        table.save(paths[kind.model])
     return paths
 
 
@@ -168,13 +170,17 @@ def test_each_warm_policy_starts_from_the_file_of_its_model(tables):
 
 
 def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tables, tmp_path):
+    """What main() keeps (warm_copy), with its exploration decayed: each run's start is what
+    its model learnt, exploring from the starting rate."""
+    learnt = {}
     for model, path in tables.items():
-        table = json.loads(path.read_text())
-        (tmp_path / f"warm-{model}.json").write_text(json.dumps({**table, "decisions": 1200}))
+        learnt[model] = {**json.loads(path.read_text()), "epsilon": 0.02, "decisions": 1200}
+        warm_copy(tmp_path, model).write_text(json.dumps(learnt[model]))
     runs = tmp_path / "runs"
     for variants, model in ((["warm"], "table"), (["linear", "warm"], "linear")):
         start = json.loads(learner_table(runs / f"r-{model}", variants).read_text())
-        assert start["model"] == model and (start["epsilon"], start["decisions"]) == (Settings.q_epsilon, 0)
+        assert start == {**learnt[model], "epsilon": Settings.q_epsilon, "decisions": 0}
+        assert start["updates"] == 1 and (start["q"] if model == "table" else start["w"] != [0.0] * len(FEATURES))
     assert learner_table(runs / "f", ["fresh"]) == runs / "f" / "qtable.json" and not (runs / "f" / "qtable.json").exists()
     assert learner_table(runs / "c", ["linear"]) == tmp_path / "qtable-linear.json"
 
@@ -185,7 +191,8 @@ def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tabl
     (["table", "table"], "qlearning+warm", "table.json: a second file of a 'table' model"),
     (["members"], "qlearning+warm", "members.json: field 'model': not a path Q-table's (members)"),
     (["broken"], "qlearning+warm", "broken.json: field 'q': expected an object"),
-    (["listed"], "qlearning+warm", "listed.json: field 'model': not a path Q-table's")])
+    (["listed"], "qlearning+warm", "listed.json: field 'model': not a path Q-table's"),
+    (["table", "linear"], "qlearning+warm", "linear.json: no +warm policy of a 'linear' model starts from it")])
 def test_warm_files_are_checked_before_any_run(tables, tmp_path, given, policies, says, capsys):
     (tmp_path / "members.json").write_text(json.dumps({"format": 2, "model": "members", "q": {}}))
     (tmp_path / "broken.json").write_text(json.dumps({"format": 2, "model": "table", "q": [1]}))
