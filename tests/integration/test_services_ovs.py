@@ -69,6 +69,12 @@ http.server.ThreadingHTTPServer(("0.0.0.0", int(sys.argv[2])), Name).serve_forev
 """
 
 
+# The response time's error, the difference of its two packet-ins' delays: up to 5.65 ms on an
+# idle controller (docs/services.md, "Its error"), more under load; the API's rounding (0.01 ms,
+# over EWMA once undone) is far less.
+STAMP_ERROR_MS = 10.0
+
+
 def start_server(lab: Lab, host: str) -> subprocess.Popen:
     return lab.net.get(host).popen([sys.executable, "-c", SERVER, host, str(PORT)],
                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -90,7 +96,10 @@ def healthy(lab: Lab) -> set[str]:
 
 
 def curl(lab: Lab, client: str) -> str:
-    return lab.net.get(client).cmd(f"curl -s -m 5 http://{VIP}:{PORT}/").strip()
+    """One request on its own connection, which the server closes once it has answered (with
+    keep-alive, curl closed first, and the member's FIN, the response's end, could come after
+    curl had returned)."""
+    return lab.net.get(client).cmd(f"curl -s -m 5 -H 'Connection: close' http://{VIP}:{PORT}/").strip()
 
 
 @pytest.fixture(scope="module")
@@ -135,7 +144,8 @@ def test_a_client_reusing_its_port_at_once_gets_a_new_balanced_connection(lab):
 
 def test_the_member_response_time_is_measured_at_the_switch(lab):
     """Three connections in turn, one to each member: the sample each member's response_ms took
-    (its EWMA undone) is positive and within the client's own wall time of that connection."""
+    (its EWMA undone) is positive and within the client's own wall time of that connection, give
+    or take the two packet-ins' delays (STAMP_ERROR_MS)."""
     before = members(lab)
     wall_ms = {}
     for client in ("h1", "h2", "h3"):
@@ -152,7 +162,7 @@ def test_the_member_response_time_is_measured_at_the_switch(lab):
         assert after[m]["completed"] - before[m]["completed"] == 1, (m, before[m], after[m])
         old, new = before[m]["response_ms"], after[m]["response_ms"]
         sample = new if old is None else old + (new - old) / EWMA
-        assert 0 < sample <= wall_ms[m] + 0.01, (m, sample, wall_ms[m])    # 0.01: the API's rounding, undone
+        assert 0 < sample <= wall_ms[m] + STAMP_ERROR_MS, (m, sample, wall_ms[m])
 
 
 def test_a_stopped_member_leaves_the_pool_within_2_s_of_its_last_answer_and_comes_back(lab):
