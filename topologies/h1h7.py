@@ -11,7 +11,9 @@ import sys
 _here = os.path.dirname(os.path.abspath(inspect.currentframe().f_code.co_filename))
 sys.path.insert(0, os.path.dirname(_here))
 
-from topologies.build import SpecTopo  # noqa: E402
+from topologies.build import LBRemoteController, SpecTopo  # noqa: E402
 from controller.files import load_spec  # noqa: E402
 
+# `--controller remote` gets the probe that survives the controller's binary hello
+controllers = {"remote": LBRemoteController}
 topos = {"h1h7": lambda: SpecTopo(load_spec(os.path.join(_here, "h1h7.json")))}

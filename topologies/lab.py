@@ -127,15 +127,14 @@ class Lab:
         # Mininet is imported where it is used, so that the unit tests and the reports import
         # this module on a machine without it.
         from mininet.net import Mininet
-        from mininet.node import RemoteController
 
-        from topologies.build import SpecTopo, capabilities, remove_stale
+        from topologies.build import LBRemoteController, SpecTopo, capabilities, remove_stale
         log.info("%s", capabilities().describe())
         self.start_controller()
         remove_stale(self.spec)
         self.net = Mininet(topo=SpecTopo(self.spec), controller=None, build=False,
                            autoSetMacs=False, waitConnected=False)
-        self.net.addController(RemoteController("c0", ip="127.0.0.1", port=self.ofp_port))
+        self.net.addController(LBRemoteController("c0", ip="127.0.0.1", port=self.ofp_port))
         self.net.build()
         self.net.start()
         wait_until(lambda: READY_LINE in self.log_text(), ready_timeout_s,
