@@ -10,7 +10,7 @@ from itertools import pairwise
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import running_lab
+from tests.integration.conftest import FLOODED, running_lab
 from topologies.lab import wait_until
 
 
@@ -63,12 +63,12 @@ def test_utilisation_of_5_mbps_on_a_10_mbps_path(lab):
 def test_a_saturated_link_shows_far_more_latency_than_an_idle_one(lab):
     with lab.udp_flood("h1", "h7", 15, FLOOD_S):
         started = time.monotonic()
-        measured(lab, "s1", "s2", 0.9, "s1 -> s2 to be saturated")
+        measured(lab, "s1", "s2", FLOODED, "s1 -> s2 to be flooded")
         wait_until(lambda: by_link(lab.api("links")[1])[("s1", "s2")]["latency_ms"] > 5, 10,
                    what="s1 -> s2's probes to queue")
         queued = time.monotonic() - started
         samples = [by_link(s) for s in sample(lab, "links")]
-    assert min(s[("s1", "s2")]["utilisation"] for s in samples) >= 0.9, \
+    assert min(s[("s1", "s2")]["utilisation"] for s in samples) >= FLOODED, \
         f"a sample after the flood, or with stale statistics: {[s[('s1', 's2')] for s in samples]}"
     busy = statistics.mean(s[("s1", "s2")]["latency_ms"] for s in samples)
     idle = statistics.mean(s[("s1", "s3")]["latency_ms"] for s in samples)
@@ -84,7 +84,7 @@ def test_loss_estimate_matches_iperf3_at_15_mbps_on_10(lab):
         wait_until(lambda: next(c for c in lab.api("paths?src=h2&dst=h7")[1]["candidates"] if c["chosen"])["loss"] > 0,
                    10, what="loss on h2 -> h7's path")
         samples = [next(c for c in s["candidates"] if c["chosen"]) for s in sample(lab, "paths?src=h2&dst=h7", seconds=5)]
-    assert min(c["utilisation"] for c in samples) >= 0.9, f"a sample after the flood, or stale: {samples}"
+    assert min(c["utilisation"] for c in samples) >= FLOODED, f"a sample after the flood, or stale: {samples}"
     measured = report["end"]["sum"]["lost_percent"] / 100
     estimates = [c["loss"] for c in samples]
     # the median: a window in which no estimate is kept yet (the flow's entries just appeared) reads 0

@@ -12,7 +12,7 @@ import json
 
 import pytest
 
-from tests.integration.conftest import assert_clean_log, running_lab
+from tests.integration.conftest import assert_clean_log, link_flooded, running_lab
 from topologies.lab import wait_until
 
 SHORTEST = ["s1", "s2", "s7"]
@@ -28,14 +28,10 @@ def lab(request, tmp_path_factory):
 
 
 def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request):
-    def flooded() -> bool:
-        return any(lk["src"] == "s2" and lk["dst"] == "s7" and (lk["utilisation"] or 0) > 0.9
-                   for lk in lab.api("links")[1])
-
     # pinned to s2 -> s7 by shortest; it outlasts the decisions and the look (each decision
     # waits up to 10 s for its outcome to be learnt: 3-5 s), as the check after the look asserts
     with lab.udp_flood("h2", "h7", 20, 20 + 12 * (WARMUP + DECISIONS), stop=True):
-        wait_until(flooded, 10, what="s2 -> s7 to be saturated")
+        wait_until(lambda: link_flooded(lab, "s2", "s7"), 10, what="s2 -> s7 to be flooded")
         assert lab.api("policy", method="PUT", body={"policy": "qlearning"})[0] == 200
         paths = []
         for i in range(WARMUP + DECISIONS):
@@ -48,7 +44,7 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
         policy = lab.api("policy")[1]
         # what it learnt ranks the flooded path last (a look: it changes nothing)
         looked = {">".join(c["path"]): c["score"] for c in lab.api("paths?src=h1&dst=h7")[1]["candidates"]}
-        assert flooded(), "the flood ended before the decisions and the look: they saw an idle path"
+        assert link_flooded(lab, "s2", "s7"), "the flood ended before the decisions and the look: they saw an idle path"
     print(f"\npaths of {WARMUP + DECISIONS} successive h1 -> h7 flows: {paths}; {policy}")
     if request.node.callspec.params["lab"] == "linear":
         assert paths[0] != SHORTEST, paths          # nothing learnt yet: a tie, to the better reading
