@@ -17,8 +17,9 @@ H1H7 = ROOT / "topologies" / "h1h7.json"
 RYU_PYTHON = ROOT / ".venv-ryu" / "bin" / "python"
 
 # A link flooded beyond its capacity reads from 0.77 to 1.0 a poll on these 2-core machines (the
-# userspace datapath stalls while the host steals CPU: 27% steal in a run that read 0.77) and
-# under 0.05 once its flood ended: this tells the two apart without asking for line rate.
+# userspace datapath stalls while the host steals CPU: 27% steal in a run that read 0.77), an idle
+# one under 0.05: this tells a flood from no flood (a sample after it ended, or before its first
+# poll) without asking for line rate. A half-loaded link reads it too: no test here has one.
 FLOODED = 0.5
 
 

@@ -31,7 +31,7 @@ def test_the_shipped_model_is_in_use(lab):
 def test_new_flow_avoids_the_saturated_shortest_path(lab):
     # the flood itself is pinned to s2 -> s7 by shortest path (the model never saw 1-hop paths)
     assert lab.api("policy", method="PUT", body={"policy": "shortest"})[0] == 200
-    with lab.udp_flood("h2", "h7", 20, 12):
+    with lab.udp_flood("h2", "h7", 20, 30, stop=True):     # outlasts the waits, as checked below
         # s2 -> s7, the last link of the shortest h1 -> h7 path, is saturated once the stats show it
         wait_until(lambda: link_flooded(lab, "s2", "s7"), 10, what="s2 -> s7 to be flooded")
         time.sleep(2)
@@ -39,6 +39,7 @@ def test_new_flow_avoids_the_saturated_shortest_path(lab):
         paths = lab.api("paths?src=h1&dst=h7")[1]["candidates"]
         lab.owd_probe("h1", "h7", sport=41234, count=5)
         flow = next(f for f in lab.api("flows")[1] if f["src_port"] == 41234)
+        assert link_flooded(lab, "s2", "s7"), "the flood ended before the decision: it saw an idle path"
     print(f"\nscores: {[(c['path'], round(c['score'], 2)) for c in paths]}; chosen {flow['path']}")
     assert flow["path"] != SHORTEST
 

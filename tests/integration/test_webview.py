@@ -14,7 +14,7 @@ import time
 
 import pytest
 
-from tests.integration.conftest import assert_clean_log, require, running_lab
+from tests.integration.conftest import FLOODED, assert_clean_log, require, running_lab
 from tests.prerequisites import browser_missing
 from topologies.lab import default_workdir, wait_until
 
@@ -125,12 +125,12 @@ def test_a_flooded_link_changes_colour_within_3_s(page, lab, artifacts):
     s2s7 = line(page, "s2", "s7")
     wait_until(lambda: s2s7.get_attribute("data-state") == "measured", 10, what="s2 -> s7 to be measured")
     idle = s2s7.get_attribute("stroke")
-    with lab.udp_flood("h2", "h7", 20, 6):             # pinned to s2 -> s7 by shortest
+    with lab.udp_flood("h2", "h7", 20, 15, stop=True):     # pinned to s2 -> s7 by shortest; outlasts the waits
         start = time.monotonic()
         wait_until(lambda: s2s7.get_attribute("stroke") != idle, 3, interval_s=0.05,
                    what="the s2 -> s7 line to change colour")
         took = time.monotonic() - start
-        wait_until(lambda: float(s2s7.get_attribute("data-utilisation") or 0) > 0.8, 5,
+        wait_until(lambda: float(s2s7.get_attribute("data-utilisation") or 0) >= FLOODED, 5,
                    what="the s2 -> s7 line to read the flood")
         s2s7.click()            # its history beside h1 -> h7's candidates (the test above), for the screenshot
         wait_until(lambda: "s2 -> s7" in page.find_element("id", "link-hint").text, 3, what="the link's panel")
