@@ -7,7 +7,6 @@ from __future__ import annotations
 import signal
 import subprocess
 import sys
-import time
 
 import pytest
 
@@ -34,7 +33,10 @@ def test_new_flow_avoids_the_saturated_shortest_path(lab):
     with lab.udp_flood("h2", "h7", 20, 30, stop=True):     # outlasts the waits, as checked below
         # s2 -> s7, the last link of the shortest h1 -> h7 path, is saturated once the stats show it
         wait_until(lambda: link_flooded(lab, "s2", "s7"), 10, what="s2 -> s7 to be flooded")
-        time.sleep(2)
+        # and its queue or loss shows on the path the model scores (a window after the first)
+        wait_until(lambda: any(c["path"] == SHORTEST and (c["loss"] > 0 or c["latency_ms"] > 5)
+                               for c in lab.api("paths?src=h1&dst=h7")[1]["candidates"]), 10,
+                   what="the shortest h1 -> h7 path to show the flood's loss or queue")
         assert lab.api("policy", method="PUT", body={"policy": "bpann"})[0] == 200
         paths = lab.api("paths?src=h1&dst=h7")[1]["candidates"]
         lab.owd_probe("h1", "h7", sport=41234, count=5)
