@@ -23,10 +23,14 @@ RYU_PYTHON = ROOT / ".venv-ryu" / "bin" / "python"
 FLOODED = 0.5
 
 
-def link_flooded(lab: Lab, src: str, dst: str) -> bool:
-    """Whether link src -> dst reads a flood: utilisation at least FLOODED."""
-    return any(lk["src"] == src and lk["dst"] == dst and (lk["utilisation"] or 0) >= FLOODED
+def link_reads(lab: Lab, src: str, dst: str, at_least: float) -> bool:
+    """Whether link src -> dst reads utilisation at least `at_least` (unknown reads 0)."""
+    return any(lk["src"] == src and lk["dst"] == dst and (lk["utilisation"] or 0) >= at_least
                for lk in lab.api("links")[1])
+
+
+def link_flooded(lab: Lab, src: str, dst: str) -> bool:
+    return link_reads(lab, src, dst, FLOODED)
 
 
 def pytest_collection_modifyitems(items):

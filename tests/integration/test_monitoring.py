@@ -10,7 +10,7 @@ from itertools import pairwise
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.integration.conftest import FLOODED, running_lab
+from tests.integration.conftest import FLOODED, link_reads, running_lab
 from topologies.lab import wait_until
 
 
@@ -39,8 +39,7 @@ def by_link(links):
 
 def measured(lab, src: str, dst: str, at_least: float, what: str) -> None:
     """Wait until some link src -> dst reads utilisation >= at_least: the flood is measured."""
-    wait_until(lambda: any(lk["src"] == src and lk["dst"] == dst and (lk["utilisation"] or 0) >= at_least
-                           for lk in lab.api("links")[1]), 10, what=what)
+    wait_until(lambda: link_reads(lab, src, dst, at_least), 10, what=what)
 
 
 def test_utilisation_of_5_mbps_on_a_10_mbps_path(lab):
