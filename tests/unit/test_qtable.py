@@ -320,16 +320,21 @@ def test_a_corrupt_table_is_rejected_naming_file_and_field_and_a_fresh_one_used(
     assert path.read_text() == text          # nothing overwritten before there is something learnt
 
 
-def steady(b, t: float, silent=()) -> None:
+def steady(b, t: float, silent=(), rx=None, tx=None, flows=None) -> None:
     """Every port of every switch but those `silent` ((dpid, port)) reports 1000 packets a second
     received and sent, as of time t: 8 Mbit/s, loss-free between switches; a port towards a host
     sends nothing, so its windows show no loss (too few packets to lose any: with none of our
-    entries measured, a busy one would be no evidence). Then the switch's flow statistics: none."""
-    n, towards_host = int(1000 * t), set(b.net.hosts_at)
+    entries measured, a busy one would be no evidence). `rx`, `tx`: (dpid, port) -> the packets
+    that port reports instead. Then the switch's flow statistics: `flows`[dpid], none by default;
+    a switch `flows` maps to None sends no flow reply."""
+    n, towards_host, rx, tx, flows = int(1000 * t), set(b.net.hosts_at), rx or {}, tx or {}, flows or {}
     for dpid, ports in b.net.ports.items():
-        b.port_stats(dpid, [PortStat(p, n, sent := 0 if (dpid, p) in towards_host else n, n * 1000, sent * 1000,
-                                     duration_s=t) for p in ports if (dpid, p) not in silent], t, answers=t)
-        b.flow_stats(dpid, [], t, answers=t)
+        counts = [(p, rx.get((dpid, p), n), tx.get((dpid, p), 0 if (dpid, p) in towards_host else n))
+                  for p in ports if (dpid, p) not in silent]
+        b.port_stats(dpid, [PortStat(p, got, sent, got * 1000, sent * 1000, duration_s=t) for p, got, sent in counts],
+                     t, answers=t)
+        if flows.get(dpid, []) is not None:
+            b.flow_stats(dpid, flows.get(dpid, []), t, answers=t)
 
 
 def steady_penalty(b, path) -> float:
@@ -413,12 +418,7 @@ def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
     steady(b, t0 + 0.5)
     base = int(1000 * (t0 + 0.5))
     for k, t in enumerate((t0 + 1.5, t0 + 2.5), start=1):
-        sent, n = base + 2100 * k, int(1000 * t)
-        for dpid, ports in b.net.ports.items():
-            b.port_stats(dpid, [PortStat(p, int(base + 0.7 * 2100 * k) if (dpid, p) == into else n,
-                                         sent if (dpid, p) == out else 0 if (dpid, p) in b.net.hosts_at else n,
-                                         n * 1000, n * 1000, duration_s=t) for p in ports], t, answers=t)
-            b.flow_stats(dpid, [], t, answers=t)
+        steady(b, t, rx={into: int(base + 0.7 * 2100 * k)}, tx={out: base + 2100 * k})
         b.poll(t + 0.5)
         assert len(getattr(policy, "told", [])) == k - 1, t - t0
     ((_, _, after),) = policy.told
@@ -494,15 +494,10 @@ def test_an_outcome_takes_the_destination_ports_loss_from_after_the_decision_not
     t0, dst = booted.now, next(at for at in b.net.hosts_at if at.dpid == booted.of.dpid["s7"])
 
     def report(t: float, sent: int, entry: bool = True) -> None:
-        """Every port's counters at t (1000 packets a second), h7's port having sent `sent`; our
-        entry towards it (1000 a second) in s7's flow reply, or no flow reply from s7."""
-        n = int(1000 * t)
-        for dpid, ports in b.net.ports.items():
-            b.port_stats(dpid, [PortStat(p, n, sent if (dpid, p) == dst else n, n * 1000, n * 1000,
-                                         duration_s=t) for p in ports], t, answers=t)
-            if dpid != dst.dpid or entry:
-                b.flow_stats(dpid, [FlowStat(cookie=1, out_port=dst.port, packets=n, duration_s=t)]
-                             if dpid == dst.dpid else [], t, answers=t)
+        """steady() at t, h7's port having sent `sent`; our entry towards it (1000 packets a
+        second) in s7's flow reply, or no flow reply from s7."""
+        ours = [FlowStat(cookie=1, out_port=dst.port, packets=int(1000 * t), duration_s=t)] if entry else None
+        steady(b, t, tx={tuple(dst): sent}, flows={dst.dpid: ours})
         b.poll(t + 0.5)
 
     for t in (t0 - 3.5, t0 - 2.5, t0 - 1.5, t0 - 0.5):
