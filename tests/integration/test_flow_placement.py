@@ -13,6 +13,10 @@ from tests.integration.conftest import running_lab
 from topologies.lab import wait_until
 
 PORTS = (5991, 5992, 5993)
+# What a loss-free link reads when its two switches answer a poll milliseconds apart: up to 0.007
+# here, 0.019 in a CI run under CPU steal. A replaced entry whose lagging counts were taken for a
+# rate read 0.08 (before 2662d8b).
+NOISE = 0.04
 
 
 @pytest.fixture(scope="module")
@@ -85,4 +89,4 @@ def test_entries_replaced_mid_run_do_not_read_as_loss(lab):
     print(f"\nloss read on {'>'.join(path)} after its entries were replaced: max {max(readings):.4f}; "
           f"iperf3 lost {report['end']['sum']['lost_percent']:.3f}%")
     assert report["end"]["sum"]["lost_percent"] < 1, "the link was not loss-free: the test proves nothing"
-    assert max(readings) < 0.01, readings
+    assert max(readings) < NOISE, readings

@@ -5,6 +5,7 @@ The tests share one running lab and run in file order: pingall is the first traf
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -12,7 +13,7 @@ import networkx as nx
 import pytest
 
 from tests.integration.conftest import assert_clean_log
-from topologies.lab import ROOT, free_port, interrupt, user_env
+from topologies.lab import ROOT, free_port, interrupt, user_env, wait_until
 
 
 def arp_packet_ins(lab) -> int:
@@ -43,13 +44,25 @@ def test_flow_entries_are_on_exactly_the_chosen_path(h1h7_lab):
     assert lab.observed_path("h1", "h7", icmp="1") == expected
 
 
+def udp_goodput_mbps(lab, src: str, dst: str, mbps: float) -> tuple[float, list[str]]:
+    """What a 5 s UDP flow offered at `mbps` delivers from src to dst now, and its path."""
+    port = 5995
+    with lab.udp_flood(src, dst, mbps, 5, port=port) as report:
+        wait_until(lambda: len(lab.observed_path(src, dst, udp="1", tp_dst=str(port))) > 0, 5,
+                   what="the UDP flow's entries")
+        path = [src, *lab.observed_path(src, dst, udp="1", tp_dst=str(port)), dst]
+    got = report["end"]["sum"]
+    return (got["packets"] - got["lost_packets"]) * 1400 * 8 / got["seconds"] / 1e6, path
+
+
 def test_iperf3_tcp_reaches_80_percent_of_the_path_bottleneck(h1h7_lab):
-    """Reaches: the best of up to 3 transfers of 5 s, each at least half the bottleneck. A
-    transfer the host stalls says little of the network (7.66 Mbit/s in a CI run whose machine
-    lost about a quarter of its CPU to steal); a shaper at the wrong rate or offloads left on
-    fail all three, and a transfer that loses its start or its path fails the half."""
-    lab = h1h7_lab
-    tries = []
+    """Reaches: the best of up to 3 transfers of 5 s, each at least half the bottleneck, or, if
+    none reaches 80% of the shaped rate, 80% of what UDP at 1.5x that rate delivers on the same
+    path just after. A host whose CPU is stolen stalls its shapers too, TCP and UDP alike: a CI
+    run read TCP at 7.29-7.52 of 10 Mbit/s in three tries, and a run here 6.95-7.60 with UDP
+    delivering 7.40 just after; other runs here read TCP at 8.1-9.5. Offloads left on or a broken
+    MTU fail TCP alone; the shaper's rate is test_every_link_is_shaped_at_its_capacity's."""
+    lab, tries, best = h1h7_lab, [], 0.0
     for _ in range(3):
         report = lab.iperf3("h1", "h7", seconds=5)
         rate_mbps = report["end"]["sum_received"]["bits_per_second"] / 1e6
@@ -59,10 +72,33 @@ def test_iperf3_tcp_reaches_80_percent_of_the_path_bottleneck(h1h7_lab):
         bottleneck = lab.spec.bottleneck_mbps(path)
         tries.append(f"{rate_mbps:.2f} Mbit/s on {path}, bottleneck {bottleneck:g} Mbit/s")
         assert rate_mbps >= 0.5 * bottleneck, tries
-        if rate_mbps >= 0.8 * bottleneck:
+        best = max(best, rate_mbps)
+        if best >= 0.8 * bottleneck:
             break
+    reference = bottleneck
+    if best < 0.8 * bottleneck:
+        udp_mbps, udp_path = udp_goodput_mbps(lab, "h1", "h7", 1.5 * bottleneck)
+        assert udp_path == path, f"UDP took {udp_path}, TCP {path}: not the same path's reference"
+        tries.append(f"UDP at {1.5 * bottleneck:g} Mbit/s delivered {udp_mbps:.2f}")
+        reference = min(bottleneck, udp_mbps)
     print("\niperf3 TCP h1>h7: " + "; ".join(tries))
-    assert rate_mbps >= 0.8 * bottleneck, tries
+    assert best >= 0.8 * reference, tries
+
+
+RATE = re.compile(r"class htb 5:1 root .*?\brate (\d+(?:\.\d+)?)([KMG]?)bit")
+
+
+def test_every_link_is_shaped_at_its_capacity(h1h7_lab):
+    """Both ends of every link send through an HTB class at the link's capacity, as tc reports it."""
+    lab, mbps = h1h7_lab, {"": 1e-6, "K": 1e-3, "M": 1.0, "G": 1e3}
+    shaped = {}
+    for link in lab.net.links:
+        for intf in (link.intf1, link.intf2):
+            rate = RATE.search(intf.node.cmd(f"tc class show dev {intf.name}"))
+            shaped[intf.name] = float(rate[1]) * mbps[rate[2]] if rate else None
+        want = lab.spec.capacity_mbps(link.intf1.node.name, link.intf2.node.name)
+        assert shaped[link.intf1.name] == shaped[link.intf2.name] == pytest.approx(want), (str(link), shaped)
+    assert len(shaped) == 2 * len(lab.spec.links), shaped
 
 
 def test_controller_log_has_no_traceback_or_openflow_error(h1h7_lab):

@@ -3,7 +3,7 @@ flooded. The table values a load level it never met at what the path measures no
 avoid the flooded path from its first flow; what it learns keeps it off (a state it met there is
 worth less than the others), and the table is saved as it learns. The linear model (--q-model
 linear), nothing learnt, values every path at 0, and the tie goes to the path reading better
-now: not the flooded one; what it learns of the flooded path's features then ranks it last.
+now: not the flooded one; what it learns of the paths' features then keeps it off.
 Either way, after warm-up 9 of 10 flows avoid it."""
 
 from __future__ import annotations
@@ -48,7 +48,10 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
             wait_until(lambda: sum(lab.api("policy")[1].get(k, 0) for k in ("updates", "unlearnt")) >= i + 1, 10,
                        what=f"decision {i + 1} to be learnt")
         policy = lab.api("policy")[1]
-        # what it learnt ranks the flooded path last (a look: it changes nothing), in a look that
+        # what it learnt would not take the flooded path (a look: it changes nothing). Not "ranks it
+        # last": a path never taken is worth its reading now, and under CPU steal a CI run read the
+        # flood as a full link without loss while the 5-hop path it tried taught about -25 a flow
+        # (Q -51 to the flood's prior -25.6, the 3-hop path's -7.5). Taken in a look that
         # measures every candidate: a poll answered late (CPU steal, a switch busy with the flood)
         # leaves a path's load unknown, and every such path is worth the same (QLearningPolicy.prior)
         looked = wait_until(lambda: measured_look(lab), 10, what="a look with every h1 -> h7 candidate measured")
@@ -57,7 +60,7 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
     if request.node.callspec.params["lab"] == "linear":
         assert paths[0] != SHORTEST, paths          # nothing learnt yet: a tie, to the better reading
     assert paths[WARMUP:].count(SHORTEST) <= DECISIONS // 10, (paths, policy)
-    assert looked[">".join(SHORTEST)] == max(looked.values()) > min(looked.values()), looked
+    assert looked[">".join(SHORTEST)] > min(looked.values()), looked
     assert policy["updates"] + policy.get("unlearnt", 0) >= WARMUP + DECISIONS and policy["mean_reward"] < 0
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since
