@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "topology complete"
 MAX_REPLY_BYTES = 1 << 20     # a REST reply read whole: a controller's answers are a few kB
 PROBE_PORT, SINK_PORT = 7001, 7002    # where rtt_probe's echo and transfer's sink listen
+UDP_PAYLOAD = 1400      # bytes a udp_flood datagram carries: a frame 42 bytes longer (Ethernet, IP, UDP)
 
 
 def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str = "condition"):
@@ -236,7 +237,7 @@ class Lab:
 
     @contextmanager
     def udp_flood(self, src: str, dst: str, mbps: float, seconds: int, port: int = 5990, stop: bool = False):
-        """UDP iperf3 (1400-byte payloads) from src to dst in the background while the block
+        """UDP iperf3 (UDP_PAYLOAD-byte payloads) from src to dst in the background while the block
         runs; the block's value becomes the receiver's JSON report once the transfer ended,
         or, `stop`, the flood ends with the block and there is no report (a flood sized for a
         block's worst case then costs no wait)."""
@@ -258,7 +259,7 @@ class Lab:
                        what="iperf3 servers")
             clients = [self.net.get(src).popen(
                 ["timeout", str(seconds + 10), "iperf3", "-c", receiver.IP(), "-p", str(port), "-u",
-                 "-b", f"{mbps}M", "-t", str(seconds), "-l", "1400"],
+                 "-b", f"{mbps}M", "-t", str(seconds), "-l", str(UDP_PAYLOAD)],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for port in ports]
             yield reports
             if not stop:

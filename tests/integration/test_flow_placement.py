@@ -13,9 +13,10 @@ from tests.integration.conftest import running_lab
 from topologies.lab import wait_until
 
 PORTS = (5991, 5992, 5993)
-# What a loss-free link reads when its two switches answer a poll milliseconds apart: up to 0.007
-# here, 0.019 in a CI run under CPU steal. A replaced entry whose lagging counts were taken for a
-# rate read 0.08 (before 2662d8b).
+# What a loss-free 5 Mbit/s flow's links read after its entries were replaced: up to 0.007 in
+# runs here, 0.019 in a CI run (not traced: a sender's bursts read by two switches a few ms
+# apart, and _link_window's max(port, entries), may explain it). Before 848321e a replaced entry's lagging counts were taken for a rate,
+# and such links read 0.053 (CI) and 0.08.
 NOISE = 0.04
 
 

@@ -13,7 +13,7 @@ import networkx as nx
 import pytest
 
 from tests.integration.conftest import assert_clean_log
-from topologies.lab import ROOT, free_port, interrupt, user_env, wait_until
+from topologies.lab import ROOT, UDP_PAYLOAD, free_port, interrupt, user_env, wait_until
 
 
 def arp_packet_ins(lab) -> int:
@@ -44,25 +44,35 @@ def test_flow_entries_are_on_exactly_the_chosen_path(h1h7_lab):
     assert lab.observed_path("h1", "h7", icmp="1") == expected
 
 
-def udp_goodput_mbps(lab, src: str, dst: str, mbps: float) -> tuple[float, list[str]]:
-    """What a 5 s UDP flow offered at `mbps` delivers from src to dst now, and its path."""
+def udp_wire_mbps(lab, src: str, dst: str, mbps: float) -> tuple[float, list[str]]:
+    """What a 5 s UDP flow offered at `mbps` delivers from src to dst now, counted in frames as
+    the shapers count them, and its path."""
     port = 5995
     with lab.udp_flood(src, dst, mbps, 5, port=port) as report:
         wait_until(lambda: len(lab.observed_path(src, dst, udp="1", tp_dst=str(port))) > 0, 5,
                    what="the UDP flow's entries")
         path = [src, *lab.observed_path(src, dst, udp="1", tp_dst=str(port)), dst]
-    got = report["end"]["sum"]
-    return (got["packets"] - got["lost_packets"]) * 1400 * 8 / got["seconds"] / 1e6, path
+    payload_bps = report["end"]["sum_received"]["bits_per_second"]
+    return payload_bps * (UDP_PAYLOAD + 42) / UDP_PAYLOAD / 1e6, path
+
+
+def steal_ticks() -> tuple[int, int]:
+    """(CPU time stolen by the hypervisor, all CPU time) since boot, in ticks (/proc/stat)."""
+    cpu = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return cpu[7], sum(cpu)
 
 
 def test_iperf3_tcp_reaches_80_percent_of_the_path_bottleneck(h1h7_lab):
     """Reaches: the best of up to 3 transfers of 5 s, each at least half the bottleneck, or, if
     none reaches 80% of the shaped rate, 80% of what UDP at 1.5x that rate delivers on the same
-    path just after. A host whose CPU is stolen stalls its shapers too, TCP and UDP alike: a CI
-    run read TCP at 7.29-7.52 of 10 Mbit/s in three tries, and a run here 6.95-7.60 with UDP
-    delivering 7.40 just after; other runs here read TCP at 8.1-9.5. Offloads left on or a broken
-    MTU fail TCP alone; the shaper's rate is test_every_link_is_shaped_at_its_capacity's."""
+    path just after, counted in frames (at most the shaped rate). On a slow host the same path
+    carries less than its rate, TCP and UDP alike: a CI run read TCP at 7.29-7.52 of 10 Mbit/s in
+    three tries, and a run here 6.95-7.60 with UDP delivering 7.40 payload just after; other
+    runs here read TCP at 8.1-9.5. Offloads left on, a broken MTU or a queue too short for TCP
+    fail TCP alone; the shapers' configured rate is test_every_link_is_shaped_at_its_capacity's.
+    The share of CPU the hypervisor stole meanwhile is printed: not a cause measured, a clue."""
     lab, tries, best = h1h7_lab, [], 0.0
+    stolen_before = steal_ticks()
     for _ in range(3):
         report = lab.iperf3("h1", "h7", seconds=5)
         rate_mbps = report["end"]["sum_received"]["bits_per_second"] / 1e6
@@ -77,10 +87,12 @@ def test_iperf3_tcp_reaches_80_percent_of_the_path_bottleneck(h1h7_lab):
             break
     reference = bottleneck
     if best < 0.8 * bottleneck:
-        udp_mbps, udp_path = udp_goodput_mbps(lab, "h1", "h7", 1.5 * bottleneck)
+        udp_mbps, udp_path = udp_wire_mbps(lab, "h1", "h7", 1.5 * bottleneck)
         assert udp_path == path, f"UDP took {udp_path}, TCP {path}: not the same path's reference"
-        tries.append(f"UDP at {1.5 * bottleneck:g} Mbit/s delivered {udp_mbps:.2f}")
+        tries.append(f"UDP at {1.5 * bottleneck:g} Mbit/s delivered {udp_mbps:.2f} in frames")
         reference = min(bottleneck, udp_mbps)
+    stolen = [now - then for now, then in zip(steal_ticks(), stolen_before)]
+    tries.append(f"CPU stolen meanwhile {stolen[0] / max(stolen[1], 1):.0%}")
     print("\niperf3 TCP h1>h7: " + "; ".join(tries))
     assert best >= 0.8 * reference, tries
 
