@@ -38,6 +38,13 @@ def measured_look(lab) -> dict[str, tuple[float, bool]] | None:
                                                                for c in candidates}
 
 
+def resolved(lab) -> int:
+    """Decisions learnt from, or counted as teaching nothing: taken on a path of unknown load, or
+    their outcome not measured by its deadline."""
+    policy, counters = lab.api("policy")[1], lab.api("counters")[1]["counters"]
+    return policy["updates"] + policy.get("unlearnt", 0) + counters.get("outcomes_unmeasured", 0)
+
+
 def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request):
     # pinned to s2 -> s7 by shortest; it outlasts the decisions and the look (each decision
     # waits up to 10 s for its outcome to be learnt: 3-5 s; the look up to 10 s for a measured
@@ -52,9 +59,9 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
             if i == 0:      # as taken: the readings it was given
                 first = lab.api("decisions?limit=1&flow=" + quote("udp 10.0.0.1:43000 > 10.0.0.7:7000"))[1]["decisions"][0]
             # the outcome of this decision is learnt (measured after it) before the next is taken; a
-            # decision on a path of unknown load teaches the table nothing, and is counted instead
-            wait_until(lambda: sum(lab.api("policy")[1].get(k, 0) for k in ("updates", "unlearnt")) >= i + 1, 10,
-                       what=f"decision {i + 1} to be learnt")
+            # decision on a path of unknown load teaches the table nothing, and one whose outcome is
+            # not measured in time (a CI run: decision 7 of 13) neither: each is counted instead
+            wait_until(lambda: resolved(lab) >= i + 1, 10, what=f"decision {i + 1} to be learnt or counted")
         policy = lab.api("policy")[1]
         # what it learnt would not take the flooded path (a look: it changes nothing). Not "ranks it
         # last": a path whose load level was never met is worth its reading now, and on a slow host
@@ -72,7 +79,7 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
         assert first["chosen"] == readings.index(max(readings)), first
     assert paths[WARMUP:].count(SHORTEST) <= DECISIONS // 10, (paths, policy)
     assert not looked[">".join(SHORTEST)][1], looked
-    assert policy["updates"] + policy.get("unlearnt", 0) >= WARMUP + DECISIONS and policy["mean_reward"] < 0
+    assert resolved(lab) >= WARMUP + DECISIONS and policy["updates"] > 0 and policy["mean_reward"] < 0, policy
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since
     if saved["model"] == "linear":
