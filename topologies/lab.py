@@ -87,10 +87,21 @@ def rest_call(port: int, resource: str, method: str = "GET", body: dict | None =
             return err.code, {"error": text[:200].decode(errors="replace")}
 
 
+_GIVEN: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port free on 127.0.0.1 now and never handed out before by this process: bind(0) may give
+    one port twice, and eventlet's listeners (os-ken's OpenFlow, our REST) set SO_REUSEPORT, so
+    two of them on one port both bind and the kernel splits connections between them (a CI
+    run's REST request reached an OpenFlow listener and read its HELLO as a status line)."""
+    while True:
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _GIVEN:
+            _GIVEN.add(port)
+            return port
 
 
 class Lab:
