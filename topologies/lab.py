@@ -33,7 +33,8 @@ ROOT = Path(__file__).resolve().parent.parent
 READY_LINE = "topology complete"
 MAX_REPLY_BYTES = 1 << 20     # a REST reply read whole: a controller's answers are a few kB
 PROBE_PORT, SINK_PORT = 7001, 7002    # where rtt_probe's echo and transfer's sink listen
-UDP_PAYLOAD = 1400      # bytes a udp_flood datagram carries: a frame 42 bytes longer (Ethernet, IP, UDP)
+UDP_PAYLOAD = 1400      # bytes a udp_flood datagram carries
+UDP_FRAME = UDP_PAYLOAD + 14 + 20 + 8     # and the frame that carries it (Ethernet, IP, UDP headers)
 
 
 def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str = "condition"):

@@ -13,7 +13,7 @@ import networkx as nx
 import pytest
 
 from tests.integration.conftest import assert_clean_log
-from topologies.lab import ROOT, UDP_PAYLOAD, free_port, interrupt, user_env, wait_until
+from topologies.lab import ROOT, UDP_FRAME, UDP_PAYLOAD, free_port, interrupt, user_env, wait_until
 
 
 def arp_packet_ins(lab) -> int:
@@ -53,7 +53,7 @@ def udp_wire_mbps(lab, src: str, dst: str, mbps: float) -> tuple[float, list[str
                    what="the UDP flow's entries")
         path = [src, *lab.observed_path(src, dst, udp="1", tp_dst=str(port)), dst]
     payload_bps = report["end"]["sum_received"]["bits_per_second"]
-    return payload_bps * (UDP_PAYLOAD + 42) / UDP_PAYLOAD / 1e6, path
+    return payload_bps * UDP_FRAME / UDP_PAYLOAD / 1e6, path
 
 
 def steal_ticks() -> tuple[int, int]:

@@ -55,9 +55,10 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
         paths = []
         for i in range(WARMUP + DECISIONS):
             lab.owd_probe("h1", "h7", sport=43000 + i, count=5)
-            paths.append(next(f["path"] for f in lab.api("flows")[1] if f["src_port"] == 43000 + i))
+            flow = next(f for f in lab.api("flows")[1] if f["src_port"] == 43000 + i)
+            paths.append(flow["path"])
             if i == 0:      # as taken: the readings it was given
-                first = lab.api("decisions?limit=1&flow=" + quote("udp 10.0.0.1:43000 > 10.0.0.7:7000"))[1]["decisions"][0]
+                first = lab.api("decisions?limit=1&flow=" + quote(flow["flow"]))[1]["decisions"][0]
             # the outcome of this decision is learnt (measured after it) before the next is taken; a
             # decision on a path of unknown load teaches the table nothing, and one whose outcome is
             # not measured in time (a CI run: decision 7 of 13) neither: each is counted instead
