@@ -162,7 +162,7 @@ class LoadBalancer(compat.AppBase):
         self._closing = weakref.WeakSet()
         self._accept_warned = -float("inf")
         compat.guard_messages(self._admit)
-        compat.guard_accept(self._accept_failed)
+        compat.guard_listener(self._accept_failed)
         log.info("load balancer on %s: policy %s, topology %s, %d candidate paths",
                  compat.FRAMEWORK, settings.policy, settings.topology or "(discovered only)",
                  settings.k_paths)

@@ -8,6 +8,7 @@ os-ken if installed, else Ryu.
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import sys
@@ -56,7 +57,7 @@ _parse = _ofproto_parser.msg
 ACCEPT_PAUSE_S = 0.02
 
 
-# The two places where the app reaches into the framework, the same in os-ken and Ryu 4.34:
+# The places where the app reaches into the framework, the same in os-ken and Ryu 4.34:
 def guard_messages(admit) -> None:
     """Have admit(datapath, message) see every whole message from a switch before the
     framework parses it; the framework parses only those it returns True for.
@@ -72,11 +73,21 @@ def guard_messages(admit) -> None:
     _ofproto_parser.msg = msg
 
 
-def guard_accept(failed) -> None:
-    """Keep the OpenFlow port accepting through accept() errors. The framework's accept loop
-    (hub.StreamServer.serve_forever) ends at the first one, EMFILE when the process is out
-    of file descriptors, and the manager exits with it. Here failed(error) is told, and the
-    loop pauses a moment (pending connections wait in the listen backlog) and goes on."""
+def guard_listener(failed) -> None:
+    """Hold the OpenFlow port alone, and keep it accepting through accept() errors.
+
+    Alone: the framework listens with eventlet.listen (Ryu's hub.StreamServer calls it
+    directly, os-ken's through hub.listen), which sets SO_REUSEPORT unless told not to, and
+    when two sockets set it both bind one port and the kernel splits the connections: another
+    OpenFlow controller started on our port took a share of the switches, silently. Without
+    it on our socket, theirs fails to bind. (eventlet's default changes for the whole process.)
+
+    Accepting: the framework's accept loop (hub.StreamServer.serve_forever) ends at the first
+    error, EMFILE when the process is out of file descriptors, and the manager exits with it.
+    Here failed(error) is told, and the loop pauses a moment (pending connections wait in the
+    listen backlog) and goes on."""
+    hub.listen = hub.eventlet.listen = functools.partial(hub.listen, reuse_port=False)
+
     def serve_forever(server):
         while True:
             try:

@@ -57,7 +57,10 @@ class HttpServer:
     def __init__(self, port: int, what: str) -> None:
         # backlog: room for a burst of connections while the loop closes old ones (about 2,500
         # a second here); the default 50 drops SYNs, and clients wait a second to retry.
-        self.socket = eventlet.listen(("127.0.0.1", port), backlog=256)
+        # reuse_port: eventlet sets SO_REUSEPORT unless told not to, and then a second server
+        # that sets it too (another controller given our port) binds as well and takes a share
+        # of our clients; without it, the second one's bind fails.
+        self.socket = eventlet.listen(("127.0.0.1", port), backlog=256, reuse_port=False)
         self.port, self.what = port, what
 
     def serve_forever(self, app) -> None:

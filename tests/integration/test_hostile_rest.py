@@ -4,6 +4,7 @@ asserts what the attack must not achieve and what the operator sees. Issue 14, i
 
 from __future__ import annotations
 
+import errno
 import http.client
 import json
 import re
@@ -31,14 +32,15 @@ class Controller:
 
     def __init__(self, workdir: Path, python: Path | str, *args: str) -> None:
         self.workdir, self.rest_port, self.metrics_port = workdir, free_port(), free_port()
-        self.log_path, run = workdir / "controller.log", workdir / "run"
-        run.mkdir(mode=0o700)
-        self.token_path = run / "sdn-lb" / f"api-token-{self.rest_port}"
+        self.ofp_port, self.run = free_port(), workdir / "run"
+        self.log_path = workdir / "controller.log"
+        self.run.mkdir(mode=0o700)
+        self.token_path = self.run / "sdn-lb" / f"api-token-{self.rest_port}"
         with open(self.log_path, "wb") as out:
             self.proc = subprocess.Popen(
-                [str(python), "-m", "controller", "--ofp-port", str(free_port()),
+                [str(python), "-m", "controller", "--ofp-port", str(self.ofp_port),
                  "--rest-port", str(self.rest_port), "--metrics-port", str(self.metrics_port), *args],
-                cwd=ROOT, env={**user_env(), "XDG_RUNTIME_DIR": str(run)}, stdout=out,
+                cwd=ROOT, env={**user_env(), "XDG_RUNTIME_DIR": str(self.run)}, stdout=out,
                 stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
         def listening(port: int) -> bool:
@@ -230,6 +232,50 @@ def test_the_generated_token_is_private_and_its_path_logged(controller):
     assert controller.token and stat.S_IMODE(path.stat().st_mode) == 0o600
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
     assert str(path) in controller.log() and controller.token not in controller.log()
+
+
+def test_no_other_server_can_share_its_ports(controller):
+    """A socket that sets SO_REUSEPORT, as eventlet's listeners do unless told not to (another
+    os-ken or Ryu controller given one of our ports), cannot bind the controller's ports: were
+    both sockets to set it, both would bind and the kernel would split the connections."""
+    for port in (controller.ofp_port, controller.rest_port, controller.metrics_port):
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            with pytest.raises(OSError) as refused:
+                s.bind(("127.0.0.1", port))
+            assert refused.value.errno == errno.EADDRINUSE, port
+
+
+def test_a_second_controller_on_its_ports_takes_none_of_them(controller, framework, tmp_path):
+    """Our own controller started again on the first one's ports, in its runtime directory:
+    on the OpenFlow port it exits with one line; on the REST and metrics ports it runs on
+    without them (it still forwards), and every REST request still reaches the first."""
+    name, python = framework
+    ours = [str(python), "-m", "controller", "--framework", name, "--policy", "shortest"]
+    env = {**user_env(), "XDG_RUNTIME_DIR": str(controller.run)}
+    same_ofp = subprocess.run([*ours, "--ofp-port", str(controller.ofp_port), "--rest-port", "0",
+                               "--metrics-port", "0"], cwd=ROOT, env=env, capture_output=True,
+                              text=True, stdin=subprocess.DEVNULL, timeout=60)
+    assert (same_ofp.returncode, same_ofp.stderr) == (
+        2, f"error: --listen, --ofp-port: cannot listen on 127.0.0.1:{controller.ofp_port}: "
+           "Address already in use\n")
+    token = controller.token_path.read_text()
+    log = tmp_path / "second.log"
+    with open(log, "wb") as out:
+        second = subprocess.Popen([*ours, "--ofp-port", str(free_port()), "--rest-port", str(controller.rest_port),
+                                   "--metrics-port", str(controller.metrics_port)],
+                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        off = [f"{what} off: cannot listen on 127.0.0.1:{port}: Address already in use"
+               for what, port in (("REST API", controller.rest_port), ("metrics", controller.metrics_port))]
+        wait_until(lambda: all(line in log.read_text() for line in off), 30,
+                   what=f"the second controller to log {off}")
+        assert second.poll() is None, log.read_text()
+        assert {controller.policy()["policy"] for _ in range(20)} == {"bpann"}
+        assert controller.token_path.read_text() == token
+    finally:
+        interrupt(second)
 
 
 def test_a_given_token_is_used_and_no_file_written(framework, tmp_path):
