@@ -323,7 +323,8 @@ class Balancer:
         link and of the destination host's port kept from such a window (a window reaching back
         before it saw the path as the decision did, not what the flow met). A decision not
         measured within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is
-        counted in outcomes_unmeasured; one whose path broke teaches nothing."""
+        counted in outcomes_unmeasured; one whose path broke first teaches nothing
+        (outcomes_path_broken): what the flow met, re-routed, was another path's."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
@@ -333,6 +334,7 @@ class Balancer:
             d = self._decisions.popleft()
             chosen = d.candidates[d.action]
             if not self._usable(chosen, d.src, d.dst):
+                self.counters["outcomes_path_broken"] += 1
                 continue
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
             if after is not None:

@@ -32,6 +32,8 @@ COUNTERS = {
     "framework_errors": "Errors the framework logged with a traceback (one warning line each, traceback at DEBUG)",
     "service_strays": "Packets to a virtual IP (or from a member's service port) of no connection that a SYN did not "
                       "open: dropped",
+    "outcomes_unmeasured": "Learning policy's decisions whose outcome was not measured in time: nothing learnt",
+    "outcomes_path_broken": "Learning policy's decisions whose path broke before their outcome: nothing learnt",
     "service_unavailable": "Connections to a service refused because no member was healthy",
 }
 # per service member, labelled service and member: (attribute, kind, help)

@@ -480,6 +480,21 @@ def test_an_outcome_is_not_read_from_a_port_measured_after_the_decision_and_sile
     assert not getattr(policy, "told", []) and b.counters["outcomes_unmeasured"] == 1
 
 
+def test_a_decision_whose_path_broke_teaches_nothing_and_is_counted():
+    """A link of the chosen path goes down before the outcome is measured: the flow is re-routed,
+    so what follows is another path's, and the decision is counted, not learnt from."""
+    booted, policy, t0 = decided(2)
+    b = booted.balancer
+    dpid, port = port_of(b, "link")
+    b.port_changed(dpid, port, False, t0 + 0.1)
+    booted.probe_round(t0 + 0.2)
+    for t in (t0 + 0.5, t0 + 1.5, t0 + 2.5):
+        steady(b, t)
+        b.poll(t + 0.5)
+    assert not b._decisions and not getattr(policy, "told", [])
+    assert b.counters["outcomes_path_broken"] == 1 and b.counters["outcomes_unmeasured"] == 0
+
+
 def test_an_outcome_takes_the_destination_ports_loss_from_after_the_decision_not_before():
     """h7's port sends half of what our entry offers it before the decision, a loss still held
     when the outcome's links are all measured; but the switch's flow replies since are not in,
