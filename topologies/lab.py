@@ -93,9 +93,9 @@ _GIVEN: set[int] = set()
 
 def free_port() -> int:
     """A port free on 127.0.0.1 now and never handed out before by this process: bind(0) may give
-    one port twice, and a second listener given it then fails (a controller holds its ports
-    alone) or, for one that sets SO_REUSEPORT, shares it (a CI run's REST request reached an
-    OpenFlow listener that did, and read its HELLO as a status line)."""
+    one port twice, and a second controller given it would fail to start (it holds its ports
+    alone; before it did, both bound one port and a CI run's REST request reached the other's
+    OpenFlow listener and read its HELLO as a status line)."""
     while True:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))

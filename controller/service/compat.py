@@ -54,6 +54,7 @@ ofproto_v1_3 = _mod("ofproto.ofproto_v1_3")
 hub = _mod("lib.hub")
 _ofproto_parser = _mod("ofproto.ofproto_parser")
 _parse = _ofproto_parser.msg
+_listen = hub.StreamServer.__init__
 ACCEPT_PAUSE_S = 0.02
 
 
@@ -73,27 +74,40 @@ def guard_messages(admit) -> None:
     _ofproto_parser.msg = msg
 
 
-def guard_listener(failed) -> None:
-    """Hold the OpenFlow port alone, and keep it accepting through accept() errors.
+def guard_listener(accept_failed, cannot_listen) -> None:
+    """Hold the OpenFlow port alone, say so when it cannot be had, and keep it accepting
+    through accept() errors.
 
     Alone: the framework listens with eventlet.listen (Ryu's hub.StreamServer calls it
     directly, os-ken's through hub.listen), which sets SO_REUSEPORT unless told not to, and
-    when two sockets set it both bind one port and the kernel splits the connections: another
-    OpenFlow controller started on our port took a share of the switches, silently. Without
-    it on our socket, theirs fails to bind. (eventlet's default changes for the whole process.)
+    when two sockets of one user set it both bind one port and the kernel splits the
+    connections: another controller started on our port took a share of the switches,
+    silently. Without it on our socket, theirs fails to bind. (eventlet's default changes for
+    the whole process.)
+
+    Cannot: the listener's thread, the one the manager joins, ended with a traceback and the
+    manager exited 0. Here cannot_listen(address, error) is told and the thread ends quietly.
 
     Accepting: the framework's accept loop (hub.StreamServer.serve_forever) ends at the first
     error, EMFILE when the process is out of file descriptors, and the manager exits with it.
-    Here failed(error) is told, and the loop pauses a moment (pending connections wait in the
-    listen backlog) and goes on."""
+    Here accept_failed(error) is told, and the loop pauses a moment (pending connections wait
+    in the listen backlog) and goes on."""
     hub.listen = hub.eventlet.listen = functools.partial(hub.listen, reuse_port=False)
+
+    def listen(server, listen_info, *args, **kwargs):
+        try:
+            _listen(server, listen_info, *args, **kwargs)
+        except OSError as exc:
+            cannot_listen(listen_info, exc)
+            raise hub.TaskExit from None
+    hub.StreamServer.__init__ = listen
 
     def serve_forever(server):
         while True:
             try:
                 sock, addr = server.server.accept()
             except OSError as exc:
-                failed(exc)
+                accept_failed(exc)
                 hub.sleep(ACCEPT_PAUSE_S)
                 continue
             hub.spawn(server.handle, sock, addr)

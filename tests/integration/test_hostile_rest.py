@@ -247,25 +247,44 @@ def test_no_other_server_can_share_its_ports(controller):
             assert refused.value.errno == errno.EADDRINUSE, port
 
 
-def test_a_second_controller_on_its_ports_takes_none_of_them(controller, framework, tmp_path):
-    """Our own controller started again on the first one's ports, in its runtime directory:
-    on the OpenFlow port it exits with one line; on the REST and metrics ports it runs on
-    without them (it still forwards), and every REST request still reaches the first."""
+def test_a_second_controller_on_its_openflow_port_stops_with_one_line(controller, framework):
+    """Started by the launcher it is refused before the framework starts; started by the
+    manager, as users run it, the framework's listener fails: the log says so in one line and
+    the exit status fails (the manager exited 0 after a traceback). ryu-manager does not run
+    on this Python, so under Ryu the launcher alone."""
     name, python = framework
-    ours = [str(python), "-m", "controller", "--framework", name, "--policy", "shortest"]
-    env = {**user_env(), "XDG_RUNTIME_DIR": str(controller.run)}
-    same_ofp = subprocess.run([*ours, "--ofp-port", str(controller.ofp_port), "--rest-port", "0",
-                               "--metrics-port", "0"], cwd=ROOT, env=env, capture_output=True,
-                              text=True, stdin=subprocess.DEVNULL, timeout=60)
-    assert (same_ofp.returncode, same_ofp.stderr) == (
-        2, f"error: --listen, --ofp-port: cannot listen on 127.0.0.1:{controller.ofp_port}: "
-           "Address already in use\n")
+    port = str(controller.ofp_port)
+    env = {**user_env(), "LB_REST_PORT": "0", "LB_METRICS_PORT": "0"}
+    launched = subprocess.run([str(python), "-m", "controller", "--framework", name, "--ofp-port", port],
+                              cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                              timeout=60)
+    assert (launched.returncode, launched.stderr) == (
+        2, f"error: --listen, --ofp-port: cannot listen on 127.0.0.1:{port}: Address already in use\n")
+    if name == "os_ken":
+        managed = subprocess.run([str(Path(python).parent / "osken-manager"), "--ofp-listen-host", "127.0.0.1",
+                                  "--ofp-tcp-listen-port", port, "controller/app.py"],
+                                 cwd=ROOT, env=env, capture_output=True, text=True, stdin=subprocess.DEVNULL,
+                                 timeout=60)
+        out = managed.stdout + managed.stderr
+        assert managed.returncode == 2, out
+        assert f"OpenFlow off: cannot listen on 127.0.0.1:{port}: Address already in use; stopping" in out
+        assert TRACEBACK not in out and "uncaught exception" not in out, out
+
+
+def test_a_second_controller_on_its_rest_and_metrics_ports_takes_neither(controller, framework, tmp_path):
+    """Our controller started again on the first one's REST and metrics ports, in its runtime
+    directory: it runs on without them (it still forwards), every REST request still reaches
+    the first, and the first's token file stays."""
+    name, python = framework
     token = controller.token_path.read_text()
     log = tmp_path / "second.log"
     with open(log, "wb") as out:
-        second = subprocess.Popen([*ours, "--ofp-port", str(free_port()), "--rest-port", str(controller.rest_port),
-                                   "--metrics-port", str(controller.metrics_port)],
-                                  cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        second = subprocess.Popen(
+            [str(python), "-m", "controller", "--framework", name, "--policy", "shortest",
+             "--ofp-port", str(free_port()), "--rest-port", str(controller.rest_port),
+             "--metrics-port", str(controller.metrics_port)],
+            cwd=ROOT, env={**user_env(), "XDG_RUNTIME_DIR": str(controller.run)}, stdout=out,
+            stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         off = [f"{what} off: cannot listen on 127.0.0.1:{port}: Address already in use"
                for what, port in (("REST API", controller.rest_port), ("metrics", controller.metrics_port))]

@@ -126,7 +126,10 @@ def app(monkeypatch):
     lb, root = logging.getLogger("lb"), logging.getLogger()
     saved_lb = (list(lb.handlers), lb.propagate, lb.level)
     saved_filters = {h: list(h.filters) for h in root.handlers}
-    saved_hooks = (compat._ofproto_parser.msg, compat.hub.StreamServer.serve_forever, signal.getsignal(signal.SIGHUP))
+    hooks = [(compat._ofproto_parser, "msg"), (compat.hub.StreamServer, "serve_forever"),
+             (compat.hub.StreamServer, "__init__"), (compat.hub, "listen"), (compat.hub.eventlet, "listen")]
+    saved_hooks = [(owner, name, getattr(owner, name)) for owner, name in hooks]
+    sighup = signal.getsignal(signal.SIGHUP)
     records = Records()
     lb.addHandler(records)
     a = LoadBalancer()
@@ -136,8 +139,9 @@ def app(monkeypatch):
     lb.handlers[:], lb.propagate, lb.level = saved_lb
     for h, filters in saved_filters.items():
         h.filters[:] = filters
-    compat._ofproto_parser.msg, compat.hub.StreamServer.serve_forever = saved_hooks[:2]
-    signal.signal(signal.SIGHUP, saved_hooks[2])
+    for owner, name, hook in saved_hooks:
+        setattr(owner, name, hook)
+    signal.signal(signal.SIGHUP, sighup)
 
 
 def test_every_handler_drives_the_balancer_and_sends_well_formed_openflow(app):
