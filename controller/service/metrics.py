@@ -34,6 +34,7 @@ COUNTERS = {
                       "open: dropped",
     "outcomes_unmeasured": "Learning policy's decisions whose outcome was not measured in time: nothing learnt",
     "outcomes_path_broken": "Learning policy's decisions whose path broke before their outcome: nothing learnt",
+    "outcomes_overflowed": "Learning policy's decisions dropped unlearnt: more were awaiting their outcome than kept",
     "service_unavailable": "Connections to a service refused because no member was healthy",
 }
 # per service member, labelled service and member: (attribute, kind, help)

@@ -495,6 +495,14 @@ def test_a_decision_whose_path_broke_teaches_nothing_and_is_counted():
     assert b.counters["outcomes_path_broken"] == 1 and b.counters["outcomes_unmeasured"] == 0
 
 
+def test_decisions_beyond_those_kept_are_counted(monkeypatch):
+    """More decisions awaiting their outcome than are kept: the oldest go unlearnt, counted."""
+    monkeypatch.setattr("controller.core.balancer.MAX_DECISIONS", 2)
+    booted, policy, t0 = decided(2, 3, 4)
+    b = booted.balancer
+    assert len(b._decisions) == 2 and b.counters["outcomes_overflowed"] == 1
+
+
 def test_an_outcome_takes_the_destination_ports_loss_from_after_the_decision_not_before():
     """h7's port sends half of what our entry offers it before the decision, a loss still held
     when the outcome's links are all measured; but the switch's flow replies since are not in,
