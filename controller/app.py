@@ -161,7 +161,6 @@ class LoadBalancer(compat.AppBase):
         self._claims = set()          # datapath ids whose holder a rival is checking
         self._closing = weakref.WeakSet()
         self._accept_warned = -float("inf")
-        self._listen_failed = False
         compat.guard_messages(self._admit)
         compat.guard_listener(self._accept_failed, self._cannot_listen)
         log.info("load balancer on %s: policy %s, topology %s, %d candidate paths",
@@ -213,8 +212,6 @@ class LoadBalancer(compat.AppBase):
             compat.hub.kill(thread)
         if self.capture:
             self.capture.close()
-        if self._listen_failed:     # the manager, closing its apps, would exit 0
-            raise SystemExit(2)
 
     @staticmethod
     def _every(interval_s, work):
@@ -254,11 +251,10 @@ class LoadBalancer(compat.AppBase):
         self._close(dp)
         return False
 
-    def _cannot_listen(self, address, exc):
-        """The OpenFlow port cannot be had (another listener holds it): the manager stops
-        once its listener has ended; the log says why, and the exit status fails."""
-        log.error("OpenFlow off: cannot listen on %s:%s: %s; stopping", address[0], address[1], exc.strerror)
-        self._listen_failed = True
+    @staticmethod
+    def _cannot_listen(address: str, exc: OSError) -> None:
+        """The OpenFlow port cannot be had (another listener holds it): the controller stops."""
+        log.error("OpenFlow off: cannot listen on %s: %s; stopping", address, exc.strerror or exc)
 
     def _accept_failed(self, exc):
         """An accept on the OpenFlow port failed. Out of file descriptors, room is made by

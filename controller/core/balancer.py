@@ -798,7 +798,7 @@ class Balancer:
             measured = None     # hops alone: keeping these would only give the collector more objects
         action, scores = self.policy.rank(key, features)
         if self.policy.learns:
-            if len(self._decisions) == MAX_DECISIONS:     # the oldest goes unlearnt
+            if len(self._decisions) == self._decisions.maxlen:     # the oldest goes unlearnt
                 self.counters["outcomes_overflowed"] += 1
             self._decisions.append(Decision(now, candidates, src, dst, features, action))
         self.explained.append((next(self._explained_ids), now, key, src, dst, candidates, measured, scores,

@@ -54,7 +54,8 @@ ofproto_v1_3 = _mod("ofproto.ofproto_v1_3")
 hub = _mod("lib.hub")
 _ofproto_parser = _mod("ofproto.ofproto_parser")
 _parse = _ofproto_parser.msg
-_listen = hub.StreamServer.__init__
+_controller = _mod("controller.controller")
+_serve_switches = _controller.OpenFlowController.__call__
 ACCEPT_PAUSE_S = 0.02
 
 
@@ -75,7 +76,7 @@ def guard_messages(admit) -> None:
 
 
 def guard_listener(accept_failed, cannot_listen) -> None:
-    """Hold the OpenFlow port alone, say so when it cannot be had, and keep it accepting
+    """Hold the OpenFlow port alone, fail plainly when it cannot be had, and keep it accepting
     through accept() errors.
 
     Alone: the framework listens with eventlet.listen (Ryu's hub.StreamServer calls it
@@ -85,8 +86,11 @@ def guard_listener(accept_failed, cannot_listen) -> None:
     silently. Without it on our socket, theirs fails to bind. (eventlet's default changes for
     the whole process.)
 
-    Cannot: the listener's thread, the one the manager joins, ended with a traceback and the
-    manager exited 0. Here cannot_listen(address, error) is told and the thread ends quietly.
+    Fail: the manager waits on one thread, the OpenFlow listener's (OpenFlowController's
+    call); when it could not listen, that thread ended with a traceback and the manager closed
+    its apps and exited 0. Here cannot_listen(address, error) is told, the thread ends
+    quietly, and the manager exits 2 once it has closed every app. (os-ken's extra listener
+    on the old port 6633, started when no port is given, is left as the framework has it.)
 
     Accepting: the framework's accept loop (hub.StreamServer.serve_forever) ends at the first
     error, EMFILE when the process is out of file descriptors, and the manager exits with it.
@@ -94,13 +98,17 @@ def guard_listener(accept_failed, cannot_listen) -> None:
     in the listen backlog) and goes on."""
     hub.listen = hub.eventlet.listen = functools.partial(hub.listen, reuse_port=False)
 
-    def listen(server, listen_info, *args, **kwargs):
+    def serve_switches(controller):
         try:
-            _listen(server, listen_info, *args, **kwargs)
-        except OSError as exc:
-            cannot_listen(listen_info, exc)
+            _serve_switches(controller)
+        except OSError as exc:       # its listening socket's: bind, or the TLS files
+            conf = _controller.CONF
+            tls = conf.ctl_privkey is not None and conf.ctl_cert is not None
+            port = controller.ofp_ssl_listen_port if tls else controller.ofp_tcp_listen_port
+            cannot_listen(f"{conf.ofp_listen_host}:{port}", exc)
+            _exit_after_close(2)
             raise hub.TaskExit from None
-    hub.StreamServer.__init__ = listen
+    _controller.OpenFlowController.__call__ = serve_switches
 
     def serve_forever(server):
         while True:
@@ -112,6 +120,17 @@ def guard_listener(accept_failed, cannot_listen) -> None:
                 continue
             hub.spawn(server.handle, sock, addr)
     hub.StreamServer.serve_forever = serve_forever
+
+
+def _exit_after_close(status: int) -> None:
+    """Have the manager exit with `status` once it has closed every app (it then returns)."""
+    manager = _app_manager.AppManager.get_instance()
+    close = manager.close
+
+    def close_then_exit():
+        close()
+        raise SystemExit(status)
+    manager.close = close_then_exit
 
 
 def manager_main(argv: list[str]) -> None:

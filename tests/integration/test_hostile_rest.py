@@ -267,6 +267,7 @@ def test_a_second_controller_on_its_openflow_port_stops_with_one_line(controller
                                  timeout=60)
         out = managed.stdout + managed.stderr
         assert managed.returncode == 2, out
+        assert out.count("OpenFlow off: ") == 1, out
         assert f"OpenFlow off: cannot listen on 127.0.0.1:{port}: Address already in use; stopping" in out
         assert TRACEBACK not in out and "uncaught exception" not in out, out
 

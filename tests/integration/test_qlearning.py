@@ -40,10 +40,10 @@ def measured_look(lab) -> dict[str, tuple[float, bool]] | None:
 
 def resolved(lab) -> int:
     """Decisions learnt from, or counted as teaching nothing: taken on a path of unknown load,
-    their outcome not measured by its deadline, or their path broken first."""
+    their outcome not measured by its deadline, their path broken first, or dropped unheard."""
     policy, counters = lab.api("policy")[1], lab.api("counters")[1]["counters"]
-    return (policy["updates"] + policy.get("unlearnt", 0) + counters.get("outcomes_unmeasured", 0)
-            + counters.get("outcomes_path_broken", 0))
+    return policy["updates"] + policy.get("unlearnt", 0) + sum(
+        counters.get(f"outcomes_{why}", 0) for why in ("unmeasured", "path_broken", "overflowed"))
 
 
 def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request):

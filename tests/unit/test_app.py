@@ -127,7 +127,8 @@ def app(monkeypatch):
     saved_lb = (list(lb.handlers), lb.propagate, lb.level)
     saved_filters = {h: list(h.filters) for h in root.handlers}
     hooks = [(compat._ofproto_parser, "msg"), (compat.hub.StreamServer, "serve_forever"),
-             (compat.hub.StreamServer, "__init__"), (compat.hub, "listen"), (compat.hub.eventlet, "listen")]
+             (compat._controller.OpenFlowController, "__call__"), (compat.hub, "listen"),
+             (compat.hub.eventlet, "listen")]
     saved_hooks = [(owner, name, getattr(owner, name)) for owner, name in hooks]
     sighup = signal.getsignal(signal.SIGHUP)
     records = Records()
