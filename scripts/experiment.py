@@ -57,7 +57,7 @@ from topologies.traffic import Player, schedule
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
 # policy+variant: controller options; Q-table starts (fresh, warm)
 VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
-            "linear": ("--q-model", "linear"), "fresh": (), "warm": ()}
+            "linear": ("--q-model", "linear"), "fresh": (), "warm": (), "kept": ()}
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
@@ -105,6 +105,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clash = [x for x in args.policies if {"linear", "count"} <= set(x.split("+"))]
     if clash:
         p.error(f"--policies: {', '.join(clash)}: a linear model explores by epsilon, not count")
+    unkept = [x for x in args.policies if "kept" in x.split("+") and "warm" not in x.split("+")]
+    if unkept:
+        p.error(f"--policies: {', '.join(unkept)}: +kept keeps a +warm file's exploration rate")
     args.q_warm = warm_tables(p, args.q_warm, args.policies)
     if not 1 <= args.seeds <= 100:
         p.error("--seeds: must be in 1..100")
@@ -241,14 +244,16 @@ def learner_table(rundir: Path, variants: list[str]) -> Path:
     """The Q-table file a qlearning run learns in (rundir: <results>/runs/<run>): one per variant
     in the results, carried from seed to seed, unless the run starts anew in its own: empty
     (+fresh) or a copy of main()'s warm-<model>.json (+warm), its exploration reset (what was
-    learnt, not how far exploring had decayed)."""
+    learnt, not how far exploring had decayed), or kept as the file has it (+warm+kept: as a
+    controller given the file goes on)."""
     if "fresh" not in variants and "warm" not in variants:
         return rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json"
     rundir.mkdir(parents=True, exist_ok=True)
     table = rundir / "qtable.json"
     if "warm" in variants:
         warm = json.loads(warm_copy(rundir.parent.parent, warm_model(variants)).read_text())
-        table.write_text(json.dumps({**warm, "epsilon": Settings.q_epsilon, "decisions": 0}) + "\n")
+        epsilon = warm["epsilon"] if "kept" in variants else Settings.q_epsilon
+        table.write_text(json.dumps({**warm, "epsilon": epsilon, "decisions": 0}) + "\n")
     return table
 
 

@@ -136,6 +136,8 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
 
 @pytest.mark.parametrize("argv, field", [(["--policies", "shortest,nope"], "--policies"),
                                           (["--policies", "shortest+sideways"], "--policies"),
+                                          (["--policies", "qlearning+kept"],
+                                           "--policies: qlearning+kept: +kept keeps a +warm file's"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
                                           (["--first-seed", "0"], "--first-seed"),
@@ -171,7 +173,7 @@ def test_each_warm_policy_starts_from_the_file_of_its_model(tables):
 
 def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tables, tmp_path):
     """What main() keeps (warm_copy), with its exploration decayed: each run's start is what
-    its model learnt, exploring from the starting rate."""
+    its model learnt, exploring from the starting rate, or (+kept) at the file's own rate."""
     learnt = {}
     for model, path in tables.items():
         learnt[model] = {**json.loads(path.read_text()), "epsilon": 0.02, "decisions": 1200}
@@ -181,6 +183,8 @@ def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tabl
         start = json.loads(learner_table(runs / f"r-{model}", variants).read_text())
         assert start == {**learnt[model], "epsilon": Settings.q_epsilon, "decisions": 0}
         assert start["updates"] == 1 and (start["q"] if model == "table" else start["w"] != [0.0] * len(FEATURES))
+    kept = json.loads(learner_table(runs / "k", ["warm", "kept"]).read_text())
+    assert kept == {**learnt["table"], "epsilon": 0.02, "decisions": 0}     # as the file has it
     assert learner_table(runs / "f", ["fresh"]) == runs / "f" / "qtable.json" and not (runs / "f" / "qtable.json").exists()
     assert learner_table(runs / "c", ["linear"]) == tmp_path / "qtable-linear.json"
 
