@@ -126,10 +126,10 @@ def app(monkeypatch):
     lb, root = logging.getLogger("lb"), logging.getLogger()
     saved_lb = (list(lb.handlers), lb.propagate, lb.level)
     saved_filters = {h: list(h.filters) for h in root.handlers}
-    hooks = [(compat._ofproto_parser, "msg"), (compat.hub.StreamServer, "serve_forever"),
-             (compat._controller.OpenFlowController, "__call__"), (compat.hub, "listen"),
-             (compat.hub.eventlet, "listen")]
-    saved_hooks = [(owner, name, getattr(owner, name)) for owner, name in hooks]
+    for owner, name in ((compat._ofproto_parser, "msg"), (compat.hub.StreamServer, "serve_forever"),
+                        (compat._controller.OpenFlowController, "__call__"), (compat.hub, "listen"),
+                        (compat.hub.eventlet, "listen")):
+        monkeypatch.setattr(owner, name, getattr(owner, name))     # the framework hooks, put back after
     sighup = signal.getsignal(signal.SIGHUP)
     records = Records()
     lb.addHandler(records)
@@ -140,8 +140,6 @@ def app(monkeypatch):
     lb.handlers[:], lb.propagate, lb.level = saved_lb
     for h, filters in saved_filters.items():
         h.filters[:] = filters
-    for owner, name, hook in saved_hooks:
-        setattr(owner, name, hook)
     signal.signal(signal.SIGHUP, sighup)
 
 
