@@ -9,7 +9,9 @@ a JSON summary and plots compare the policies.
 
 A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) routes each reply
 on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
-gamma 0; "+linear" learns a linear model of the path's features instead of a table; "+fresh" starts every seed from an empty Q-table, "+warm" from a copy of --q-warm's file of its model
+gamma 0; "+linear" learns a linear model of the path's features instead of a table; "+flow" learns
+from what each flow's path showed while it sent (--q-window flow); "+fresh" starts every seed from
+an empty Q-table, "+warm" from a copy of --q-warm's file of its model
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
@@ -57,7 +59,7 @@ from topologies.traffic import Player, schedule
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
 # policy+variant: controller options; Q-table starts (fresh, warm)
 VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
-            "linear": ("--q-model", "linear"), "fresh": (), "warm": (), "kept": ()}
+            "linear": ("--q-model", "linear"), "flow": ("--q-window", "flow"), "fresh": (), "warm": (), "kept": ()}
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000

@@ -58,6 +58,7 @@ ALL_ONES = 2**64 - 1
 MAX_DECISIONS = 10_000   # awaiting their outcome; beyond this the oldest are not learnt from
 MAX_EXPLAINED = 1000     # recent decisions kept to explain them (GET /api/v1/decisions)
 OUTCOME_POLLS = 5        # polls a decision's outcome may take to be measured
+FLOW_WINDOW_S = 30       # --q-window flow: the longest a flow's outcome is read over (a bound on waiting)
 # Flows per ingress port: a host starting flows faster than their entries expire (or a switch
 # that never reports FLOW_REMOVED) makes the oldest be removed, entries and all, not memory grow.
 MAX_FLOWS_PER_PORT = 4096
@@ -105,14 +106,30 @@ class Explained(NamedTuple):
     policy: Policy
 
 
+MEANT = ("utilisation", "loss", "latency_ms")     # what --q-window flow averages: the reward is linear in them
+
+
 @dataclass(frozen=True)
 class Decision:
     at: float
+    key: FlowKey
     candidates: list[Path]
     src: HostLocation
     dst: HostLocation
     before: list[PathFeatures]
     action: int
+    readings: int = 0             # --q-window flow: the chosen path's readings so far ...
+    total: PathFeatures | None = None    # ... MEANT summed over them, the rest the last's
+
+    def seen(self, after: PathFeatures) -> Decision:
+        """This decision with one more reading of its path."""
+        total = after if self.total is None else replace(after, **{
+            name: getattr(self.total, name) + getattr(after, name) for name in MEANT})
+        return replace(self, readings=self.readings + 1, total=total)
+
+    def outcome(self) -> PathFeatures:
+        """The mean of the readings."""
+        return replace(self.total, **{name: getattr(self.total, name) / self.readings for name in MEANT})
 
 
 class Balancer:
@@ -321,23 +338,35 @@ class Balancer:
         """Give a learning policy the outcome of each decision once it is measured: probes and
         a statistics window that began after the decision, and the loss of each inter-switch
         link and of the destination host's port kept from such a window (a window reaching back
-        before it saw the path as the decision did, not what the flow met). A decision not
-        measured within OUTCOME_POLLS polls (or a probe interval and two polls, if longer) is
-        counted in outcomes_unmeasured; one whose path broke first teaches nothing
-        (outcomes_path_broken): what the flow met, re-routed, was another path's."""
+        before it saw the path as the decision did, not what the flow met). With --q-window
+        flow, the mean of that and of the path's features at each later poll while the flow
+        sends (_sending), up to FLOW_WINDOW_S. A decision not measured within OUTCOME_POLLS
+        polls (or a probe interval and two polls, if longer) is counted in outcomes_unmeasured;
+        one whose path broke before it was measured teaches nothing (outcomes_path_broken):
+        what the flow met, re-routed, was another path's."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
         deadline = max(OUTCOME_POLLS * self.settings.poll_interval_s,
                        self.settings.probe_interval_s + 2 * self.settings.poll_interval_s)
+        whole = self.settings.q_window == "flow"
         while self._decisions and now - self._decisions[0].at >= self.settings.poll_interval_s:
             d = self._decisions.popleft()
             chosen = d.candidates[d.action]
+            if d.readings:      # flow: read since the decision; the flow's path now, while it sends
+                if self._sending(d) and now - d.at < FLOW_WINDOW_S:
+                    f = self.features(chosen, d.src, d.dst, now)
+                    waiting.append(d if f.unknown else d.seen(f))
+                else:
+                    ripe.append((d.before, d.action, d.outcome()))
+                continue
             if not self._usable(chosen, d.src, d.dst):
                 self.counters["outcomes_path_broken"] += 1
                 continue
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
-            if after is not None:
+            if after is not None and whole:
+                waiting.append(d.seen(after))
+            elif after is not None:
                 ripe.append((d.before, d.action, after))
             elif now - d.at < deadline:
                 waiting.append(d)
@@ -346,6 +375,15 @@ class Balancer:
         self._decisions.extendleft(reversed(waiting))
         if ripe:
             self.policy.learn(ripe)
+
+    def _sending(self, d: Decision) -> bool:
+        """Whether the flow a decision placed still sends: its ingress entry carried packets in
+        its last statistics window, the window the path's features are read from now. A flow
+        whose path broke is gone (removed at once); an entry replaced since (a new decision on
+        its 5-tuple) has a new cookie and no window yet. An entry lives --idle-timeout after its
+        flow's last packet: that it is there says little."""
+        flow = self.flows.get(d.key)
+        return flow is not None and (self.monitor.packets(flow.path[0], flow.cookie) or 0) > 0
 
     def outcome(self, path: Path, src: HostLocation, dst: HostLocation, since: float,
                 now: float) -> PathFeatures | None:
@@ -800,7 +838,7 @@ class Balancer:
         if self.policy.learns:
             if len(self._decisions) == self._decisions.maxlen:     # the oldest goes unlearnt
                 self.counters["outcomes_overflowed"] += 1
-            self._decisions.append(Decision(now, candidates, src, dst, features, action))
+            self._decisions.append(Decision(now, key, candidates, src, dst, features, action))
         self.explained.append((next(self._explained_ids), now, key, src, dst, candidates, measured, scores,
                                action, self.policy.name))
         return candidates[action], f"{self.policy.name}, {len(candidates)} candidates"

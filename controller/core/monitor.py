@@ -274,6 +274,12 @@ class Monitor:
         if not entries:
             self._offered.pop(end, None)
 
+    def packets(self, dpid: int, cookie: int) -> int | None:
+        """The packets an entry carried in its last window; None before its second reply, or
+        once it is forgotten."""
+        entry = self._flows.get((dpid, cookie))
+        return entry[3].packets if entry and entry[3] else None
+
     def forget_entries(self, cookie: int, dpids) -> None:
         """A flow's entries were deleted or replaced under another cookie: what they sent is
         offered no more (it read loss 0.5 on a loss-free link for the 3 polls it lingered)."""

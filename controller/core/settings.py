@@ -48,6 +48,7 @@ def _one_of(*choices: str) -> Callable[[str], str | None]:
 
 Q_EXPLORATIONS = ("epsilon", "count")
 Q_MODELS = ("table", "linear")
+Q_WINDOWS = ("first", "flow")
 SERVICE_POLICIES = ("round-robin", "least-connections", "weighted", "random", "qlearning")   # policies/members.py
 
 
@@ -141,6 +142,10 @@ class Settings:
         "table", "--q-model", "what Q-learning learns: table (a value per path state) or linear (weights over a "
         "path's features, so a condition never met is valued from the nearest ones; epsilon exploration only)",
         _one_of(*Q_MODELS), metavar="KIND")
+    q_window: str = _setting(
+        "first", "--q-window", "what a Q-learning decision learns from: the chosen path's first measurement after "
+        "it (first), or the mean of its measurements while the flow sends, up to 30 s (flow)",
+        _one_of(*Q_WINDOWS), metavar="WHICH")
     seed: int = _setting(
         0, "--seed", "seed of the controller's random choices (Q-learning's exploration, the random path and "
         "member policies): one seed repeats a run's choices, runs meant to be independent need a seed each",

@@ -376,10 +376,10 @@ class Alternating(QLearningPolicy):
         self.told = getattr(self, "told", []) + experience
 
 
-def decided(*sports: int) -> tuple[Booted, Alternating, float]:
+def decided(*sports: int, settings: Settings | None = None) -> tuple[Booted, Alternating, float]:
     """h1 -> h7 flows from these source ports, decided by Alternating at t0 after a steady
     window: the fake network, the policy (what it is told), t0."""
-    booted = Booted(policy="qlearning")
+    booted = Booted(policy="qlearning", settings=settings)
     booted.balancer.set_policy(policy := Alternating(epsilon=0.0))
     booted.arp("h1", "h7")
     booted.arp("h7", "h1")
@@ -478,6 +478,72 @@ def test_an_outcome_is_not_read_from_a_port_measured_after_the_decision_and_sile
     steady(b, t0 + 5.5, silent={port})
     b.poll(t0 + 6.0)                        # past the deadline
     assert not getattr(policy, "told", []) and b.counters["outcomes_unmeasured"] == 1
+
+
+def flow_window(sends_s: float, event: str | None = None) -> tuple[Booted, Alternating, list[float]]:
+    """--q-window flow: one h1 -> h7 flow decided at t0 whose ingress entry carries 1000 packets a
+    second until t0 + sends_s, then nothing; at t0 + 3.7 an `event` may end it: its entry
+    expires ("entry gone"), or expires and the next packet of its 5-tuple is a new decision
+    whose entry sends on ("replaced"), or a link of its path goes down ("path broke"). Its path's
+    links delay probes by 1 ms until t0 + 2, then 7 ms. Polls every second to t0 + 9: the fake
+    network, the policy, and the times (from t0) of the polls after which it was told something."""
+    booted, policy, t0 = decided(2, settings=Settings(q_window="flow"))
+    b = booted.balancer
+    (flow,) = b.flows.values()
+    out = b.net.graph().edges[flow.path[0], flow.path[1]]["out_port"]
+    told_at = []
+    for k in range(9):
+        t = t0 + 0.5 + k
+        booted.probe_round(t - 0.3, delay_s=0.001 if t < t0 + 2 else 0.007)
+        packets = int(1000 * (min(t, t0 + sends_s) - t0))
+        cookie = b.flows[flow.key].cookie if flow.key in b.flows else flow.cookie
+        steady(b, t, flows={flow.path[0]: [FlowStat(cookie, out, packets, duration_s=t - t0)]})
+        if event and t - t0 < 3.7 <= t + 1 - t0:
+            if event == "path broke":
+                b.port_changed(flow.path[0], out, False, t0 + 3.7)
+            else:
+                b.flow_removed(flow.path[0], flow.cookie)
+            if event == "replaced":
+                booted.now = t0 + 3.7
+                h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
+                booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17, sport=2))
+        b.poll(t + 0.5)
+        told_at += [t + 0.5 - t0] * (len(getattr(policy, "told", [])) - len(told_at))
+    return booted, policy, told_at
+
+
+def told_latency_per_link(policy: Alternating, which: int = 0) -> float:
+    """The one-way latency a link of the chosen path showed in the outcome the policy was told."""
+    before, action, after = policy.told[which]
+    return after.latency_ms / before[action].hops
+
+
+def test_a_flow_windows_outcome_is_the_mean_of_what_its_path_showed_while_it_sent():
+    """The flow sends for 4.5 s. It is told once, after the poll that finds its entry idle, the
+    mean of its path's readings: the first window after the decision (1 ms a link), then the
+    path's latency at each poll while it sent, as a decision reads it (the least of the last
+    three probes: 1, 1, then 7 ms)."""
+    booted, policy, told_at = flow_window(sends_s=4.5)
+    assert told_at == [6.0]
+    assert told_latency_per_link(policy) == pytest.approx((1 + 1 + 1 + 7) / 4)
+
+
+def test_a_flow_that_ended_within_its_first_window_is_told_that_window_alone():
+    """A short flow (a probe train): its first window, as --q-window first would tell it."""
+    booted, policy, told_at = flow_window(sends_s=0.5)
+    assert told_at == [3.0] and told_latency_per_link(policy) == pytest.approx(1.0)
+
+
+@pytest.mark.parametrize("event", [None, "entry gone", "replaced", "path broke"])
+def test_a_flow_window_ends_at_its_bound_or_when_its_flow_goes(monkeypatch, event):
+    """A flow that never stops is told at FLOW_WINDOW_S; one whose entry expired, or was replaced
+    by a new decision's on its 5-tuple, at the next poll; one whose path broke after its first
+    window, at the next poll too, what its own path showed until then (not counted as broken).
+    Each is told once, the mean of its readings (all 1 ms a link)."""
+    monkeypatch.setattr("controller.core.balancer.FLOW_WINDOW_S", 5.0)
+    booted, policy, told_at = flow_window(sends_s=100, event=event)
+    assert told_at[0] == (5.0 if event is None else 4.0) and told_latency_per_link(policy) == pytest.approx(1.0)
+    assert len(told_at) == 1 + (event == "replaced") and booted.balancer.counters["outcomes_path_broken"] == 0
 
 
 def test_a_decision_whose_path_broke_teaches_nothing_and_is_counted():

@@ -14,9 +14,10 @@ from controller.core.settings import TABLE, ConfigError, Range, Settings
 DOC = Path(__file__).resolve().parents[2] / "docs" / "settings.md"
 # Valid values other than the default, for the rows a Range or a bool does not give one.
 SAMPLES = {"policy": "least-loaded", "log_level": "DEBUG", "api_token": "t" * 20, "q_explore": "count",
-           "q_model": "linear", "service_policy": "least-connections"}
+           "q_model": "linear", "q_window": "flow", "service_policy": "least-connections"}
 # Bad values for the checks that are not a Range.
-BAD = {"log_level": "LOUD", "api_token": "short", "q_explore": "guess", "q_model": "deep", "service_policy": "fastest"}
+BAD = {"log_level": "LOUD", "api_token": "short", "q_explore": "guess", "q_model": "deep", "q_window": "forever",
+       "service_policy": "fastest"}
 
 
 def launched(*_):
