@@ -16,7 +16,9 @@ What a folder holds decides how it renders:
 - summary.json and config.json: an experiment (scripts/experiment.py, or a copy of the files
   the table needs); options `view=headline` (five columns), `view=against` (with
   `reference=POLICY`, least-loaded unless given: each policy's change against it, paired by
-  seed) and `policies=a,b,...` (rows);
+  seed), `policies=a,b,...` (rows) and `also=FOLDER,...` (the policies of other runs of the same
+  seeds join the rows, a name already there as "<name> (again)": how far two runs of one
+  policy differ);
   a service comparison's (scripts/services.py: summary.json holds `loads`) renders its
   table per load and its member-killed result; an all-pairs run's (scripts/allpairs.py:
   config.json names a `cdf`) its slowdowns against its reference;
@@ -94,8 +96,9 @@ def render(region: Region, root: Path = ROOT) -> str:
     folder = root / region.folder
     options = dict(region.options)
     try:
+        more: list[dict] = []     # the records of folders `also=` adds
         if (folder / "summary.json").is_file():
-            table, record = _experiment(folder, options)
+            table, record, more = _experiment(folder, options, root)
         elif (folder / "results.json").is_file():
             record = _json(folder / "results.json")
             renderer = BENCHMARKS.get(record.get("kind"))
@@ -108,15 +111,17 @@ def render(region: Region, root: Path = ROOT) -> str:
             raise TablesError("no summary.json, results.json or config.json naming a model")
         if options:
             raise TablesError(f"unknown option(s) {', '.join(options)}")
-        prov = provenance_of(record)
-        if prov is None:
+        provs = [provenance_of(r) for r in (record, *more)]
+        if None in provs:
             raise TablesError("no commit and command recorded (nor a provenance object)")
     except (TablesError, OSError, ValueError, KeyError) as exc:
         raise TablesError(f"{region.where()}: {region.folder}: {exc}") from None
     machine = record.get("machine")
     where = (f" On {machine['cores']} cores, Python {machine['python']}, {machine['date']}; load average "
              f"{machine['load_1min']} as it started." if isinstance(machine, dict) else "")
-    return f"{table.rstrip()}\n\n{provenance_line(prov)}{where}"
+    lines = [provenance_line(provs[0]) + where] + [f"With {also}: {provenance_line(p)}"
+                                                   for also, p in zip(region.options.get("also", "").split(","), provs[1:])]
+    return f"{table.rstrip()}\n\n" + "\n".join(lines)
 
 
 def _json(path: Path) -> dict:
@@ -126,13 +131,14 @@ def _json(path: Path) -> dict:
     return data
 
 
-def _experiment(folder: Path, options: dict) -> tuple[str, dict]:
+def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, list[dict]]:
+    """The table, the folder's config, and the configs of the folders `also=` adds."""
     summary, config = _json(folder / "summary.json"), _json(folder / "config.json")
     if "loads" in summary:      # a service comparison (scripts/services.py): its tables and kill result
-        return services_markdown(summary["loads"]) + kill_markdown(summary["killed"]), config
+        return services_markdown(summary["loads"]) + kill_markdown(summary["killed"]), config, []
     if "cdf" in config:         # an all-pairs run (scripts/allpairs.py): slowdowns against its reference
         from scripts.allpairs import markdown as allpairs_markdown    # here: it imports the lab's modules
-        return allpairs_markdown(summary, config["reference"]), config
+        return allpairs_markdown(summary, config["reference"]), config, []
     view = options.pop("view", "full")
     policies = options.pop("policies", None)
     if policies:
@@ -140,14 +146,19 @@ def _experiment(folder: Path, options: dict) -> tuple[str, dict]:
         if missing:
             raise TablesError(f"no policy {', '.join(missing)} in summary.json")
         summary = {p: summary[p] for p in policies.split(",")}
+    more = []
+    for also in filter(None, options.pop("also", "").split(",")):    # another command's runs, same seeds
+        added = _json(root / also / "summary.json")
+        summary = {**summary, **{f"{p} (again)" if p in summary else p: m for p, m in added.items()}}
+        more.append(_json(root / also / "config.json"))
     if view == "against":
         try:
-            return versus(summary, options.pop("reference", "least-loaded")), config
+            return versus(summary, options.pop("reference", "least-loaded")), config, more
         except ReportError as exc:
             raise TablesError(str(exc)) from None
     if view not in ("full", "headline"):
         raise TablesError(f"view={view}: expected full, headline or against")
-    return (markdown(summary) if view == "full" else headline(summary)), config
+    return (markdown(summary) if view == "full" else headline(summary)), config, more
 
 
 def _row(cells) -> str:

@@ -57,6 +57,7 @@ def test_check_names_each_stale_region_and_exits_1(tree, capsys):
     ("<!-- table: docs/results/exp colour=red -->", None, "unknown option(s) colour"),
     ("<!-- table: docs/results/exp policies=shortest,psychic -->", None, "no policy psychic"),
     ("<!-- table: docs/results/exp -->", {"seeds": 5}, "no commit and command recorded"),
+    ("<!-- table: docs/results/exp also=docs/results/nothing -->", None, "docs/results/nothing/summary.json"),
 ])
 def test_a_region_that_cannot_be_rendered_is_one_error_naming_page_and_line(tree, marker, folder_change, error):
     if folder_change is not None:
@@ -65,6 +66,30 @@ def test_a_region_that_cannot_be_rendered_is_one_error_naming_page_and_line(tree
     with pytest.raises(tables.TablesError, match=r"README.md:2: ") as exc:
         tables.rewrite(tree / "README.md", tree)
     assert error in str(exc.value)
+
+
+def test_another_runs_policies_join_the_rows_paired_by_seed_and_name_their_provenance(tree):
+    """A second run of the same seeds (here: least-loaded's RTT 10% higher on each, bpann's
+    alone): its least-loaded is "least-loaded (again)", 10% above the first; its own
+    commit and command follow the first's."""
+    again = tree / "docs" / "results" / "again"
+    again.mkdir()
+    summary = json.loads((RESULTS / "summary.json").read_text())
+    ll = summary["least-loaded"]
+    for seed in ll["per_seed"].values():
+        seed["rtt_mean_ms"] *= 1.1
+    (again / "summary.json").write_text(json.dumps({"least-loaded": ll, "bpann+fresh": summary["bpann"]}))
+    (again / "config.json").write_text(json.dumps({"commit": "abcdef1", "command": "python -m scripts.experiment x"}))
+    (tree / "README.md").write_text("<!-- table: docs/results/exp view=against policies=least-loaded,bpann "
+                                    "also=docs/results/again -->\n<!-- end table -->\n")
+    tables.rewrite(tree / "README.md", tree)
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[4:] for line in (tree / "README.md").read_text().split("\n")
+            if line.startswith("| ") and not line.startswith("| ---")}
+    assert list(rows) == ["policy", "least-loaded", "bpann", "least-loaded (again)", "bpann+fresh"]
+    assert rows["least-loaded (again)"][0] == "+10.0% [+10.0, +10.0]"
+    assert rows["bpann+fresh"] == rows["bpann"]
+    assert "\nWith docs/results/again: Measured at commit `abcdef1` by `python -m scripts.experiment x`." in (
+        tree / "README.md").read_text()
 
 
 @pytest.mark.parametrize("text, error", [("<!-- table: docs/results/exp -->\n", "no '<!-- end table -->' after it"),
