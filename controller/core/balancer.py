@@ -39,7 +39,8 @@ from controller.openflow.messages import (
     SetFields,
     generation_of,
 )
-from controller.core.monitor import FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features, round_trip
+from controller.core.monitor import (FlowRate, FlowStat, LinkMetrics, Monitor, PathFeatures, PortStat, path_features,
+                                     round_trip)
 from controller.core.network import HostLocation, Network
 from controller.core.services import VIP_MAC, Connection, MemberPolicy, Services
 from controller.openflow.packets import (ARP_REQUEST, ETH_ARP, ETH_IPV6, ETH_LLDP, PROTO_TCP, TCP_FIN, TCP_SYN,
@@ -120,12 +121,14 @@ class Decision:
     action: int
     readings: int = 0             # --q-window flow: the chosen path's readings so far ...
     total: PathFeatures | None = None    # ... MEANT summed over them, the rest the last's
+    read_at: float = -math.inf    # ... and the end of its ingress entry's window at the last
 
-    def seen(self, after: PathFeatures) -> Decision:
-        """This decision with one more reading of its path."""
+    def seen(self, after: PathFeatures, window_at: float) -> Decision:
+        """This decision with one more reading of its path, taken when its entry's window
+        ending at `window_at` was the last."""
         total = after if self.total is None else replace(after, **{
             name: getattr(self.total, name) + getattr(after, name) for name in MEANT})
-        return replace(self, readings=self.readings + 1, total=total)
+        return replace(self, readings=self.readings + 1, total=total, read_at=window_at)
 
     def outcome(self) -> PathFeatures:
         """The mean of the readings."""
@@ -339,11 +342,12 @@ class Balancer:
         a statistics window that began after the decision, and the loss of each inter-switch
         link and of the destination host's port kept from such a window (a window reaching back
         before it saw the path as the decision did, not what the flow met). With --q-window
-        flow, the mean of that and of the path's features at each later poll while the flow
-        sends (_sending), up to FLOW_WINDOW_S. A decision not measured within OUTCOME_POLLS
-        polls (or a probe interval and two polls, if longer) is counted in outcomes_unmeasured;
-        one whose path broke before it was measured teaches nothing (outcomes_path_broken):
-        what the flow met, re-routed, was another path's."""
+        flow, the mean of that reading and of one more (measured as it is) for each later
+        window of the flow's own ingress entry that carried packets, until one carries none,
+        the entry goes (expired, replaced, or its path broke), or FLOW_WINDOW_S passes. A
+        decision not measured within OUTCOME_POLLS polls (or a probe interval and two polls, if
+        longer) is counted in outcomes_unmeasured; one whose path broke before it was measured
+        teaches nothing (outcomes_path_broken): what the flow met, re-routed, was another path's."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
@@ -353,19 +357,21 @@ class Balancer:
         while self._decisions and now - self._decisions[0].at >= self.settings.poll_interval_s:
             d = self._decisions.popleft()
             chosen = d.candidates[d.action]
-            if d.readings:      # flow: read since the decision; the flow's path now, while it sends
-                if self._sending(d) and now - d.at < FLOW_WINDOW_S:
-                    f = self.features(chosen, d.src, d.dst, now)
-                    waiting.append(d if f.unknown else d.seen(f))
-                else:
+            if d.readings:      # flow: a reading for each new window in which its entry carried packets
+                window = self._own_window(d)
+                if window is None or window.packets == 0 or now - d.at >= FLOW_WINDOW_S:
                     ripe.append((d.before, d.action, d.outcome()))
+                    continue
+                after = self.outcome(chosen, d.src, d.dst, d.at, now) if window.at > d.read_at else None
+                waiting.append(d if after is None else d.seen(after, window.at))
                 continue
             if not self._usable(chosen, d.src, d.dst):
                 self.counters["outcomes_path_broken"] += 1
                 continue
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
             if after is not None and whole:
-                waiting.append(d.seen(after))
+                window = self._own_window(d)
+                waiting.append(d.seen(after, math.inf if window is None else window.at))
             elif after is not None:
                 ripe.append((d.before, d.action, after))
             elif now - d.at < deadline:
@@ -376,14 +382,15 @@ class Balancer:
         if ripe:
             self.policy.learn(ripe)
 
-    def _sending(self, d: Decision) -> bool:
-        """Whether the flow a decision placed still sends: its ingress entry carried packets in
-        its last statistics window, the window the path's features are read from now. A flow
-        whose path broke is gone (removed at once); an entry replaced since (a new decision on
-        its 5-tuple) has a new cookie and no window yet. An entry lives --idle-timeout after its
-        flow's last packet: that it is there says little."""
+    def _own_window(self, d: Decision) -> FlowRate | None:
+        """The last statistics window of the ingress entry a decision installed; None before it
+        has one, or once it is gone: expired, replaced (a new decision on its 5-tuple), or its
+        path broke. An entry lives --idle-timeout after its flow's last packet: that it is there
+        says little; its windows say whether the flow sends."""
         flow = self.flows.get(d.key)
-        return flow is not None and (self.monitor.packets(flow.path[0], flow.cookie) or 0) > 0
+        if flow is None or flow.installed_at != d.at or not self._usable(flow.path, d.src, d.dst):
+            return None
+        return self.monitor.entry_rate(flow.path[0], flow.cookie)
 
     def outcome(self, path: Path, src: HostLocation, dst: HostLocation, since: float,
                 now: float) -> PathFeatures | None:

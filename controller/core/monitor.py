@@ -274,11 +274,11 @@ class Monitor:
         if not entries:
             self._offered.pop(end, None)
 
-    def packets(self, dpid: int, cookie: int) -> int | None:
-        """The packets an entry carried in its last window; None before its second reply, or
-        once it is forgotten."""
+    def entry_rate(self, dpid: int, cookie: int) -> FlowRate | None:
+        """The rate an entry's last window ended with; None before its second reply, after a
+        reply that showed it re-created or replaced, or once it is forgotten."""
         entry = self._flows.get((dpid, cookie))
-        return entry[3].packets if entry and entry[3] else None
+        return entry[3] if entry else None
 
     def forget_entries(self, cookie: int, dpids) -> None:
         """A flow's entries were deleted or replaced under another cookie: what they sent is

@@ -480,13 +480,16 @@ def test_an_outcome_is_not_read_from_a_port_measured_after_the_decision_and_sile
     assert not getattr(policy, "told", []) and b.counters["outcomes_unmeasured"] == 1
 
 
-def flow_window(sends_s: float, event: str | None = None) -> tuple[Booted, Alternating, list[float]]:
+def flow_window(sends_s: float, event: str | None = None, at_s: float = 3.7
+                ) -> tuple[Booted, Alternating, list[float]]:
     """--q-window flow: one h1 -> h7 flow decided at t0 whose ingress entry carries 1000 packets a
-    second until t0 + sends_s, then nothing; at t0 + 3.7 an `event` may end it: its entry
+    second until t0 + sends_s, then nothing; at t0 + at_s an `event` may end it: its entry
     expires ("entry gone"), or expires and the next packet of its 5-tuple is a new decision
-    whose entry sends on ("replaced"), or a link of its path goes down ("path broke"). Its path's
-    links delay probes by 1 ms until t0 + 2, then 7 ms. Polls every second to t0 + 9: the fake
-    network, the policy, and the times (from t0) of the polls after which it was told something."""
+    whose entry sends on ("replaced"), or a link of its path goes down ("path broke"), or its
+    switch's next flow reply is lost ("reply lost": no new window of the entry). Its path's
+    links delay probes sent before t0 + 2 by 7 ms, later ones by 1 ms. Polls every second to
+    t0 + 9: the fake network, the policy, and the times (from t0) of the polls after which it
+    was told something."""
     booted, policy, t0 = decided(2, settings=Settings(q_window="flow"))
     b = booted.balancer
     (flow,) = b.flows.values()
@@ -494,17 +497,18 @@ def flow_window(sends_s: float, event: str | None = None) -> tuple[Booted, Alter
     told_at = []
     for k in range(9):
         t = t0 + 0.5 + k
-        booted.probe_round(t - 0.3, delay_s=0.001 if t < t0 + 2 else 0.007)
+        booted.probe_round(t - 0.3, delay_s=0.007 if t < t0 + 2 else 0.001)
         packets = int(1000 * (min(t, t0 + sends_s) - t0))
         cookie = b.flows[flow.key].cookie if flow.key in b.flows else flow.cookie
-        steady(b, t, flows={flow.path[0]: [FlowStat(cookie, out, packets, duration_s=t - t0)]})
-        if event and t - t0 < 3.7 <= t + 1 - t0:
+        lost = event == "reply lost" and t - t0 < at_s <= t + 1 - t0
+        steady(b, t, flows={flow.path[0]: None if lost else [FlowStat(cookie, out, packets, duration_s=t - t0)]})
+        if event and t - t0 < at_s <= t + 1 - t0:
             if event == "path broke":
-                b.port_changed(flow.path[0], out, False, t0 + 3.7)
-            else:
+                b.port_changed(flow.path[0], out, False, t0 + at_s)
+            elif event != "reply lost":
                 b.flow_removed(flow.path[0], flow.cookie)
             if event == "replaced":
-                booted.now = t0 + 3.7
+                booted.now = t0 + at_s
                 h1, h7 = booted.spec.host("h1"), booted.spec.host("h7")
                 booted.send("h1", ipv4_frame(h1.mac, h7.mac, h1.ip, h7.ip, proto=17, sport=2))
         b.poll(t + 0.5)
@@ -519,31 +523,54 @@ def told_latency_per_link(policy: Alternating, which: int = 0) -> float:
 
 
 def test_a_flow_windows_outcome_is_the_mean_of_what_its_path_showed_while_it_sent():
-    """The flow sends for 4.5 s. It is told once, after the poll that finds its entry idle, the
-    mean of its path's readings: the first window after the decision (1 ms a link), then the
-    path's latency at each poll while it sent, as a decision reads it (the least of the last
-    three probes: 1, 1, then 7 ms)."""
+    """The flow sends for 4.5 s. It is told once, after the poll that finds its entry's window
+    empty, the mean of its path's readings, one for each window it sent in: the first window
+    after the decision, then each poll's (latency: the least of the last three probes sent
+    since the decision: 7, 1, 1, 1 ms a link)."""
     booted, policy, told_at = flow_window(sends_s=4.5)
     assert told_at == [6.0]
-    assert told_latency_per_link(policy) == pytest.approx((1 + 1 + 1 + 7) / 4)
+    assert told_latency_per_link(policy) == pytest.approx((7 + 1 + 1 + 1) / 4)
 
 
 def test_a_flow_that_ended_within_its_first_window_is_told_that_window_alone():
-    """A short flow (a probe train): its first window, as --q-window first would tell it."""
+    """A short flow (a probe train): its first window (7 ms a link), as --q-window first would
+    tell it, not the next (1 ms), in which it sent nothing."""
     booted, policy, told_at = flow_window(sends_s=0.5)
-    assert told_at == [3.0] and told_latency_per_link(policy) == pytest.approx(1.0)
+    assert told_at == [3.0] and told_latency_per_link(policy) == pytest.approx(7.0)
 
 
-@pytest.mark.parametrize("event", [None, "entry gone", "replaced", "path broke"])
-def test_a_flow_window_ends_at_its_bound_or_when_its_flow_goes(monkeypatch, event):
+@pytest.mark.parametrize("event, at_s, told, mean", [
+    (None, None, [5.0], (7 + 1 + 1) / 3),
+    ("entry gone", 3.7, [4.0], (7 + 1) / 2),
+    ("replaced", 3.7, [4.0, 9.0], (7 + 1) / 2),
+    ("replaced", 0.7, [4.0, 6.0], 1.0),     # its first window: the new entry's first reply is no evidence of loss
+    ("path broke", 3.7, [4.0], (7 + 1) / 2),
+    ("reply lost", 2.7, [5.0], (7 + 1) / 2)])      # no reading at the poll without a new window
+def test_a_flow_window_ends_at_its_bound_or_when_its_entry_goes(monkeypatch, event, at_s, told, mean):
     """A flow that never stops is told at FLOW_WINDOW_S; one whose entry expired, or was replaced
-    by a new decision's on its 5-tuple, at the next poll; one whose path broke after its first
-    window, at the next poll too, what its own path showed until then (not counted as broken).
-    Each is told once, the mean of its readings (all 1 ms a link)."""
+    by a new decision's on its 5-tuple, or whose path broke, at the next poll, what its own
+    path showed until then (a path broken after its first reading is not counted broken). A
+    replacement before the first reading ends the old decision there: the new entry's windows
+    are not its own. A poll without a new window of the entry adds no reading. Each decision
+    is told once, the mean of its readings."""
     monkeypatch.setattr("controller.core.balancer.FLOW_WINDOW_S", 5.0)
-    booted, policy, told_at = flow_window(sends_s=100, event=event)
-    assert told_at[0] == (5.0 if event is None else 4.0) and told_latency_per_link(policy) == pytest.approx(1.0)
-    assert len(told_at) == 1 + (event == "replaced") and booted.balancer.counters["outcomes_path_broken"] == 0
+    booted, policy, told_at = flow_window(sends_s=100, event=event, at_s=at_s)
+    assert told_at == told and told_latency_per_link(policy) == pytest.approx(mean)
+    assert booted.balancer.counters["outcomes_path_broken"] == 0
+
+
+def test_a_flows_outcome_averages_utilisation_loss_and_latency_and_keeps_the_last_readings_state():
+    """The reward is linear in the three, so their means give the mean reward; hops, headroom and
+    capacity (the next state's) are the last reading's."""
+    from controller.core.balancer import Decision
+    d = Decision(0.0, FlowKey("10.0.0.1", "10.0.0.7", 17, 1, 2), [[1, 2]], None, None, [], 0)
+    d = d.seen(PathFeatures(0.2, 0.0, 4.0, 1, headroom_mbps=20.0), 1.0).seen(
+        PathFeatures(0.6, 0.1, 2.0, 1, headroom_mbps=5.0), 2.0)
+    assert d.outcome() == PathFeatures(pytest.approx(0.4), pytest.approx(0.05), pytest.approx(3.0), 1,
+                                       headroom_mbps=5.0)
+    assert qtable.reward(d.outcome()) == pytest.approx((qtable.reward(PathFeatures(0.2, 0.0, 4.0, 1)) +
+                                                        qtable.reward(PathFeatures(0.6, 0.1, 2.0, 1))) / 2)
+    assert d.read_at == 2.0
 
 
 def test_a_decision_whose_path_broke_teaches_nothing_and_is_counted():
