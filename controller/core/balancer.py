@@ -371,7 +371,7 @@ class Balancer:
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
             if after is not None and whole:
                 window = self._own_window(d)
-                waiting.append(d.seen(after, math.inf if window is None else window.at))
+                waiting.append(d.seen(after, -math.inf if window is None else window.at))
             elif after is not None:
                 ripe.append((d.before, d.action, after))
             elif now - d.at < deadline:
