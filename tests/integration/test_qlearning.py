@@ -83,7 +83,9 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
         assert first["chosen"] == readings.index(max(readings)), first
     assert paths[WARMUP:].count(SHORTEST) <= DECISIONS // 10, (paths, policy)
     assert not looked[">".join(SHORTEST)][1], looked
-    assert resolved(lab) >= WARMUP + DECISIONS and policy["updates"] > 0 and policy["mean_reward"] < 0, policy
+    # a reward is minus a latency and penalties: 0 on an idle path whose probes read 0 ms (a CI run of
+    # the flow window: 13 updates, mean -0.0), never above
+    assert resolved(lab) >= WARMUP + DECISIONS and policy["updates"] > 0 and policy["mean_reward"] <= 0, policy
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since
     if saved["model"] == "linear":
