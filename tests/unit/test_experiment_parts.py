@@ -36,6 +36,7 @@ def test_seeds_give_different_schedules_of_poisson_rate():
     a, b = schedule(1, HOSTS, 2000), schedule(2, HOSTS, 2000)
     assert a != b
     assert 900 < len(a) < 1100        # mean gap 2 s over 2000 s: about 1000 arrivals
+    assert 3700 < len(schedule(1, HOSTS, 2000, parse_args(["--background-gap", "0.5"]).background_gap)) < 4300
 
 
 def test_a_schedule_needs_two_hosts():
@@ -140,6 +141,7 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                            "--policies: qlearning+kept: +kept keeps a +warm file's"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
+                                          (["--background-gap", "0.1"], "--background-gap"),
                                           (["--first-seed", "0"], "--first-seed"),
                                           (["--seeds", "0"], "--seeds"),
                                           (["--policies", "bpann,learned", "--model", "models/bpann"],
