@@ -96,7 +96,7 @@ def render(region: Region, root: Path = ROOT) -> str:
     folder = root / region.folder
     options = dict(region.options)
     try:
-        more: list[dict] = []     # the records of folders `also=` adds
+        more: list[tuple[str, dict]] = []     # the folders `also=` adds, with their records
         if (folder / "summary.json").is_file():
             table, record, more = _experiment(folder, options, root)
         elif (folder / "results.json").is_file():
@@ -111,7 +111,7 @@ def render(region: Region, root: Path = ROOT) -> str:
             raise TablesError("no summary.json, results.json or config.json naming a model")
         if options:
             raise TablesError(f"unknown option(s) {', '.join(options)}")
-        provs = [provenance_of(r) for r in (record, *more)]
+        provs = [provenance_of(r) for r in (record, *(r for _, r in more))]
         if None in provs:
             raise TablesError("no commit and command recorded (nor a provenance object)")
     except (TablesError, OSError, ValueError, KeyError) as exc:
@@ -120,7 +120,7 @@ def render(region: Region, root: Path = ROOT) -> str:
     where = (f" On {machine['cores']} cores, Python {machine['python']}, {machine['date']}; load average "
              f"{machine['load_1min']} as it started." if isinstance(machine, dict) else "")
     lines = [provenance_line(provs[0]) + where] + [f"With {also}: {provenance_line(p)}"
-                                                   for also, p in zip(region.options.get("also", "").split(","), provs[1:])]
+                                                   for (also, _), p in zip(more, provs[1:])]
     return f"{table.rstrip()}\n\n" + "\n".join(lines)
 
 
@@ -131,8 +131,8 @@ def _json(path: Path) -> dict:
     return data
 
 
-def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, list[dict]]:
-    """The table, the folder's config, and the configs of the folders `also=` adds."""
+def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, list[tuple[str, dict]]]:
+    """The table, the folder's config, and each folder `also=` adds with its config."""
     summary, config = _json(folder / "summary.json"), _json(folder / "config.json")
     if "loads" in summary:      # a service comparison (scripts/services.py): its tables and kill result
         return services_markdown(summary["loads"]) + kill_markdown(summary["killed"]), config, []
@@ -150,7 +150,7 @@ def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, lis
     for also in filter(None, options.pop("also", "").split(",")):    # another command's runs, same seeds
         added = _json(root / also / "summary.json")
         summary = {**summary, **{f"{p} (again)" if p in summary else p: m for p, m in added.items()}}
-        more.append(_json(root / also / "config.json"))
+        more.append((also, _json(root / also / "config.json")))
     if view == "against":
         try:
             return versus(summary, options.pop("reference", "least-loaded")), config, more
