@@ -27,15 +27,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 from collections import defaultdict
 from pathlib import Path
 
-import numpy as np
-from scipy import stats
-
-from scripts.report import ReportError, read_runs, round_means
+from scripts.report import ReportError, across, ci_text, read_runs, round_means
 
 REFERENCE = "least-loaded"
 WITHIN = 1.10
@@ -60,19 +56,6 @@ def ratio_of_means(mine: dict, ref: dict, keys) -> float | None:
     both = [k for k in keys if k in mine and k in ref]
     total = sum(ref[k] for k in both)
     return sum(mine[k] for k in both) / total if both and total > 0 else None
-
-
-def across(ratios: list[float], tests: int = 1) -> dict:
-    """The geometric mean of per-seed ratios and its 95% t-interval, Bonferroni-corrected for
-    `tests` (None from one seed)."""
-    logs = np.log(ratios)
-    if logs.size == 0:
-        return {"ratio": None, "ci95": None}
-    mean = float(logs.mean())
-    if logs.size == 1:
-        return {"ratio": math.exp(mean), "ci95": None}
-    half = stats.t.ppf(1 - 0.025 / tests, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
-    return {"ratio": math.exp(mean), "ci95": [math.exp(mean - half), math.exp(mean + half)]}
 
 
 def seeds_of(rows: list[dict], policy: str) -> list[int]:
@@ -159,13 +142,6 @@ def learning(folder: Path) -> dict:
         if p.endswith("+warm") and p.replace("+warm", "+fresh") in names:
             out.setdefault(p, {})["transfer"] = transfer(rows, folder / "runs", p)
     return out
-
-
-def ci_text(r: dict) -> str:
-    if r["ratio"] is None:
-        return "n/a"
-    ci = " [{:.2f}, {:.2f}]".format(*r["ci95"]) if r["ci95"] else " (one seed: no interval)"
-    return f"{r['ratio']:.2f}x{ci}"
 
 
 def write(folder: Path) -> list[str]:

@@ -91,6 +91,19 @@ def change_ci(values: list[float], baseline: list[float]) -> dict:
     return {"mean": float(ratios.mean()), "ci95": [float(ratios.mean() - half), float(ratios.mean() + half)]}
 
 
+def across(ratios: list[float], tests: int = 1) -> dict:
+    """The geometric mean of per-seed ratios and its 95% t-interval, Bonferroni-corrected for
+    `tests` (None from one seed)."""
+    logs = np.log(ratios)
+    if logs.size == 0:
+        return {"ratio": None, "ci95": None}
+    mean = float(logs.mean())
+    if logs.size == 1:
+        return {"ratio": math.exp(mean), "ci95": None}
+    half = stats.t.ppf(1 - 0.025 / tests, logs.size - 1) * logs.std(ddof=1) / math.sqrt(logs.size)
+    return {"ratio": math.exp(mean), "ci95": [math.exp(mean - half), math.exp(mean + half)]}
+
+
 def summarise(rows: list[dict]) -> dict:
     """Per policy: each metric's mean over seeds, the per-seed values, and the change against
     shortest path (on the seeds both ran)."""
@@ -154,22 +167,45 @@ def headline(summary: dict) -> str:
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
-def versus(summary: dict, reference: str) -> str:
+def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[str, ...] = ()) -> str:
     """The headline's figures and each policy's change against `reference` (not shortest path),
-    seed by seed on the seeds both ran: the comparison a learner's targets are set against."""
-    if reference not in summary:
-        raise ReportError(f"no policy {reference} in the summary")
+    seed by seed on the seeds both ran: the comparison a learner's targets are set against.
+    Geometric: the per-seed ratios' geometric mean and its interval, for ratios as skewed as
+    a learner's (0.5x on one seed and 2x on another average +25% but are no change). Pool:
+    policies that are one formulation run several times (tables from different warm-ups),
+    one more row taking per seed the geometric mean of their ratios, so that a seed counts
+    once and the interval spans both seeds and runs."""
+    if reference not in summary or not set(pool) <= set(summary):
+        raise ReportError(f"no policy {', '.join(p for p in (reference, *pool) if p not in summary)} in the summary")
     metrics = ("rtt_mean_ms", "rtt_p95_ms", "throughput_mbps")
-    lines = [f"| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean vs {reference} [95% CI] "
-             f"| p95 vs {reference} | throughput vs {reference} |", "| --- |" + " --- |" * 6]
-    base = summary[reference]["per_seed"]
+    vs, base = ("ratio to" if geometric else "vs"), summary[reference]["per_seed"]
+    lines = [f"| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean {vs} {reference} [95% CI] "
+             f"| p95 {vs} {reference} | throughput {vs} {reference} |", "| --- |" + " --- |" * 6]
+
+    def change(policies: tuple[str, ...], k: str) -> str:
+        seeds = [s for s in base if all(s in summary[p]["per_seed"] for p in policies)]
+        if not geometric:
+            return _pct(change_ci([summary[policies[0]]["per_seed"][s][k] for s in seeds], [base[s][k] for s in seeds]))
+        logs = [[math.log(v / base[s][k]) for p in policies if (v := summary[p]["per_seed"][s][k]) and base[s][k]]
+                for s in seeds]
+        return ci_text(across([math.exp(sum(x) / len(x)) for x in logs if len(x) == len(policies)]))
+
     for policy, m in summary.items():
-        common = [s for s in m["per_seed"] if s in base]
-        changes = ["(reference)"] * 3 if policy == reference else [
-            _pct(change_ci([m["per_seed"][s][k] for s in common], [base[s][k] for s in common])) for k in metrics]
+        changes = ["(reference)"] * 3 if policy == reference else [change((policy,), k) for k in metrics]
         lines.append("| " + " | ".join([policy, *(_num(m[k]) for k in metrics), *changes]) + " |")
+    if pool:
+        lines.append("| " + " | ".join([f"pooled: {' + '.join(pool)}", *["-"] * 3,
+                                         *(change(pool, k) for k in metrics)]) + " |")
     note = few_seeds_note(summary, reference)
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
+
+
+def ci_text(r: dict) -> str:
+    """A geometric mean ratio and its interval (across()), as 0.95x [0.85, 1.06]."""
+    if r["ratio"] is None:
+        return "n/a"
+    ci = " [{:.2f}, {:.2f}]".format(*r["ci95"]) if r["ci95"] else " (one seed: no interval)"
+    return f"{r['ratio']:.2f}x{ci}"
 
 
 def few_seeds_note(summary: dict, reference: str = BASELINE) -> str:

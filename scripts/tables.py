@@ -17,8 +17,10 @@ What a folder holds decides how it renders:
   the table needs); options `view=headline` (five columns), `view=against` (with
   `reference=POLICY`, least-loaded unless given: each policy's change against it, paired by
   seed), `policies=a,b,...` (rows) and `also=FOLDER,...` (the policies of other runs of the same
-  seeds join the rows, a name already there as "<name> (again)": how far two runs of one
-  policy differ);
+  seeds join the rows, a name already there as "<name> (again)", then "(again 2)": how far two
+  runs of one policy differ); with `view=against`, `mean=geometric` (the per-seed ratios'
+  geometric mean, for skewed ratios) and `pool=NAME` (a row pooling NAME's runs in the folders,
+  "(again)" and on: one formulation run from several warm-ups, each seed counted once);
   a service comparison's (scripts/services.py: summary.json holds `loads`) renders its
   table per load and its member-killed result; an all-pairs run's (scripts/allpairs.py:
   config.json names a `cdf`) its slowdowns against its reference;
@@ -149,16 +151,32 @@ def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, lis
     more = []
     for also in filter(None, options.pop("also", "").split(",")):    # another command's runs, same seeds
         added = _json(root / also / "summary.json")
-        summary = {**summary, **{f"{p} (again)" if p in summary else p: m for p, m in added.items()}}
+        for p, m in added.items():
+            summary[again(p, summary)] = m
         more.append((also, _json(root / also / "config.json")))
     if view == "against":
+        mean, name = options.pop("mean", "arithmetic"), options.pop("pool", None)
+        if mean not in ("arithmetic", "geometric") or (name and mean != "geometric"):
+            raise TablesError(f"mean={mean}: expected arithmetic or geometric (pool= needs geometric)")
+        pool = tuple(p for p in summary if name and (p == name or p.startswith(f"{name} (again")))
+        if name and len(pool) < 2:
+            raise TablesError(f"pool={name}: fewer than two runs of it to pool")
         try:
-            return versus(summary, options.pop("reference", "least-loaded")), config, more
+            return versus(summary, options.pop("reference", "least-loaded"), mean == "geometric", pool), config, more
         except ReportError as exc:
             raise TablesError(str(exc)) from None
     if view not in ("full", "headline"):
         raise TablesError(f"view={view}: expected full, headline or against")
     return (markdown(summary) if view == "full" else headline(summary)), config, more
+
+
+def again(policy: str, summary: dict) -> str:
+    """The name another run's policy joins the rows under: its own, or "<name> (again)" when
+    that is taken, "(again 2)" when that is too, and so on."""
+    name, n = policy, 1
+    while name in summary:
+        name, n = f"{policy} (again{f' {n}' if n > 1 else ''})", n + 1
+    return name
 
 
 def _row(cells) -> str:

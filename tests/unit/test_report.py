@@ -180,3 +180,22 @@ def test_changes_against_a_reference_policy_are_paired_by_seed():
     assert "against least-loaded rest on 2 seeds" in table
     with pytest.raises(ReportError, match="no policy shortest"):
         versus(summary, "shortest")
+
+
+def test_geometric_changes_and_a_pool_of_runs_count_each_seed_once():
+    """Geometric: 0.5x on one seed and 2x on the other are no change (arithmetic: +25%). Pool:
+    per seed the geometric mean of the runs' ratios (seed 1: 0.5x and 2x, 1x; seed 2: 1.5x
+    twice), then across seeds sqrt(1 x 1.5) = 1.22x; seed 3, which one run lacks, is left out."""
+    def entry(rtts):
+        per_seed = {str(s): {"rtt_mean_ms": r, "rtt_p95_ms": r, "throughput_mbps": 10.0} for s, r in rtts.items()}
+        return {"rtt_mean_ms": 1.0, "rtt_p95_ms": 1.0, "throughput_mbps": 10.0, "seeds": sorted(rtts), "per_seed": per_seed}
+    summary = {"least-loaded": entry({1: 4.0, 2: 2.0, 3: 1.0}), "a": entry({1: 2.0, 2: 3.0, 3: 9.0}),
+               "b": entry({1: 8.0, 2: 3.0}), "c": entry({1: 2.0, 2: 4.0})}
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[4:] for line in
+            versus(summary, "least-loaded", geometric=True, pool=("a", "b")).splitlines() if line.startswith("| ")}
+    assert rows["c"][0] == "1.00x [0.00, 6682.65]"   # t(1) 12.706 x ln 2: e^8.807
+    assert versus(summary, "least-loaded").count("| +25.0% [") == 2     # c's mean and p95, arithmetically
+    assert rows["pooled: a + b"][0] == "1.22x [0.09, 16.10]" and rows["pooled: a + b"][2] == "1.00x [1.00, 1.00] |"
+    assert "RTT mean ratio to least-loaded" in rows["policy"][0]
+    with pytest.raises(ReportError, match="no policy d"):
+        versus(summary, "least-loaded", geometric=True, pool=("a", "d"))

@@ -92,6 +92,36 @@ def test_another_runs_policies_join_the_rows_paired_by_seed_and_name_their_prove
         tree / "README.md").read_text()
 
 
+def test_a_third_run_of_a_policy_is_again_2_and_a_pool_of_runs_is_its_own_geometric_row(tree):
+    """Three runs of one formulation (least-loaded's RTT 10% and 21% higher in the other two):
+    each keeps its row, and mean=geometric pool=... adds the row that counts a seed once
+    (per seed the cube root of 1 x 1.1 x 1.21 = 1.10x); pool= without geometric is refused."""
+    summary = json.loads((RESULTS / "summary.json").read_text())
+    marker = "<!-- table: docs/results/exp view=against policies=least-loaded,bpann also={} {}-->\n<!-- end table -->\n"
+    for name, factor in (("again", 1.1), ("third", 1.21)):
+        folder = tree / "docs" / "results" / name
+        folder.mkdir()
+        ll = json.loads(json.dumps(summary["least-loaded"]))
+        for seed in ll["per_seed"].values():
+            seed["rtt_mean_ms"] *= factor
+        (folder / "summary.json").write_text(json.dumps({"least-loaded": ll}))
+        (folder / "config.json").write_text(json.dumps({"commit": "abcdef1", "command": f"python -m scripts.experiment {name}"}))
+    both = "docs/results/again,docs/results/third"
+    (tree / "README.md").write_text(marker.format(both, "mean=geometric pool=least-loaded "))
+    tables.rewrite(tree / "README.md", tree)
+    text = (tree / "README.md").read_text()
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[4:] for line in text.split("\n") if line.startswith("| ")}
+    assert rows["least-loaded (again)"][0] == "1.10x [1.10, 1.10]" and rows["least-loaded (again 2)"][0] == "1.21x [1.21, 1.21]"
+    assert rows["pooled: least-loaded + least-loaded (again) + least-loaded (again 2)"][0] == "1.10x [1.10, 1.10]"
+    assert "With docs/results/third: Measured at commit `abcdef1` by `python -m scripts.experiment third`." in text
+    (tree / "README.md").write_text(marker.format(both, "pool=least-loaded "))
+    with pytest.raises(tables.TablesError, match="pool= needs geometric"):
+        tables.rewrite(tree / "README.md", tree)
+    (tree / "README.md").write_text(marker.format(both, "mean=geometric pool=bpann "))
+    with pytest.raises(tables.TablesError, match="pool=bpann: fewer than two runs"):
+        tables.rewrite(tree / "README.md", tree)
+
+
 @pytest.mark.parametrize("text, error", [("<!-- table: docs/results/exp -->\n", "no '<!-- end table -->' after it"),
                                          ("<!-- end table -->\n", "without a start"),
                                          ("<!-- table: a -->\n<!-- table: b -->\n", "a region inside a region")])
