@@ -212,6 +212,7 @@ class LoadBalancer(compat.AppBase):
             compat.hub.kill(thread)
         if self.capture:
             self.capture.close()
+        self.balancer.close()
 
     @staticmethod
     def _every(interval_s, work):

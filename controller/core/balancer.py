@@ -382,6 +382,15 @@ class Balancer:
         if ripe:
             self.policy.learn(ripe)
 
+    def close(self) -> None:
+        """As the controller stops: tell the policy, of each decision whose flow still sends
+        (--q-window flow), the mean of the readings it has, not nothing (a flow decided in the
+        last FLOW_WINDOW_S would teach nothing); a decision not yet read has no outcome to tell."""
+        ripe = [(d.before, d.action, d.outcome()) for d in self._decisions if d.readings]
+        self._decisions.clear()
+        if ripe:
+            self.policy.learn(ripe)
+
     def _own_window(self, d: Decision) -> FlowRate | None:
         """The last statistics window of the ingress entry a decision installed; None before it
         has one, or once it is gone: expired, replaced (a new decision on its 5-tuple), or its

@@ -559,6 +559,24 @@ def test_a_flow_window_ends_at_its_bound_or_when_its_entry_goes(monkeypatch, eve
     assert booted.balancer.counters["outcomes_path_broken"] == 0
 
 
+def test_a_flow_still_sending_as_the_controller_stops_is_told_what_it_has_read():
+    """Polls to t0 + 9 and the flow sends on: not told yet (its bound is 30 s); on close, the mean
+    of its readings so far, one a poll from t0 + 2: the first window's 7 ms a link, then seven of
+    1 ms; and once only."""
+    booted, policy, told_at = flow_window(sends_s=100)
+    assert told_at == []
+    booted.balancer.close()
+    assert len(policy.told) == 1 and told_latency_per_link(policy) == pytest.approx((7 + 7 * 1) / 8)
+    booted.balancer.close()
+    assert len(policy.told) == 1
+
+
+def test_a_decision_not_yet_read_is_not_told_as_the_controller_stops():
+    booted, policy, _ = decided(2, settings=Settings(q_window="flow"))
+    booted.balancer.close()
+    assert not getattr(policy, "told", [])
+
+
 def test_a_flows_outcome_averages_utilisation_loss_and_latency_and_keeps_the_last_readings_state():
     """The reward is linear in the three, so their means give the mean reward; hops, headroom and
     capacity (the next state's) are the last reading's."""
