@@ -167,31 +167,48 @@ def headline(summary: dict) -> str:
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
-def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[str, ...] = ()) -> str:
+def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[str, ...] = (),
+           own: dict[str, str] | None = None) -> str:
     """The headline's figures and each policy's change against `reference` (not shortest path),
     seed by seed on the seeds both ran: the comparison a learner's targets are set against.
     Geometric: the per-seed ratios' geometric mean and its interval, for ratios as skewed as
-    a learner's (0.5x on one seed and 2x on another average +25% but are no change). Pool:
-    policies that are one formulation run several times (tables from different warm-ups),
-    one more row taking per seed the geometric mean of their ratios, so that a seed counts
-    once and the interval spans both seeds and runs."""
-    if reference not in summary or not set(pool) <= set(summary):
-        raise ReportError(f"no policy {', '.join(p for p in (reference, *pool) if p not in summary)} in the summary")
+    a learner's (0.5x on one seed and 2x on another average +25% but are no change); a seed
+    left out (a value missing or zero, or a seed one side lacks) is named in the cell. Own:
+    a policy's reference when not `reference` (each command's own, when several are joined).
+    Pool: runs of one formulation (tables from different warm-ups), one more row taking per
+    seed the mean of their log ratios, so that a seed counts once. Its interval is over seeds
+    for these runs: a run better or worse overall shifts every seed alike, so it does not
+    cover another run (a fourth warm-up)."""
+    own = own or {}
+    against = {p: own.get(p, reference) for p in summary}
+    missing = [p for p in dict.fromkeys((reference, *pool, *own.values())) if p not in summary]
+    if missing:
+        raise ReportError(f"no policy {', '.join(missing)} in the summary")
+    if pool and (not geometric or len(set(pool)) < len(pool) or any(against[p] == p for p in pool)):
+        raise ReportError(f"pool {', '.join(pool)}: geometric, of distinct policies, none a reference")
     metrics = ("rtt_mean_ms", "rtt_p95_ms", "throughput_mbps")
-    vs, base = ("ratio to" if geometric else "vs"), summary[reference]["per_seed"]
-    lines = [f"| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean {vs} {reference} [95% CI] "
-             f"| p95 {vs} {reference} | throughput {vs} {reference} |", "| --- |" + " --- |" * 6]
+    vs = f"ratio to {reference}{' of its run' if own else ''}" if geometric else f"vs {reference}"
+    lines = [f"| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean {vs} [95% CI] "
+             f"| p95 {vs} | throughput {vs} |", "| --- |" + " --- |" * 6]
 
     def change(policies: tuple[str, ...], k: str) -> str:
-        seeds = [s for s in base if all(s in summary[p]["per_seed"] for p in policies)]
+        runs = [(summary[p]["per_seed"], summary[against[p]]["per_seed"]) for p in policies]
         if not geometric:
-            return _pct(change_ci([summary[policies[0]]["per_seed"][s][k] for s in seeds], [base[s][k] for s in seeds]))
-        logs = [[math.log(v / base[s][k]) for p in policies if (v := summary[p]["per_seed"][s][k]) and base[s][k]]
-                for s in seeds]
-        return ci_text(across([math.exp(sum(x) / len(x)) for x in logs if len(x) == len(policies)]))
+            (m, base), = runs
+            common = [s for s in m if s in base]
+            return _pct(change_ci([m[s][k] for s in common], [base[s][k] for s in common]))
+        kept, left = [], []
+        for s in sorted({s for run in runs for side in run for s in side}, key=int):
+            pairs = [(m.get(s, {}).get(k), base.get(s, {}).get(k)) for m, base in runs]
+            if all(v and b for v, b in pairs):
+                kept.append(math.exp(sum(math.log(v / b) for v, b in pairs) / len(pairs)))
+            else:
+                left.append(s)
+        return ci_text(across(kept), 3) + (f" (left out: seed {', '.join(left)})" if left else "")
 
     for policy, m in summary.items():
-        changes = ["(reference)"] * 3 if policy == reference else [change((policy,), k) for k in metrics]
+        changes = (["(reference)"] * 3 if against[policy] == policy else
+                   [change((policy,), k) for k in metrics])
         lines.append("| " + " | ".join([policy, *(_num(m[k]) for k in metrics), *changes]) + " |")
     if pool:
         lines.append("| " + " | ".join([f"pooled: {' + '.join(pool)}", *["-"] * 3,
@@ -200,12 +217,12 @@ def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[s
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 
 
-def ci_text(r: dict) -> str:
+def ci_text(r: dict, digits: int = 2) -> str:
     """A geometric mean ratio and its interval (across()), as 0.95x [0.85, 1.06]."""
     if r["ratio"] is None:
         return "n/a"
-    ci = " [{:.2f}, {:.2f}]".format(*r["ci95"]) if r["ci95"] else " (one seed: no interval)"
-    return f"{r['ratio']:.2f}x{ci}"
+    ci = f" [{r['ci95'][0]:.{digits}f}, {r['ci95'][1]:.{digits}f}]" if r["ci95"] else " (one seed: no interval)"
+    return f"{r['ratio']:.{digits}f}x{ci}"
 
 
 def few_seeds_note(summary: dict, reference: str = BASELINE) -> str:

@@ -20,7 +20,8 @@ What a folder holds decides how it renders:
   seeds join the rows, a name already there as "<name> (again)", then "(again 2)": how far two
   runs of one policy differ); with `view=against`, `mean=geometric` (the per-seed ratios'
   geometric mean, for skewed ratios) and `pool=NAME` (a row pooling NAME's runs in the folders,
-  "(again)" and on: one formulation run from several warm-ups, each seed counted once);
+  "(again)" and on: one formulation run from several warm-ups, each seed counted once; each
+  run against its own folder's reference where that folder has one);
   a service comparison's (scripts/services.py: summary.json holds `loads`) renders its
   table per load and its member-killed result; an all-pairs run's (scripts/allpairs.py:
   config.json names a `cdf`) its slowdowns against its reference;
@@ -148,21 +149,27 @@ def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, lis
         if missing:
             raise TablesError(f"no policy {', '.join(missing)} in summary.json")
         summary = {p: summary[p] for p in policies.split(",")}
-    more = []
+    more, runs = [], [{p: p for p in summary}]      # runs: per folder, each policy's row name
     for also in filter(None, options.pop("also", "").split(",")):    # another command's runs, same seeds
-        added = _json(root / also / "summary.json")
-        for p, m in added.items():
-            summary[again(p, summary)] = m
+        runs.append({})
+        for p, m in _json(root / also / "summary.json").items():
+            runs[-1][p] = again(p, summary)
+            summary[runs[-1][p]] = m
         more.append((also, _json(root / also / "config.json")))
     if view == "against":
         mean, name = options.pop("mean", "arithmetic"), options.pop("pool", None)
-        if mean not in ("arithmetic", "geometric") or (name and mean != "geometric"):
-            raise TablesError(f"mean={mean}: expected arithmetic or geometric (pool= needs geometric)")
-        pool = tuple(p for p in summary if name and (p == name or p.startswith(f"{name} (again")))
+        reference = options.pop("reference", "least-loaded")
+        if mean not in ("arithmetic", "geometric"):
+            raise TablesError(f"mean={mean}: expected arithmetic or geometric")
+        if name and mean != "geometric":
+            raise TablesError(f"pool={name}: needs mean=geometric")
+        pool = tuple(run[name] for run in runs if name in run)
         if name and len(pool) < 2:
             raise TablesError(f"pool={name}: fewer than two runs of it to pool")
+        # with a pool, each added folder's policies against that folder's reference, if it has one
+        own = {row: run[reference] for run in runs[1:] for row in run.values() if name and reference in run}
         try:
-            return versus(summary, options.pop("reference", "least-loaded"), mean == "geometric", pool), config, more
+            return versus(summary, reference, mean == "geometric", pool, own), config, more
         except ReportError as exc:
             raise TablesError(str(exc)) from None
     if view not in ("full", "headline"):

@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 
 from controller.policies.qlearning import FEATURES, LinearQ, QTable
 from controller.core.settings import Settings
-from scripts.experiment import QUICK, learner_table, parse_args, run_plan, warm_copy, warm_model
+from scripts.experiment import QUICK, background, learner_table, parse_args, run_plan, warm_copy, warm_model
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
 from topologies.lab import ROOT, provenance
 from topologies.traffic import Transfer, completion_s, schedule
@@ -36,7 +36,13 @@ def test_seeds_give_different_schedules_of_poisson_rate():
     a, b = schedule(1, HOSTS, 2000), schedule(2, HOSTS, 2000)
     assert a != b
     assert 900 < len(a) < 1100        # mean gap 2 s over 2000 s: about 1000 arrivals
-    assert 3700 < len(schedule(1, HOSTS, 2000, parse_args(["--background-gap", "0.5"]).background_gap)) < 4300
+
+
+def test_the_background_is_among_the_other_hosts_at_the_gap_asked():
+    """--background-gap 0.5 over 2000 s: about 4000 arrivals, none from or to --src."""
+    busy = background(parse_args(["--background-gap", "0.5", "--duration", "2000"]), 1, ["h1", *HOSTS])
+    assert 3700 < len(busy) < 4300 and "h1" not in {t.src for t in busy} | {t.dst for t in busy}
+    assert background(parse_args(["--duration", "2000"]), 1, ["h1", *HOSTS]) == schedule(1, HOSTS, 2000)
 
 
 def test_a_schedule_needs_two_hosts():
@@ -141,7 +147,8 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                            "--policies: qlearning+kept: +kept keeps a +warm file's"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
-                                          (["--background-gap", "0.1"], "--background-gap"),
+                                          (["--background-gap", "0.4"], "--background-gap"),
+                                          (["--background-gap", "31"], "--background-gap"),
                                           (["--first-seed", "0"], "--first-seed"),
                                           (["--seeds", "0"], "--seeds"),
                                           (["--policies", "bpann,learned", "--model", "models/bpann"],

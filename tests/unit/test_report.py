@@ -182,20 +182,27 @@ def test_changes_against_a_reference_policy_are_paired_by_seed():
         versus(summary, "shortest")
 
 
-def test_geometric_changes_and_a_pool_of_runs_count_each_seed_once():
-    """Geometric: 0.5x on one seed and 2x on the other are no change (arithmetic: +25%). Pool:
-    per seed the geometric mean of the runs' ratios (seed 1: 0.5x and 2x, 1x; seed 2: 1.5x
-    twice), then across seeds sqrt(1 x 1.5) = 1.22x; seed 3, which one run lacks, is left out."""
-    def entry(rtts):
-        per_seed = {str(s): {"rtt_mean_ms": r, "rtt_p95_ms": r, "throughput_mbps": 10.0} for s, r in rtts.items()}
+def test_geometric_changes_name_the_seeds_left_out_and_a_pool_of_runs_counts_each_seed_once():
+    """Geometric: 0.5x on one seed and 2x on the other are no change (arithmetic: +25%); a seed
+    one side lacks, or whose value is 0 (a transfer that moved nothing), is named, not dropped
+    unseen. Pool: per seed the geometric mean of the runs' ratios (seed 1: 0.5x and 2x, 1x;
+    seed 2: 1.5x twice), then across seeds sqrt(1 x 1.5) = 1.22x; seed 3, which one run lacks,
+    is left out. A pool is of distinct policies, none a reference, in geometric means only."""
+    def entry(rtts, throughput=10.0):
+        per_seed = {str(s): {"rtt_mean_ms": r, "rtt_p95_ms": r, "throughput_mbps": throughput} for s, r in rtts.items()}
         return {"rtt_mean_ms": 1.0, "rtt_p95_ms": 1.0, "throughput_mbps": 10.0, "seeds": sorted(rtts), "per_seed": per_seed}
     summary = {"least-loaded": entry({1: 4.0, 2: 2.0, 3: 1.0}), "a": entry({1: 2.0, 2: 3.0, 3: 9.0}),
-               "b": entry({1: 8.0, 2: 3.0}), "c": entry({1: 2.0, 2: 4.0})}
+               "b": entry({1: 8.0, 2: 3.0}), "c": entry({1: 2.0, 2: 4.0}), "d": entry({1: 4.0, 2: 2.0, 3: 1.0}, 0.0)}
     rows = {line.split(" | ")[0][2:]: line.split(" | ")[4:] for line in
             versus(summary, "least-loaded", geometric=True, pool=("a", "b")).splitlines() if line.startswith("| ")}
-    assert rows["c"][0] == "1.00x [0.00, 6682.65]"   # t(1) 12.706 x ln 2: e^8.807
+    assert rows["c"][0] == "1.000x [0.000, 6682.651] (left out: seed 3)"    # t(1) 12.706 x ln 2: e^8.807
     assert versus(summary, "least-loaded").count("| +25.0% [") == 2     # c's mean and p95, arithmetically
-    assert rows["pooled: a + b"][0] == "1.22x [0.09, 16.10]" and rows["pooled: a + b"][2] == "1.00x [1.00, 1.00] |"
-    assert "RTT mean ratio to least-loaded" in rows["policy"][0]
-    with pytest.raises(ReportError, match="no policy d"):
-        versus(summary, "least-loaded", geometric=True, pool=("a", "d"))
+    assert rows["d"][0] == "1.000x [1.000, 1.000]" and rows["d"][2] == "n/a (left out: seed 1, 2, 3) |"
+    assert rows["pooled: a + b"][0] == "1.225x [0.093, 16.098] (left out: seed 3)"
+    assert rows["pooled: a + b"][2] == "1.000x [1.000, 1.000] (left out: seed 3) |"
+    assert "RTT mean ratio to least-loaded [95% CI]" in rows["policy"][0]
+    for pool in (("a", "e"), ("a", "a"), ("a", "least-loaded")):
+        with pytest.raises(ReportError, match="no policy e" if "e" in pool else "distinct policies, none a reference"):
+            versus(summary, "least-loaded", geometric=True, pool=pool)
+    with pytest.raises(ReportError, match="geometric"):
+        versus(summary, "least-loaded", pool=("a", "b"))

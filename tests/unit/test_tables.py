@@ -92,34 +92,41 @@ def test_another_runs_policies_join_the_rows_paired_by_seed_and_name_their_prove
         tree / "README.md").read_text()
 
 
-def test_a_third_run_of_a_policy_is_again_2_and_a_pool_of_runs_is_its_own_geometric_row(tree):
-    """Three runs of one formulation (least-loaded's RTT 10% and 21% higher in the other two):
-    each keeps its row, and mean=geometric pool=... adds the row that counts a seed once
-    (per seed the cube root of 1 x 1.1 x 1.21 = 1.10x); pool= without geometric is refused."""
-    summary = json.loads((RESULTS / "summary.json").read_text())
-    marker = "<!-- table: docs/results/exp view=against policies=least-loaded,bpann also={} {}-->\n<!-- end table -->\n"
-    for name, factor in (("again", 1.1), ("third", 1.21)):
-        folder = tree / "docs" / "results" / name
-        folder.mkdir()
-        ll = json.loads(json.dumps(summary["least-loaded"]))
-        for seed in ll["per_seed"].values():
-            seed["rtt_mean_ms"] *= factor
-        (folder / "summary.json").write_text(json.dumps({"least-loaded": ll}))
-        (folder / "config.json").write_text(json.dumps({"commit": "abcdef1", "command": f"python -m scripts.experiment {name}"}))
-    both = "docs/results/again,docs/results/third"
-    (tree / "README.md").write_text(marker.format(both, "mean=geometric pool=least-loaded "))
+def test_a_pool_of_runs_pairs_each_with_its_own_commands_reference_and_counts_a_seed_once(tree):
+    """Three commands' runs of q, RTT by seed 1, 2, 3: the first's q is 2x, 0.5x and 1x its
+    least-loaded; the second's 2x, 1x and 4x its own (1, 1, 1 ms); the third ran q alone, not
+    seed 3, so it is against the first's least-loaded: 1x, 0.5x. The pool, per seed the
+    geometric mean: cube root of 2 x 2 x 1 on seed 1 and of 0.5 x 1 x 0.5 on seed 2, whose
+    product is 1: 1.000x, seed 3 named as left out (logs +-ln 4 / 3: t(1) 12.706 x ln 4 / 3,
+    e^+-5.872).
+    The third run's names are "(again 2)"; pool= without mean=geometric is refused."""
+    def folder(name, **runs):
+        path = tree / "docs" / "results" / name
+        path.mkdir(exist_ok=True)
+        summary = {p: {"rtt_mean_ms": 1.0, "rtt_p95_ms": 1.0, "throughput_mbps": 1.0, "seeds": sorted(rtt),
+                       "per_seed": {str(s): {"rtt_mean_ms": r, "rtt_p95_ms": r, "throughput_mbps": 1.0}
+                                    for s, r in rtt.items()}} for p, rtt in runs.items()}
+        (path / "summary.json").write_text(json.dumps(summary))
+        (path / "config.json").write_text(json.dumps({"commit": "abcdef1", "command": f"python -m scripts.experiment {name}"}))
+    folder("a", **{"least-loaded": {1: 2.0, 2: 4.0, 3: 1.0}, "q": {1: 4.0, 2: 2.0, 3: 1.0}})
+    folder("b", **{"least-loaded": {1: 1.0, 2: 1.0, 3: 1.0}, "q": {1: 2.0, 2: 1.0, 3: 4.0}})
+    folder("c", q={1: 2.0, 2: 2.0})
+    marker = "<!-- table: docs/results/a view=against also=docs/results/b,docs/results/c {}-->\n<!-- end table -->\n"
+    (tree / "README.md").write_text(marker.format("mean=geometric pool=q "))
     tables.rewrite(tree / "README.md", tree)
     text = (tree / "README.md").read_text()
-    rows = {line.split(" | ")[0][2:]: line.split(" | ")[4:] for line in text.split("\n") if line.startswith("| ")}
-    assert rows["least-loaded (again)"][0] == "1.10x [1.10, 1.10]" and rows["least-loaded (again 2)"][0] == "1.21x [1.21, 1.21]"
-    assert rows["pooled: least-loaded + least-loaded (again) + least-loaded (again 2)"][0] == "1.10x [1.10, 1.10]"
-    assert "With docs/results/third: Measured at commit `abcdef1` by `python -m scripts.experiment third`." in text
-    (tree / "README.md").write_text(marker.format(both, "pool=least-loaded "))
-    with pytest.raises(tables.TablesError, match="pool= needs geometric"):
-        tables.rewrite(tree / "README.md", tree)
-    (tree / "README.md").write_text(marker.format(both, "mean=geometric pool=bpann "))
-    with pytest.raises(tables.TablesError, match="pool=bpann: fewer than two runs"):
-        tables.rewrite(tree / "README.md", tree)
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[4] for line in text.split("\n") if line.startswith("| ")}
+    assert rows["q"] == "1.000x [0.179, 5.595]"       # ln 2, -ln 2, 0: t(2) 4.303 x ln 2 / sqrt 3
+    assert rows["least-loaded (again)"] == "(reference)" and rows["q (again)"].startswith("2.000x [")
+    assert rows["q (again 2)"].startswith("0.707x [") and rows["q (again 2)"].endswith("(left out: seed 3)")
+    assert rows["pooled: q + q (again) + q (again 2)"] == "1.000x [0.003, 354.785] (left out: seed 3)"
+    assert "RTT mean ratio to least-loaded of its run [95% CI]" in text
+    assert "With docs/results/c: Measured at commit `abcdef1` by `python -m scripts.experiment c`." in text
+    for options, error in (("pool=q ", "pool=q: needs mean=geometric"), ("mean=median ", "mean=median: expected"),
+                           ("mean=geometric pool=r ", "pool=r: fewer than two runs")):
+        (tree / "README.md").write_text(marker.format(options))
+        with pytest.raises(tables.TablesError, match=error):
+            tables.rewrite(tree / "README.md", tree)
 
 
 @pytest.mark.parametrize("text, error", [("<!-- table: docs/results/exp -->\n", "no '<!-- end table -->' after it"),
