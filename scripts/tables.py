@@ -167,7 +167,7 @@ def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, lis
         if name and len(pool) < 2:
             raise TablesError(f"pool={name}: fewer than two runs of it to pool")
         # with a pool, each added folder's policies against that folder's reference, if it has one
-        own = {row: run[reference] for run in runs[1:] for row in run.values() if name and reference in run}
+        own = {row: run[reference] for run in runs[1:] if reference in run for row in run.values()} if name else {}
         try:
             return versus(summary, reference, mean == "geometric", pool, own), config, more
         except ReportError as exc:
