@@ -9,7 +9,8 @@ a JSON summary and plots compare the policies.
 
 A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) routes each reply
 on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
-gamma 0; "+linear" learns a linear model of the path's features instead of a table; "+flow" learns
+gamma 0; "+linear" learns a linear model of the path's features instead of a table, "+relative" a
+table of each path's standing among the candidates (--q-model); "+flow" learns
 from what each flow's path showed while it sent (--q-window flow); "+fresh" starts every seed from
 an empty Q-table, "+warm" from a copy of --q-warm's file of its model
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
@@ -59,7 +60,8 @@ from topologies.traffic import Player, schedule
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
 # policy+variant: controller options; Q-table starts (fresh, warm)
 VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
-            "linear": ("--q-model", "linear"), "flow": ("--q-window", "flow"), "fresh": (), "warm": (), "kept": ()}
+            "linear": ("--q-model", "linear"), "relative": ("--q-model", "relative"), "flow": ("--q-window", "flow"),
+            "fresh": (), "warm": (), "kept": ()}
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
 RTT_SPORT, TRANSFER_CPORT = 40000, 45000
@@ -109,6 +111,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     clash = [x for x in args.policies if {"linear", "count"} <= set(x.split("+"))]
     if clash:
         p.error(f"--policies: {', '.join(clash)}: a linear model explores by epsilon, not count")
+    both = [x for x in args.policies if {"linear", "relative"} <= set(x.split("+"))]
+    if both:
+        p.error(f"--policies: {', '.join(both)}: one model, linear or relative")
     unkept = [x for x in args.policies if "kept" in x.split("+") and "warm" not in x.split("+")]
     if unkept:
         p.error(f"--policies: {', '.join(unkept)}: +kept keeps a +warm file's exploration rate")
@@ -132,7 +137,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def warm_tables(p: argparse.ArgumentParser, paths: list[Path], policies: list[str]) -> dict[str, Path]:
-    """--q-warm's files by the model each holds ("table", "linear"), each checked as the
+    """--q-warm's files by the model each holds ("table", "linear", "relative"), each checked as the
     controller will load it: one per model, and one for every +warm policy's model, used by
     one; else the parser's usage error naming the file (not a controller failing at its run's
     start)."""
@@ -159,7 +164,7 @@ def warm_tables(p: argparse.ArgumentParser, paths: list[Path], policies: list[st
 
 
 def warm_model(variants: list[str]) -> str:
-    return qlearning.LinearQ.model if "linear" in variants else qlearning.QTable.model
+    return next((m for m in qlearning.MODELS if m in variants), qlearning.QTable.model)
 
 
 def warm_copy(folder: Path, model: str) -> Path:

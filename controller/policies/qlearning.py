@@ -37,6 +37,10 @@ each weight takes its input's share of the error). What one path teaches moves t
 every path with similar features, where the table learns each of its states apart. Written by
 hand: it is a dot product and one update line, and scikit-learn's SGDRegressor.partial_fit
 costs more per decision than the whole table lookup and keeps no JSON-friendly state.
+
+A relative table (--q-model relative, RelativeQ below) instead values a path by its standing
+among the candidates of its decision: how much busier than the least utilised, how many hops
+longer than the shortest, congested or not.
 """
 
 from __future__ import annotations
@@ -145,17 +149,24 @@ class QTable:
         """What the table values a path by: its state."""
         return state_of(f)
 
+    @classmethod
+    def keys(cls, features: list[PathFeatures]) -> list:
+        """Each candidate's key, given all of them (a path's own state needs none of the others)."""
+        return [cls.key(f) for f in features]
+
     @staticmethod
     def coarse(state: str) -> str | None:
         """The coarser state one never met falls back on (and every update teaches too)."""
         return _level_key(state)
 
-    @staticmethod
-    def refused(state: str, value: float) -> str | None:
-        """Why a state read from a file cannot be this table's, None if it can: a path state (or
-        its level's) of a value a reward can give (a positive one would draw every flow there)."""
-        if not STATE.fullmatch(state):
-            return "not a path state (h<hops> r<headroom class> l<level>, or l<level>)"
+    states, states_text = STATE, "a path state (h<hops> r<headroom class> l<level>, or l<level>)"
+
+    @classmethod
+    def refused(cls, state: str, value: float) -> str | None:
+        """Why a state read from a file cannot be this table's, None if it can: one of its
+        states, of a value a reward can give (a positive one would draw every flow there)."""
+        if not cls.states.fullmatch(state):
+            return f"not {cls.states_text}"
         return None if value <= 0 else "a value above 0 (a reward is minus a latency)"
 
     def emptied(self, epsilon: float) -> QTable:
@@ -310,7 +321,53 @@ class LinearQ(QTable):
         return {**super().to_json(), "w": self.w}
 
 
-MODELS: dict[str, type[QTable]] = {QTable.model: QTable, LinearQ.model: LinearQ}
+GAPS = (0.01, 0.1, 0.25)   # utilisation over the least candidate's: least-loaded's own tie, 10 and 25 points
+MAX_EXTRA_HOPS = 3
+RELATIVE_STATE = re.compile(rf"g[0-{len(GAPS)}] x[0-{MAX_EXTRA_HOPS}] c[01]", re.ASCII)
+
+
+def relative_state(f: PathFeatures, least: float, fewest: int) -> str:
+    """A measured path's state among its candidates: its utilisation's gap class over the least
+    utilised candidate's, its hops over the fewest (capped), and whether it is congested now."""
+    gap = sum(f.utilisation - least >= x - 1e-9 for x in GAPS)
+    return f"g{gap} x{min(f.hops - fewest, MAX_EXTRA_HOPS)} c{int(level(f) == len(LEVELS) + 1)}"
+
+
+@dataclass
+class RelativeQ(QTable):
+    """A table over each candidate's standing among the others (--q-model relative): how much
+    busier than the least utilised candidate it is, how many hops longer than the shortest,
+    and whether it is congested (loss or queueing). 32 states on any network, where the path
+    table's absolute states (hops, headroom class, load level) met 140 on H1-H7 in 2,200
+    decisions, most a few times, and a state's value mixed what its path met with how busy the
+    whole network was when it was taken (run G, docs/qlearning.md: a warm table valued a
+    congested wide 4-hop path above idle short ones and sent 80% of h1's flows there). Here a
+    state says what a choice gives up against its alternatives, which is what a decision
+    weighs. Always gamma 0, a contextual bandit: a standing after the decision needs the
+    alternatives measured after it, which a decision does not cause either. A state never met
+    is worth the reward its path reads now (the table's prior)."""
+    model = "relative"
+    states, states_text = RELATIVE_STATE, "a relative state (g<gap class> x<extra hops> c<congested>)"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.gamma = 0.0
+
+    @classmethod
+    def keys(cls, features: list[PathFeatures]) -> list:
+        """Relative states of the measured candidates, against the measured ones; "u" (a state
+        never learnt) for a candidate whose load is not known."""
+        least = min((f.utilisation for f in features if not f.unknown), default=0.0)
+        fewest = min(f.hops for f in features)
+        return ["u" if f.unknown else relative_state(f, least, fewest) for f in features]
+
+    @staticmethod
+    def coarse(state: str) -> None:
+        """None: a standing has no coarser state to fall back on."""
+        return None
+
+
+MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ)}
 
 
 def model_of(data: dict) -> object:
@@ -402,15 +459,14 @@ class QLearningPolicy(Policy):
             return min((row[0] for row in self.table.q.values()), default=0.0)
         return self.table.prior(reward(f))
 
-    def worth(self, f: PathFeatures) -> float:
-        """Q of the candidate's state (its fallbacks, else the prior); a path whose load is not
+    def worths(self, features: list[PathFeatures], keys: list) -> list[float]:
+        """Q of each candidate's key (its fallbacks, else the prior); a path whose load is not
         measured is worth the prior alone for the table, which learns no state of unknown load."""
-        if f.unknown and not self.table.learns_unmeasured:
-            return self.prior(f)
-        return self.table.value(self.table.key(f), self.prior(f))
+        return [self.prior(f) if f.unknown and not self.table.learns_unmeasured else
+                self.table.value(k, self.prior(f)) for f, k in zip(features, keys)]
 
-    def score(self, features: PathFeatures) -> float:
-        return -self.worth(features)
+    def scores(self, features: list[PathFeatures]) -> list[float]:
+        return [-v for v in self.worths(features, self.table.keys(features))]
 
     def rank(self, key: FlowKey | None, features: list[PathFeatures]) -> tuple[int, list[float]]:
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
@@ -423,10 +479,11 @@ class QLearningPolicy(Policy):
         unknown load, to fewer unknown links first (such a link reads idle). Exploration draws
         from the same candidates. The scores are minus each candidate's worth: the chosen one
         is not always the lowest (a tie, or a candidate of unknown load left out)."""
-        values = [self.worth(f) for f in features]
+        keys = self.table.keys(features)
+        values = self.worths(features, keys)
         pool = [] if self.table.learns_unmeasured else [i for i, f in enumerate(features) if not f.unknown]
         pool = pool or list(range(len(features)))
-        states = [self.table.key(features[i]) for i in pool]
+        states = [keys[i] for i in pool]
         args = ([values[i] for i in pool], [(-features[i].unknown, reward(features[i])) for i in pool])
         pick = (self.table.greedy(states, *args) if key is None else
                 self.table.choose(states, self._rng, *args))
@@ -437,7 +494,7 @@ class QLearningPolicy(Policy):
             if before[action].unknown and not self.table.learns_unmeasured:
                 self.unlearnt += 1
                 continue
-            self.table.update(self.table.key(before[action]), reward(after), self.table.key(after))
+            self.table.update(self.table.keys(before)[action], reward(after), self.table.key(after))
         if experience:
             self.save()
 

@@ -227,21 +227,23 @@ def simulate(policy: QLearningPolicy, decisions: int, seed: int = 7, switch_at: 
     return picks
 
 
+@pytest.mark.parametrize("model", ["table", "relative"])
 @pytest.mark.parametrize("explore", ["epsilon", "count"])
-def test_converges_to_the_best_path_in_a_simulated_network(explore):
-    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, explore=explore)
+def test_converges_to_the_best_path_in_a_simulated_network(explore, model):
+    policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, explore=explore, model=model)
     picks = simulate(policy, 400)
     assert picks[-100:].count(1) >= 90          # greedy now, bar the 2% exploration
     loaded = [replace(IDLE[0], utilisation=0.9, headroom_mbps=1.0), *IDLE[1:]]
     assert policy.choose(None, loaded) == 1
 
 
+@pytest.mark.parametrize("model", ["table", "relative"])
 @pytest.mark.parametrize("explore", ["epsilon", "count"])
-def test_follows_when_the_best_path_changes_halfway(explore):
+def test_follows_when_the_best_path_changes_halfway(explore, model):
     """The background moves from the first path to the middle one after 200 decisions: the
     states show it, so within 10 decisions the policy takes the first path and keeps to it
     (bar exploration, which starts at 0.3 and has decayed to 0.11 by the switch)."""
-    policy = QLearningPolicy(gamma=0.0, epsilon=0.3, explore=explore)
+    policy = QLearningPolicy(gamma=0.0, epsilon=0.3, explore=explore, model=model)
     picks = simulate(policy, 400, switch_at=200)
     assert picks[150:200].count(1) >= 40, picks[150:200]
     assert picks[210:].count(0) >= 0.9 * len(picks[210:]), picks[200:260]
@@ -889,3 +891,60 @@ def test_a_linear_model_file_with_a_wrong_field_is_refused_by_name(tmp_path, cha
     path.write_text(json.dumps({k: v for k, v in data.items() if v is not None}))
     with pytest.raises(QTableError, match=f"^{path}: {field}"):
         qtable.load(path, qtable.LinearQ)
+
+
+def test_a_relative_state_is_a_paths_standing_among_its_candidates():
+    """Utilisation over the least utilised measured candidate's (under a point: least-loaded's
+    own tie), hops over the fewest (capped at 3), congested or not; a candidate of unknown
+    load, which reads idle, is not the least and has no state learnt ("u")."""
+    least, near = PathFeatures(0.30, 0.0, 1.0, 3), PathFeatures(0.305, 0.0, 1.0, 2)
+    busier, full = PathFeatures(0.45, 0.0, 1.0, 5), PathFeatures(0.60, 0.0, 1.0, 2)
+    lossy, queued = PathFeatures(0.31, 0.05, 1.0, 9), PathFeatures(0.30, 0.0, 12.0, 2)
+    blind = PathFeatures(0.0, 0.0, 0.0, 2, unknown=1)
+    keys = qtable.RelativeQ.keys([least, near, busier, full, lossy, queued, blind])
+    assert keys == ["g0 x1 c0", "g0 x0 c0", "g2 x3 c0", "g3 x0 c0", "g1 x3 c1", "g0 x0 c1", "u"]
+    assert all(qtable.RelativeQ.refused(k, -1.0) is None for k in keys[:-1])
+    assert qtable.RelativeQ.refused("u", -1.0) and qtable.RelativeQ.refused("h2 r4 l0", -1.0)
+    assert QTable.refused("g0 x1 c0", -1.0) and QTable.keys([least, near]) == [qtable.state_of(least),
+                                                                                qtable.state_of(near)]
+
+
+def test_a_relative_table_learns_each_decisions_own_reward_and_transfers_between_networks():
+    """Gamma 0 whatever is asked (a standing after the decision is not the decision's doing):
+    a state's value is the mean of its rewards. Two candidates read alike but for load: the
+    2-hop path 15 points busier than the idle 4-hop one. Nothing learnt, it goes by the reading,
+    as least-loaded would; flows on the long path meet 4 ms and on the short one 1 ms, so it
+    learns to take the short one, and takes it on another network (3 and 5 hops, at 40% and
+    30%): the same standings, never met there, where a path table's states would be new."""
+    t = qtable.RelativeQ(alpha=0.05, gamma=0.9, epsilon=0.0)
+    assert t.gamma == 0.0 and t.update("g0 x0 c0", -3.0, "h2 r4 l0") == -3.0
+    assert t.update("g0 x0 c0", -5.0, "g1 x0 c0") == pytest.approx(-4.0)
+    policy = QLearningPolicy(gamma=0.5, epsilon=0.0, model="relative")
+    short, long = PathFeatures(0.15, 0.0, 1.0, 2), PathFeatures(0.0, 0.0, 1.0, 4)
+    assert policy.choose(None, [short, long]) == 1
+    for _ in range(5):
+        policy.learn([([short, long], 1, replace(long, latency_ms=4.0))])
+    assert policy.choose(None, [short, long]) == 0     # -(1 + 10 x 0.15) = -2.5 now, against -4 met
+    for _ in range(5):
+        policy.learn([([short, long], 0, replace(short, latency_ms=1.0))])
+    assert policy.table.q == {"g0 x2 c0": [-4.0, 5], "g2 x0 c0": [pytest.approx(-2.5), 5]}
+    elsewhere = [PathFeatures(0.40, 0.0, 1.0, 3), PathFeatures(0.30, 0.0, 1.0, 5)]
+    assert policy.choose(None, elsewhere) == 0 and QLearningPolicy(gamma=0.0, epsilon=0.0).choose(None, elsewhere) == 1
+
+
+def test_a_relative_table_survives_a_restart_reads_change_nothing_and_other_files_are_refused(tmp_path, caplog):
+    path = tmp_path / "q.json"
+    first = QLearningPolicy(path, gamma=0.0, epsilon=0.3, model="relative")
+    simulate(first, 100)
+    saved = json.loads(path.read_text())
+    assert saved["model"] == "relative" and saved["q"] == first.table.q and set(saved["q"]) >= {"g3 x0 c0"}
+    again = QLearningPolicy(path, gamma=0.0, epsilon=0.3, model="relative")
+    before = copy.deepcopy(again.table)
+    again.scores(IDLE), again.rank(None, IDLE), again.describe()
+    assert again.table == before and again.table.q == first.table.q
+    with caplog.at_level(logging.WARNING, logger="lb.policy"):
+        table = QLearningPolicy(path, gamma=0.0, epsilon=0.3)
+    assert table.table.q == {} and f"{path}: field 'model': the file holds a 'relative' model" in caplog.text
+    path.write_text(json.dumps({**saved, "q": {"h2 r4 l0": [-1.0, 1]}}))
+    with pytest.raises(QTableError, match=f"^{path}: field 'q': state 'h2 r4 l0': not a relative state"):
+        qtable.load(path, qtable.RelativeQ)
