@@ -179,8 +179,9 @@ class QTable:
         return {"states": len(self.q)}
 
     def value(self, state: str, prior: float = 0.0) -> float:
-        """Q(s), or for a state never met the value of its load level (learnt from every path
-        at that level), else `prior`; a read, which never adds a state to the table."""
+        """Q(s), or for a state never met the value of its coarser state (the path table's load
+        level, learnt from every path at that level), else `prior`; a read, which never adds a
+        state to the table."""
         row = self.q.get(state) or self.q.get(self.coarse(state))
         return row[0] if row else prior
 
@@ -224,9 +225,9 @@ class QTable:
 
     def update(self, state: str, r: float, next_state: str) -> float:
         """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met the prior of r,
-        what it showed; the new Q(s). A target that is not a finite number (an absurd
+        what it showed (not read at gamma 0: `next_state` may be None); the new Q(s). A target that is not a finite number (an absurd
         measurement) teaches nothing."""
-        target = r + self.gamma * self.value(next_state, self.prior(r))
+        target = r + (self.gamma * self.value(next_state, self.prior(r)) if self.gamma else 0.0)
         if not math.isfinite(target):
             return self.value(state)
         for key in filter(None, (self.coarse(state), state)):
@@ -321,7 +322,7 @@ class LinearQ(QTable):
         return {**super().to_json(), "w": self.w}
 
 
-GAPS = (0.01, 0.1, 0.25)   # utilisation over the least candidate's: least-loaded's own tie, 10 and 25 points
+GAPS = (0.01, 0.1, 0.25)   # utilisation over the least candidate's: 1 point (least-loaded rounds to whole ones), 10, 25
 MAX_EXTRA_HOPS = 3
 RELATIVE_STATE = re.compile(rf"g[0-{len(GAPS)}] x[0-{MAX_EXTRA_HOPS}] c[01]", re.ASCII)
 
@@ -342,8 +343,9 @@ class RelativeQ(QTable):
     decisions, most a few times, and a state's value mixed what its path met with how busy the
     whole network was when it was taken (run G, docs/qlearning.md: a warm table valued a
     congested wide 4-hop path above idle short ones and sent 80% of h1's flows there). Here a
-    state says what a choice gives up against its alternatives, which is what a decision
-    weighs. Always gamma 0, a contextual bandit: a standing after the decision needs the
+    state says where a path stands against its alternatives, what a decision weighs; its value
+    is still the reward the chosen path met, not its gain over them, so how busy the network
+    was still weighs on it, less: standings a choice compares are mostly met together. Always gamma 0, a contextual bandit: a standing after the decision needs the
     alternatives measured after it, which a decision does not cause either. A state never met
     is worth the reward its path reads now (the table's prior)."""
     model = "relative"
@@ -353,10 +355,15 @@ class RelativeQ(QTable):
         super().__post_init__()
         self.gamma = 0.0
 
+    @staticmethod
+    def key(f: PathFeatures) -> str:
+        raise TypeError("a relative state needs the decision's other candidates: keys()")
+
     @classmethod
     def keys(cls, features: list[PathFeatures]) -> list:
-        """Relative states of the measured candidates, against the measured ones; "u" (a state
-        never learnt) for a candidate whose load is not known."""
+        """Relative states of the measured candidates: utilisation against the least measured
+        one's, hops against the fewest of all (a path's hops are known when its load is not);
+        "u" (a state never learnt) for a candidate whose load is not known."""
         least = min((f.utilisation for f in features if not f.unknown), default=0.0)
         fewest = min(f.hops for f in features)
         return ["u" if f.unknown else relative_state(f, least, fewest) for f in features]
@@ -452,7 +459,7 @@ class QLearningPolicy(Policy):
                 self._save_failed = True     # said: saving will fail until the file is moved
 
     def prior(self, f: PathFeatures) -> float:
-        """What a candidate whose load level was never met is worth: the table's prior of the
+        """What a candidate whose state (and the path table's load level) was never met is worth: the table's prior of the
         reward its features give now, or, its load not measured (a reward of about 0 then), the
         worst value learnt: a path is not preferred because its load cannot be seen."""
         if f.unknown:
@@ -494,7 +501,8 @@ class QLearningPolicy(Policy):
             if before[action].unknown and not self.table.learns_unmeasured:
                 self.unlearnt += 1
                 continue
-            self.table.update(self.table.keys(before)[action], reward(after), self.table.key(after))
+            self.table.update(self.table.keys(before)[action], reward(after),
+                              self.table.key(after) if self.table.gamma else None)
         if experience:
             self.save()
 
@@ -520,7 +528,7 @@ class QLearningPolicy(Policy):
 
     def describe(self) -> dict:
         t = self.table
-        return {"policy": self.name, "table": str(self.table_path) if self.table_path else None,
+        return {"policy": self.name, "model": t.model, "table": str(self.table_path) if self.table_path else None,
                 **t.learnt(), "decisions": t.decisions, "updates": t.updates, "unlearnt": self.unlearnt,
                 "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4), "explore": t.explore,
                 "mean_reward": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}

@@ -7,8 +7,9 @@ now (on a slow host, not always away from the flood); what it learns of the path
 then keeps it off. The table with --q-window flow learns the same here, a poll later: each
 flow is a short probe train, told its first window once its entry's next one shows it ended.
 The relative table (--q-model relative) values a standing never met at what the path measures
-now, as the table does, and learns that the flooded path's (far busier than the least) is
-worth less. Either way, after warm-up 9 of 10 flows avoid it."""
+now, as the table does, so the flooded path (far busier than the least) reads worst from the
+first flow, and what it learns of the others keeps the choice. Either way, after warm-up 9 of
+10 flows avoid it."""
 
 from __future__ import annotations
 

@@ -168,7 +168,7 @@ def tables(tmp_path):
     """A table, a linear model and a relative table that have learnt something, saved as
     --q-warm takes them."""
     paths, learnt = {}, {QTable: ("h2 r4 l0", "h2 r4 l0"), LinearQ: ((1.0,) * len(FEATURES),) * 2,
-                         RelativeQ: ("g0 x1 c0", "h2 r4 l0")}
+                         RelativeQ: ("g0 x1 c0", None)}
     for kind, (state, after) in learnt.items():
         paths[kind.model] = tmp_path / f"{kind.model}.json"
         table = kind(alpha=0.05, gamma=0.5, epsilon=0.02)

@@ -903,6 +903,8 @@ def test_a_relative_state_is_a_paths_standing_among_its_candidates():
     blind = PathFeatures(0.0, 0.0, 0.0, 2, unknown=1)
     keys = qtable.RelativeQ.keys([least, near, busier, full, lossy, queued, blind])
     assert keys == ["g0 x1 c0", "g0 x0 c0", "g2 x3 c0", "g3 x0 c0", "g1 x3 c1", "g0 x0 c1", "u"]
+    # hops against every candidate's: a shorter path of unknown load is still shorter
+    assert qtable.RelativeQ.keys([replace(blind, hops=1), least, busier]) == ["u", "g0 x2 c0", "g2 x3 c0"]
     assert all(qtable.RelativeQ.refused(k, -1.0) is None for k in keys[:-1])
     assert qtable.RelativeQ.refused("u", -1.0) and qtable.RelativeQ.refused("h2 r4 l0", -1.0)
     assert QTable.refused("g0 x1 c0", -1.0) and QTable.keys([least, near]) == [qtable.state_of(least),
@@ -915,11 +917,12 @@ def test_a_relative_table_learns_each_decisions_own_reward_and_transfers_between
     2-hop path 15 points busier than the idle 4-hop one. Nothing learnt, it goes by the reading,
     as least-loaded would; flows on the long path meet 4 ms and on the short one 1 ms, so it
     learns to take the short one, and takes it on another network (3 and 5 hops, at 40% and
-    30%): the same standings, never met there, where a path table's states would be new."""
+    30%): the same standings, where a path table taught the same has met neither path's state
+    nor load level and goes by the reading."""
     t = qtable.RelativeQ(alpha=0.05, gamma=0.9, epsilon=0.0)
-    assert t.gamma == 0.0 and t.update("g0 x0 c0", -3.0, "h2 r4 l0") == -3.0
-    assert t.update("g0 x0 c0", -5.0, "g1 x0 c0") == pytest.approx(-4.0)
-    policy = QLearningPolicy(gamma=0.5, epsilon=0.0, model="relative")
+    assert t.gamma == 0.0 and t.update("g0 x0 c0", -3.0, None) == -3.0
+    assert t.update("g0 x0 c0", -5.0, None) == pytest.approx(-4.0)
+    policy, table = (QLearningPolicy(gamma=0.5, epsilon=0.0, model=m) for m in ("relative", "table"))
     short, long = PathFeatures(0.15, 0.0, 1.0, 2), PathFeatures(0.0, 0.0, 1.0, 4)
     assert policy.choose(None, [short, long]) == 1
     for _ in range(5):
@@ -928,8 +931,10 @@ def test_a_relative_table_learns_each_decisions_own_reward_and_transfers_between
     for _ in range(5):
         policy.learn([([short, long], 0, replace(short, latency_ms=1.0))])
     assert policy.table.q == {"g0 x2 c0": [-4.0, 5], "g2 x0 c0": [pytest.approx(-2.5), 5]}
+    for a, after in ((1, replace(long, latency_ms=4.0)), (0, replace(short, latency_ms=1.0))):
+        table.learn([([short, long], a, after)] * 5)
     elsewhere = [PathFeatures(0.40, 0.0, 1.0, 3), PathFeatures(0.30, 0.0, 1.0, 5)]
-    assert policy.choose(None, elsewhere) == 0 and QLearningPolicy(gamma=0.0, epsilon=0.0).choose(None, elsewhere) == 1
+    assert policy.choose(None, elsewhere) == 0 and table.choose(None, elsewhere) == 1
 
 
 def test_a_relative_table_survives_a_restart_reads_change_nothing_and_other_files_are_refused(tmp_path, caplog):
