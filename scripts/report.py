@@ -168,7 +168,7 @@ def headline(summary: dict) -> str:
 
 
 def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[str, ...] = (),
-           own: dict[str, str] | None = None) -> str:
+           own: dict[str, str] | None = None, over: tuple[str, ...] = ()) -> str:
     """The headline's figures and each policy's change against `reference` (not shortest path),
     seed by seed on the seeds both ran: the comparison a learner's targets are set against.
     Geometric: the per-seed ratios' geometric mean and its interval, for ratios as skewed as
@@ -178,41 +178,61 @@ def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[s
     Pool: runs of one formulation (tables from different warm-ups), one more row taking per
     seed the mean of their log ratios, so that a seed counts once. Its interval is over seeds
     for these runs: a run better or worse overall shifts every seed alike, so it does not
-    cover another run (a fourth warm-up)."""
+    cover another run (a fourth warm-up). Over: another formulation's runs, pooled alike, and a
+    row of the first pool against it, per seed its pooled ratio over the other's (two learners
+    judged each against the least-loaded run beside it: the machine's drift between their
+    commands cancels)."""
     own = own or {}
     against = {p: own.get(p, reference) for p in summary}
-    missing = [p for p in dict.fromkeys((reference, *pool, *own.values())) if p not in summary]
+    missing = [p for p in dict.fromkeys((reference, *pool, *over, *own.values())) if p not in summary]
     if missing:
         raise ReportError(f"no policy {', '.join(missing)} in the summary")
-    if pool and (not geometric or len(set(pool)) < len(pool) or any(against[p] == p for p in pool)):
-        raise ReportError(f"pool {', '.join(pool)}: geometric, of distinct policies, none a reference")
+    for runs in filter(None, (pool, over)):
+        if not geometric or len(set(runs)) < len(runs) or any(against[p] == p for p in runs):
+            raise ReportError(f"pool {', '.join(runs)}: geometric, of distinct policies, none a reference")
+    if over and (not pool or set(pool) & set(over)):
+        raise ReportError(f"over {', '.join(over)}: against a pool, of other runs than the pool's")
     metrics = ("rtt_mean_ms", "rtt_p95_ms", "throughput_mbps")
     vs = f"ratio to {reference}{' of its run' if own else ''}" if geometric else f"vs {reference}"
     lines = [f"| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean {vs} [95% CI] "
              f"| p95 {vs} | throughput {vs} |", "| --- |" + " --- |" * 6]
 
-    def change(policies: tuple[str, ...], k: str) -> str:
+    def logs(policies: tuple[str, ...], k: str) -> tuple[dict[str, float], set[str]]:
+        """Per seed, the mean of the policies' log ratios to their references; the seeds left out."""
         runs = [(summary[p]["per_seed"], summary[against[p]]["per_seed"]) for p in policies]
-        if not geometric:
-            (m, base), = runs
-            common = [s for s in m if s in base]
-            return _pct(change_ci([m[s][k] for s in common], [base[s][k] for s in common]))
-        kept, left = [], []
-        for s in sorted({s for run in runs for side in run for s in side}, key=int):
+        kept, left = {}, set()
+        for s in {s for run in runs for side in run for s in side}:
             pairs = [(m.get(s, {}).get(k), base.get(s, {}).get(k)) for m, base in runs]
             if all(v and b for v, b in pairs):
-                kept.append(math.exp(sum(math.log(v / b) for v, b in pairs) / len(pairs)))
+                kept[s] = sum(math.log(v / b) for v, b in pairs) / len(pairs)
             else:
-                left.append(s)
-        return ci_text(across(kept), 3) + (f" (left out: seed {', '.join(left)})" if left else "")
+                left.add(s)
+        return kept, left
+
+    def change(policies: tuple[str, ...], k: str, minus: tuple[str, ...] = ()) -> str:
+        if not geometric:
+            (m, base), = [(summary[p]["per_seed"], summary[against[p]]["per_seed"]) for p in policies]
+            common = [s for s in m if s in base]
+            return _pct(change_ci([m[s][k] for s in common], [base[s][k] for s in common]))
+        kept, left = logs(policies, k)
+        if minus:
+            theirs, also_left = logs(minus, k)
+            left |= also_left | (kept.keys() ^ theirs.keys())
+            kept = {s: v - theirs[s] for s, v in kept.items() if s in theirs}
+        ratios = [math.exp(kept[s]) for s in sorted(kept, key=int)]
+        left_out = f" (left out: seed {', '.join(sorted(left, key=int))})" if left else ""
+        return ci_text(across(ratios), 3) + left_out
 
     for policy, m in summary.items():
         changes = (["(reference)"] * 3 if against[policy] == policy else
                    [change((policy,), k) for k in metrics])
         lines.append("| " + " | ".join([policy, *(_num(m[k]) for k in metrics), *changes]) + " |")
-    if pool:
-        lines.append("| " + " | ".join([f"pooled: {' + '.join(pool)}", *["-"] * 3,
-                                         *(change(pool, k) for k in metrics)]) + " |")
+    for runs in filter(None, (pool, over)):
+        lines.append("| " + " | ".join([f"pooled: {' + '.join(runs)}", *["-"] * 3,
+                                         *(change(runs, k) for k in metrics)]) + " |")
+    if over:
+        lines.append("| " + " | ".join([f"pooled {pool[0]} over pooled {over[0]}", *["-"] * 3,
+                                         *(change(pool, k, over) for k in metrics)]) + " |")
     note = few_seeds_note(summary, reference)
     return "\n".join(lines + ([f"\n{note}"] if note else [])) + "\n"
 

@@ -21,7 +21,9 @@ What a folder holds decides how it renders:
   runs of one policy differ); with `view=against`, `mean=geometric` (the per-seed ratios'
   geometric mean, for skewed ratios) and `pool=NAME` (a row pooling NAME's runs in the folders,
   "(again)" and on: one formulation run from several warm-ups, each seed counted once; each
-  run against its own folder's reference where that folder has one);
+  run against its own folder's reference where that folder has one), and with it `over=OTHER`
+  (OTHER's runs pooled alike, and a row of the pool's ratio over OTHER's, per seed: two
+  formulations, each against the least-loaded run beside it);
   a service comparison's (scripts/services.py: summary.json holds `loads`) renders its
   table per load and its member-killed result; an all-pairs run's (scripts/allpairs.py:
   config.json names a `cdf`) its slowdowns against its reference;
@@ -157,7 +159,7 @@ def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, lis
             summary[runs[-1][p]] = m
         more.append((also, _json(root / also / "config.json")))
     if view == "against":
-        mean, name = options.pop("mean", "arithmetic"), options.pop("pool", None)
+        mean, name, other = options.pop("mean", "arithmetic"), options.pop("pool", None), options.pop("over", None)
         reference = options.pop("reference", "least-loaded")
         if mean not in ("arithmetic", "geometric"):
             raise TablesError(f"mean={mean}: expected arithmetic or geometric")
@@ -166,10 +168,13 @@ def _experiment(folder: Path, options: dict, root: Path) -> tuple[str, dict, lis
         pool = tuple(run[name] for run in runs if name in run)
         if name and len(pool) < 2:
             raise TablesError(f"pool={name}: fewer than two runs of it to pool")
+        over = tuple(run[other] for run in runs if other in run)
+        if other and (not name or len(over) != len(pool)):
+            raise TablesError(f"over={other}: needs pool= and as many runs of it as the pool has")
         # with a pool, each added folder's policies against that folder's reference, if it has one
         own = {row: run[reference] for run in runs[1:] if reference in run for row in run.values()} if name else {}
         try:
-            return versus(summary, reference, mean == "geometric", pool, own), config, more
+            return versus(summary, reference, mean == "geometric", pool, own, over), config, more
         except ReportError as exc:
             raise TablesError(str(exc)) from None
     if view not in ("full", "headline"):

@@ -92,6 +92,28 @@ def test_another_runs_policies_join_the_rows_paired_by_seed_and_name_their_prove
         tree / "README.md").read_text()
 
 
+def test_one_pool_over_another_pairs_each_run_with_its_own_commands_reference(tree):
+    """Two commands, each of least-loaded, q and r: q is 2x its command's least-loaded on both
+    seeds in the first and 1x in the second; r is 1x, then 0.5x. Per seed, pooled q (sqrt 2)
+    over pooled r (sqrt 0.5): 2x on both seeds."""
+    for name, ll, q, r in (("p1", 1.0, 2.0, 1.0), ("p2", 4.0, 4.0, 2.0)):
+        path = tree / "docs" / "results" / name
+        path.mkdir()
+        summary = {p: {"rtt_mean_ms": v, "rtt_p95_ms": v, "throughput_mbps": 1.0, "seeds": [1, 2],
+                       "per_seed": {s: {"rtt_mean_ms": v, "rtt_p95_ms": v, "throughput_mbps": 1.0} for s in "12"}}
+                   for p, v in (("least-loaded", ll), ("q", q), ("r", r))}
+        (path / "summary.json").write_text(json.dumps(summary))
+        (path / "config.json").write_text(json.dumps({"commit": "abcdef1", "command": f"python -m x {name}"}))
+    (tree / "README.md").write_text("<!-- table: docs/results/p1 view=against mean=geometric pool=q over=r "
+                                    "also=docs/results/p2 -->\n<!-- end table -->\n")
+    tables.rewrite(tree / "README.md", tree)
+    rows = {line.split(" | ")[0][2:]: line.split(" | ")[4] for line in (tree / "README.md").read_text().split("\n")
+            if line.startswith("| ")}
+    assert rows["pooled: q + q (again)"] == "1.414x [1.414, 1.414]"
+    assert rows["pooled: r + r (again)"] == "0.707x [0.707, 0.707]"
+    assert rows["pooled q over pooled r"] == "2.000x [2.000, 2.000]"
+
+
 def test_a_pool_of_runs_pairs_each_with_its_own_commands_reference_and_counts_a_seed_once(tree):
     """Three commands' runs of q, RTT by seed 1, 2, 3: the first's q is 2x, 0.5x and 1x its
     least-loaded; the second's 2x, 1x and 4x its own (1, 1, 1 ms); the third ran q alone, not
@@ -122,8 +144,14 @@ def test_a_pool_of_runs_pairs_each_with_its_own_commands_reference_and_counts_a_
     assert rows["pooled: q + q (again) + q (again 2)"] == "1.000x [0.003, 354.785] (left out: seed 3)"
     assert "RTT mean ratio to least-loaded of its run [95% CI]" in text
     assert "With docs/results/c: Measured at commit `abcdef1` by `python -m scripts.experiment c`." in text
+    # the third run of q against two of r, each against its own command's least-loaded: over= pools r
+    # alike and needs as many runs of it as the pool has
+    (tree / "README.md").write_text(marker.format("mean=geometric pool=q over=least-loaded "))
+    with pytest.raises(tables.TablesError, match="over=least-loaded: needs pool= and as many runs"):
+        tables.rewrite(tree / "README.md", tree)
     for options, error in (("pool=q ", "pool=q: needs mean=geometric"), ("mean=median ", "mean=median: expected"),
-                           ("mean=geometric pool=r ", "pool=r: fewer than two runs")):
+                           ("mean=geometric pool=r ", "pool=r: fewer than two runs"),
+                           ("mean=geometric over=q ", "over=q: needs pool=")):
         (tree / "README.md").write_text(marker.format(options))
         with pytest.raises(tables.TablesError, match=error):
             tables.rewrite(tree / "README.md", tree)
