@@ -190,8 +190,8 @@ def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[s
     for runs in filter(None, (pool, over)):
         if not geometric or len(set(runs)) < len(runs) or any(against[p] == p for p in runs):
             raise ReportError(f"pool {', '.join(runs)}: geometric, of distinct policies, none a reference")
-    if over and (not pool or set(pool) & set(over)):
-        raise ReportError(f"over {', '.join(over)}: against a pool, of other runs than the pool's")
+    if over and (len(over) != len(pool) or set(pool) & set(over)):   # equal: a seed's mean of differences
+        raise ReportError(f"over {', '.join(over)}: against a pool of as many other runs")
     metrics = ("rtt_mean_ms", "rtt_p95_ms", "throughput_mbps")
     vs = f"ratio to {reference}{' of its run' if own else ''}" if geometric else f"vs {reference}"
     lines = [f"| policy | RTT mean (ms) | p95 (ms) | throughput (Mbit/s) | RTT mean {vs} [95% CI] "

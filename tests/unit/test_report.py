@@ -211,7 +211,8 @@ def test_geometric_changes_name_the_seeds_left_out_and_a_pool_of_runs_counts_eac
 def test_one_pool_over_another_is_per_seed_the_ratio_of_their_pooled_ratios():
     """Pool x (seed 1: 2x and 1x least-loaded's, seed 2: 1x and 2x) over pool y (seed 1: 1x
     and 0.5x; seed 2: 1x twice; seed 3 one run lacks): sqrt 2 over sqrt 0.5 is 2 on seed 1,
-    sqrt 2 on seed 2, seed 3 named as left out. Over needs a pool, of other runs."""
+    sqrt 2 on seed 2, seed 3 named as left out. Over needs a pool of as many other runs (a
+    seed's difference of means is then its mean of differences, paired by warm-up)."""
     def entry(rtts):
         per_seed = {str(s): {"rtt_mean_ms": r, "rtt_p95_ms": r, "throughput_mbps": 1.0} for s, r in rtts.items()}
         return {"rtt_mean_ms": 1.0, "rtt_p95_ms": 1.0, "throughput_mbps": 1.0, "seeds": sorted(rtts), "per_seed": per_seed}
@@ -225,6 +226,6 @@ def test_one_pool_over_another_is_per_seed_the_ratio_of_their_pooled_ratios():
     assert rows["pooled: y1 + y2"][0] == ci_text(across([0.5 ** 0.5, 1.0]), 3) + " (left out: seed 3)"
     assert rows["pooled x1 over pooled y1"][0] == ci_text(across([2.0, 2 ** 0.5]), 3) + " (left out: seed 3)"
     assert rows["pooled x1 over pooled y1"][2] == "1.000x [1.000, 1.000] (left out: seed 3) |"
-    for pool, over in ((("x1", "x2"), ("x2", "y1")), ((), ("y1", "y2"))):
-        with pytest.raises(ReportError, match="over .*: against a pool, of other runs"):
+    for pool, over in ((("x1", "x2"), ("x2", "y1")), ((), ("y1", "y2")), (("x1", "x2"), ("y1",))):
+        with pytest.raises(ReportError, match="over .*: against a pool of as many other runs"):
             versus(summary, "least-loaded", geometric=True, pool=pool, over=over)
