@@ -108,12 +108,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if learner_only:
         p.error(f"--policies: {', '.join(learner_only)}: {', '.join('+' + v for v in LEARNER_VARIANTS)} "
                 "are for qlearning")
-    clash = [x for x in args.policies if {"linear", "count"} <= set(x.split("+"))]
-    if clash:
-        p.error(f"--policies: {', '.join(clash)}: a linear model explores by epsilon, not count")
-    both = [x for x in args.policies if {"linear", "relative"} <= set(x.split("+"))]
-    if both:
-        p.error(f"--policies: {', '.join(both)}: one model, linear or relative")
+    for pair, why in (({"linear", "count"}, "a linear model explores by epsilon, not count"),
+                      ({"linear", "relative"}, "one model, linear or relative")):
+        clash = [x for x in args.policies if pair <= set(x.split("+"))]
+        if clash:
+            p.error(f"--policies: {', '.join(clash)}: {why}")
     unkept = [x for x in args.policies if "kept" in x.split("+") and "warm" not in x.split("+")]
     if unkept:
         p.error(f"--policies: {', '.join(unkept)}: +kept keeps a +warm file's exploration rate")

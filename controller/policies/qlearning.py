@@ -225,8 +225,8 @@ class QTable:
 
     def update(self, state: str, r: float, next_state: str) -> float:
         """Q(s) <- Q(s) + step [r + gamma Q(s') - Q(s)], Q(s') of a state never met the prior of r,
-        what it showed (not read at gamma 0: `next_state` may be None); the new Q(s). A target that is not a finite number (an absurd
-        measurement) teaches nothing."""
+        what it showed (not read at gamma 0: `next_state` may be None); the new Q(s). A target
+        that is not a finite number (an absurd measurement) teaches nothing."""
         target = r + (self.gamma * self.value(next_state, self.prior(r)) if self.gamma else 0.0)
         if not math.isfinite(target):
             return self.value(state)
@@ -345,9 +345,11 @@ class RelativeQ(QTable):
     congested wide 4-hop path above idle short ones and sent 80% of h1's flows there). Here a
     state says where a path stands against its alternatives, what a decision weighs; its value
     is still the reward the chosen path met, not its gain over them, so how busy the network
-    was still weighs on it, less: standings a choice compares are mostly met together. Always gamma 0, a contextual bandit: a standing after the decision needs the
-    alternatives measured after it, which a decision does not cause either. A state never met
-    is worth the reward its path reads now (the table's prior)."""
+    was still weighs on it, less: standings a choice compares are mostly met together. Always
+    gamma 0, a contextual bandit: a standing after the decision needs the alternatives
+    measured after it, which a decision does not cause either. A state never met is worth the
+    reward its path reads now (the table's prior); none has a coarser state to fall back on
+    (the inherited coarse() finds no load level in it)."""
     model = "relative"
     states, states_text = RELATIVE_STATE, "a relative state (g<gap class> x<extra hops> c<congested>)"
 
@@ -367,11 +369,6 @@ class RelativeQ(QTable):
         least = min((f.utilisation for f in features if not f.unknown), default=0.0)
         fewest = min(f.hops for f in features)
         return ["u" if f.unknown else relative_state(f, least, fewest) for f in features]
-
-    @staticmethod
-    def coarse(state: str) -> None:
-        """None: a standing has no coarser state to fall back on."""
-        return None
 
 
 MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ)}
@@ -459,9 +456,10 @@ class QLearningPolicy(Policy):
                 self._save_failed = True     # said: saving will fail until the file is moved
 
     def prior(self, f: PathFeatures) -> float:
-        """What a candidate whose state (and the path table's load level) was never met is worth: the table's prior of the
-        reward its features give now, or, its load not measured (a reward of about 0 then), the
-        worst value learnt: a path is not preferred because its load cannot be seen."""
+        """What a candidate whose state (and the path table's load level) was never met is
+        worth: the table's prior of the reward its features give now, or, its load not measured
+        (a reward of about 0 then), the worst value learnt: a path is not preferred because its
+        load cannot be seen."""
         if f.unknown:
             return min((row[0] for row in self.table.q.values()), default=0.0)
         return self.table.prior(reward(f))
