@@ -10,7 +10,8 @@ a JSON summary and plots compare the policies.
 A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) routes each reply
 on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
 gamma 0; "+linear" learns a linear model of the path's features instead of a table, "+relative" a
-table of each path's standing among the candidates (--q-model); "+flow" learns
+table of each path's standing among the candidates, "+correction" a table of corrections to what
+a path reads (--q-model); "+flow" learns
 from what each flow's path showed while it sent (--q-window flow); "+fresh" starts every seed from
 an empty Q-table, "+warm" from a copy of --q-warm's file of its model
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
@@ -60,7 +61,8 @@ from topologies.traffic import Player, schedule
 DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", "qlearning")
 # policy+variant: controller options; Q-table starts (fresh, warm)
 VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
-            "linear": ("--q-model", "linear"), "relative": ("--q-model", "relative"), "flow": ("--q-window", "flow"),
+            "linear": ("--q-model", "linear"), "relative": ("--q-model", "relative"),
+            "correction": ("--q-model", "correction"), "flow": ("--q-window", "flow"),
             "fresh": (), "warm": (), "kept": ()}
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
@@ -108,9 +110,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     if learner_only:
         p.error(f"--policies: {', '.join(learner_only)}: {', '.join('+' + v for v in LEARNER_VARIANTS)} "
                 "are for qlearning")
-    for pair, why in (({"linear", "count"}, "a linear model explores by epsilon, not count"),
-                      ({"linear", "relative"}, "one model, linear or relative")):
-        clash = [x for x in args.policies if pair <= set(x.split("+"))]
+    models = set(qlearning.MODELS) - {qlearning.QTable.model}
+    for clashes, why in ((lambda v: {"linear", "count"} <= v, "a linear model explores by epsilon, not count"),
+                         (lambda v: len(v & models) > 1, f"one model of {', '.join(sorted(models))}")):
+        clash = [x for x in args.policies if clashes(set(x.split("+")))]
         if clash:
             p.error(f"--policies: {', '.join(clash)}: {why}")
     unkept = [x for x in args.policies if "kept" in x.split("+") and "warm" not in x.split("+")]
@@ -136,7 +139,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def warm_tables(p: argparse.ArgumentParser, paths: list[Path], policies: list[str]) -> dict[str, Path]:
-    """--q-warm's files by the model each holds ("table", "linear", "relative"), each checked as the
+    """--q-warm's files by the model each holds (qlearning.MODELS), each checked as the
     controller will load it: one per model, and one for every +warm policy's model, used by
     one; else the parser's usage error naming the file (not a controller failing at its run's
     start)."""

@@ -40,7 +40,9 @@ costs more per decision than the whole table lookup and keeps no JSON-friendly s
 
 A relative table (--q-model relative, RelativeQ below) instead values a path by its standing
 among the candidates of its decision: how much busier than the least utilised, how many hops
-longer than the shortest, congested or not.
+longer than the shortest, congested or not. A correction table (--q-model correction,
+CorrectionQ below) learns, per path state, how much worse than its reading a path turns out,
+and ranks by the reading plus that correction.
 """
 
 from __future__ import annotations
@@ -129,7 +131,7 @@ class QTable:
     q: dict[str, list[float]] = field(default_factory=dict)    # state -> [value, visits]
     decisions: int = 0
     updates: int = 0
-    rewards: list[float] = field(default_factory=list)   # the last 100, for the learning curve
+    rewards: list[float] = field(default_factory=list)   # the last 100 targets (target_name), for describe()
 
     def __post_init__(self) -> None:
         for name, lo, hi in (("alpha", 0, 1), ("gamma", 0, 0.99), ("epsilon", 0, 1),
@@ -168,6 +170,16 @@ class QTable:
         if not cls.states.fullmatch(state):
             return f"not {cls.states_text}"
         return None if value <= 0 else "a value above 0 (a reward is minus a latency)"
+
+    target_name = "reward"
+
+    def target(self, before: PathFeatures, after: PathFeatures) -> float:
+        """What a decision teaches its path's state: the reward the path met after it."""
+        return reward(after)
+
+    def worth(self, f: PathFeatures, value: float) -> float:
+        """What a candidate is worth, given the value of its key (learnt, or a prior): that value."""
+        return value
 
     def emptied(self, epsilon: float) -> QTable:
         """The same hyper-parameters, nothing learnt, exploring again from `epsilon`."""
@@ -371,7 +383,43 @@ class RelativeQ(QTable):
         return ["u" if f.unknown else relative_state(f, least, fewest) for f in features]
 
 
-MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ)}
+@dataclass
+class CorrectionQ(QTable):
+    """A table of corrections to the reading (--q-model correction): a candidate is worth the
+    reward its features give now plus C(s), s its path state (the path table's: hops, headroom
+    class, load level), C(s) the mean of reward(after) - reward(reading at the decision) over
+    the flows sent into that state, a state never met its load level's, else 0. Nothing learnt,
+    it ranks by the reading (which, with no link delays, is the bottleneck's utilisation plus
+    what queues and loss show). The path and relative tables learn the reward a state's flows
+    met, which carries how busy the whole network was when the state was met (run H: a state
+    of a congested short path learnt at calm times was valued above an idle long one); the
+    difference takes that out, and what is left is what the reading misses: the load the flow
+    adds, which its path's capacity (the headroom class) decides, and a queue read at one
+    moment that drains. Always gamma 0, a contextual bandit, as the other models."""
+    model = "correction"
+    target_name = "correction"
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.gamma = 0.0
+
+    @classmethod
+    def refused(cls, state: str, value: float) -> str | None:
+        """A correction may be above 0: a path reading congested whose queue drains."""
+        return None if cls.states.fullmatch(state) else f"not {cls.states_text}"
+
+    def prior(self, r: float) -> float:
+        """A state never met (nor its load level) corrects nothing: its reading is taken as it is."""
+        return 0.0
+
+    def target(self, before: PathFeatures, after: PathFeatures) -> float:
+        return reward(after) - reward(before)
+
+    def worth(self, f: PathFeatures, value: float) -> float:
+        return reward(f) + value
+
+
+MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ)}
 
 
 def model_of(data: dict) -> object:
@@ -456,19 +504,22 @@ class QLearningPolicy(Policy):
                 self._save_failed = True     # said: saving will fail until the file is moved
 
     def prior(self, f: PathFeatures) -> float:
-        """What a candidate whose state (and the path table's load level) was never met is
-        worth: the table's prior of the reward its features give now, or, its load not measured
-        (a reward of about 0 then), the worst value learnt: a path is not preferred because its
-        load cannot be seen."""
+        """The value of a candidate whose state (and the path table's load level) was never met:
+        the table's prior of the reward its features give now, or, its load not measured (a
+        reward of about 0 then), the worst value learnt: a path is not preferred because its
+        load cannot be seen (a correction table adds it to that reading; such a path is taken
+        only when no candidate's load is measured, QLearningPolicy.rank)."""
         if f.unknown:
             return min((row[0] for row in self.table.q.values()), default=0.0)
         return self.table.prior(reward(f))
 
     def worths(self, features: list[PathFeatures], keys: list) -> list[float]:
-        """Q of each candidate's key (its fallbacks, else the prior); a path whose load is not
-        measured is worth the prior alone for the table, which learns no state of unknown load."""
-        return [self.prior(f) if f.unknown and not self.table.learns_unmeasured else
-                self.table.value(k, self.prior(f)) for f, k in zip(features, keys)]
+        """What each candidate is worth to the model, from the value of its key (its fallbacks,
+        else the prior); a path whose load is not measured is valued by the prior alone for the
+        tables, which learn no state of unknown load."""
+        t = self.table
+        return [t.worth(f, self.prior(f) if f.unknown and not t.learns_unmeasured else t.value(k, self.prior(f)))
+                for f, k in zip(features, keys)]
 
     def scores(self, features: list[PathFeatures]) -> list[float]:
         return [-v for v in self.worths(features, self.table.keys(features))]
@@ -499,7 +550,7 @@ class QLearningPolicy(Policy):
             if before[action].unknown and not self.table.learns_unmeasured:
                 self.unlearnt += 1
                 continue
-            self.table.update(self.table.keys(before)[action], reward(after),
+            self.table.update(self.table.keys(before)[action], self.table.target(before[action], after),
                               self.table.key(after) if self.table.gamma else None)
         if experience:
             self.save()
@@ -529,4 +580,4 @@ class QLearningPolicy(Policy):
         return {"policy": self.name, "model": t.model, "table": str(self.table_path) if self.table_path else None,
                 **t.learnt(), "decisions": t.decisions, "updates": t.updates, "unlearnt": self.unlearnt,
                 "alpha": t.alpha, "gamma": t.gamma, "epsilon": round(t.epsilon, 4), "explore": t.explore,
-                "mean_reward": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}
+                f"mean_{t.target_name}": round(sum(t.rewards) / len(t.rewards), 3) if t.rewards else None}

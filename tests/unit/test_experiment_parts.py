@@ -12,7 +12,7 @@ import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from controller.policies.qlearning import FEATURES, LinearQ, QTable, RelativeQ
+from controller.policies.qlearning import FEATURES, CorrectionQ, LinearQ, QTable, RelativeQ
 from controller.core.settings import Settings
 from scripts.experiment import QUICK, background, learner_table, parse_args, run_plan, warm_copy, warm_model
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
@@ -146,7 +146,12 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                           (["--policies", "qlearning+kept"],
                                            "--policies: qlearning+kept: +kept keeps a +warm file's"),
                                           (["--policies", "qlearning+linear+relative"],
-                                           "--policies: qlearning+linear+relative: one model"),
+                                           "--policies: qlearning+linear+relative: one model of correction, "
+                                           "linear, relative"),
+                                          (["--policies", "qlearning+correction+relative"],
+                                           "--policies: qlearning+correction+relative: one model"),
+                                          (["--policies", "qlearning+linear+count"],
+                                           "--policies: qlearning+linear+count: a linear model explores by"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
                                           (["--background-gap", "0.4"], "--background-gap"),
@@ -165,10 +170,9 @@ def test_bad_options_name_the_option(argv, field, capsys):
 
 @pytest.fixture
 def tables(tmp_path):
-    """A table, a linear model and a relative table that have learnt something, saved as
-    --q-warm takes them."""
+    """A model of each kind that has learnt something, saved as --q-warm takes them."""
     paths, learnt = {}, {QTable: ("h2 r4 l0", "h2 r4 l0"), LinearQ: ((1.0,) * len(FEATURES),) * 2,
-                         RelativeQ: ("g0 x1 c0", None)}
+                         RelativeQ: ("g0 x1 c0", None), CorrectionQ: ("h2 r4 l0", None)}
     for kind, (state, after) in learnt.items():
         paths[kind.model] = tmp_path / f"{kind.model}.json"
         table = kind(alpha=0.05, gamma=0.5, epsilon=0.02)
@@ -178,11 +182,11 @@ def tables(tmp_path):
 
 
 def test_each_warm_policy_starts_from_the_file_of_its_model(tables):
-    args = parse_args(["--policies", "qlearning+warm,qlearning+linear+warm,qlearning+warm+relative",
-                       "--q-warm", str(tables["linear"]), "--q-warm", str(tables["table"]),
-                       "--q-warm", str(tables["relative"])])
+    args = parse_args(["--policies", "qlearning+warm,qlearning+linear+warm,qlearning+warm+relative,"
+                       "qlearning+correction+warm", "--q-warm", str(tables["linear"]), "--q-warm", str(tables["table"]),
+                       "--q-warm", str(tables["relative"]), "--q-warm", str(tables["correction"])])
     assert args.q_warm == tables
-    assert [warm_model(p.split("+")[1:]) for p in args.policies] == ["table", "linear", "relative"]
+    assert [warm_model(p.split("+")[1:]) for p in args.policies] == ["table", "linear", "relative", "correction"]
 
 
 def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tables, tmp_path):
@@ -193,7 +197,8 @@ def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tabl
         learnt[model] = {**json.loads(path.read_text()), "epsilon": 0.02, "decisions": 1200}
         warm_copy(tmp_path, model).write_text(json.dumps(learnt[model]))
     runs = tmp_path / "runs"
-    for variants, model in ((["warm"], "table"), (["linear", "warm"], "linear"), (["relative", "warm"], "relative")):
+    for variants, model in ((["warm"], "table"), (["linear", "warm"], "linear"), (["relative", "warm"], "relative"),
+                            (["correction", "warm"], "correction")):
         start = json.loads(learner_table(runs / f"r-{model}", variants).read_text())
         assert start == {**learnt[model], "epsilon": Settings.q_epsilon, "decisions": 0}
         assert start["updates"] == 1 and (start["q"] if model != "linear" else start["w"] != [0.0] * len(FEATURES))

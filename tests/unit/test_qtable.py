@@ -227,7 +227,7 @@ def simulate(policy: QLearningPolicy, decisions: int, seed: int = 7, switch_at: 
     return picks
 
 
-@pytest.mark.parametrize("model", ["table", "relative"])
+@pytest.mark.parametrize("model", ["table", "relative", "correction"])
 @pytest.mark.parametrize("explore", ["epsilon", "count"])
 def test_converges_to_the_best_path_in_a_simulated_network(explore, model):
     policy = QLearningPolicy(alpha=0.3, gamma=0.0, epsilon=0.3, explore=explore, model=model)
@@ -237,7 +237,7 @@ def test_converges_to_the_best_path_in_a_simulated_network(explore, model):
     assert policy.choose(None, loaded) == 1
 
 
-@pytest.mark.parametrize("model", ["table", "relative"])
+@pytest.mark.parametrize("model", ["table", "relative", "correction"])
 @pytest.mark.parametrize("explore", ["epsilon", "count"])
 def test_follows_when_the_best_path_changes_halfway(explore, model):
     """The background moves from the first path to the middle one after 200 decisions: the
@@ -937,19 +937,50 @@ def test_a_relative_table_learns_each_decisions_own_reward_and_transfers_between
     assert policy.choose(None, elsewhere) == 0 and table.choose(None, elsewhere) == 1
 
 
-def test_a_relative_table_survives_a_restart_reads_change_nothing_and_other_files_are_refused(tmp_path, caplog):
+@pytest.mark.parametrize("model, learnt, foreign, refusal", [("relative", "g3 x0 c0", "h2 r4 l0", "not a relative state"),
+                                                           ("correction", "h2 r1 l3", "g0 x1 c0", "not a path state")])
+def test_a_relative_or_correction_table_survives_a_restart_reads_change_nothing_and_other_files_are_refused(
+        model, learnt, foreign, refusal, tmp_path, caplog):
     path = tmp_path / "q.json"
-    first = QLearningPolicy(path, gamma=0.0, epsilon=0.3, model="relative")
+    first = QLearningPolicy(path, gamma=0.0, epsilon=0.3, model=model)
     simulate(first, 100)
     saved = json.loads(path.read_text())
-    assert saved["model"] == "relative" and saved["q"] == first.table.q and set(saved["q"]) >= {"g3 x0 c0"}
-    again = QLearningPolicy(path, gamma=0.0, epsilon=0.3, model="relative")
+    assert saved["model"] == model and saved["q"] == first.table.q and learnt in saved["q"]     # the loaded path
+    again = QLearningPolicy(path, gamma=0.0, epsilon=0.3, model=model)
     before = copy.deepcopy(again.table)
     again.scores(IDLE), again.rank(None, IDLE), again.describe()
     assert again.table == before and again.table.q == first.table.q
     with caplog.at_level(logging.WARNING, logger="lb.policy"):
         table = QLearningPolicy(path, gamma=0.0, epsilon=0.3)
-    assert table.table.q == {} and f"{path}: field 'model': the file holds a 'relative' model" in caplog.text
-    path.write_text(json.dumps({**saved, "q": {"h2 r4 l0": [-1.0, 1]}}))
-    with pytest.raises(QTableError, match=f"^{path}: field 'q': state 'h2 r4 l0': not a relative state"):
-        qtable.load(path, qtable.RelativeQ)
+    assert table.table.q == {} and f"{path}: field 'model': the file holds a '{model}' model" in caplog.text
+    path.write_text(json.dumps({**saved, "q": {foreign: [-1.0, 1]}}))
+    with pytest.raises(QTableError, match=f"^{path}: field 'q': state '{foreign}': {refusal}"):
+        qtable.load(path, qtable.MODELS[model])
+
+
+def test_a_correction_table_learns_how_much_worse_than_its_reading_a_path_turns_out():
+    """Gamma 0 whatever is asked; a state's value is the mean of reward(after) - reward(reading
+    at the decision), so two flows into one state teach it alike whether the network read busy
+    or calm, where the path table's value is the mean of what they met. Nothing learnt, a
+    candidate is worth its reading (the 4-hop path, idle); once its flows meet 6 ms where it
+    read 1, it is worth its reading minus 5, and the 2-hop one, whose state and load level
+    were never met, is worth its reading alone."""
+    policy, table = (QLearningPolicy(gamma=g, epsilon=0.0, model=m) for g, m in ((0.5, "correction"), (0.0, "table")))
+    assert policy.table.gamma == 0.0
+    calm, busy = PathFeatures(0.3, 0.0, 1.0, 2), PathFeatures(0.3, 0.0, 8.0, 2)   # one state: h2 r10 l1
+    for p in (policy, table):
+        p.learn([([calm], 0, replace(calm, latency_ms=2.0)), ([busy], 0, replace(busy, latency_ms=9.0))])
+    assert policy.table.q == {"h2 r10 l1": [-1.0, 2], "l1": [-1.0, 2]} and policy.describe()["mean_correction"] == -1
+    assert table.table.q["h2 r10 l1"] == [pytest.approx(-8.5), 2]
+
+    policy = QLearningPolicy(epsilon=0.0, model="correction")
+    short, long = PathFeatures(0.3, 0.0, 1.0, 2), PathFeatures(0.0, 0.0, 1.0, 4)
+    assert policy.scores([short, long]) == [4.0, 1.0] and policy.choose(None, [short, long]) == 1
+    policy.learn([([short, long], 1, replace(long, latency_ms=6.0))])
+    assert policy.table.q == {"h4 r10 l0": [-5.0, 1], "l0": [-5.0, 1]}
+    assert policy.scores([short, long]) == [4.0, 6.0] and policy.choose(None, [short, long]) == 0
+    policy.learn([([short, long], 0, replace(short, latency_ms=1.0))])     # as it read: nothing to correct
+    assert policy.table.q["h2 r10 l1"] == [0.0, 1] and policy.choose(None, [short, long]) == 0
+    # a queue read at the decision that drains by the outcome teaches a correction above 0
+    assert qtable.CorrectionQ.refused("h2 r1 l4", 3.0) is None and QTable.refused("h2 r1 l4", 3.0)
+
