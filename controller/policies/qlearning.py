@@ -142,8 +142,11 @@ class QTable:
                 raise QTableError(f"{name}: must be in {'(' if name == 'alpha' else '['}{lo}, {hi}], got {value!r}")
         if self.explore not in Q_EXPLORATIONS:
             raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
+        if self.bandit:
+            self.gamma = 0.0
 
     model = "table"
+    bandit = False              # gamma 0 whatever is asked (the models below say why)
     learns_unmeasured = False   # from a decision on a path of unknown load (see QLearningPolicy.rank)
 
     @staticmethod
@@ -178,8 +181,15 @@ class QTable:
         return reward(after)
 
     def worth(self, f: PathFeatures, value: float) -> float:
-        """What a candidate is worth, given the value of its key (learnt, or a prior): that value."""
+        """What a measured candidate is worth, given the value of its key (learnt, or a prior):
+        that value."""
         return value
+
+    def unmeasured(self, measured: list[float]) -> float:
+        """What every candidate whose load is not measured is worth, given the measured ones'
+        worths: the worst value learnt. One value for all, so that the reading, falsely idle,
+        does not rank them (QLearningPolicy.rank); not the prior, a reward of about 0 then."""
+        return min((row[0] for row in self.q.values()), default=0.0)
 
     def emptied(self, epsilon: float) -> QTable:
         """The same hyper-parameters, nothing learnt, exploring again from `epsilon`."""
@@ -294,9 +304,10 @@ class LinearQ(QTable):
     learns_unmeasured = True    # its input "unknown" learns what such a path is worth
     w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
 
+    bandit = True
+
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.gamma = 0.0
         if self.explore != "epsilon":
             raise QTableError("explore: count exploration needs a table's visit counts; a linear model "
                               "explores by epsilon")
@@ -364,10 +375,7 @@ class RelativeQ(QTable):
     (the inherited coarse() finds no load level in it)."""
     model = "relative"
     states, states_text = RELATIVE_STATE, "a relative state (g<gap class> x<extra hops> c<congested>)"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.gamma = 0.0
+    bandit = True
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -383,30 +391,54 @@ class RelativeQ(QTable):
         return ["u" if f.unknown else relative_state(f, least, fewest) for f in features]
 
 
+def correction_bound(state: str) -> float:
+    """The most a correction of a state's load level can be: reward(after) <= 0, and a path
+    at levels 0-3 reads at worst 10 ms, 1% loss and its level's top utilisation; none at level
+    4 (a reading's latency has no top) or of unknown load."""
+    n = (_level_key(state) or state)[1:]
+    if not n.isdigit() or int(n) > len(LEVELS):
+        return math.inf
+    top = (LEVELS + (1.0,))[int(n)]
+    return CONGESTED_LATENCY_MS + LOSS_PENALTY_MS * 0.01 + LOAD_PENALTY_MS * top
+
+
 @dataclass
 class CorrectionQ(QTable):
-    """A table of corrections to the reading (--q-model correction): a candidate is worth the
-    reward its features give now plus C(s), s its path state (the path table's: hops, headroom
-    class, load level), C(s) the mean of reward(after) - reward(reading at the decision) over
-    the flows sent into that state, a state never met its load level's, else 0. Nothing learnt,
-    it ranks by the reading (which, with no link delays, is the bottleneck's utilisation plus
-    what queues and loss show). The path and relative tables learn the reward a state's flows
-    met, which carries how busy the whole network was when the state was met (run H: a state
-    of a congested short path learnt at calm times was valued above an idle long one); the
-    difference takes that out, and what is left is what the reading misses: the load the flow
-    adds, which its path's capacity (the headroom class) decides, and a queue read at one
-    moment that drains. Always gamma 0, a contextual bandit, as the other models."""
+    """A table of corrections to the reading (--q-model correction): a measured candidate is
+    worth the reward its features give now plus C(s), at most 0 (no outcome is better), s its
+    path state (the path table's: hops, headroom class, load level), C(s) the mean of
+    reward(after) - reward(reading at the decision) over the flows sent into that state; a
+    state never met takes its load level's, if below 0 (a level's mean can be above 0, its
+    queues having drained, which a congested state never met is not promised), else none.
+    Nothing learnt, it ranks by the reading (with no link delays, the bottleneck's utilisation
+    plus what queues and loss show). The path and relative tables learn the reward a state's
+    flows met, which carries how busy the whole network was when the state was met (run H: a
+    state of a congested short path learnt at calm times was valued above an idle long one);
+    here the chosen path's reading at the decision is in both terms, and what is left is the
+    change from the decision to the outcome: the load the flow adds, which its path's capacity
+    (the headroom class) decides; a queue read at one moment that drains; the background's
+    drift meanwhile, over the whole flow with --q-window flow; the chosen reading being the best
+    of several (so the change leans below 0); and the reading's latency, the least of three
+    probes a link, against the outcome's, of the probes after the decision. Gamma 0 whatever is
+    asked, as the linear and relative models: the state after a decision is not its doing."""
     model = "correction"
     target_name = "correction"
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.gamma = 0.0
+    bandit = True
 
     @classmethod
     def refused(cls, state: str, value: float) -> str | None:
-        """A correction may be above 0: a path reading congested whose queue drains."""
-        return None if cls.states.fullmatch(state) else f"not {cls.states_text}"
+        """A path state, its correction no more than its level allows (correction_bound): one
+        may be above 0 (a queue read at the decision that drained), not above any reading."""
+        if not cls.states.fullmatch(state):
+            return f"not {cls.states_text}"
+        bound = correction_bound(state)
+        return None if value <= bound else f"a correction above {bound:g}, more than its load level's reading can be"
+
+    def value(self, state: str, prior: float = 0.0) -> float:
+        """C(s), else its load level's if below 0, else `prior`; a read."""
+        row = self.q.get(state)
+        level = self.q.get(self.coarse(state))
+        return row[0] if row else min(level[0], 0.0) if level else prior
 
     def prior(self, r: float) -> float:
         """A state never met (nor its load level) corrects nothing: its reading is taken as it is."""
@@ -416,7 +448,12 @@ class CorrectionQ(QTable):
         return reward(after) - reward(before)
 
     def worth(self, f: PathFeatures, value: float) -> float:
-        return reward(f) + value
+        return min(reward(f) + value, 0.0)
+
+    def unmeasured(self, measured: list[float]) -> float:
+        """The least measured candidate's worth (the reading of a path of unknown load is
+        falsely idle, and a correction is not a worth), else 0."""
+        return min(measured, default=0.0)
 
 
 MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ)}
@@ -503,23 +540,16 @@ class QLearningPolicy(Policy):
                 log.warning("%s; starting from an empty Q-table, not saved over that file", exc)
                 self._save_failed = True     # said: saving will fail until the file is moved
 
-    def prior(self, f: PathFeatures) -> float:
-        """The value of a candidate whose state (and the path table's load level) was never met:
-        the table's prior of the reward its features give now, or, its load not measured (a
-        reward of about 0 then), the worst value learnt: a path is not preferred because its
-        load cannot be seen (a correction table adds it to that reading; such a path is taken
-        only when no candidate's load is measured, QLearningPolicy.rank)."""
-        if f.unknown:
-            return min((row[0] for row in self.table.q.values()), default=0.0)
-        return self.table.prior(reward(f))
-
     def worths(self, features: list[PathFeatures], keys: list) -> list[float]:
         """What each candidate is worth to the model, from the value of its key (its fallbacks,
-        else the prior); a path whose load is not measured is valued by the prior alone for the
-        tables, which learn no state of unknown load."""
+        else the table's prior of the reward its features give now); every path whose load is
+        not measured alike for the tables, which learn no state of unknown load
+        (QTable.unmeasured)."""
         t = self.table
-        return [t.worth(f, self.prior(f) if f.unknown and not t.learns_unmeasured else t.value(k, self.prior(f)))
-                for f, k in zip(features, keys)]
+        worths = [None if f.unknown and not t.learns_unmeasured else t.worth(f, t.value(k, t.prior(reward(f))))
+                  for f, k in zip(features, keys)]
+        blind = t.unmeasured([w for w in worths if w is not None])
+        return [blind if w is None else w for w in worths]
 
     def scores(self, features: list[PathFeatures]) -> list[float]:
         return [-v for v in self.worths(features, self.table.keys(features))]

@@ -10,7 +10,8 @@ The relative table (--q-model relative) values a standing never met at what the 
 now, as the table does, so the flooded path (far busier than the least) reads worst from the
 first flow, and what it learns of the others keeps the choice. The correction table (--q-model
 correction) ranks by the reading plus what it learnt the reading misses: nothing learnt, the
-reading alone, which puts the flooded path last; its corrections must not undo that. Either
+reading alone (its first decision takes the best reading), which puts the flooded path last;
+its corrections must not undo that. Either
 way, after warm-up 9 of 10 flows avoid it."""
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
         looked = wait_until(lambda: measured_look(lab), 10, what="a look with every h1 -> h7 candidate measured")
         assert link_flooded(lab, "s2", "s7"), "the flood ended before the decisions and the look: they saw an idle path"
     print(f"\npaths of {WARMUP + DECISIONS} successive h1 -> h7 flows: {paths}; {policy}")
-    if request.node.callspec.params["lab"] == "linear":     # nothing learnt yet: a tie, to the better reading
+    if request.node.callspec.params["lab"] in ("linear", "correction"):     # nothing learnt yet: the better reading
         readings = [(-c["unknown"], reward(PathFeatures(c["utilisation"], c["loss"], c["latency_ms"], c["hops"])))
                     for c in first["candidates"]]
         assert first["chosen"] == readings.index(max(readings)), first
@@ -96,8 +97,8 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since
     if saved["model"] == "linear":
         assert saved["w"] != [0.0] * len(saved["w"]) and saved["q"] == {}
-    elif saved["model"] == "correction":    # a path state, and the load level it falls back on, per update
-        assert saved["q"] and sum(n for state, (v, n) in saved["q"].items() if state.startswith("l")) == saved["updates"]
+    elif saved["model"] == "correction":    # its corrections are saved as it learns
+        assert saved["q"] and all(n for v, n in saved["q"].values()), saved["q"]
     else:   # the flooded path's states: 2 hops, or (relative) the fewest hops of h1 -> h7's candidates
         flooded = (lambda state: " x0 " in state) if saved["model"] == "relative" else \
             (lambda state: state.startswith("h2 "))

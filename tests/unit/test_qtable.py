@@ -63,24 +63,27 @@ def test_paths_of_equal_value_go_to_the_one_reading_better_now():
     assert qtable.reward(thin) > qtable.reward(busier) and policy.choose(key, [thin, busier]) == 1
 
 
-def test_a_path_whose_load_is_not_measured_is_taken_only_when_no_candidate_is_measured():
+@pytest.mark.parametrize("model, blind_score", [("table", 29.0), ("correction", 0.0)])
+def test_a_path_whose_load_is_not_measured_is_taken_only_when_no_candidate_is_measured(model, blind_score):
     """A link without statistics reads idle. States of unknown load learnt at a run's start,
     when every path was idle and not yet measured, were worth more than every measured state
     (about 0 to -1.3 ms in a warm table), so a path whose statistics went stale later would be
     taken first. The table chooses among measured candidates; with none, by fewer unknown
-    links, then reading. A decision on a path of unknown load teaches it nothing, and is
-    counted (the linear model has an input for it, and learns)."""
+    links, then reading: all are worth one value (the table's worst learnt, -29 here; the
+    correction table's least measured worth, none here: 0), not their readings. A decision on
+    a path of unknown load teaches it nothing, and is counted (the linear model has an input
+    for it, and learns)."""
     key = FlowKey("10.0.0.1", "10.0.0.7", 17, 1, 2)
     seen = replace(IDLE[1], utilisation=0.9, latency_ms=20.0)
     blind = [replace(IDLE[0], unknown=1, utilisation=0.3), replace(IDLE[2], unknown=1, utilisation=0.1)]
     for explore in ("epsilon", "count"):           # count: a state never visited has the full bonus
-        policy = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0, explore=explore)
+        policy = QLearningPolicy(alpha=0.5, gamma=0.0, epsilon=0.0, explore=explore, model=model)
         policy.learn([([seen], 0, seen)])
         policy.table.q.update({qtable.state_of(blind[0]): [-0.1, 0], qtable.state_of(blind[1]): [-0.5, 0]})
         assert policy.choose(key, [blind[0], seen, blind[1]]) == 1
         assert policy.rank(None, [blind[0], seen, blind[1]])[0] == 1
         # none measured: worth the worst value learnt alike (not their rows), the better reading
-        assert policy.scores(blind) == [pytest.approx(29.0)] * 2 and policy.choose(key, blind) == 1
+        assert policy.scores(blind) == [pytest.approx(blind_score)] * 2 and policy.choose(key, blind) == 1
         hidden = replace(blind[1], unknown=2, utilisation=0.0)         # more links read idle, falsely
         assert policy.choose(key, [blind[0], hidden]) == 0
         before = json.dumps(vars(policy.table), sort_keys=True)
@@ -249,11 +252,13 @@ def test_follows_when_the_best_path_changes_halfway(explore, model):
     assert picks[210:].count(0) >= 0.9 * len(picks[210:]), picks[200:260]
 
 
-def test_follows_when_the_best_path_slows_down_unseen_in_its_state():
+@pytest.mark.parametrize("model", ["table", "correction"])
+def test_follows_when_the_best_path_slows_down_unseen_in_its_state(model):
     """Path 0 answers in 1 ms, path 1 in 3 ms; after 200 decisions path 0 takes 6 ms with its
     state unchanged (a bottleneck the statistics do not show): only what the table learns can
-    move flows off it, within 20 decisions (bar exploration)."""
-    policy = QLearningPolicy(gamma=0.0, epsilon=0.3)
+    move flows off it, within 20 decisions (bar exploration). Both read idle alike: the
+    simulated network where only learning decides."""
+    policy = QLearningPolicy(gamma=0.0, epsilon=0.3, model=model)
     picks = []
     for i in range(400):
         a = policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000), IDLE[:2])
@@ -981,6 +986,27 @@ def test_a_correction_table_learns_how_much_worse_than_its_reading_a_path_turns_
     assert policy.scores([short, long]) == [4.0, 6.0] and policy.choose(None, [short, long]) == 0
     policy.learn([([short, long], 0, replace(short, latency_ms=1.0))])     # as it read: nothing to correct
     assert policy.table.q["h2 r10 l1"] == [0.0, 1] and policy.choose(None, [short, long]) == 0
-    # a queue read at the decision that drains by the outcome teaches a correction above 0
-    assert qtable.CorrectionQ.refused("h2 r1 l4", 3.0) is None and QTable.refused("h2 r1 l4", 3.0)
+    # a 3-hop path at level 0, its state never met: its level's correction (-5), at most 0
+    middle = PathFeatures(0.1, 0.0, 0.5, 3)
+    assert policy.scores([middle]) == [pytest.approx(0.5 + 1.0 + 5.0)]
+    # a queue read at the decision that drains by the outcome: a correction above 0, which a
+    # state never met does not inherit from its level, and no worth above 0
+    queued = PathFeatures(0.3, 0.0, 30.0, 3)
+    policy.learn([([queued], 0, replace(queued, latency_ms=2.0))])
+    assert policy.table.q["h3 r10 l4"] == [28.0, 1] and policy.table.q["l4"] == [28.0, 1]
+    assert policy.scores([replace(queued, latency_ms=20.0)]) == [0.0]          # -23 + 28: capped at 0
+    assert policy.scores([replace(queued, latency_ms=20.0, hops=4)]) == [pytest.approx(23.0)]    # l4's 28 not taken
+
+
+@pytest.mark.parametrize("state, value, refused", [("h3 r10 l4", 1e6, False), ("h2 r1 l0", 13.5, False),
+                                                    ("h2 r1 l0", 13.6, True), ("l0", 13.6, True),
+                                                    ("l3", 21.0, False), ("h8 r1 l3", 21.1, True),
+                                                    ("g0 x1 c0", -1.0, True)])
+def test_a_correction_file_holds_no_correction_above_what_its_level_can_read(state, value, refused):
+    """reward(after) <= 0, and a path at levels 0-3 reads at worst 10 ms, 1% loss and its
+    level's top utilisation, so its correction is at most 13.5, 16, 19 or 21 ms; a file above
+    that (a hostile "l0": 1e300 would draw every flow to paths of level 0) is refused. Level 4
+    has no top reading: a worth is capped at 0 instead, where a path table's file can put any
+    state too."""
+    assert bool(qtable.CorrectionQ.refused(state, value)) == refused
 
