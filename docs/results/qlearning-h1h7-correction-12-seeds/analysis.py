@@ -52,6 +52,10 @@ def summaries() -> None:
             over = [math.exp(mean(math.log(i[k] / o[k]) for i, o in zip(r["I"], r[other]))) for k in seeds]
             each = "; ".join(ci_text(across([i[k] / o[k] for k in seeds]), 3) for i, o in zip(r["I"], r[other]))
             print(f"   over run {other}: {ci_text(across(over), 3)}; by warm-up seed {each}")
+    aa = [math.exp(mean(math.log(per_seed("I", s, "least-loaded")[k]["rtt_mean_ms"]
+                             / per_seed("G", s, "least-loaded")[k]["rtt_mean_ms"]) for s in COMMANDS))
+          for k in per_seed("I", "", "least-loaded")]
+    print(f"least-loaded of run I over run G's, pooled as the primary: {ci_text(across(aa), 3)}")
     for a, b in itertools.combinations(COMMANDS, 2):
         A, B = per_seed("I", a, "least-loaded"), per_seed("I", b, "least-loaded")
         print(f"least-loaded I{COMMANDS[a]} over I{COMMANDS[b]}: "
