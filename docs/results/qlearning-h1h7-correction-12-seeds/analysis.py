@@ -12,10 +12,11 @@ import glob
 import itertools
 import json
 import math
+import random
 import sys
 from collections import defaultdict
 from pathlib import Path
-from statistics import mean, median, stdev
+from statistics import mean, median, stdev, variance
 
 ROOT = Path(__file__).resolve().parents[3]
 sys.path.insert(0, str(ROOT))
@@ -157,6 +158,28 @@ def warm_ups(out: Path) -> None:
         print(f"{run.name}: {logged} logged decisions, {json.loads((run / 'qtable.json').read_text())['updates']} updates")
 
 
+def noise(out: Path) -> None:
+    """Where least-loaded's run-to-run noise comes from: the variance of a run's log mean RTT
+    resampling its rounds (bootstrap, 500 draws a run), against half the variance of the log
+    ratio of two of its runs on one seed (the three commands, pairwise)."""
+    rng, rounds = random.Random(1), defaultdict(lambda: defaultdict(list))
+    for c in COMMANDS.values():
+        with open(out / f"I{c}" / "runs.csv", newline="") as f:
+            for r in csv.DictReader(f):
+                if r["policy"] == "least-loaded" and r["kind"] == "rtt" and r["rtt_ms"]:
+                    rounds[(c, r["seed"])][r["round"]].append(float(r["rtt_ms"]))
+    within = []
+    for run in rounds.values():
+        trains = list(run.values())
+        within.append(variance([math.log(mean([x for t in rng.choices(trains, k=len(trains)) for x in t]))
+                                for _ in range(500)]))
+    logs = {k: math.log(mean(x for t in v.values() for x in t)) for k, v in rounds.items()}
+    pairs = [logs[(a, s)] - logs[(b, s)] for s in {s for _, s in logs}
+             for a, b in itertools.combinations(COMMANDS.values(), 2)]
+    print(f"least-loaded's log mean RTT, variance a run: {mean(within):.4f} resampling its "
+          f"{mean(len(v) for v in rounds.values()):.0f} rounds, {variance(pairs) / 2:.4f} between its runs of one seed")
+
+
 def reversion(out: Path) -> None:
     """How a path's reward changes from one poll to the next by the level it read, over every host
     pair's candidate paths in least-loaded's runs (no decision of a learner in them)."""
@@ -183,4 +206,5 @@ if __name__ == "__main__":
     if len(sys.argv) > 1:
         trains(Path(sys.argv[1]))
         warm_ups(Path(sys.argv[1]))
+        noise(Path(sys.argv[1]))
         reversion(Path(sys.argv[1]))
