@@ -2,9 +2,10 @@
 on run G's seeds"), from the repository's summaries and, given the experiment's --out folders
 (Ia, Ib, Ic; the repository does not keep their runs), from each run's files:
 
-    .venv/bin/python docs/results/qlearning-h1h7-correction-12-seeds/analysis.py [/work/results-17i]
+    .venv/bin/python -m scripts.run_i [/work/results-17i]
 
-A one-off analysis of one run, kept beside its results so that its figures can be recomputed.
+A one-off analysis of one run (docs/results/qlearning-h1h7-correction-12-seeds), kept so that
+its figures can be recomputed.
 """
 
 import csv
@@ -18,11 +19,11 @@ from collections import defaultdict
 from pathlib import Path
 from statistics import mean, median, stdev, variance
 
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
-from controller.policies.qlearning import LEVELS, level, reward, state_of  # noqa: E402
-from controller.core.monitor import PathFeatures  # noqa: E402
-from scripts.report import across, ci_text  # noqa: E402
+from controller.core.monitor import PathFeatures
+from controller.policies.qlearning import LEVELS, level, reward, state_of
+from scripts.report import across, ci_text
+
+ROOT = Path(__file__).resolve().parents[1]
 
 RUNS = {"I": ("qlearning-h1h7-correction-12-seeds", "qlearning+warm+correction"),
         "G": ("qlearning-h1h7-busy-12-seeds", "qlearning+warm"),
