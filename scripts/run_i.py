@@ -9,6 +9,7 @@ its figures can be recomputed.
 """
 
 import csv
+import functools
 import glob
 import itertools
 import json
@@ -31,10 +32,19 @@ RUNS = {"I": ("qlearning-h1h7-correction-12-seeds", "qlearning+warm+correction")
 COMMANDS = {"": "a", "-b": "b", "-c": "c"}      # the folders of warm-up seeds 111, 112, 113
 
 
+@functools.cache
+def summary(run: str, suffix: str) -> dict:
+    return json.loads((ROOT / "docs/results" / (RUNS[run][0] + suffix) / "summary.json").read_text())
+
+
 def per_seed(run: str, suffix: str, policy: str | None = None) -> dict:
-    folder, learner = RUNS[run]
-    summary = json.loads((ROOT / "docs/results" / (folder + suffix) / "summary.json").read_text())
-    return summary[policy or learner]["per_seed"]
+    return summary(run, suffix)[policy or RUNS[run][1]]["per_seed"]
+
+
+def least_loaded_over(a: tuple[str, str], b: tuple[str, str]) -> dict:
+    """Least-loaded's mean RTT in run/folder `a` over `b`, seed by seed."""
+    A, B = per_seed(*a, "least-loaded"), per_seed(*b, "least-loaded")
+    return {k: A[k]["rtt_mean_ms"] / B[k]["rtt_mean_ms"] for k in A if k in B}
 
 
 def ratios(run: str, suffix: str, metric: str) -> dict:
@@ -54,18 +64,14 @@ def summaries() -> None:
             over = [math.exp(mean(math.log(i[k] / o[k]) for i, o in zip(r["I"], r[other]))) for k in seeds]
             each = "; ".join(ci_text(across([i[k] / o[k] for k in seeds]), 3) for i, o in zip(r["I"], r[other]))
             print(f"   over run {other}: {ci_text(across(over), 3)}; by warm-up seed {each}")
-    aa = [math.exp(mean(math.log(per_seed("I", s, "least-loaded")[k]["rtt_mean_ms"]
-                             / per_seed("G", s, "least-loaded")[k]["rtt_mean_ms"]) for s in COMMANDS))
-          for k in per_seed("I", "", "least-loaded")]
+    over_g = [least_loaded_over(("I", s), ("G", s)) for s in COMMANDS]
+    aa = [math.exp(mean(math.log(r[k]) for r in over_g)) for k in over_g[0]]
     print(f"least-loaded of run I over run G's, pooled as the primary: {ci_text(across(aa), 3)}")
     for a, b in itertools.combinations(COMMANDS, 2):
-        A, B = per_seed("I", a, "least-loaded"), per_seed("I", b, "least-loaded")
         print(f"least-loaded I{COMMANDS[a]} over I{COMMANDS[b]}: "
-              f"{ci_text(across([A[k]['rtt_mean_ms'] / B[k]['rtt_mean_ms'] for k in A if k in B]), 3)}")
-    for s in COMMANDS:
-        A, B = per_seed("I", s, "least-loaded"), per_seed("G", s, "least-loaded")
-        print(f"least-loaded I{COMMANDS[s]} over G{COMMANDS[s]}: "
-              f"{ci_text(across([A[k]['rtt_mean_ms'] / B[k]['rtt_mean_ms'] for k in A if k in B]), 3)}")
+              f"{ci_text(across(list(least_loaded_over(('I', a), ('I', b)).values())), 3)}")
+    for s, r in zip(COMMANDS, over_g):
+        print(f"least-loaded I{COMMANDS[s]} over G{COMMANDS[s]}: {ci_text(across(list(r.values())), 3)}")
 
 
 def warm_tables() -> None:
