@@ -11,7 +11,7 @@ A policy name may carry variants: "+symmetric" (e.g. least-loaded+symmetric) rou
 on the reverse of its request's path (--symmetric); "+bandit" (qlearning+bandit) learns with
 gamma 0; "+linear" learns a linear model of the path's features instead of a table, "+relative" a
 table of each path's standing among the candidates, "+correction" a table of corrections to what
-a path reads (--q-model); "+flow" learns
+a path reads, "+baseline" least-loaded left only where a table shows a gain (--q-model); "+flow" learns
 from what each flow's path showed while it sent (--q-window flow); "+fresh" starts every seed from
 an empty Q-table, "+warm" from a copy of --q-warm's file of its model
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
@@ -62,7 +62,8 @@ DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", 
 # policy+variant: controller options; Q-table starts (fresh, warm)
 VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
             "linear": ("--q-model", "linear"), "relative": ("--q-model", "relative"),
-            "correction": ("--q-model", "correction"), "flow": ("--q-window", "flow"),
+            "correction": ("--q-model", "correction"), "baseline": ("--q-model", "baseline"),
+            "flow": ("--q-window", "flow"),
             "fresh": (), "warm": (), "kept": ()}
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
@@ -111,7 +112,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         p.error(f"--policies: {', '.join(learner_only)}: {', '.join('+' + v for v in LEARNER_VARIANTS)} "
                 "are for qlearning")
     models = set(qlearning.MODELS) - {qlearning.QTable.model}
-    for clashes, why in ((lambda v: {"linear", "count"} <= v, "a linear model explores by epsilon, not count"),
+    for clashes, why in ((lambda v: "count" in v and any(qlearning.MODELS[m].no_count for m in v & models),
+                          "the linear and baseline models explore by epsilon, not count"),
                          (lambda v: len(v & models) > 1, f"one model of {', '.join(sorted(models))}")):
         clash = [x for x in args.policies if clashes(set(x.split("+")))]
         if clash:

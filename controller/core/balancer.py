@@ -122,6 +122,7 @@ class Decision:
     readings: int = 0             # --q-window flow: the chosen path's readings so far ...
     total: PathFeatures | None = None    # ... MEANT summed over them, the rest the last's
     read_at: float = -math.inf    # ... and the end of its ingress entry's window at the last
+    alternatives: tuple[PathFeatures | None, ...] = ()    # Experience.alternatives, at the first
 
     def seen(self, after: PathFeatures, window_at: float) -> Decision:
         """This decision with one more reading of its path, taken when its entry's window
@@ -347,7 +348,9 @@ class Balancer:
         the entry goes (expired, replaced, or its path broke), or FLOW_WINDOW_S passes. A
         decision not measured within OUTCOME_POLLS polls (or a probe interval and two polls, if
         longer) is counted in outcomes_unmeasured; one whose path broke before it was measured
-        teaches nothing (outcomes_path_broken): what the flow met, re-routed, was another path's."""
+        teaches nothing (outcomes_path_broken): what the flow met, re-routed, was another path's.
+        A policy that compares is also told every candidate as measured at the chosen path's
+        first measurement: read at one moment, what the whole network did meanwhile is in each."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
@@ -360,7 +363,7 @@ class Balancer:
             if d.readings:      # flow: a reading for each new window in which its entry carried packets
                 window = self._own_window(d)
                 if window is None or window.packets == 0 or now - d.at >= FLOW_WINDOW_S:
-                    ripe.append((d.before, d.action, d.outcome()))
+                    ripe.append(Experience(d.before, d.action, d.outcome(), d.alternatives))
                     continue
                 after = self.outcome(chosen, d.src, d.dst, d.at, now) if window.at > d.read_at else None
                 waiting.append(d if after is None else d.seen(after, window.at))
@@ -371,9 +374,10 @@ class Balancer:
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
             if after is not None and whole:
                 window = self._own_window(d)
+                d = replace(d, alternatives=self._alternatives(d, after, now))
                 waiting.append(d.seen(after, -math.inf if window is None else window.at))
             elif after is not None:
-                ripe.append((d.before, d.action, after))
+                ripe.append(Experience(d.before, d.action, after, self._alternatives(d, after, now)))
             elif now - d.at < deadline:
                 waiting.append(d)
             else:
@@ -386,10 +390,18 @@ class Balancer:
         """As the controller stops: tell the policy, of each decision whose flow still sends
         (--q-window flow), the mean of the readings it has, not nothing (a flow decided in the
         last FLOW_WINDOW_S would teach nothing); a decision not yet read has no outcome to tell."""
-        ripe = [(d.before, d.action, d.outcome()) for d in self._decisions if d.readings]
+        ripe = [Experience(d.before, d.action, d.outcome(), d.alternatives) for d in self._decisions if d.readings]
         self._decisions.clear()
         if ripe:
             self.policy.learn(ripe)
+
+    def _alternatives(self, d: Decision, after: PathFeatures, now: float) -> tuple[PathFeatures | None, ...]:
+        """For a policy that compares: every candidate as measured now, strictly after the
+        decision (`after`, the chosen one's); None for one not measured yet, or broken."""
+        if not self.policy.compares:
+            return ()
+        return tuple(after if i == d.action else self.outcome(c, d.src, d.dst, d.at, now)
+                     if self._usable(c, d.src, d.dst) else None for i, c in enumerate(d.candidates))
 
     def _own_window(self, d: Decision) -> FlowRate | None:
         """The last statistics window of the ingress entry a decision installed; None before it

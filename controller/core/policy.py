@@ -8,22 +8,31 @@ read hops alone: their utilisation, loss and latency are 0), and it does not pre
 because its load cannot be seen: paths with links lacking recent statistics rank after the
 measured ones with headroom, before the measured ones that are full. A policy that `learns` is
 told, once it is measured, what the path it chose showed after each of its decisions (see
-Balancer._learn).
+Balancer._learn), and one that also `compares`, what every candidate showed at that moment.
 """
 
 from __future__ import annotations
+
+from typing import NamedTuple
 
 from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
 from controller.core.settings import ConfigError
 
-# the candidates' features at the decision, the chosen index, the chosen path's measured after it
-Experience = tuple[list[PathFeatures], int, PathFeatures]
+
+class Experience(NamedTuple):
+    before: list[PathFeatures]      # the candidates' features at the decision
+    action: int                     # the chosen one's index
+    after: PathFeatures             # the chosen path measured after the decision
+    # a policy that `compares`: every candidate measured at the chosen path's first measurement
+    # after the decision (None where not measured then), the chosen one's with the flow on it
+    alternatives: tuple[PathFeatures | None, ...] = ()
 
 
 class Policy:
     name = ""
     learns = False
+    compares = False
     load_aware = False
 
     def score(self, features: PathFeatures) -> float:

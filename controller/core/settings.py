@@ -47,7 +47,7 @@ def _one_of(*choices: str) -> Callable[[str], str | None]:
 
 
 Q_EXPLORATIONS = ("epsilon", "count")
-Q_MODELS = ("table", "linear", "relative", "correction")
+Q_MODELS = ("table", "linear", "relative", "correction", "baseline")
 Q_WINDOWS = ("first", "flow")
 SERVICE_POLICIES = ("round-robin", "least-connections", "weighted", "random", "qlearning")   # policies/members.py
 
@@ -131,8 +131,8 @@ class Settings:
         0.05, "--q-alpha", "Q-learning's least step, for the path and member tables: a state's step is "
         "1/visits (its value the mean of what it met) until that reaches this, then this, tracking drift; the "
         "linear model's is 1/updates down to this", Range(0.001, 1))
-    q_gamma: float = _setting(0.5, "--q-gamma", "Q-learning discount (the table's: the linear, relative and "
-                              "correction models learn each decision's own outcome, gamma 0)", Range(0, 0.99))
+    q_gamma: float = _setting(0.5, "--q-gamma", "Q-learning discount (the table's: the linear, relative, "
+                              "correction and baseline models learn each decision's own outcome, gamma 0)", Range(0, 0.99))
     q_epsilon: float = _setting(
         0.2, "--q-epsilon", "initial exploration rate (decays x0.995 per decision to 0.02)", Range(0, 1))
     q_explore: str = _setting(
@@ -142,7 +142,8 @@ class Settings:
         "table", "--q-model", "what Q-learning learns: table (a value per path state) or linear (weights over a "
         "path's features, so a condition never met is valued from the nearest ones; epsilon exploration only) or "
         "relative (a value per standing among the candidates: utilisation over the least's, hops over the fewest) or "
-        "correction (the reading plus a learnt correction per path state: how much worse than it reads a path turns out)",
+        "correction (the reading plus a learnt correction per path state: how much worse than it reads a path turns out) or "
+        "baseline (least-loaded's choice, left only where a candidate's measured advantage over it is shown)",
         _one_of(*Q_MODELS), metavar="KIND")
     q_window: str = _setting(
         "first", "--q-window", "what a Q-learning decision learns from: the chosen path's first measurement after "

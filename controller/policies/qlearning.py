@@ -61,6 +61,7 @@ from controller.core.flows import FlowKey
 from controller.core.monitor import PathFeatures
 from controller.core.policy import Experience, Policy
 from controller.core.settings import Q_EXPLORATIONS, Settings
+from controller.policies.heuristics import LeastLoaded
 
 log = logging.getLogger("lb.policy")
 
@@ -142,12 +143,16 @@ class QTable:
                 raise QTableError(f"{name}: must be in {'(' if name == 'alpha' else '['}{lo}, {hi}], got {value!r}")
         if self.explore not in Q_EXPLORATIONS:
             raise QTableError(f"explore: must be one of {', '.join(Q_EXPLORATIONS)}, got {self.explore!r}")
+        if self.explore == "count" and self.no_count:
+            raise QTableError(f"explore: {self.no_count}")
         if self.bandit:
             self.gamma = 0.0
 
     model = "table"
     bandit = False              # gamma 0 whatever is asked (the models below say why)
     learns_unmeasured = False   # from a decision on a path of unknown load (see QLearningPolicy.rank)
+    compares = False            # learns from every candidate's outcome (Experience.alternatives)
+    no_count = ""               # why the model cannot explore by count, if it cannot
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -179,6 +184,10 @@ class QTable:
     def target(self, before: PathFeatures, after: PathFeatures) -> float:
         """What a decision teaches its path's state: the reward the path met after it."""
         return reward(after)
+
+    def lesson(self, e: Experience) -> tuple[object, float] | None:
+        """The key a decision teaches and its target; None if it teaches nothing."""
+        return self.keys(e.before)[e.action], self.target(e.before[e.action], e.after)
 
     def worth(self, f: PathFeatures, value: float) -> float:
         """What a measured candidate is worth, given the value of its key (learnt, or a prior):
@@ -305,12 +314,10 @@ class LinearQ(QTable):
     w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
 
     bandit = True
+    no_count = "count exploration needs a table's visit counts; a linear model explores by epsilon"
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if self.explore != "epsilon":
-            raise QTableError("explore: count exploration needs a table's visit counts; a linear model "
-                              "explores by epsilon")
         if len(self.w) != len(FEATURES) or not all(isinstance(x, float) and math.isfinite(x) for x in self.w):
             raise QTableError(f"w: expected {len(FEATURES)} finite numbers ({', '.join(FEATURES)})")
 
@@ -456,7 +463,94 @@ class CorrectionQ(QTable):
         return min(measured, default=0.0)
 
 
-MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ)}
+PAIR_STATE = re.compile(rf"g[0-{len(GAPS)}] x-?[0-{MAX_EXTRA_HOPS}] c[01][01]", re.ASCII)
+BASELINE = "b"          # the baseline's own key: no advantage over itself, never learnt
+SPREAD_MS = 20.0        # twice the spread of run I's corrections (SD 5.3-10.1 ms over each table's last 100)
+
+
+def baseline(features: list[PathFeatures]) -> int:
+    """The candidate least-loaded takes."""
+    return LeastLoaded().rank(None, features)[0]
+
+
+def pair_state(f: PathFeatures, base: PathFeatures) -> str:
+    """A measured candidate's standing against the baseline's: its utilisation's gap class over
+    the baseline's (which is the least, to a point), its hops over the baseline's (fewer is
+    below 0), whether it is congested, whether the baseline is."""
+    gap = sum(f.utilisation - base.utilisation >= x - 1e-9 for x in GAPS)
+    extra = max(-MAX_EXTRA_HOPS, min(f.hops - base.hops, MAX_EXTRA_HOPS))
+    congested = len(LEVELS) + 1
+    return f"g{gap} x{extra} c{int(level(f) == congested)}{int(level(base) == congested)}"
+
+
+@dataclass
+class BaselineQ(QTable):
+    """Least-loaded, left only where the table has shown a gain (--q-model baseline): safe
+    policy improvement with baseline bootstrapping (SPIBB, Laroche et al., ICML 2019), whose
+    policy keeps the baseline's choice wherever its data are too few to trust. Q(k) is the
+    mean advantage of sending a flow to a candidate of pair state k (its standing against
+    least-loaded's choice) instead of to least-loaded's choice: the chosen path's reward minus
+    the baseline path's, both measured at the same poll after the decision, so that what the
+    whole network did meanwhile, and a queue that drained on both, cancel out, where a table
+    of rewards (runs G, H) or of corrections to the reading (run I) carried them. A candidate
+    is worth the lower bound Q(k) - SPREAD_MS / sqrt(n) (a pair never met: -SPREAD_MS), the
+    baseline 0, n the visits up to the step's floor's effective sample, 2 / alpha - 1 (the
+    mean of the last ~39 at alpha 0.05, whose spread shrinks no further): a flow leaves
+    least-loaded's choice only for a pair whose advantage is above 0 by two of run I's
+    spreads over sqrt(n), at least 3.2 ms at alpha 0.05. The estimate is
+    cautious: the chosen path carries the flow, the baseline's does not. Only a decision that
+    left the baseline teaches (exploration gives them, at epsilon), and only one whose
+    baseline was measured at that poll. Gamma 0 whatever is asked, as the other models of a
+    decision's own outcome."""
+    model = "baseline"
+    states, states_text = PAIR_STATE, "a pair state (g<gap class> x<hops over the baseline's> c<congested: it, the baseline>)"
+    target_name = "advantage"
+    bandit = True
+    compares = True
+    no_count = ("a baseline table explores by epsilon: a bonus smaller than its pessimism never takes a "
+                "flow off the baseline, a larger one undoes it")
+
+    @staticmethod
+    def key(f: PathFeatures) -> str:
+        raise TypeError("a pair state needs the decision's baseline candidate: keys()")
+
+    @classmethod
+    def keys(cls, features: list[PathFeatures]) -> list:
+        """Each candidate's pair state against least-loaded's choice ("b"), "u" for a candidate
+        whose load, or the baseline's, is not known (a state never learnt)."""
+        b = baseline(features)
+        return [BASELINE if i == b else "u" if f.unknown or features[b].unknown else pair_state(f, features[b])
+                for i, f in enumerate(features)]
+
+    @classmethod
+    def refused(cls, state: str, value: float) -> str | None:
+        """A pair state; its advantage may be of either sign."""
+        return None if cls.states.fullmatch(state) else f"not {cls.states_text}"
+
+    def value(self, state: str, prior: float = 0.0) -> float:
+        """The lower bound of a pair's advantage, 0 for the baseline, `prior` for a pair never met; a read."""
+        if state == BASELINE:
+            return 0.0
+        row = self.q.get(state)
+        return row[0] - SPREAD_MS / math.sqrt(min(row[1], 2 / self.alpha - 1)) if row and row[1] else prior
+
+    def prior(self, r: float) -> float:
+        return -SPREAD_MS
+
+    def unmeasured(self, measured: list[float]) -> float:
+        """The least measured candidate's worth, else 0 (none is, and the baseline stays least-loaded's)."""
+        return min(measured, default=0.0)
+
+    def lesson(self, e: Experience) -> tuple[object, float] | None:
+        """A decision that left the baseline, both measured at one poll: its pair state, and
+        the chosen path's reward minus the baseline's."""
+        b = baseline(e.before)
+        if e.action == b or not e.alternatives or e.alternatives[b] is None:
+            return None
+        return self.keys(e.before)[e.action], reward(e.alternatives[e.action]) - reward(e.alternatives[b])
+
+
+MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ, BaselineQ)}
 
 
 def model_of(data: dict) -> object:
@@ -530,7 +624,7 @@ class QLearningPolicy(Policy):
             self.table_kind = MODELS[model]
         self.table = self.table_kind(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
         self._epsilon = epsilon     # a reset starts exploring again from here
-        self.unlearnt = 0           # decisions on a path of unknown load, which teach the table nothing
+        self.unlearnt = 0           # decisions that taught nothing: on a path of unknown load, or (baseline) unpaired
         if self.table_path and os.path.lexists(self.table_path):
             try:
                 self.table = load(self.table_path, self.table_kind, alpha=alpha, gamma=gamma, explore=explore)
@@ -575,13 +669,18 @@ class QLearningPolicy(Policy):
                 self.table.choose(states, self._rng, *args))
         return pool[pick], [0.0 - v for v in values]
 
+    @property
+    def compares(self) -> bool:
+        return self.table.compares
+
     def learn(self, experience: list[Experience]) -> None:
-        for before, action, after in experience:
-            if before[action].unknown and not self.table.learns_unmeasured:
+        t = self.table
+        for e in experience:
+            lesson = None if e.before[e.action].unknown and not t.learns_unmeasured else t.lesson(e)
+            if lesson is None:
                 self.unlearnt += 1
-                continue
-            self.table.update(self.table.keys(before)[action], self.table.target(before[action], after),
-                              self.table.key(after) if self.table.gamma else None)
+            else:
+                t.update(*lesson, t.key(e.after) if t.gamma else None)
         if experience:
             self.save()
 

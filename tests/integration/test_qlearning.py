@@ -11,8 +11,9 @@ now, as the table does, so the flooded path (far busier than the least) reads wo
 first flow, and what it learns of the others keeps the choice. The correction table (--q-model
 correction) ranks by the reading plus what it learnt the reading misses: nothing learnt, the
 reading alone (its first decision takes the best reading), which puts the flooded path last;
-its corrections must not undo that. Either
-way, after warm-up 9 of 10 flows avoid it."""
+its corrections must not undo that. The baseline table (--q-model baseline), greedy, keeps
+least-loaded's choice, which a table learns nothing from. Either way, after warm-up 9 of 10
+flows avoid it."""
 
 from __future__ import annotations
 
@@ -30,7 +31,7 @@ SHORTEST = ["s1", "s2", "s7"]
 WARMUP, DECISIONS = 3, 10
 
 
-@pytest.fixture(scope="module", params=["table", "linear", "table-flow", "relative", "correction"])
+@pytest.fixture(scope="module", params=["table", "linear", "table-flow", "relative", "correction", "baseline"])
 def lab(request, tmp_path_factory):
     model, _, window = request.param.partition("-")
     table = tmp_path_factory.mktemp("qtable") / "q.json"
@@ -87,14 +88,22 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
         readings = [(-c["unknown"], reward(PathFeatures(c["utilisation"], c["loss"], c["latency_ms"], c["hops"])))
                     for c in first["candidates"]]
         assert first["chosen"] == readings.index(max(readings)), first
+    if request.node.callspec.params["lab"] == "baseline":     # least-loaded's choice, on the same readings
+        standings = [(1 if c["unknown"] else 2 * (c["utilisation"] >= 1.0), round(c["utilisation"], 2))
+                     for c in first["candidates"]]
+        assert first["chosen"] == standings.index(min(standings)), first
     assert paths[WARMUP:].count(SHORTEST) <= DECISIONS // 10, (paths, policy)
     assert not looked[">".join(SHORTEST)][1], looked
     # a reward is minus a latency and penalties: 0 on an idle path whose probes read 0 ms (a CI run of
     # the flow window: 13 updates, mean -0.0), never above; a correction may be either side of 0
-    assert resolved(lab) >= WARMUP + DECISIONS and policy["updates"] > 0, policy
-    assert policy["mean_correction"] is not None if policy["model"] == "correction" else policy["mean_reward"] <= 0
+    assert resolved(lab) >= WARMUP + DECISIONS, policy
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since
+    if saved["model"] == "baseline":    # it never left the baseline: no pair to learn from, every decision unpaired
+        assert policy["updates"] == 0 and policy["unlearnt"] > 0 and saved["q"] == {}, policy
+        return assert_clean_log(lab)
+    assert policy["updates"] > 0, policy
+    assert policy["mean_correction"] is not None if policy["model"] == "correction" else policy["mean_reward"] <= 0
     if saved["model"] == "linear":
         assert saved["w"] != [0.0] * len(saved["w"]) and saved["q"] == {}
     elif saved["model"] == "correction":    # its corrections are saved as it learns

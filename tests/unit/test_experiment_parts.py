@@ -146,12 +146,14 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                           (["--policies", "qlearning+kept"],
                                            "--policies: qlearning+kept: +kept keeps a +warm file's"),
                                           (["--policies", "qlearning+linear+relative"],
-                                           "--policies: qlearning+linear+relative: one model of correction, "
-                                           "linear, relative"),
+                                           "--policies: qlearning+linear+relative: one model of baseline, "
+                                           "correction, linear, relative"),
                                           (["--policies", "qlearning+correction+relative"],
                                            "--policies: qlearning+correction+relative: one model"),
                                           (["--policies", "qlearning+linear+count"],
-                                           "--policies: qlearning+linear+count: a linear model explores by"),
+                                           "--policies: qlearning+linear+count: the linear and baseline"),
+                                          (["--policies", "qlearning+baseline+count"],
+                                           "--policies: qlearning+baseline+count: the linear and baseline"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
                                           (["--background-gap", "0.4"], "--background-gap"),
