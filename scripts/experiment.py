@@ -17,7 +17,8 @@ an empty Q-table, "+warm" from a copy of --q-warm's file of its model
 (for whether a table learnt elsewhere transfers). The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
-the learning curve (scripts/learning.py), and the controller's counters at its end; and how
+the learning curve (scripts/learning.py), and the controller's counters and its policy (GET
+/api/v1/policy) at its end; and how
 its policy placed each probe train and transfer of --src, both directions (decisions.jsonl:
 every candidate's features and score, and the one chosen), for why a policy did what it did.
 
@@ -114,6 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     models = set(qlearning.MODELS) - {qlearning.QTable.model}
     for clashes, why in ((lambda v: "count" in v and any(qlearning.MODELS[m].no_count for m in v & models),
                           "the linear and baseline models explore by epsilon, not count"),
+                         (lambda v: {"baseline", "flow"} <= v, "the baseline model pairs first measurements, "
+                                                                "not a flow's window"),
                          (lambda v: len(v & models) > 1, f"one model of {', '.join(sorted(models))}")):
         clash = [x for x in args.policies if clashes(set(x.split("+")))]
         if clash:
@@ -338,10 +341,13 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
         try:     # decisions never measured, replies late, ...: for the record, not worth the run
             status, counted = lab.api("counters")
             counters = counted.get("counters") if status == 200 else None
+            status, described = lab.api("policy")
+            policy_end = described if status == 200 else None
         except (OSError, ValueError):
-            counters = None
+            counters = policy_end = None
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
-    (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided, "counters": counters}) + "\n")
+    (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided, "counters": counters,
+                                                       "policy": policy_end}) + "\n")
     (rundir / "decisions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in placed))
     for n, t in enumerate(player.outcomes()):
         if t["proto"] != "tcp" or (t["fct_s"] is None and t["start_s"] + t["duration_s"] > end):

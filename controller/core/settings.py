@@ -183,9 +183,12 @@ class Settings:
             problem = row.check(value) if row.check and value is not None else None
             if problem:
                 raise ConfigError(f"{row.var}: {problem}")
-        if self.q_model == "linear" and self.q_explore == "count":
-            raise ConfigError("LB_Q_EXPLORE: count exploration needs a table's visit counts; a linear "
-                              "Q-learning model explores by epsilon")
+        if self.q_model in ("linear", "baseline") and self.q_explore == "count":
+            raise ConfigError(f"LB_Q_EXPLORE: count exploration: a {self.q_model} Q-learning model explores by "
+                              "epsilon (qlearning.py says why)")
+        if self.q_model == "baseline" and self.q_window == "flow":
+            raise ConfigError("LB_Q_WINDOW: flow: the baseline Q-learning model pairs both paths' first "
+                              "measurements after a decision; the flow's window is the other models'")
         if self.q_table and self.service_q_table and os.path.realpath(self.q_table) == os.path.realpath(
                 self.service_q_table):
             raise ConfigError(f"LB_Q_TABLE (--q-table) and LB_SERVICE_Q_TABLE (--service-q-table): both name "

@@ -150,7 +150,7 @@ class QTable:
 
     model = "table"
     bandit = False              # gamma 0 whatever is asked (the models below say why)
-    learns_unmeasured = False   # from a decision on a path of unknown load (see QLearningPolicy.rank)
+    values_unmeasured = False   # a path of unknown load by its own key, and may take one (QLearningPolicy.rank)
     compares = False            # learns from every candidate's outcome (Experience.alternatives)
     no_count = ""               # why the model cannot explore by count, if it cannot
 
@@ -310,7 +310,7 @@ class LinearQ(QTable):
     (a repeated 30% -> 90% full transition, gamma 0.5: x1.096 an update, weights past 1e6 in
     100 updates). The table, one value per state, cannot diverge so."""
     model = "linear"
-    learns_unmeasured = True    # its input "unknown" learns what such a path is worth
+    values_unmeasured = True    # its input "unknown" learns what such a path is worth
     w: list[float] = field(default_factory=lambda: [0.0] * len(FEATURES))
 
     bandit = True
@@ -463,9 +463,11 @@ class CorrectionQ(QTable):
         return min(measured, default=0.0)
 
 
-PAIR_STATE = re.compile(rf"g[0-{len(GAPS)}] x-?[0-{MAX_EXTRA_HOPS}] c[01][01]", re.ASCII)
+PAIR_STATE = re.compile(rf"g[0-{len(GAPS)}] x(-[1-{MAX_EXTRA_HOPS}]|[0-{MAX_EXTRA_HOPS}]) c[01][01]", re.ASCII)
 BASELINE = "b"          # the baseline's own key: no advantage over itself, never learnt
-SPREAD_MS = 20.0        # twice the spread of run I's corrections (SD 5.3-10.1 ms over each table's last 100)
+SPREAD_MS = 20.0        # a fixed scale: twice the largest spread of run I's corrections (SD 5.3-10.1 ms)
+TRUSTED_VISITS = 10     # SPIBB's N-wedge: a pair met fewer times keeps the baseline whatever its mean
+MAX_ADVANTAGE_MS = 1000.0
 
 
 def baseline(features: list[PathFeatures]) -> int:
@@ -483,32 +485,47 @@ def pair_state(f: PathFeatures, base: PathFeatures) -> str:
     return f"g{gap} x{extra} c{int(level(f) == congested)}{int(level(base) == congested)}"
 
 
+def effective_visits(visits: int, alpha: float) -> float:
+    """How many flows a value learnt by QTable.step weighs, 1 / sum of the squared weights:
+    `visits` while the step is 1/visits (a mean), then an exponential mean's, which tends to
+    2 / alpha - 1 (39 at 0.05) and shrinks its spread no further."""
+    k0 = min(visits, math.floor(1 / alpha))
+    q = (1 - alpha) ** 2
+    m = visits - k0
+    return 1 / (q ** m / k0 + alpha ** 2 * (1 - q ** m) / (1 - q)) if m else float(k0)
+
+
 @dataclass
 class BaselineQ(QTable):
-    """Least-loaded, left only where the table has shown a gain (--q-model baseline): safe
-    policy improvement with baseline bootstrapping (SPIBB, Laroche et al., ICML 2019), whose
-    policy keeps the baseline's choice wherever its data are too few to trust. Q(k) is the
-    mean advantage of sending a flow to a candidate of pair state k (its standing against
+    """Least-loaded, left only where the table has shown a gain (--q-model baseline), after
+    safe policy improvement with baseline bootstrapping (SPIBB, Laroche et al., ICML 2019):
+    the baseline's choice is kept for every pair met fewer than TRUSTED_VISITS times, and
+    elsewhere unless a lower bound of the pair's advantage is above 0. Q(k) is the mean
+    advantage of sending a flow to a candidate of pair state k (its standing against
     least-loaded's choice) instead of to least-loaded's choice: the chosen path's reward minus
-    the baseline path's, both measured at the same poll after the decision, so that what the
-    whole network did meanwhile, and a queue that drained on both, cancel out, where a table
-    of rewards (runs G, H) or of corrections to the reading (run I) carried them. A candidate
-    is worth the lower bound Q(k) - SPREAD_MS / sqrt(n) (a pair never met: -SPREAD_MS), the
-    baseline 0, n the visits up to the step's floor's effective sample, 2 / alpha - 1 (the
-    mean of the last ~39 at alpha 0.05, whose spread shrinks no further): a flow leaves
-    least-loaded's choice only for a pair whose advantage is above 0 by two of run I's
-    spreads over sqrt(n), at least 3.2 ms at alpha 0.05. The estimate is
-    cautious: the chosen path carries the flow, the baseline's does not. Only a decision that
-    left the baseline teaches (exploration gives them, at epsilon), and only one whose
-    baseline was measured at that poll. Gamma 0 whatever is asked, as the other models of a
-    decision's own outcome."""
+    the baseline path's, both measured at the same poll after the decision, so that the moment
+    (how busy the whole network was, a burst that drained everywhere) is in both terms, where
+    a table of rewards (runs G, H) or of corrections to the reading (run I) carried it. A
+    candidate is worth Q(k) - SPREAD_MS / sqrt(n), n the flows the value weighs
+    (effective_visits: at least 3.2 ms of advantage at alpha 0.05), or -SPREAD_MS if the pair
+    is not trusted; the baseline 0, and ties go to it. Its sign is not promised: the chosen
+    path carries the flow and the baseline's does not, if the flow sends by then, but flows
+    decided meanwhile go to the baseline path; and deviations within one poll share one
+    moment. Only a decision that left the baseline teaches, by exploration (epsilon) or to a
+    trusted pair, and only one whose baseline was measured at that poll. Gamma 0 whatever is
+    asked, as the other models of a decision's own outcome. A candidate of unknown load, or
+    any when the baseline's is unknown, is worth -SPREAD_MS ("u", never learnt), and the
+    baseline's choice stands wherever least-loaded ranks it: a path of unknown load after the
+    measured ones with headroom, before the full ones."""
     model = "baseline"
     states, states_text = PAIR_STATE, "a pair state (g<gap class> x<hops over the baseline's> c<congested: it, the baseline>)"
     target_name = "advantage"
     bandit = True
     compares = True
-    no_count = ("a baseline table explores by epsilon: a bonus smaller than its pessimism never takes a "
-                "flow off the baseline, a larger one undoes it")
+    values_unmeasured = True
+    no_count = ("count exploration: a bonus smaller than a baseline table's pessimism never takes a flow off "
+                "the baseline, a larger one undoes it; it explores by epsilon")
+    left: dict[str, int] = field(default_factory=lambda: {"explored": 0, "trusted": 0})    # decisions off the baseline
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -517,37 +534,58 @@ class BaselineQ(QTable):
     @classmethod
     def keys(cls, features: list[PathFeatures]) -> list:
         """Each candidate's pair state against least-loaded's choice ("b"), "u" for a candidate
-        whose load, or the baseline's, is not known (a state never learnt)."""
+        whose load, or the baseline's, is not known (a key never learnt)."""
         b = baseline(features)
         return [BASELINE if i == b else "u" if f.unknown or features[b].unknown else pair_state(f, features[b])
                 for i, f in enumerate(features)]
 
     @classmethod
     def refused(cls, state: str, value: float) -> str | None:
-        """A pair state; its advantage may be of either sign."""
-        return None if cls.states.fullmatch(state) else f"not {cls.states_text}"
+        """A pair state, its advantage of either sign but within MAX_ADVANTAGE_MS (a hostile
+        1e300 would draw every flow to its pair for thousands of updates)."""
+        if not cls.states.fullmatch(state):
+            return f"not {cls.states_text}"
+        return None if abs(value) <= MAX_ADVANTAGE_MS else f"an advantage beyond {MAX_ADVANTAGE_MS:g} ms either way"
 
     def value(self, state: str, prior: float = 0.0) -> float:
-        """The lower bound of a pair's advantage, 0 for the baseline, `prior` for a pair never met; a read."""
+        """The lower bound of a trusted pair's advantage, 0 for the baseline, `prior` for a pair
+        not trusted; a read."""
         if state == BASELINE:
             return 0.0
         row = self.q.get(state)
-        return row[0] - SPREAD_MS / math.sqrt(min(row[1], 2 / self.alpha - 1)) if row and row[1] else prior
+        if not row or row[1] < TRUSTED_VISITS:
+            return prior
+        return row[0] - SPREAD_MS / math.sqrt(effective_visits(row[1], self.alpha))
 
     def prior(self, r: float) -> float:
         return -SPREAD_MS
 
-    def unmeasured(self, measured: list[float]) -> float:
-        """The least measured candidate's worth, else 0 (none is, and the baseline stays least-loaded's)."""
-        return min(measured, default=0.0)
+    def greedy(self, states: list[str], values: list[float], readings: list | None = None) -> int:
+        """The table's, ties to the baseline first."""
+        firsts = [s == BASELINE for s in states]
+        return super().greedy(states, values, firsts if readings is None else list(zip(firsts, readings)))
+
+    def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None,
+               readings: list | None = None) -> int:
+        """The table's, counting the decisions that left the baseline: by exploration, or to
+        the greedy choice, a trusted pair."""
+        values = [self.value(s) for s in states] if values is None else values
+        pick = super().choose(states, rng, values, readings)
+        if states[pick] != BASELINE:
+            self.left["trusted" if pick == self.greedy(states, values, readings) else "explored"] += 1
+        return pick
+
+    def learnt(self) -> dict:
+        trusted = sorted(k for k in self.q if self.value(k, -1.0) > 0)
+        return {"pairs": len(self.q), "trusted": trusted, "left": dict(self.left)}
 
     def lesson(self, e: Experience) -> tuple[object, float] | None:
         """A decision that left the baseline, both measured at one poll: its pair state, and
         the chosen path's reward minus the baseline's."""
-        b = baseline(e.before)
-        if e.action == b or not e.alternatives or e.alternatives[b] is None:
+        b, keys = baseline(e.before), self.keys(e.before)
+        if keys[e.action] in (BASELINE, "u") or not e.alternatives or e.alternatives[b] is None:
             return None
-        return self.keys(e.before)[e.action], reward(e.alternatives[e.action]) - reward(e.alternatives[b])
+        return keys[e.action], reward(e.alternatives[e.action]) - reward(e.alternatives[b])
 
 
 MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ, BaselineQ)}
@@ -640,7 +678,7 @@ class QLearningPolicy(Policy):
         not measured alike for the tables, which learn no state of unknown load
         (QTable.unmeasured)."""
         t = self.table
-        worths = [None if f.unknown and not t.learns_unmeasured else t.worth(f, t.value(k, t.prior(reward(f))))
+        worths = [None if f.unknown and not t.values_unmeasured else t.worth(f, t.value(k, t.prior(reward(f))))
                   for f, k in zip(features, keys)]
         blind = t.unmeasured([w for w in worths if w is not None])
         return [blind if w is None else w for w in worths]
@@ -652,7 +690,8 @@ class QLearningPolicy(Policy):
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
         the choice a decision would when it does not explore at random, counting nothing. The
         table chooses among the candidates whose load is measured, if any: one that is not
-        reads idle, falsely, and teaches it nothing. Candidates of equal value (one state, or
+        reads idle, falsely, and teaches it nothing (the linear and baseline models value such
+        a path by its key and choose among all). Candidates of equal value (one state, or
         states that fall back on one level's value) go to the one reading better now, the
         reward its features give, bookings included (one value per state took the first
         candidate, also for flows decided within one poll), then to fewer hops; among paths of
@@ -661,7 +700,7 @@ class QLearningPolicy(Policy):
         is not always the lowest (a tie, or a candidate of unknown load left out)."""
         keys = self.table.keys(features)
         values = self.worths(features, keys)
-        pool = [] if self.table.learns_unmeasured else [i for i, f in enumerate(features) if not f.unknown]
+        pool = [] if self.table.values_unmeasured else [i for i, f in enumerate(features) if not f.unknown]
         pool = pool or list(range(len(features)))
         states = [keys[i] for i in pool]
         args = ([values[i] for i in pool], [(-features[i].unknown, reward(features[i])) for i in pool])
@@ -676,7 +715,7 @@ class QLearningPolicy(Policy):
     def learn(self, experience: list[Experience]) -> None:
         t = self.table
         for e in experience:
-            lesson = None if e.before[e.action].unknown and not t.learns_unmeasured else t.lesson(e)
+            lesson = None if e.before[e.action].unknown and not t.values_unmeasured else t.lesson(e)
             if lesson is None:
                 self.unlearnt += 1
             else:

@@ -9,6 +9,8 @@ import random
 from dataclasses import replace
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.policies import make_policy
 from controller.core.flows import FlowKey
@@ -19,6 +21,7 @@ from controller.service.rest import RestApi
 from controller.core.settings import ConfigError, Settings
 from controller.policies import qlearning as qtable
 from controller.policies.qlearning import FEATURES, SPREAD_MS, QTable, QTableError, reward
+from controller.policies.heuristics import LeastLoaded
 from controller.policies.members import member_policy_factory
 from controller.core.services import MemberLoad
 from fakes.switches import Booted
@@ -433,8 +436,10 @@ def test_a_comparing_policy_is_told_every_candidate_as_measured_with_the_chosen_
     steady(b, t0 + 1.5)
     b.poll(t0 + 2.0)
     ((before, action, after, alternatives),) = policy.told
+    _, at, _, src, dst, candidates, *_ = b.explained[-1]
     assert len(before) == len(alternatives) == 3 and alternatives[action] is after
-    assert [f.hops for f in alternatives] == [f.hops for f in before] and not any(f.unknown for f in alternatives)
+    assert alternatives == tuple(b.outcome(c, src, dst, at, t0 + 2.0) for c in candidates)     # after the decision
+    assert not any(f.unknown for f in alternatives) and alternatives != tuple(before)
 
 
 def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
@@ -902,11 +907,18 @@ def test_a_corrupt_linear_model_is_refused_naming_the_field(tmp_path, w, field):
         qtable.load(path, qtable.LinearQ)
 
 
-def test_a_linear_model_explores_by_epsilon_only():
+@pytest.mark.parametrize("model", ["linear", "baseline"])
+def test_a_linear_or_baseline_model_explores_by_epsilon_only(model):
     with pytest.raises(QTableError, match="explore: count"):
-        qtable.LinearQ(alpha=0.3, gamma=0.0, epsilon=0.1, explore="count")
-    with pytest.raises(ConfigError, match="LB_Q_EXPLORE: count"):
-        Settings(q_model="linear", q_explore="count").validate()
+        qtable.MODELS[model](alpha=0.3, gamma=0.0, epsilon=0.1, explore="count")
+    with pytest.raises(ConfigError, match=f"LB_Q_EXPLORE: count exploration: a {model} "):
+        Settings(q_model=model, q_explore="count").validate()
+
+
+def test_a_baseline_model_refuses_the_flow_window():
+    """It pairs both paths' first measurements; a window over the flow's life would be ignored."""
+    with pytest.raises(ConfigError, match="LB_Q_WINDOW: flow: the baseline"):
+        Settings(q_model="baseline", q_window="flow").validate()
 
 
 @pytest.mark.parametrize("change, field", [
@@ -968,7 +980,8 @@ def test_a_relative_table_learns_each_decisions_own_reward_and_transfers_between
 
 @pytest.mark.parametrize("model, learnt, foreign, refusal", [("relative", "g3 x0 c0", "h2 r4 l0", "not a relative state"),
                                                            ("correction", "h2 r1 l3", "g0 x1 c0", "not a path state"),
-                                                           ("baseline", "g0 x1 c00", "h2 r4 l0", "not a pair state")])
+                                                           ("baseline", "g0 x1 c00", "h2 r4 l0", "not a pair state"),
+                                                           ("baseline", "g0 x1 c00", "g0 x-0 c00", "not a pair state")])
 def test_a_relative_or_correction_table_survives_a_restart_reads_change_nothing_and_other_files_are_refused(
         model, learnt, foreign, refusal, tmp_path, caplog):
     path = tmp_path / "q.json"
@@ -1023,32 +1036,89 @@ def test_a_correction_table_learns_how_much_worse_than_its_reading_a_path_turns_
     assert policy.scores([replace(queued, latency_ms=20.0, hops=4)]) == [pytest.approx(23.0)]    # l4's 28 not taken
 
 
-def test_a_baseline_table_leaves_least_loadeds_choice_only_where_a_paired_gain_is_shown():
-    """SPIBB by hand. Nothing learnt: least-loaded's choice, the idle 4-hop path, though the
-    2-hop one, a twentieth full, reads better. A decision that left it teaches its pair state
-    the chosen path's reward minus the baseline path's, both at one poll; one that kept it, or
-    whose baseline was not measured then, teaches nothing. A flow leaves the baseline once the
-    mean advantage, 4 ms here, beats SPREAD_MS / sqrt(visits): not after 20 flows (4.47),
-    after 30 (3.65)."""
-    policy = QLearningPolicy(epsilon=0.0, gamma=0.5, model="baseline")
+def test_a_baseline_table_leaves_least_loadeds_choice_only_where_a_paired_gain_is_shown(tmp_path):
+    """Nothing learnt: least-loaded's choice, the idle 4-hop path, though the 2-hop one, a
+    twentieth full, reads better. A decision that left it teaches its pair state the chosen
+    path's reward minus the baseline path's, both at one poll; one that kept it, whose
+    baseline was not measured then, or whose baseline's load was unknown at the decision,
+    teaches nothing. A flow leaves the baseline once the pair is met TRUSTED_VISITS times and
+    the mean advantage, 4 ms here, beats SPREAD_MS / sqrt(the flows it weighs): not after 20
+    flows (4.47), after 30 (29.1 weighed: 3.71)."""
+    path = tmp_path / "q.json"
+    policy = QLearningPolicy(path, epsilon=0.0, gamma=0.5, model="baseline")
     assert policy.table.gamma == 0.0
     short, long = PathFeatures(0.05, 0.0, 0.1, 2), PathFeatures(0.0, 0.0, 5.0, 4)
     assert reward(short) > reward(long) and policy.choose(None, [short, long]) == 1
     assert policy.table.keys([short, long]) == ["g1 x-2 c00", "b"] and policy.scores([short, long]) == [SPREAD_MS, 0.0]
     met = (replace(short, utilisation=0.1, latency_ms=1.0), replace(long, latency_ms=6.0))    # rewards -2, -6
     left = Experience([short, long], 0, met[0], met)
+    blind = [replace(short, utilisation=1.0), replace(long, unknown=1)]    # least-loaded's: unknown before full
+    assert policy.table.keys(blind) == ["u", "b"] and policy.choose(None, blind) == 1
     policy.learn([Experience([short, long], 1, met[1], met), Experience([short, long], 0, met[0], (met[0], None)),
-                  Experience([short, long], 0, met[0])])
-    assert policy.table.q == {} and policy.table.updates == 0
+                  Experience([short, long], 0, met[0]), Experience(blind, 0, met[0], met)])
+    assert policy.table.q == {} and policy.table.updates == 0 and policy.unlearnt == 4
     policy.learn([left] * 20)
     assert policy.table.q == {"g1 x-2 c00": [pytest.approx(4.0), 20]} and policy.describe()["mean_advantage"] == 4.0
     assert policy.scores([short, long]) == [pytest.approx(SPREAD_MS / math.sqrt(20) - 4.0), 0.0]
     assert policy.choose(None, [short, long]) == 1
     policy.learn([left] * 10)
-    assert policy.choose(None, [short, long]) == 0
-    # visits beyond the step's floor's effective sample (2 / alpha - 1) tighten the bound no further
-    policy.table.q["g1 x-2 c00"] = [3.0, 1000]
-    assert policy.table.value("g1 x-2 c00") == pytest.approx(3.0 - SPREAD_MS / math.sqrt(39))
+    assert policy.choose(None, [short, long]) == 0 and policy.describe()["trusted"] == ["g1 x-2 c00"]
+    key = FlowKey("10.0.0.1", "10.0.0.7", 17, 40000, 7000)
+    assert policy.choose(key, [short, long]) == 0 and policy.describe()["left"] == {"explored": 0, "trusted": 1}
+    again = QLearningPolicy(path, epsilon=0.0, model="baseline")      # saved as learnt, and loadable
+    assert again.table.q == policy.table.q and again.choose(None, [short, long]) == 0
+
+
+@pytest.mark.parametrize("mean, visits, leaves", [(30.0, 9, False), (30.0, 10, True),
+                                                  (SPREAD_MS / math.sqrt(16), 16, False)])
+def test_a_baseline_table_trusts_a_pair_met_ten_times_and_ties_go_to_the_baseline(mean, visits, leaves):
+    """SPIBB's rule: a pair met fewer than TRUSTED_VISITS times keeps the baseline whatever its
+    mean; a lower bound of exactly 0 is no gain, even for a path that reads better."""
+    policy = QLearningPolicy(epsilon=0.0, model="baseline")
+    short, long = PathFeatures(0.05, 0.0, 0.1, 2), PathFeatures(0.0, 0.0, 5.0, 4)
+    policy.table.q["g1 x-2 c00"] = [mean, visits]
+    assert policy.choose(None, [short, long]) == (0 if leaves else 1)
+
+
+@pytest.mark.parametrize("value, refused", [(1e300, True), (-1000.5, True), (1000.0, False), (-3.0, False)])
+def test_a_baseline_file_holds_no_advantage_beyond_a_second(tmp_path, value, refused):
+    """A hostile "g3 x3 c10": 1e300, 10**99 visits would send flows to congested paths three
+    hops longer for thousands of updates; an advantage is a difference of two rewards."""
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({**qtable.BaselineQ(alpha=0.05, gamma=0.0, epsilon=0.1).to_json(),
+                                "q": {"g3 x3 c10": [value, 10 ** 99]}}))
+    if refused:
+        with pytest.raises(QTableError, match=f"^{path}: field 'q': state 'g3 x3 c10': an advantage beyond 1000 ms"):
+            qtable.load(path, qtable.BaselineQ)
+    else:
+        assert qtable.load(path, qtable.BaselineQ).q == {"g3 x3 c10": [value, 10 ** 99]}
+
+
+def test_the_flows_a_learnt_value_weighs_by_hand():
+    """Step 1/visits (a mean of k: k) down to alpha, then an exponential mean's, to 2 / alpha - 1."""
+    assert qtable.effective_visits(20, 0.05) == 20.0 and qtable.effective_visits(1, 1.0) == 1.0
+    assert qtable.effective_visits(3, 0.5) == pytest.approx(1 / (2 * 0.25 ** 2 + 0.5 ** 2))    # weights 1/4, 1/4, 1/2
+    assert qtable.effective_visits(10 ** 6, 0.05) == pytest.approx(39.0)
+
+
+CANDIDATE = st.builds(PathFeatures, utilisation=st.sampled_from([0.0, 0.004, 0.3, 0.304, 0.9, 1.0, 1.3]),
+                      loss=st.sampled_from([0.0, 0.05]), latency_ms=st.sampled_from([0.0, 2.0, 30.0]),
+                      hops=st.integers(1, 6), unknown=st.integers(0, 2),
+                      headroom_mbps=st.sampled_from([0.0, 3.0, math.inf]))
+
+
+@given(st.lists(CANDIDATE, min_size=1, max_size=5), st.lists(st.tuples(st.integers(0, 4), st.floats(-50, 3.0)),
+                                                             max_size=5))
+def test_untrusted_a_baseline_table_decides_as_least_loaded(features, learnt):
+    """Greedy, with nothing learnt, or only pairs whose advantage is not shown (a mean of at
+    most 3 ms: at most 3.2 is ever trusted), it takes least-loaded's choice, whatever the
+    candidates: unknown load, full, ties to a point."""
+    policy = QLearningPolicy(epsilon=0.0, model="baseline")
+    keys = policy.table.keys(features)
+    for i, mean in learnt:
+        if i < len(keys) and keys[i] not in ("b", "u"):
+            policy.table.q[keys[i]] = [mean, 1000]
+    assert policy.choose(None, features) == LeastLoaded().choose(None, features)
 
 
 def test_a_baseline_table_follows_a_gain_least_loaded_cannot_see():
