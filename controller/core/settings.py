@@ -137,7 +137,8 @@ class Settings:
         0.2, "--q-epsilon", "initial exploration rate (decays x0.995 per decision to 0.02)", Range(0, 1))
     q_explore: str = _setting(
         "epsilon", "--q-explore", "Q-learning exploration: epsilon (random paths, at the decaying rate) or count "
-        "(a bonus for the path states visited least)", _one_of(*Q_EXPLORATIONS), metavar="HOW")
+        "(a bonus for the path states visited least; not for the linear and baseline models)", _one_of(*Q_EXPLORATIONS),
+        metavar="HOW")
     q_model: str = _setting(
         "table", "--q-model", "what Q-learning learns: table (a value per path state) or linear (weights over a "
         "path's features, so a condition never met is valued from the nearest ones; epsilon exploration only) or "
@@ -147,7 +148,8 @@ class Settings:
         _one_of(*Q_MODELS), metavar="KIND")
     q_window: str = _setting(
         "first", "--q-window", "what a Q-learning decision learns from: the chosen path's first measurement after "
-        "it (first), or the mean of its measurements while the flow sends, up to 30 s (flow)",
+        "it (first), or the mean of its measurements while the flow sends, up to 30 s (flow; not for the baseline "
+        "model, which pairs first measurements)",
         _one_of(*Q_WINDOWS), metavar="WHICH")
     seed: int = _setting(
         0, "--seed", "seed of the controller's random choices (Q-learning's exploration, the random path and "

@@ -231,14 +231,15 @@ class QTable:
         states' values if the caller has them already."""
         self.decisions += 1
         values = [self.value(s) for s in states] if values is None else values
-        if self.explore == "count":
-            return self.greedy(states, values, readings)
-        explore = rng.random() < self.epsilon
-        if self.epsilon > self.epsilon_min:     # a rate set below the floor (0: greedy) stays
+        explore = self.explore == "epsilon" and rng.random() < self.epsilon
+        if self.epsilon > self.epsilon_min and self.explore == "epsilon":    # a rate set below the floor stays
             self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
-        if explore:
-            return rng.randrange(len(states))
-        return self.greedy(states, values, readings)
+        pick = rng.randrange(len(states)) if explore else self.greedy(states, values, readings)
+        self.took(states[pick], explore)
+        return pick
+
+    def took(self, state: str, explored: bool) -> None:
+        """A decision took a candidate in `state`, at random or not (for a model that counts)."""
 
     def step(self, visits: int) -> float:
         """The learning rate of a state's update, given its visits counting this one: 1/visits
@@ -565,15 +566,10 @@ class BaselineQ(QTable):
         firsts = [s == BASELINE for s in states]
         return super().greedy(states, values, firsts if readings is None else list(zip(firsts, readings)))
 
-    def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None,
-               readings: list | None = None) -> int:
-        """The table's, counting the decisions that left the baseline: by exploration, or to
-        the greedy choice, a trusted pair."""
-        values = [self.value(s) for s in states] if values is None else values
-        pick = super().choose(states, rng, values, readings)
-        if states[pick] != BASELINE:
-            self.left["trusted" if pick == self.greedy(states, values, readings) else "explored"] += 1
-        return pick
+    def took(self, state: str, explored: bool) -> None:
+        """Counts the decisions that left the baseline: drawn at random, or to a trusted pair."""
+        if state != BASELINE:
+            self.left["explored" if explored else "trusted"] += 1
 
     def learnt(self) -> dict:
         trusted = sorted(k for k in self.q if self.value(k, -1.0) > 0)
@@ -581,11 +577,13 @@ class BaselineQ(QTable):
 
     def lesson(self, e: Experience) -> tuple[object, float] | None:
         """A decision that left the baseline, both measured at one poll: its pair state, and
-        the chosen path's reward minus the baseline's."""
+        the chosen path's reward minus the baseline's, within MAX_ADVANTAGE_MS (a path read at
+        1.5 s would otherwise teach a value its own file refuses)."""
         b, keys = baseline(e.before), self.keys(e.before)
         if keys[e.action] in (BASELINE, "u") or not e.alternatives or e.alternatives[b] is None:
             return None
-        return keys[e.action], reward(e.alternatives[e.action]) - reward(e.alternatives[b])
+        advantage = reward(e.alternatives[e.action]) - reward(e.alternatives[b])
+        return keys[e.action], max(-MAX_ADVANTAGE_MS, min(advantage, MAX_ADVANTAGE_MS))    # a file's bound
 
 
 MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ, BaselineQ)}

@@ -154,6 +154,8 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                            "--policies: qlearning+linear+count: the linear and baseline"),
                                           (["--policies", "qlearning+baseline+count"],
                                            "--policies: qlearning+baseline+count: the linear and baseline"),
+                                          (["--policies", "qlearning+baseline+flow"],
+                                           "--policies: qlearning+baseline+flow: the baseline model pairs"),
                                           (["--duration", "5"], "--duration"),
                                           (["--warmup", "70"], "--warmup"),
                                           (["--background-gap", "0.4"], "--background-gap"),
