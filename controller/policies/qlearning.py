@@ -231,8 +231,9 @@ class QTable:
         states' values if the caller has them already."""
         self.decisions += 1
         values = [self.value(s) for s in states] if values is None else values
-        explore = self.explore == "epsilon" and rng.random() < self.epsilon
-        if self.epsilon > self.epsilon_min and self.explore == "epsilon":    # a rate set below the floor stays
+        by_epsilon = self.explore == "epsilon"
+        explore = by_epsilon and rng.random() < self.epsilon
+        if by_epsilon and self.epsilon > self.epsilon_min:     # a rate set below the floor stays
             self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
         pick = rng.randrange(len(states)) if explore else self.greedy(states, values, readings)
         self.took(states[pick], explore)
@@ -471,9 +472,12 @@ TRUSTED_VISITS = 10     # SPIBB's N-wedge: a pair met fewer times keeps the base
 MAX_ADVANTAGE_MS = 1000.0
 
 
+_LEAST_LOADED = LeastLoaded()      # stateless: one for every decision
+
+
 def baseline(features: list[PathFeatures]) -> int:
     """The candidate least-loaded takes."""
-    return LeastLoaded().rank(None, features)[0]
+    return _LEAST_LOADED.rank(None, features)[0]
 
 
 def pair_state(f: PathFeatures, base: PathFeatures) -> str:
@@ -579,7 +583,8 @@ class BaselineQ(QTable):
         """A decision that left the baseline, both measured at one poll: its pair state, and
         the chosen path's reward minus the baseline's, within MAX_ADVANTAGE_MS (a path read at
         1.5 s would otherwise teach a value its own file refuses)."""
-        b, keys = baseline(e.before), self.keys(e.before)
+        keys = self.keys(e.before)
+        b = keys.index(BASELINE)
         if keys[e.action] in (BASELINE, "u") or not e.alternatives or e.alternatives[b] is None:
             return None
         advantage = reward(e.alternatives[e.action]) - reward(e.alternatives[b])
@@ -678,6 +683,8 @@ class QLearningPolicy(Policy):
         t = self.table
         worths = [None if f.unknown and not t.values_unmeasured else t.worth(f, t.value(k, t.prior(reward(f))))
                   for f, k in zip(features, keys)]
+        if None not in worths:      # every candidate measured, or a model that values the others itself
+            return worths
         blind = t.unmeasured([w for w in worths if w is not None])
         return [blind if w is None else w for w in worths]
 
