@@ -12,9 +12,9 @@ import random
 import secrets
 import struct
 from collections import Counter, deque
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from itertools import chain, count, pairwise
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import NamedTuple
 
 from controller.core import discovery
@@ -122,7 +122,7 @@ class Decision:
     readings: int = 0             # --q-window flow: the chosen path's readings so far ...
     total: PathFeatures | None = None    # ... MEANT summed over them, the rest the last's
     read_at: float = -math.inf    # ... and the end of its ingress entry's window at the last
-    alternatives: tuple[PathFeatures | None, ...] = ()    # Experience.alternatives, at the first
+    alternatives: Mapping[int, PathFeatures | None] = field(default_factory=dict)   # Experience's, at the first reading
 
     def seen(self, after: PathFeatures, window_at: float) -> Decision:
         """This decision with one more reading of its path, taken when its entry's window
@@ -349,8 +349,10 @@ class Balancer:
         decision not measured within OUTCOME_POLLS polls (or a probe interval and two polls, if
         longer) is counted in outcomes_unmeasured; one whose path broke before it was measured
         teaches nothing (outcomes_path_broken): what the flow met, re-routed, was another path's.
-        A policy that compares is also told every candidate as measured at the chosen path's
-        first measurement: read at one moment, what the whole network did meanwhile is in each."""
+        A policy that compares (Policy.compared) is told the candidates it names as measured at
+        the poll that measures the chosen path: read at one moment, what the whole network did
+        meanwhile is in each. The outcome waits for a poll that measures them all, until the
+        deadline (then it is told what that poll measured)."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
@@ -372,16 +374,16 @@ class Balancer:
                 self.counters["outcomes_path_broken"] += 1
                 continue
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
-            if after is not None and whole:
-                window = self._own_window(d)
-                d = replace(d, alternatives=self._alternatives(d, after, now))
-                waiting.append(d.seen(after, -math.inf if window is None else window.at))
-            elif after is not None:
-                ripe.append(Experience(d.before, d.action, after, self._alternatives(d, after, now)))
-            elif now - d.at < deadline:
+            alternatives = {} if after is None else self._alternatives(d, now)
+            if (after is None or None in alternatives.values()) and now - d.at < deadline:
                 waiting.append(d)
-            else:
+            elif after is None:
                 self.counters["outcomes_unmeasured"] += 1
+            elif whole:
+                window = self._own_window(d)
+                waiting.append(replace(d, alternatives=alternatives).seen(after, -math.inf if window is None else window.at))
+            else:
+                ripe.append(Experience(d.before, d.action, after, alternatives))
         self._decisions.extendleft(reversed(waiting))
         if ripe:
             self.policy.learn(ripe)
@@ -395,13 +397,12 @@ class Balancer:
         if ripe:
             self.policy.learn(ripe)
 
-    def _alternatives(self, d: Decision, after: PathFeatures, now: float) -> tuple[PathFeatures | None, ...]:
-        """For a policy that compares: every candidate as measured now, strictly after the
-        decision (`after`, the chosen one's); None for one not measured yet, or broken."""
-        if not self.policy.compares:
-            return ()
-        return tuple(after if i == d.action else self.outcome(c, d.src, d.dst, d.at, now)
-                     if self._usable(c, d.src, d.dst) else None for i, c in enumerate(d.candidates))
+    def _alternatives(self, d: Decision, now: float) -> dict[int, PathFeatures | None]:
+        """The candidates the policy compares the decision's with, as measured now, strictly
+        after it; None for one not measured yet, or broken."""
+        return {i: self.outcome(d.candidates[i], d.src, d.dst, d.at, now)
+                if self._usable(d.candidates[i], d.src, d.dst) else None
+                for i in self.policy.compared(d.before, d.action)}
 
     def _own_window(self, d: Decision) -> FlowRate | None:
         """The last statistics window of the ingress entry a decision installed; None before it

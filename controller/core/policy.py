@@ -8,11 +8,13 @@ read hops alone: their utilisation, loss and latency are 0), and it does not pre
 because its load cannot be seen: paths with links lacking recent statistics rank after the
 measured ones with headroom, before the measured ones that are full. A policy that `learns` is
 told, once it is measured, what the path it chose showed after each of its decisions (see
-Balancer._learn), and one that also `compares`, what every candidate showed at that moment.
+Balancer._learn), and what the candidates it `compared` the chosen one with showed at that moment.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 from controller.core.flows import FlowKey
@@ -24,15 +26,14 @@ class Experience(NamedTuple):
     before: list[PathFeatures]      # the candidates' features at the decision
     action: int                     # the chosen one's index
     after: PathFeatures             # the chosen path measured after the decision
-    # a policy that `compares`: every candidate measured at the chosen path's first measurement
-    # after the decision (None where not measured then), the chosen one's with the flow on it
-    alternatives: tuple[PathFeatures | None, ...] = ()
+    # by index, the candidates Policy.compared names, measured at the poll that measured `after`
+    # (None for one not measured by the outcome's deadline)
+    alternatives: Mapping[int, PathFeatures | None] = MappingProxyType({})
 
 
 class Policy:
     name = ""
     learns = False
-    compares = False
     load_aware = False
 
     def score(self, features: PathFeatures) -> float:
@@ -55,6 +56,12 @@ class Policy:
 
     def learn(self, experience: list[Experience]) -> None:
         """Outcomes of earlier decisions (only called when `learns`)."""
+
+    def compared(self, before: list[PathFeatures], action: int) -> tuple[int, ...]:
+        """The candidates a decision's lesson compares the chosen one with (a policy that
+        learns): its outcome waits, until its deadline, for a poll that measures them and the
+        chosen path alike, so that both terms hold the same moment. None, by default."""
+        return ()
 
     def reload(self) -> None:
         """Load the policy's model file again (a policy without one refuses)."""

@@ -151,7 +151,6 @@ class QTable:
     model = "table"
     bandit = False              # gamma 0 whatever is asked (the models below say why)
     values_unmeasured = False   # a path of unknown load by its own key, and may take one (QLearningPolicy.rank)
-    compares = False            # learns from every candidate's outcome (Experience.alternatives)
     no_count = ""               # why the model cannot explore by count, if it cannot
 
     @staticmethod
@@ -188,6 +187,10 @@ class QTable:
     def lesson(self, e: Experience) -> tuple[object, float] | None:
         """The key a decision teaches and its target; None if it teaches nothing."""
         return self.keys(e.before)[e.action], self.target(e.before[e.action], e.after)
+
+    def compared(self, before: list[PathFeatures], action: int) -> tuple[int, ...]:
+        """Policy.compared: none, for a model of the chosen path's own outcome."""
+        return ()
 
     def worth(self, f: PathFeatures, value: float) -> float:
         """What a measured candidate is worth, given the value of its key (learnt, or a prior):
@@ -517,20 +520,22 @@ class BaselineQ(QTable):
     path carries the flow and the baseline's does not, if the flow sends by then, but flows
     decided meanwhile go to the baseline path; and deviations within one poll share one
     moment. Only a decision that left the baseline teaches, by exploration (epsilon) or to a
-    trusted pair, and only one whose baseline was measured at that poll. Gamma 0 whatever is
-    asked, as the other models of a decision's own outcome. A candidate of unknown load, or
-    any when the baseline's is unknown, is worth -SPREAD_MS ("u", never learnt), and the
-    baseline's choice stands wherever least-loaded ranks it: a path of unknown load after the
-    measured ones with headroom, before the full ones."""
+    trusted pair, and only one whose baseline was measured at the same poll as the chosen path
+    (the balancer waits for one that measures both, until the outcome's deadline). Gamma 0
+    whatever is asked, as the other models of a decision's own outcome. A candidate of unknown
+    load, or any when the baseline's is unknown, is worth -SPREAD_MS ("u", never learnt, nor
+    explored: it would teach nothing), and the baseline's choice stands wherever least-loaded
+    ranks it: a path of unknown load after the measured ones with headroom, before the full
+    ones."""
     model = "baseline"
     states, states_text = PAIR_STATE, "a pair state (g<gap class> x<hops over the baseline's> c<congested: it, the baseline>)"
     target_name = "advantage"
     bandit = True
-    compares = True
     values_unmeasured = True
     no_count = ("count exploration: a bonus smaller than a baseline table's pessimism never takes a flow off "
                 "the baseline, a larger one undoes it; it explores by epsilon")
     left: dict[str, int] = field(default_factory=lambda: {"explored": 0, "trusted": 0})    # decisions off the baseline
+    unpaired: int = 0       # of those, measured without the baseline's path by the outcome's deadline
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -577,18 +582,27 @@ class BaselineQ(QTable):
 
     def learnt(self) -> dict:
         trusted = sorted(k for k in self.q if self.value(k, -1.0) > 0)
-        return {"pairs": len(self.q), "trusted": trusted, "left": dict(self.left)}
+        return {"pairs": len(self.q), "trusted": trusted, "left": dict(self.left), "unpaired": self.unpaired}
+
+    def compared(self, before: list[PathFeatures], action: int) -> tuple[int, ...]:
+        """The baseline's candidate, for a decision that left it to a pair state."""
+        keys = self.keys(before)
+        return () if keys[action] in (BASELINE, "u") else (keys.index(BASELINE),)
 
     def lesson(self, e: Experience) -> tuple[object, float] | None:
         """A decision that left the baseline, both measured at one poll: its pair state, and
         the chosen path's reward minus the baseline's, within MAX_ADVANTAGE_MS (a path read at
-        1.5 s would otherwise teach a value its own file refuses)."""
-        keys = self.keys(e.before)
-        b = keys.index(BASELINE)
-        if keys[e.action] in (BASELINE, "u") or not e.alternatives or e.alternatives[b] is None:
+        1.5 s would otherwise teach a value its own file refuses). One whose baseline was not
+        measured with it is counted in `unpaired`."""
+        compared = self.compared(e.before, e.action)
+        if not compared:
             return None
-        advantage = reward(e.alternatives[e.action]) - reward(e.alternatives[b])
-        return keys[e.action], max(-MAX_ADVANTAGE_MS, min(advantage, MAX_ADVANTAGE_MS))    # a file's bound
+        baseline = e.alternatives.get(compared[0])
+        if baseline is None:
+            self.unpaired += 1
+            return None
+        advantage = reward(e.after) - reward(baseline)
+        return self.keys(e.before)[e.action], max(-MAX_ADVANTAGE_MS, min(advantage, MAX_ADVANTAGE_MS))    # a file's bound
 
 
 MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ, BaselineQ)}
@@ -695,8 +709,9 @@ class QLearningPolicy(Policy):
         """A decision explores as configured; a look (REST, a member policy's, key None) takes
         the choice a decision would when it does not explore at random, counting nothing. The
         table chooses among the candidates whose load is measured, if any: one that is not
-        reads idle, falsely, and teaches it nothing (the linear and baseline models value such
-        a path by its key and choose among all). Candidates of equal value (one state, or
+        reads idle, falsely, and teaches it nothing (the linear model values such a path by its
+        key and chooses among all, the baseline model among the baseline and the candidates of
+        a pair state: "u" teaches nothing). Candidates of equal value (one state, or
         states that fall back on one level's value) go to the one reading better now, the
         reward its features give, bookings included (one value per state took the first
         candidate, also for flows decided within one poll), then to fewer hops; among paths of
@@ -705,17 +720,16 @@ class QLearningPolicy(Policy):
         is not always the lowest (a tie, or a candidate of unknown load left out)."""
         keys = self.table.keys(features)
         values = self.worths(features, keys)
-        pool = [] if self.table.values_unmeasured else [i for i, f in enumerate(features) if not f.unknown]
-        pool = pool or list(range(len(features)))
+        pool = [i for i, (f, k) in enumerate(zip(features, keys))
+                if not (k == "u" if self.table.values_unmeasured else f.unknown)] or list(range(len(features)))
         states = [keys[i] for i in pool]
         args = ([values[i] for i in pool], [(-features[i].unknown, reward(features[i])) for i in pool])
         pick = (self.table.greedy(states, *args) if key is None else
                 self.table.choose(states, self._rng, *args))
         return pool[pick], [0.0 - v for v in values]
 
-    @property
-    def compares(self) -> bool:
-        return self.table.compares
+    def compared(self, before: list[PathFeatures], action: int) -> tuple[int, ...]:
+        return self.table.compared(before, action)
 
     def learn(self, experience: list[Experience]) -> None:
         t = self.table

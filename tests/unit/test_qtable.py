@@ -6,6 +6,7 @@ import json
 import logging
 import math
 import random
+from itertools import pairwise
 from dataclasses import replace
 
 import pytest
@@ -220,7 +221,8 @@ def simulate(policy: QLearningPolicy, decisions: int, seed: int = 7, switch_at: 
     shows in its state (utilisation 0.9, 1 Mbit/s left); a flow put there meets a queue (40 ms,
     10% loss). The others are quick, the longest a little slower. The first path is the loaded
     one, until decision `switch_at`, from which the background moves to the middle one. A policy
-    that compares is told every path's outcome, the loaded one's with or without the flow alike."""
+    that compares is told the outcomes of the paths it compares with, the loaded one's with or
+    without the flow alike."""
     rng = random.Random(seed)
     picks = []
     for i in range(decisions):
@@ -230,7 +232,7 @@ def simulate(policy: QLearningPolicy, decisions: int, seed: int = 7, switch_at: 
         a = policy.choose(key, now)
         met = [replace(f, utilisation=1.0 if j == a else f.utilisation, loss=0.1, latency_ms=40.0, headroom_mbps=0.0)
                if j == loaded else replace(f, latency_ms=1.0 + j + rng.random()) for j, f in enumerate(now)]
-        policy.learn([Experience(now, a, met[a], tuple(met))])     # every path at that moment
+        policy.learn([Experience(now, a, met[a], {j: met[j] for j in policy.compared(now, a)})])   # at that moment
         picks.append(a)
     return picks
 
@@ -389,8 +391,9 @@ class Alternating(QLearningPolicy):
 
 
 class Comparing(Alternating):
-    """Alternating, told every candidate's outcome."""
-    compares = True
+    """Alternating, comparing the chosen candidate with every other."""
+    def compared(self, before, action):
+        return tuple(i for i in range(len(before)) if i != action)
 
 
 def decided(*sports: int, settings: Settings | None = None,
@@ -422,24 +425,52 @@ def test_each_decision_is_credited_with_its_own_paths_outcome():
     b.poll(t0 + 2.0)
     assert sorted((action, after.hops) for _, action, after, _ in policy.told) == [(0, len(paths[2]) - 1),
                                                                                  (1, len(paths[3]) - 1)]
-    assert all(e.alternatives == () for e in policy.told)      # a policy that does not compare: not measured
+    assert all(e.alternatives == {} for e in policy.told)      # a policy that does not compare: not measured
 
 
-def test_a_comparing_policy_is_told_every_candidate_as_measured_with_the_chosen_one():
-    """At the poll that measures the chosen path after the decision, every other candidate is
-    measured too, from the same statistics and probes after the decision: the pair a
-    baseline table learns from."""
-    booted, policy, t0 = decided(2, kind=Comparing)
+def told_compared(booted, policy, t0: float, silent_until: float) -> tuple[float, set[int]]:
+    """Polls each second from t0 + 2 until the decision (from decided) is told, a port found
+    only on candidates compared with it silent in each window that ends before `silent_until`:
+    when it was told, and the candidates the port is on."""
     b = booted.balancer
+    d = b._decisions[0]
+    chosen = set(pairwise(d.candidates[d.action]))
+    a, z = next(e for i, c in enumerate(d.candidates) if i != d.action for e in pairwise(c) if e not in chosen)
+    port = (a, b.net.graph().edges[a, z]["out_port"])
+    on = {i for i, c in enumerate(d.candidates) if (a, z) in set(pairwise(c))}
     booted.probe_round(t0 + 0.2)
     steady(b, t0 + 0.5)
-    steady(b, t0 + 1.5)
-    b.poll(t0 + 2.0)
+    for t in (t0 + 1.5, t0 + 2.5, t0 + 3.5, t0 + 4.5, t0 + 5.5):
+        steady(b, t, silent={port} if t < silent_until else ())
+        b.poll(t + 0.5)
+        if getattr(policy, "told", []):
+            return t + 0.5 - t0, on
+    raise AssertionError("never told")
+
+
+@pytest.mark.parametrize("silent_until, told_at", [(0.0, 2.0), (2.0, 4.0), (9.0, 5.0)])
+def test_a_comparing_policy_is_told_what_it_compares_as_measured_with_the_chosen_one(silent_until, told_at):
+    """At the poll that measures the chosen path after the decision, the candidates the policy
+    compares with are measured too, from the same statistics and probes after the decision:
+    the pair a baseline table learns from. While one of them is not measured (a port of it
+    silent at t0 + 1.5), the outcome waits for a poll that measures both (t0 + 4: a link's
+    loss needs a window its two ends share, and the first after the silence is not), and both
+    are read there; at the deadline (5 s) it is told what that poll measured, the unmeasured
+    one None."""
+    booted, policy, t0 = decided(2, kind=Comparing)
+    b = booted.balancer
+    when, silenced = told_compared(booted, policy, t0, t0 + silent_until)
+    assert when == told_at
     ((before, action, after, alternatives),) = policy.told
     _, at, _, src, dst, candidates, *_ = b.explained[-1]
-    assert len(before) == len(alternatives) == 3 and alternatives[action] is after
-    assert alternatives == tuple(b.outcome(c, src, dst, at, t0 + 2.0) for c in candidates)     # after the decision
-    assert not any(f.unknown for f in alternatives) and alternatives != tuple(before)
+    assert len(before) == 3 and sorted(alternatives) == [i for i in range(3) if i != action]
+    assert after == b.outcome(candidates[action], src, dst, at, t0 + told_at)
+    assert alternatives == {i: b.outcome(candidates[i], src, dst, at, t0 + told_at) for i in alternatives}
+    assert {i for i, f in alternatives.items() if f is None} == (silenced if told_at == 5.0 else set())
+    measured = {i: f for i, f in alternatives.items() if f is not None}
+    assert measured and not any(f.unknown for f in measured.values())
+    assert list(measured.values()) != [before[i] for i in measured]     # after the decision
+    assert b.counters["outcomes_unmeasured"] == 0
 
 
 def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
@@ -1051,12 +1082,15 @@ def test_a_baseline_table_leaves_least_loadeds_choice_only_where_a_paired_gain_i
     assert reward(short) > reward(long) and policy.choose(None, [short, long]) == 1
     assert policy.table.keys([short, long]) == ["g1 x-2 c00", "b"] and policy.scores([short, long]) == [SPREAD_MS, 0.0]
     met = (replace(short, utilisation=0.1, latency_ms=1.0), replace(long, latency_ms=6.0))    # rewards -2, -6
-    left = Experience([short, long], 0, met[0], met)
+    left = Experience([short, long], 0, met[0], {1: met[1]})
     blind = [replace(short, utilisation=1.0), replace(long, unknown=1)]    # least-loaded's: unknown before full
     assert policy.table.keys(blind) == ["u", "b"] and policy.choose(None, blind) == 1
-    policy.learn([Experience([short, long], 1, met[1], met), Experience([short, long], 0, met[0], (met[0], None)),
-                  Experience([short, long], 0, met[0]), Experience(blind, 0, met[0], met)])
-    assert policy.table.q == {} and policy.table.updates == 0 and policy.unlearnt == 4
+    assert policy.compared([short, long], 0) == (1,) and policy.compared([short, long], 1) == ()
+    assert policy.compared(blind, 0) == ()
+    policy.learn([Experience([short, long], 1, met[1]), Experience([short, long], 0, met[0], {1: None}),
+                  Experience(blind, 0, met[0], {1: met[1]})])
+    assert policy.table.q == {} and policy.table.updates == 0 and policy.unlearnt == 3
+    assert policy.describe()["unpaired"] == 1
     policy.learn([left] * 20)
     assert policy.table.q == {"g1 x-2 c00": [pytest.approx(4.0), 20]} and policy.describe()["mean_advantage"] == 4.0
     assert policy.scores([short, long]) == [pytest.approx(SPREAD_MS / math.sqrt(20) - 4.0), 0.0]
@@ -1107,6 +1141,20 @@ def test_a_baseline_table_counts_the_decisions_that_left_the_baseline_by_their_c
     assert 0 < picks.count(0) < 200 and policy.describe()["left"] == {"explored": picks.count(0), "trusted": 0}
 
 
+def test_a_baseline_table_explores_only_where_it_can_learn():
+    """Drawing at random (epsilon 1), never a candidate of unknown load, which teaches no pair:
+    the baseline and the measured others alike; least-loaded's choice alone once its own load
+    is unknown."""
+    policy = QLearningPolicy(epsilon=1.0, model="baseline", seed=5)
+    policy.table.epsilon_decay = 1.0
+    short, long, blind = PathFeatures(0.05, 0.0, 0.1, 2), PathFeatures(0.0, 0.0, 5.0, 4), PathFeatures(0.0, 0.0, 0.0, 3, unknown=1)
+    keys = [FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000) for i in range(300)]
+    picks = [policy.choose(k, [short, blind, long]) for k in keys]
+    assert picks.count(1) == 0 and min(picks.count(0), picks.count(2)) > 100, picks
+    unknown = [replace(short, unknown=1), replace(long, unknown=1)]
+    assert {policy.choose(k, unknown) for k in keys} == {LeastLoaded().choose(None, unknown)}
+
+
 def test_the_flows_a_learnt_value_weighs_by_hand():
     """Step 1/visits (a mean of k: k) down to alpha, then an exponential mean's, to 2 / alpha - 1."""
     assert qtable.effective_visits(20, 0.05) == 20.0 and qtable.effective_visits(1, 1.0) == 1.0
@@ -1144,7 +1192,7 @@ def test_a_baseline_table_follows_a_gain_least_loaded_cannot_see():
     for i in range(400):
         a = policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000), IDLE[:2])
         met = (replace(IDLE[0], latency_ms=40.0 if i >= 200 else 1.0), replace(IDLE[1], latency_ms=3.0))
-        policy.learn([Experience(IDLE[:2], a, met[a], met)])
+        policy.learn([Experience(IDLE[:2], a, met[a], {1 - a: met[1 - a]})])
         picks.append(a)
     assert picks[150:200].count(0) >= 45, picks[150:200]
     assert picks[300:].count(1) >= 90, picks[300:]
