@@ -115,8 +115,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     models = set(qlearning.MODELS) - {qlearning.QTable.model}
     for clashes, why in ((lambda v: "count" in v and any(qlearning.MODELS[m].no_count for m in v & models),
                           "the linear and baseline models explore by epsilon, not count"),
-                         (lambda v: {"baseline", "flow"} <= v, "the baseline model pairs first measurements, "
-                                                                "not a flow's window"),
+                         (lambda v: {"baseline", "flow"} <= v, "the baseline model pairs two paths at one "
+                                                                "poll, not a flow's window"),
                          (lambda v: len(v & models) > 1, f"one model of {', '.join(sorted(models))}")):
         clash = [x for x in args.policies if clashes(set(x.split("+")))]
         if clash:

@@ -122,7 +122,8 @@ class Decision:
     readings: int = 0             # --q-window flow: the chosen path's readings so far ...
     total: PathFeatures | None = None    # ... MEANT summed over them, the rest the last's
     read_at: float = -math.inf    # ... and the end of its ingress entry's window at the last
-    alternatives: Mapping[int, PathFeatures | None] = field(default_factory=dict)   # Experience's, at the first reading
+    alternatives: Mapping[int, PathFeatures | None] = field(default_factory=dict)   # Experience's: the last poll's that
+    # measured the chosen path (--q-window flow: the first reading's)
 
     def seen(self, after: PathFeatures, window_at: float) -> Decision:
         """This decision with one more reading of its path, taken when its entry's window
@@ -350,9 +351,10 @@ class Balancer:
         longer) is counted in outcomes_unmeasured; one whose path broke before it was measured
         teaches nothing (outcomes_path_broken): what the flow met, re-routed, was another path's.
         A policy that compares (Policy.compared) is told the candidates it names as measured at
-        the poll that measures the chosen path: read at one moment, what the whole network did
-        meanwhile is in each. The outcome waits for a poll that measures them all, until the
-        deadline (then it is told what that poll measured)."""
+        a poll that measures the chosen path too: read at one moment, what the whole network did
+        meanwhile is in each. The outcome waits for a poll that measures them all (a broken one
+        is not waited for), until the deadline; then it is told the last poll that measured the
+        chosen path, the others as that poll read them."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
@@ -374,16 +376,19 @@ class Balancer:
                 self.counters["outcomes_path_broken"] += 1
                 continue
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
-            alternatives = {} if after is None else self._alternatives(d, now)
-            if (after is None or None in alternatives.values()) and now - d.at < deadline:
-                waiting.append(d)
-            elif after is None:
+            if after is not None:
+                d = replace(d, alternatives=self._alternatives(d, after, now))
+            elif now - d.at >= deadline and d.alternatives:     # measured before, never paired
+                after = d.alternatives[d.action]
+            if after is None and now - d.at >= deadline:
                 self.counters["outcomes_unmeasured"] += 1
+            elif after is None or (None in d.alternatives.values() and now - d.at < deadline):
+                waiting.append(d)
             elif whole:
                 window = self._own_window(d)
-                waiting.append(replace(d, alternatives=alternatives).seen(after, -math.inf if window is None else window.at))
+                waiting.append(d.seen(after, -math.inf if window is None else window.at))
             else:
-                ripe.append(Experience(d.before, d.action, after, alternatives))
+                ripe.append(Experience(d.before, d.action, after, d.alternatives))
         self._decisions.extendleft(reversed(waiting))
         if ripe:
             self.policy.learn(ripe)
@@ -397,12 +402,15 @@ class Balancer:
         if ripe:
             self.policy.learn(ripe)
 
-    def _alternatives(self, d: Decision, now: float) -> dict[int, PathFeatures | None]:
-        """The candidates the policy compares the decision's with, as measured now, strictly
-        after it; None for one not measured yet, or broken."""
-        return {i: self.outcome(d.candidates[i], d.src, d.dst, d.at, now)
-                if self._usable(d.candidates[i], d.src, d.dst) else None
-                for i in self.policy.compared(d.before, d.action)}
+    def _alternatives(self, d: Decision, after: PathFeatures, now: float) -> dict[int, PathFeatures | None]:
+        """Experience.alternatives as measured now, strictly after the decision: `after`, the
+        chosen path's, and each candidate the policy compares it with, None if not measured yet
+        (left out if broken: nothing to wait for); empty for a policy that compares none."""
+        compared = self.policy.compared(d.before, d.action)
+        if not compared:
+            return {}
+        return {d.action: after, **{i: self.outcome(d.candidates[i], d.src, d.dst, d.at, now)
+                                    for i in compared if self._usable(d.candidates[i], d.src, d.dst)}}
 
     def _own_window(self, d: Decision) -> FlowRate | None:
         """The last statistics window of the ingress entry a decision installed; None before it

@@ -26,8 +26,10 @@ class Experience(NamedTuple):
     before: list[PathFeatures]      # the candidates' features at the decision
     action: int                     # the chosen one's index
     after: PathFeatures             # the chosen path measured after the decision
-    # by index, the candidates Policy.compared names, measured at the poll that measured `after`
-    # (None for one not measured by the outcome's deadline)
+    # by index, the chosen candidate and those Policy.compared names, all measured at one poll
+    # after the decision (a compared one None if not measured with the chosen one by the
+    # outcome's deadline, left out if its path broke); empty for a policy that compares none.
+    # The chosen one's is `after` but with --q-window flow, where `after` is a mean of windows
     alternatives: Mapping[int, PathFeatures | None] = MappingProxyType({})
 
 

@@ -149,7 +149,7 @@ class Settings:
     q_window: str = _setting(
         "first", "--q-window", "what a Q-learning decision learns from: the chosen path's first measurement after "
         "it (first), or the mean of its measurements while the flow sends, up to 30 s (flow; not for the baseline "
-        "model, which pairs first measurements)",
+        "model, which pairs two paths as one poll read them)",
         _one_of(*Q_WINDOWS), metavar="WHICH")
     seed: int = _setting(
         0, "--seed", "seed of the controller's random choices (Q-learning's exploration, the random path and "
@@ -189,8 +189,8 @@ class Settings:
             raise ConfigError(f"LB_Q_EXPLORE: count exploration: a {self.q_model} Q-learning model explores by "
                               "epsilon (qlearning.py says why)")
         if self.q_model == "baseline" and self.q_window == "flow":
-            raise ConfigError("LB_Q_WINDOW: flow: the baseline Q-learning model pairs both paths' first "
-                              "measurements after a decision; the flow's window is the other models'")
+            raise ConfigError("LB_Q_WINDOW: flow: the baseline Q-learning model pairs two paths as one poll "
+                              "read them after a decision; the flow's window is the other models'")
         if self.q_table and self.service_q_table and os.path.realpath(self.q_table) == os.path.realpath(
                 self.service_q_table):
             raise ConfigError(f"LB_Q_TABLE (--q-table) and LB_SERVICE_Q_TABLE (--service-q-table): both name "

@@ -535,7 +535,7 @@ class BaselineQ(QTable):
     no_count = ("count exploration: a bonus smaller than a baseline table's pessimism never takes a flow off "
                 "the baseline, a larger one undoes it; it explores by epsilon")
     left: dict[str, int] = field(default_factory=lambda: {"explored": 0, "trusted": 0})    # decisions off the baseline
-    unpaired: int = 0       # of those, measured without the baseline's path by the outcome's deadline
+    unpaired: int = 0       # of those, measured without the baseline's path by the outcome's deadline (or it broke)
 
     @staticmethod
     def key(f: PathFeatures) -> str:
@@ -594,15 +594,15 @@ class BaselineQ(QTable):
         the chosen path's reward minus the baseline's, within MAX_ADVANTAGE_MS (a path read at
         1.5 s would otherwise teach a value its own file refuses). One whose baseline was not
         measured with it is counted in `unpaired`."""
-        compared = self.compared(e.before, e.action)
-        if not compared:
+        keys = self.keys(e.before)
+        if keys[e.action] in (BASELINE, "u"):
             return None
-        baseline = e.alternatives.get(compared[0])
+        baseline = e.alternatives.get(keys.index(BASELINE))
         if baseline is None:
             self.unpaired += 1
             return None
-        advantage = reward(e.after) - reward(baseline)
-        return self.keys(e.before)[e.action], max(-MAX_ADVANTAGE_MS, min(advantage, MAX_ADVANTAGE_MS))    # a file's bound
+        advantage = reward(e.alternatives[e.action]) - reward(baseline)
+        return keys[e.action], max(-MAX_ADVANTAGE_MS, min(advantage, MAX_ADVANTAGE_MS))    # a file's bound
 
 
 MODELS: dict[str, type[QTable]] = {m.model: m for m in (QTable, LinearQ, RelativeQ, CorrectionQ, BaselineQ)}
@@ -679,7 +679,7 @@ class QLearningPolicy(Policy):
             self.table_kind = MODELS[model]
         self.table = self.table_kind(alpha=alpha, gamma=gamma, epsilon=epsilon, explore=explore)
         self._epsilon = epsilon     # a reset starts exploring again from here
-        self.unlearnt = 0           # decisions that taught nothing: on a path of unknown load, or (baseline) unpaired
+        self.unlearnt = 0           # decisions that taught nothing: on a path of unknown load, or (baseline) no pair
         if self.table_path and os.path.lexists(self.table_path):
             try:
                 self.table = load(self.table_path, self.table_kind, alpha=alpha, gamma=gamma, explore=explore)

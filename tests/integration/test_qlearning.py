@@ -99,7 +99,7 @@ def test_after_warm_up_avoids_the_flooded_path_in_9_of_10_decisions(lab, request
     assert resolved(lab) >= WARMUP + DECISIONS, policy
     saved = json.loads(open(policy["table"]).read())
     assert saved["updates"] >= policy["updates"]      # it may have learnt once more since
-    if saved["model"] == "baseline":    # it never left the baseline: no pair to learn from, every decision unpaired
+    if saved["model"] == "baseline":    # it never left the baseline: no pair to learn from, no decision taught one
         assert policy["updates"] == 0 and policy["unlearnt"] > 0 and saved["q"] == {}, policy
         return assert_clean_log(lab)
     assert policy["updates"] > 0, policy

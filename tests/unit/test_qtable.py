@@ -232,7 +232,8 @@ def simulate(policy: QLearningPolicy, decisions: int, seed: int = 7, switch_at: 
         a = policy.choose(key, now)
         met = [replace(f, utilisation=1.0 if j == a else f.utilisation, loss=0.1, latency_ms=40.0, headroom_mbps=0.0)
                if j == loaded else replace(f, latency_ms=1.0 + j + rng.random()) for j, f in enumerate(now)]
-        policy.learn([Experience(now, a, met[a], {j: met[j] for j in policy.compared(now, a)})])   # at that moment
+        compared = policy.compared(now, a)
+        policy.learn([Experience(now, a, met[a], {j: met[j] for j in (a, *compared)} if compared else {})])
         picks.append(a)
     return picks
 
@@ -428,23 +429,34 @@ def test_each_decision_is_credited_with_its_own_paths_outcome():
     assert all(e.alternatives == {} for e in policy.told)      # a policy that does not compare: not measured
 
 
-def told_compared(booted, policy, t0: float, silent_until: float) -> tuple[float, set[int]]:
+def told_compared(booted, policy, t0: float, silent_until: float, broken: bool = False, gone: float = math.inf
+                  ) -> tuple[float, set[int], dict[float, PathFeatures | None]]:
     """Polls each second from t0 + 2 until the decision (from decided) is told, a port found
-    only on candidates compared with it silent in each window that ends before `silent_until`:
-    when it was told, and the candidates the port is on."""
+    only on candidates other than the chosen one silent in each window that ends before
+    `silent_until` (or its link down from t0 + 1, if `broken`), the chosen path's first
+    link's sending port silent in each window that ends after `gone`, probes 4 ms a link until t0 + 2
+    and 1 ms from then (so that later polls read the chosen path anew): when it was told, the
+    candidates the port is on, and the chosen path as each poll read it."""
     b = booted.balancer
     d = b._decisions[0]
     chosen = set(pairwise(d.candidates[d.action]))
     a, z = next(e for i, c in enumerate(d.candidates) if i != d.action for e in pairwise(c) if e not in chosen)
     port = (a, b.net.graph().edges[a, z]["out_port"])
     on = {i for i, c in enumerate(d.candidates) if (a, z) in set(pairwise(c))}
-    booted.probe_round(t0 + 0.2)
+    first = port_of(b, "link")
+    booted.probe_round(t0 + 0.2, delay_s=0.004)
     steady(b, t0 + 0.5)
+    if broken:
+        b.port_changed(*port, False, t0 + 1.0)
+    read = {}
     for t in (t0 + 1.5, t0 + 2.5, t0 + 3.5, t0 + 4.5, t0 + 5.5):
-        steady(b, t, silent={port} if t < silent_until else ())
+        steady(b, t, silent=({port} if t < silent_until else set()) | ({first} if t > gone else set()))
         b.poll(t + 0.5)
+        read[t + 0.5 - t0] = b.outcome(d.candidates[d.action], d.src, d.dst, d.at, t + 0.5)
         if getattr(policy, "told", []):
-            return t + 0.5 - t0, on
+            return t + 0.5 - t0, on, read
+        if t == t0 + 1.5:
+            booted.probe_round(t0 + 2.2, delay_s=0.001)
     raise AssertionError("never told")
 
 
@@ -454,23 +466,47 @@ def test_a_comparing_policy_is_told_what_it_compares_as_measured_with_the_chosen
     compares with are measured too, from the same statistics and probes after the decision:
     the pair a baseline table learns from. While one of them is not measured (a port of it
     silent at t0 + 1.5), the outcome waits for a poll that measures both (t0 + 4: a link's
-    loss needs a window its two ends share, and the first after the silence is not), and both
-    are read there; at the deadline (5 s) it is told what that poll measured, the unmeasured
-    one None."""
+    loss needs a window its two ends share, and the first after the silence is not), and all
+    are read there, the chosen path too; at the deadline (5 s) it is told what that poll
+    measured, the unmeasured one None."""
     booted, policy, t0 = decided(2, kind=Comparing)
     b = booted.balancer
-    when, silenced = told_compared(booted, policy, t0, t0 + silent_until)
+    when, silenced, read = told_compared(booted, policy, t0, t0 + silent_until)
     assert when == told_at
     ((before, action, after, alternatives),) = policy.told
     _, at, _, src, dst, candidates, *_ = b.explained[-1]
-    assert len(before) == 3 and sorted(alternatives) == [i for i in range(3) if i != action]
-    assert after == b.outcome(candidates[action], src, dst, at, t0 + told_at)
-    assert alternatives == {i: b.outcome(candidates[i], src, dst, at, t0 + told_at) for i in alternatives}
+    assert len(before) == 3 and sorted(alternatives) == [0, 1, 2]
+    assert after == alternatives[action] == read[told_at] and (told_at == 2.0 or read[told_at] != read[2.0] is not None)
+    assert alternatives == {i: b.outcome(c, src, dst, at, t0 + told_at) for i, c in enumerate(candidates)}
     assert {i for i, f in alternatives.items() if f is None} == (silenced if told_at == 5.0 else set())
-    measured = {i: f for i, f in alternatives.items() if f is not None}
-    assert measured and not any(f.unknown for f in measured.values())
-    assert list(measured.values()) != [before[i] for i in measured]     # after the decision
+    assert [f for i, f in alternatives.items() if f is not None and i != action] != [
+        before[i] for i, f in alternatives.items() if f is not None and i != action]    # after the decision
     assert b.counters["outcomes_unmeasured"] == 0
+
+
+def test_a_decision_measured_but_never_paired_is_told_that_reading_at_its_deadline():
+    """The chosen path measured from t0 + 2 while a candidate compared with is not, a port of
+    it silent from t0 + 2.5 (its last window, to t0 + 1.5, stale by t0 + 5): at the deadline
+    the decision is told the last poll that measured the chosen path (t0 + 4), the unmeasured
+    one None; not counted unmeasured."""
+    booted, policy, t0 = decided(2, kind=Comparing)
+    b = booted.balancer
+    when, silenced, read = told_compared(booted, policy, t0, t0 + 9.0, gone=t0 + 2.0)
+    ((_, action, after, alternatives),) = policy.told
+    assert when == 5.0 and read[5.0] is None and after == alternatives[action] == read[4.0] is not None
+    assert {i for i, f in alternatives.items() if f is None} == silenced and b.counters["outcomes_unmeasured"] == 0
+
+
+def test_a_comparing_policy_does_not_wait_for_a_broken_candidate_nor_another_policy_for_any():
+    """A candidate compared with whose link is down will never be measured: the outcome is told
+    at the first poll that measures the chosen path, that candidate left out. A policy that
+    compares none is told then, whatever the others show."""
+    booted, policy, t0 = decided(2, kind=Comparing)
+    when, broken, _ = told_compared(booted, policy, t0, t0, broken=True)
+    ((_, action, _, alternatives),) = policy.told
+    assert when == 2.0 and set(alternatives) == {0, 1, 2} - broken and action in alternatives
+    booted, policy, t0 = decided(2)
+    assert told_compared(booted, policy, t0, t0 + 9.0)[0] == 2.0 and policy.told[0].alternatives == {}
 
 
 def test_an_outcome_waits_for_a_window_that_shows_the_paths_loss():
@@ -947,7 +983,7 @@ def test_a_linear_or_baseline_model_explores_by_epsilon_only(model):
 
 
 def test_a_baseline_model_refuses_the_flow_window():
-    """It pairs both paths' first measurements; a window over the flow's life would be ignored."""
+    """It pairs two paths as one poll read them; a window over the flow's life would be ignored."""
     with pytest.raises(ConfigError, match="LB_Q_WINDOW: flow: the baseline"):
         Settings(q_model="baseline", q_window="flow").validate()
 
@@ -1082,13 +1118,13 @@ def test_a_baseline_table_leaves_least_loadeds_choice_only_where_a_paired_gain_i
     assert reward(short) > reward(long) and policy.choose(None, [short, long]) == 1
     assert policy.table.keys([short, long]) == ["g1 x-2 c00", "b"] and policy.scores([short, long]) == [SPREAD_MS, 0.0]
     met = (replace(short, utilisation=0.1, latency_ms=1.0), replace(long, latency_ms=6.0))    # rewards -2, -6
-    left = Experience([short, long], 0, met[0], {1: met[1]})
+    left = Experience([short, long], 0, met[0], dict(enumerate(met)))
     blind = [replace(short, utilisation=1.0), replace(long, unknown=1)]    # least-loaded's: unknown before full
     assert policy.table.keys(blind) == ["u", "b"] and policy.choose(None, blind) == 1
     assert policy.compared([short, long], 0) == (1,) and policy.compared([short, long], 1) == ()
     assert policy.compared(blind, 0) == ()
-    policy.learn([Experience([short, long], 1, met[1]), Experience([short, long], 0, met[0], {1: None}),
-                  Experience(blind, 0, met[0], {1: met[1]})])
+    policy.learn([Experience([short, long], 1, met[1]), Experience([short, long], 0, met[0], {0: met[0], 1: None}),
+                  Experience(blind, 0, met[0], dict(enumerate(met)))])
     assert policy.table.q == {} and policy.table.updates == 0 and policy.unlearnt == 3
     assert policy.describe()["unpaired"] == 1
     policy.learn([left] * 20)
@@ -1192,7 +1228,7 @@ def test_a_baseline_table_follows_a_gain_least_loaded_cannot_see():
     for i in range(400):
         a = policy.choose(FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000), IDLE[:2])
         met = (replace(IDLE[0], latency_ms=40.0 if i >= 200 else 1.0), replace(IDLE[1], latency_ms=3.0))
-        policy.learn([Experience(IDLE[:2], a, met[a], {1 - a: met[1 - a]})])
+        policy.learn([Experience(IDLE[:2], a, met[a], dict(enumerate(met)))])
         picks.append(a)
     assert picks[150:200].count(0) >= 45, picks[150:200]
     assert picks[300:].count(1) >= 90, picks[300:]
