@@ -64,7 +64,7 @@ DEFAULT_POLICIES = ("shortest", "round-robin", "ecmp", "least-loaded", "bpann", 
 VARIANTS = {"symmetric": ("--symmetric",), "bandit": ("--q-gamma", "0"), "count": ("--q-explore", "count"),
             "linear": ("--q-model", "linear"), "relative": ("--q-model", "relative"),
             "correction": ("--q-model", "correction"), "baseline": ("--q-model", "baseline"),
-            "flow": ("--q-window", "flow"),
+            "flow": ("--q-window", "flow"), "greedy": ("--q-epsilon", "0"),
             "fresh": (), "warm": (), "kept": ()}
 LEARNER_VARIANTS = tuple(v for v in VARIANTS if v != "symmetric")
 QUICK = {"policies": "shortest,least-loaded,bpann", "seeds": 1, "duration": 40, "warmup": 8}
@@ -124,6 +124,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unkept = [x for x in args.policies if "kept" in x.split("+") and "warm" not in x.split("+")]
     if unkept:
         p.error(f"--policies: {', '.join(unkept)}: +kept keeps a +warm file's exploration rate")
+    both = [x for x in args.policies if {"kept", "greedy"} <= set(x.split("+"))]
+    if both:
+        p.error(f"--policies: {', '.join(both)}: +greedy sets the exploration rate to 0, +kept keeps the file's")
     args.q_warm = warm_tables(p, args.q_warm, args.policies)
     if not 1 <= args.seeds <= 100:
         p.error("--seeds: must be in 1..100")
@@ -262,15 +265,16 @@ def learner_table(rundir: Path, variants: list[str]) -> Path:
     """The Q-table file a qlearning run learns in (rundir: <results>/runs/<run>): one per variant
     in the results, carried from seed to seed, unless the run starts anew in its own: empty
     (+fresh) or a copy of main()'s warm-<model>.json (+warm), its exploration reset (what was
-    learnt, not how far exploring had decayed), or kept as the file has it (+warm+kept: as a
-    controller given the file goes on)."""
+    learnt, not how far exploring had decayed), kept as the file has it (+warm+kept: as a
+    controller given the file goes on), or 0 (+greedy: what the table chooses, without the
+    cost of exploring)."""
     if "fresh" not in variants and "warm" not in variants:
         return rundir.parent.parent / f"qtable{''.join('-' + v for v in variants)}.json"
     rundir.mkdir(parents=True, exist_ok=True)
     table = rundir / "qtable.json"
     if "warm" in variants:
         warm = json.loads(warm_copy(rundir.parent.parent, warm_model(variants)).read_text())
-        epsilon = warm["epsilon"] if "kept" in variants else Settings.q_epsilon
+        epsilon = 0.0 if "greedy" in variants else warm["epsilon"] if "kept" in variants else Settings.q_epsilon
         table.write_text(json.dumps({**warm, "epsilon": epsilon, "decisions": 0}) + "\n")
     return table
 
@@ -303,6 +307,7 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
         lab.pingall()
         status, described = lab.api("policy")
         started = described.get("decisions") if status == 200 else None
+        cpu = lab.cpu()
         player = Player(lab.net, transfers, rundir / "transfers").start()
         try:
             starts = [args.warmup + i * args.round for i in range(int((args.duration - args.warmup) // args.round))]
@@ -345,9 +350,10 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
             policy_end = described if status == 200 else None
         except (OSError, ValueError):
             counters = policy_end = None
+        cpu = {k: round(v - cpu[k], 2) if v is not None and cpu[k] is not None else None for k, v in lab.cpu().items()}
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
     (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided, "counters": counters,
-                                                       "policy": policy_end}) + "\n")
+                                                       "policy": policy_end, "cpu_s": cpu}) + "\n")
     (rundir / "decisions.jsonl").write_text("".join(json.dumps(p) + "\n" for p in placed))
     for n, t in enumerate(player.outcomes()):
         if t["proto"] != "tcp" or (t["fct_s"] is None and t["start_s"] + t["duration_s"] > end):

@@ -37,6 +37,18 @@ UDP_PAYLOAD = 1400      # bytes a udp_flood datagram carries
 UDP_FRAME = UDP_PAYLOAD + 14 + 20 + 8     # and the frame that carries it (Ethernet, IP, UDP headers)
 
 
+OVS_PID = Path("/run/openvswitch/ovs-vswitchd.pid")
+
+
+def cpu_s(pid: int | None) -> float | None:
+    """The CPU time, user and system, a process has used (seconds); None if it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()   # the name may hold spaces
+    except (OSError, IndexError):
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def wait_until(condition, timeout_s: float, interval_s: float = 0.2, what: str = "condition"):
     """Poll condition() until it returns something truthy; raise TimeoutError naming `what`."""
     deadline = time.monotonic() + timeout_s
@@ -170,6 +182,16 @@ class Lab:
             with socket.socket() as s:
                 return s.connect_ex(("127.0.0.1", self.ofp_port)) == 0
         wait_until(listening, timeout_s, what=f"the controller to listen on port {self.ofp_port}")
+
+    def cpu(self) -> dict[str, float | None]:
+        """CPU seconds the controller and the switches' daemon (ovs-vswitchd: the userspace
+        datapath forwards every packet) have used so far; None for one not running. Both share
+        the machine's cores with the hosts' traffic, so one's work can slow the other's."""
+        try:
+            ovs = int(OVS_PID.read_text())
+        except (OSError, ValueError):
+            ovs = None
+        return {"controller": cpu_s(self.controller.pid if self.controller else None), "ovs-vswitchd": cpu_s(ovs)}
 
     def stop_controller(self) -> None:
         proc, self.controller = self.controller, None

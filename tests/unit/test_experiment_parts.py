@@ -3,9 +3,11 @@ of runs.csv and the options."""
 
 import json
 import math
+import os
 import random
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,7 @@ from controller.policies.qlearning import FEATURES, CorrectionQ, LinearQ, QTable
 from controller.core.settings import Settings
 from scripts.experiment import QUICK, background, learner_table, parse_args, run_plan, warm_copy, warm_model
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
-from topologies.lab import ROOT, provenance
+from topologies.lab import ROOT, cpu_s, provenance
 from topologies.traffic import Transfer, completion_s, schedule
 
 HOSTS = ["h2", "h3", "h4", "h5", "h6", "h7"]
@@ -145,6 +147,9 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                           (["--policies", "shortest+sideways"], "--policies"),
                                           (["--policies", "qlearning+kept"],
                                            "--policies: qlearning+kept: +kept keeps a +warm file's"),
+                                          (["--policies", "qlearning+warm+kept+greedy"],
+                                           "--policies: qlearning+warm+kept+greedy: +greedy sets the exploration "
+                                           "rate to 0, +kept keeps the file's"),
                                           (["--policies", "qlearning+linear+relative"],
                                            "--policies: qlearning+linear+relative: one model of baseline, "
                                            "correction, linear, relative"),
@@ -208,6 +213,8 @@ def test_each_warm_run_starts_from_a_copy_of_its_models_file_exploring_anew(tabl
         assert start["updates"] == 1 and (start["q"] if model != "linear" else start["w"] != [0.0] * len(FEATURES))
     kept = json.loads(learner_table(runs / "k", ["warm", "kept"]).read_text())
     assert kept == {**learnt["table"], "epsilon": 0.02, "decisions": 0}     # as the file has it
+    greedy = json.loads(learner_table(runs / "g", ["warm", "greedy"]).read_text())
+    assert greedy == {**learnt["table"], "epsilon": 0.0, "decisions": 0}
     assert learner_table(runs / "f", ["fresh"]) == runs / "f" / "qtable.json" and not (runs / "f" / "qtable.json").exists()
     assert learner_table(runs / "c", ["linear"]) == tmp_path / "qtable-linear.json"
 
@@ -253,3 +260,16 @@ def python_name() -> str:
         return str(Path(sys.executable).relative_to(ROOT))
     except ValueError:
         return "python"
+
+
+def test_cpu_seconds_are_the_processes_own_and_none_once_it_is_gone():
+    """Read from /proc: this process's user and system time as os.times() counts it (to the
+    clock tick), after a busy loop; None for a process that is gone, or none."""
+    deadline = time.process_time() + 0.3
+    while time.process_time() < deadline:
+        pass
+    t = os.times()
+    assert cpu_s(os.getpid()) == pytest.approx(t.user + t.system, abs=0.05) and cpu_s(os.getpid()) >= 0.3
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    assert cpu_s(gone.pid) is None and cpu_s(None) is None
