@@ -9,9 +9,12 @@ repository keeps no runs), how often each finished run's table left least-loaded
 The verdict is pre-registered on all 24 seeds; on fewer, the figures are as read.
 """
 
+import csv
 import json
 import math
+import statistics
 import sys
+from collections import defaultdict
 from pathlib import Path
 
 from controller.policies.heuristics import LeastLoaded
@@ -81,7 +84,10 @@ def warm_table() -> None:
 def left(out: Path) -> None:
     """Per finished run: the decisions that left least-loaded's choice, as the table counted
     them (every flow's), and the --src trains' and transfers' decisions, both directions,
-    placed off least-loaded's choice on the readings logged."""
+    placed off least-loaded's choice on the readings logged; then, over the parts, how full
+    the paths those placements took read, and each policy's trains per path: their share and
+    the mean RTT of their probes."""
+    off_paths = []
     for part in PARTS:
         for run in sorted((out / f"J{part}" / "runs").glob(f"{TABLE}-seed*")):
             if not (run / "rounds.json").exists():
@@ -94,11 +100,29 @@ def left(out: Path) -> None:
                 for decision in (d, d.get("reply") or {}):
                     if decision.get("candidates"):
                         total += 1
-                        off += decision["chosen"] != LeastLoaded().rank(None, list(map(
-                            features, decision["candidates"])))[0]
+                        candidates = list(map(features, decision["candidates"]))
+                        baseline = LeastLoaded().rank(None, candidates)[0]
+                        if decision["chosen"] != baseline:
+                            off += 1
+                            off_paths.append((candidates[decision["chosen"]].utilisation,
+                                              candidates[baseline].utilisation))
             print(f"part {part} {run.name}: {policy.get('decisions')} decisions, left the baseline "
                   f"{policy.get('left')}, trusted pairs at the end {policy.get('trusted')}; "
                   f"logged placements off least-loaded's choice {off} of {total}")
+    if off_paths:
+        taken, base = zip(*off_paths)
+        print(f"those {len(off_paths)} placements: the path taken read {statistics.median(taken):.2f} full "
+              f"(median; {sum(u >= 1.0 for u in taken)} full), least-loaded's {statistics.median(base):.2f}")
+    rtts: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for part in PARTS:
+        if (out / f"J{part}" / "runs.csv").exists():
+            for r in csv.DictReader(open(out / f"J{part}" / "runs.csv")):
+                if r["kind"] == "rtt" and r["rtt_ms"]:
+                    rtts[r["policy"]][r["path"]].append(float(r["rtt_ms"]))
+    for policy, paths in rtts.items():
+        n = sum(map(len, paths.values()))
+        print(f"{policy}, probes per path: " + "; ".join(
+            f"{p} {100 * len(v) / n:.0f}% at {statistics.fmean(v):.2f} ms" for p, v in sorted(paths.items())))
 
 
 if __name__ == "__main__":

@@ -1177,18 +1177,26 @@ def test_a_baseline_table_counts_the_decisions_that_left_the_baseline_by_their_c
     assert 0 < picks.count(0) < 200 and policy.describe()["left"] == {"explored": picks.count(0), "trusted": 0}
 
 
-def test_a_baseline_table_explores_only_where_it_can_learn():
-    """Drawing at random (epsilon 1), never a candidate of unknown load, which teaches no pair:
-    the baseline and the measured others alike; least-loaded's choice alone once its own load
-    is unknown."""
+def test_a_baseline_table_explores_only_where_it_is_cheap_and_can_learn():
+    """Drawing at random (epsilon 1), only the baseline (idle, 4 hops) or a candidate under 10
+    points busier than it and not congested (5 points, 2 hops): never one 10 points busier or
+    more, nor a congested one (the same, losing packets), nor one of unknown load, which
+    teaches no pair; least-loaded's choice alone once its own load is unknown. Greedy, a
+    trusted pair is taken whatever its gap."""
     policy = QLearningPolicy(epsilon=1.0, model="baseline", seed=5)
     policy.table.epsilon_decay = 1.0
-    short, long, blind = PathFeatures(0.05, 0.0, 0.1, 2), PathFeatures(0.0, 0.0, 5.0, 4), PathFeatures(0.0, 0.0, 0.0, 3, unknown=1)
+    base, near = PathFeatures(0.0, 0.0, 5.0, 4), PathFeatures(0.05, 0.0, 0.1, 2)
+    busier, lossy, blind = replace(near, utilisation=0.1), replace(near, loss=0.05), replace(near, unknown=1)
+    candidates = [busier, near, lossy, base, blind]
+    assert policy.table.keys(candidates) == ["g2 x-2 c00", "g1 x-2 c00", "g1 x-2 c10", "b", "u"]
     keys = [FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000) for i in range(300)]
-    picks = [policy.choose(k, [short, blind, long]) for k in keys]
-    assert picks.count(1) == 0 and min(picks.count(0), picks.count(2)) > 100, picks
-    unknown = [replace(short, unknown=1), replace(long, unknown=1)]
+    picks = [policy.choose(k, candidates) for k in keys]
+    assert set(picks) == {1, 3} and min(picks.count(1), picks.count(3)) > 100, picks
+    unknown = [replace(near, unknown=1), replace(base, unknown=1)]
     assert {policy.choose(k, unknown) for k in keys} == {LeastLoaded().choose(None, unknown)}
+    policy.table.epsilon = 0.0
+    policy.table.q["g2 x-2 c00"] = [30.0, 10]
+    assert policy.choose(keys[0], candidates) == 0
 
 
 def test_the_flows_a_learnt_value_weighs_by_hand():
