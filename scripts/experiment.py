@@ -14,11 +14,13 @@ table of each path's standing among the candidates, "+correction" a table of cor
 a path reads, "+baseline" least-loaded left only where a table shows a gain (--q-model); "+flow" learns
 from what each flow's path showed while it sent (--q-window flow); "+fresh" starts every seed from
 an empty Q-table, "+warm" from a copy of --q-warm's file of its model
-(for whether a table learnt elsewhere transfers). The run is reported under that name, so the
+(for whether a table learnt elsewhere transfers), "+kept" at that file's exploration rate,
+"+greedy" at 0. The run is reported under that name, so the
 modes compare on the same schedules.
 Each run also records, per round, how many decisions its policy had taken (rounds.json), for
-the learning curve (scripts/learning.py), and the controller's counters and its policy (GET
-/api/v1/policy) at its end; and how
+the learning curve (scripts/learning.py), the controller's counters and its policy (GET
+/api/v1/policy) at its end, and the CPU seconds the controller and ovs-vswitchd used meanwhile;
+and how
 its policy placed each probe train and transfer of --src, both directions (decisions.jsonl:
 every candidate's features and score, and the one chosen), for why a policy did what it did.
 
@@ -124,9 +126,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     unkept = [x for x in args.policies if "kept" in x.split("+") and "warm" not in x.split("+")]
     if unkept:
         p.error(f"--policies: {', '.join(unkept)}: +kept keeps a +warm file's exploration rate")
-    both = [x for x in args.policies if {"kept", "greedy"} <= set(x.split("+"))]
-    if both:
-        p.error(f"--policies: {', '.join(both)}: +greedy sets the exploration rate to 0, +kept keeps the file's")
+    for other, why in (("kept", "+kept keeps the file's"), ("count", "+count explores by a bonus instead")):
+        both = [x for x in args.policies if {other, "greedy"} <= set(x.split("+"))]
+        if both:
+            p.error(f"--policies: {', '.join(both)}: +greedy sets the exploration rate to 0, {why}")
     args.q_warm = warm_tables(p, args.q_warm, args.policies)
     if not 1 <= args.seeds <= 100:
         p.error("--seeds: must be in 1..100")
@@ -350,7 +353,8 @@ def run_once(args: argparse.Namespace, policy: str, seed: int, rundir: Path, pro
             policy_end = described if status == 200 else None
         except (OSError, ValueError):
             counters = policy_end = None
-        cpu = {k: round(v - cpu[k], 2) if v is not None and cpu[k] is not None else None for k, v in lab.cpu().items()}
+        cpu = {k: round(s - cpu[k][1], 2) if s is not None and cpu[k][1] is not None and pid == cpu[k][0] else None
+               for k, (pid, s) in lab.cpu().items()}     # None too for a daemon restarted meanwhile
     (rundir / "schedule.json").write_text(json.dumps([asdict(transfers[i]) for i in player.started]) + "\n")
     (rundir / "rounds.json").write_text(json.dumps({"start": started, "decisions": decided, "counters": counters,
                                                        "policy": policy_end, "cpu_s": cpu}) + "\n")

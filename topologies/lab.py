@@ -183,15 +183,17 @@ class Lab:
                 return s.connect_ex(("127.0.0.1", self.ofp_port)) == 0
         wait_until(listening, timeout_s, what=f"the controller to listen on port {self.ofp_port}")
 
-    def cpu(self) -> dict[str, float | None]:
-        """CPU seconds the controller and the switches' daemon (ovs-vswitchd: the userspace
-        datapath forwards every packet) have used so far; None for one not running. Both share
-        the machine's cores with the hosts' traffic, so one's work can slow the other's."""
+    def cpu(self) -> dict[str, tuple[int | None, float | None]]:
+        """The pid of the controller and of the switches' daemon (ovs-vswitchd: where the kernel
+        datapath is missing, it forwards every packet), and the CPU seconds each has used so far;
+        None for one not running. Both share the machine's cores with the hosts' traffic, so
+        one's work can slow the other's."""
         try:
             ovs = int(OVS_PID.read_text())
         except (OSError, ValueError):
             ovs = None
-        return {"controller": cpu_s(self.controller.pid if self.controller else None), "ovs-vswitchd": cpu_s(ovs)}
+        controller = self.controller.pid if self.controller else None
+        return {"controller": (controller, cpu_s(controller)), "ovs-vswitchd": (ovs, cpu_s(ovs))}
 
     def stop_controller(self) -> None:
         proc, self.controller = self.controller, None

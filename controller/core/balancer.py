@@ -354,7 +354,7 @@ class Balancer:
         a poll that measures the chosen path too: read at one moment, what the whole network did
         meanwhile is in each. The outcome waits for a poll that measures them all (a broken one
         is not waited for), until the deadline; then it is told the last poll that measured the
-        chosen path, the others as that poll read them."""
+        chosen path, the others as that poll read them (and so if its path breaks meanwhile)."""
         ripe: list[Experience] = []
         waiting: list[Decision] = []
         # a probe must be sent after the decision, and a statistics window begin and end after it
@@ -373,7 +373,10 @@ class Balancer:
                 waiting.append(d if after is None else d.seen(after, window.at))
                 continue
             if not self._usable(chosen, d.src, d.dst):
-                self.counters["outcomes_path_broken"] += 1
+                if d.alternatives:      # measured, waiting for a candidate compared with: that reading, unpaired
+                    ripe.append(Experience(d.before, d.action, d.alternatives[d.action], d.alternatives))
+                else:
+                    self.counters["outcomes_path_broken"] += 1
                 continue
             after = self.outcome(chosen, d.src, d.dst, d.at, now)
             if after is not None:
@@ -396,8 +399,10 @@ class Balancer:
     def close(self) -> None:
         """As the controller stops: tell the policy, of each decision whose flow still sends
         (--q-window flow), the mean of the readings it has, not nothing (a flow decided in the
-        last FLOW_WINDOW_S would teach nothing); a decision not yet read has no outcome to tell."""
-        ripe = [Experience(d.before, d.action, d.outcome(), d.alternatives) for d in self._decisions if d.readings]
+        last FLOW_WINDOW_S would teach nothing), and of each measured but still waiting for a
+        candidate it is compared with, that reading; a decision not yet read has no outcome to tell."""
+        ripe = [Experience(d.before, d.action, d.outcome() if d.readings else d.alternatives[d.action], d.alternatives)
+                for d in self._decisions if d.readings or d.alternatives]
         self._decisions.clear()
         if ripe:
             self.policy.learn(ripe)

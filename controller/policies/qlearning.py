@@ -230,20 +230,18 @@ class QTable:
 
     def choose(self, states: list[str], rng: random.Random, values: list[float] | None = None,
                readings: list | None = None) -> int:
-        """The candidate to take, exploring as configured; ties as greedy's. `values`, the
-        states' values if the caller has them already."""
+        """The candidate to take, exploring as configured (a draw among the states the model
+        may explore, greedy if none); ties as greedy's. `values`, the states' values if the
+        caller has them already."""
         self.decisions += 1
         values = [self.value(s) for s in states] if values is None else values
         by_epsilon = self.explore == "epsilon"
         explore = by_epsilon and rng.random() < self.epsilon
         if by_epsilon and self.epsilon > self.epsilon_min:     # a rate set below the floor stays
             self.epsilon = max(self.epsilon_min, self.epsilon * self.epsilon_decay)
-        if explore:
-            pool = [i for i, s in enumerate(states) if self.explorable(s)] or list(range(len(states)))
-            pick = pool[rng.randrange(len(pool))]
-        else:
-            pick = self.greedy(states, values, readings)
-        self.took(states[pick], explore)
+        pool = [i for i, s in enumerate(states) if self.explorable(s)] if explore else []
+        pick = pool[rng.randrange(len(pool))] if pool else self.greedy(states, values, readings)
+        self.took(states[pick], bool(pool))
         return pick
 
     def took(self, state: str, explored: bool) -> None:
@@ -587,10 +585,11 @@ class BaselineQ(QTable):
 
     def explorable(self, state: str) -> bool:
         """The baseline, or a candidate not congested whose gap class is below EXPLORED_GAPS
-        (under 10 points busier than the baseline): in run J, exploring every candidate took paths that read 0.93 full (the
-        median of 39 placements logged; least-loaded's read 0.42) and cost mean RTT. A pair never
-        explored is never trusted, so the table leaves the baseline only where exploring is
-        cheap; never a candidate of unknown load ("u"), which would teach nothing."""
+        (under 10 points busier than the baseline). In run J, where exploration drew from every
+        candidate, the paths it took read far fuller than least-loaded's (docs/qlearning.md),
+        which may be what cost the table mean RTT; a pair never explored is never trusted, so
+        the table leaves the baseline only where trying costs little. Never a candidate of
+        unknown load ("u"): it would teach nothing."""
         return state == BASELINE or (bool(PAIR_STATE.fullmatch(state)) and int(state[1]) < EXPLORED_GAPS
                                      and state[-2] == "0")
 
@@ -734,8 +733,9 @@ class QLearningPolicy(Policy):
         reward its features give, bookings included (one value per state took the first
         candidate, also for flows decided within one poll), then to fewer hops; among paths of
         unknown load, to fewer unknown links first (such a link reads idle). Exploration draws
-        from the same candidates, those its model may explore (QTable.explorable). The scores are minus each candidate's worth: the chosen one
-        is not always the lowest (a tie, or a candidate of unknown load left out)."""
+        from the same candidates, those its model may explore (QTable.explorable). The scores
+        are minus each candidate's worth: the chosen one is not always the lowest (a tie, or a
+        candidate of unknown load left out)."""
         keys = self.table.keys(features)
         values = self.worths(features, keys)
         pool = [] if self.table.values_unmeasured else [i for i, f in enumerate(features) if not f.unknown]

@@ -30,10 +30,9 @@ import pytest
 from benchmarks.emulator import HELLO, MP_PORT_DESC, MP_PORT_STATS, MULTIPART_REPLY, Emulator, features_reply, message
 from tests.integration.conftest import H1H7, RYU_PYTHON
 from tests.prerequisites import venv_problem
-from topologies.lab import ROOT, free_port, user_env, wait_until
+from topologies.lab import ROOT, cpu_s, free_port, user_env, wait_until
 from controller.files import load_spec
 
-TICK = os.sysconf("SC_CLK_TCK")
 A_FEW_S = 8                      # "within a few seconds": the bound every closing is held to
 HELLO_ZERO_ELEMENT = bytes.fromhex("04 00 00 0c 00 00 00 01 00 01 00 00")
 FRAMEWORKS = ["os_ken", "ryu"]           # the tests on a shared controller run under both
@@ -89,8 +88,7 @@ class Controller:
         return self.counters()[name]
 
     def cpu_s(self) -> float:
-        fields = Path(f"/proc/{self.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / TICK
+        return cpu_s(self.proc.pid)
 
     def rss_mb(self) -> float:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()

@@ -18,7 +18,7 @@ from controller.policies.qlearning import FEATURES, CorrectionQ, LinearQ, QTable
 from controller.core.settings import Settings
 from scripts.experiment import QUICK, background, learner_table, parse_args, run_plan, warm_copy, warm_model
 from scripts.report import RUN_COLUMNS, ReportError, change_ci, read_runs, seed_metrics, summarise
-from topologies.lab import ROOT, cpu_s, provenance
+from topologies.lab import ROOT, cpu_s, provenance, wait_until
 from topologies.traffic import Transfer, completion_s, schedule
 
 HOSTS = ["h2", "h3", "h4", "h5", "h6", "h7"]
@@ -150,6 +150,9 @@ def test_a_policy_with_the_symmetric_variant_is_its_own_entry():
                                           (["--policies", "qlearning+warm+kept+greedy"],
                                            "--policies: qlearning+warm+kept+greedy: +greedy sets the exploration "
                                            "rate to 0, +kept keeps the file's"),
+                                          (["--policies", "qlearning+count+greedy"],
+                                           "--policies: qlearning+count+greedy: +greedy sets the exploration "
+                                           "rate to 0, +count explores by a bonus instead"),
                                           (["--policies", "qlearning+linear+relative"],
                                            "--policies: qlearning+linear+relative: one model of baseline, "
                                            "correction, linear, relative"),
@@ -262,14 +265,27 @@ def python_name() -> str:
         return "python"
 
 
-def test_cpu_seconds_are_the_processes_own_and_none_once_it_is_gone():
+def test_cpu_seconds_are_the_processes_own_and_none_once_it_is_gone(tmp_path):
     """Read from /proc: this process's user and system time as os.times() counts it (to the
-    clock tick), after a busy loop; None for a process that is gone, or none."""
+    clock tick), after a busy loop, its children's not counted; a process whose name holds
+    ") " and spaces read as well (a busy one, named so by its executable's link); None for a
+    process that is gone, or none."""
+    child = subprocess.run([sys.executable, "-c", "import time\nt = time.process_time() + 0.3\n"
+                            "while time.process_time() < t: pass"], check=True)
     deadline = time.process_time() + 0.3
     while time.process_time() < deadline:
         pass
     t = os.times()
-    assert cpu_s(os.getpid()) == pytest.approx(t.user + t.system, abs=0.05) and cpu_s(os.getpid()) >= 0.3
-    gone = subprocess.Popen(["true"])
-    gone.wait()
-    assert cpu_s(gone.pid) is None and cpu_s(None) is None
+    assert child.returncode == 0 and t.children_user + t.children_system >= 0.25
+    assert cpu_s(os.getpid()) == pytest.approx(t.user + t.system, abs=0.05)
+    odd = tmp_path / "a) b c"
+    odd.symlink_to(sys.executable)
+    busy = subprocess.Popen([odd, "-c", "import time\nt = time.process_time() + 0.5\nwhile time.process_time() < t: pass\n"
+                             "time.sleep(10)"])
+    try:
+        assert wait_until(lambda: (cpu_s(busy.pid) or 0) >= 0.4, 10, what="the child's CPU time")
+        assert "a) b c" in Path(f"/proc/{busy.pid}/stat").read_text()
+    finally:
+        busy.kill()
+        busy.wait()
+    assert cpu_s(busy.pid) is None and cpu_s(None) is None

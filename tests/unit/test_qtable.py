@@ -429,12 +429,13 @@ def test_each_decision_is_credited_with_its_own_paths_outcome():
     assert all(e.alternatives == {} for e in policy.told)      # a policy that does not compare: not measured
 
 
-def told_compared(booted, policy, t0: float, silent_until: float, broken: bool = False, gone: float = math.inf
-                  ) -> tuple[float, set[int], dict[float, PathFeatures | None]]:
+def told_compared(booted, policy, t0: float, silent_until: float, broken: bool = False, gone: float = math.inf,
+                  then=lambda at: None) -> tuple[float, set[int], dict[float, PathFeatures | None]]:
     """Polls each second from t0 + 2 until the decision (from decided) is told, a port found
     only on candidates other than the chosen one silent in each window that ends before
     `silent_until` (or its link down from t0 + 1, if `broken`), the chosen path's first
-    link's sending port silent in each window that ends after `gone`, probes 4 ms a link until t0 + 2
+    link's sending port silent in each window that ends after `gone`, `then` called with each
+    poll's time (from t0) while it is not told, probes 4 ms a link until t0 + 2
     and 1 ms from then (so that later polls read the chosen path anew): when it was told, the
     candidates the port is on, and the chosen path as each poll read it."""
     b = booted.balancer
@@ -452,7 +453,9 @@ def told_compared(booted, policy, t0: float, silent_until: float, broken: bool =
     for t in (t0 + 1.5, t0 + 2.5, t0 + 3.5, t0 + 4.5, t0 + 5.5):
         steady(b, t, silent=({port} if t < silent_until else set()) | ({first} if t > gone else set()))
         b.poll(t + 0.5)
-        read[t + 0.5 - t0] = b.outcome(d.candidates[d.action], d.src, d.dst, d.at, t + 0.5)
+        usable = b._usable(d.candidates[d.action], d.src, d.dst)
+        read[t + 0.5 - t0] = b.outcome(d.candidates[d.action], d.src, d.dst, d.at, t + 0.5) if usable else None
+        then(t + 0.5 - t0)
         if getattr(policy, "told", []):
             return t + 0.5 - t0, on, read
         if t == t0 + 1.5:
@@ -495,6 +498,24 @@ def test_a_decision_measured_but_never_paired_is_told_that_reading_at_its_deadli
     ((_, action, after, alternatives),) = policy.told
     assert when == 5.0 and read[5.0] is None and after == alternatives[action] == read[4.0] is not None
     assert {i for i, f in alternatives.items() if f is None} == silenced and b.counters["outcomes_unmeasured"] == 0
+
+
+@pytest.mark.parametrize("end", ["path broken", "controller stopped"])
+def test_a_decision_measured_and_waiting_is_told_that_reading_if_it_cannot_wait(end):
+    """Measured at t0 + 2 while a candidate compared with is not: if its own path breaks (a
+    link of it down at t0 + 2.1), or the controller stops, before the pair is measured, it is
+    told the reading it has, the unmeasured one None (a baseline table counts it unpaired),
+    not counted broken."""
+    booted, policy, t0 = decided(2, kind=Comparing)
+    b = booted.balancer
+
+    def then(at):
+        if at == 2.0:
+            b.port_changed(*port_of(b, "link"), False, t0 + 2.1) if end == "path broken" else b.close()
+    when, silenced, read = told_compared(booted, policy, t0, t0 + 9.0, then=then)
+    ((_, action, after, alternatives),) = policy.told
+    assert when == (3.0 if end == "path broken" else 2.0) and after == alternatives[action] == read[2.0] is not None
+    assert {i for i, f in alternatives.items() if f is None} == silenced and b.counters["outcomes_path_broken"] == 0
 
 
 def test_a_comparing_policy_does_not_wait_for_a_broken_candidate_nor_another_policy_for_any():
@@ -1179,19 +1200,23 @@ def test_a_baseline_table_counts_the_decisions_that_left_the_baseline_by_their_c
 
 def test_a_baseline_table_explores_only_where_it_is_cheap_and_can_learn():
     """Drawing at random (epsilon 1), only the baseline (idle, 4 hops) or a candidate under 10
-    points busier than it and not congested (5 points, 2 hops): never one 10 points busier or
-    more, nor a congested one (the same, losing packets), nor one of unknown load, which
-    teaches no pair; least-loaded's choice alone once its own load is unknown. Greedy, a
-    trusted pair is taken whatever its gap."""
+    points busier than it and not congested (5 points, 2 hops; half a point, 5 hops): never one
+    10 points busier or more, nor a congested one (the first, losing packets), nor one of
+    unknown load, which teaches no pair; a congested baseline does not stop it. Least-loaded's
+    choice alone once its own load is unknown. Greedy, a trusted pair is taken whatever its gap."""
     policy = QLearningPolicy(epsilon=1.0, model="baseline", seed=5)
     policy.table.epsilon_decay = 1.0
     base, near = PathFeatures(0.0, 0.0, 5.0, 4), PathFeatures(0.05, 0.0, 0.1, 2)
     busier, lossy, blind = replace(near, utilisation=0.1), replace(near, loss=0.05), replace(near, unknown=1)
-    candidates = [busier, near, lossy, base, blind]
-    assert policy.table.keys(candidates) == ["g2 x-2 c00", "g1 x-2 c00", "g1 x-2 c10", "b", "u"]
+    level = replace(base, utilisation=0.005, hops=5)
+    candidates = [busier, near, lossy, base, blind, level]
+    assert policy.table.keys(candidates) == ["g2 x-2 c00", "g1 x-2 c00", "g1 x-2 c10", "b", "u", "g0 x1 c00"]
     keys = [FlowKey("10.0.0.1", "10.0.0.7", 17, 40000 + i, 7000) for i in range(300)]
     picks = [policy.choose(k, candidates) for k in keys]
-    assert set(picks) == {1, 3} and min(picks.count(1), picks.count(3)) > 100, picks
+    assert set(picks) == {1, 3, 5} and min(map(picks.count, (1, 3, 5))) > 60, picks
+    congested = [near, replace(base, loss=0.05)]
+    assert policy.table.keys(congested) == ["g1 x-2 c01", "b"]
+    assert {policy.choose(k, congested) for k in keys} == {0, 1}
     unknown = [replace(near, unknown=1), replace(base, unknown=1)]
     assert {policy.choose(k, unknown) for k in keys} == {LeastLoaded().choose(None, unknown)}
     policy.table.epsilon = 0.0
