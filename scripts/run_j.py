@@ -85,9 +85,10 @@ def left(out: Path) -> None:
     """Per finished run: the decisions that left least-loaded's choice, as the table counted
     them (every flow's), and the --src trains' and transfers' decisions, both directions,
     placed off least-loaded's choice on the readings logged; then, over the parts, how full
-    the paths those placements took read, and each policy's trains per path: their share and
-    the mean RTT of their probes."""
-    off_paths = []
+    the paths those placements took read, how a run's share of decisions explored goes with
+    its RTT ratio, and each policy's trains per path: their share and the mean RTT of their
+    probes (those that came back)."""
+    off_paths, explored = [], []
     for part in PARTS:
         for run in sorted((out / f"J{part}" / "runs").glob(f"{TABLE}-seed*")):
             if not (run / "rounds.json").exists():
@@ -106,6 +107,10 @@ def left(out: Path) -> None:
                             off += 1
                             off_paths.append((candidates[decision["chosen"]].utilisation,
                                               candidates[baseline].utilisation))
+            ratio = ratios(part, "rtt_mean_ms").get(run.name.rsplit("seed", 1)[1]) \
+                if (RESULTS / PARTS[part][0] / "summary.json").exists() else None
+            if ratio and policy.get("decisions"):
+                explored.append((policy["left"]["explored"] / policy["decisions"], math.log(ratio)))
             print(f"part {part} {run.name}: {policy.get('decisions')} decisions, left the baseline "
                   f"{policy.get('left')}, trusted pairs at the end {policy.get('trusted')}; "
                   f"logged placements off least-loaded's choice {off} of {total}")
@@ -113,6 +118,9 @@ def left(out: Path) -> None:
         taken, base = zip(*off_paths)
         print(f"those {len(off_paths)} placements: the path taken read {statistics.median(taken):.2f} full "
               f"(median; {sum(u >= 1.0 for u in taken)} full), least-loaded's {statistics.median(base):.2f}")
+    if len(explored) > 2:
+        print(f"correlation of a run's share of decisions explored with its log RTT ratio: "
+              f"{statistics.correlation(*zip(*explored)):+.2f} over {len(explored)} runs")
     rtts: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
     for part in PARTS:
         if (out / f"J{part}" / "runs.csv").exists():
