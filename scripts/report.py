@@ -175,8 +175,9 @@ def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[s
     a learner's (0.5x on one seed and 2x on another average +25% but are no change); a seed
     left out (a value missing or zero, or a seed one side lacks) is named in the cell. Own:
     a policy's reference when not `reference` (each command's own, when several are joined).
-    Pool: runs of one formulation (tables from different warm-ups), one more row taking per
-    seed the mean of their log ratios, so that a seed counts once. Its interval is over seeds
+    Pool: runs of one formulation (tables from different warm-ups, or parts on other seeds),
+    one more row taking per seed the mean of the log ratios of the runs that ran it, so that a
+    seed counts once. Its interval is over seeds
     for these runs: a run better or worse overall shifts every seed alike, so it does not
     cover another run (a fourth warm-up). Over: another formulation's runs, pooled alike, and a
     row of the first pool against it, per seed its pooled ratio over the other's (two learners
@@ -198,11 +199,12 @@ def versus(summary: dict, reference: str, geometric: bool = False, pool: tuple[s
              f"| p95 {vs} | throughput {vs} |", "| --- |" + " --- |" * 6]
 
     def logs(policies: tuple[str, ...], k: str) -> tuple[dict[str, float], set[str]]:
-        """Per seed, the mean of the policies' log ratios to their references; the seeds left out."""
+        """Per seed, the mean of the log ratios to their references of the policies whose run
+        or reference ran it; the seeds left out."""
         runs = [(summary[p]["per_seed"], summary[against[p]]["per_seed"]) for p in policies]
         kept, left = {}, set()
         for s in {s for run in runs for side in run for s in side}:
-            pairs = [(m.get(s, {}).get(k), base.get(s, {}).get(k)) for m, base in runs]
+            pairs = [(m.get(s, {}).get(k), base.get(s, {}).get(k)) for m, base in runs if s in m or s in base]
             if all(v and b for v, b in pairs):
                 kept[s] = sum(math.log(v / b) for v, b in pairs) / len(pairs)
             else:

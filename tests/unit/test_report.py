@@ -208,6 +208,21 @@ def test_geometric_changes_name_the_seeds_left_out_and_a_pool_of_runs_counts_eac
         versus(summary, "least-loaded", pool=("a", "b"))
 
 
+def test_a_pool_of_parts_on_other_seeds_counts_every_seed_each_against_its_own_reference():
+    """Two commands on seeds 1-2 and 3-4, each table against its command's least-loaded: the
+    pool is over the four seeds (2x, 1x, 0.5x, 1x: geometric mean 1x), none left out; a seed
+    of a part whose table lacks it is still named."""
+    def entry(rtts):
+        per_seed = {str(s): {"rtt_mean_ms": r, "rtt_p95_ms": r, "throughput_mbps": 10.0} for s, r in rtts.items()}
+        return {"rtt_mean_ms": 1.0, "rtt_p95_ms": 1.0, "throughput_mbps": 10.0, "seeds": sorted(rtts), "per_seed": per_seed}
+    summary = {"least-loaded": entry({1: 1.0, 2: 2.0}), "t": entry({1: 2.0, 2: 2.0}),
+               "least-loaded (again)": entry({3: 4.0, 4: 1.0, 5: 1.0}), "t (again)": entry({3: 2.0, 4: 1.0})}
+    table = versus(summary, "least-loaded", geometric=True, pool=("t", "t (again)"),
+                   own={"least-loaded (again)": "least-loaded (again)", "t (again)": "least-loaded (again)"})
+    pooled = next(line for line in table.splitlines() if line.startswith("| pooled"))
+    assert pooled.split(" | ")[4] == "1.000x [0.406, 2.461] (left out: seed 5)"     # e^(3.182 x sd 0.566 / 2)
+
+
 def test_one_pool_over_another_is_per_seed_the_ratio_of_their_pooled_ratios():
     """Pool x (seed 1: 2x and 1x least-loaded's, seed 2: 1x and 2x) over pool y (seed 1: 1x
     and 0.5x; seed 2: 1x twice; seed 3 one run lacks): sqrt 2 over sqrt 0.5 is 2 on seed 1,
