@@ -85,10 +85,11 @@ def left(out: Path) -> None:
     """Per finished run: the decisions that left least-loaded's choice, as the table counted
     them (every flow's), and the --src trains' and transfers' decisions, both directions,
     placed off least-loaded's choice on the readings logged; then, over the parts, how full
-    the paths those placements took read, how a run's share of decisions explored goes with
-    its RTT ratio, and each policy's trains per path: their share and the mean RTT of their
-    probes (those that came back)."""
-    off_paths, explored = [], []
+    the paths those placements took read, each policy's probes (those that came back) per
+    path: their share and mean RTT, and what the trains the table moved (either way) met, and
+    the mean RTT ratio without their rounds, dropped from both policies (a post-hoc split,
+    fair in that exploration draws at random)."""
+    off_paths, moved = [], set()      # moved: (seed, round) of the table's trains off least-loaded's
     for part in PARTS:
         for run in sorted((out / f"J{part}" / "runs").glob(f"{TABLE}-seed*")):
             if not (run / "rounds.json").exists():
@@ -105,12 +106,10 @@ def left(out: Path) -> None:
                         baseline = LeastLoaded().rank(None, candidates)[0]
                         if decision["chosen"] != baseline:
                             off += 1
+                            if d["kind"] == "rtt":
+                                moved.add((run.name.rsplit("seed", 1)[1], d["round"]))
                             off_paths.append((candidates[decision["chosen"]].utilisation,
                                               candidates[baseline].utilisation))
-            ratio = ratios(part, "rtt_mean_ms").get(run.name.rsplit("seed", 1)[1]) \
-                if (RESULTS / PARTS[part][0] / "summary.json").exists() else None
-            if ratio and policy.get("decisions"):
-                explored.append((policy["left"]["explored"] / policy["decisions"], math.log(ratio)))
             print(f"part {part} {run.name}: {policy.get('decisions')} decisions, left the baseline "
                   f"{policy.get('left')}, trusted pairs at the end {policy.get('trusted')}; "
                   f"logged placements off least-loaded's choice {off} of {total}")
@@ -118,19 +117,26 @@ def left(out: Path) -> None:
         taken, base = zip(*off_paths)
         print(f"those {len(off_paths)} placements: the path taken read {statistics.median(taken):.2f} full "
               f"(median; {sum(u >= 1.0 for u in taken)} full), least-loaded's {statistics.median(base):.2f}")
-    if len(explored) > 2:
-        print(f"correlation of a run's share of decisions explored with its log RTT ratio: "
-              f"{statistics.correlation(*zip(*explored)):+.2f} over {len(explored)} runs")
-    rtts: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    rtts, kept = defaultdict(lambda: defaultdict(list)), defaultdict(lambda: defaultdict(list))
+    in_moved: dict[str, list[float]] = defaultdict(list)
     for part in PARTS:
         if (out / f"J{part}" / "runs.csv").exists():
             for r in csv.DictReader(open(out / f"J{part}" / "runs.csv")):
                 if r["kind"] == "rtt" and r["rtt_ms"]:
                     rtts[r["policy"]][r["path"]].append(float(r["rtt_ms"]))
+                    (in_moved[r["policy"]] if (r["seed"], int(r["round"])) in moved else
+                     kept[r["policy"]][r["seed"]]).append(float(r["rtt_ms"]))
     for policy, paths in rtts.items():
         n = sum(map(len, paths.values()))
         print(f"{policy}, probes per path: " + "; ".join(
             f"{p} {100 * len(v) / n:.0f}% at {statistics.fmean(v):.2f} ms" for p, v in sorted(paths.items())))
+    if moved and kept["least-loaded"]:
+        seeds = sorted(set(kept[TABLE]) & set(kept["least-loaded"]), key=int)
+        print(f"the {len(moved)} trains the table moved: their probes {statistics.fmean(in_moved[TABLE]):.1f} ms, "
+              f"least-loaded's in those rounds {statistics.fmean(in_moved['least-loaded']):.1f}; mean RTT "
+              f"without those rounds in both: " + ci_text(across(
+                  [statistics.fmean(kept[TABLE][s]) / statistics.fmean(kept["least-loaded"][s]) for s in seeds]), 3)
+              + f" over {len(seeds)} seeds")
 
 
 if __name__ == "__main__":
