@@ -378,14 +378,14 @@ class Balancer:
                 else:
                     self.counters["outcomes_path_broken"] += 1
                 continue
-            after = self.outcome(chosen, d.src, d.dst, d.at, now)
+            after, late = self.outcome(chosen, d.src, d.dst, d.at, now), now - d.at >= deadline
             if after is not None:
                 d = replace(d, alternatives=self._alternatives(d, after, now))
-            elif now - d.at >= deadline and d.alternatives:     # measured before, never paired
+            elif late and d.alternatives:       # measured before, never paired
                 after = d.alternatives[d.action]
-            if after is None and now - d.at >= deadline:
+            if after is None and late:
                 self.counters["outcomes_unmeasured"] += 1
-            elif after is None or (None in d.alternatives.values() and now - d.at < deadline):
+            elif after is None or (None in d.alternatives.values() and not late):
                 waiting.append(d)
             elif whole:
                 window = self._own_window(d)

@@ -588,9 +588,8 @@ class BaselineQ(QTable):
         (under 10 points busier than the baseline). In run J, where exploration drew from every
         candidate, the paths it took read far fuller than least-loaded's and the probe trains
         it moved met about four times their delay (docs/qlearning.md); a pair never explored
-        is never trusted, so
-        the table leaves the baseline only where trying costs little. Never a candidate of
-        unknown load ("u"): it would teach nothing."""
+        is never trusted, so the table leaves the baseline only where trying costs little.
+        Never a candidate of unknown load ("u"): it would teach nothing."""
         return state == BASELINE or (bool(PAIR_STATE.fullmatch(state)) and int(state[1]) < EXPLORED_GAPS
                                      and state[-2] == "0")
 
