@@ -1,0 +1,170 @@
+"""What a pre-registered run of the baseline table reads (docs/qlearning.md; each run's
+preregistration.md in docs/results): one arm against another per part and pooled over the parts
+kept so far, from the summaries in the repository; the warm file's pairs; and, given the
+experiment's --out folder (the repository keeps no runs), each finished run's counts, the logged
+placements off least-loaded's choice, where the probes went, what the trains a table moved met,
+and the CPU each arm's run took. scripts/run_j.py and scripts/run_k.py name a run's parts, arms
+and criteria.
+"""
+
+import csv
+import json
+import math
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+
+from controller.policies.heuristics import LeastLoaded
+from controller.policies.qlearning import SPREAD_MS, TRUSTED_VISITS, effective_visits
+from scripts.report import across, ci_text
+from scripts.run_i import features
+
+RESULTS = Path(__file__).resolve().parents[1] / "docs/results"
+REFERENCE = "least-loaded"
+SEEDS_A_PART = 8
+
+
+@dataclass(frozen=True)
+class Run:
+    name: str                          # "J": its parts' --out folders are Ja, Jb, Jc
+    parts: dict[str, tuple[str, int]]  # part -> (its folder in docs/results, its first seed)
+
+    def per_seed(self, part: str, policy: str) -> dict:
+        return json.loads((RESULTS / self.parts[part][0] / "summary.json").read_text())[policy]["per_seed"]
+
+    def kept(self) -> list[str]:
+        """The parts whose summary the repository has."""
+        return [p for p in self.parts if (RESULTS / self.parts[p][0] / "summary.json").exists()]
+
+    def ratios(self, part: str, arm: str, metric: str, under: str = REFERENCE) -> dict[str, float | None]:
+        """`arm`'s `metric` over the same command's `under`'s, for each of the part's seeds (None
+        for a seed without both)."""
+        a, b = self.per_seed(part, arm), self.per_seed(part, under)
+        first = self.parts[part][1]
+        return {str(k): a[str(k)][metric] / b[str(k)][metric]
+                if str(k) in a and str(k) in b and a[str(k)][metric] and b[str(k)][metric] else None
+                for k in range(first, first + SEEDS_A_PART)}
+
+    def pooled(self, arm: str, metric: str, under: str = REFERENCE) -> tuple[float, float] | None:
+        """Print `arm` over `under` per part and pooled; return the pooled interval's unrounded
+        bounds, or None while a part or a seed is missing (every verdict is on all the seeds)."""
+        parts = self.kept()
+        per_part = {p: self.ratios(p, arm, metric, under) for p in parts}
+        missing = [k for p in parts for k, r in per_part[p].items() if r is None]
+        pooled = [r for p in parts for r in per_part[p].values() if r is not None]
+        print(f"{arm} over {under}, {metric}: " + "; ".join(
+            f"part {p} {ci_text(across([r for r in per_part[p].values() if r is not None]), 3)}" for p in parts)
+            + f"; parts {'+'.join(parts)} ({len(pooled)} seeds) {ci_text(across(pooled), 3)}"
+            + (f"; seeds without a ratio: {', '.join(missing)}" if missing else ""))
+        if len(parts) < len(self.parts) or missing:
+            print(f"   no verdict: pre-registered on all {len(self.parts) * SEEDS_A_PART} seeds")
+            return None
+        low, high = across(pooled)["ci95"]
+        return low, high
+
+    def losses(self, arms: list[str]) -> None:
+        for arm in arms:
+            lost = [v["loss"] for p in self.kept() for v in self.per_seed(p, arm).values() if v["loss"] is not None]
+            print(f"{arm}: probes lost {100 * sum(lost) / len(lost):.1f}% (mean over {len(lost)} runs)")
+
+    def runs(self, out: Path, arm: str):
+        """(part, run folder) of each of `arm`'s finished runs under `out`."""
+        for part in self.parts:
+            for run in sorted((out / f"{self.name}{part}" / "runs").glob(f"{arm}-seed*")):
+                if (run / "rounds.json").exists():
+                    yield part, run
+                else:
+                    print(f"part {part} {run.name}: not finished")
+
+    def placements(self, out: Path, arm: str) -> set[tuple[str, int]]:
+        """Per finished run of `arm`: its decisions, those that left least-loaded's choice and
+        those never paired, as the table counted them (every flow's), the pairs trusted at the
+        end, and the --src trains' and transfers' decisions, both directions, placed off
+        least-loaded's choice on the readings logged; then how full the paths those placements
+        took read. Returns the (seed, round) of the trains it moved."""
+        off_paths, moved = [], set()
+        for part, run in self.runs(out, arm):
+            policy = json.loads((run / "rounds.json").read_text()).get("policy") or {}
+            off = total = 0
+            for line in open(run / "decisions.jsonl"):
+                d = json.loads(line)
+                for decision in (d, d.get("reply") or {}):
+                    if decision.get("candidates"):
+                        total += 1
+                        candidates = list(map(features, decision["candidates"]))
+                        baseline = LeastLoaded().rank(None, candidates)[0]
+                        if decision["chosen"] != baseline:
+                            off += 1
+                            if d["kind"] == "rtt":
+                                moved.add((run.name.rsplit("seed", 1)[1], d["round"]))
+                            off_paths.append((candidates[decision["chosen"]].utilisation,
+                                              candidates[baseline].utilisation))
+            print(f"part {part} {run.name}: {policy.get('decisions')} decisions, left the baseline "
+                  f"{policy.get('left')}, unpaired {policy.get('unpaired')}, trusted pairs at the end "
+                  f"{policy.get('trusted')}; logged placements off least-loaded's choice {off} of {total}")
+        if off_paths:
+            taken, base = zip(*off_paths)
+            print(f"{arm}'s {len(off_paths)} placements off least-loaded's choice: the path taken read "
+                  f"{statistics.median(taken):.2f} full (median; {sum(u >= 1.0 for u in taken)} full), "
+                  f"least-loaded's {statistics.median(base):.2f}")
+        return moved
+
+    def probes(self, out: Path, arm: str, moved: set[tuple[str, int]]) -> None:
+        """Each policy's probes (those that came back) per path, their share and mean RTT; then
+        what the trains `arm` moved met, and its mean RTT ratio without their rounds, dropped
+        from both it and least-loaded (a post-hoc split, fair in that exploration draws at
+        random)."""
+        rtts, kept = defaultdict(lambda: defaultdict(list)), defaultdict(lambda: defaultdict(list))
+        in_moved: dict[str, list[float]] = defaultdict(list)
+        for part in self.parts:
+            if (out / f"{self.name}{part}" / "runs.csv").exists():
+                for r in csv.DictReader(open(out / f"{self.name}{part}" / "runs.csv")):
+                    if r["kind"] == "rtt" and r["rtt_ms"]:
+                        rtts[r["policy"]][r["path"]].append(float(r["rtt_ms"]))
+                        (in_moved[r["policy"]] if (r["seed"], int(r["round"])) in moved else
+                         kept[r["policy"]][r["seed"]]).append(float(r["rtt_ms"]))
+        for policy, paths in rtts.items():
+            n = sum(map(len, paths.values()))
+            print(f"{policy}, probes per path: " + "; ".join(
+                f"{p} {100 * len(v) / n:.0f}% at {statistics.fmean(v):.2f} ms" for p, v in sorted(paths.items())))
+        if moved and kept[REFERENCE]:
+            seeds = sorted(set(kept[arm]) & set(kept[REFERENCE]), key=int)
+            print(f"the {len(moved)} trains {arm} moved: their probes {statistics.fmean(in_moved[arm]):.1f} ms, "
+                  f"least-loaded's in those rounds {statistics.fmean(in_moved[REFERENCE]):.1f}; mean RTT "
+                  f"without those rounds in both: " + ci_text(across(
+                      [statistics.fmean(kept[arm][s]) / statistics.fmean(kept[REFERENCE][s]) for s in seeds]), 3)
+                  + f" over {len(seeds)} seeds")
+
+    def cpu(self, out: Path, arms: list[str]) -> None:
+        """The CPU seconds of the controller and of ovs-vswitchd over each arm's runs (the
+        traffic's start to the run's end), and each arm's over least-loaded's on the same seed."""
+        taken = {arm: {run.name.rsplit("seed", 1)[1]: json.loads((run / "rounds.json").read_text()).get("cpu_s") or {}
+                       for _, run in self.runs(out, arm)} for arm in [REFERENCE, *arms]}
+        for process in ("controller", "ovs-vswitchd"):
+            for arm, seeds in taken.items():
+                s = [v[process] for v in seeds.values() if v.get(process) is not None]
+                line = f"CPU of {process}, {arm}: " + (f"{statistics.fmean(s):.1f} s a run ({len(s)} runs)" if s else "none")
+                if arm != REFERENCE:
+                    paired = [v[process] / taken[REFERENCE][k][process] for k, v in seeds.items()
+                              if v.get(process) and (taken[REFERENCE].get(k) or {}).get(process)]
+                    line += f"; over least-loaded's, {ci_text(across(paired), 3)} ({len(paired)} seeds)"
+                print(line)
+
+
+def verdict(name: str, shown: bool, bounds: tuple[float, float]) -> None:
+    print(f"   pre-registered: {name} {'SHOWN' if shown else 'not shown'} (unrounded [{bounds[0]}, {bounds[1]}])")
+
+
+def warm_table(path: Path) -> None:
+    """The warm file's pairs: how often each was met, its mean advantage and its lower bound."""
+    if not path.exists():
+        print(f"{path}: not kept yet")
+        return
+    warm = json.loads(path.read_text())
+    print(f"warm table: {warm['decisions']} decisions, {warm['updates']} taught a pair, epsilon {warm['epsilon']:.3f}")
+    for key, (mean, visits) in sorted(warm["q"].items(), key=lambda kv: -kv[1][1]):
+        bound = mean - SPREAD_MS / math.sqrt(effective_visits(visits, warm["alpha"]))
+        trusted = visits >= TRUSTED_VISITS and bound > 0
+        print(f"   {key}: {visits} flows, mean advantage {mean:+.2f} ms, bound {bound:+.2f}"
+              f"{' TRUSTED' if trusted else ''}")
