@@ -136,6 +136,29 @@ class Run:
                       [statistics.fmean(kept[arm][s]) / statistics.fmean(kept[REFERENCE][s]) for s in seeds]), 3)
                   + f" over {len(seeds)} seeds")
 
+    def lessons(self, out: Path, arm: str, warm: Path) -> None:
+        """What `arm`'s runs taught each pair state, pooled over its runs: each run's table at the
+        end less the warm file it started from. While a pair's visits are at most 1/alpha its
+        value is the mean of its lessons, so the run's lessons sum to visits x value less the
+        warm file's; a pair past that (an exponential mean) is left out and counted."""
+        start = json.loads(warm.read_text())
+        taught, past = defaultdict(lambda: [0.0, 0]), 0
+        for _, run in self.runs(out, arm):
+            for key, (mean, visits) in json.loads((run / "qtable.json").read_text())["q"].items():
+                mean0, visits0 = start["q"].get(key, (0.0, 0))
+                if visits > math.floor(1 / start["alpha"]):
+                    past += 1
+                elif visits > visits0:
+                    taught[key][0] += mean * visits - mean0 * visits0
+                    taught[key][1] += visits - visits0
+        n = sum(v[1] for v in taught.values())
+        if not n:
+            print(f"{arm}'s runs taught no pair")
+            return
+        print(f"{arm}'s runs taught {n} lessons, mean advantage {sum(v[0] for v in taught.values()) / n:+.2f} ms"
+              + (f" ({past} run pairs past 1/alpha visits left out)" if past else "") + "; per pair, the most met first: "
+              + "; ".join(f"{k} {v[1]} at {v[0] / v[1]:+.1f}" for k, v in sorted(taught.items(), key=lambda kv: -kv[1][1])))
+
     def cpu(self, out: Path, arms: list[str]) -> None:
         """The CPU seconds of the controller and of ovs-vswitchd over each arm's runs (the
         traffic's start to the run's end), and each arm's over least-loaded's on the same seed."""

@@ -2,7 +2,7 @@
 preregistration.md in docs/results/qlearning-h1h7-baseline-240s): the table against
 least-loaded per part and over the parts kept so far, what the warm table learnt, and, given the
 experiment's --out folder (Ja, Jb, Jc under it), each run's counts, the placements off
-least-loaded's choice and what the trains the table moved met:
+least-loaded's choice, what the trains the table moved met and what its runs taught:
 
     .venv/bin/python -m scripts.run_j [/work/results-17j]
 
@@ -28,9 +28,11 @@ def main(out: Path | None) -> None:
         verdict("mean RTT within 10% of least-loaded", bounds[1] <= 1.10, bounds)
     if bounds := J.pooled(TABLE, "throughput_mbps"):
         verdict("throughput at least least-loaded's minus 10%", bounds[0] >= 0.90, bounds)
-    warm_table(RESULTS / J.parts["a"][0] / "warm-baseline.json")
+    warm = RESULTS / J.parts["a"][0] / "warm-baseline.json"
+    warm_table(warm)
     if out:
         J.probes(out, TABLE, J.placements(out, TABLE))
+        J.lessons(out, TABLE, warm)
 
 
 if __name__ == "__main__":

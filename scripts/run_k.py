@@ -2,7 +2,7 @@
 table and the greedy one against least-loaded, and the bounded over the greedy, per part and over
 the parts kept so far; and, given the experiment's --out folder (Ka, Kb, Kc under it), each run's
 counts, the placements off least-loaded's choice (the greedy table must have none), what the
-trains the bounded table moved met, and each arm's CPU:
+trains the bounded table moved met, what its runs taught, and each arm's CPU:
 
     .venv/bin/python -m scripts.run_k [/work/results-17k]
 
@@ -40,6 +40,7 @@ def main(out: Path | None) -> None:
         K.cpu(out, [GREEDY, BOUNDED])
         K.placements(out, GREEDY)
         K.probes(out, BOUNDED, K.placements(out, BOUNDED))
+        K.lessons(out, BOUNDED, out / "warm-111.json")
 
 
 if __name__ == "__main__":
