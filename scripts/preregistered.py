@@ -15,6 +15,8 @@ from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
 
+from scipy import stats
+
 from controller.policies.heuristics import LeastLoaded
 from controller.policies.qlearning import SPREAD_MS, TRUSTED_VISITS, effective_visits
 from scripts.report import across, ci_text
@@ -31,7 +33,9 @@ class Run:
     parts: dict[str, tuple[str, int]]  # part -> (its folder in docs/results, its first seed)
 
     def per_seed(self, part: str, policy: str) -> dict:
-        return json.loads((RESULTS / self.parts[part][0] / "summary.json").read_text())[policy]["per_seed"]
+        """The part's per-seed figures of `policy` ({} if the part ran none: a missing seed)."""
+        summary = json.loads((RESULTS / self.parts[part][0] / "summary.json").read_text())
+        return summary.get(policy, {}).get("per_seed", {})
 
     def kept(self) -> list[str]:
         """The parts whose summary the repository has."""
@@ -39,7 +43,7 @@ class Run:
 
     def ratios(self, part: str, arm: str, metric: str, under: str = REFERENCE) -> dict[str, float | None]:
         """`arm`'s `metric` over the same command's `under`'s, for each of the part's seeds (None
-        for a seed without both)."""
+        for a seed without both, or with either 0: a missing seed, which withholds the verdict)."""
         a, b = self.per_seed(part, arm), self.per_seed(part, under)
         first = self.parts[part][1]
         return {str(k): a[str(k)][metric] / b[str(k)][metric]
@@ -66,16 +70,18 @@ class Run:
     def losses(self, arms: list[str]) -> None:
         for arm in arms:
             lost = [v["loss"] for p in self.kept() for v in self.per_seed(p, arm).values() if v["loss"] is not None]
-            print(f"{arm}: probes lost {100 * sum(lost) / len(lost):.1f}% (mean over {len(lost)} runs)")
+            print(f"{arm}: " + (f"probes lost {100 * statistics.fmean(lost):.1f}% (mean over {len(lost)} runs)"
+                                if lost else "no run"))
 
     def runs(self, out: Path, arm: str):
-        """(part, run folder) of each of `arm`'s finished runs under `out`."""
+        """(part, run folder) of each of `arm`'s runs under `out`, finished or not (rounds.json is
+        written last)."""
         for part in self.parts:
             for run in sorted((out / f"{self.name}{part}" / "runs").glob(f"{arm}-seed*")):
-                if (run / "rounds.json").exists():
-                    yield part, run
-                else:
-                    print(f"part {part} {run.name}: not finished")
+                yield part, run
+
+    def finished(self, out: Path, arm: str):
+        return ((part, run) for part, run in self.runs(out, arm) if (run / "rounds.json").exists())
 
     def placements(self, out: Path, arm: str) -> set[tuple[str, int]]:
         """Per finished run of `arm`: its decisions, those that left least-loaded's choice and
@@ -85,6 +91,9 @@ class Run:
         took read. Returns the (seed, round) of the trains it moved."""
         off_paths, moved = [], set()
         for part, run in self.runs(out, arm):
+            if not (run / "rounds.json").exists():
+                print(f"part {part} {run.name}: not finished")
+                continue
             policy = json.loads((run / "rounds.json").read_text()).get("policy") or {}
             off = total = 0
             for line in open(run / "decisions.jsonl"):
@@ -128,7 +137,7 @@ class Run:
             n = sum(map(len, paths.values()))
             print(f"{policy}, probes per path: " + "; ".join(
                 f"{p} {100 * len(v) / n:.0f}% at {statistics.fmean(v):.2f} ms" for p, v in sorted(paths.items())))
-        if moved and kept[REFERENCE]:
+        if moved and in_moved[arm] and in_moved[REFERENCE] and kept[REFERENCE]:
             seeds = sorted(set(kept[arm]) & set(kept[REFERENCE]), key=int)
             print(f"the {len(moved)} trains {arm} moved: their probes {statistics.fmean(in_moved[arm]):.1f} ms, "
                   f"least-loaded's in those rounds {statistics.fmean(in_moved[REFERENCE]):.1f}; mean RTT "
@@ -139,14 +148,18 @@ class Run:
     def lessons(self, out: Path, arm: str, warm: Path) -> None:
         """What `arm`'s runs taught each pair state, pooled over its runs: each run's table at the
         end less the warm file it started from. While a pair's visits are at most 1/alpha its
-        value is the mean of its lessons, so the run's lessons sum to visits x value less the
-        warm file's; a pair past that (an exponential mean) is left out and counted."""
-        start = json.loads(warm.read_text())
-        taught, past = defaultdict(lambda: [0.0, 0]), 0
-        for _, run in self.runs(out, arm):
-            for key, (mean, visits) in json.loads((run / "qtable.json").read_text())["q"].items():
-                mean0, visits0 = start["q"].get(key, (0.0, 0))
-                if visits > math.floor(1 / start["alpha"]):
+        value is the mean of its lessons (QTable.step; a pair key has no coarser key, and the
+        table's gamma is 0), so the run's lessons sum to visits x value less the warm file's; a
+        pair past that (an exponential mean) is left out and counted. The counts are pooled over
+        separate tables: trust is each table's own."""
+        start = json.loads(warm.read_text())["q"]
+        taught, past, most = defaultdict(lambda: [0.0, 0]), 0, (0, "", 0.0)
+        for _, run in self.finished(out, arm):
+            table = json.loads((run / "qtable.json").read_text())
+            for key, (mean, visits) in table["q"].items():
+                mean0, visits0 = start.get(key, (0.0, 0))
+                most = max(most, (visits, f"{key} in {run.name}", mean))
+                if visits > math.floor(1 / table["alpha"]):
                     past += 1
                 elif visits > visits0:
                     taught[key][0] += mean * visits - mean0 * visits0
@@ -156,22 +169,29 @@ class Run:
             print(f"{arm}'s runs taught no pair")
             return
         print(f"{arm}'s runs taught {n} lessons, mean advantage {sum(v[0] for v in taught.values()) / n:+.2f} ms"
-              + (f" ({past} run pairs past 1/alpha visits left out)" if past else "") + "; per pair, the most met first: "
+              + (f" ({past} run pairs past 1/alpha visits left out)" if past else "")
+              + f"; the most any one table met a pair: {most[0]} ({most[1]}, mean {most[2]:+.2f} ms); per pair, the most met first: "
               + "; ".join(f"{k} {v[1]} at {v[0] / v[1]:+.1f}" for k, v in sorted(taught.items(), key=lambda kv: -kv[1][1])))
 
     def cpu(self, out: Path, arms: list[str]) -> None:
         """The CPU seconds of the controller and of ovs-vswitchd over each arm's runs (the
-        traffic's start to the run's end), and each arm's over least-loaded's on the same seed."""
+        traffic's start to the run's end): the mean and range a run, and each arm's less
+        least-loaded's on the same seed, with a 95% t-interval, and as a ratio."""
         taken = {arm: {run.name.rsplit("seed", 1)[1]: json.loads((run / "rounds.json").read_text()).get("cpu_s") or {}
-                       for _, run in self.runs(out, arm)} for arm in [REFERENCE, *arms]}
+                       for _, run in self.finished(out, arm)} for arm in [REFERENCE, *arms]}
         for process in ("controller", "ovs-vswitchd"):
             for arm, seeds in taken.items():
                 s = [v[process] for v in seeds.values() if v.get(process) is not None]
-                line = f"CPU of {process}, {arm}: " + (f"{statistics.fmean(s):.1f} s a run ({len(s)} runs)" if s else "none")
-                if arm != REFERENCE:
-                    paired = [v[process] / taken[REFERENCE][k][process] for k, v in seeds.items()
-                              if v.get(process) and (taken[REFERENCE].get(k) or {}).get(process)]
-                    line += f"; over least-loaded's, {ci_text(across(paired), 3)} ({len(paired)} seeds)"
+                line = f"CPU of {process}, {arm}: " + (
+                    f"{statistics.fmean(s):.1f} s a run ({min(s):.1f}-{max(s):.1f}, {len(s)} runs)" if s else "none")
+                pairs = [(v[process], taken[REFERENCE][k][process]) for k, v in seeds.items()
+                         if v.get(process) is not None and (taken[REFERENCE].get(k) or {}).get(process) is not None]
+                if arm != REFERENCE and len(pairs) > 1:
+                    diff = [a - b for a, b in pairs]
+                    half = stats.t.ppf(0.975, len(diff) - 1) * statistics.stdev(diff) / math.sqrt(len(diff))
+                    mean = statistics.fmean(diff)
+                    line += (f"; less least-loaded's {mean:+.2f} s [{mean - half:+.2f}, {mean + half:+.2f}], "
+                             f"over it {ci_text(across([a / b for a, b in pairs if b]), 3)} ({len(pairs)} seeds)")
                 print(line)
 
 

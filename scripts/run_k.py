@@ -12,11 +12,12 @@ The verdicts are pre-registered on all 24 seeds; on fewer, the figures are as re
 import sys
 from pathlib import Path
 
-from scripts.preregistered import REFERENCE, Run, verdict
+from scripts.preregistered import REFERENCE, RESULTS, Run, verdict
 
 K = Run("K", {"a": ("qlearning-h1h7-bounded-240s", 925), "b": ("qlearning-h1h7-bounded-240s-b", 933),
               "c": ("qlearning-h1h7-bounded-240s-c", 941)})
 GREEDY, BOUNDED = "qlearning+warm+greedy+baseline", "qlearning+warm+kept+baseline"
+WARM = RESULTS / "qlearning-h1h7-baseline-240s/warm-baseline.json"     # run J's warm file, which K's tables start from
 
 
 def main(out: Path | None) -> None:
@@ -35,12 +36,14 @@ def main(out: Path | None) -> None:
     K.pooled(GREEDY, "rtt_p95_ms")
     K.pooled(BOUNDED, "rtt_p95_ms")
     K.pooled(BOUNDED, "rtt_mean_ms", under=GREEDY)
+    print("   per seed: " + ", ".join(f"{k} {r:.3f}" if r else f"{k} none" for p in K.kept()
+                                     for k, r in K.ratios(p, BOUNDED, "rtt_mean_ms", under=GREEDY).items()))
     K.pooled(BOUNDED, "throughput_mbps", under=GREEDY)
     if out:
         K.cpu(out, [GREEDY, BOUNDED])
         K.placements(out, GREEDY)
         K.probes(out, BOUNDED, K.placements(out, BOUNDED))
-        K.lessons(out, BOUNDED, out / "warm-111.json")
+        K.lessons(out, BOUNDED, WARM)
 
 
 if __name__ == "__main__":
