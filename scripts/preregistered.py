@@ -17,8 +17,7 @@ from pathlib import Path
 
 from scipy import stats
 
-from controller.policies.heuristics import LeastLoaded
-from controller.policies.qlearning import SPREAD_MS, TRUSTED_VISITS, effective_visits
+from controller.policies.qlearning import BaselineQ, baseline, load, lower_bound
 from scripts.report import across, ci_text
 from scripts.run_i import features
 
@@ -102,13 +101,13 @@ class Run:
                     if decision.get("candidates"):
                         total += 1
                         candidates = list(map(features, decision["candidates"]))
-                        baseline = LeastLoaded().rank(None, candidates)[0]
-                        if decision["chosen"] != baseline:
+                        base = baseline(candidates)
+                        if decision["chosen"] != base:
                             off += 1
                             if d["kind"] == "rtt":
                                 moved.add((run.name.rsplit("seed", 1)[1], d["round"]))
                             off_paths.append((candidates[decision["chosen"]].utilisation,
-                                              candidates[baseline].utilisation))
+                                              candidates[base].utilisation))
             print(f"part {part} {run.name}: {policy.get('decisions')} decisions, left the baseline "
                   f"{policy.get('left')}, unpaired {policy.get('unpaired')}, trusted pairs at the end "
                   f"{policy.get('trusted')}; logged placements off least-loaded's choice {off} of {total}")
@@ -204,10 +203,9 @@ def warm_table(path: Path) -> None:
     if not path.exists():
         print(f"{path}: not kept yet")
         return
-    warm = json.loads(path.read_text())
-    print(f"warm table: {warm['decisions']} decisions, {warm['updates']} taught a pair, epsilon {warm['epsilon']:.3f}")
-    for key, (mean, visits) in sorted(warm["q"].items(), key=lambda kv: -kv[1][1]):
-        bound = mean - SPREAD_MS / math.sqrt(effective_visits(visits, warm["alpha"]))
-        trusted = visits >= TRUSTED_VISITS and bound > 0
-        print(f"   {key}: {visits} flows, mean advantage {mean:+.2f} ms, bound {bound:+.2f}"
-              f"{' TRUSTED' if trusted else ''}")
+    warm = load(path, BaselineQ)
+    print(f"warm table: {warm.decisions} decisions, {warm.updates} taught a pair, epsilon {warm.epsilon:.3f}")
+    trusted = warm.learnt()["trusted"]
+    for key, (mean, visits) in sorted(warm.q.items(), key=lambda kv: -kv[1][1]):
+        print(f"   {key}: {visits} flows, mean advantage {mean:+.2f} ms, bound {lower_bound(mean, visits, warm.alpha):+.2f}"
+              f"{' TRUSTED' if key in trusted else ''}")

@@ -510,6 +510,12 @@ def effective_visits(visits: int, alpha: float) -> float:
     return 1 / (q ** m / k0 + alpha ** 2 * (1 - q ** m) / (1 - q)) if m else float(k0)
 
 
+def lower_bound(mean: float, visits: int, alpha: float) -> float:
+    """A pair's advantage less SPREAD_MS over the root of the flows its mean weighs: what the
+    baseline table takes it for once it is met TRUSTED_VISITS times."""
+    return mean - SPREAD_MS / math.sqrt(effective_visits(visits, alpha))
+
+
 @dataclass
 class BaselineQ(QTable):
     """Least-loaded, left only where the table has shown a gain (--q-model baseline), after
@@ -573,7 +579,7 @@ class BaselineQ(QTable):
         row = self.q.get(state)
         if not row or row[1] < TRUSTED_VISITS:
             return prior
-        return row[0] - SPREAD_MS / math.sqrt(effective_visits(row[1], self.alpha))
+        return lower_bound(row[0], row[1], self.alpha)
 
     def prior(self, r: float) -> float:
         return -SPREAD_MS
