@@ -69,18 +69,18 @@ def test_a_saturated_link_shows_far_more_latency_than_an_idle_one(lab):
         samples = [by_link(s) for s in sample(lab, "links")]
     assert min(s[("s1", "s2")]["utilisation"] for s in samples) >= FLOODED, \
         f"a sample after the flood, or with stale statistics: {[s[('s1', 's2')] for s in samples]}"
-    busy_ms = [s[("s1", "s2")]["latency_ms"] for s in samples]
-    idle_ms = [s[("s1", "s3")]["latency_ms"] for s in samples]
-    # medians, not means, so that one sample's spike on either link does not decide: a CI run's
-    # means read the idle link 10.96 ms and the flooded one 13.77 (ovs-vswitchd forwards the flood
-    # in user space here); its samples were not kept, so which link's readings moved is not known
-    busy, idle = statistics.median(busy_ms), statistics.median(idle_ms)
-    print(f"\nlatency s1>s2 saturated {busy:.1f} ms {busy_ms}, s1>s3 idle {idle:.1f} ms {idle_ms} "
+    busy_ms = [round(s[("s1", "s2")]["latency_ms"], 2) for s in samples]
+    idle_ms = [round(s[("s1", "s3")]["latency_ms"], 2) for s in samples]
+    # the 50-packet queue at 10 Mbit/s holds up to 60 ms, but a reading is the least of 3 probes,
+    # which catches it near its emptiest: saturated read 5.3 to 50 ms (5.3 against 1.9 idle and 6.5
+    # against 1.8, every sample at utilisation >= 0.9, in two runs of one session), idle 0.5 to 3.4.
+    # ovs-vswitchd forwards the flood in user space here and can slow every link's probes with it (a
+    # CI run's means read the idle link 10.96 ms, the flooded one 13.77): so the queue is what the
+    # flooded link reads above the idle one at the same moment, in the median of the samples
+    above_ms = statistics.median(b - i for b, i in zip(busy_ms, idle_ms))
+    print(f"\nlatency s1>s2 saturated {busy_ms} ms, s1>s3 idle {idle_ms} ms: {above_ms:.1f} ms more "
           f"(queued {queued:.1f} s into the flood)")
-    # the 50-packet queue at 10 Mbit/s holds up to 60 ms, but the least of 3 probes catches it
-    # near its emptiest: saturated read 5.3 to 50 ms (5.3 against 1.9 idle and 6.5 against 1.8,
-    # every sample at utilisation >= 0.9, in two runs of one session), idle 0.5 to 3.4
-    assert busy > 2 * idle and busy - idle > 3, f"saturated {busy_ms} ms, idle {idle_ms} ms"
+    assert above_ms > 3, f"saturated {busy_ms} ms, idle {idle_ms} ms"
 
 
 def test_loss_estimate_matches_iperf3_at_15_mbps_on_10(lab):
