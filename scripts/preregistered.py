@@ -1,24 +1,25 @@
 """What a pre-registered run of the baseline table reads (docs/qlearning.md; each run's
 preregistration.md in docs/results): one arm against another per part and pooled over the parts
-kept so far, from the summaries in the repository; the warm file's pairs; and, given the
-experiment's --out folder (the repository keeps no runs), each finished run's counts, the logged
-placements off least-loaded's choice, where the probes went, what the trains a table moved met,
-and the CPU each arm's run took. scripts/run_j.py and scripts/run_k.py name a run's parts, arms
-and criteria.
+kept so far, from the summaries in the repository; the warm file's pairs; and, from the
+experiment's --out folder or the runs a part keeps beside its summary (runs.csv.gz and, per run,
+rounds.json, qtable.json and decisions.jsonl.gz, from run K's part b on), each finished run's
+counts, the logged placements off least-loaded's choice, where the probes went, what the trains a
+table moved met, and the CPU each arm's run took. scripts/run_j.py and scripts/run_k.py name a
+run's parts, arms and criteria.
 """
 
-import csv
 import json
 import math
 import statistics
 from collections import defaultdict
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 from scipy import stats
 
 from controller.policies.qlearning import BaselineQ, baseline, load, lower_bound
-from scripts.report import across, ci_text
+from scripts.report import across, ci_text, open_text, read_runs
 from scripts.run_i import features
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs/results"
@@ -33,8 +34,7 @@ class Run:
 
     def per_seed(self, part: str, policy: str) -> dict:
         """The part's per-seed figures of `policy` ({} if the part ran none: a missing seed)."""
-        summary = json.loads((RESULTS / self.parts[part][0] / "summary.json").read_text())
-        return summary.get(policy, {}).get("per_seed", {})
+        return summary(self.parts[part][0]).get(policy, {}).get("per_seed", {})
 
     def kept(self) -> list[str]:
         """The parts whose summary the repository has."""
@@ -72,30 +72,45 @@ class Run:
             print(f"{arm}: " + (f"probes lost {100 * statistics.fmean(lost):.1f}% (mean over {len(lost)} runs)"
                                 if lost else "no run"))
 
-    def runs(self, out: Path, arm: str):
-        """(part, run folder) of each of `arm`'s runs under `out`, finished or not (rounds.json is
-        written last)."""
+    def root(self, out: Path | None, part: str) -> Path:
+        """Where the part's runs are: its folder under the experiment's --out, if there is one,
+        else its folder in docs/results (which keeps them from run K's part b on)."""
+        mine = out / f"{self.name}{part}" if out else None
+        return mine if mine and mine.is_dir() else RESULTS / self.parts[part][0]
+
+    def sources(self, out: Path | None) -> bool:
+        """Say where each part's runs are read from; whether any part has runs."""
+        found = {p: self.root(out, p) for p in self.parts if (self.root(out, p) / "runs").is_dir()}
+        print("runs read from: " + "; ".join(f"part {p} {found.get(p, 'none (neither kept nor under --out)')}"
+                                             for p in self.parts))
+        return bool(found)
+
+    def runs(self, out: Path | None, arm: str):
+        """(part, run folder) of each of `arm`'s runs, finished or not (rounds.json, then
+        decisions.jsonl, are written last)."""
         for part in self.parts:
-            for run in sorted((out / f"{self.name}{part}" / "runs").glob(f"{arm}-seed*")):
+            for run in sorted((self.root(out, part) / "runs").glob(f"{arm}-seed*")):
                 yield part, run
 
-    def finished(self, out: Path, arm: str):
-        return ((part, run) for part, run in self.runs(out, arm) if (run / "rounds.json").exists())
+    def finished(self, out: Path | None, arm: str):
+        return ((part, run) for part, run in self.runs(out, arm)
+                if (run / "rounds.json").exists() and gz(run / "decisions.jsonl").exists())
 
-    def placements(self, out: Path, arm: str) -> set[tuple[str, int]]:
+    def placements(self, out: Path | None, arm: str) -> set[tuple[str, int]]:
         """Per finished run of `arm`: its decisions, those that left least-loaded's choice and
         those never paired, as the table counted them (every flow's), the pairs trusted at the
         end, and the --src trains' and transfers' decisions, both directions, placed off
         least-loaded's choice on the readings logged; then how full the paths those placements
         took read. Returns the (seed, round) of the trains it moved."""
         off_paths, moved = [], set()
+        finished = set(self.finished(out, arm))
         for part, run in self.runs(out, arm):
-            if not (run / "rounds.json").exists():
+            if (part, run) not in finished:
                 print(f"part {part} {run.name}: not finished")
                 continue
             policy = json.loads((run / "rounds.json").read_text()).get("policy") or {}
             off = total = 0
-            for line in open(run / "decisions.jsonl"):
+            for line in open_text(gz(run / "decisions.jsonl")):
                 d = json.loads(line)
                 for decision in (d, d.get("reply") or {}):
                     if decision.get("candidates"):
@@ -118,7 +133,7 @@ class Run:
                   f"least-loaded's {statistics.median(base):.2f}")
         return moved
 
-    def probes(self, out: Path, arm: str, moved: set[tuple[str, int]]) -> None:
+    def probes(self, out: Path | None, arm: str, moved: set[tuple[str, int]]) -> None:
         """Each policy's probes (those that came back) per path, their share and mean RTT; then
         what the trains `arm` moved met, and its mean RTT ratio without their rounds, dropped
         from both it and least-loaded (a post-hoc split, fair in that exploration draws at
@@ -126,8 +141,8 @@ class Run:
         rtts, kept = defaultdict(lambda: defaultdict(list)), defaultdict(lambda: defaultdict(list))
         in_moved: dict[str, list[float]] = defaultdict(list)
         for part in self.parts:
-            if (out / f"{self.name}{part}" / "runs.csv").exists():
-                for r in csv.DictReader(open(out / f"{self.name}{part}" / "runs.csv")):
+            if (table := gz(self.root(out, part) / "runs.csv")).exists():
+                for r in read_runs(table):
                     if r["kind"] == "rtt" and r["rtt_ms"]:
                         rtts[r["policy"]][r["path"]].append(float(r["rtt_ms"]))
                         (in_moved[r["policy"]] if (r["seed"], int(r["round"])) in moved else
@@ -144,7 +159,7 @@ class Run:
                       [statistics.fmean(kept[arm][s]) / statistics.fmean(kept[REFERENCE][s]) for s in seeds]), 3)
                   + f" over {len(seeds)} seeds")
 
-    def lessons(self, out: Path, arm: str, warm: Path) -> None:
+    def lessons(self, out: Path | None, arm: str, warm: Path) -> None:
         """What `arm`'s runs taught each pair state, pooled over its runs: each run's table at the
         end less the warm file it started from. While a pair's visits are at most 1/alpha its
         value is the mean of its lessons (QTable.step; a pair key has no coarser key, and the
@@ -152,8 +167,9 @@ class Run:
         pair past that (an exponential mean) is left out and counted. The counts are pooled over
         separate tables: trust is each table's own."""
         start = json.loads(warm.read_text())["q"]
-        taught, past, most = defaultdict(lambda: [0.0, 0]), 0, (0, "", 0.0)
+        taught, past, most, runs = defaultdict(lambda: [0.0, 0]), 0, (0, "", 0.0), 0
         for _, run in self.finished(out, arm):
+            runs += 1
             table = json.loads((run / "qtable.json").read_text())
             for key, (mean, visits) in table["q"].items():
                 mean0, visits0 = start.get(key, (0.0, 0))
@@ -165,14 +181,14 @@ class Run:
                     taught[key][1] += visits - visits0
         n = sum(v[1] for v in taught.values())
         if not n:
-            print(f"{arm}'s runs taught no pair")
+            print(f"{arm}'s {runs} finished runs taught no pair")
             return
         print(f"{arm}'s runs taught {n} lessons, mean advantage {sum(v[0] for v in taught.values()) / n:+.2f} ms"
               + (f" ({past} run pairs past 1/alpha visits left out)" if past else "")
               + f"; the most any one table met a pair: {most[0]} ({most[1]}, mean {most[2]:+.2f} ms); per pair, the most met first: "
               + "; ".join(f"{k} {v[1]} at {v[0] / v[1]:+.1f}" for k, v in sorted(taught.items(), key=lambda kv: -kv[1][1])))
 
-    def cpu(self, out: Path, arms: list[str]) -> None:
+    def cpu(self, out: Path | None, arms: list[str]) -> None:
         """The CPU seconds of the controller and of ovs-vswitchd over each arm's runs (the
         traffic's start to the run's end): the mean and range a run, and each arm's less
         least-loaded's on the same seed, with a 95% t-interval, and as a ratio."""
@@ -192,6 +208,17 @@ class Run:
                     line += (f"; less least-loaded's {mean:+.2f} s [{mean - half:+.2f}, {mean + half:+.2f}], "
                              f"over it {ci_text(across([a / b for a, b in pairs if b]), 3)} ({len(pairs)} seeds)")
                 print(line)
+
+
+@cache
+def summary(folder: str) -> dict:
+    """A part's summary.json in docs/results, read once (the reports ask for it about 70 times)."""
+    return json.loads((RESULTS / folder / "summary.json").read_text())
+
+
+def gz(path: Path) -> Path:
+    """`path`, or the gzipped copy of it that docs/results keeps."""
+    return path if path.exists() else path.with_name(path.name + ".gz")
 
 
 def verdict(name: str, shown: bool, bounds: tuple[float, float]) -> None:

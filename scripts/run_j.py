@@ -30,7 +30,7 @@ def main(out: Path | None) -> None:
         verdict("throughput at least least-loaded's minus 10%", bounds[0] >= 0.90, bounds)
     warm = RESULTS / J.parts["a"][0] / "warm-baseline.json"
     warm_table(warm)
-    if out:
+    if J.sources(out):
         J.probes(out, TABLE, J.placements(out, TABLE))
         J.lessons(out, TABLE, warm)
 

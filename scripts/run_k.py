@@ -1,10 +1,19 @@
 """Run K's figures (preregistration.md in docs/results/qlearning-h1h7-bounded-240s): the bounded
 table and the greedy one against least-loaded, and the bounded over the greedy, per part and over
-the parts kept so far; and, given the experiment's --out folder (Ka, Kb, Kc under it), each run's
+the parts kept so far; and, from the experiment's --out folder (Ka, Kb, Kc under it) or the runs
+a part keeps in docs/results (from part b on: part a's were lost with its machine), each run's
 counts, the placements off least-loaded's choice (the greedy table must have none), what the
 trains the bounded table moved met, what its runs taught, and each arm's CPU:
 
     .venv/bin/python -m scripts.run_k [/work/results-17k]
+
+A part's runs are kept (what these analyses open, decisions and runs.csv gzipped as docs/results
+keeps them elsewhere; 0.65 MB for part b) by, from the repository's root, with P the part:
+
+    src=/work/results-17k/KP dst=docs/results/qlearning-h1h7-bounded-240s-P
+    gzip -9nc $src/runs.csv > $dst/runs.csv.gz
+    for r in $src/runs/*/; do n=$dst/runs/$(basename $r); mkdir -p $n; cp $r/rounds.json $n/
+        [ ! -e $r/qtable.json ] || cp $r/qtable.json $n/; gzip -9nc $r/decisions.jsonl > $n/decisions.jsonl.gz; done
 
 The verdicts are pre-registered on all 24 seeds; on fewer, the figures are as read.
 """
@@ -39,7 +48,7 @@ def main(out: Path | None) -> None:
     print("   per seed: " + ", ".join(f"{k} {r:.3f}" if r else f"{k} none" for p in K.kept()
                                      for k, r in K.ratios(p, BOUNDED, "rtt_mean_ms", under=GREEDY).items()))
     K.pooled(BOUNDED, "throughput_mbps", under=GREEDY)
-    if out:
+    if K.sources(out):
         K.cpu(out, [GREEDY, BOUNDED])
         K.placements(out, GREEDY)
         K.probes(out, BOUNDED, K.placements(out, BOUNDED))
