@@ -68,20 +68,22 @@ class Run:
 
     def losses(self, arms: list[str]) -> None:
         for arm in arms:
-            lost = [v["loss"] for p in self.kept() for v in self.per_seed(p, arm).values() if v["loss"] is not None]
-            print(f"{arm}: " + (f"probes lost {100 * statistics.fmean(lost):.1f}% (mean over {len(lost)} runs)"
-                                if lost else "no run"))
+            lost = {p: [v["loss"] for v in self.per_seed(p, arm).values() if v["loss"] is not None] for p in self.kept()}
+            every = [v for part in lost.values() for v in part]
+            print(f"{arm}: " + (f"probes lost {100 * statistics.fmean(every):.1f}% (mean over {len(every)} runs; "
+                                + ", ".join(f"part {p} {100 * statistics.fmean(v):.1f}%" for p, v in lost.items() if v) + ")"
+                                if every else "no run"))
 
     def root(self, out: Path | None, part: str) -> Path:
         """Where the part's runs are: its folder under the experiment's --out, if there is one,
         else its folder in docs/results (which keeps them from run K's part b on)."""
         mine = out / f"{self.name}{part}" if out else None
-        return mine if mine and mine.is_dir() else RESULTS / self.parts[part][0]
+        return mine if mine and (mine / "runs").is_dir() else RESULTS / self.parts[part][0]
 
     def sources(self, out: Path | None) -> bool:
         """Say where each part's runs are read from; whether any part has runs."""
         found = {p: self.root(out, p) for p in self.parts if (self.root(out, p) / "runs").is_dir()}
-        print("runs read from: " + "; ".join(f"part {p} {found.get(p, 'none (neither kept nor under --out)')}"
+        print("runs read from: " + "; ".join(f"part {p} {found.get(p, 'none kept' + (' nor under ' + str(out) if out else ''))}"
                                              for p in self.parts))
         return bool(found)
 
@@ -173,7 +175,7 @@ class Run:
             table = json.loads((run / "qtable.json").read_text())
             for key, (mean, visits) in table["q"].items():
                 mean0, visits0 = start.get(key, (0.0, 0))
-                most = max(most, (visits, f"{key} in {run.name}", mean))
+                most = max(most, (visits - visits0, f"{key} in {run.name}", mean))
                 if visits > math.floor(1 / table["alpha"]):
                     past += 1
                 elif visits > visits0:
@@ -185,7 +187,7 @@ class Run:
             return
         print(f"{arm}'s runs taught {n} lessons, mean advantage {sum(v[0] for v in taught.values()) / n:+.2f} ms"
               + (f" ({past} run pairs past 1/alpha visits left out)" if past else "")
-              + f"; the most any one table met a pair: {most[0]} ({most[1]}, mean {most[2]:+.2f} ms); per pair, the most met first: "
+              + f"; the most any one run met a pair: {most[0]} times ({most[1]}, mean {most[2]:+.2f} ms); per pair, the most met first: "
               + "; ".join(f"{k} {v[1]} at {v[0] / v[1]:+.1f}" for k, v in sorted(taught.items(), key=lambda kv: -kv[1][1])))
 
     def cpu(self, out: Path | None, arms: list[str]) -> None:

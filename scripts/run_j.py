@@ -1,7 +1,7 @@
 """Run J's figures (docs/qlearning.md, "The baseline table at 240 s, written down first";
 preregistration.md in docs/results/qlearning-h1h7-baseline-240s): the table against
 least-loaded per part and over the parts kept so far, what the warm table learnt, and, given the
-experiment's --out folder (Ja, Jb, Jc under it), each run's counts, the placements off
+experiment's --out folder (Ja, Jb, Jc under it; run J's parts keep no runs), each run's counts, the placements off
 least-loaded's choice, what the trains the table moved met and what its runs taught:
 
     .venv/bin/python -m scripts.run_j [/work/results-17j]
