@@ -22,7 +22,7 @@ from pathlib import Path
 from controller.core.monitor import PathFeatures
 from controller.core.settings import ConfigError
 from controller.policies import make_policy
-from scripts.report import ReportError, open_text, read_runs
+from scripts.report import ReportError, gz, open_text, read_runs
 
 FIELDS = ("utilisation", "loss", "latency_ms", "hops", "unknown", "headroom_mbps", "capacity_mbps")
 
@@ -40,8 +40,8 @@ def read(results: Path) -> dict[str, list[dict]]:
     """Per run (its folder's name, e.g. learned-seed3), its recorded decisions in order, each
     probe train given the mean RTT of its probes that came back (runs.csv, if it is there)."""
     rtts: dict[tuple[str, str, int], list[float]] = defaultdict(list)
-    table = next((p for p in (results / "runs.csv", results / "runs.csv.gz") if p.exists()), None)
-    for n, r in enumerate(read_runs(table) if table else [], start=2):
+    table = gz(results / "runs.csv")
+    for n, r in enumerate(read_runs(table) if table.exists() else [], start=2):
         if r["kind"] == "rtt" and r["rtt_ms"]:
             try:
                 rtts[r["policy"], r["seed"], int(r["round"])].append(float(r["rtt_ms"]))

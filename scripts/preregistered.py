@@ -19,7 +19,7 @@ from pathlib import Path
 from scipy import stats
 
 from controller.policies.qlearning import BaselineQ, baseline, load, lower_bound
-from scripts.report import across, ci_text, open_text, read_runs
+from scripts.report import across, ci_text, gz, open_text, read_runs
 from scripts.run_i import features
 
 RESULTS = Path(__file__).resolve().parents[1] / "docs/results"
@@ -82,7 +82,7 @@ class Run:
 
     def sources(self, out: Path | None) -> bool:
         """Say where each part's runs are read from; whether any part has runs."""
-        found = {p: self.root(out, p) for p in self.parts if (self.root(out, p) / "runs").is_dir()}
+        found = {p: root for p in self.parts if ((root := self.root(out, p)) / "runs").is_dir()}
         print("runs read from: " + "; ".join(f"part {p} {found.get(p, 'none kept' + (' nor under ' + str(out) if out else ''))}"
                                              for p in self.parts))
         return bool(found)
@@ -216,11 +216,6 @@ class Run:
 def summary(folder: str) -> dict:
     """A part's summary.json in docs/results, read once (the reports ask for it about 70 times)."""
     return json.loads((RESULTS / folder / "summary.json").read_text())
-
-
-def gz(path: Path) -> Path:
-    """`path`, or the gzipped copy of it that docs/results keeps."""
-    return path if path.exists() else path.with_name(path.name + ".gz")
 
 
 def verdict(name: str, shown: bool, bounds: tuple[float, float]) -> None:

@@ -40,6 +40,11 @@ def open_text(path: Path):
     return gzip.open(path, "rt", newline="") if path.suffix == ".gz" else open(path, newline="")
 
 
+def gz(path: Path) -> Path:
+    """`path`, or the gzipped copy of it that the docs keep."""
+    return path if path.exists() else path.with_name(path.name + ".gz")
+
+
 def read_runs(path: Path) -> list[dict]:
     """The rows of runs.csv (or runs.csv.gz); a truncated last line (an interrupted run) is dropped."""
     try:
