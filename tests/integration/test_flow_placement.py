@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import time
 from collections import Counter
+from urllib.parse import quote
 
 import pytest
 
@@ -42,20 +43,47 @@ def idle(lab) -> bool:
             and all(f["booked_mbps"] == 0 for f in flows))
 
 
-def test_three_udp_flows_started_together_spread_and_no_link_is_overloaded(lab):
+def decisions_of(lab, flows) -> list[dict]:
+    """Each flow's decision as taken (the readings it was given), in the order taken."""
+    return sorted((lab.api("decisions?limit=1&flow=" + quote(f["flow"]))[1]["decisions"][0] for f in flows),
+                  key=lambda d: d["id"])
+
+
+def least_loaded_choice(decision: dict) -> int:
+    """Least loaded's rule (Policy.rank, load-aware) on the readings a decision was given."""
+    standings = [(1 if c["unknown"] else 2 * (c["utilisation"] >= 1.0), c["score"]) for c in decision["candidates"]]
+    return standings.index(min(standings))
+
+
+def test_three_udp_flows_started_together_each_sees_the_ones_before_and_no_link_is_overloaded(lab):
     """Three 4 Mbit/s flows h1 to h7 start within milliseconds, one poll: together they would
-    overload the 10 Mbit/s shortest path, and without bookings all three took one path. They
-    start on an idle network: a flow still booked (the lab's ping check books each host pair
-    until a poll measures it) is a larger share of a thin path, and least loaded then rightly
-    sends all three down the 30 Mbit/s 4-hop path (as one CI run saw)."""
+    overload the 10 Mbit/s shortest path, and without bookings all three took one path. Each
+    decision must read the paths taken before it busier than those decisions read them (their
+    bookings), and choose by least loaded's rule on what it read. They spread where every
+    candidate was measured; a poll answered late leaves a path's load unknown, and least loaded
+    then rightly keeps to the measured ones (one CI run put all three on the 30 Mbit/s path)."""
     wait_until(lambda: idle(lab), 15, what="an idle network: every link measured and quiet, nothing booked")
     with lab.udp_floods("h1", "h7", 4, 6, PORTS) as reports:
         wait_until(lambda: measured(lab, PORTS), 6, what="the three UDP flows installed and measured")
-        paths = [tuple(f["path"]) for f in udp_flows(lab, PORTS).values()]
+        flows = udp_flows(lab, PORTS).values()
+        paths = [tuple(f["path"]) for f in flows]
+        decisions = decisions_of(lab, flows)
         links = lab.api("links")[1]
     per_path = Counter(paths)
-    print(f"\nthree 4 Mbit/s UDP flows h1>h7: {dict(per_path)}")
-    assert len(per_path) >= 2, per_path
+    read = [[(tuple(c["path"]), c["utilisation"], c["unknown"]) for c in d["candidates"]] for d in decisions]
+    print(f"\nthree 4 Mbit/s UDP flows h1>h7: {dict(per_path)}; (path, utilisation, unknown links) read "
+          f"by each decision in turn: {read}")
+    for d in decisions:
+        assert d["chosen"] == least_loaded_choice(d), d
+    for i, earlier in enumerate(decisions):
+        taken = earlier["candidates"][earlier["chosen"]]
+        for later in decisions[i + 1:]:
+            now = next(c for c in later["candidates"] if c["path"] == taken["path"])
+            assert now["utilisation"] > taken["utilisation"], (
+                f"decision {later['id']} read {'>'.join(taken['path'])} at {now['utilisation']}, as decision "
+                f"{earlier['id']} which took it had ({taken['utilisation']}): its booking was not seen")
+    if all(c["unknown"] == 0 for d in decisions for c in d["candidates"]):
+        assert len(per_path) >= 2, per_path
     for path, n in per_path.items():
         hops = list(zip(path, path[1:]))
         bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in hops)
