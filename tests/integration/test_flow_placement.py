@@ -1,10 +1,12 @@
 """Placement on the present picture, on real Open vSwitch and Mininet: flows that start
-together spread (bookings), and replacing a flow's entries does not read as loss."""
+together each see the ones before (bookings), and replacing a flow's entries does not read as
+loss."""
 
 from __future__ import annotations
 
 import subprocess
 import time
+import warnings
 from collections import Counter
 from urllib.parse import quote
 
@@ -39,51 +41,57 @@ def measured(lab, ports) -> bool:
 
 def idle(lab) -> bool:
     links, flows = lab.api("links")[1], lab.api("flows")[1]
-    return (all(lk["rate_mbps"] is not None and lk["rate_mbps"] < 0.01 * lk["capacity_mbps"] for lk in links)
+    return (all(lk["known"] and lk["rate_mbps"] < 0.01 * lk["capacity_mbps"] for lk in links)
             and all(f["booked_mbps"] == 0 for f in flows))
 
 
-def decisions_of(lab, flows) -> list[dict]:
-    """Each flow's decision as taken (the readings it was given), in the order taken."""
-    return sorted((lab.api("decisions?limit=1&flow=" + quote(f["flow"]))[1]["decisions"][0] for f in flows),
-                  key=lambda d: d["id"])
+def decision_of(lab, flow: dict) -> dict:
+    """The decision that placed a flow, as taken (the readings it was given): its only one."""
+    taken = lab.api("decisions?limit=2&flow=" + quote(flow["flow"]))[1]["decisions"]
+    assert len(taken) == 1 and taken[0]["candidates"][taken[0]["chosen"]]["path"] == flow["path"], (flow, taken)
+    return taken[0]
 
 
-def least_loaded_choice(decision: dict) -> int:
-    """Least loaded's rule (Policy.rank, load-aware) on the readings a decision was given."""
-    standings = [(1 if c["unknown"] else 2 * (c["utilisation"] >= 1.0), c["score"]) for c in decision["candidates"]]
-    return standings.index(min(standings))
+def standing(candidate: dict) -> int:
+    """Policy.rank's first key for a load-aware policy: measured with headroom, unknown, full."""
+    return 1 if candidate["unknown"] else 2 * (candidate["utilisation"] >= 1.0)
 
 
 def test_three_udp_flows_started_together_each_sees_the_ones_before_and_no_link_is_overloaded(lab):
     """Three 4 Mbit/s flows h1 to h7 start within milliseconds, one poll: together they would
     overload the 10 Mbit/s shortest path, and without bookings all three took one path. Each
-    decision must read the paths taken before it busier than those decisions read them (their
-    bookings), and choose by least loaded's rule on what it read. They spread where every
-    candidate was measured; a poll answered late leaves a path's load unknown, and least loaded
-    then rightly keeps to the measured ones (one CI run put all three on the 30 Mbit/s path)."""
+    decision must choose by least loaded's rule on what it read and read the paths taken before
+    it busier than those decisions read them (their bookings); so they spread. A poll answered
+    late leaves a path's load unknown, and least loaded then rightly keeps to the measured ones
+    (one CI run put all three on the 30 Mbit/s path): spread is asserted where a decision's
+    candidates all stood alike, and said when not."""
     wait_until(lambda: idle(lab), 15, what="an idle network: every link measured and quiet, nothing booked")
     with lab.udp_floods("h1", "h7", 4, 6, PORTS) as reports:
         wait_until(lambda: measured(lab, PORTS), 6, what="the three UDP flows installed and measured")
         flows = udp_flows(lab, PORTS).values()
-        paths = [tuple(f["path"]) for f in flows]
-        decisions = decisions_of(lab, flows)
+        decisions = sorted((decision_of(lab, f) for f in flows), key=lambda d: d["id"])
         links = lab.api("links")[1]
-    per_path = Counter(paths)
-    read = [[(tuple(c["path"]), c["utilisation"], c["unknown"]) for c in d["candidates"]] for d in decisions]
+    per_path = Counter(tuple(f["path"]) for f in flows)
+    read = [[(">".join(c["path"]), c["utilisation"], c["unknown"]) for c in d["candidates"]] for d in decisions]
     print(f"\nthree 4 Mbit/s UDP flows h1>h7: {dict(per_path)}; (path, utilisation, unknown links) read "
           f"by each decision in turn: {read}")
-    for d in decisions:
-        assert d["chosen"] == least_loaded_choice(d), d
+    for d in decisions:     # least loaded's rule (Policy.rank, LeastLoaded.score) on its readings
+        assert d["policy"] == "least-loaded" and d["measured"], d
+        ranks = [(standing(c), round(c["utilisation"], 2)) for c in d["candidates"]]
+        assert d["chosen"] == ranks.index(min(ranks)), read
     for i, earlier in enumerate(decisions):
         taken = earlier["candidates"][earlier["chosen"]]
         for later in decisions[i + 1:]:
-            now = next(c for c in later["candidates"] if c["path"] == taken["path"])
-            assert now["utilisation"] > taken["utilisation"], (
-                f"decision {later['id']} read {'>'.join(taken['path'])} at {now['utilisation']}, as decision "
-                f"{earlier['id']} which took it had ({taken['utilisation']}): its booking was not seen")
-    if all(c["unknown"] == 0 for d in decisions for c in d["candidates"]):
-        assert len(per_path) >= 2, per_path
+            now = {tuple(c["path"]): c["utilisation"] for c in later["candidates"]}
+            if any(now[tuple(c["path"])] < c["utilisation"] for c in earlier["candidates"]):
+                continue    # a poll between them released bookings: the earlier flow's may stand in for one
+            assert now[tuple(taken["path"])] > taken["utilisation"], (
+                f"decision {later['id']} read {'>'.join(taken['path'])} as decision {earlier['id']}, which "
+                f"took it, had, and no reading fell between them: its booking was not seen; {read}")
+    if all(len({standing(c) for c in d["candidates"]}) == 1 for d in decisions):
+        assert len(per_path) >= 2, read
+    else:
+        warnings.warn(f"a decision read some candidates' load unknown: spread not asserted; {read}")
     for path, n in per_path.items():
         hops = list(zip(path, path[1:]))
         bottleneck = min(lab.spec.capacity_mbps(a, b) for a, b in hops)
