@@ -33,6 +33,19 @@ def link_flooded(lab: Lab, src: str, dst: str) -> bool:
     return link_reads(lab, src, dst, FLOODED)
 
 
+def standing(candidate: dict) -> int:
+    """Policy.rank's first key for a load-aware policy, from a decision's candidate as the API
+    shows it: measured with headroom, unknown, full."""
+    return 1 if candidate["unknown"] else 2 * (candidate["utilisation"] >= 1.0)
+
+
+def least_loaded_choice(decision: dict) -> int:
+    """Least loaded's choice (Policy.rank, LeastLoaded.score) on the readings a decision, as
+    GET /api/v1/decisions shows it, was given."""
+    ranks = [(standing(c), round(c["utilisation"], 2)) for c in decision["candidates"]]
+    return ranks.index(min(ranks))
+
+
 def pytest_collection_modifyitems(items):
     for item in items:
         if "tests/integration/" in str(item.fspath):

@@ -12,7 +12,7 @@ from urllib.parse import quote
 
 import pytest
 
-from tests.integration.conftest import running_lab
+from tests.integration.conftest import least_loaded_choice, running_lab, standing
 from topologies.lab import wait_until
 
 PORTS = (5991, 5992, 5993)
@@ -52,11 +52,6 @@ def decision_of(lab, flow: dict) -> dict:
     return taken[0]
 
 
-def standing(candidate: dict) -> int:
-    """Policy.rank's first key for a load-aware policy: measured with headroom, unknown, full."""
-    return 1 if candidate["unknown"] else 2 * (candidate["utilisation"] >= 1.0)
-
-
 def test_three_udp_flows_started_together_each_sees_the_ones_before_and_no_link_is_overloaded(lab):
     """Three 4 Mbit/s flows h1 to h7 start within milliseconds, one poll: together they would
     overload the 10 Mbit/s shortest path, and without bookings all three took one path. Each
@@ -75,10 +70,9 @@ def test_three_udp_flows_started_together_each_sees_the_ones_before_and_no_link_
     read = [[(">".join(c["path"]), c["utilisation"], c["unknown"]) for c in d["candidates"]] for d in decisions]
     print(f"\nthree 4 Mbit/s UDP flows h1>h7: {dict(per_path)}; (path, utilisation, unknown links) read "
           f"by each decision in turn: {read}")
-    for d in decisions:     # least loaded's rule (Policy.rank, LeastLoaded.score) on its readings
+    for d in decisions:
         assert d["policy"] == "least-loaded" and d["measured"], d
-        ranks = [(standing(c), round(c["utilisation"], 2)) for c in d["candidates"]]
-        assert d["chosen"] == ranks.index(min(ranks)), read
+        assert d["chosen"] == least_loaded_choice(d), read
     for i, earlier in enumerate(decisions):
         taken = earlier["candidates"][earlier["chosen"]]
         for later in decisions[i + 1:]:
